@@ -1,0 +1,380 @@
+//! Configuration, layered: command-line flags over `CLAUDE_CODEX_*` environment variables over
+//! `config.json` over defaults. Every value is checked as it is read, and an error names the key
+//! and where the bad value came from.
+
+use crate::http::guard::HostPattern;
+use crate::message::{Name, DEFAULT_MAX_TEXT_BYTES};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const MIB: u64 = 1024 * 1024;
+
+/// Largest `max_text_bytes` accepted: a request body must stay a size the relay can hold in
+/// memory a few times over without trouble.
+pub const MAX_TEXT_BYTES_LIMIT: u64 = 64 * MIB;
+
+/// Every config key, in the order layers apply them (a legacy `*_max_bytes` after its `*_max_mb`,
+/// so the byte count wins when one source gives both).
+pub const KEYS: &[&str] = &[
+    "host",
+    "port",
+    "data_dir",
+    "max_text_bytes",
+    "log_path",
+    "log_max_mb",
+    "log_max_bytes",
+    "log_backup_count",
+    "channel_log_path",
+    "channel_log_max_mb",
+    "channel_log_max_bytes",
+    "channel_log_backup_count",
+    "channels",
+    "allowed_hosts",
+];
+
+/// The environment variable for a key: `port` → `CLAUDE_CODEX_PORT`.
+pub fn env_var(key: &str) -> String {
+    format!("CLAUDE_CODEX_{}", key.to_ascii_uppercase())
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub max_text_bytes: usize,
+    pub log_path: PathBuf,
+    pub log_max_bytes: u64,
+    pub log_backup_count: usize,
+    pub channel_log_path: PathBuf,
+    pub channel_log_max_bytes: u64,
+    pub channel_log_backup_count: usize,
+    pub channels: Vec<Name>,
+    pub allowed_hosts: Vec<HostPattern>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let channel = |n| Name::parse("channels", n).expect("default channel names are valid");
+        Config {
+            host: "127.0.0.1".into(),
+            port: 8010,
+            data_dir: "storage".into(),
+            max_text_bytes: DEFAULT_MAX_TEXT_BYTES,
+            log_path: "log/claude_codex.log".into(),
+            log_max_bytes: 25 * MIB,
+            log_backup_count: 10,
+            channel_log_path: "log/channel_messages.log".into(),
+            channel_log_max_bytes: 25 * MIB,
+            channel_log_backup_count: 10,
+            channels: vec![channel("proj-x"), channel("codex"), channel("claude")],
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {key} {reason} (from {origin})")]
+    Value { key: String, reason: String, origin: String },
+    #[error("config: cannot read {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+/// A value as one source gives it: typed JSON from the config file, text from the environment.
+enum Raw<'a> {
+    Json(&'a Value),
+    Text(&'a str),
+}
+
+impl Raw<'_> {
+    fn string(&self) -> Result<String, String> {
+        let s = match self {
+            Raw::Json(Value::String(s)) => s.as_str(),
+            Raw::Json(_) => return Err("must be a string".into()),
+            Raw::Text(s) => s,
+        };
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(s.to_owned())
+    }
+
+    fn whole_number(&self) -> Result<u64, String> {
+        let n = match self {
+            Raw::Json(v) => v.as_u64(),
+            Raw::Text(s) => s.trim().parse().ok(),
+        };
+        n.ok_or_else(|| "must be a whole number of 0 or more".into())
+    }
+
+    fn number(&self) -> Result<f64, String> {
+        let n = match self {
+            Raw::Json(v) => v.as_f64(),
+            Raw::Text(s) => s.trim().parse().ok(),
+        };
+        n.filter(|n| n.is_finite()).ok_or_else(|| "must be a number".into())
+    }
+
+    /// A JSON array of strings, or comma-separated text; blank entries are skipped.
+    fn list(&self) -> Result<Vec<String>, String> {
+        let items: Vec<&str> = match self {
+            Raw::Json(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().ok_or("must be a list of strings"))
+                .collect::<Result<_, _>>()?,
+            Raw::Json(_) => return Err("must be a list of strings".into()),
+            Raw::Text(s) => s.split(',').collect(),
+        };
+        Ok(items.into_iter().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+    }
+}
+
+fn positive_bytes(n: u64) -> Result<u64, String> {
+    if n == 0 {
+        Err("must be more than 0".into())
+    } else {
+        Ok(n)
+    }
+}
+
+fn megabytes(raw: &Raw) -> Result<u64, String> {
+    let mb = raw.number()?;
+    if mb <= 0.0 {
+        return Err("must be more than 0".into());
+    }
+    Ok((mb * MIB as f64).round() as u64)
+}
+
+fn backup_count(raw: &Raw) -> Result<usize, String> {
+    let n = raw.whole_number()?;
+    usize::try_from(n).ok().filter(|&n| n <= 1000).ok_or_else(|| "must be at most 1000".into())
+}
+
+impl Config {
+    /// Builds the config from its layers. `config_path` is `--config`; without it,
+    /// `./config.json` is read when it exists. `env` looks up an environment variable.
+    pub fn load(
+        config_path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &Flags,
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        let default_path = Path::new("config.json");
+        let file = match config_path {
+            Some(p) => Some(p),
+            None if default_path.exists() => Some(default_path),
+            None => None,
+        };
+        if let Some(path) = file {
+            config.apply_file(path)?;
+        }
+        for key in KEYS {
+            let var = env_var(key);
+            if let Some(value) = env(&var) {
+                config
+                    .set(key, &Raw::Text(&value))
+                    .map_err(|reason| value_error(key, reason, format!("environment variable {var}")))?;
+            }
+        }
+        if let Some(host) = &flags.host {
+            config.set("host", &Raw::Text(host)).map_err(|r| value_error("host", r, "--host".into()))?;
+        }
+        if let Some(port) = flags.port {
+            config.port = port;
+        }
+        if let Some(dir) = &flags.data_dir {
+            config.set("data_dir", &Raw::Text(&dir.to_string_lossy())).map_err(|r| value_error("data_dir", r, "--data-dir".into()))?;
+        }
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let file_error = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| file_error(format!("invalid JSON: {e}")))?;
+        let Value::Object(map) = json else {
+            return Err(file_error("must hold a JSON object of settings".into()));
+        };
+        let source = format!("config file {}", path.display());
+        if let Some(unknown) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(value_error(unknown, format!("is not a setting; known settings: {}", KEYS.join(", ")), source));
+        }
+        for key in KEYS {
+            if let Some(value) = map.get(*key) {
+                self.set(key, &Raw::Json(value)).map_err(|reason| value_error(key, reason, source.clone()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, key: &str, raw: &Raw) -> Result<(), String> {
+        match key {
+            "host" => {
+                let host = raw.string()?;
+                if host.contains(char::is_whitespace) || host.contains('/') {
+                    return Err(format!("{host:?} is not a host name or IP address"));
+                }
+                self.host = host;
+            }
+            "port" => {
+                self.port = u16::try_from(raw.whole_number()?).map_err(|_| "must be a port number from 0 to 65535")?
+            }
+            "data_dir" => self.data_dir = raw.string()?.into(),
+            "max_text_bytes" => {
+                let n = positive_bytes(raw.whole_number()?)?;
+                if n > MAX_TEXT_BYTES_LIMIT {
+                    return Err(format!("must be at most {MAX_TEXT_BYTES_LIMIT} (64 MiB)"));
+                }
+                self.max_text_bytes = n as usize;
+            }
+            "log_path" => self.log_path = raw.string()?.into(),
+            "log_max_mb" => self.log_max_bytes = megabytes(raw)?,
+            "log_max_bytes" => self.log_max_bytes = positive_bytes(raw.whole_number()?)?,
+            "log_backup_count" => self.log_backup_count = backup_count(raw)?,
+            "channel_log_path" => self.channel_log_path = raw.string()?.into(),
+            "channel_log_max_mb" => self.channel_log_max_bytes = megabytes(raw)?,
+            "channel_log_max_bytes" => self.channel_log_max_bytes = positive_bytes(raw.whole_number()?)?,
+            "channel_log_backup_count" => self.channel_log_backup_count = backup_count(raw)?,
+            "channels" => {
+                let mut channels = Vec::new();
+                for item in raw.list()? {
+                    let name = Name::parse("channels", &item).map_err(|e| format!("entry {item:?} {}", e.reason))?;
+                    if !channels.contains(&name) {
+                        channels.push(name);
+                    }
+                }
+                self.channels = channels;
+            }
+            "allowed_hosts" => {
+                self.allowed_hosts = raw
+                    .list()?
+                    .iter()
+                    .map(|item| HostPattern::parse(item).map_err(|e| format!("entry {item:?} {e}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            _ => unreachable!("set() is called only with keys from KEYS"),
+        }
+        Ok(())
+    }
+}
+
+fn value_error(key: &str, reason: String, origin: String) -> ConfigError {
+    ConfigError::Value { key: key.to_owned(), reason, origin }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load_with(file: Option<&str>, env: &[(&str, &str)], flags: Flags) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load(file.map(|_| path.as_path()), |k| env.get(k).cloned(), &flags)
+    }
+
+    fn err(file: Option<&str>, env: &[(&str, &str)]) -> String {
+        load_with(file, env, Flags::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_match_the_python_relay() {
+        let c = load_with(None, &[], Flags::default()).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8010));
+        assert_eq!(c.log_max_bytes, 25 * MIB);
+        assert_eq!(c.log_backup_count, 10);
+        assert_eq!(c.channel_log_path, PathBuf::from("log/channel_messages.log"));
+        let names: Vec<_> = c.channels.iter().map(Name::as_str).collect();
+        assert_eq!(names, ["proj-x", "codex", "claude"]);
+        assert_eq!(c.data_dir, PathBuf::from("storage"));
+        assert_eq!(c.max_text_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let file = Some(r#"{"port": 9001, "host": "0.0.0.0", "data_dir": "a"}"#);
+        let env = [("CLAUDE_CODEX_PORT", "9002"), ("CLAUDE_CODEX_DATA_DIR", "b")];
+        let c = load_with(file, &env, Flags { port: Some(9003), ..Flags::default() }).unwrap();
+        assert_eq!((c.port, c.host.as_str(), c.data_dir.to_str().unwrap()), (9003, "0.0.0.0", "b"));
+    }
+
+    #[test]
+    fn env_lists_are_comma_separated() {
+        let c = load_with(None, &[("CLAUDE_CODEX_CHANNELS", "a, b,,a"), ("CLAUDE_CODEX_ALLOWED_HOSTS", "192.168.2.3")], Flags::default()).unwrap();
+        assert_eq!(c.channels.iter().map(Name::as_str).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(c.allowed_hosts.len(), 1);
+    }
+
+    #[test]
+    fn legacy_max_bytes_wins_over_max_mb_in_the_same_source() {
+        let c = load_with(Some(r#"{"log_max_mb": 1, "log_max_bytes": 5000, "channel_log_max_mb": 0.5}"#), &[], Flags::default()).unwrap();
+        assert_eq!(c.log_max_bytes, 5000);
+        assert_eq!(c.channel_log_max_bytes, MIB / 2);
+    }
+
+    #[test]
+    fn bad_env_value_names_key_and_variable() {
+        assert_eq!(
+            err(None, &[("CLAUDE_CODEX_PORT", "abc")]),
+            "config: port must be a whole number of 0 or more (from environment variable CLAUDE_CODEX_PORT)"
+        );
+    }
+
+    #[test]
+    fn port_out_of_range_is_refused() {
+        assert!(err(Some(r#"{"port": 70000}"#), &[]).contains("port must be a port number"));
+    }
+
+    #[test]
+    fn wrong_json_type_names_the_file() {
+        let e = err(Some(r#"{"channels": "proj-x"}"#), &[]);
+        assert!(e.starts_with("config: channels must be a list of strings (from config file "), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        assert!(err(Some(r#"{"prot": 1}"#), &[]).contains("prot is not a setting"));
+    }
+
+    #[test]
+    fn invalid_json_is_a_file_error() {
+        assert!(err(Some("{port: 1"), &[]).contains("invalid JSON"));
+        assert!(err(Some("[1]"), &[]).contains("JSON object"));
+    }
+
+    #[test]
+    fn missing_explicit_config_file_is_an_error() {
+        let e = Config::load(Some(Path::new("/nonexistent/relay.json")), |_| None, &Flags::default()).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/relay.json"));
+    }
+
+    #[test]
+    fn zero_sizes_and_bad_channels_are_refused() {
+        assert!(err(None, &[("CLAUDE_CODEX_LOG_MAX_MB", "0")]).contains("log_max_mb must be more than 0"));
+        assert!(err(None, &[("CLAUDE_CODEX_MAX_TEXT_BYTES", "0")]).contains("max_text_bytes"));
+        assert!(err(Some(r#"{"channels": ["ok", "a\u0007b"]}"#), &[]).contains("control characters"));
+        assert!(err(None, &[("CLAUDE_CODEX_ALLOWED_HOSTS", "a b")]).contains("allowed_hosts"));
+    }
+
+    #[test]
+    fn blank_host_is_refused() {
+        assert!(load_with(None, &[], Flags { host: Some(" ".into()), ..Flags::default() })
+            .unwrap_err()
+            .to_string()
+            .contains("(from --host)"));
+    }
+}

@@ -1,0 +1,130 @@
+//! Events, the records of the log, and their encoding on disk.
+//!
+//! A record is one format-version byte followed by the event encoded with bincode 2 (serde,
+//! standard config). New kinds of event are added at the end of [`Event`], so old records keep
+//! decoding; a new incompatible layout gets a new version byte.
+
+use crate::message::Message;
+use serde::{Deserialize, Serialize};
+
+/// The record layout written today.
+pub const FORMAT_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    MessagePosted(Message),
+}
+
+impl Event {
+    pub fn id(&self) -> u64 {
+        match self {
+            Event::MessagePosted(m) => m.id,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event {id}: empty record")]
+    Empty { id: u64 },
+    #[error("event {id}: unknown format version {version} (this relay reads version {FORMAT_VERSION}); is the data dir from a newer relay?")]
+    Version { id: u64, version: u8 },
+    #[error("event {id}: cannot decode record: {reason}")]
+    Body { id: u64, reason: String },
+    #[error("event {id}: record holds the id {found} instead")]
+    IdMismatch { id: u64, found: u64 },
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+pub fn encode(event: &Event) -> Vec<u8> {
+    let mut out = vec![FORMAT_VERSION];
+    // Encoding into a Vec cannot fail for these plain data types.
+    bincode::serde::encode_into_std_write(event, &mut out, config())
+        .expect("encoding an event into memory");
+    out
+}
+
+/// Decodes the record stored under `id`, checking that it is whole and holds that id.
+pub fn decode(id: u64, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty { id })?;
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::Version { id, version });
+    }
+    let (event, used): (Event, usize) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| DecodeError::Body { id, reason: e.to_string() })?;
+    if used != body.len() {
+        return Err(DecodeError::Body {
+            id,
+            reason: format!("{} trailing bytes", body.len() - used),
+        });
+    }
+    if event.id() != id {
+        return Err(DecodeError::IdMismatch { id, found: event.id() });
+    }
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Source;
+
+    fn sample(id: u64) -> Event {
+        Event::MessagePosted(Message {
+            id,
+            ts: 1_700_000_000.25,
+            target: "proj-x".into(),
+            sender: "claude".into(),
+            text: "```diff\n+x\n```".into(),
+            source: Source::Mcp,
+        })
+    }
+
+    #[test]
+    fn round_trip() {
+        assert_eq!(decode(3, &encode(&sample(3))).unwrap(), sample(3));
+    }
+
+    #[test]
+    fn record_starts_with_the_version_byte() {
+        assert_eq!(encode(&sample(1))[0], FORMAT_VERSION);
+    }
+
+    #[test]
+    fn unknown_version_names_the_id() {
+        let mut bytes = encode(&sample(9));
+        bytes[0] = 42;
+        let err = decode(9, &bytes).unwrap_err().to_string();
+        assert!(err.starts_with("event 9: unknown format version 42"), "{err}");
+    }
+
+    #[test]
+    fn truncated_record_is_an_error_not_a_panic() {
+        let bytes = encode(&sample(5));
+        for cut in 0..bytes.len() {
+            assert!(decode(5, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn unknown_event_kind_is_an_error() {
+        let mut bytes = encode(&sample(5));
+        bytes[1] = 200; // the variant index
+        assert!(matches!(decode(5, &bytes), Err(DecodeError::Body { id: 5, .. })));
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let mut bytes = encode(&sample(5));
+        bytes.push(0);
+        assert!(decode(5, &bytes).is_err());
+    }
+
+    #[test]
+    fn record_under_the_wrong_key_is_an_error() {
+        assert!(matches!(decode(6, &encode(&sample(5))), Err(DecodeError::IdMismatch { .. })));
+    }
+}

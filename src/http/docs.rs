@@ -1,0 +1,190 @@
+//! `/openapi.json` (the API described as OpenAPI 3.1) and `/docs` (the same description as a
+//! page, rendered from it with handlebars, so the two cannot disagree).
+
+use super::error::ApiError;
+use crate::relay::{REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
+use handlebars::Handlebars;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use warp::http::header;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+const DOCS_TEMPLATE: &str = include_str!("../../views/docs.hbs");
+const STYLESHEET: &str = include_str!("../../static/relay.css");
+
+/// Headers of every HTML page: no scripts at all, styles only from `/static/`.
+const CSP: &str = "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn param(name: &str, required: bool, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": required, "schema": schema, "description": description})
+}
+
+fn error_reply(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+/// The OpenAPI description of every route the relay serves.
+pub fn spec(max_text_bytes: usize) -> Value {
+    let message_list = json!({
+        "type": "object",
+        "required": ["target", "messages", "latest_id"],
+        "properties": {
+            "target": {"type": "string"},
+            "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+            "latest_id": {"type": "integer", "description": "Pass as since_id next time: the last id returned, or the since_id asked for (0 without one) when nothing was returned."}
+        }
+    });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "claude-codex-relay",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A durable local message relay for coding agents. Every route first checks the Host header (loopback or allowed_hosts, else 421) and, for writes, the Origin (foreign or null gets 403)."
+        },
+        "paths": {
+            "/api/messages": {
+                "get": {
+                    "summary": "Read a channel",
+                    "description": "Without since_id: the last `limit` messages of the channel. With since_id: the oldest `limit` messages whose id is greater. Messages come oldest first.",
+                    "parameters": [
+                        param("target", true, json!({"type": "string"}), "The channel."),
+                        param("since_id", false, json!({"type": "integer", "minimum": 0}), "Only messages with a greater id."),
+                        param("limit", false, json!({"type": "integer", "default": REST_DEFAULT_LIMIT}), &format!("Page size, clamped to 1..{REST_MAX_LIMIT}.")),
+                    ],
+                    "responses": {
+                        "200": {"description": "A page of messages", "content": {"application/json": {"schema": message_list}}},
+                        "400": error_reply("A parameter is missing or malformed; the error names it."),
+                        "503": error_reply("The store is unavailable.")
+                    }
+                },
+                "post": {
+                    "summary": "Post a message",
+                    "description": format!("Stores the message durably before answering. target and sender: 1 to 128 characters, no control characters, trimmed. text: not blank, at most {max_text_bytes} bytes."),
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "required": ["target", "sender", "text"],
+                        "properties": {"target": {"type": "string"}, "sender": {"type": "string"}, "text": {"type": "string"}}
+                    }}}},
+                    "responses": {
+                        "201": {"description": "Stored", "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "required": ["ok", "posted", "message"],
+                            "properties": {"ok": {"const": true}, "posted": {"type": "integer"}, "message": {"$ref": "#/components/schemas/Message"}}
+                        }}}},
+                        "400": error_reply("The body or a field is invalid; nothing was stored."),
+                        "403": error_reply("A foreign Origin or a cross-site request; nothing was stored."),
+                        "413": error_reply("The body is over the size limit; nothing was stored."),
+                        "503": error_reply("Not stored (the store failed or the relay is stopping); safe to retry.")
+                    }
+                }
+            },
+            "/api/channels": {
+                "get": {
+                    "summary": "List channels",
+                    "description": "Configured channels and every channel that holds a message, sorted by name.",
+                    "responses": {"200": {"description": "The channels", "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "required": ["channels", "details"],
+                        "properties": {
+                            "channels": {"type": "array", "items": {"type": "string"}},
+                            "details": {"type": "array", "items": {
+                                "type": "object",
+                                "properties": {"name": {"type": "string"}, "count": {"type": "integer"}, "last_id": {"type": "integer"}}
+                            }}
+                        }
+                    }}}}}
+                }
+            },
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The text ok", "content": {"text/plain": {"schema": {"const": "ok"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3.1 JSON"}}}},
+            "/docs": {"get": {"summary": "This description as a page", "responses": {"200": {"description": "HTML"}}}}
+        },
+        "components": {"schemas": {
+            "Message": {
+                "type": "object",
+                "required": ["id", "ts", "target", "sender", "text"],
+                "properties": {
+                    "id": {"type": "integer", "description": "Increasing, never reused."},
+                    "ts": {"type": "number", "description": "Seconds since the Unix epoch."},
+                    "target": {"type": "string"},
+                    "sender": {"type": "string"},
+                    "text": {"type": "string"},
+                    "source": {"type": "string", "enum": ["rest", "mcp", "ui", "cli"], "description": "The front door it came in through."}
+                }
+            },
+            "Error": {
+                "type": "object",
+                "required": ["ok", "error"],
+                "properties": {"ok": {"const": false}, "error": {"type": "string"}}
+            }
+        }}
+    })
+}
+
+/// The docs page's data: the spec's routes as a list the template can walk.
+fn page_data(spec: &Value) -> Value {
+    let mut routes = Vec::new();
+    for (path, methods) in spec["paths"].as_object().into_iter().flatten() {
+        for (method, op) in methods.as_object().into_iter().flatten() {
+            let responses: Vec<Value> = op["responses"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(status, r)| json!({"status": status, "description": r["description"]}))
+                .collect();
+            routes.push(json!({
+                "method": method.to_uppercase(),
+                "path": path,
+                "summary": op["summary"],
+                "description": op["description"],
+                "parameters": op["parameters"],
+                "responses": responses,
+            }));
+        }
+    }
+    json!({"title": spec["info"]["title"], "version": spec["info"]["version"], "description": spec["info"]["description"], "routes": routes})
+}
+
+fn html(body: String) -> Response {
+    let reply = warp::reply::with_header(warp::reply::html(body), header::CONTENT_SECURITY_POLICY, CSP);
+    warp::reply::with_header(reply, header::X_CONTENT_TYPE_OPTIONS, "nosniff").into_response()
+}
+
+pub fn routes(max_text_bytes: usize) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let spec = Arc::new(spec(max_text_bytes));
+    let mut templates = Handlebars::new();
+    templates.set_strict_mode(true);
+    templates.register_template_string("docs", DOCS_TEMPLATE).expect("views/docs.hbs is a valid template");
+    let docs_page = Arc::new(templates.render("docs", &page_data(&spec)).map_err(|e| e.to_string()));
+
+    let openapi = {
+        let spec = spec.clone();
+        warp::path!("openapi.json").and(warp::get()).map(move || warp::reply::json(&*spec).into_response())
+    };
+    let docs = warp::path!("docs").and(warp::get()).map(move || match &*docs_page {
+        Ok(body) => html(body.clone()),
+        Err(_) => ApiError::Internal.into_response(),
+    });
+    let css = warp::path!("static" / "relay.css").and(warp::get()).map(|| {
+        warp::reply::with_header(STYLESHEET, header::CONTENT_TYPE, "text/css; charset=utf-8").into_response()
+    });
+    openapi.or(docs).unify().or(css).unify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_template_renders_every_route() {
+        let mut templates = Handlebars::new();
+        templates.set_strict_mode(true);
+        templates.register_template_string("docs", DOCS_TEMPLATE).unwrap();
+        let page = templates.render("docs", &page_data(&spec(1024))).unwrap();
+        for route in ["/api/messages", "/api/channels", "/healthz", "/openapi.json", "/docs"] {
+            assert!(page.contains(route), "{route} missing from /docs");
+        }
+        assert!(page.contains("since_id"));
+    }
+}

@@ -1,0 +1,265 @@
+//! The host guard: one filter in front of every route.
+//!
+//! - DNS-rebinding protection: the `Host` header must name a loopback host (127.0.0.1,
+//!   localhost, [::1], any port) or match `allowed_hosts`; otherwise 421.
+//! - Cross-site writes: a request that can change state (any method but GET, HEAD, OPTIONS) is
+//!   refused with 403 when its `Origin` is foreign or `null`, or when the browser marks it
+//!   `Sec-Fetch-Site: cross-site`. Same-origin pages (the web UI) and local tools pass.
+
+use super::error::ApiError;
+use std::sync::Arc;
+use warp::http::{header, HeaderMap, Method};
+use warp::Filter;
+
+const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
+
+/// An allowed host from `allowed_hosts`: `192.168.2.3` (any port, like `192.168.2.3:*`),
+/// `192.168.2.3:8010`, `relay.lan:*`, `[fe80::1]:*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    host: String,
+    /// `None` matches any port.
+    port: Option<u16>,
+}
+
+impl HostPattern {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let invalid = || format!("is not a host, host:port or host:* pattern");
+        if raw.is_empty() || raw.contains(|c: char| c.is_whitespace() || c.is_control() || "/@?#".contains(c)) {
+            return Err(invalid());
+        }
+        // A bare IPv6 address (several colons, no brackets) means any port.
+        if raw.matches(':').count() > 1 && !raw.starts_with('[') {
+            return Ok(HostPattern { host: raw.to_ascii_lowercase(), port: None });
+        }
+        let (host, port) = match raw.strip_suffix(":*") {
+            Some(host) => (host, None),
+            None => split_authority(raw).ok_or_else(invalid)?,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(invalid());
+        }
+        Ok(HostPattern { host: host.to_ascii_lowercase(), port })
+    }
+
+    fn matches(&self, host: &str, port: Option<u16>) -> bool {
+        self.host == host && (self.port.is_none() || self.port == port)
+    }
+}
+
+/// Splits `host[:port]` (IPv6 in brackets) into the bare host and its port.
+fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => Some(p.parse().ok()?),
+        None => None,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// Who may talk to the relay; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct HostPolicy {
+    allowed: Arc<Vec<HostPattern>>,
+}
+
+impl HostPolicy {
+    pub fn new(allowed: Vec<HostPattern>) -> Self {
+        HostPolicy { allowed: Arc::new(allowed) }
+    }
+
+    fn allows(&self, host: &str, port: Option<u16>) -> bool {
+        let host = host.to_ascii_lowercase();
+        LOOPBACK.contains(&host.as_str()) || self.allowed.iter().any(|p| p.matches(&host, port))
+    }
+
+    pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+        let host = self.check_host(headers)?;
+        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            return Ok(());
+        }
+        if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
+            return Err(ApiError::Forbidden("cross-site request refused".into()));
+        }
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        let Some(origin) = origins.next() else { return Ok(()) };
+        if origins.next().is_some() {
+            return Err(ApiError::Forbidden("more than one Origin header".into()));
+        }
+        let origin = origin.to_str().unwrap_or("");
+        if self.origin_allowed(origin, &host) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "origin {origin:?} may not write to this relay; only the relay's own pages, loopback origins and allowed_hosts may"
+            )))
+        }
+    }
+
+    /// Checks the Host header and returns it.
+    fn check_host(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        let mut hosts = headers.get_all(header::HOST).iter();
+        let host = hosts.next().ok_or_else(|| ApiError::Misdirected("missing Host header".into()))?;
+        if hosts.next().is_some() {
+            return Err(ApiError::Misdirected("more than one Host header".into()));
+        }
+        let host = host.to_str().map_err(|_| ApiError::Misdirected("Host header is not plain text".into()))?;
+        match split_authority(host) {
+            Some((name, port)) if self.allows(name, port) => Ok(host.to_owned()),
+            _ => Err(ApiError::Misdirected(format!(
+                "host {host:?} is not allowed; use 127.0.0.1 or localhost, or add it to allowed_hosts"
+            ))),
+        }
+    }
+
+    /// `null` and anything but `http(s)://authority` are refused.
+    fn origin_allowed(&self, origin: &str, request_host: &str) -> bool {
+        let Some((scheme, authority)) = origin.split_once("://") else { return false };
+        let default_port = match scheme.to_ascii_lowercase().as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return false,
+        };
+        if authority.eq_ignore_ascii_case(request_host) {
+            return true;
+        }
+        match split_authority(authority) {
+            Some((host, port)) => self.allows(host, Some(port.unwrap_or(default_port))),
+            None => false,
+        }
+    }
+}
+
+/// The guard as a warp filter: put it in front of every route.
+pub fn filter(policy: HostPolicy) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::method()
+        .and(warp::header::headers_cloned())
+        .and_then(move |method: Method, headers: HeaderMap| {
+            let result = policy.check(&method, &headers).map_err(warp::reject::custom);
+            async move { result }
+        })
+        .untuple_one()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warp::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn policy(allowed: &[&str]) -> HostPolicy {
+        HostPolicy::new(allowed.iter().map(|a| HostPattern::parse(a).unwrap()).collect())
+    }
+
+    fn status(p: &HostPolicy, method: Method, pairs: &[(&'static str, &'static str)]) -> u16 {
+        match p.check(&method, &headers(pairs)) {
+            Ok(()) => 200,
+            Err(e) => e.status().as_u16(),
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_pass_with_any_port() {
+        let p = policy(&[]);
+        for h in ["127.0.0.1", "127.0.0.1:8010", "localhost:1", "LOCALHOST", "[::1]:8010", "[::1]"] {
+            assert_eq!(status(&p, Method::GET, &[("host", h)]), 200, "{h}");
+        }
+    }
+
+    #[test]
+    fn foreign_hosts_get_421() {
+        let p = policy(&[]);
+        for h in ["evil.com", "127.0.0.1.evil.com", "127.0.0.2:8010", "localhost:abc", "[::1", ""] {
+            assert_eq!(status(&p, Method::GET, &[("host", h)]), 421, "{h}");
+        }
+    }
+
+    #[test]
+    fn missing_or_doubled_host_gets_421() {
+        let p = policy(&[]);
+        assert_eq!(status(&p, Method::GET, &[]), 421);
+        assert_eq!(status(&p, Method::GET, &[("host", "localhost"), ("host", "evil.com")]), 421);
+    }
+
+    #[test]
+    fn bare_allowed_host_matches_any_port() {
+        let p = policy(&["192.168.2.3"]);
+        assert_eq!(status(&p, Method::GET, &[("host", "192.168.2.3:8010")]), 200);
+        assert_eq!(status(&p, Method::GET, &[("host", "192.168.2.3")]), 200);
+    }
+
+    #[test]
+    fn allowed_host_with_port_matches_only_that_port() {
+        let p = policy(&["relay.lan:8010"]);
+        assert_eq!(status(&p, Method::GET, &[("host", "relay.lan:8010")]), 200);
+        assert_eq!(status(&p, Method::GET, &[("host", "relay.lan:9000")]), 421);
+    }
+
+    #[test]
+    fn allowed_ipv6_patterns() {
+        let p = policy(&["[fe80::1]:*", "fe80::2"]);
+        assert_eq!(status(&p, Method::GET, &[("host", "[fe80::1]:8010")]), 200);
+        assert_eq!(status(&p, Method::GET, &[("host", "[fe80::2]:1")]), 200);
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for raw in ["", "a b", "http://x", "x:notaport", "[::1"] {
+            assert!(HostPattern::parse(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn post_from_foreign_or_null_origin_gets_403() {
+        let p = policy(&[]);
+        let host = ("host", "127.0.0.1:8010");
+        assert_eq!(status(&p, Method::POST, &[host, ("origin", "http://evil.com")]), 403);
+        assert_eq!(status(&p, Method::POST, &[host, ("origin", "null")]), 403);
+        assert_eq!(status(&p, Method::POST, &[host, ("origin", "file://")]), 403);
+        assert_eq!(status(&p, Method::DELETE, &[host, ("origin", "https://evil.com:443")]), 403);
+    }
+
+    #[test]
+    fn post_from_loopback_or_own_origin_passes() {
+        let p = policy(&["relay.lan"]);
+        let host = ("host", "relay.lan:8010");
+        assert_eq!(status(&p, Method::POST, &[host, ("origin", "http://relay.lan:8010")]), 200);
+        assert_eq!(status(&p, Method::POST, &[host, ("origin", "http://localhost:3000")]), 200);
+        assert_eq!(status(&p, Method::POST, &[host, ("origin", "http://[::1]:1")]), 200);
+        assert_eq!(status(&p, Method::POST, &[host]), 200);
+    }
+
+    #[test]
+    fn cross_site_fetch_metadata_gets_403_on_writes_only() {
+        let p = policy(&[]);
+        let pairs = [("host", "localhost"), ("sec-fetch-site", "cross-site")];
+        assert_eq!(status(&p, Method::POST, &pairs), 403);
+        assert_eq!(status(&p, Method::GET, &pairs), 200);
+        assert_eq!(status(&p, Method::POST, &[("host", "localhost"), ("sec-fetch-site", "same-origin")]), 200);
+    }
+
+    #[test]
+    fn reads_ignore_origin() {
+        assert_eq!(status(&policy(&[]), Method::GET, &[("host", "localhost"), ("origin", "null")]), 200);
+    }
+}

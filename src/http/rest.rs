@@ -1,0 +1,190 @@
+//! The REST API: `/api/messages` (GET, POST), `/api/channels`, `/healthz`. Shapes are the
+//! Python relay's, with fields added beside them (`latest_id`, `since_id`, channel details).
+
+use super::error::ApiError;
+use crate::message::Source;
+use crate::relay::{clamp_limit, Relay, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
+use bytes::{Buf, BufMut};
+#[cfg(test)]
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+/// Room in a request body beyond the text itself, for the other fields and JSON syntax.
+const BODY_OVERHEAD_BYTES: usize = 64 * 1024;
+/// JSON can spell one byte of text in up to six (`\u0000`), so the largest valid text can take
+/// this many times `max_text_bytes` in a body.
+const JSON_ESCAPE_FACTOR: usize = 6;
+
+/// The largest request body accepted for a given text limit: any text within the limit fits,
+/// however it is escaped.
+pub fn max_body_bytes(max_text_bytes: usize) -> usize {
+    max_text_bytes.saturating_mul(JSON_ESCAPE_FACTOR).saturating_add(BODY_OVERHEAD_BYTES)
+}
+
+pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let with_relay = warp::any().map(move || relay.clone());
+    let get_messages = warp::path!("api" / "messages")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_relay.clone())
+        .then(get_messages);
+    let post_message = warp::path!("api" / "messages")
+        .and(warp::post())
+        .and(with_relay.clone())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(post_message);
+    let channels = warp::path!("api" / "channels").and(warp::get()).and(with_relay).map(list_channels);
+    let health = warp::path!("healthz").and(warp::get()).map(|| "ok".into_response());
+    get_messages.or(post_message).unify().or(channels).unify().or(health).unify()
+}
+
+fn bad(reason: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(reason.into())
+}
+
+/// An integer query value. Out-of-range page sizes are clamped later, so only non-numbers fail.
+fn parse_limit(raw: &str) -> Result<i128, ApiError> {
+    raw.trim().parse().map_err(|_| bad(format!("limit: {raw:?} is not a whole number")))
+}
+
+fn parse_since_id(raw: &str) -> Result<u64, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| bad(format!("since_id: {raw:?} is not a whole number from 0 to {}", u64::MAX)))
+}
+
+async fn get_messages(query: HashMap<String, String>, relay: Relay) -> Response {
+    let result = async {
+        let target = query.get("target").ok_or_else(|| bad("target: is required (?target=CHANNEL)"))?;
+        let limit = query.get("limit").map(|v| parse_limit(v)).transpose()?;
+        let limit = clamp_limit(limit, REST_DEFAULT_LIMIT, REST_MAX_LIMIT);
+        let page = match query.get("since_id") {
+            Some(v) => relay.fetch_since(target, parse_since_id(v)?, limit, Source::Rest).await?,
+            None => relay.tail(target, limit, Source::Rest).await?,
+        };
+        Ok::<_, ApiError>(
+            warp::reply::json(&json!({
+                "target": page.target,
+                "messages": page.messages,
+                "latest_id": page.latest_id,
+            }))
+            .into_response(),
+        )
+    };
+    result.await.unwrap_or_else(ApiError::into_response)
+}
+
+/// Reads a request body into memory, refusing it as soon as it passes `limit` bytes (by its
+/// Content-Length, or while streaming when it has none).
+async fn read_body<S, B>(declared: Option<u64>, body: S, limit: usize) -> Result<Vec<u8>, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let too_large = || ApiError::TooLarge(format!("request body is over the limit of {limit} bytes"));
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| bad(format!("cannot read the request body: {e}")))?;
+        if out.len() + chunk.remaining() > limit {
+            return Err(too_large());
+        }
+        out.put(chunk);
+    }
+    Ok(out)
+}
+
+fn string_field(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
+    match body.get(field) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(bad(format!("{field}: must be a string"))),
+        None => Err(bad(format!("{field}: is required"))),
+    }
+}
+
+async fn post_message(
+    relay: Relay,
+    declared: Option<u64>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+) -> Response {
+    let result = async {
+        let bytes = read_body(declared, body, max_body_bytes(relay.max_text_bytes())).await?;
+        let json: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+        let Value::Object(fields) = json else {
+            return Err(bad("body must be a JSON object with target, sender and text"));
+        };
+        let (target, sender) = (string_field(&fields, "target")?, string_field(&fields, "sender")?);
+        let text = string_field(&fields, "text")?;
+        let m = relay.post(&target, &sender, text, Source::Rest).await?;
+        let reply = warp::reply::json(&json!({"ok": true, "posted": m.id, "message": m}));
+        Ok(warp::reply::with_status(reply, StatusCode::CREATED).into_response())
+    };
+    result.await.unwrap_or_else(ApiError::into_response)
+}
+
+fn list_channels(relay: Relay) -> Response {
+    let all = relay.channels();
+    let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+    let details: Vec<Value> = all
+        .iter()
+        .map(|c| json!({"name": c.name, "count": c.count, "last_id": c.last_id}))
+        .collect();
+    warp::reply::json(&json!({"channels": names, "details": details})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, warp::Error>> {
+        futures_util::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())
+    }
+
+    #[tokio::test]
+    async fn body_within_limit_is_read_whole() {
+        assert_eq!(read_body(None, chunks(&[b"ab", b"cd"]), 4).await.unwrap(), b"abcd");
+    }
+
+    #[tokio::test]
+    async fn body_over_limit_without_length_is_refused_while_streaming() {
+        let err = read_body(None, chunks(&[b"ab", b"cde"]), 4).await.unwrap_err();
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn declared_length_over_limit_is_refused_before_reading() {
+        let err = read_body(Some(5), chunks(&[]), 4).await.unwrap_err();
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn since_id_must_be_a_non_negative_whole_number() {
+        assert_eq!(parse_since_id(" 7 ").unwrap(), 7);
+        for raw in ["-1", "abc", "1.5", "18446744073709551616", ""] {
+            assert!(parse_since_id(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn limit_must_be_a_whole_number() {
+        assert_eq!(parse_limit("-3").unwrap(), -3);
+        assert_eq!(parse_limit("18446744073709551616").unwrap(), 1 << 64);
+        assert!(parse_limit("abc").is_err());
+        assert!(parse_limit("").is_err());
+    }
+
+    #[test]
+    fn body_limit_fits_the_largest_escaped_text() {
+        assert!(max_body_bytes(100) >= 600);
+        assert_eq!(max_body_bytes(usize::MAX), usize::MAX);
+    }
+}

@@ -1,0 +1,26 @@
+//! claude-codex-relay: a durable local message relay for coding agents.
+//!
+//! # Layout
+//! - [`message`]: names, text and messages, validated on the way in.
+//! - [`event`]: the log's records and their encoding (version byte + bincode 2).
+//! - [`store`]: the sled database: event log, channel views, group-commit writer. The only
+//!   module that touches sled.
+//! - [`relay`]: the service every front door calls (post, fetch since, tail, channels).
+//! - [`http`]: warp routes: host guard, REST, OpenAPI and docs, error mapping.
+//! - [`server`]: bind, serve, stop.
+//! - [`config`]: layered settings (flags, environment, config.json, defaults).
+//! - [`usage_log`]: the rotating tool-usage log behind slog.
+//! - [`cli`]: subcommands; `main.rs` only calls it.
+//!
+//! See ARCHITECTURE.md for the invariants.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod message;
+pub mod relay;
+pub mod server;
+pub mod store;
+pub mod usage_log;

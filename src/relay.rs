@@ -1,0 +1,156 @@
+//! The relay service: post, fetch since an id, tail, list channels. Every front door (REST, MCP,
+//! UI, CLI) calls this, so they validate, store and log the same way.
+
+use crate::config::Config;
+use crate::message::{Invalid, Message, Name, NewMessage, Source, Text};
+use crate::store::{ChannelStats, Store, StoreError};
+use slog::{info, Logger};
+use std::sync::Arc;
+
+/// REST `GET /api/messages`: default and largest page (the Python relay's numbers).
+pub const REST_DEFAULT_LIMIT: u64 = 200;
+pub const REST_MAX_LIMIT: u64 = 500;
+/// MCP `fetch_messages`: default and largest page (the Python relay's numbers).
+pub const MCP_DEFAULT_LIMIT: u64 = 50;
+pub const MCP_MAX_LIMIT: u64 = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Refused: nothing was stored.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The store could not do it: nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A page of one channel's messages, oldest first. `latest_id` is the cursor to pass as
+/// `since_id` next time: the last id in the page, or the `since_id` asked for when it is empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub target: String,
+    pub messages: Vec<Message>,
+    pub latest_id: u64,
+}
+
+#[derive(Clone)]
+pub struct Relay {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    channels: Vec<Name>,
+    max_text_bytes: usize,
+    log: Logger,
+}
+
+/// Clamps a requested page size into `1..=max` (the Python relay clamped rather than refused).
+pub fn clamp_limit(requested: Option<i128>, default: u64, max: u64) -> usize {
+    requested.map_or(default, |n| n.clamp(1, max as i128) as u64) as usize
+}
+
+impl Relay {
+    pub fn new(store: Store, config: &Config, log: Logger) -> Relay {
+        Relay {
+            inner: Arc::new(Inner {
+                store,
+                channels: config.channels.clone(),
+                max_text_bytes: config.max_text_bytes,
+                log,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn max_text_bytes(&self) -> usize {
+        self.inner.max_text_bytes
+    }
+
+    /// Validates and stores a message; returns it once it is durable.
+    pub async fn post(&self, target: &str, sender: &str, text: String, source: Source) -> Result<Message, RelayError> {
+        let message = NewMessage {
+            target: Name::parse("target", target)?,
+            sender: Name::parse("sender", sender)?,
+            text: Text::parse(text, self.inner.max_text_bytes)?,
+            source,
+        };
+        let m = self.inner.store.append(message).await?;
+        info!(self.inner.log, "post_message";
+            "target" => &m.target, "sender" => &m.sender, "id" => m.id,
+            "bytes" => m.text.len(), "source" => source.as_str());
+        Ok(m)
+    }
+
+    /// Up to `limit` messages of `target` after `since_id`, oldest first.
+    pub async fn fetch_since(&self, target: &str, since_id: u64, limit: usize, source: Source) -> Result<Page, RelayError> {
+        let target = Name::parse("target", target)?;
+        let store = self.inner.store.clone();
+        let name = target.as_str().to_owned();
+        let messages = blocking(move || store.since(&name, since_id, limit)).await?;
+        info!(self.inner.log, "fetch_messages";
+            "target" => target.as_str(), "since_id" => since_id, "limit" => limit,
+            "returned" => messages.len(), "source" => source.as_str());
+        Ok(page(target, messages, since_id))
+    }
+
+    /// The last `limit` messages of `target`, oldest first.
+    pub async fn tail(&self, target: &str, limit: usize, source: Source) -> Result<Page, RelayError> {
+        let target = Name::parse("target", target)?;
+        let store = self.inner.store.clone();
+        let name = target.as_str().to_owned();
+        let messages = blocking(move || store.tail(&name, limit)).await?;
+        info!(self.inner.log, "fetch_messages";
+            "target" => target.as_str(), "tail" => limit, "returned" => messages.len(),
+            "source" => source.as_str());
+        Ok(page(target, messages, 0))
+    }
+
+    /// Configured channels and every channel that holds a message, sorted by name.
+    pub fn channels(&self) -> Vec<ChannelStats> {
+        let mut all = self.inner.store.channels();
+        for name in &self.inner.channels {
+            if !all.iter().any(|c| c.name == name.as_str()) {
+                all.push(ChannelStats { name: name.as_str().to_owned(), count: 0, last_id: 0 });
+            }
+        }
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+}
+
+fn page(target: Name, messages: Vec<Message>, since_id: u64) -> Page {
+    let latest_id = messages.last().map_or(since_id, |m| m.id);
+    Page { target: target.as_str().to_owned(), messages, latest_id }
+}
+
+/// Runs a store read off the async workers: a sled read can wait on the disk.
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(format!("read task failed: {e}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_defaults_when_absent() {
+        assert_eq!(clamp_limit(None, 50, 200), 50);
+    }
+
+    #[test]
+    fn limit_is_clamped_into_range() {
+        assert_eq!(clamp_limit(Some(0), 50, 200), 1);
+        assert_eq!(clamp_limit(Some(-5), 50, 200), 1);
+        assert_eq!(clamp_limit(Some(201), 50, 200), 200);
+        assert_eq!(clamp_limit(Some(i128::MAX), 200, 500), 500);
+        assert_eq!(clamp_limit(Some(7), 50, 200), 7);
+    }
+}

@@ -1,0 +1,83 @@
+//! Starting and stopping the relay: open the store, bind the port, serve until told to stop,
+//! then let in-flight requests finish and close the store.
+
+use crate::config::Config;
+use crate::http::{self, guard::HostPolicy};
+use crate::relay::Relay;
+use crate::store::{Store, StoreError};
+use slog::{info, o, warn, Logger};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long a stop waits for in-flight requests before closing anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+}
+
+/// A relay with its store open and its port bound, not yet serving.
+pub struct Server {
+    relay: Relay,
+    listener: TcpListener,
+    policy: HostPolicy,
+    log: Logger,
+}
+
+impl Server {
+    pub async fn bind(config: &Config, log: Logger) -> Result<Server, StartError> {
+        let dir = config.data_dir.clone();
+        let store_log = log.new(o!("component" => "store"));
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir, store_log))
+            .await
+            .map_err(|e| StoreError::Io(format!("opening the store failed: {e}")))??;
+        let host = config.host.trim_start_matches('[').trim_end_matches(']');
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind((host, config.port)).await.map_err(|e| StartError::Listen {
+            reason: match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "the port is in use (is another relay running?); stop it or pass --port".to_owned()
+                }
+                _ => e.to_string(),
+            },
+            addr,
+        })?;
+        let relay = Relay::new(store, config, log.new(o!("component" => "relay")));
+        Ok(Server { relay, listener, policy: HostPolicy::new(config.allowed_hosts.clone()), log })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, gives in-flight requests up to
+    /// [`SHUTDOWN_GRACE`], and closes the store (which commits every post already queued).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StoreError> {
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        let serving = warp::serve(http::routes(self.relay.clone(), self.policy)).incoming(self.listener).graceful(signal).run();
+        let serving = tokio::spawn(serving);
+        let _ = stopping_rx.await;
+        info!(self.log, "stopping"; "grace_s" => SHUTDOWN_GRACE.as_secs());
+        if tokio::time::timeout(SHUTDOWN_GRACE, serving).await.is_err() {
+            warn!(self.log, "requests still open after the grace period; closing anyway");
+        }
+        let store = self.relay.store().clone();
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .map_err(|e| StoreError::Io(format!("closing the store failed: {e}")))?
+    }
+}

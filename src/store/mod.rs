@@ -1,0 +1,456 @@
+//! The store: the event log and its channel views in one sled database, written by one thread.
+//!
+//! Nothing outside this module touches sled. The rest of the relay sees [`Store`]: append a
+//! message (durable when it returns), read a channel since an id or its tail, list channels,
+//! the last visible id, and a subscription to appends.
+//!
+//! Commit protocol (one writer thread, group commit):
+//! 1. take every append waiting in the queue (at most [`MAX_BATCH`]) and give them ids;
+//! 2. if those ids pass the reservation, reserve more and flush (so ids are never reused, even
+//!    after a crash that loses the events written next);
+//! 3. write the events to the log as one sled batch and flush the database: one fsync for the
+//!    whole group;
+//! 4. apply the events to the channel views (flushed by the next commit or sled's own timer; on
+//!    open the views catch up from their checkpoint, so losing this step to a crash loses nothing);
+//! 5. publish: readers see the new messages only now, so nothing can be read that a crash could
+//!    still take away; then every poster in the group gets its answer.
+
+mod log;
+mod views;
+
+use crate::event::Event;
+use crate::message::{Message, NewMessage};
+use log::EventLog;
+use slog::{error, info, warn, Logger};
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::thread;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{oneshot, watch};
+use views::{Channels, Views};
+
+/// Most appends committed in one group: bounds the memory and the latency of one commit.
+pub const MAX_BATCH: usize = 1024;
+
+/// Ids reserved per durable reservation: one extra flush per this many posts, and at most this
+/// many ids skipped after a crash.
+const ID_RESERVE_STEP: u64 = 1000;
+
+/// Events replayed into the views per batch when catching up or rebuilding.
+const REPLAY_CHUNK: usize = 4096;
+
+/// Test-only switch: acknowledge posts without flushing. It exists so the crash test can show
+/// that it detects lost acknowledged posts; never set it for real use.
+const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
+
+const LOCK_FILE: &str = "relay.lock";
+const DB_DIR: &str = "db";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use data directory {dir}: {reason}")]
+    Dir { dir: String, reason: String },
+    #[error("data directory {dir} is locked by another relay (pid {pid}); stop it or pass --data-dir")]
+    Locked { dir: String, pid: String },
+    #[error("storage error: {0}")]
+    Io(String),
+    #[error("the data is damaged: {0}")]
+    Corrupt(String),
+    #[error("the relay is shutting down; retry when it is back")]
+    Closed,
+    #[error("the store stopped accepting writes after an earlier failure ({0}); restart the relay")]
+    Failed(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Corruption { at, .. } => {
+                StoreError::Corrupt(format!("sled reports corruption at {at:?}; run `claude-codex-relay check`"))
+            }
+            other => StoreError::Io(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::event::DecodeError> for StoreError {
+    fn from(e: crate::event::DecodeError) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+/// One channel as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelStats {
+    pub name: String,
+    pub count: u64,
+    pub last_id: u64,
+}
+
+/// A handle on the open store; clones share it. The writer stops, after a final flush, when
+/// [`Store::close`] is called or the last handle is dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    queue: Mutex<Option<mpsc::Sender<Request>>>,
+    writer: Mutex<Option<thread::JoinHandle<Result<(), StoreError>>>>,
+}
+
+/// What the writer thread and the readers both use.
+struct Shared {
+    db: sled::Db,
+    log: EventLog,
+    views: Views,
+    /// Channel records as of the last published commit: what readers may see.
+    published: RwLock<Channels>,
+    /// The last published id; subscribers are told of each commit.
+    visible: watch::Sender<u64>,
+    dir: PathBuf,
+    logger: Logger,
+    _lock: File,
+}
+
+struct Request {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<Message, StoreError>>,
+}
+
+/// The writer thread's own state.
+struct Writer {
+    shared: Arc<Shared>,
+    channels: Channels,
+    next_id: u64,
+    reserved: u64,
+    failed: Option<String>,
+    skip_flush: bool,
+}
+
+fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Dir { dir: dir.display().to_string(), reason: reason.to_string() }
+}
+
+/// Takes the data directory's lock file, so two relays never share one store.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| dir_error(dir, e))?;
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| dir_error(dir, e))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let pid = std::process::id().to_string();
+            file.set_len(0).and_then(|()| file.write_all(pid.as_bytes())).map_err(|e| dir_error(dir, e))?;
+            Ok(file)
+        }
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = if pid.trim().is_empty() { "unknown".to_owned() } else { pid.trim().to_owned() };
+            Err(StoreError::Locked { dir: dir.display().to_string(), pid })
+        }
+        Err(TryLockError::Error(e)) => Err(dir_error(dir, e)),
+    }
+}
+
+/// Opens the database inside `dir` (taking the lock) without starting a writer.
+fn open_parts(dir: &Path, flush_timer: bool) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
+    let lock = lock_dir(dir)?;
+    let db = sled::Config::new()
+        .path(dir.join(DB_DIR))
+        .flush_every_ms(flush_timer.then_some(500))
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Io(io) => dir_error(dir, io),
+            other => StoreError::from(other),
+        })?;
+    let log = EventLog::open(&db)?;
+    let views = Views::open(&db)?;
+    Ok((lock, db, log, views))
+}
+
+/// Applies every event after the views' checkpoint. Returns the channel records and how many
+/// events were replayed.
+fn catch_up(log: &EventLog, views: &Views) -> Result<(Channels, u64), StoreError> {
+    let (mut checkpoint, mut channels) = views.load()?;
+    if checkpoint > log.last_id()? {
+        // Views ahead of the log cannot come from this relay's commit order; trust the log.
+        views.clear()?;
+        (checkpoint, channels) = (0, Channels::new());
+    }
+    let mut replayed = 0;
+    loop {
+        let events = log.read_from(checkpoint + 1, REPLAY_CHUNK)?;
+        let Some(last) = events.last() else { break };
+        checkpoint = last.id();
+        views.apply(&events, &mut channels)?;
+        replayed += events.len() as u64;
+    }
+    Ok((channels, replayed))
+}
+
+/// Drops the channel views and rebuilds them from the log. Returns the number of events
+/// replayed. Needs the data directory to itself (the relay must not be running on it).
+pub fn rebuild(dir: &Path) -> Result<u64, StoreError> {
+    let (_lock, db, log, views) = open_parts(dir, true)?;
+    views.clear()?;
+    let (_, replayed) = catch_up(&log, &views)?;
+    db.flush()?;
+    Ok(replayed)
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, catches the views up with the log and
+    /// starts the writer.
+    pub fn open(dir: &Path, logger: Logger) -> Result<Store, StoreError> {
+        let skip_flush = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
+        let (lock, db, log, views) = open_parts(dir, !skip_flush)?;
+        let (channels, replayed) = catch_up(&log, &views)?;
+        let last_id = log.last_id()?;
+        let reserved = log.reserved()?.max(last_id);
+        if replayed > 0 {
+            info!(logger, "caught up channel views"; "events" => replayed);
+        }
+        if skip_flush {
+            warn!(logger, "UNSAFE: posts are acknowledged without flushing"; "env" => UNSAFE_ACK_ENV);
+        }
+        let shared = Arc::new(Shared {
+            db,
+            log,
+            views,
+            published: RwLock::new(channels.clone()),
+            visible: watch::Sender::new(last_id),
+            dir: dir.to_owned(),
+            logger,
+            _lock: lock,
+        });
+        let writer = Writer { shared: shared.clone(), channels, next_id: reserved + 1, reserved, failed: None, skip_flush };
+        let (tx, rx) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("relay-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner { shared, queue: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)) }),
+        })
+    }
+
+    /// Appends a message; returns it with its id once it is durable.
+    pub async fn append(&self, message: NewMessage) -> Result<Message, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let queue = self.inner.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = queue.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(Request { message, reply }).map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn channel(&self, name: &str) -> Option<views::ChannelRecord> {
+        self.inner.shared.published.read().unwrap_or_else(|p| p.into_inner()).get(name).copied()
+    }
+
+    /// Up to `limit` messages of `channel` with id > `after`, oldest first.
+    pub fn since(&self, channel: &str, after: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
+        match self.channel(channel) {
+            Some(c) => self.inner.shared.views.since(c.no, after, c.last_id, limit),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The last `limit` messages of `channel`, oldest first.
+    pub fn tail(&self, channel: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
+        match self.channel(channel) {
+            Some(c) => self.inner.shared.views.tail(c.no, c.last_id, limit),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Every channel that holds a message, sorted by name.
+    pub fn channels(&self) -> Vec<ChannelStats> {
+        let published = self.inner.shared.published.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = published
+            .iter()
+            .map(|(name, c)| ChannelStats { name: name.clone(), count: c.count, last_id: c.last_id })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Messages stored, over all channels.
+    pub fn message_count(&self) -> u64 {
+        self.inner.shared.published.read().unwrap_or_else(|p| p.into_inner()).values().map(|c| c.count).sum()
+    }
+
+    /// The id of the last message readers can see.
+    pub fn last_id(&self) -> u64 {
+        *self.inner.shared.visible.borrow()
+    }
+
+    /// Watches the last visible id: woken after each commit.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.shared.visible.subscribe()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.shared.dir
+    }
+
+    /// Stops taking appends, lets the writer finish what is queued, and flushes. Blocks: call it
+    /// from a blocking context. Appends after this get [`StoreError::Closed`].
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.inner.close()
+    }
+}
+
+impl Inner {
+    fn close(&self) -> Result<(), StoreError> {
+        drop(self.queue.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match handle.map(thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(StoreError::Io("the writer thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            error!(self.shared.logger, "closing the store failed"; "error" => %e);
+        }
+    }
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Request>) -> Result<(), StoreError> {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => group.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+        // Every sender is gone: give back the unused reservation so a clean restart goes on
+        // without a gap, and make everything durable.
+        if self.failed.is_none() {
+            self.shared.log.set_reserved(self.next_id - 1)?;
+        }
+        self.shared.db.flush()?;
+        Ok(())
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        if let Some(reason) = &self.failed {
+            for r in group {
+                let _ = r.reply.send(Err(StoreError::Failed(reason.clone())));
+            }
+            return;
+        }
+        let (messages, replies): (Vec<_>, Vec<_>) = group.into_iter().map(|r| (r.message, r.reply)).unzip();
+        let events = match self.write_durably(messages) {
+            Ok(events) => events,
+            Err(e) => {
+                error!(self.shared.logger, "commit failed"; "error" => %e);
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        // The events are durable from here on: every poster gets "posted" even if the views
+        // cannot be updated (they catch up from the log on the next start).
+        if let Err(e) = self.shared.views.apply(&events, &mut self.channels) {
+            error!(self.shared.logger, "updating channel views failed"; "error" => %e);
+            self.failed = Some(format!("updating channel views failed: {e}"));
+        } else {
+            self.publish(&events);
+        }
+        for (event, reply) in events.into_iter().zip(replies) {
+            let Event::MessagePosted(m) = event;
+            let _ = reply.send(Ok(m));
+        }
+    }
+
+    /// Steps 2 and 3 of the protocol. On failure the events are taken out again (best effort)
+    /// so a later flush does not store posts whose posters were told they failed.
+    fn write_durably(&mut self, messages: Vec<NewMessage>) -> Result<Vec<Event>, StoreError> {
+        let first = self.next_id;
+        let last = first + messages.len() as u64 - 1;
+        // Ids are spent even if this commit fails: an id is never handed out twice.
+        self.next_id = last + 1;
+        if last > self.reserved {
+            let reserved = last + ID_RESERVE_STEP;
+            self.shared.log.set_reserved(reserved)?;
+            self.shared.db.flush()?;
+            self.reserved = reserved;
+        }
+        let ts = now_secs();
+        let events: Vec<Event> = messages
+            .into_iter()
+            .zip(first..)
+            .map(|(m, id)| {
+                Event::MessagePosted(Message {
+                    id,
+                    ts,
+                    target: m.target.as_str().to_owned(),
+                    sender: m.sender.as_str().to_owned(),
+                    text: m.text.into_string(),
+                    source: m.source,
+                })
+            })
+            .collect();
+        let result = self.shared.log.append(&events).and_then(|()| {
+            if !self.skip_flush {
+                self.shared.db.flush()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            if let Err(undo) = self.shared.log.remove(first, last) {
+                self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
+            }
+            return Err(e);
+        }
+        Ok(events)
+    }
+
+    fn publish(&self, events: &[Event]) {
+        let Some(last) = events.last() else { return };
+        {
+            let mut published = self.shared.published.write().unwrap_or_else(|p| p.into_inner());
+            let touched: HashSet<&str> = events
+                .iter()
+                .map(|e| {
+                    let Event::MessagePosted(m) = e;
+                    m.target.as_str()
+                })
+                .collect();
+            for name in touched {
+                published.insert(name.to_owned(), self.channels[name]);
+            }
+        }
+        self.shared.visible.send_replace(last.id());
+    }
+}
+
+#[cfg(test)]
+mod tests;
