@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 
-const ABOUT: &str = "A durable local message relay for coding agents (Claude Code, Codex, any MCP client) and their humans.";
+const ABOUT: &str =
+    "A durable local message relay for coding agents (Claude Code, Codex, any MCP client) and their humans.";
 
 const LONG_ABOUT: &str = "\
 A durable local message relay for coding agents (Claude Code, Codex, any MCP client) and their

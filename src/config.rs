@@ -193,7 +193,9 @@ impl Config {
             config.port = port;
         }
         if let Some(dir) = &flags.data_dir {
-            config.set("data_dir", &Raw::Text(&dir.to_string_lossy())).map_err(|r| value_error("data_dir", r, "--data-dir".into()))?;
+            config
+                .set("data_dir", &Raw::Text(&dir.to_string_lossy()))
+                .map_err(|r| value_error("data_dir", r, "--data-dir".into()))?;
         }
         Ok(config)
     }
@@ -201,17 +203,23 @@ impl Config {
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
         let file_error = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-        let json: Value = serde_json::from_str(&text).map_err(|e| file_error(format!("invalid JSON: {e}")))?;
+        let json: Value =
+            serde_json::from_str(&text).map_err(|e| file_error(format!("invalid JSON: {e}")))?;
         let Value::Object(map) = json else {
             return Err(file_error("must hold a JSON object of settings".into()));
         };
         let source = format!("config file {}", path.display());
         if let Some(unknown) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(value_error(unknown, format!("is not a setting; known settings: {}", KEYS.join(", ")), source));
+            return Err(value_error(
+                unknown,
+                format!("is not a setting; known settings: {}", KEYS.join(", ")),
+                source,
+            ));
         }
         for key in KEYS {
             if let Some(value) = map.get(*key) {
-                self.set(key, &Raw::Json(value)).map_err(|reason| value_error(key, reason, source.clone()))?;
+                self.set(key, &Raw::Json(value))
+                    .map_err(|reason| value_error(key, reason, source.clone()))?;
             }
         }
         Ok(())
@@ -227,7 +235,8 @@ impl Config {
                 self.host = host;
             }
             "port" => {
-                self.port = u16::try_from(raw.whole_number()?).map_err(|_| "must be a port number from 0 to 65535")?
+                self.port =
+                    u16::try_from(raw.whole_number()?).map_err(|_| "must be a port number from 0 to 65535")?
             }
             "data_dir" => self.data_dir = raw.string()?.into(),
             "max_text_bytes" => {
@@ -248,7 +257,8 @@ impl Config {
             "channels" => {
                 let mut channels = Vec::new();
                 for item in raw.list()? {
-                    let name = Name::parse("channels", &item).map_err(|e| format!("entry {item:?} {}", e.reason))?;
+                    let name =
+                        Name::parse("channels", &item).map_err(|e| format!("entry {item:?} {}", e.reason))?;
                     if !channels.contains(&name) {
                         channels.push(name);
                     }
@@ -314,14 +324,24 @@ mod tests {
 
     #[test]
     fn env_lists_are_comma_separated() {
-        let c = load_with(None, &[("CLAUDE_CODEX_CHANNELS", "a, b,,a"), ("CLAUDE_CODEX_ALLOWED_HOSTS", "192.168.2.3")], Flags::default()).unwrap();
+        let c = load_with(
+            None,
+            &[("CLAUDE_CODEX_CHANNELS", "a, b,,a"), ("CLAUDE_CODEX_ALLOWED_HOSTS", "192.168.2.3")],
+            Flags::default(),
+        )
+        .unwrap();
         assert_eq!(c.channels.iter().map(Name::as_str).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(c.allowed_hosts.len(), 1);
     }
 
     #[test]
     fn legacy_max_bytes_wins_over_max_mb_in_the_same_source() {
-        let c = load_with(Some(r#"{"log_max_mb": 1, "log_max_bytes": 5000, "channel_log_max_mb": 0.5}"#), &[], Flags::default()).unwrap();
+        let c = load_with(
+            Some(r#"{"log_max_mb": 1, "log_max_bytes": 5000, "channel_log_max_mb": 0.5}"#),
+            &[],
+            Flags::default(),
+        )
+        .unwrap();
         assert_eq!(c.log_max_bytes, 5000);
         assert_eq!(c.channel_log_max_bytes, MIB / 2);
     }
@@ -358,7 +378,8 @@ mod tests {
 
     #[test]
     fn missing_explicit_config_file_is_an_error() {
-        let e = Config::load(Some(Path::new("/nonexistent/relay.json")), |_| None, &Flags::default()).unwrap_err();
+        let e = Config::load(Some(Path::new("/nonexistent/relay.json")), |_| None, &Flags::default())
+            .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/relay.json"));
     }
 

@@ -42,8 +42,7 @@ fn config() -> bincode::config::Configuration {
 pub fn encode(event: &Event) -> Vec<u8> {
     let mut out = vec![FORMAT_VERSION];
     // Encoding into a Vec cannot fail for these plain data types.
-    bincode::serde::encode_into_std_write(event, &mut out, config())
-        .expect("encoding an event into memory");
+    bincode::serde::encode_into_std_write(event, &mut out, config()).expect("encoding an event into memory");
     out
 }
 
@@ -56,10 +55,7 @@ pub fn decode(id: u64, bytes: &[u8]) -> Result<Event, DecodeError> {
     let (event, used): (Event, usize) = bincode::serde::decode_from_slice(body, config())
         .map_err(|e| DecodeError::Body { id, reason: e.to_string() })?;
     if used != body.len() {
-        return Err(DecodeError::Body {
-            id,
-            reason: format!("{} trailing bytes", body.len() - used),
-        });
+        return Err(DecodeError::Body { id, reason: format!("{} trailing bytes", body.len() - used) });
     }
     if event.id() != id {
         return Err(DecodeError::IdMismatch { id, found: event.id() });

@@ -71,7 +71,13 @@ impl Relay {
     }
 
     /// Validates and stores a message; returns it once it is durable.
-    pub async fn post(&self, target: &str, sender: &str, text: String, source: Source) -> Result<Message, RelayError> {
+    pub async fn post(
+        &self,
+        target: &str,
+        sender: &str,
+        text: String,
+        source: Source,
+    ) -> Result<Message, RelayError> {
         let message = NewMessage {
             target: Name::parse("target", target)?,
             sender: Name::parse("sender", sender)?,
@@ -86,7 +92,13 @@ impl Relay {
     }
 
     /// Up to `limit` messages of `target` after `since_id`, oldest first.
-    pub async fn fetch_since(&self, target: &str, since_id: u64, limit: usize, source: Source) -> Result<Page, RelayError> {
+    pub async fn fetch_since(
+        &self,
+        target: &str,
+        since_id: u64,
+        limit: usize,
+        source: Source,
+    ) -> Result<Page, RelayError> {
         let target = Name::parse("target", target)?;
         let store = self.inner.store.clone();
         let name = target.as_str().to_owned();

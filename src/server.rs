@@ -68,7 +68,10 @@ impl Server {
             shutdown.await;
             let _ = stopping_tx.send(());
         };
-        let serving = warp::serve(http::routes(self.relay.clone(), self.policy)).incoming(self.listener).graceful(signal).run();
+        let serving = warp::serve(http::routes(self.relay.clone(), self.policy))
+            .incoming(self.listener)
+            .graceful(signal)
+            .run();
         let serving = tokio::spawn(serving);
         let _ = stopping_rx.await;
         info!(self.log, "stopping"; "grace_s" => SHUTDOWN_GRACE.as_secs());

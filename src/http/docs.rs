@@ -14,7 +14,8 @@ const DOCS_TEMPLATE: &str = include_str!("../../views/docs.hbs");
 const STYLESHEET: &str = include_str!("../../static/relay.css");
 
 /// Headers of every HTML page: no scripts at all, styles only from `/static/`.
-const CSP: &str = "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const CSP: &str =
+    "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 fn param(name: &str, required: bool, schema: Value, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": required, "schema": schema, "description": description})

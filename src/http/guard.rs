@@ -25,8 +25,9 @@ pub struct HostPattern {
 impl HostPattern {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        let invalid = || format!("is not a host, host:port or host:* pattern");
-        if raw.is_empty() || raw.contains(|c: char| c.is_whitespace() || c.is_control() || "/@?#".contains(c)) {
+        let invalid = || "is not a host, host:port or host:* pattern".to_owned();
+        if raw.is_empty() || raw.contains(|c: char| c.is_whitespace() || c.is_control() || "/@?#".contains(c))
+        {
             return Err(invalid());
         }
         // A bare IPv6 address (several colons, no brackets) means any port.
@@ -116,7 +117,8 @@ impl HostPolicy {
         if hosts.next().is_some() {
             return Err(ApiError::Misdirected("more than one Host header".into()));
         }
-        let host = host.to_str().map_err(|_| ApiError::Misdirected("Host header is not plain text".into()))?;
+        let host =
+            host.to_str().map_err(|_| ApiError::Misdirected("Host header is not plain text".into()))?;
         match split_authority(host) {
             Some((name, port)) if self.allows(name, port) => Ok(host.to_owned()),
             _ => Err(ApiError::Misdirected(format!(
@@ -255,7 +257,10 @@ mod tests {
         let pairs = [("host", "localhost"), ("sec-fetch-site", "cross-site")];
         assert_eq!(status(&p, Method::POST, &pairs), 403);
         assert_eq!(status(&p, Method::GET, &pairs), 200);
-        assert_eq!(status(&p, Method::POST, &[("host", "localhost"), ("sec-fetch-site", "same-origin")]), 200);
+        assert_eq!(
+            status(&p, Method::POST, &[("host", "localhost"), ("sec-fetch-site", "same-origin")]),
+            200
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 use super::error::ApiError;
 use crate::message::Source;
 use crate::relay::{clamp_limit, Relay, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
-use bytes::{Buf, BufMut};
 #[cfg(test)]
 use bytes::Bytes;
+use bytes::{Buf, BufMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -30,7 +30,7 @@ pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::
     let with_relay = warp::any().map(move || relay.clone());
     let get_messages = warp::path!("api" / "messages")
         .and(warp::get())
-        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(with_relay.clone())
         .then(get_messages);
     let post_message = warp::path!("api" / "messages")
@@ -59,8 +59,29 @@ fn parse_since_id(raw: &str) -> Result<u64, ApiError> {
         .map_err(|_| bad(format!("since_id: {raw:?} is not a whole number from 0 to {}", u64::MAX)))
 }
 
-async fn get_messages(query: HashMap<String, String>, relay: Relay) -> Response {
+/// Decodes a URL query (`a=1&b=x+y`). Unlike a lossy decoder, it refuses bytes that are not
+/// UTF-8 instead of turning them into U+FFFD, so a garbled channel name is an error, not a
+/// different channel. A repeated parameter keeps its last value.
+fn parse_query(raw: &str) -> Result<HashMap<String, String>, ApiError> {
+    let decode = |part: &str| {
+        let spaced = part.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| bad(format!("query: {part:?} is not valid percent-encoded UTF-8")))
+    };
+    raw.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode(key)?, decode(value)?))
+        })
+        .collect()
+}
+
+async fn get_messages(raw_query: String, relay: Relay) -> Response {
     let result = async {
+        let query = parse_query(&raw_query)?;
         let target = query.get("target").ok_or_else(|| bad("target: is required (?target=CHANNEL)"))?;
         let limit = query.get("limit").map(|v| parse_limit(v)).transpose()?;
         let limit = clamp_limit(limit, REST_DEFAULT_LIMIT, REST_MAX_LIMIT);
@@ -118,7 +139,8 @@ async fn post_message(
 ) -> Response {
     let result = async {
         let bytes = read_body(declared, body, max_body_bytes(relay.max_text_bytes())).await?;
-        let json: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+        let json: Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
         let Value::Object(fields) = json else {
             return Err(bad("body must be a JSON object with target, sender and text"));
         };
@@ -134,10 +156,8 @@ async fn post_message(
 fn list_channels(relay: Relay) -> Response {
     let all = relay.channels();
     let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
-    let details: Vec<Value> = all
-        .iter()
-        .map(|c| json!({"name": c.name, "count": c.count, "last_id": c.last_id}))
-        .collect();
+    let details: Vec<Value> =
+        all.iter().map(|c| json!({"name": c.name, "count": c.count, "last_id": c.last_id})).collect();
     warp::reply::json(&json!({"channels": names, "details": details})).into_response()
 }
 
@@ -180,6 +200,21 @@ mod tests {
         assert_eq!(parse_limit("18446744073709551616").unwrap(), 1 << 64);
         assert!(parse_limit("abc").is_err());
         assert!(parse_limit("").is_err());
+    }
+
+    #[test]
+    fn query_is_decoded() {
+        let q = parse_query("target=proj%2Dx+2&limit=5&&flag&limit=6").unwrap();
+        assert_eq!(q["target"], "proj-x 2");
+        assert_eq!(q["limit"], "6");
+        assert_eq!(q["flag"], "");
+        assert!(parse_query("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn query_with_invalid_utf8_is_refused() {
+        assert!(parse_query("target=%ff").is_err());
+        assert!(parse_query("%c3=x").is_err());
     }
 
     #[test]

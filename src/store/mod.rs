@@ -42,9 +42,13 @@ const ID_RESERVE_STEP: u64 = 1000;
 /// Events replayed into the views per batch when catching up or rebuilding.
 const REPLAY_CHUNK: usize = 4096;
 
-/// Test-only switch: acknowledge posts without flushing. It exists so the crash test can show
-/// that it detects lost acknowledged posts; never set it for real use.
+/// Test-only switch: acknowledge each group before writing it, as a write-behind relay would.
+/// It exists so the crash test can show that it detects lost acknowledged posts; never set it
+/// for real use. (Skipping only the flush would not do: sled hands writes to the OS at once,
+/// and a killed process does not lose the OS's cache.)
 const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
+/// How long the unsafe mode holds a group between acknowledging and writing it.
+const UNSAFE_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 
 const LOCK_FILE: &str = "relay.lock";
 const DB_DIR: &str = "db";
@@ -68,9 +72,9 @@ pub enum StoreError {
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         match e {
-            sled::Error::Corruption { at, .. } => {
-                StoreError::Corrupt(format!("sled reports corruption at {at:?}; run `claude-codex-relay check`"))
-            }
+            sled::Error::Corruption { at, .. } => StoreError::Corrupt(format!(
+                "sled reports corruption at {at:?}; run `claude-codex-relay check`"
+            )),
             other => StoreError::Io(other.to_string()),
         }
     }
@@ -129,7 +133,7 @@ struct Writer {
     next_id: u64,
     reserved: u64,
     failed: Option<String>,
-    skip_flush: bool,
+    ack_early: bool,
 }
 
 fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> StoreError {
@@ -164,16 +168,12 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
 }
 
 /// Opens the database inside `dir` (taking the lock) without starting a writer.
-fn open_parts(dir: &Path, flush_timer: bool) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
+fn open_parts(dir: &Path) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
     let lock = lock_dir(dir)?;
-    let db = sled::Config::new()
-        .path(dir.join(DB_DIR))
-        .flush_every_ms(flush_timer.then_some(500))
-        .open()
-        .map_err(|e| match e {
-            sled::Error::Io(io) => dir_error(dir, io),
-            other => StoreError::from(other),
-        })?;
+    let db = sled::Config::new().path(dir.join(DB_DIR)).open().map_err(|e| match e {
+        sled::Error::Io(io) => dir_error(dir, io),
+        other => StoreError::from(other),
+    })?;
     let log = EventLog::open(&db)?;
     let views = Views::open(&db)?;
     Ok((lock, db, log, views))
@@ -202,7 +202,7 @@ fn catch_up(log: &EventLog, views: &Views) -> Result<(Channels, u64), StoreError
 /// Drops the channel views and rebuilds them from the log. Returns the number of events
 /// replayed. Needs the data directory to itself (the relay must not be running on it).
 pub fn rebuild(dir: &Path) -> Result<u64, StoreError> {
-    let (_lock, db, log, views) = open_parts(dir, true)?;
+    let (_lock, db, log, views) = open_parts(dir)?;
     views.clear()?;
     let (_, replayed) = catch_up(&log, &views)?;
     db.flush()?;
@@ -217,16 +217,16 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`, catches the views up with the log and
     /// starts the writer.
     pub fn open(dir: &Path, logger: Logger) -> Result<Store, StoreError> {
-        let skip_flush = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
-        let (lock, db, log, views) = open_parts(dir, !skip_flush)?;
+        let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
+        let (lock, db, log, views) = open_parts(dir)?;
         let (channels, replayed) = catch_up(&log, &views)?;
         let last_id = log.last_id()?;
         let reserved = log.reserved()?.max(last_id);
         if replayed > 0 {
             info!(logger, "caught up channel views"; "events" => replayed);
         }
-        if skip_flush {
-            warn!(logger, "UNSAFE: posts are acknowledged without flushing"; "env" => UNSAFE_ACK_ENV);
+        if ack_early {
+            warn!(logger, "UNSAFE: posts are acknowledged before they are written"; "env" => UNSAFE_ACK_ENV);
         }
         let shared = Arc::new(Shared {
             db,
@@ -238,7 +238,14 @@ impl Store {
             logger,
             _lock: lock,
         });
-        let writer = Writer { shared: shared.clone(), channels, next_id: reserved + 1, reserved, failed: None, skip_flush };
+        let writer = Writer {
+            shared: shared.clone(),
+            channels,
+            next_id: reserved + 1,
+            reserved,
+            failed: None,
+            ack_early,
+        };
         let (tx, rx) = mpsc::channel();
         let handle = thread::Builder::new()
             .name("relay-writer".into())
@@ -365,17 +372,20 @@ impl Writer {
             }
             return;
         }
-        let (messages, replies): (Vec<_>, Vec<_>) = group.into_iter().map(|r| (r.message, r.reply)).unzip();
-        let events = match self.write_durably(messages) {
-            Ok(events) => events,
-            Err(e) => {
-                error!(self.shared.logger, "commit failed"; "error" => %e);
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-                return;
+        let (messages, mut replies): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|r| (r.message, r.reply)).unzip();
+        let events = self.assign_ids(messages);
+        if self.ack_early {
+            answer(&events, std::mem::take(&mut replies));
+            thread::sleep(UNSAFE_WRITE_DELAY);
+        }
+        if let Err(e) = self.write_durably(&events) {
+            error!(self.shared.logger, "commit failed"; "error" => %e);
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
             }
-        };
+            return;
+        }
         // The events are durable from here on: every poster gets "posted" even if the views
         // cannot be updated (they catch up from the log on the next start).
         if let Err(e) = self.shared.views.apply(&events, &mut self.channels) {
@@ -384,27 +394,16 @@ impl Writer {
         } else {
             self.publish(&events);
         }
-        for (event, reply) in events.into_iter().zip(replies) {
-            let Event::MessagePosted(m) = event;
-            let _ = reply.send(Ok(m));
-        }
+        answer(&events, replies);
     }
 
-    /// Steps 2 and 3 of the protocol. On failure the events are taken out again (best effort)
-    /// so a later flush does not store posts whose posters were told they failed.
-    fn write_durably(&mut self, messages: Vec<NewMessage>) -> Result<Vec<Event>, StoreError> {
-        let first = self.next_id;
-        let last = first + messages.len() as u64 - 1;
-        // Ids are spent even if this commit fails: an id is never handed out twice.
-        self.next_id = last + 1;
-        if last > self.reserved {
-            let reserved = last + ID_RESERVE_STEP;
-            self.shared.log.set_reserved(reserved)?;
-            self.shared.db.flush()?;
-            self.reserved = reserved;
-        }
+    /// Step 1: gives each message the next id. Ids are spent even if the commit fails, so an
+    /// id is never handed out twice.
+    fn assign_ids(&mut self, messages: Vec<NewMessage>) -> Vec<Event> {
         let ts = now_secs();
-        let events: Vec<Event> = messages
+        let first = self.next_id;
+        self.next_id += messages.len() as u64;
+        messages
             .into_iter()
             .zip(first..)
             .map(|(m, id)| {
@@ -417,20 +416,27 @@ impl Writer {
                     source: m.source,
                 })
             })
-            .collect();
-        let result = self.shared.log.append(&events).and_then(|()| {
-            if !self.skip_flush {
-                self.shared.db.flush()?;
-            }
-            Ok(())
-        });
-        if let Err(e) = result {
+            .collect()
+    }
+
+    /// Steps 2 and 3 of the protocol. On failure the events are taken out again (best effort)
+    /// so a later flush does not store posts whose posters were told they failed.
+    fn write_durably(&mut self, events: &[Event]) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(()) };
+        let (first, last) = (first.id(), last.id());
+        if last > self.reserved {
+            let reserved = last + ID_RESERVE_STEP;
+            self.shared.log.set_reserved(reserved)?;
+            self.shared.db.flush()?;
+            self.reserved = reserved;
+        }
+        let result = self.shared.log.append(events).and_then(|()| Ok(self.shared.db.flush().map(drop)?));
+        if let Err(e) = &result {
             if let Err(undo) = self.shared.log.remove(first, last) {
                 self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
             }
-            return Err(e);
         }
-        Ok(events)
+        result
     }
 
     fn publish(&self, events: &[Event]) {
@@ -449,6 +455,14 @@ impl Writer {
             }
         }
         self.shared.visible.send_replace(last.id());
+    }
+}
+
+/// Tells each poster its message (the events are in the order of the replies).
+fn answer(events: &[Event], replies: Vec<oneshot::Sender<Result<Message, StoreError>>>) {
+    for (event, reply) in events.iter().zip(replies) {
+        let Event::MessagePosted(m) = event;
+        let _ = reply.send(Ok(m.clone()));
     }
 }
 

@@ -24,7 +24,9 @@ fn post_concurrently(store: &Store, n: usize) -> Vec<Message> {
         let tasks: Vec<_> = (0..n)
             .map(|i| {
                 let store = store.clone();
-                tokio::spawn(async move { store.append(new_message(["a", "b", "c"][i % 3], &format!("m{i}"))).await })
+                tokio::spawn(async move {
+                    store.append(new_message(["a", "b", "c"][i % 3], &format!("m{i}"))).await
+                })
             })
             .collect();
         let mut out = Vec::new();
@@ -48,7 +50,10 @@ fn appends_get_increasing_ids_and_are_readable() {
     assert_eq!(a.len(), 100);
     assert!(a.windows(2).all(|w| w[0].id < w[1].id));
     assert_eq!(store.tail("b", 5).unwrap().len(), 5);
-    assert_eq!(store.tail("b", 5).unwrap().last().unwrap().id, store.since("b", 0, 1000).unwrap().last().unwrap().id);
+    assert_eq!(
+        store.tail("b", 5).unwrap().last().unwrap().id,
+        store.since("b", 0, 1000).unwrap().last().unwrap().id
+    );
     assert_eq!(store.message_count(), 300);
     store.close().unwrap();
 }
@@ -77,11 +82,11 @@ fn rebuilt_views_equal_incremental_views() {
     store.close().unwrap();
     drop(store);
     let incremental = {
-        let (_lock, _db, _log, views) = open_parts(dir.path(), true).unwrap();
+        let (_lock, _db, _log, views) = open_parts(dir.path()).unwrap();
         views.dump()
     };
     assert_eq!(rebuild(dir.path()).unwrap(), 500);
-    let (_lock, _db, _log, views) = open_parts(dir.path(), true).unwrap();
+    let (_lock, _db, _log, views) = open_parts(dir.path()).unwrap();
     let rebuilt = views.dump();
     assert!(incremental.len() > 500, "views hold messages, channels and a checkpoint");
     assert_eq!(incremental, rebuilt);
@@ -97,7 +102,7 @@ fn views_catch_up_with_events_they_missed() {
     // A crash after the log was flushed and before the views were updated: write events to the
     // log only.
     {
-        let (_lock, db, log, _views) = open_parts(dir.path(), true).unwrap();
+        let (_lock, db, log, _views) = open_parts(dir.path()).unwrap();
         let last = log.last_id().unwrap();
         let events: Vec<Event> = (1..=5)
             .map(|i| {

@@ -85,12 +85,14 @@ impl Views {
         for event in events {
             let Event::MessagePosted(m) = event;
             let next_no = channels.len() as u32;
-            let record = channels
-                .entry(m.target.clone())
-                .or_insert(ChannelRecord { no: next_no, count: 0, last_id: 0 });
+            let record = channels.entry(m.target.clone()).or_insert(ChannelRecord {
+                no: next_no,
+                count: 0,
+                last_id: 0,
+            });
             record.count += 1;
             record.last_id = m.id;
-            let json = serde_json::to_vec(m).map_err(|e| corrupt(e))?;
+            let json = serde_json::to_vec(m).map_err(corrupt)?;
             batch.insert(&message_key(record.no, m.id), json);
             touched.push(m.target.as_str());
         }
@@ -98,7 +100,7 @@ impl Views {
         touched.dedup();
         for name in touched {
             let bytes = bincode::serde::encode_to_vec(channels[name], bincode::config::standard())
-                .map_err(|e| corrupt(e))?;
+                .map_err(corrupt)?;
             batch.insert(channel_key(name), bytes);
         }
         batch.insert(&[CHECKPOINT], &last.id().to_be_bytes());
@@ -107,7 +109,13 @@ impl Views {
     }
 
     /// Up to `limit` messages of channel `no` with `after < id <= upto`, oldest first.
-    pub(crate) fn since(&self, no: u32, after: u64, upto: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
+    pub(crate) fn since(
+        &self,
+        no: u32,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
         if after >= upto {
             return Ok(Vec::new());
         }

@@ -1,0 +1,254 @@
+//! The real binary: crash with SIGKILL mid-stream and restart, start-up errors, clean stop.
+
+use crate::helpers::{all_messages, relay_command, request, send_raw, start_relay, RelayProcess};
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+const CHANNELS: [&str; 3] = ["alpha", "beta", "gamma"];
+/// Kill cycles in CI; `RELAY_KILL_CYCLES` asks for more.
+const DEFAULT_KILL_CYCLES: usize = 10;
+const WRITERS: usize = 6;
+
+/// A small xorshift generator: random kill moments without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Rng {
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos();
+        Rng(u64::from(nanos) | 1)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// What the relay acknowledged: id → (target, text).
+type Acked = Arc<Mutex<BTreeMap<u64, (String, String)>>>;
+
+/// Posts from `WRITERS` threads until the relay stops answering; records every 201.
+fn start_writers(addr: SocketAddr, cycle: usize, acked: &Acked) -> Vec<thread::JoinHandle<()>> {
+    (0..WRITERS)
+        .map(|w| {
+            let acked = acked.clone();
+            thread::spawn(move || {
+                for n in 0.. {
+                    let target = CHANNELS[(w + n) % CHANNELS.len()];
+                    let text = format!("cycle {cycle} writer {w} post {n}");
+                    let body = json!({"target": target, "sender": format!("w{w}"), "text": text}).to_string();
+                    let raw = format!(
+                        "POST /api/messages HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    match send_raw(addr, raw.as_bytes()) {
+                        Ok(reply) if reply.status == 201 => {
+                            let id = reply.json()["posted"].as_u64().unwrap();
+                            let previous = acked.lock().unwrap().insert(id, (target.to_owned(), text));
+                            assert!(previous.is_none(), "id {id} acknowledged twice");
+                        }
+                        // Killed: the connection failed or the reply was cut off.
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Compares what the relay holds with what it acknowledged. Returns the acknowledged ids that
+/// are missing or changed; panics on any other inconsistency.
+fn lost_messages(addr: SocketAddr, acked: &Acked) -> Vec<u64> {
+    let mut stored = BTreeMap::new();
+    for target in CHANNELS {
+        let messages = all_messages(addr, target);
+        let ids: Vec<u64> = messages.iter().map(|m| m["id"].as_u64().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids of {target} are strictly increasing");
+        for m in messages {
+            let id = m["id"].as_u64().unwrap();
+            let text = m["text"].as_str().unwrap().to_owned();
+            assert!(stored.insert(id, (target.to_owned(), text)).is_none(), "id {id} appears twice");
+        }
+    }
+    acked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(id, want)| stored.get(id) != Some(want))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+fn kill(relay: &mut RelayProcess) {
+    relay.child.kill().unwrap(); // SIGKILL
+    relay.child.wait().unwrap();
+}
+
+#[test]
+fn acknowledged_posts_survive_sigkill_mid_stream() {
+    let cycles =
+        std::env::var("RELAY_KILL_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_KILL_CYCLES);
+    let work = tempfile::tempdir().unwrap();
+    let acked: Acked = Arc::default();
+    let mut rng = Rng::seeded();
+    let mut startup_kills = 0;
+    for cycle in 0..cycles {
+        if cycle % 5 == 4 {
+            // Some kills land while the relay is still starting (opening and recovering sled).
+            let mut child = relay_command(work.path(), &["--port", "0", "--data-dir", "data"], &[])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            thread::sleep(Duration::from_millis(rng.below(30)));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            startup_kills += 1;
+        }
+        let mut relay = start_relay(work.path(), &[]);
+        let lost = lost_messages(relay.addr, &acked);
+        assert!(lost.is_empty(), "cycle {cycle}: acknowledged posts lost or changed: {lost:?}");
+        let highest_acked = acked.lock().unwrap().keys().last().copied().unwrap_or(0);
+        let writers = start_writers(relay.addr, cycle, &acked);
+        thread::sleep(Duration::from_millis(150 + rng.below(350)));
+        kill(&mut relay);
+        for w in writers {
+            w.join().unwrap();
+        }
+        let acked = acked.lock().unwrap();
+        let new_ids = acked.range(highest_acked + 1..).count();
+        assert!(new_ids > 0, "cycle {cycle}: the writers got posts acknowledged before the kill");
+    }
+    let relay = start_relay(work.path(), &[]);
+    assert_eq!(lost_messages(relay.addr, &acked), Vec::<u64>::new());
+    let next = request(
+        relay.addr,
+        "POST",
+        "/api/messages",
+        &[],
+        Some(br#"{"target":"alpha","sender":"s","text":"after"}"#),
+    );
+    let next_id = next.json()["posted"].as_u64().unwrap();
+    let acked = acked.lock().unwrap();
+    assert!(next_id > *acked.keys().last().unwrap(), "ids keep increasing after the crashes");
+    eprintln!("kill cycles: {cycles} ({startup_kills} extra kills during start-up), acknowledged posts: {}, lost: 0", acked.len());
+}
+
+/// The same check catches lost posts when the relay acknowledges before flushing: the crash
+/// test above can fail.
+#[test]
+fn the_crash_check_detects_posts_acknowledged_before_the_flush() {
+    let work = tempfile::tempdir().unwrap();
+    let acked: Acked = Arc::default();
+    let mut relay = start_relay(work.path(), &[("CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH", "1")]);
+    let writers = start_writers(relay.addr, 0, &acked);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acked.lock().unwrap().len() < 200 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    kill(&mut relay);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(acked.lock().unwrap().len() >= 200, "writers got acknowledgements");
+    let relay = start_relay(work.path(), &[]);
+    let lost = lost_messages(relay.addr, &acked);
+    assert!(!lost.is_empty(), "acknowledging before the flush must lose posts to SIGKILL");
+}
+
+fn failed_start(work: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = relay_command(work, args, env).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "exit code 1; stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line, no panic trace: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn start_up_errors_are_one_line_and_exit_1() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &[]);
+    let port = relay.addr.port().to_string();
+    // Port in use (another data dir, so the port is the only conflict).
+    let e = failed_start(work.path(), &["--port", &port, "--data-dir", "other"], &[]);
+    assert!(e.contains("in use"), "{e}");
+    // Data dir locked by the running relay.
+    let e = failed_start(work.path(), &["--port", "0", "--data-dir", "data"], &[]);
+    assert!(e.contains("locked by another relay") && e.contains(&relay.child.id().to_string()), "{e}");
+    // Data dir that cannot be created.
+    std::fs::write(work.path().join("a-file"), "x").unwrap();
+    let e = failed_start(work.path(), &["--port", "0", "--data-dir", "a-file/sub"], &[]);
+    assert!(e.contains("a-file/sub"), "{e}");
+    // A bad setting names the key and where it came from.
+    let e = failed_start(work.path(), &["--port", "0"], &[("CLAUDE_CODEX_LOG_MAX_MB", "lots")]);
+    assert!(e.contains("log_max_mb") && e.contains("CLAUDE_CODEX_LOG_MAX_MB"), "{e}");
+    std::fs::write(work.path().join("bad.json"), r#"{"port": "eighty"}"#).unwrap();
+    let e = failed_start(work.path(), &["--config", "bad.json"], &[]);
+    assert!(e.contains("port") && e.contains("bad.json"), "{e}");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_keeps_every_post() {
+    let work = tempfile::tempdir().unwrap();
+    let acked: Acked = Arc::default();
+    let mut relay = start_relay(work.path(), &[]);
+    let writers = start_writers(relay.addr, 0, &acked);
+    thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &relay.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = relay.child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "exit 0 on SIGTERM");
+    assert!(started.elapsed() < Duration::from_secs(6), "stopped within the grace period");
+    for w in writers {
+        w.join().unwrap();
+    }
+    let relay = start_relay(work.path(), &[]);
+    assert!(!acked.lock().unwrap().is_empty());
+    assert_eq!(lost_messages(relay.addr, &acked), Vec::<u64>::new());
+    let log = std::fs::read_to_string(work.path().join("log/claude_codex.log")).unwrap();
+    assert!(log.lines().any(|l| l.contains(" INFO post_message {")), "tool-usage log has post lines");
+}
+
+#[test]
+fn help_describes_the_commands() {
+    let work = tempfile::tempdir().unwrap();
+    let out = relay_command(work.path(), &["--help"], &[]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for word in ["serve", "rebuild", "--port", "--host", "--config", "--data-dir"] {
+        assert!(help.contains(word), "--help mentions {word}");
+    }
+}
+
+#[test]
+fn rebuild_replays_the_log_and_keeps_every_message() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &[]);
+    let posted: HashSet<u64> = (0..20)
+        .map(|i| {
+            let body = json!({"target": CHANNELS[i % 3], "sender": "s", "text": format!("m{i}")}).to_string();
+            request(relay.addr, "POST", "/api/messages", &[], Some(body.as_bytes())).json()["posted"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    drop(relay);
+    let out = relay_command(work.path(), &["rebuild", "--data-dir", "data"], &[]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from 20 events"));
+    let relay = start_relay(work.path(), &[]);
+    let after: HashSet<u64> = CHANNELS
+        .iter()
+        .flat_map(|c| all_messages(relay.addr, c))
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(after, posted);
+}
