@@ -392,6 +392,25 @@ mod tests {
     }
 
     #[test]
+    fn readme_documents_every_key_with_its_variable() {
+        let readme = include_str!("../README.md");
+        for key in KEYS {
+            let row = format!("| `{key}` | `{}` |", env_var(key));
+            assert!(readme.contains(&row), "README.md config table lacks the row for {key}");
+        }
+        let documented =
+            readme.lines().filter(|l| l.starts_with("| `") && l.contains("`CLAUDE_CODEX_")).count();
+        assert_eq!(documented, KEYS.len(), "README.md documents a key the relay does not have");
+    }
+
+    #[test]
+    fn example_config_json_holds_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.json");
+        let example = Config::load(Some(&path), |_| None, &Flags::default()).unwrap();
+        assert_eq!(format!("{example:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
     fn blank_host_is_refused() {
         assert!(load_with(None, &[], Flags { host: Some(" ".into()), ..Flags::default() })
             .unwrap_err()
