@@ -25,7 +25,7 @@ use slog::{error, info, warn, Logger};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -116,7 +116,6 @@ struct Shared {
     published: RwLock<Channels>,
     /// The last published id; subscribers are told of each commit.
     visible: watch::Sender<u64>,
-    dir: PathBuf,
     logger: Logger,
     _lock: File,
 }
@@ -234,7 +233,6 @@ impl Store {
             views,
             published: RwLock::new(channels.clone()),
             visible: watch::Sender::new(last_id),
-            dir: dir.to_owned(),
             logger,
             _lock: lock,
         });
@@ -311,10 +309,6 @@ impl Store {
     /// Watches the last visible id: woken after each commit.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.shared.visible.subscribe()
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.inner.shared.dir
     }
 
     /// Stops taking appends, lets the writer finish what is queued, and flushes. Blocks: call it
