@@ -5,8 +5,9 @@
 //! - [`event`]: the log's records and their encoding (version byte + bincode 2).
 //! - [`store`]: the sled database: event log, channel views, group-commit writer. The only
 //!   module that touches sled.
-//! - [`relay`]: the service every front door calls (post, fetch since, tail, channels).
-//! - [`http`]: warp routes: host guard, REST, OpenAPI and docs, error mapping.
+//! - [`relay`]: the service every front door calls (post, fetch since, tail, wait, channels).
+//! - [`mcp`]: the MCP tools (rmcp), calling the relay.
+//! - [`http`]: warp routes: host guard, REST, `/mcp`, OpenAPI and docs, error mapping.
 //! - [`server`]: bind, serve, stop.
 //! - [`config`]: layered settings (flags, environment, config.json, defaults).
 //! - [`usage_log`]: the rotating tool-usage log behind slog.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod http;
+pub mod mcp;
 pub mod message;
 pub mod relay;
 pub mod server;

@@ -6,6 +6,9 @@ use crate::message::{Invalid, Message, Name, NewMessage, Source, Text};
 use crate::store::{ChannelStats, Store, StoreError};
 use slog::{info, Logger};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// REST `GET /api/messages`: default and largest page (the Python relay's numbers).
 pub const REST_DEFAULT_LIMIT: u64 = 200;
@@ -13,6 +16,13 @@ pub const REST_MAX_LIMIT: u64 = 500;
 /// MCP `fetch_messages`: default and largest page (the Python relay's numbers).
 pub const MCP_DEFAULT_LIMIT: u64 = 50;
 pub const MCP_MAX_LIMIT: u64 = 200;
+/// Default and longest wait for new messages. The cap stays under Codex's default tool timeout
+/// (60 s) with room for the reply to travel.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(25);
+pub const MAX_WAIT: Duration = Duration::from_secs(50);
+/// Waits open at once. Each holds a task and a watch subscription; past this many, something
+/// is looping, and a clear error beats unbounded growth.
+pub const MAX_WAITERS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -22,6 +32,9 @@ pub enum RelayError {
     /// The store could not do it: nothing was acknowledged.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Too many calls of one kind at once; retry later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// A page of one channel's messages, oldest first. `latest_id` is the cursor to pass as
@@ -43,6 +56,9 @@ struct Inner {
     channels: Vec<Name>,
     max_text_bytes: usize,
     log: Logger,
+    waiters: Arc<Semaphore>,
+    /// Cancelled when the relay stops, so open waits answer at once instead of holding the stop.
+    stopping: CancellationToken,
 }
 
 /// Clamps a requested page size into `1..=max` (the Python relay clamped rather than refused).
@@ -58,6 +74,8 @@ impl Relay {
                 channels: config.channels.clone(),
                 max_text_bytes: config.max_text_bytes,
                 log,
+                waiters: Arc::new(Semaphore::new(MAX_WAITERS)),
+                stopping: CancellationToken::new(),
             }),
         }
     }
@@ -119,6 +137,58 @@ impl Relay {
             "target" => target.as_str(), "tail" => limit, "returned" => messages.len(),
             "source" => source.as_str());
         Ok(page(target, messages, 0))
+    }
+
+    /// Waits until `target` has a message after `since_id` (one not from `exclude_sender`, when
+    /// given), or `timeout` (capped at [`MAX_WAIT`]) passes. Woken by each commit, never by polling.
+    /// Returns the page and whether it timed out; an empty page keeps `latest_id` = `since_id`.
+    pub async fn wait(
+        &self,
+        target: &str,
+        since_id: u64,
+        timeout: Duration,
+        exclude_sender: Option<&str>,
+        source: Source,
+    ) -> Result<(Page, bool), RelayError> {
+        let target = Name::parse("target", target)?;
+        let _permit = self.inner.waiters.clone().try_acquire_owned().map_err(|_| {
+            RelayError::Busy(format!("too many waits open at once (limit {MAX_WAITERS}); retry shortly"))
+        })?;
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);
+        let mut commits = self.inner.store.subscribe();
+        let mut cursor = since_id;
+        let (messages, timed_out) = loop {
+            commits.borrow_and_update();
+            let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
+            let batch = blocking(move || store.since(&name, cursor, MCP_MAX_LIMIT as usize)).await?;
+            let scanned = batch.last().map(|m| m.id);
+            let wanted: Vec<Message> =
+                batch.into_iter().filter(|m| Some(m.sender.as_str()) != exclude_sender).collect();
+            if !wanted.is_empty() {
+                break (wanted, false);
+            }
+            if let Some(id) = scanned {
+                // Only the caller's own messages so far: look past them before waiting.
+                cursor = id;
+                continue;
+            }
+            tokio::select! {
+                changed = commits.changed() => if changed.is_err() { break (Vec::new(), true) },
+                () = tokio::time::sleep_until(deadline) => break (Vec::new(), true),
+                () = self.inner.stopping.cancelled() => break (Vec::new(), true),
+            }
+        };
+        info!(self.inner.log, "wait_for_messages";
+            "target" => target.as_str(), "since_id" => since_id, "returned" => messages.len(),
+            "timed_out" => timed_out, "waited_ms" => started.elapsed().as_millis() as u64,
+            "source" => source.as_str());
+        Ok((page(target, messages, since_id), timed_out))
+    }
+
+    /// Ends every open wait: each answers at once with what it has (usually nothing).
+    pub fn stop(&self) {
+        self.inner.stopping.cancel();
     }
 
     /// Configured channels and every channel that holds a message, sorted by name.

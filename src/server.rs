@@ -10,6 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// How long a stop waits for in-flight requests before closing anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -68,16 +69,19 @@ impl Server {
             shutdown.await;
             let _ = stopping_tx.send(());
         };
-        let serving = warp::serve(http::routes(self.relay.clone(), self.policy))
+        let mcp_stop = CancellationToken::new();
+        let serving = warp::serve(http::routes(self.relay.clone(), self.policy, mcp_stop.clone()))
             .incoming(self.listener)
             .graceful(signal)
             .run();
         let serving = tokio::spawn(serving);
         let _ = stopping_rx.await;
         info!(self.log, "stopping"; "grace_s" => SHUTDOWN_GRACE.as_secs());
+        self.relay.stop();
         if tokio::time::timeout(SHUTDOWN_GRACE, serving).await.is_err() {
             warn!(self.log, "requests still open after the grace period; closing anyway");
         }
+        mcp_stop.cancel();
         let store = self.relay.store().clone();
         tokio::task::spawn_blocking(move || store.close())
             .await

@@ -60,6 +60,7 @@ impl From<RelayError> for ApiError {
     fn from(e: RelayError) -> Self {
         match e {
             RelayError::Invalid(invalid) => ApiError::BadRequest(invalid.to_string()),
+            RelayError::Busy(m) => ApiError::Unavailable(m),
             RelayError::Store(StoreError::Closed) => ApiError::Unavailable(StoreError::Closed.to_string()),
             RelayError::Store(e) => ApiError::Unavailable(format!("not stored: {e}")),
         }

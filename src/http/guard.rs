@@ -2,8 +2,9 @@
 //!
 //! - DNS-rebinding protection: the `Host` header must name a loopback host (127.0.0.1,
 //!   localhost, [::1], any port) or match `allowed_hosts`; otherwise 421.
-//! - Cross-site writes: a request that can change state (any method but GET, HEAD, OPTIONS) is
-//!   refused with 403 when its `Origin` is foreign or `null`, or when the browser marks it
+//! - Cross-site writes and streams: a request that can change state (any method but GET, HEAD,
+//!   OPTIONS) or asks for a stream (`Accept: text/event-stream`, as MCP clients do) is refused
+//!   with 403 when its `Origin` is foreign or `null`, or when the browser marks it
 //!   `Sec-Fetch-Site: cross-site`. Same-origin pages (the web UI) and local tools pass.
 
 use super::error::ApiError;
@@ -89,7 +90,11 @@ impl HostPolicy {
 
     pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
         let host = self.check_host(headers)?;
-        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let streams = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| s.contains("text/event-stream")));
+        if !streams && matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return Ok(());
         }
         if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
@@ -261,6 +266,13 @@ mod tests {
             status(&p, Method::POST, &[("host", "localhost"), ("sec-fetch-site", "same-origin")]),
             200
         );
+    }
+
+    #[test]
+    fn stream_requests_check_origin_even_on_get() {
+        let p = policy(&[]);
+        let pairs = [("host", "localhost"), ("accept", "text/event-stream"), ("origin", "http://evil.com")];
+        assert_eq!(status(&p, Method::GET, &pairs), 403);
     }
 
     #[test]

@@ -103,7 +103,7 @@ async fn get_messages(raw_query: String, relay: Relay) -> Response {
 
 /// Reads a request body into memory, refusing it as soon as it passes `limit` bytes (by its
 /// Content-Length, or while streaming when it has none).
-async fn read_body<S, B>(declared: Option<u64>, body: S, limit: usize) -> Result<Vec<u8>, ApiError>
+pub(super) async fn read_body<S, B>(declared: Option<u64>, body: S, limit: usize) -> Result<Vec<u8>, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,

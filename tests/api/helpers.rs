@@ -265,7 +265,13 @@ pub fn relay_command(workdir: &Path, args: &[&str], env: &[(&str, &str)]) -> Com
 
 /// Starts the binary on a free port and waits for its `listening on` line.
 pub fn start_relay(workdir: &Path, env: &[(&str, &str)]) -> RelayProcess {
-    let mut child = relay_command(workdir, &["--port", "0", "--data-dir", "data"], env)
+    start_relay_on(workdir, 0, env)
+}
+
+/// Starts the binary on `port` (0: a free one) and waits for its `listening on` line.
+pub fn start_relay_on(workdir: &Path, port: u16, env: &[(&str, &str)]) -> RelayProcess {
+    let port = port.to_string();
+    let mut child = relay_command(workdir, &["--port", &port, "--data-dir", "data"], env)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -3,5 +3,6 @@
 
 mod guard;
 mod helpers;
+mod mcp;
 mod process;
 mod rest;

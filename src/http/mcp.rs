@@ -1,0 +1,152 @@
+//! `/mcp` (and `/mcp/`, without a redirect: clients break on redirects): rmcp's Streamable
+//! HTTP service inside a warp filter, on the same port and behind the same host guard as
+//! everything else.
+//!
+//! The service runs stateless (no session ids), so a client that initialized before a restart
+//! keeps working after it without a new `initialize`. rmcp's own Host and Origin checks are
+//! switched off: the host guard in front of every route is the one policy, so a forged Host or
+//! a foreign Origin gets the same answer on `/mcp` as anywhere else.
+
+use super::error::ApiError;
+use super::rest::{max_body_bytes, read_body};
+use crate::mcp::RelayMcp;
+use crate::relay::Relay;
+use bytes::{Buf, Bytes};
+use futures_util::Stream;
+use http_body_util::Full;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use warp::http::{HeaderMap, Method, Request, StatusCode};
+use warp::path::FullPath;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+type Service = StreamableHttpService<RelayMcp, LocalSessionManager>;
+
+pub fn routes(
+    relay: Relay,
+    stop: CancellationToken,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let max_body = max_body_bytes(relay.max_text_bytes());
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_cancellation_token(stop)
+        .with_max_request_body_bytes(max_body)
+        .disable_allowed_hosts()
+        .disable_allowed_origins();
+    let service: Arc<Service> = Arc::new(StreamableHttpService::new(
+        move || Ok(RelayMcp::new(relay.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    ));
+    let at_mcp = warp::path::full()
+        .and_then(|path: FullPath| async move {
+            match path.as_str() {
+                "/mcp" | "/mcp/" => Ok(()),
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .untuple_one();
+    at_mcp
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(move |method, path: FullPath, query: String, headers, body| {
+            let service = service.clone();
+            let uri = if query.is_empty() {
+                path.as_str().to_owned()
+            } else {
+                format!("{}?{query}", path.as_str())
+            };
+            handle(service, method, uri, headers, body, max_body)
+        })
+}
+
+/// A JSON-RPC error for a message that never reached the server (so its id is unknown).
+fn jsonrpc_error(code: i64, message: String) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    warp::reply::with_status(warp::reply::json(&body), StatusCode::BAD_REQUEST).into_response()
+}
+
+/// Refuses, with the JSON-RPC error the spec names, what rmcp would answer with a bare 415:
+/// a body that is not JSON (-32700), and a batch or an `id: null` request (-32600).
+fn check_jsonrpc(body: &[u8]) -> Result<(), Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Err(e) => Err(jsonrpc_error(-32700, format!("parse error: the body is not valid JSON: {e}"))),
+        Ok(Value::Array(_)) => Err(jsonrpc_error(
+            -32600,
+            "invalid request: JSON-RPC batches are not supported; send one message per request".into(),
+        )),
+        Ok(Value::Object(m)) if m.get("id").is_some_and(Value::is_null) => {
+            Err(jsonrpc_error(-32600, "invalid request: id must be a string or a number, not null".into()))
+        }
+        Ok(Value::Object(_)) => Ok(()),
+        Ok(_) => Err(jsonrpc_error(-32600, "invalid request: a JSON-RPC message is a JSON object".into())),
+    }
+}
+
+/// Hands one request to rmcp and streams its reply back through warp. The body is read here,
+/// with the same limit as REST, so an oversized or malformed one gets a clear answer first.
+async fn handle<S, B>(
+    service: Arc<Service>,
+    method: Method,
+    uri: String,
+    headers: HeaderMap,
+    body: S,
+    max_body: usize,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf + Send + 'static,
+{
+    let declared = headers.get("content-length").and_then(|v| v.to_str().ok()?.parse().ok());
+    let body = match read_body(declared, body, max_body).await {
+        Ok(bytes) => bytes,
+        Err(e) => return e.into_response(),
+    };
+    if method == Method::POST {
+        if let Err(reply) = check_jsonrpc(&body) {
+            return reply;
+        }
+    }
+    let mut request = match Request::builder().method(method).uri(uri).body(Full::new(Bytes::from(body))) {
+        Ok(r) => r,
+        Err(_) => return ApiError::BadRequest("malformed request line".into()).into_response(),
+    };
+    *request.headers_mut() = headers;
+    let (parts, body) = service.handle(request).await.into_parts();
+    let mut reply = warp::reply::stream(http_body_util::BodyExt::into_data_stream(body)).into_response();
+    *reply.status_mut() = parts.status;
+    *reply.headers_mut() = parts.headers;
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_messages_are_refused_before_rmcp() {
+        let bad = [
+            "{",
+            "",
+            "[]",
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+            "3",
+        ];
+        for body in bad {
+            let reply = check_jsonrpc(body.as_bytes()).expect_err(body);
+            assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
+        }
+        assert!(check_jsonrpc(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).is_ok());
+        assert!(check_jsonrpc(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_ok());
+    }
+}

@@ -1,0 +1,252 @@
+//! The MCP front door: the tools `post_message`, `fetch_messages`, `list_channels` (the Python
+//! relay's contracts) and `wait_for_messages`, served over Streamable HTTP by rmcp.
+//!
+//! Arguments arrive as a raw JSON object and are checked here, so a bad argument is a tool
+//! error (`isError: true`) naming the field, which an agent can read and fix, rather than a
+//! JSON-RPC protocol error. The advertised input schemas still come from typed structs.
+
+use crate::message::Source;
+use crate::relay::{clamp_limit, Page, Relay, RelayError, DEFAULT_WAIT, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT};
+use rmcp::handler::server::common::schema_for_input;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, Implementation, JsonObject, ServerCapabilities, ServerConfig};
+use rmcp::{tool, tool_handler, tool_router, ServerHandler};
+use schemars::JsonSchema;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const INSTRUCTIONS: &str = "\
+A message relay between coding agents and their humans, on named channels (for example proj-x).
+Review workflow: the author posts a review packet with post_message (a summary, the change as a
+```diff fenced block, questions); the reviewer fetches it with fetch_messages or waits for it with
+wait_for_messages, reviews, and posts feedback on the same channel (verdict, issues, tests to run).
+Keep the latest_id of each reply and pass it as since_id next time, so you see each message once.";
+
+#[allow(dead_code)] // read only for its schema
+#[derive(JsonSchema)]
+struct PostArgs {
+    /// The channel, for example "proj-x".
+    target: String,
+    /// Who is posting, for example "claude" or "codex".
+    sender: String,
+    /// The message, markdown. Put code changes in a ```diff fenced block.
+    text: String,
+}
+
+#[allow(dead_code)] // read only for its schema
+#[derive(JsonSchema)]
+struct FetchArgs {
+    /// The channel.
+    target: String,
+    /// Only messages with a greater id: the latest_id of your previous fetch (0 for the start).
+    #[schemars(default = "zero")]
+    since_id: Option<u64>,
+    /// At most this many messages, oldest first (1 to 200).
+    #[schemars(default = "default_limit")]
+    limit: Option<i64>,
+}
+
+#[allow(dead_code)] // read only for its schema
+#[derive(JsonSchema)]
+struct WaitArgs {
+    /// The channel.
+    target: String,
+    /// Wait for a message with a greater id: the latest_id you last saw.
+    since_id: u64,
+    /// Give up after this many seconds (at most 50) and return an empty list.
+    #[schemars(default = "default_wait")]
+    timeout_s: Option<f64>,
+    /// Ignore messages from this sender (pass your own name to wait for the other side).
+    exclude_sender: Option<String>,
+}
+
+#[allow(dead_code)] // read only for its schema
+#[derive(JsonSchema)]
+struct NoArgs {}
+
+fn zero() -> u64 {
+    0
+}
+fn default_limit() -> i64 {
+    MCP_DEFAULT_LIMIT as i64
+}
+fn default_wait() -> f64 {
+    DEFAULT_WAIT.as_secs_f64()
+}
+
+fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    schema_for_input::<T>().expect("tool argument structs have object schemas")
+}
+
+/// What a tool call answers with when its arguments or the relay refuse it.
+type ToolError = String;
+
+fn required_str<'a>(args: &'a JsonObject, field: &str) -> Result<&'a str, ToolError> {
+    match args.get(field) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(format!("{field}: is required")),
+        Some(_) => Err(format!("{field}: must be a string")),
+    }
+}
+
+/// A whole number of 0 or more; agents sometimes send numbers as strings, which is accepted.
+fn optional_id(args: &JsonObject, field: &str) -> Result<Option<u64>, ToolError> {
+    let invalid = || format!("{field}: must be a whole number of 0 or more");
+    match args.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(invalid),
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| invalid()),
+        Some(_) => Err(invalid()),
+    }
+}
+
+fn optional_number(args: &JsonObject, field: &str) -> Result<Option<f64>, ToolError> {
+    let invalid = || format!("{field}: must be a number");
+    match args.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(invalid),
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| invalid()),
+        Some(_) => Err(invalid()),
+    }
+}
+
+fn relay_error(e: RelayError) -> ToolError {
+    e.to_string()
+}
+
+fn page_json(page: &Page) -> Value {
+    json!({"messages": page.messages, "latest_id": page.latest_id})
+}
+
+/// The MCP server: one per session (or per request, stateless), all sharing one [`Relay`].
+#[derive(Clone)]
+pub struct RelayMcp {
+    relay: Relay,
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl RelayMcp {
+    pub fn new(relay: Relay) -> Self {
+        RelayMcp { relay, tool_router: Self::tool_router() }
+    }
+
+    #[tool(
+        description = "Post a message to a channel. Returns {\"ok\": true, \"posted\": <id>} once it is stored on disk.",
+        input_schema = schema::<PostArgs>()
+    )]
+    async fn post_message(
+        &self,
+        Parameters(args): Parameters<JsonObject>,
+    ) -> Result<CallToolResult, ToolError> {
+        let (target, sender) = (required_str(&args, "target")?, required_str(&args, "sender")?);
+        let text = required_str(&args, "text")?.to_owned();
+        let m = self.relay.post(target, sender, text, Source::Mcp).await.map_err(relay_error)?;
+        Ok(CallToolResult::structured(json!({"ok": true, "posted": m.id})))
+    }
+
+    #[tool(
+        description = "Fetch messages of a channel with id > since_id, oldest first. Returns {\"messages\": [...], \"latest_id\": <id>}; pass latest_id as since_id next time.",
+        input_schema = schema::<FetchArgs>()
+    )]
+    async fn fetch_messages(
+        &self,
+        Parameters(args): Parameters<JsonObject>,
+    ) -> Result<CallToolResult, ToolError> {
+        let target = required_str(&args, "target")?;
+        let since_id = optional_id(&args, "since_id")?.unwrap_or(0);
+        let limit = optional_number(&args, "limit")?.map(|n| n as i128);
+        let limit = clamp_limit(limit, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT);
+        let page = self.relay.fetch_since(target, since_id, limit, Source::Mcp).await.map_err(relay_error)?;
+        Ok(CallToolResult::structured(page_json(&page)))
+    }
+
+    #[tool(
+        description = "List channels: the configured ones and every channel with messages, sorted. Returns {\"channels\": [...]}.",
+        input_schema = schema::<NoArgs>()
+    )]
+    async fn list_channels(&self) -> Result<CallToolResult, ToolError> {
+        let all = self.relay.channels();
+        let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+        let details: Vec<Value> =
+            all.iter().map(|c| json!({"name": c.name, "count": c.count, "last_id": c.last_id})).collect();
+        Ok(CallToolResult::structured(json!({"channels": names, "details": details})))
+    }
+
+    #[tool(
+        description = "Wait for the next message on a channel instead of polling: returns as soon as a message with id > since_id arrives (skipping exclude_sender's), or after timeout_s (default 25, at most 50) with an empty list and the same latest_id. Returns {\"messages\": [...], \"latest_id\": <id>, \"timed_out\": bool}.",
+        input_schema = schema::<WaitArgs>()
+    )]
+    async fn wait_for_messages(
+        &self,
+        Parameters(args): Parameters<JsonObject>,
+    ) -> Result<CallToolResult, ToolError> {
+        let target = required_str(&args, "target")?;
+        let since_id = optional_id(&args, "since_id")?.ok_or("since_id: is required")?;
+        let timeout = match optional_number(&args, "timeout_s")? {
+            Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(3600.0)),
+            Some(_) => return Err("timeout_s: must be a number of seconds of 0 or more".into()),
+            None => DEFAULT_WAIT,
+        };
+        let exclude = match args.get("exclude_sender") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.trim()),
+            Some(_) => return Err("exclude_sender: must be a string".into()),
+        };
+        let (page, timed_out) =
+            self.relay.wait(target, since_id, timeout, exclude, Source::Mcp).await.map_err(relay_error)?;
+        let mut reply = page_json(&page);
+        reply["timed_out"] = timed_out.into();
+        Ok(CallToolResult::structured(reply))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for RelayMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("claude-codex-relay", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: Value) -> JsonObject {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn required_strings_name_the_field() {
+        assert_eq!(required_str(&args(json!({})), "target").unwrap_err(), "target: is required");
+        assert_eq!(
+            required_str(&args(json!({"target": 1})), "target").unwrap_err(),
+            "target: must be a string"
+        );
+        assert_eq!(required_str(&args(json!({"target": "x"})), "target").unwrap(), "x");
+    }
+
+    #[test]
+    fn ids_accept_numbers_and_digit_strings_only() {
+        assert_eq!(optional_id(&args(json!({"since_id": 5})), "since_id").unwrap(), Some(5));
+        assert_eq!(optional_id(&args(json!({"since_id": "7"})), "since_id").unwrap(), Some(7));
+        assert_eq!(optional_id(&args(json!({})), "since_id").unwrap(), None);
+        for bad in [json!(-1), json!(1.5), json!("x"), json!([1])] {
+            assert!(optional_id(&args(json!({"since_id": bad})), "since_id").is_err());
+        }
+    }
+
+    #[test]
+    fn schemas_declare_the_python_relays_arguments() {
+        let post = schema::<PostArgs>();
+        assert_eq!(post["required"], json!(["target", "sender", "text"]));
+        let fetch = schema::<FetchArgs>();
+        assert_eq!(fetch["required"], json!(["target"]));
+        assert_eq!(fetch["properties"]["limit"]["default"], json!(50));
+        assert_eq!(fetch["properties"]["since_id"]["default"], json!(0));
+    }
+}

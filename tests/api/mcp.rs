@@ -1,0 +1,263 @@
+//! `/mcp`: real MCP clients (the official Python and TypeScript SDKs, installed by
+//! scripts/test), the protocol's edge cases as raw HTTP, and MCP and REST seeing the same data.
+
+use crate::helpers::{request, spawn_app, spawn_app_with, start_relay, start_relay_on, Reply, TestApp};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Bounds one client run; the full Python run takes about a second.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn client_path(var: &str) -> PathBuf {
+    let path = std::env::var_os(var).unwrap_or_else(|| {
+        panic!("{var} is not set: run the tests with scripts/test, which installs the MCP clients")
+    });
+    PathBuf::from(path)
+}
+
+fn clients_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// Runs a client to completion within [`CLIENT_TIMEOUT`], killing it if it hangs.
+fn run_client(mut cmd: Command) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client starts");
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn assert_client_passed(name: &str, out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} client failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{name}: {} checks passed", stdout.lines().filter(|l| l.starts_with("ok ")).count());
+    stdout
+}
+
+#[test]
+fn python_sdk_client_passes_every_check() {
+    let app = spawn_app();
+    let mut cmd = Command::new(client_path("RELAY_MCP_PYTHON"));
+    cmd.arg(clients_dir().join("python_client.py")).arg(format!("http://{}/mcp", app.addr)).arg("full");
+    let stdout = assert_client_passed("python", &run_client(cmd));
+    let delay =
+        stdout.lines().find(|l| l.starts_with("wake-up delay")).expect("client reports the wake-up delay");
+    eprintln!("{delay}");
+}
+
+#[test]
+fn typescript_sdk_client_passes_every_check() {
+    let app = spawn_app();
+    let node_dir = client_path("RELAY_MCP_NODE_DIR");
+    // Node resolves packages from the script's folder, so the script runs beside node_modules.
+    let script = node_dir.join("ts_client.mjs");
+    std::fs::copy(clients_dir().join("ts_client.mjs"), &script).unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg(&script).arg(format!("http://{}/mcp/", app.addr));
+    assert_client_passed("typescript", &run_client(cmd));
+}
+
+#[test]
+fn a_session_keeps_working_across_a_relay_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &[]);
+    let port = relay.addr.port();
+    let mut client = Command::new(client_path("RELAY_MCP_PYTHON"))
+        .arg(clients_dir().join("python_client.py"))
+        .arg(format!("http://127.0.0.1:{port}/mcp"))
+        .arg("restart")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let ready = lines.by_ref().map(Result::unwrap).find(|l| l == "READY");
+    assert!(ready.is_some(), "client initialized and called a tool");
+    drop(relay); // SIGKILL: the worst kind of restart
+    let _relay = start_relay_on(work.path(), port, &[]);
+    writeln!(client.stdin.take().unwrap(), "go").unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(client.wait().unwrap().success(), "client output: {rest:?}");
+    assert!(rest.iter().any(|l| l == "ok same session works after the restart"), "{rest:?}");
+}
+
+fn mcp(app: &TestApp, body: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ];
+    headers.extend_from_slice(extra);
+    request(app.addr, "POST", "/mcp", &headers, Some(body.as_bytes()))
+}
+
+fn tool_call(app: &TestApp, name: &str, arguments: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
+    let reply = mcp(app, &body.to_string(), &[]);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["result"].clone()
+}
+
+fn jsonrpc_error_code(reply: &Reply) -> i64 {
+    reply.json()["error"]["code"].as_i64().unwrap_or_else(|| panic!("no JSON-RPC error: {}", reply.text()))
+}
+
+#[test]
+fn protocol_edge_cases_get_the_right_answers() {
+    let app = spawn_app();
+    // Missing Accept types.
+    let reply = request(
+        app.addr,
+        "POST",
+        "/mcp",
+        &[("Content-Type", "application/json")],
+        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+    );
+    assert_eq!(reply.status, 406, "{}", reply.text());
+    // Unknown method: a JSON-RPC error, not an HTTP one.
+    let reply = mcp(&app, r#"{"jsonrpc":"2.0","id":1,"method":"no/such"}"#, &[]);
+    assert_eq!((reply.status, jsonrpc_error_code(&reply)), (200, -32601));
+    // Unknown tool: invalid params.
+    let reply = mcp(&app, r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"nope"}}"#, &[]);
+    assert_eq!(jsonrpc_error_code(&reply), -32602);
+    // Malformed JSON, batches, null ids, non-objects.
+    for (body, code) in [
+        ("{\"jsonrpc\":", -32700),
+        ("", -32700),
+        ("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", -32600),
+        ("{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"ping\"}", -32600),
+        ("42", -32600),
+    ] {
+        let reply = mcp(&app, body, &[]);
+        assert_eq!((reply.status, jsonrpc_error_code(&reply)), (400, code), "{body:?}: {}", reply.text());
+        assert_eq!(reply.json()["id"], Value::Null);
+    }
+    // A notification is accepted with no body.
+    assert_eq!(mcp(&app, r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, &[]).status, 202);
+    // Forged Host and foreign Origin: the same answers as every other route.
+    mcp(&app, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, &[("Host", "evil.example")])
+        .assert_error(421, "evil.example");
+    mcp(&app, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, &[("Origin", "http://evil.example")])
+        .assert_error(403, "origin");
+    mcp(&app, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, &[("Origin", "null")])
+        .assert_error(403, "origin");
+    let stream = [("Accept", "text/event-stream"), ("Origin", "http://evil.example")];
+    request(app.addr, "GET", "/mcp", &stream, None).assert_error(403, "origin");
+    // Stateless: no stream to open, no session to delete.
+    assert_eq!(request(app.addr, "GET", "/mcp", &[("Accept", "text/event-stream")], None).status, 405);
+    // A ping works, on /mcp and on /mcp/ (no redirect).
+    assert_eq!(mcp(&app, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, &[]).json()["result"], json!({}));
+    let slash = request(
+        app.addr,
+        "POST",
+        "/mcp/",
+        &[("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")],
+        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+    );
+    assert_eq!(slash.status, 200, "{}", slash.text());
+    // Raw bytes: a request cut off mid-body gets an answer or a close, never a hang.
+    let cut = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"jsonrpc\"",
+        app.addr
+    );
+    let started = Instant::now();
+    let _ = std::net::TcpStream::connect(app.addr).and_then(|mut s| {
+        s.write_all(cut.as_bytes())?;
+        s.shutdown(std::net::Shutdown::Write)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        std::io::Read::read_to_end(&mut s, &mut Vec::new())
+    });
+    assert!(started.elapsed() < Duration::from_secs(10), "a cut-off request does not hang");
+}
+
+#[test]
+fn a_body_over_the_limit_gets_413() {
+    let app = spawn_app_with(|c| c.max_text_bytes = 1000);
+    let pad = "x".repeat(relay::http::rest::max_body_bytes(1000));
+    let big = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{pad}"}}}}"#);
+    mcp(&app, &big, &[]).assert_error(413, "limit");
+}
+
+#[test]
+fn tool_arguments_are_checked_and_errors_name_the_field() {
+    let app = spawn_app();
+    for (tool, args, field) in [
+        ("post_message", json!({"sender": "s", "text": "t"}), "target"),
+        ("post_message", json!({"target": "t", "sender": "s", "text": "  "}), "text"),
+        ("post_message", json!({"target": "t", "sender": "s\u{7}", "text": "x"}), "sender"),
+        ("fetch_messages", json!({}), "target"),
+        ("fetch_messages", json!({"target": "t", "since_id": "abc"}), "since_id"),
+        ("fetch_messages", json!({"target": "t", "limit": [1]}), "limit"),
+        ("wait_for_messages", json!({"target": "t"}), "since_id"),
+        ("wait_for_messages", json!({"target": "t", "since_id": 0, "timeout_s": -1}), "timeout_s"),
+        ("wait_for_messages", json!({"target": "t", "since_id": 0, "exclude_sender": 3}), "exclude_sender"),
+    ] {
+        let result = tool_call(&app, tool, args.clone());
+        assert_eq!(result["isError"], true, "{tool} {args}: {result}");
+        let text = result["content"][0]["text"].as_str().unwrap();
+        assert!(text.starts_with(field), "{tool} {args}: {text:?} should name {field}");
+    }
+    assert_eq!(app.message_count(), 0, "no rejected post was stored");
+    // limit is clamped, as in the Python relay.
+    for i in 0..3 {
+        app.post("t", "s", &format!("{i}"));
+    }
+    let page = tool_call(&app, "fetch_messages", json!({"target": "t", "limit": 0}));
+    assert_eq!(page["structuredContent"]["messages"].as_array().unwrap().len(), 1);
+    let page = tool_call(&app, "fetch_messages", json!({"target": "t", "limit": 1000}));
+    assert_eq!(page["structuredContent"]["messages"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn mcp_and_rest_see_the_same_messages() {
+    let app = spawn_app();
+    let via_mcp =
+        tool_call(&app, "post_message", json!({"target": "both", "sender": "claude", "text": "from mcp"}));
+    let mcp_id = via_mcp["structuredContent"]["posted"].as_u64().unwrap();
+    assert_eq!(via_mcp["structuredContent"], json!({"ok": true, "posted": mcp_id}));
+    let via_rest = app.post("both", "codex", "from rest").json()["message"].clone();
+    let rest_view = app.get("/api/messages?target=both").json()["messages"].clone();
+    let mcp_view =
+        tool_call(&app, "fetch_messages", json!({"target": "both"}))["structuredContent"]["messages"].clone();
+    assert_eq!(rest_view, mcp_view, "same ids, same fields, same order");
+    assert_eq!(rest_view[0]["id"].as_u64(), Some(mcp_id));
+    assert_eq!(rest_view[0]["source"], "mcp");
+    assert_eq!(rest_view[1], via_rest);
+    let channels = tool_call(&app, "list_channels", json!({}))["structuredContent"]["channels"].clone();
+    assert_eq!(channels, app.get("/api/channels").json()["channels"]);
+}
+
+#[test]
+fn open_waits_end_when_the_relay_stops() {
+    let app = spawn_app();
+    let addr = app.addr;
+    let waiter = std::thread::spawn(move || {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "wait_for_messages", "arguments": {"target": "t", "since_id": 0, "timeout_s": 50}}});
+        let headers =
+            [("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
+        let started = Instant::now();
+        let reply = request(addr, "POST", "/mcp", &headers, Some(body.to_string().as_bytes()));
+        (started.elapsed(), reply.status)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let stopping = Instant::now();
+    app.stop();
+    assert!(stopping.elapsed() < Duration::from_secs(3), "stop did not wait for the 50 s wait");
+    let (waited, status) = waiter.join().unwrap();
+    assert!(waited < Duration::from_secs(5), "the wait answered at once");
+    assert_eq!(status, 200);
+}
