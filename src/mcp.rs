@@ -14,6 +14,7 @@ use rmcp::model::{CallToolResult, Implementation, JsonObject, ServerCapabilities
 use rmcp::{tool, tool_handler, tool_router, ServerHandler};
 use schemars::JsonSchema;
 use serde_json::{json, Value};
+use slog::info;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,6 +134,18 @@ impl RelayMcp {
         RelayMcp { relay, tool_router: Self::tool_router() }
     }
 
+    /// Refused calls get their line in the tool-usage log here; the relay logs the rest.
+    fn logged(
+        &self,
+        tool: &'static str,
+        result: Result<CallToolResult, ToolError>,
+    ) -> Result<CallToolResult, ToolError> {
+        if let Err(e) = &result {
+            info!(self.relay.log(), "{}", tool; "error" => e, "source" => "mcp");
+        }
+        result
+    }
+
     #[tool(
         description = "Post a message to a channel. Returns {\"ok\": true, \"posted\": <id>} once it is stored on disk.",
         input_schema = schema::<PostArgs>()
@@ -141,10 +154,14 @@ impl RelayMcp {
         &self,
         Parameters(args): Parameters<JsonObject>,
     ) -> Result<CallToolResult, ToolError> {
-        let (target, sender) = (required_str(&args, "target")?, required_str(&args, "sender")?);
-        let text = required_str(&args, "text")?.to_owned();
-        let m = self.relay.post(target, sender, text, Source::Mcp).await.map_err(relay_error)?;
-        Ok(CallToolResult::structured(json!({"ok": true, "posted": m.id})))
+        let result = async {
+            let (target, sender) = (required_str(&args, "target")?, required_str(&args, "sender")?);
+            let text = required_str(&args, "text")?.to_owned();
+            let m = self.relay.post(target, sender, text, Source::Mcp).await.map_err(relay_error)?;
+            Ok(CallToolResult::structured(json!({"ok": true, "posted": m.id})))
+        }
+        .await;
+        self.logged("post_message", result)
     }
 
     #[tool(
@@ -155,12 +172,17 @@ impl RelayMcp {
         &self,
         Parameters(args): Parameters<JsonObject>,
     ) -> Result<CallToolResult, ToolError> {
-        let target = required_str(&args, "target")?;
-        let since_id = optional_id(&args, "since_id")?.unwrap_or(0);
-        let limit = optional_number(&args, "limit")?.map(|n| n as i128);
-        let limit = clamp_limit(limit, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT);
-        let page = self.relay.fetch_since(target, since_id, limit, Source::Mcp).await.map_err(relay_error)?;
-        Ok(CallToolResult::structured(page_json(&page)))
+        let result = async {
+            let target = required_str(&args, "target")?;
+            let since_id = optional_id(&args, "since_id")?.unwrap_or(0);
+            let limit = optional_number(&args, "limit")?.map(|n| n as i128);
+            let limit = clamp_limit(limit, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT);
+            let page =
+                self.relay.fetch_since(target, since_id, limit, Source::Mcp).await.map_err(relay_error)?;
+            Ok(CallToolResult::structured(page_json(&page)))
+        }
+        .await;
+        self.logged("fetch_messages", result)
     }
 
     #[tool(
@@ -168,11 +190,15 @@ impl RelayMcp {
         input_schema = schema::<NoArgs>()
     )]
     async fn list_channels(&self) -> Result<CallToolResult, ToolError> {
-        let all = self.relay.channels();
-        let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
-        let details: Vec<Value> =
-            all.iter().map(|c| json!({"name": c.name, "count": c.count, "last_id": c.last_id})).collect();
-        Ok(CallToolResult::structured(json!({"channels": names, "details": details})))
+        let result = async {
+            let all = self.relay.channels(Source::Mcp);
+            let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+            let details: Vec<Value> =
+                all.iter().map(|c| json!({"name": c.name, "count": c.count, "last_id": c.last_id})).collect();
+            Ok(CallToolResult::structured(json!({"channels": names, "details": details})))
+        }
+        .await;
+        self.logged("list_channels", result)
     }
 
     #[tool(
@@ -183,23 +209,30 @@ impl RelayMcp {
         &self,
         Parameters(args): Parameters<JsonObject>,
     ) -> Result<CallToolResult, ToolError> {
-        let target = required_str(&args, "target")?;
-        let since_id = optional_id(&args, "since_id")?.ok_or("since_id: is required")?;
-        let timeout = match optional_number(&args, "timeout_s")? {
-            Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(3600.0)),
-            Some(_) => return Err("timeout_s: must be a number of seconds of 0 or more".into()),
-            None => DEFAULT_WAIT,
-        };
-        let exclude = match args.get("exclude_sender") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.trim()),
-            Some(_) => return Err("exclude_sender: must be a string".into()),
-        };
-        let (page, timed_out) =
-            self.relay.wait(target, since_id, timeout, exclude, Source::Mcp).await.map_err(relay_error)?;
-        let mut reply = page_json(&page);
-        reply["timed_out"] = timed_out.into();
-        Ok(CallToolResult::structured(reply))
+        let result = async {
+            let target = required_str(&args, "target")?;
+            let since_id = optional_id(&args, "since_id")?.ok_or("since_id: is required")?;
+            let timeout = match optional_number(&args, "timeout_s")? {
+                Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(3600.0)),
+                Some(_) => return Err("timeout_s: must be a number of seconds of 0 or more".into()),
+                None => DEFAULT_WAIT,
+            };
+            let exclude = match args.get("exclude_sender") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.trim()),
+                Some(_) => return Err("exclude_sender: must be a string".into()),
+            };
+            let (page, timed_out) = self
+                .relay
+                .wait(target, since_id, timeout, exclude, Source::Mcp)
+                .await
+                .map_err(relay_error)?;
+            let mut reply = page_json(&page);
+            reply["timed_out"] = timed_out.into();
+            Ok(CallToolResult::structured(reply))
+        }
+        .await;
+        self.logged("wait_for_messages", result)
     }
 }
 

@@ -84,6 +84,11 @@ impl Relay {
         &self.inner.store
     }
 
+    /// The tool-usage logger, for front doors that log calls the relay never saw.
+    pub fn log(&self) -> &Logger {
+        &self.inner.log
+    }
+
     pub fn max_text_bytes(&self) -> usize {
         self.inner.max_text_bytes
     }
@@ -192,7 +197,7 @@ impl Relay {
     }
 
     /// Configured channels and every channel that holds a message, sorted by name.
-    pub fn channels(&self) -> Vec<ChannelStats> {
+    pub fn channels(&self, source: Source) -> Vec<ChannelStats> {
         let mut all = self.inner.store.channels();
         for name in &self.inner.channels {
             if !all.iter().any(|c| c.name == name.as_str()) {
@@ -200,6 +205,7 @@ impl Relay {
             }
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
+        info!(self.inner.log, "list_channels"; "returned" => all.len(), "source" => source.as_str());
         all
     }
 }

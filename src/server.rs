@@ -70,10 +70,15 @@ impl Server {
             let _ = stopping_tx.send(());
         };
         let mcp_stop = CancellationToken::new();
-        let serving = warp::serve(http::routes(self.relay.clone(), self.policy, mcp_stop.clone()))
-            .incoming(self.listener)
-            .graceful(signal)
-            .run();
+        let serving = warp::serve(http::routes(
+            self.relay.clone(),
+            self.policy,
+            mcp_stop.clone(),
+            self.log.new(o!("component" => "http")),
+        ))
+        .incoming(self.listener)
+        .graceful(signal)
+        .run();
         let serving = tokio::spawn(serving);
         let _ = stopping_rx.await;
         info!(self.log, "stopping"; "grace_s" => SHUTDOWN_GRACE.as_secs());

@@ -2,7 +2,8 @@
 //! the request path through slog-async. A line is the Python relay's shape: local time, level,
 //! the operation, then its fields as a JSON object:
 //! `2026-11-25 14:03:07,512 INFO post_message {"id":42,"target":"proj-x",...}`.
-//! Warnings and errors are also printed to stderr.
+//! Warnings and errors are also printed to stderr. rmcp, warp and hyper report through
+//! `tracing`; [`TracingBridge`] forwards their warnings and errors here too.
 
 use file_rotate::{compression::Compression, suffix::AppendCount, ContentLimit, FileRotate};
 use serde_json::{Map, Value};
@@ -10,7 +11,10 @@ use slog::{Drain, Key, Level, Logger, OwnedKVList, Record, KV};
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use tracing::field::{Field, Visit};
+use tracing::span;
 
 /// Records that may wait for the writer thread before new ones are dropped (and the drop is
 /// reported in the log).
@@ -24,27 +28,23 @@ struct LineDrain {
 
 struct Fields(Map<String, Value>);
 
+/// Numbers and booleans keep their JSON type; everything else is written as a string.
+macro_rules! emit_json {
+    ($($method:ident: $t:ty),*) => {
+        $(fn $method(&mut self, key: Key, val: $t) -> slog::Result {
+            self.0.insert(key.to_string(), val.into());
+            Ok(())
+        })*
+    };
+}
+
 impl slog::Serializer for Fields {
     fn emit_arguments(&mut self, key: Key, val: &fmt::Arguments) -> slog::Result {
         self.0.insert(key.to_string(), Value::String(val.to_string()));
         Ok(())
     }
-    fn emit_u64(&mut self, key: Key, val: u64) -> slog::Result {
-        self.0.insert(key.to_string(), val.into());
-        Ok(())
-    }
-    fn emit_usize(&mut self, key: Key, val: usize) -> slog::Result {
-        self.0.insert(key.to_string(), val.into());
-        Ok(())
-    }
-    fn emit_i64(&mut self, key: Key, val: i64) -> slog::Result {
-        self.0.insert(key.to_string(), val.into());
-        Ok(())
-    }
-    fn emit_bool(&mut self, key: Key, val: bool) -> slog::Result {
-        self.0.insert(key.to_string(), val.into());
-        Ok(())
-    }
+    emit_json!(emit_u8: u8, emit_u16: u16, emit_u32: u32, emit_u64: u64, emit_usize: usize,
+        emit_i8: i8, emit_i16: i16, emit_i32: i32, emit_i64: i64, emit_isize: isize, emit_bool: bool);
 }
 
 /// Formats one record as a log line.
@@ -96,6 +96,61 @@ pub fn open(path: &Path, max_bytes: u64, backups: usize) -> std::io::Result<(Log
     Ok((Logger::root(drain.fuse(), slog::o!()), guard))
 }
 
+/// A `tracing` subscriber that sends the warnings and errors of the libraries the relay uses
+/// (rmcp, warp, hyper) to the slog logger, one line each with the event's fields.
+pub struct TracingBridge {
+    log: Logger,
+    next_span: AtomicU64,
+}
+
+impl TracingBridge {
+    pub fn new(log: Logger) -> Self {
+        TracingBridge { log, next_span: AtomicU64::new(1) }
+    }
+}
+
+struct EventFields(Map<String, Value>);
+
+impl Visit for EventFields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), Value::String(value.to_owned()));
+    }
+}
+
+impl tracing::Subscriber for TracingBridge {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::WARN
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::WARN)
+    }
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(self.next_span.fetch_add(1, Ordering::Relaxed))
+    }
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = EventFields(Map::new());
+        event.record(&mut fields);
+        let message = match fields.0.remove("message") {
+            Some(Value::String(m)) => m,
+            _ => String::new(),
+        };
+        let target = event.metadata().target();
+        let fields = Value::Object(fields.0).to_string();
+        if *event.metadata().level() == tracing::Level::ERROR {
+            slog::error!(self.log, "{}", message; "target" => target, "fields" => fields);
+        } else {
+            slog::warn!(self.log, "{}", message; "target" => target, "fields" => fields);
+        }
+    }
+    fn enter(&self, _: &span::Id) {}
+    fn exit(&self, _: &span::Id) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +169,23 @@ mod tests {
         assert_eq!(head.len(), "2026-11-25 14:03:07,512".len(), "{head}");
         let fields: Value = serde_json::from_str(json).unwrap();
         assert_eq!(fields, serde_json::json!({"target": "proj-x", "id": 7}));
+    }
+
+    #[test]
+    fn tracing_warnings_reach_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.log");
+        let (log, guard) = open(&path, 1 << 20, 2).unwrap();
+        tracing::subscriber::with_default(TracingBridge::new(log.clone()), || {
+            tracing::info!("too chatty to keep");
+            tracing::warn!(host = "evil.example", "rejected request");
+        });
+        drop(log);
+        drop(guard);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("too chatty"), "{text}");
+        assert!(text.contains(" WARN rejected request {"), "{text}");
+        assert!(text.contains("evil.example"), "{text}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod rest;
 
 use crate::relay::Relay;
 use guard::HostPolicy;
+use slog::Logger;
 use tokio_util::sync::CancellationToken;
 use warp::Filter;
 
@@ -20,8 +21,17 @@ pub fn routes(
     relay: Relay,
     policy: HostPolicy,
     mcp_stop: CancellationToken,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+    log: Logger,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     let max_text_bytes = relay.max_text_bytes();
+    // One line per refused or failed request, so a forged Host or a malformed call is visible.
+    let log_errors = warp::log::custom(move |info| {
+        let status = info.status().as_u16();
+        if status >= 400 {
+            slog::info!(log, "http_error"; "status" => status, "method" => info.method().as_str(),
+                "path" => info.path(), "host" => info.host().unwrap_or(""));
+        }
+    });
     guard::filter(policy)
         .and(
             rest::routes(relay.clone())
@@ -32,4 +42,5 @@ pub fn routes(
         )
         .recover(error::recover)
         .unify()
+        .with(log_errors)
 }

@@ -154,7 +154,7 @@ async fn post_message(
 }
 
 fn list_channels(relay: Relay) -> Response {
-    let all = relay.channels();
+    let all = relay.channels(Source::Rest);
     let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
     let details: Vec<Value> =
         all.iter().map(|c| json!({"name": c.name, "count": c.count, "last_id": c.last_id})).collect();
