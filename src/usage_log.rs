@@ -184,7 +184,7 @@ mod tests {
         drop(guard);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("too chatty"), "{text}");
-        assert!(text.contains(" WARN rejected request {"), "{text}");
+        assert!(text.contains(" WARNING rejected request {"), "{text}");
         assert!(text.contains("evil.example"), "{text}");
     }
 

@@ -28,7 +28,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 use views::{Channels, Views};
 
@@ -48,7 +48,10 @@ const REPLAY_CHUNK: usize = 4096;
 /// and a killed process does not lose the OS's cache.)
 const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
 /// How long the unsafe mode holds a group between acknowledging and writing it.
-const UNSAFE_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+const UNSAFE_WRITE_DELAY: Duration = Duration::from_millis(20);
+
+/// How long to wait for sled's file lock once the relay's own lock is held (see `open_sled`).
+const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 const LOCK_FILE: &str = "relay.lock";
 const DB_DIR: &str = "db";
@@ -166,13 +169,29 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
+/// Opens sled, retrying while its file lock is still held by an instance this process is
+/// closing: sled releases it from a background thread shortly after the last handle is dropped.
+/// Holding the relay's lock file proves that no other process owns the directory.
+fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + SLED_LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(dir.join(DB_DIR)).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && Instant::now() < deadline =>
+            {
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(sled::Error::Io(e)) => return Err(dir_error(dir, e)),
+            Err(other) => return Err(other.into()),
+        }
+    }
+}
+
 /// Opens the database inside `dir` (taking the lock) without starting a writer.
 fn open_parts(dir: &Path) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
     let lock = lock_dir(dir)?;
-    let db = sled::Config::new().path(dir.join(DB_DIR)).open().map_err(|e| match e {
-        sled::Error::Io(io) => dir_error(dir, io),
-        other => StoreError::from(other),
-    })?;
+    let db = open_sled(dir)?;
     let log = EventLog::open(&db)?;
     let views = Views::open(&db)?;
     Ok((lock, db, log, views))
