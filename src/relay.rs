@@ -228,6 +228,50 @@ async fn blocking<T: Send + 'static>(
 mod tests {
     use super::*;
 
+    fn relay_in(dir: &std::path::Path) -> Relay {
+        let log = Logger::root(slog::Discard, slog::o!());
+        Relay::new(Store::open(dir, log.clone()).unwrap(), &Config::default(), log)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_wait_past_the_limit_is_refused_and_stop_ends_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay_in(dir.path());
+        let waits: Vec<_> = (0..MAX_WAITERS)
+            .map(|_| {
+                let relay = relay.clone();
+                tokio::spawn(async move { relay.wait("t", 0, MAX_WAIT, None, Source::Mcp).await })
+            })
+            .collect();
+        // Let every wait take its place.
+        while relay.inner.waiters.available_permits() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let refused = relay.wait("t", 0, MAX_WAIT, None, Source::Mcp).await.unwrap_err();
+        assert!(refused.to_string().contains("too many waits"), "{refused}");
+        relay.stop();
+        for w in waits {
+            let (page, timed_out) = w.await.unwrap().unwrap();
+            assert!(timed_out && page.messages.is_empty());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_skips_the_excluded_sender_and_returns_the_next_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay_in(dir.path());
+        let waiter = {
+            let relay = relay.clone();
+            tokio::spawn(async move { relay.wait("t", 0, MAX_WAIT, Some("me"), Source::Mcp).await })
+        };
+        relay.post("t", "me", "mine".into(), Source::Rest).await.unwrap();
+        let theirs = relay.post("t", "you", "theirs".into(), Source::Rest).await.unwrap();
+        let (page, timed_out) = waiter.await.unwrap().unwrap();
+        assert!(!timed_out);
+        assert_eq!(page.messages, vec![theirs.clone()]);
+        assert_eq!(page.latest_id, theirs.id);
+    }
+
     #[test]
     fn limit_defaults_when_absent() {
         assert_eq!(clamp_limit(None, 50, 200), 50);
