@@ -33,7 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the relay (what happens with no subcommand).
     Serve(ServeArgs),
-    /// Drop the channel views and rebuild them from the event log. The relay must be stopped.
+    /// Drop the channel views and the text archive and rebuild them from the event log. The relay
+    /// must be stopped.
     Rebuild(StoreArgs),
 }
 
@@ -70,8 +71,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Rebuild(args)) => {
             let config = load_config(&args, None, None)?;
-            let replayed = store::rebuild(&config.data_dir)?;
-            println!("rebuilt the channel views of {} from {replayed} events", config.data_dir.display());
+            let replayed = store::rebuild(&config.data_dir, Some(&config.archive()))?;
+            println!(
+                "rebuilt the channel views of {} and the archive {} from {replayed} events",
+                config.data_dir.display(),
+                config.channel_log_path.display()
+            );
             Ok(())
         }
     }

@@ -4,6 +4,7 @@
 
 use crate::http::guard::HostPattern;
 use crate::message::{Name, DEFAULT_MAX_TEXT_BYTES};
+use crate::store::ArchiveConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -161,6 +162,15 @@ fn backup_count(raw: &Raw) -> Result<usize, String> {
 }
 
 impl Config {
+    /// Where the text archive goes and how it rotates.
+    pub fn archive(&self) -> ArchiveConfig {
+        ArchiveConfig {
+            path: self.channel_log_path.clone(),
+            max_bytes: self.channel_log_max_bytes,
+            backups: self.channel_log_backup_count,
+        }
+    }
+
     /// Builds the config from its layers. `config_path` is `--config`; without it,
     /// `./config.json` is read when it exists. `env` looks up an environment variable.
     pub fn load(

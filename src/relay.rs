@@ -230,7 +230,7 @@ mod tests {
 
     fn relay_in(dir: &std::path::Path) -> Relay {
         let log = Logger::root(slog::Discard, slog::o!());
-        Relay::new(Store::open(dir, log.clone()).unwrap(), &Config::default(), log)
+        Relay::new(Store::open(dir, None, log.clone()).unwrap(), &Config::default(), log)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

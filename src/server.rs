@@ -33,9 +33,9 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(config: &Config, log: Logger) -> Result<Server, StartError> {
-        let dir = config.data_dir.clone();
+        let (dir, archive) = (config.data_dir.clone(), config.archive());
         let store_log = log.new(o!("component" => "store"));
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir, store_log))
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir, Some(&archive), store_log))
             .await
             .map_err(|e| StoreError::Io(format!("opening the store failed: {e}")))??;
         let host = config.host.trim_start_matches('[').trim_end_matches(']');

@@ -8,6 +8,7 @@ use super::StoreError;
 use crate::event::{self, Event};
 
 const RESERVED_KEY: &[u8] = b"id_reserved";
+const ARCHIVE_KEY: &[u8] = b"archive_checkpoint";
 
 pub(crate) struct EventLog {
     events: sled::Tree,
@@ -53,6 +54,19 @@ impl EventLog {
     /// Records a new reservation; the caller flushes before using ids under it.
     pub(crate) fn set_reserved(&self, id: u64) -> Result<(), StoreError> {
         self.meta.insert(RESERVED_KEY, &key(id))?;
+        Ok(())
+    }
+
+    /// The id of the last event written to the text archive (0 when none was).
+    pub(crate) fn archive_checkpoint(&self) -> Result<u64, StoreError> {
+        match self.meta.get(ARCHIVE_KEY)? {
+            Some(v) => decode_u64(&v, "the archive checkpoint"),
+            None => Ok(0),
+        }
+    }
+
+    pub(crate) fn set_archive_checkpoint(&self, id: u64) -> Result<(), StoreError> {
+        self.meta.insert(ARCHIVE_KEY, &key(id))?;
         Ok(())
     }
 

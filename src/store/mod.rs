@@ -15,11 +15,14 @@
 //! 5. publish: readers see the new messages only now, so nothing can be read that a crash could
 //!    still take away; then every poster in the group gets its answer.
 
+mod archive;
 mod log;
 mod views;
 
 use crate::event::Event;
 use crate::message::{Message, NewMessage};
+use archive::Archive;
+pub use archive::{line as archive_line, ArchiveConfig};
 use log::EventLog;
 use slog::{error, info, warn, Logger};
 use std::collections::HashSet;
@@ -108,6 +111,7 @@ struct Inner {
     shared: Arc<Shared>,
     queue: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<thread::JoinHandle<Result<(), StoreError>>>>,
+    archiver: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 /// What the writer thread and the readers both use.
@@ -136,6 +140,8 @@ struct Writer {
     reserved: u64,
     failed: Option<String>,
     ack_early: bool,
+    /// Told the last id of each commit, when the text archive is on.
+    archive: Option<mpsc::Sender<u64>>,
 }
 
 fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> StoreError {
@@ -217,14 +223,48 @@ fn catch_up(log: &EventLog, views: &Views) -> Result<(Channels, u64), StoreError
     Ok((channels, replayed))
 }
 
-/// Drops the channel views and rebuilds them from the log. Returns the number of events
-/// replayed. Needs the data directory to itself (the relay must not be running on it).
-pub fn rebuild(dir: &Path) -> Result<u64, StoreError> {
+/// Drops every projection (the channel views, and the text archive when given) and rebuilds it
+/// from the log. Returns the number of events replayed. Needs the data directory to itself (the
+/// relay must not be running on it).
+pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>) -> Result<u64, StoreError> {
     let (_lock, db, log, views) = open_parts(dir)?;
     views.clear()?;
     let (_, replayed) = catch_up(&log, &views)?;
+    if let Some(config) = archive {
+        let archive_error =
+            |e: std::io::Error| StoreError::Io(format!("archive {}: {e}", config.path.display()));
+        Archive::remove_files(config).map_err(archive_error)?;
+        log.set_archive_checkpoint(0)?;
+        let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
+        archive.follow(&log, 0, log.last_id()?)?;
+    }
     db.flush()?;
     Ok(replayed)
+}
+
+/// Starts the thread that writes the text archive: it catches up with the log, then follows
+/// each commit it is told of.
+fn start_archiver(
+    shared: Arc<Shared>,
+    config: &ArchiveConfig,
+    commits: mpsc::Receiver<u64>,
+) -> Result<thread::JoinHandle<()>, StoreError> {
+    let (mut archive, last_in_file) = Archive::open(config)
+        .map_err(|e| StoreError::Io(format!("cannot open the archive {}: {e}", config.path.display())))?;
+    let mut done = shared.log.archive_checkpoint()?.max(last_in_file.unwrap_or(0));
+    let mut upto = shared.log.last_id()?;
+    thread::Builder::new()
+        .name("relay-archive".into())
+        .spawn(move || loop {
+            match archive.follow(&shared.log, done, upto) {
+                Ok(at) => done = at,
+                // Posts go on; the archive catches up after the next commit, or on restart.
+                Err(e) => error!(shared.logger, "archive behind the log"; "error" => %e, "at" => done),
+            }
+            let Ok(next) = commits.recv() else { return };
+            upto = commits.try_iter().last().unwrap_or(next);
+        })
+        .map_err(|e| StoreError::Io(format!("cannot start the archive thread: {e}")))
 }
 
 fn now_secs() -> f64 {
@@ -233,8 +273,8 @@ fn now_secs() -> f64 {
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`, catches the views up with the log and
-    /// starts the writer.
-    pub fn open(dir: &Path, logger: Logger) -> Result<Store, StoreError> {
+    /// starts the writer, and the archive's writer when `archive` is given.
+    pub fn open(dir: &Path, archive: Option<&ArchiveConfig>, logger: Logger) -> Result<Store, StoreError> {
         let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
         let (lock, db, log, views) = open_parts(dir)?;
         let (channels, replayed) = catch_up(&log, &views)?;
@@ -255,6 +295,13 @@ impl Store {
             logger,
             _lock: lock,
         });
+        let (archive_tx, archiver) = match archive {
+            Some(config) => {
+                let (tx, rx) = mpsc::channel();
+                (Some(tx), Some(start_archiver(shared.clone(), config, rx)?))
+            }
+            None => (None, None),
+        };
         let writer = Writer {
             shared: shared.clone(),
             channels,
@@ -262,6 +309,7 @@ impl Store {
             reserved,
             failed: None,
             ack_early,
+            archive: archive_tx,
         };
         let (tx, rx) = mpsc::channel();
         let handle = thread::Builder::new()
@@ -269,7 +317,12 @@ impl Store {
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
-            inner: Arc::new(Inner { shared, queue: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)) }),
+            inner: Arc::new(Inner {
+                shared,
+                queue: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(handle)),
+                archiver: Mutex::new(archiver),
+            }),
         })
     }
 
@@ -341,11 +394,16 @@ impl Inner {
     fn close(&self) -> Result<(), StoreError> {
         drop(self.queue.lock().unwrap_or_else(|p| p.into_inner()).take());
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match handle.map(thread::JoinHandle::join) {
+        let result = match handle.map(thread::JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(StoreError::Io("the writer thread panicked".into())),
             None => Ok(()),
+        };
+        // The writer is gone, so the archiver's queue is closed: it finishes and stops.
+        if let Some(archiver) = self.archiver.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = archiver.join();
         }
+        result
     }
 }
 
@@ -468,6 +526,9 @@ impl Writer {
             }
         }
         self.shared.visible.send_replace(last.id());
+        if let Some(archive) = &self.archive {
+            let _ = archive.send(last.id());
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 use super::*;
 use crate::message::{Name, Source, Text};
+use std::io::Write;
+use std::path::PathBuf;
 
 fn quiet() -> Logger {
     Logger::root(slog::Discard, slog::o!())
@@ -40,7 +42,7 @@ fn post_concurrently(store: &Store, n: usize) -> Vec<Message> {
 #[test]
 fn appends_get_increasing_ids_and_are_readable() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), quiet()).unwrap();
+    let store = Store::open(dir.path(), None, quiet()).unwrap();
     let posted = post_concurrently(&store, 300);
     let mut ids: Vec<u64> = posted.iter().map(|m| m.id).collect();
     ids.sort_unstable();
@@ -61,7 +63,7 @@ fn appends_get_increasing_ids_and_are_readable() {
 #[test]
 fn since_and_tail_respect_bounds() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), quiet()).unwrap();
+    let store = Store::open(dir.path(), None, quiet()).unwrap();
     let rt = runtime();
     let ids: Vec<u64> =
         (0..10).map(|i| rt.block_on(store.append(new_message("x", &format!("{i}")))).unwrap().id).collect();
@@ -74,10 +76,37 @@ fn since_and_tail_respect_bounds() {
     store.close().unwrap();
 }
 
+fn archive_in(dir: &Path, max_bytes: u64) -> ArchiveConfig {
+    ArchiveConfig { path: dir.join("log/channel_messages.log"), max_bytes, backups: 3 }
+}
+
+/// The archive's lines, oldest first, across its backups.
+fn archive_lines(config: &ArchiveConfig) -> Vec<String> {
+    let mut files: Vec<PathBuf> =
+        (1..=config.backups).rev().map(|n| PathBuf::from(format!("{}.{n}", config.path.display()))).collect();
+    files.push(config.path.clone());
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| text.lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+fn archived_ids(config: &ArchiveConfig) -> Vec<u64> {
+    archive_lines(config)
+        .iter()
+        .map(|l| {
+            let json = l.splitn(3, ' ').nth(2).unwrap();
+            serde_json::from_str::<serde_json::Value>(json).unwrap()["id"].as_u64().unwrap()
+        })
+        .collect()
+}
+
 #[test]
-fn rebuilt_views_equal_incremental_views() {
+fn rebuilt_projections_equal_incremental_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), quiet()).unwrap();
+    let archive = archive_in(dir.path(), 1 << 30);
+    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
     post_concurrently(&store, 500);
     store.close().unwrap();
     drop(store);
@@ -85,17 +114,96 @@ fn rebuilt_views_equal_incremental_views() {
         let (_lock, _db, _log, views) = open_parts(dir.path()).unwrap();
         views.dump()
     };
-    assert_eq!(rebuild(dir.path()).unwrap(), 500);
+    let incremental_archive = std::fs::read(&archive.path).unwrap();
+    assert_eq!(rebuild(dir.path(), Some(&archive)).unwrap(), 500);
     let (_lock, _db, _log, views) = open_parts(dir.path()).unwrap();
     let rebuilt = views.dump();
     assert!(incremental.len() > 500, "views hold messages, channels and a checkpoint");
     assert_eq!(incremental, rebuilt);
+    assert_eq!(std::fs::read(&archive.path).unwrap(), incremental_archive, "archive rebuilt byte for byte");
+}
+
+#[test]
+fn archive_lines_have_the_python_relays_format() {
+    let m = Message {
+        id: 42,
+        ts: 1_795_611_489.753,
+        target: "proj-x".into(),
+        sender: "claude".into(),
+        text: "a \"quoted\"\nline".into(),
+        source: Source::Rest,
+    };
+    let line = archive_line(&m);
+    assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "one line: {line:?}");
+    let (date, rest) = line.split_once(' ').unwrap();
+    let (time, json) = rest.split_once(' ').unwrap();
+    assert_eq!((date.len(), time.len()), (10, 12), "{line}");
+    assert!(time.ends_with(",753"), "milliseconds after a comma: {time}");
+    assert_eq!(
+        json.trim_end(),
+        r#"{"id":42,"ts":1795611489.753,"target":"proj-x","sender":"claude","text":"a \"quoted\"\nline","source":"rest"}"#
+    );
+}
+
+#[test]
+fn archive_holds_every_message_once_in_id_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = archive_in(dir.path(), 1 << 30);
+    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    let mut posted: Vec<u64> = post_concurrently(&store, 300).iter().map(|m| m.id).collect();
+    store.close().unwrap();
+    posted.sort_unstable();
+    assert_eq!(archived_ids(&archive), posted);
+}
+
+#[test]
+fn archive_repairs_a_torn_line_and_skips_what_it_already_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = archive_in(dir.path(), 1 << 30);
+    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    post_concurrently(&store, 10);
+    store.close().unwrap();
+    drop(store);
+    // A crash after the lines were written but before the checkpoint moved, in the middle of
+    // writing one more line.
+    {
+        let (_lock, db, log, _views) = open_parts(dir.path()).unwrap();
+        log.set_archive_checkpoint(3).unwrap();
+        db.flush().unwrap();
+    }
+    let mut file = std::fs::OpenOptions::new().append(true).open(&archive.path).unwrap();
+    file.write_all(b"2026-11-25 12:00:00,000 {\"id\":11,\"ts\":1.0,\"tar").unwrap();
+    drop(file);
+    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    let rt = runtime();
+    rt.block_on(store.append(new_message("a", "after the crash"))).unwrap();
+    store.close().unwrap();
+    assert_eq!(archived_ids(&archive), (1..=11).collect::<Vec<_>>());
+}
+
+#[test]
+fn archive_rotates_and_keeps_its_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = archive_in(dir.path(), 2000);
+    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    let rt = runtime();
+    for i in 0..100 {
+        rt.block_on(store.append(new_message("a", &format!("message {i} {}", "x".repeat(50))))).unwrap();
+    }
+    store.close().unwrap();
+    for n in 1..=3 {
+        assert!(PathBuf::from(format!("{}.{n}", archive.path.display())).exists(), "backup {n}");
+    }
+    assert!(!PathBuf::from(format!("{}.4", archive.path.display())).exists(), "only 3 backups kept");
+    let ids = archived_ids(&archive);
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "the kept lines are whole and in order");
+    assert_eq!(ids.last(), Some(&100));
 }
 
 #[test]
 fn views_catch_up_with_events_they_missed() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), quiet()).unwrap();
+    let store = Store::open(dir.path(), None, quiet()).unwrap();
     post_concurrently(&store, 30);
     store.close().unwrap();
     drop(store);
@@ -119,7 +227,7 @@ fn views_catch_up_with_events_they_missed() {
         log.append(&events).unwrap();
         db.flush().unwrap();
     }
-    let store = Store::open(dir.path(), quiet()).unwrap();
+    let store = Store::open(dir.path(), None, quiet()).unwrap();
     assert_eq!(store.since("late", 0, 100).unwrap().len(), 5);
     assert_eq!(store.message_count(), 35);
     store.close().unwrap();
@@ -131,7 +239,7 @@ fn ids_keep_growing_across_restarts() {
     let rt = runtime();
     let mut last = 0;
     for round in 0..3 {
-        let store = Store::open(dir.path(), quiet()).unwrap();
+        let store = Store::open(dir.path(), None, quiet()).unwrap();
         for i in 0..5 {
             let m = rt.block_on(store.append(new_message("r", &format!("{round}.{i}")))).unwrap();
             assert!(m.id > last, "id {} after {last}", m.id);
@@ -146,8 +254,8 @@ fn ids_keep_growing_across_restarts() {
 #[test]
 fn a_second_store_on_the_same_dir_is_refused_with_the_pid() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), quiet()).unwrap();
-    let err = Store::open(dir.path(), quiet()).err().expect("second open must fail");
+    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let err = Store::open(dir.path(), None, quiet()).err().expect("second open must fail");
     let text = err.to_string();
     assert!(text.contains("locked by another relay"), "{text}");
     assert!(text.contains(&std::process::id().to_string()), "{text}");
@@ -157,7 +265,7 @@ fn a_second_store_on_the_same_dir_is_refused_with_the_pid() {
 #[test]
 fn append_after_close_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), quiet()).unwrap();
+    let store = Store::open(dir.path(), None, quiet()).unwrap();
     store.close().unwrap();
     let err = runtime().block_on(store.append(new_message("x", "late"))).unwrap_err();
     assert!(matches!(err, StoreError::Closed));
@@ -166,7 +274,7 @@ fn append_after_close_is_refused() {
 #[test]
 fn subscribers_see_each_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), quiet()).unwrap();
+    let store = Store::open(dir.path(), None, quiet()).unwrap();
     let mut rx = store.subscribe();
     let rt = runtime();
     let m = rt.block_on(store.append(new_message("x", "hello"))).unwrap();

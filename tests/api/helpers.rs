@@ -41,7 +41,12 @@ pub fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// A relay on an existing data dir (to test restarts).
 pub fn spawn_app_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let mut config = Config { port: 0, data_dir: dir.to_owned(), ..Config::default() };
+    let mut config = Config {
+        port: 0,
+        data_dir: dir.to_owned(),
+        channel_log_path: dir.join("log/channel_messages.log"),
+        ..Config::default()
+    };
     tweak(&mut config);
     let (addr_tx, addr_rx) = mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

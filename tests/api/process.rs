@@ -86,6 +86,24 @@ fn lost_messages(addr: SocketAddr, acked: &Acked) -> Vec<u64> {
         .collect()
 }
 
+/// The ids in the text archive under `workdir`, in file order.
+fn archived_ids(workdir: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(workdir.join("log/channel_messages.log")).unwrap();
+    text.lines()
+        .map(|line| {
+            let json = line.splitn(3, ' ').nth(2).expect("time, then JSON");
+            serde_json::from_str::<serde_json::Value>(json).unwrap()["id"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+fn stop_with_sigterm(mut relay: RelayProcess) {
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &relay.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(relay.child.wait().unwrap().code(), Some(0), "exit 0 on SIGTERM");
+}
+
 fn kill(relay: &mut RelayProcess) {
     relay.child.kill().unwrap(); // SIGKILL
     relay.child.wait().unwrap();
@@ -137,6 +155,15 @@ fn acknowledged_posts_survive_sigkill_mid_stream() {
     let next_id = next.json()["posted"].as_u64().unwrap();
     let acked = acked.lock().unwrap();
     assert!(next_id > *acked.keys().last().unwrap(), "ids keep increasing after the crashes");
+    // The text archive went through every crash too: each stored message once, in id order.
+    let mut stored: Vec<u64> = CHANNELS
+        .iter()
+        .flat_map(|c| all_messages(relay.addr, c))
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    stored.sort_unstable();
+    stop_with_sigterm(relay);
+    assert_eq!(archived_ids(work.path()), stored, "archive holds each message exactly once, in id order");
     eprintln!("kill cycles: {cycles} ({startup_kills} extra kills during start-up), acknowledged posts: {}, lost: 0", acked.len());
 }
 

@@ -1,0 +1,136 @@
+//! The text archive `log/channel_messages.log`: a projection of the log for humans and grep.
+//!
+//! One line per message, the Python relay's format: the message's time in local time, a space,
+//! then the message as JSON (`id, ts, target, sender, text, source`). Rotated by size, `.1`
+//! newest. Its own thread writes it from the log, never on the request path.
+//!
+//! Crash safety: lines are written (and flushed to the file) before the checkpoint in sled moves
+//! on. After a crash the checkpoint may lag the file, so on start the archive reads the id of
+//! the last whole line in the file and skips up to it, and it cuts off a partial last line.
+//! Nothing is lost and nothing is written twice.
+
+use super::log::EventLog;
+use super::StoreError;
+use crate::event::Event;
+use crate::message::Message;
+use chrono::TimeZone;
+use file_rotate::{compression::Compression, suffix::AppendCount, ContentLimit, FileRotate};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Events read from the log per batch of lines.
+const CHUNK: usize = 1024;
+
+/// Where the archive goes and how it rotates (from the config's `channel_log_*` keys).
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    pub backups: usize,
+}
+
+/// One archive line, newline included. The time is the message's own, so a rebuild writes the
+/// same bytes.
+pub fn line(m: &Message) -> String {
+    let secs = m.ts.floor();
+    let nanos = ((m.ts - secs) * 1e9) as u32;
+    let time = chrono::Local
+        .timestamp_opt(secs as i64, nanos.min(999_999_999))
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S,%3f").to_string())
+        .unwrap_or_else(|| "0000-00-00 00:00:00,000".into());
+    let json = serde_json::to_string(m).expect("a message always encodes as JSON");
+    format!("{time} {json}\n")
+}
+
+/// The id in an archive line, if it is one.
+fn id_of_line(line: &str) -> Option<u64> {
+    let json = line.split_once(' ')?.1.split_once(' ')?.1;
+    serde_json::from_str::<serde_json::Value>(json).ok()?.get("id")?.as_u64()
+}
+
+/// The backup files' paths, newest first.
+fn backups(path: &Path, count: usize) -> impl Iterator<Item = PathBuf> + '_ {
+    (1..=count).map(move |n| PathBuf::from(format!("{}.{n}", path.display())))
+}
+
+/// Cuts a partial last line off `path` and returns the id of its last whole line.
+fn repair_and_last_id(path: &Path) -> io::Result<Option<u64>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if whole < bytes.len() {
+        std::fs::OpenOptions::new().write(true).open(path)?.set_len(whole as u64)?;
+    }
+    let text = String::from_utf8_lossy(&bytes[..whole]);
+    Ok(text.lines().next_back().and_then(id_of_line))
+}
+
+pub(crate) struct Archive {
+    config: ArchiveConfig,
+    file: FileRotate<AppendCount>,
+}
+
+impl Archive {
+    /// Opens the archive for appending. Returns it and the id of the last message it holds.
+    pub(crate) fn open(config: &ArchiveConfig) -> io::Result<(Archive, Option<u64>)> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut last = repair_and_last_id(&config.path)?;
+        if last.is_none() {
+            // Just rotated: the newest lines are in `.1`.
+            if let Some(newest) = backups(&config.path, config.backups).next() {
+                last = repair_and_last_id(&newest)?;
+            }
+        }
+        // Fail here with the reason, not later inside the rotating writer.
+        std::fs::OpenOptions::new().create(true).append(true).open(&config.path)?;
+        let file = FileRotate::new(
+            &config.path,
+            AppendCount::new(config.backups),
+            ContentLimit::BytesSurpassed(config.max_bytes.max(1) as usize),
+            Compression::None,
+            None,
+        );
+        Ok((Archive { config: config.clone(), file }, last))
+    }
+
+    /// Deletes the archive and its backups (for a rebuild).
+    pub(crate) fn remove_files(config: &ArchiveConfig) -> io::Result<()> {
+        for path in std::iter::once(config.path.clone()).chain(backups(&config.path, config.backups)) {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, events: &[Event]) -> io::Result<()> {
+        for event in events {
+            let Event::MessagePosted(m) = event;
+            self.file.write_all(line(m).as_bytes())?;
+        }
+        self.file.flush()
+    }
+
+    /// Writes every event after `from` up to `upto`, moving the checkpoint after each batch.
+    /// Returns the new checkpoint.
+    pub(crate) fn follow(&mut self, log: &EventLog, mut from: u64, upto: u64) -> Result<u64, StoreError> {
+        while from < upto {
+            let mut events = log.read_from(from + 1, CHUNK)?;
+            events.retain(|e| e.id() <= upto);
+            let Some(last) = events.last().map(Event::id) else { break };
+            self.append(&events).map_err(|e| {
+                StoreError::Io(format!("writing the archive {}: {e}", self.config.path.display()))
+            })?;
+            log.set_archive_checkpoint(last)?;
+            from = last;
+        }
+        Ok(from)
+    }
+}
