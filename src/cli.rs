@@ -2,11 +2,13 @@
 
 use crate::config::{Config, Flags};
 use crate::server::Server;
+use crate::store::{ExportFilter, StoreError};
 use crate::{store, usage_log};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 const ABOUT: &str =
     "A durable local message relay for coding agents (Claude Code, Codex, any MCP client) and their humans.";
@@ -36,6 +38,57 @@ pub enum Command {
     /// Drop the channel views and the text archive and rebuild them from the event log. The relay
     /// must be stopped.
     Rebuild(StoreArgs),
+    /// Rebuild like `rebuild`, or with --print list the events as readable lines instead.
+    Replay(ReplayArgs),
+    /// Write the event log as JSON Lines, one event per line in id order. The relay must be
+    /// stopped; from a running relay use GET /api/export.
+    Export(ExportArgs),
+    /// Append an exported log into an empty data dir (or, with --merge, a used one), keeping ids,
+    /// then rebuild the views and the archive. The relay must be stopped.
+    Import(ImportArgs),
+    /// Read the whole log and the channel views and report any damage; changes nothing.
+    /// Exit 0 when sound, 1 otherwise. The relay must be stopped.
+    Check(StoreArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Print each event as `#id [sender -> target] first line of text` instead of rebuilding
+    #[arg(long)]
+    pub print: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Write to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Only this channel's messages
+    #[arg(long, value_name = "CHANNEL")]
+    pub target: Option<String>,
+    /// Only events with a greater id
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub since_id: u64,
+    /// Only events up to and including this id
+    #[arg(long, value_name = "ID")]
+    pub until_id: Option<u64>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// A file written by `export`
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Import into a store that already holds messages: ids it has with the same content are
+    /// skipped, an id it has with other content is an error
+    #[arg(long)]
+    pub merge: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -65,24 +118,82 @@ fn load_config(store: &StoreArgs, host: Option<String>, port: Option<u16>) -> an
     Ok(Config::load(store.config.as_deref(), |var| std::env::var(var).ok(), &flags)?)
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs a command; the exit code is 0 unless `check` found damage (errors are `Err`).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
-        Some(Command::Rebuild(args)) => {
-            let config = load_config(&args, None, None)?;
-            let replayed = store::rebuild(&config.data_dir, Some(&config.archive()))?;
+        Some(Command::Rebuild(args)) => rebuild(&args),
+        Some(Command::Replay(args)) if !args.print => rebuild(&args.store),
+        Some(Command::Replay(args)) => {
+            let config = load_config(&args.store, None, None)?;
+            store::replay_print(&config.data_dir, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Export(args)) => export(&args),
+        Some(Command::Import(args)) => {
+            let config = load_config(&args.store, None, None)?;
+            let report = store::import(&config.data_dir, &args.file, args.merge, Some(&config.archive()))?;
             println!(
-                "rebuilt the channel views of {} and the archive {} from {replayed} events",
+                "imported {} events into {} ({} already there, skipped)",
+                report.imported,
                 config.data_dir.display(),
-                config.channel_log_path.display()
+                report.skipped
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Check(args)) => {
+            let config = load_config(&args, None, None)?;
+            let report = store::check(&config.data_dir)?;
+            if report.problems.is_empty() {
+                println!("{}: {} events, log and views sound", config.data_dir.display(), report.events);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for problem in &report.problems {
+                println!("{problem}");
+            }
+            println!(
+                "{}: {} events, {} problems; `rebuild` repairs the views, not the log",
+                config.data_dir.display(),
+                report.events,
+                report.problems.len()
+            );
+            Ok(ExitCode::FAILURE)
         }
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(args, None, None)?;
+    let replayed = store::rebuild(&config.data_dir, Some(&config.archive()))?;
+    println!(
+        "rebuilt the channel views of {} and the archive {} from {replayed} events",
+        config.data_dir.display(),
+        config.channel_log_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.store, None, None)?;
+    let filter =
+        ExportFilter { target: args.target.clone(), since_id: args.since_id, until_id: args.until_id };
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match store::export(&config.data_dir, &filter, &mut out) {
+        Err(e @ StoreError::Locked { .. }) => {
+            anyhow::bail!("{e}; or export from the running relay: curl -s http://HOST:PORT/api/export")
+        }
+        result => result?,
+    };
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.store, args.host, args.port)?;
     let (log, _guard) = usage_log::open(&config.log_path, config.log_max_bytes, config.log_backup_count)
         .with_context(|| format!("cannot open the tool-usage log {}", config.log_path.display()))?;
@@ -101,7 +212,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         std::io::stdout().flush()?;
         server.run(stop_signal()).await?;
-        anyhow::Ok(())
+        anyhow::Ok(ExitCode::SUCCESS)
     })
 }
 

@@ -23,6 +23,31 @@ impl Event {
     }
 }
 
+/// An event as one line of JSON (export and import): the message's fields plus `"type"`.
+/// A separate shape from the record on disk, so the disk format can change without changing
+/// exported files, and the reverse.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum JsonEvent {
+    MessagePosted(Message),
+}
+
+impl Event {
+    pub fn to_json_line(&self) -> String {
+        let Event::MessagePosted(m) = self;
+        let json =
+            serde_json::to_string(&JsonEvent::MessagePosted(m.clone())).expect("events encode as JSON");
+        json + "\n"
+    }
+
+    pub fn from_json_line(line: &str) -> Result<Event, String> {
+        match serde_json::from_str::<JsonEvent>(line) {
+            Ok(JsonEvent::MessagePosted(m)) => Ok(Event::MessagePosted(m)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("event {id}: empty record")]
@@ -117,6 +142,21 @@ mod tests {
         let mut bytes = encode(&sample(5));
         bytes.push(0);
         assert!(decode(5, &bytes).is_err());
+    }
+
+    #[test]
+    fn json_line_round_trip() {
+        let line = sample(3).to_json_line();
+        assert!(line.starts_with(r#"{"type":"message_posted","id":3,"#), "{line}");
+        assert_eq!(Event::from_json_line(line.trim_end()).unwrap(), sample(3));
+    }
+
+    #[test]
+    fn json_line_with_unknown_type_or_field_is_refused() {
+        assert!(Event::from_json_line(r#"{"type":"channel_renamed","id":1}"#).is_err());
+        let extra = sample(3).to_json_line().replacen("\"id\"", "\"extra\":1,\"id\"", 1);
+        assert!(Event::from_json_line(&extra).is_err());
+        assert!(Event::from_json_line("{").is_err());
     }
 
     #[test]

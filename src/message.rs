@@ -104,8 +104,9 @@ pub struct NewMessage {
 }
 
 /// A stored message, in the shape every front door returns (the Python relay's fields plus
-/// `source`).
+/// `source`). Reading one refuses unknown fields: an import must not drop data silently.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Message {
     pub id: u64,
     /// Seconds since the Unix epoch, with fractions.

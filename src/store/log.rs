@@ -91,6 +91,26 @@ impl EventLog {
         Ok(())
     }
 
+    /// The event with this id, if the log has it.
+    pub(crate) fn get(&self, id: u64) -> Result<Option<Event>, StoreError> {
+        match self.events.get(key(id))? {
+            Some(v) => Ok(Some(event::decode(id, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every record in id order, with its decoding result: a damaged record is reported and the
+    /// scan goes on past it.
+    pub(crate) fn scan_raw(
+        &self,
+    ) -> impl Iterator<Item = Result<(u64, Result<Event, event::DecodeError>), StoreError>> + '_ {
+        self.events.iter().map(|item| {
+            let (k, v) = item?;
+            let id = id_of(&k)?;
+            Ok((id, event::decode(id, &v)))
+        })
+    }
+
     /// Events with id >= `from`, in id order, at most `limit` of them.
     pub(crate) fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();

@@ -17,6 +17,7 @@
 
 mod archive;
 mod log;
+mod offline;
 mod views;
 
 use crate::event::Event;
@@ -24,6 +25,9 @@ use crate::message::{Message, NewMessage};
 use archive::Archive;
 pub use archive::{line as archive_line, ArchiveConfig};
 use log::EventLog;
+pub use offline::{
+    check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
+};
 use slog::{error, info, warn, Logger};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -228,16 +232,7 @@ fn catch_up(log: &EventLog, views: &Views) -> Result<(Channels, u64), StoreError
 /// relay must not be running on it).
 pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>) -> Result<u64, StoreError> {
     let (_lock, db, log, views) = open_parts(dir)?;
-    views.clear()?;
-    let (_, replayed) = catch_up(&log, &views)?;
-    if let Some(config) = archive {
-        let archive_error =
-            |e: std::io::Error| StoreError::Io(format!("archive {}: {e}", config.path.display()));
-        Archive::remove_files(config).map_err(archive_error)?;
-        log.set_archive_checkpoint(0)?;
-        let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
-        archive.follow(&log, 0, log.last_id()?)?;
-    }
+    let replayed = offline::rebuild_projections(&log, &views, archive)?;
     db.flush()?;
     Ok(replayed)
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::message::{Name, Source, Text};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn quiet() -> Logger {
     Logger::root(slog::Discard, slog::o!())
@@ -282,4 +282,165 @@ fn subscribers_see_each_commit() {
     assert_eq!(*rx.borrow_and_update(), m.id);
     assert_eq!(store.last_id(), m.id);
     store.close().unwrap();
+}
+
+fn export_string(dir: &Path, filter: &ExportFilter) -> String {
+    let mut out = Vec::new();
+    export(dir, filter, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// A closed store in a temp dir holding `n` messages over channels a, b, c.
+fn filled_store(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    post_concurrently(&store, n);
+    store.close().unwrap();
+    dir
+}
+
+#[test]
+fn export_import_export_is_byte_identical() {
+    let source = filled_store(300);
+    let first = export_string(source.path(), &ExportFilter::default());
+    assert_eq!(first.lines().count(), 300);
+    let file = source.path().join("export.jsonl");
+    std::fs::write(&file, &first).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let archive = archive_in(target.path(), 1 << 30);
+    let report = import(target.path(), &file, false, Some(&archive)).unwrap();
+    assert_eq!(report, ImportReport { imported: 300, skipped: 0 });
+    assert_eq!(export_string(target.path(), &ExportFilter::default()), first);
+    assert_eq!(archived_ids(&archive), (1..=300).collect::<Vec<_>>(), "import builds the archive");
+    assert!(check(target.path()).unwrap().problems.is_empty(), "import builds sound views");
+    // The imported store goes on from the imported ids.
+    let store = Store::open(target.path(), None, quiet()).unwrap();
+    assert_eq!(store.since("a", 0, 1000).unwrap().len(), 100);
+    let next = runtime().block_on(store.append(new_message("a", "after import"))).unwrap();
+    assert!(next.id > 300);
+    store.close().unwrap();
+}
+
+#[test]
+fn export_filters_by_channel_and_id_range() {
+    let dir = filled_store(30);
+    let only_a = export_string(dir.path(), &ExportFilter { target: Some("a".into()), ..Default::default() });
+    assert_eq!(only_a.lines().count(), 10);
+    assert!(only_a.lines().all(|l| l.contains(r#""target":"a""#)));
+    let range =
+        export_string(dir.path(), &ExportFilter { since_id: 10, until_id: Some(15), ..Default::default() });
+    let ids: Vec<u64> = range.lines().map(|l| Event::from_json_line(l).unwrap().id()).collect();
+    assert_eq!(ids, vec![11, 12, 13, 14, 15]);
+}
+
+#[test]
+fn import_refuses_a_used_store_unless_merging() {
+    let source = filled_store(20);
+    let file = source.path().join("export.jsonl");
+    std::fs::write(&file, export_string(source.path(), &ExportFilter::default())).unwrap();
+    let err = import(source.path(), &file, false, None).unwrap_err();
+    assert!(err.to_string().contains("--merge"), "{err}");
+    let report = import(source.path(), &file, true, None).unwrap();
+    assert_eq!(report, ImportReport { imported: 0, skipped: 20 });
+}
+
+#[test]
+fn merge_reports_a_conflicting_id_and_stores_nothing() {
+    let source = filled_store(5);
+    let mut lines = export_string(source.path(), &ExportFilter::default());
+    lines.push_str(
+        &Event::MessagePosted(Message {
+            id: 99,
+            ts: 2.0,
+            target: "new".into(),
+            sender: "s".into(),
+            text: "new one".into(),
+            source: Source::Cli,
+        })
+        .to_json_line(),
+    );
+    let changed = lines.replacen("\"text\":\"m", "\"text\":\"CHANGED m", 1);
+    let file = source.path().join("export.jsonl");
+    std::fs::write(&file, changed).unwrap();
+    let err = import(source.path(), &file, true, None).unwrap_err();
+    assert!(matches!(err, ImportError::Conflict { line: 1, id: 1, .. }), "{err}");
+    assert!(export_string(source.path(), &ExportFilter::default()).lines().count() == 5, "nothing stored");
+    std::fs::write(&file, lines).unwrap();
+    assert_eq!(import(source.path(), &file, true, None).unwrap(), ImportReport { imported: 1, skipped: 5 });
+}
+
+#[test]
+fn a_malformed_line_stops_the_import_with_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.jsonl");
+    let good =
+        r#"{"type":"message_posted","id":1,"ts":1.0,"target":"a","sender":"s","text":"t","source":"cli"}"#;
+    for (second, reason) in [
+        ("{not json", "not an exported event"),
+        (
+            r#"{"type":"message_posted","id":1,"ts":1.0,"target":"a","sender":"s","text":"t","source":"cli"}"#,
+            "must increase",
+        ),
+        (
+            r#"{"type":"message_posted","id":2,"ts":1.0,"target":"","sender":"s","text":"t","source":"cli"}"#,
+            "target",
+        ),
+        (
+            r#"{"type":"message_posted","id":2,"ts":1.0,"target":"a","sender":"s","text":"t","source":"fax"}"#,
+            "not an exported event",
+        ),
+    ] {
+        std::fs::write(&file, format!("{good}\n\n{second}\n")).unwrap();
+        let store_dir = tempfile::tempdir().unwrap();
+        let err = import(store_dir.path(), &file, false, None).unwrap_err().to_string();
+        assert!(err.contains("bad.jsonl:3:") && err.contains(reason), "{err}");
+        assert_eq!(export_string(store_dir.path(), &ExportFilter::default()), "", "nothing stored");
+    }
+}
+
+#[test]
+fn check_passes_a_sound_store_and_names_a_damaged_record() {
+    let dir = filled_store(50);
+    let report = check(dir.path()).unwrap();
+    assert_eq!((report.events, report.problems.len()), (50, 0), "{:?}", report.problems);
+    {
+        let (_lock, db, _log, _views) = open_parts(dir.path()).unwrap();
+        db.open_tree("events").unwrap().insert(log::key(17), &[1u8, 0xff, 0xff][..]).unwrap();
+        db.flush().unwrap();
+    }
+    let report = check(dir.path()).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.starts_with("event 17: cannot decode")),
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(report.events, 50, "the scan goes on past the damage");
+}
+
+#[test]
+fn start_up_reports_a_damaged_record_it_must_read() {
+    let dir = filled_store(10);
+    {
+        // Damage an event the views have not applied yet, so opening has to read it.
+        let (_lock, db, log, views) = open_parts(dir.path()).unwrap();
+        let (_, mut channels) = views.load().unwrap();
+        views.clear().unwrap();
+        views.apply(&log.read_from(1, 5).unwrap(), &mut channels).unwrap();
+        db.open_tree("events").unwrap().insert(log::key(8), &[1u8, 0xff][..]).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), None, quiet()).err().expect("damaged store refused").to_string();
+    assert!(err.contains("event 8"), "{err}");
+}
+
+#[test]
+fn replay_prints_one_readable_line_per_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    runtime().block_on(store.append(new_message("proj-x", "\n  Review please\n```diff\n"))).unwrap();
+    store.close().unwrap();
+    drop(store);
+    let mut out = Vec::new();
+    assert_eq!(replay_print(dir.path(), &mut out).unwrap(), 1);
+    assert_eq!(String::from_utf8(out).unwrap(), "#1 [tester -> proj-x]   Review please\n");
 }

@@ -139,6 +139,21 @@ impl Views {
         Ok(out)
     }
 
+    /// The message `id` as channel `no`'s view holds it.
+    pub(crate) fn get(&self, no: u32, id: u64) -> Result<Option<Message>, StoreError> {
+        self.tree.get(message_key(no, id))?.map(|v| decode_message(&v)).transpose()
+    }
+
+    /// How many messages the views hold, over all channels.
+    pub(crate) fn message_count(&self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for item in self.tree.scan_prefix([MESSAGE]) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     pub(crate) fn clear(&self) -> Result<(), StoreError> {
         self.tree.clear()?;
         Ok(())

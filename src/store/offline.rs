@@ -1,0 +1,281 @@
+//! Commands on a store no relay is running on: export, import, check, replay. Each takes the
+//! data directory's lock, so a running relay makes them fail with a message that says so.
+
+use super::archive::{Archive, ArchiveConfig};
+use super::log::EventLog;
+use super::views::Views;
+use super::{catch_up, open_parts, StoreError};
+use crate::event::Event;
+use crate::message::{Message, Name};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+/// Events read from the log per chunk: export and check use constant memory.
+const CHUNK: usize = 1024;
+
+/// Which events an export writes.
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter {
+    pub target: Option<String>,
+    /// Only ids greater than this.
+    pub since_id: u64,
+    /// Only ids up to and including this.
+    pub until_id: Option<u64>,
+}
+
+impl ExportFilter {
+    fn keeps(&self, event: &Event) -> bool {
+        let Event::MessagePosted(m) = event;
+        self.target.as_deref().is_none_or(|t| t == m.target)
+    }
+}
+
+/// Writes the events `filter` selects, one JSON line each, in id order, up to `upto` (the last
+/// id when the export began, so it is a snapshot even while posts arrive). Returns the count.
+pub(crate) fn write_events(
+    log: &EventLog,
+    filter: &ExportFilter,
+    upto: u64,
+    out: &mut dyn Write,
+) -> Result<u64, StoreError> {
+    let upto = filter.until_id.map_or(upto, |u| u.min(upto));
+    let (mut after, mut written) = (filter.since_id, 0);
+    let io_error = |e: std::io::Error| StoreError::Io(format!("writing the export: {e}"));
+    while after < upto {
+        let events = log.read_from(after + 1, CHUNK)?;
+        let Some(last) = events.last().map(Event::id) else { break };
+        for event in events.iter().filter(|e| e.id() <= upto && filter.keeps(e)) {
+            out.write_all(event.to_json_line().as_bytes()).map_err(io_error)?;
+            written += 1;
+        }
+        after = last;
+    }
+    out.flush().map_err(io_error)?;
+    Ok(written)
+}
+
+/// Exports the log of the store in `dir` as JSON Lines.
+pub fn export(dir: &Path, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
+    let (_lock, _db, log, _views) = open_parts(dir)?;
+    let upto = log.last_id()?;
+    write_events(&log, filter, upto, out)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}:{line}: {reason}; nothing was imported")]
+    Line { path: String, line: u64, reason: String },
+    #[error("the store in {dir} already holds messages (last id {last}); import into an empty data dir, or pass --merge")]
+    NotEmpty { dir: String, last: u64 },
+    #[error("{path}:{line}: id {id} is already in the store with different content; nothing was imported")]
+    Conflict { path: String, line: u64, id: u64 },
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub imported: u64,
+    /// Already present with identical content (`--merge`).
+    pub skipped: u64,
+}
+
+/// Reads an export: each line's event, checked, with its line number. Blank lines are skipped.
+fn read_export(path: &Path) -> Result<impl Iterator<Item = Result<(u64, Event), ImportError>>, ImportError> {
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path)
+        .map_err(|e| ImportError::Read { path: shown.clone(), reason: e.to_string() })?;
+    let mut previous = 0;
+    let lines = BufReader::new(file).lines().zip(1u64..).filter_map(move |(line, n)| {
+        let bad = |reason: String| Some(Err(ImportError::Line { path: shown.clone(), line: n, reason }));
+        let line = match line {
+            Ok(l) if l.trim().is_empty() => return None,
+            Ok(l) => l,
+            Err(e) => return bad(format!("cannot read the line: {e}")),
+        };
+        let event = match Event::from_json_line(&line) {
+            Ok(e) => e,
+            Err(reason) => return bad(format!("not an exported event: {reason}")),
+        };
+        let Event::MessagePosted(Message { id, target, sender, text, .. }) = &event;
+        if let Err(e) = Name::parse("target", target).and_then(|_| Name::parse("sender", sender)) {
+            return bad(e.to_string());
+        }
+        if text.trim().is_empty() {
+            return bad("text: must not be empty".into());
+        }
+        if *id <= previous {
+            return bad(format!("id {id} does not follow {previous}: ids must increase"));
+        }
+        previous = *id;
+        Some(Ok((n, event)))
+    });
+    Ok(lines)
+}
+
+/// Appends an export to the store in `dir`, keeping ids, timestamps and sources, then rebuilds
+/// the projections. The whole file is checked before anything is stored.
+pub fn import(
+    dir: &Path,
+    path: &Path,
+    merge: bool,
+    archive: Option<&ArchiveConfig>,
+) -> Result<ImportReport, ImportError> {
+    let (_lock, db, log, views) = open_parts(dir)?;
+    let last = log.last_id()?;
+    if last > 0 && !merge {
+        return Err(ImportError::NotEmpty { dir: dir.display().to_string(), last });
+    }
+    let shown = path.display().to_string();
+    // Pass 1: every line parses, ids increase, and no id conflicts with the store.
+    for item in read_export(path)? {
+        let (line, event) = item?;
+        if let Some(existing) = log.get(event.id())? {
+            if existing != event {
+                return Err(ImportError::Conflict { path: shown.clone(), line, id: event.id() });
+            }
+        }
+    }
+    // Pass 2: store what is new, in batches.
+    let mut report = ImportReport { imported: 0, skipped: 0 };
+    let mut batch = Vec::with_capacity(CHUNK);
+    let mut highest = last;
+    for item in read_export(path)? {
+        let (_, event) = item?;
+        if log.get(event.id())?.is_some() {
+            report.skipped += 1;
+            continue;
+        }
+        highest = highest.max(event.id());
+        batch.push(event);
+        if batch.len() == CHUNK {
+            log.append(&batch)?;
+            report.imported += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    log.append(&batch)?;
+    report.imported += batch.len() as u64;
+    log.set_reserved(highest.max(log.reserved()?))?;
+    db.flush().map_err(StoreError::from)?;
+    rebuild_projections(&log, &views, archive)?;
+    db.flush().map_err(StoreError::from)?;
+    Ok(report)
+}
+
+/// Drops the views (and the archive) and replays the whole log into them.
+pub(crate) fn rebuild_projections(
+    log: &EventLog,
+    views: &Views,
+    archive: Option<&ArchiveConfig>,
+) -> Result<u64, StoreError> {
+    views.clear()?;
+    let (_, replayed) = catch_up(log, views)?;
+    if let Some(config) = archive {
+        let archive_error =
+            |e: std::io::Error| StoreError::Io(format!("archive {}: {e}", config.path.display()));
+        Archive::remove_files(config).map_err(archive_error)?;
+        log.set_archive_checkpoint(0)?;
+        let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
+        archive.follow(log, 0, log.last_id()?)?;
+    }
+    Ok(replayed)
+}
+
+/// What `check` found: how many events it read, and every problem, each naming its id.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub events: u64,
+    pub problems: Vec<String>,
+}
+
+/// Reads the whole log and the channel views, changing nothing.
+pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
+    let (_lock, _db, log, views) = open_parts(dir)?;
+    let mut report = CheckReport::default();
+    let (checkpoint, channels) = match views.load() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            report.problems.push(e.to_string());
+            (0, Default::default())
+        }
+    };
+    let mut in_views = std::collections::HashMap::<String, (u64, u64)>::new();
+    let mut previous = 0;
+    for item in log.scan_raw() {
+        let (id, result) = item?;
+        report.events += 1;
+        if id <= previous {
+            report.problems.push(format!("event {id}: out of order after {previous}"));
+        }
+        previous = id;
+        let event = match result {
+            Ok(e) => e,
+            Err(e) => {
+                report.problems.push(e.to_string());
+                continue;
+            }
+        };
+        if id > checkpoint {
+            continue; // not applied yet: the views catch up on the next start
+        }
+        let Event::MessagePosted(m) = &event;
+        let Some(record) = channels.get(&m.target) else {
+            report.problems.push(format!("event {id}: channel {:?} missing from the views", m.target));
+            continue;
+        };
+        match views.get(record.no, id)? {
+            Some(viewed) if viewed == *m => {}
+            Some(_) => report.problems.push(format!("event {id}: the channel view holds different content")),
+            None => {
+                report.problems.push(format!("event {id}: missing from the view of channel {:?}", m.target))
+            }
+        }
+        let seen = in_views.entry(m.target.clone()).or_default();
+        *seen = (seen.0 + 1, id);
+    }
+    if checkpoint > previous {
+        report
+            .problems
+            .push(format!("views checkpoint {checkpoint} is past the log's last event {previous}"));
+    }
+    for (name, record) in &channels {
+        let (count, last_id) = in_views.get(name).copied().unwrap_or_default();
+        if (record.count, record.last_id) != (count, last_id) {
+            report.problems.push(format!(
+                "channel {name:?}: views record {} messages up to id {}, the log {count} up to id {last_id}",
+                record.count, record.last_id
+            ));
+        }
+    }
+    let expected: u64 = in_views.values().map(|(count, _)| count).sum();
+    let held = views.message_count()?;
+    if held != expected {
+        report
+            .problems
+            .push(format!("the views hold {held} messages, the log {expected} up to the checkpoint"));
+    }
+    Ok(report)
+}
+
+/// Writes each event as a readable line: `#id [sender -> target] first line of text`.
+pub fn replay_print(dir: &Path, out: &mut dyn Write) -> Result<u64, StoreError> {
+    let (_lock, _db, log, _views) = open_parts(dir)?;
+    let (mut after, mut count) = (0, 0);
+    let io_error = |e: std::io::Error| StoreError::Io(format!("writing: {e}"));
+    loop {
+        let events = log.read_from(after + 1, CHUNK)?;
+        let Some(last) = events.last().map(Event::id) else { break };
+        for event in &events {
+            let Event::MessagePosted(m) = event;
+            let first = m.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            writeln!(out, "#{} [{} -> {}] {first}", m.id, m.sender, m.target).map_err(io_error)?;
+            count += 1;
+        }
+        after = last;
+    }
+    out.flush().map_err(io_error)?;
+    Ok(count)
+}
