@@ -1,8 +1,10 @@
 //! The command line: `serve` (the default) and `rebuild`.
 
+use crate::client::Client;
 use crate::config::{Config, Flags};
 use crate::server::Server;
 use crate::store::{ExportFilter, StoreError};
+use crate::watch::{self, WatchArgs};
 use crate::{store, usage_log};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -49,6 +51,27 @@ pub enum Command {
     /// Read the whole log and the channel views and report any damage; changes nothing.
     /// Exit 0 when sound, 1 otherwise. The relay must be stopped.
     Check(StoreArgs),
+    /// Post a message to a running relay (for scripts).
+    Post(PostArgs),
+    /// Follow a channel on a running relay: print each new message, optionally run a command per
+    /// batch (for example `codex exec`). Waits on the relay instead of polling.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PostArgs {
+    /// The relay's base URL
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8010")]
+    pub url: String,
+    /// The channel
+    #[arg(long, value_name = "CHANNEL")]
+    pub target: String,
+    /// Who is posting
+    #[arg(long, value_name = "SENDER")]
+    pub sender: String,
+    /// The message; `-` or nothing reads it from standard input
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -142,6 +165,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Post(args)) => {
+            let text = match args.text.as_deref() {
+                Some(text) if text != "-" => text.to_owned(),
+                _ => {
+                    std::io::read_to_string(std::io::stdin()).context("cannot read the message from stdin")?
+                }
+            };
+            let id = Client::new(&args.url).post(&args.target, &args.sender, &text)?;
+            println!("posted #{id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Watch(args)) => watch::watch(&args),
         Some(Command::Check(args)) => {
             let config = load_config(&args, None, None)?;
             let report = store::check(&config.data_dir)?;

@@ -11,12 +11,14 @@
 //! - [`server`]: bind, serve, stop.
 //! - [`config`]: layered settings (flags, environment, config.json, defaults).
 //! - [`usage_log`]: the rotating tool-usage log behind slog.
-//! - [`cli`]: subcommands; `main.rs` only calls it.
+//! - [`cli`]: subcommands; `main.rs` only calls it. [`watch`] and [`client`]: the commands that
+//!   talk to a running relay over REST.
 //!
 //! See ARCHITECTURE.md for the invariants.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod event;
 pub mod http;
@@ -26,3 +28,4 @@ pub mod relay;
 pub mod server;
 pub mod store;
 pub mod usage_log;
+pub mod watch;

@@ -224,7 +224,7 @@ impl RelayMcp {
             };
             let (page, timed_out) = self
                 .relay
-                .wait(target, since_id, timeout, exclude, Source::Mcp)
+                .wait(target, since_id, MCP_MAX_LIMIT as usize, timeout, exclude, Source::Mcp)
                 .await
                 .map_err(relay_error)?;
             let mut reply = page_json(&page);

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::message::{Invalid, Message, Name, NewMessage, Source, Text};
-use crate::store::{ChannelStats, Store, StoreError};
+use crate::store::{ChannelStats, ExportFilter, Store, StoreError};
 use slog::{info, Logger};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -151,6 +151,7 @@ impl Relay {
         &self,
         target: &str,
         since_id: u64,
+        limit: usize,
         timeout: Duration,
         exclude_sender: Option<&str>,
         source: Source,
@@ -166,7 +167,7 @@ impl Relay {
         let (messages, timed_out) = loop {
             commits.borrow_and_update();
             let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
-            let batch = blocking(move || store.since(&name, cursor, MCP_MAX_LIMIT as usize)).await?;
+            let batch = blocking(move || store.since(&name, cursor, limit)).await?;
             let scanned = batch.last().map(|m| m.id);
             let wanted: Vec<Message> =
                 batch.into_iter().filter(|m| Some(m.sender.as_str()) != exclude_sender).collect();
@@ -194,6 +195,18 @@ impl Relay {
     /// Ends every open wait: each answers at once with what it has (usually nothing).
     pub fn stop(&self) {
         self.inner.stopping.cancel();
+    }
+
+    /// One chunk of an export of the running store: JSON lines of the events after `after` up to
+    /// `upto`, and the last id read (`None` once there is nothing left).
+    pub async fn export_chunk(
+        &self,
+        filter: ExportFilter,
+        after: u64,
+        upto: u64,
+    ) -> Result<(Vec<u8>, Option<u64>), RelayError> {
+        let store = self.inner.store.clone();
+        Ok(blocking(move || store.export_chunk(&filter, after, upto)).await?)
     }
 
     /// Configured channels and every channel that holds a message, sorted by name.
@@ -240,14 +253,14 @@ mod tests {
         let waits: Vec<_> = (0..MAX_WAITERS)
             .map(|_| {
                 let relay = relay.clone();
-                tokio::spawn(async move { relay.wait("t", 0, MAX_WAIT, None, Source::Mcp).await })
+                tokio::spawn(async move { relay.wait("t", 0, 200, MAX_WAIT, None, Source::Mcp).await })
             })
             .collect();
         // Let every wait take its place.
         while relay.inner.waiters.available_permits() > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let refused = relay.wait("t", 0, MAX_WAIT, None, Source::Mcp).await.unwrap_err();
+        let refused = relay.wait("t", 0, 200, MAX_WAIT, None, Source::Mcp).await.unwrap_err();
         assert!(refused.to_string().contains("too many waits"), "{refused}");
         relay.stop();
         for w in waits {
@@ -262,7 +275,7 @@ mod tests {
         let relay = relay_in(dir.path());
         let waiter = {
             let relay = relay.clone();
-            tokio::spawn(async move { relay.wait("t", 0, MAX_WAIT, Some("me"), Source::Mcp).await })
+            tokio::spawn(async move { relay.wait("t", 0, 200, MAX_WAIT, Some("me"), Source::Mcp).await })
         };
         relay.post("t", "me", "mine".into(), Source::Rest).await.unwrap();
         let theirs = relay.post("t", "you", "theirs".into(), Source::Rest).await.unwrap();

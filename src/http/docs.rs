@@ -2,7 +2,7 @@
 //! page, rendered from it with handlebars, so the two cannot disagree).
 
 use super::error::ApiError;
-use crate::relay::{REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
+use crate::relay::{MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
 use handlebars::Handlebars;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -33,7 +33,8 @@ pub fn spec(max_text_bytes: usize) -> Value {
         "properties": {
             "target": {"type": "string"},
             "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
-            "latest_id": {"type": "integer", "description": "Pass as since_id next time: the last id returned, or the since_id asked for (0 without one) when nothing was returned."}
+            "latest_id": {"type": "integer", "description": "Pass as since_id next time: the last id returned, or the since_id asked for (0 without one) when nothing was returned."},
+            "timed_out": {"type": "boolean", "description": "Only with wait: true when the wait ended with nothing new."}
         }
     });
     json!({
@@ -52,6 +53,8 @@ pub fn spec(max_text_bytes: usize) -> Value {
                         param("target", true, json!({"type": "string"}), "The channel."),
                         param("since_id", false, json!({"type": "integer", "minimum": 0}), "Only messages with a greater id."),
                         param("limit", false, json!({"type": "integer", "default": REST_DEFAULT_LIMIT}), &format!("Page size, clamped to 1..{REST_MAX_LIMIT}.")),
+                        param("wait", false, json!({"type": "number", "minimum": 0, "maximum": MAX_WAIT.as_secs()}), "With since_id: when nothing is newer, wait up to this many seconds for a message (long poll); the reply then has timed_out."),
+                        param("exclude_sender", false, json!({"type": "string"}), "With wait: messages from this sender do not end the wait (they are not returned)."),
                     ],
                     "responses": {
                         "200": {"description": "A page of messages", "content": {"application/json": {"schema": message_list}}},
@@ -77,6 +80,21 @@ pub fn spec(max_text_bytes: usize) -> Value {
                         "403": error_reply("A foreign Origin or a cross-site request; nothing was stored."),
                         "413": error_reply("The body is over the size limit; nothing was stored."),
                         "503": error_reply("Not stored (the store failed or the relay is stopping); safe to retry.")
+                    }
+                }
+            },
+            "/api/export": {
+                "get": {
+                    "summary": "Export the log",
+                    "description": "The event log as JSON Lines, one event per line in id order, up to the last id when the request arrived. The same format as `claude-codex-relay export`, and what `import` reads.",
+                    "parameters": [
+                        param("target", false, json!({"type": "string"}), "Only this channel's events."),
+                        param("since_id", false, json!({"type": "integer", "minimum": 0}), "Only events with a greater id."),
+                        param("until_id", false, json!({"type": "integer", "minimum": 0}), "Only events up to and including this id."),
+                    ],
+                    "responses": {
+                        "200": {"description": "JSON Lines", "content": {"application/x-ndjson": {}}},
+                        "400": error_reply("A parameter is malformed.")
                     }
                 }
             },

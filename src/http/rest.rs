@@ -3,13 +3,15 @@
 
 use super::error::ApiError;
 use crate::message::Source;
-use crate::relay::{clamp_limit, Relay, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
+use crate::relay::{clamp_limit, Relay, MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
+use crate::store::ExportFilter;
 #[cfg(test)]
 use bytes::Bytes;
 use bytes::{Buf, BufMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::time::Duration;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
@@ -39,9 +41,15 @@ pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .then(post_message);
-    let channels = warp::path!("api" / "channels").and(warp::get()).and(with_relay).map(list_channels);
+    let channels =
+        warp::path!("api" / "channels").and(warp::get()).and(with_relay.clone()).map(list_channels);
+    let export = warp::path!("api" / "export")
+        .and(warp::get())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(with_relay)
+        .then(export);
     let health = warp::path!("healthz").and(warp::get()).map(|| "ok".into_response());
-    get_messages.or(post_message).unify().or(channels).unify().or(health).unify()
+    get_messages.or(post_message).unify().or(channels).unify().or(export).unify().or(health).unify()
 }
 
 fn bad(reason: impl Into<String>) -> ApiError {
@@ -53,10 +61,22 @@ fn parse_limit(raw: &str) -> Result<i128, ApiError> {
     raw.trim().parse().map_err(|_| bad(format!("limit: {raw:?} is not a whole number")))
 }
 
-fn parse_since_id(raw: &str) -> Result<u64, ApiError> {
+fn parse_id(field: &str, raw: &str) -> Result<u64, ApiError> {
     raw.trim()
         .parse()
-        .map_err(|_| bad(format!("since_id: {raw:?} is not a whole number from 0 to {}", u64::MAX)))
+        .map_err(|_| bad(format!("{field}: {raw:?} is not a whole number from 0 to {}", u64::MAX)))
+}
+
+fn parse_since_id(raw: &str) -> Result<u64, ApiError> {
+    parse_id("since_id", raw)
+}
+
+/// Seconds to wait for news: a number of 0 or more, capped at [`MAX_WAIT`].
+fn parse_wait(raw: &str) -> Result<Duration, ApiError> {
+    match raw.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s.min(MAX_WAIT.as_secs_f64()))),
+        _ => Err(bad(format!("wait: {raw:?} is not a number of seconds of 0 or more"))),
+    }
 }
 
 /// Decodes a URL query (`a=1&b=x+y`). Unlike a lossy decoder, it refuses bytes that are not
@@ -85,18 +105,24 @@ async fn get_messages(raw_query: String, relay: Relay) -> Response {
         let target = query.get("target").ok_or_else(|| bad("target: is required (?target=CHANNEL)"))?;
         let limit = query.get("limit").map(|v| parse_limit(v)).transpose()?;
         let limit = clamp_limit(limit, REST_DEFAULT_LIMIT, REST_MAX_LIMIT);
-        let page = match query.get("since_id") {
-            Some(v) => relay.fetch_since(target, parse_since_id(v)?, limit, Source::Rest).await?,
-            None => relay.tail(target, limit, Source::Rest).await?,
+        let wait = query.get("wait").map(|v| parse_wait(v)).transpose()?;
+        let since_id = query.get("since_id").map(|v| parse_since_id(v)).transpose()?;
+        let (page, timed_out) = match (since_id, wait) {
+            (Some(since), Some(wait)) => {
+                let exclude = query.get("exclude_sender").map(|s| s.trim());
+                let (page, timed_out) = relay.wait(target, since, limit, wait, exclude, Source::Rest).await?;
+                (page, Some(timed_out))
+            }
+            (Some(since), None) => (relay.fetch_since(target, since, limit, Source::Rest).await?, None),
+            (None, Some(_)) => return Err(bad("wait: needs since_id (wait for messages after which id?)")),
+            (None, None) => (relay.tail(target, limit, Source::Rest).await?, None),
         };
-        Ok::<_, ApiError>(
-            warp::reply::json(&json!({
-                "target": page.target,
-                "messages": page.messages,
-                "latest_id": page.latest_id,
-            }))
-            .into_response(),
-        )
+        let mut reply =
+            json!({"target": page.target, "messages": page.messages, "latest_id": page.latest_id});
+        if let Some(timed_out) = timed_out {
+            reply["timed_out"] = timed_out.into();
+        }
+        Ok::<_, ApiError>(warp::reply::json(&reply).into_response())
     };
     result.await.unwrap_or_else(ApiError::into_response)
 }
@@ -151,6 +177,38 @@ async fn post_message(
         Ok(warp::reply::with_status(reply, StatusCode::CREATED).into_response())
     };
     result.await.unwrap_or_else(ApiError::into_response)
+}
+
+/// `GET /api/export`: the log as JSON Lines, streamed chunk by chunk, up to the last id when the
+/// request came in (a snapshot). Filters as `claude-codex-relay export`.
+async fn export(raw_query: String, relay: Relay) -> Response {
+    let filter = match export_filter(&raw_query) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let upto = relay.store().last_id();
+    let chunks = futures_util::stream::unfold(Some(0u64), move |after| {
+        let (relay, filter) = (relay.clone(), filter.clone());
+        async move {
+            match relay.export_chunk(filter, after?, upto).await {
+                Ok((bytes, Some(last))) => Some((Ok(bytes), Some(last))),
+                Ok((_, None)) => None,
+                // The status is sent already: cut the stream so the client sees it incomplete.
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        }
+    });
+    let reply = warp::reply::stream(chunks);
+    warp::reply::with_header(reply, "content-type", "application/x-ndjson").into_response()
+}
+
+fn export_filter(raw_query: &str) -> Result<ExportFilter, ApiError> {
+    let query = parse_query(raw_query)?;
+    Ok(ExportFilter {
+        target: query.get("target").map(|t| t.trim().to_owned()),
+        since_id: query.get("since_id").map(|v| parse_id("since_id", v)).transpose()?.unwrap_or(0),
+        until_id: query.get("until_id").map(|v| parse_id("until_id", v)).transpose()?,
+    })
 }
 
 fn list_channels(relay: Relay) -> Response {

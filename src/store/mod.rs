@@ -373,6 +373,17 @@ impl Store {
         *self.inner.shared.visible.borrow()
     }
 
+    /// One chunk of an export (see [`ExportFilter`]): up to `upto`, which the caller fixes at the
+    /// start so the export is a snapshot.
+    pub fn export_chunk(
+        &self,
+        filter: &ExportFilter,
+        after: u64,
+        upto: u64,
+    ) -> Result<(Vec<u8>, Option<u64>), StoreError> {
+        offline::export_chunk(&self.inner.shared.log, filter, after, upto)
+    }
+
     /// Watches the last visible id: woken after each commit.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.shared.visible.subscribe()

@@ -30,35 +30,43 @@ impl ExportFilter {
     }
 }
 
-/// Writes the events `filter` selects, one JSON line each, in id order, up to `upto` (the last
-/// id when the export began, so it is a snapshot even while posts arrive). Returns the count.
-pub(crate) fn write_events(
+/// One chunk of an export: the JSON lines of the events `filter` selects among those after
+/// `after` (or after `filter.since_id`, if later) up to `upto`, and the last id read (`None` when
+/// there is nothing left). `upto` is the last id when the export began, so an export is a
+/// snapshot even while posts arrive.
+pub(crate) fn export_chunk(
     log: &EventLog,
     filter: &ExportFilter,
+    after: u64,
     upto: u64,
-    out: &mut dyn Write,
-) -> Result<u64, StoreError> {
+) -> Result<(Vec<u8>, Option<u64>), StoreError> {
+    let after = after.max(filter.since_id);
     let upto = filter.until_id.map_or(upto, |u| u.min(upto));
-    let (mut after, mut written) = (filter.since_id, 0);
+    if after >= upto {
+        return Ok((Vec::new(), None));
+    }
+    let events = log.read_from(after + 1, CHUNK)?;
+    let Some(last) = events.last().map(Event::id) else { return Ok((Vec::new(), None)) };
+    let mut out = Vec::new();
+    for event in events.iter().filter(|e| e.id() <= upto && filter.keeps(e)) {
+        out.extend_from_slice(event.to_json_line().as_bytes());
+    }
+    Ok((out, Some(last)))
+}
+
+/// Exports the log of the store in `dir` as JSON Lines. Returns the bytes written.
+pub fn export(dir: &Path, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
+    let (_lock, _db, log, _views) = open_parts(dir)?;
+    let upto = log.last_id()?;
     let io_error = |e: std::io::Error| StoreError::Io(format!("writing the export: {e}"));
-    while after < upto {
-        let events = log.read_from(after + 1, CHUNK)?;
-        let Some(last) = events.last().map(Event::id) else { break };
-        for event in events.iter().filter(|e| e.id() <= upto && filter.keeps(e)) {
-            out.write_all(event.to_json_line().as_bytes()).map_err(io_error)?;
-            written += 1;
-        }
+    let (mut after, mut written) = (0, 0);
+    while let (chunk, Some(last)) = export_chunk(&log, filter, after, upto)? {
+        out.write_all(&chunk).map_err(io_error)?;
+        written += chunk.len() as u64;
         after = last;
     }
     out.flush().map_err(io_error)?;
     Ok(written)
-}
-
-/// Exports the log of the store in `dir` as JSON Lines.
-pub fn export(dir: &Path, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
-    let (_lock, _db, log, _views) = open_parts(dir)?;
-    let upto = log.last_id()?;
-    write_events(&log, filter, upto, out)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,3 +6,4 @@ mod helpers;
 mod mcp;
 mod process;
 mod rest;
+mod watch;

@@ -250,7 +250,7 @@ fn openapi_describes_routes_that_answer() {
         }
     }
     // Every route the relay serves is in the spec.
-    for route in ["/api/messages", "/api/channels", "/healthz", "/openapi.json", "/docs"] {
+    for route in ["/api/messages", "/api/channels", "/api/export", "/healthz", "/openapi.json", "/docs"] {
         assert!(paths.contains_key(route), "{route} missing from the spec");
     }
     let params: Vec<&str> = spec["paths"]["/api/messages"]["get"]["parameters"]
@@ -259,7 +259,7 @@ fn openapi_describes_routes_that_answer() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(params, ["target", "since_id", "limit"]);
+    assert_eq!(params, ["target", "since_id", "limit", "wait", "exclude_sender"]);
 }
 
 #[test]
@@ -288,4 +288,49 @@ fn messages_and_ids_survive_a_restart() {
     assert_eq!(app.all_messages("r"), before, "same messages, same ids, same content");
     let next = app.post("r", "s", "after").json()["posted"].as_u64().unwrap();
     assert!(next > before.last().unwrap()["id"].as_u64().unwrap());
+}
+
+#[test]
+fn wait_long_polls_until_a_message_arrives() {
+    let app = spawn_app();
+    let first = app.post("w", "claude", "packet").json()["posted"].as_u64().unwrap();
+    let addr = app.addr;
+    let waiter = thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let path = format!("/api/messages?target=w&since_id={first}&wait=20&exclude_sender=claude");
+        (request(addr, "GET", &path, &[], None).json(), started.elapsed())
+    });
+    thread::sleep(std::time::Duration::from_millis(200));
+    app.post("w", "claude", "own message: does not end the wait");
+    thread::sleep(std::time::Duration::from_millis(200));
+    let reply = app.post("w", "codex", "feedback").json()["posted"].as_u64().unwrap();
+    let (body, waited) = waiter.join().unwrap();
+    assert_eq!(body["timed_out"], false);
+    assert_eq!(ids(body["messages"].as_array().unwrap()), vec![reply]);
+    assert!(waited < std::time::Duration::from_secs(10), "woken by the post, not the timeout");
+    let empty = app.get(&format!("/api/messages?target=w&since_id={reply}&wait=0.2")).json();
+    assert_eq!((empty["timed_out"].clone(), empty["latest_id"].clone()), (json!(true), json!(reply)));
+    app.get("/api/messages?target=w&wait=1").assert_error(400, "wait");
+    app.get("/api/messages?target=w&since_id=0&wait=-1").assert_error(400, "wait");
+    app.get("/api/messages?target=w&since_id=0&wait=soon").assert_error(400, "wait");
+}
+
+#[test]
+fn export_streams_the_log_as_json_lines() {
+    let app = spawn_app();
+    for i in 0..30 {
+        app.post(["a", "b"][i % 2], "s", &format!("m{i}"));
+    }
+    let reply = app.get("/api/export");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/x-ndjson"));
+    let lines: Vec<Value> = reply.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 30);
+    assert_eq!(lines[0]["type"], "message_posted");
+    assert_eq!(lines[0]["text"], "m0");
+    let only_b = app.get("/api/export?target=b&since_id=10&until_id=20").text();
+    let b_ids: Vec<u64> =
+        only_b.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_u64().unwrap()).collect();
+    assert_eq!(b_ids, vec![12, 14, 16, 18, 20]);
+    app.get("/api/export?since_id=-1").assert_error(400, "since_id");
 }

@@ -1,0 +1,96 @@
+//! The relay's REST client, for the `post` and `watch` commands: plain HTTP to a running relay.
+
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Longest a request may take: a long poll waits up to 50 s, plus room for the reply.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(70);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The relay did not answer (stopped, restarting, wrong URL): worth retrying.
+    #[error("cannot reach the relay at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The relay answered 5xx: nothing was done, worth retrying.
+    #[error("the relay could not do it ({status}): {error}")]
+    Unavailable { status: u16, error: String },
+    /// The relay refused the request (4xx): retrying will not help.
+    #[error("the relay refused the request ({status}): {error}")]
+    Refused { status: u16, error: String },
+}
+
+impl ClientError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ClientError::Refused { .. })
+    }
+}
+
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// `url` is the relay's base URL, for example `http://127.0.0.1:8010`.
+    pub fn new(url: &str) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .build()
+            .into();
+        Client { base: url.trim_end_matches('/').to_owned(), agent }
+    }
+
+    fn answer(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable { url: self.base.clone(), reason };
+        let mut response = result.map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body: Value =
+            response.body_mut().read_json().map_err(|e| unreachable(format!("unreadable reply: {e}")))?;
+        let error = || body["error"].as_str().unwrap_or("no reason given").to_owned();
+        match status {
+            200..=299 => Ok(body),
+            400..=499 => Err(ClientError::Refused { status, error: error() }),
+            _ => Err(ClientError::Unavailable { status, error: error() }),
+        }
+    }
+
+    /// Posts a message; returns its id once the relay has stored it.
+    pub fn post(&self, target: &str, sender: &str, text: &str) -> Result<u64, ClientError> {
+        let body = json!({"target": target, "sender": sender, "text": text});
+        let reply = self.answer(self.agent.post(format!("{}/api/messages", self.base)).send_json(&body))?;
+        Ok(reply["posted"].as_u64().unwrap_or(0))
+    }
+
+    /// The id of the last message of `target` (0 when it has none).
+    pub fn latest_id(&self, target: &str) -> Result<u64, ClientError> {
+        let request =
+            self.agent.get(format!("{}/api/messages", self.base)).query("target", target).query("limit", "1");
+        Ok(self.answer(request.call())?["latest_id"].as_u64().unwrap_or(0))
+    }
+
+    /// Messages of `target` after `since_id`, waiting up to `wait` for the first one (long poll).
+    /// Returns the reply: `messages`, `latest_id`, `timed_out`.
+    pub fn wait(
+        &self,
+        target: &str,
+        since_id: u64,
+        wait: Duration,
+        exclude_sender: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let mut request = self
+            .agent
+            .get(format!("{}/api/messages", self.base))
+            .query("target", target)
+            .query("since_id", since_id.to_string())
+            .query("limit", "200")
+            .query("wait", wait.as_secs_f64().to_string());
+        if let Some(sender) = exclude_sender {
+            request = request.query("exclude_sender", sender);
+        }
+        self.answer(request.call())
+    }
+}

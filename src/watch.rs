@@ -1,0 +1,170 @@
+//! `claude-codex-relay watch`: follow a channel on a running relay, print each new message, and
+//! optionally run a command per batch. The built-in replacement for the old polling scripts.
+
+use crate::client::{Client, ClientError};
+use anyhow::Context;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+/// Retry pauses after a failure (relay down, command failed): doubling from the first to the last.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LAST_RETRY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WatchArgs {
+    /// The relay's base URL
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8010")]
+    pub url: String,
+    /// The channel to follow
+    #[arg(long, value_name = "CHANNEL")]
+    pub target: String,
+    /// Only messages from this sender
+    #[arg(long, value_name = "SENDER", conflicts_with = "not_from")]
+    pub from: Option<String>,
+    /// Skip messages from this sender (your own, usually)
+    #[arg(long, value_name = "SENDER")]
+    pub not_from: Option<String>,
+    /// Remember the last id handled in FILE, so a restart goes on where it stopped
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+    /// Start after this id when there is no state file [default: the channel's last id, so only
+    /// new messages]
+    #[arg(long, value_name = "ID")]
+    pub since_id: Option<u64>,
+    /// Run CMD (with sh -c) once per batch of new messages: the messages as a JSON array on its
+    /// stdin, RELAY_TARGET, RELAY_LAST_ID and RELAY_SENDER in its environment. The batch counts as
+    /// handled only when CMD succeeds; otherwise it is delivered again.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+    /// Stop after the first batch of new messages
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds each long poll waits on the relay (at most 50)
+    #[arg(long, value_name = "SECONDS", default_value_t = 25.0)]
+    pub wait: f64,
+}
+
+fn read_state(path: &Path) -> anyhow::Result<Option<u64>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let id =
+                text.trim().parse().with_context(|| format!("state file {} holds no id", path.display()))?;
+            Ok(Some(id))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read the state file {}", path.display())),
+    }
+}
+
+/// Writes the id to a temporary file and renames it over the state file: never half-written.
+fn write_state(path: &Path, id: u64) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{id}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write the state file {}", path.display()))
+}
+
+fn summary(m: &Value) -> String {
+    let text = m["text"].as_str().unwrap_or("");
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    format!(
+        "#{} [{} -> {}] {first}",
+        m["id"],
+        m["sender"].as_str().unwrap_or("?"),
+        m["target"].as_str().unwrap_or("?")
+    )
+}
+
+/// Runs the command for one batch; true when it succeeded.
+fn run_command(cmd: &str, target: &str, batch: &[Value]) -> anyhow::Result<bool> {
+    let last = batch.last().expect("a batch is never empty");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("RELAY_TARGET", target)
+        .env("RELAY_LAST_ID", last["id"].to_string())
+        .env("RELAY_SENDER", last["sender"].as_str().unwrap_or(""))
+        .stdin(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let json = serde_json::to_vec(batch)?;
+    // A command that does not read its stdin closes the pipe: that is its business.
+    let _ = child.stdin.take().expect("stdin is piped").write_all(&json);
+    let status = child.wait()?;
+    if !status.success() {
+        eprintln!("watch: {cmd:?} failed ({status}); these messages will be delivered again");
+    }
+    Ok(status.success())
+}
+
+pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.url);
+    let wait = Duration::from_secs_f64(args.wait.clamp(0.0, 50.0));
+    let mut retry = FIRST_RETRY;
+    let mut down = false;
+    let mut last = match args.state_file.as_deref().map(read_state).transpose()?.flatten().or(args.since_id) {
+        Some(id) => id,
+        None => loop {
+            match client.latest_id(&args.target) {
+                Ok(id) => break id,
+                Err(e) if e.is_retryable() => {
+                    if !down {
+                        eprintln!("watch: {e}; retrying");
+                        down = true;
+                    }
+                    std::thread::sleep(retry);
+                    retry = (retry * 2).min(LAST_RETRY);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        },
+    };
+    loop {
+        let page = match client.wait(&args.target, last, wait, args.not_from.as_deref()) {
+            Ok(page) => page,
+            Err(e @ ClientError::Refused { .. }) => return Err(e.into()),
+            Err(e) => {
+                if !down {
+                    eprintln!("watch: {e}; retrying until it is back");
+                    down = true;
+                }
+                std::thread::sleep(retry);
+                retry = (retry * 2).min(LAST_RETRY);
+                continue;
+            }
+        };
+        if down {
+            eprintln!("watch: the relay at {} is back", args.url);
+            down = false;
+        }
+        retry = FIRST_RETRY;
+        let batch: Vec<Value> = page["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| args.from.as_deref().is_none_or(|s| m["sender"] == s))
+            .filter(|m| args.not_from.as_deref().is_none_or(|s| m["sender"] != s))
+            .cloned()
+            .collect();
+        for m in &batch {
+            println!("{}", summary(m));
+        }
+        if let (Some(cmd), false) = (&args.exec, batch.is_empty()) {
+            if !run_command(cmd, &args.target, &batch)? {
+                std::thread::sleep(retry);
+                retry = (retry * 2).min(LAST_RETRY);
+                continue;
+            }
+        }
+        last = page["latest_id"].as_u64().unwrap_or(last);
+        if let Some(path) = &args.state_file {
+            write_state(path, last)?;
+        }
+        if args.once && !batch.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
