@@ -8,7 +8,7 @@ use crate::watch::{self, WatchArgs};
 use crate::{store, usage_log};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -200,7 +200,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(args, None, None)?;
-    let replayed = store::rebuild(&config.data_dir, Some(&config.archive()))?;
+    // A progress bar on a terminal; nothing when the output goes to a file or a pipe.
+    let bar = std::io::stdout().is_terminal().then(|| {
+        indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("rebuilding {bar:40} {pos}/{len} ids ({eta} left)")
+                .expect("a valid progress template"),
+        )
+    });
+    let mut progress = |at: u64, last: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(last);
+            bar.set_position(at);
+        }
+    };
+    let replayed = store::rebuild(&config.data_dir, Some(&config.archive()), &mut progress)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     println!(
         "rebuilt the channel views of {} and the archive {} from {replayed} events",
         config.data_dir.display(),

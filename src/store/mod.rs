@@ -207,11 +207,15 @@ fn open_parts(dir: &Path) -> Result<(File, sled::Db, EventLog, Views), StoreErro
     Ok((lock, db, log, views))
 }
 
+/// Reports how far a replay got: the id reached, and the log's last id.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
 /// Applies every event after the views' checkpoint. Returns the channel records and how many
 /// events were replayed.
-fn catch_up(log: &EventLog, views: &Views) -> Result<(Channels, u64), StoreError> {
+fn catch_up(log: &EventLog, views: &Views, progress: Progress) -> Result<(Channels, u64), StoreError> {
+    let last_id = log.last_id()?;
     let (mut checkpoint, mut channels) = views.load()?;
-    if checkpoint > log.last_id()? {
+    if checkpoint > last_id {
         // Views ahead of the log cannot come from this relay's commit order; trust the log.
         views.clear()?;
         (checkpoint, channels) = (0, Channels::new());
@@ -223,6 +227,7 @@ fn catch_up(log: &EventLog, views: &Views) -> Result<(Channels, u64), StoreError
         checkpoint = last.id();
         views.apply(&events, &mut channels)?;
         replayed += events.len() as u64;
+        progress(checkpoint, last_id);
     }
     Ok((channels, replayed))
 }
@@ -230,9 +235,9 @@ fn catch_up(log: &EventLog, views: &Views) -> Result<(Channels, u64), StoreError
 /// Drops every projection (the channel views, and the text archive when given) and rebuilds it
 /// from the log. Returns the number of events replayed. Needs the data directory to itself (the
 /// relay must not be running on it).
-pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>) -> Result<u64, StoreError> {
+pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>, progress: Progress) -> Result<u64, StoreError> {
     let (_lock, db, log, views) = open_parts(dir)?;
-    let replayed = offline::rebuild_projections(&log, &views, archive)?;
+    let replayed = offline::rebuild_projections(&log, &views, archive, progress)?;
     db.flush()?;
     Ok(replayed)
 }
@@ -272,7 +277,7 @@ impl Store {
     pub fn open(dir: &Path, archive: Option<&ArchiveConfig>, logger: Logger) -> Result<Store, StoreError> {
         let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
         let (lock, db, log, views) = open_parts(dir)?;
-        let (channels, replayed) = catch_up(&log, &views)?;
+        let (channels, replayed) = catch_up(&log, &views, &mut |_, _| {})?;
         let last_id = log.last_id()?;
         let reserved = log.reserved()?.max(last_id);
         if replayed > 0 {

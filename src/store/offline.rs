@@ -4,7 +4,7 @@
 use super::archive::{Archive, ArchiveConfig};
 use super::log::EventLog;
 use super::views::Views;
-use super::{catch_up, open_parts, StoreError};
+use super::{catch_up, open_parts, Progress, StoreError};
 use crate::event::Event;
 use crate::message::{Message, Name};
 use std::io::{BufRead, BufReader, Write};
@@ -168,7 +168,7 @@ pub fn import(
     report.imported += batch.len() as u64;
     log.set_reserved(highest.max(log.reserved()?))?;
     db.flush().map_err(StoreError::from)?;
-    rebuild_projections(&log, &views, archive)?;
+    rebuild_projections(&log, &views, archive, &mut |_, _| {})?;
     db.flush().map_err(StoreError::from)?;
     Ok(report)
 }
@@ -178,9 +178,10 @@ pub(crate) fn rebuild_projections(
     log: &EventLog,
     views: &Views,
     archive: Option<&ArchiveConfig>,
+    progress: Progress,
 ) -> Result<u64, StoreError> {
     views.clear()?;
-    let (_, replayed) = catch_up(log, views)?;
+    let (_, replayed) = catch_up(log, views, progress)?;
     if let Some(config) = archive {
         let archive_error =
             |e: std::io::Error| StoreError::Io(format!("archive {}: {e}", config.path.display()));

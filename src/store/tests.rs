@@ -115,7 +115,7 @@ fn rebuilt_projections_equal_incremental_ones() {
         views.dump()
     };
     let incremental_archive = std::fs::read(&archive.path).unwrap();
-    assert_eq!(rebuild(dir.path(), Some(&archive)).unwrap(), 500);
+    assert_eq!(rebuild(dir.path(), Some(&archive), &mut |_, _| {}).unwrap(), 500);
     let (_lock, _db, _log, views) = open_parts(dir.path()).unwrap();
     let rebuilt = views.dump();
     assert!(incremental.len() > 500, "views hold messages, channels and a checkpoint");

@@ -279,3 +279,38 @@ fn rebuild_replays_the_log_and_keeps_every_message() {
         .collect();
     assert_eq!(after, posted);
 }
+
+#[test]
+fn store_commands_refuse_a_running_relays_dir_and_round_trip_when_stopped() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &[]);
+    for i in 0..25 {
+        let body = json!({"target": CHANNELS[i % 3], "sender": "s", "text": format!("m{i}\nsecond line")})
+            .to_string();
+        request(relay.addr, "POST", "/api/messages", &[], Some(body.as_bytes()));
+    }
+    let from_http = request(relay.addr, "GET", "/api/export", &[], None).text();
+    for command in [&["export"][..], &["check"], &["rebuild"], &["import", "x.jsonl"]] {
+        let mut args = command.to_vec();
+        args.extend(["--data-dir", "data"]);
+        let e = failed_start(work.path(), &args, &[]);
+        assert!(e.contains("locked by another relay"), "{command:?}: {e}");
+        if command[0] == "export" {
+            assert!(e.contains("/api/export"), "export points to the running relay's export: {e}");
+        }
+    }
+    stop_with_sigterm(relay);
+    let run = |args: &[&str]| {
+        let out = relay_command(work.path(), args, &[]).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let exported = run(&["export", "--data-dir", "data"]);
+    assert_eq!(exported, from_http, "the CLI and GET /api/export write the same lines");
+    run(&["export", "--data-dir", "data", "--out", "log.jsonl"]);
+    assert!(run(&["import", "log.jsonl", "--data-dir", "copy"]).contains("imported 25 events"));
+    assert_eq!(run(&["export", "--data-dir", "copy"]), exported, "round trip is byte-identical");
+    assert!(run(&["check", "--data-dir", "copy"]).contains("25 events, log and views sound"));
+    let replay = run(&["replay", "--print", "--data-dir", "copy"]);
+    assert_eq!(replay.lines().next(), Some("#1 [s -> alpha] m0"));
+}
