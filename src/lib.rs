@@ -3,8 +3,8 @@
 //! # Layout
 //! - [`message`]: names, text and messages, validated on the way in.
 //! - [`event`]: the log's records and their encoding (version byte + bincode 2).
-//! - [`store`]: the sled database: event log, channel views, group-commit writer. The only
-//!   module that touches sled.
+//! - [`store`]: the sled database: event log, channel views, text archive, group-commit writer,
+//!   export/import/check. The only module that touches sled.
 //! - [`relay`]: the service every front door calls (post, fetch since, tail, wait, channels).
 //! - [`mcp`]: the MCP tools (rmcp), calling the relay.
 //! - [`http`]: warp routes: host guard, REST, `/mcp`, OpenAPI and docs, error mapping.
