@@ -83,6 +83,30 @@ impl HostPolicy {
         HostPolicy { allowed: Arc::new(allowed) }
     }
 
+    /// Every allowed host (IPv6 in brackets) with its port, `None` for any.
+    fn authorities(&self) -> impl Iterator<Item = (String, Option<u16>)> + '_ {
+        let bracket = |h: &str| if h.contains(':') { format!("[{h}]") } else { h.to_owned() };
+        let loopback = LOOPBACK.iter().map(move |h| (bracket(h), None));
+        loopback.chain(self.allowed.iter().map(move |p| (bracket(&p.host), p.port)))
+    }
+
+    /// The allowed hosts as `host` (any port) or `host:port`: for a library that keeps its own
+    /// list (rmcp), so it applies the same policy.
+    pub fn host_list(&self) -> Vec<String> {
+        self.authorities().map(|(host, port)| port.map_or(host.clone(), |p| format!("{host}:{p}"))).collect()
+    }
+
+    /// The origins allowed to write, `http` and `https` on every allowed host, as
+    /// `scheme://host:port` or `scheme://host:*`.
+    pub fn origin_list(&self) -> Vec<String> {
+        self.authorities()
+            .flat_map(|(host, port)| {
+                let port = port.map_or("*".to_owned(), |p| p.to_string());
+                ["http", "https"].map(|scheme| format!("{scheme}://{host}:{port}"))
+            })
+            .collect()
+    }
+
     fn allows(&self, host: &str, port: Option<u16>) -> bool {
         let host = host.to_ascii_lowercase();
         LOOPBACK.contains(&host.as_str()) || self.allowed.iter().any(|p| p.matches(&host, port))
@@ -227,6 +251,25 @@ mod tests {
         let p = policy(&["[fe80::1]:*", "fe80::2"]);
         assert_eq!(status(&p, Method::GET, &[("host", "[fe80::1]:8010")]), 200);
         assert_eq!(status(&p, Method::GET, &[("host", "[fe80::2]:1")]), 200);
+    }
+
+    #[test]
+    fn lists_for_rmcp_hold_the_same_hosts() {
+        let p = policy(&["relay.lan", "10.0.0.5:9999", "fe80::1"]);
+        assert_eq!(
+            p.host_list(),
+            ["127.0.0.1", "localhost", "[::1]", "relay.lan", "10.0.0.5:9999", "[fe80::1]"]
+        );
+        let origins = p.origin_list();
+        for o in [
+            "http://127.0.0.1:*",
+            "https://[::1]:*",
+            "http://relay.lan:*",
+            "http://10.0.0.5:9999",
+            "https://[fe80::1]:*",
+        ] {
+            assert!(origins.contains(&o.to_owned()), "{o} in {origins:?}");
+        }
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! everything else.
 //!
 //! The service runs stateless (no session ids), so a client that initialized before a restart
-//! keeps working after it without a new `initialize`. rmcp's own Host and Origin checks are
-//! switched off: the host guard in front of every route is the one policy, so a forged Host or
-//! a foreign Origin gets the same answer on `/mcp` as anywhere else.
+//! keeps working after it without a new `initialize`. rmcp's own Host and Origin lists are fed
+//! from the same [`HostPolicy`] as the host guard in front of every route: the guard answers
+//! first (so a forged Host or a foreign Origin gets the same answer on `/mcp` as anywhere else),
+//! and rmcp's check is a second line applying the same lists.
 
 use super::error::ApiError;
+use super::guard::HostPolicy;
 use super::rest::{max_body_bytes, read_body};
 use crate::mcp::RelayMcp;
 use crate::relay::Relay;
@@ -28,6 +30,7 @@ type Service = StreamableHttpService<RelayMcp, LocalSessionManager>;
 
 pub fn routes(
     relay: Relay,
+    policy: &HostPolicy,
     stop: CancellationToken,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let max_body = max_body_bytes(relay.max_text_bytes());
@@ -37,8 +40,8 @@ pub fn routes(
         .with_sse_keep_alive(None)
         .with_cancellation_token(stop)
         .with_max_request_body_bytes(max_body)
-        .disable_allowed_hosts()
-        .disable_allowed_origins();
+        .with_allowed_hosts(policy.host_list())
+        .with_allowed_origins(policy.origin_list());
     let service: Arc<Service> = Arc::new(StreamableHttpService::new(
         move || Ok(RelayMcp::new(relay.clone())),
         Arc::new(LocalSessionManager::default()),

@@ -32,10 +32,10 @@ pub fn routes(
                 "path" => info.path(), "host" => info.host().unwrap_or(""));
         }
     });
-    guard::filter(policy)
+    guard::filter(policy.clone())
         .and(
             rest::routes(relay.clone())
-                .or(mcp::routes(relay, mcp_stop))
+                .or(mcp::routes(relay, &policy, mcp_stop))
                 .unify()
                 .or(docs::routes(max_text_bytes))
                 .unify(),

@@ -261,3 +261,21 @@ fn open_waits_end_when_the_relay_stops() {
     assert!(waited < Duration::from_secs(5), "the wait answered at once");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn allowed_hosts_and_loopback_origins_reach_mcp() {
+    use relay::http::guard::HostPattern;
+    let app = spawn_app_with(|c| c.allowed_hosts = vec![HostPattern::parse("relay.lan").unwrap()]);
+    let port = app.addr.port();
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    for (host, origin) in [
+        (format!("relay.lan:{port}"), format!("http://relay.lan:{port}")),
+        (format!("LOCALHOST:{port}"), "http://localhost:5173".to_owned()),
+        (format!("[::1]:{port}"), "http://[::1]:3000".to_owned()),
+        (format!("127.0.0.1:{port}"), format!("https://127.0.0.1:{port}")),
+    ] {
+        let reply = mcp(&app, ping, &[("Host", &host), ("Origin", &origin)]);
+        assert_eq!(reply.status, 200, "{host} {origin}: {}", reply.text());
+    }
+    mcp(&app, ping, &[("Host", "other.lan")]).assert_error(421, "other.lan");
+}
