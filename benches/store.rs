@@ -38,7 +38,7 @@ fn message(id: u64, channels: u64) -> Message {
         id,
         ts: 1_795_000_000.0 + id as f64 / 1000.0,
         target: channel_name(id % channels),
-        sender: if id % 2 == 0 { "claude".into() } else { "codex".into() },
+        sender: if id.is_multiple_of(2) { "claude".into() } else { "codex".into() },
         text,
         source: Source::Mcp,
     }

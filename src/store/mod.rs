@@ -19,8 +19,8 @@ mod archive;
 mod log;
 mod offline;
 mod views;
+mod writer;
 
-use crate::event::Event;
 use crate::message::{Message, NewMessage};
 use archive::Archive;
 pub use archive::{line as archive_line, ArchiveConfig};
@@ -29,15 +29,15 @@ pub use offline::{
     check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
 };
 use slog::{error, info, warn, Logger};
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use views::{Channels, Views};
+use writer::{Request, Writer};
 
 /// Most appends committed in one group: bounds the memory and the latency of one commit.
 pub const MAX_BATCH: usize = 1024;
@@ -129,23 +129,6 @@ struct Shared {
     visible: watch::Sender<u64>,
     logger: Logger,
     _lock: File,
-}
-
-struct Request {
-    message: NewMessage,
-    reply: oneshot::Sender<Result<Message, StoreError>>,
-}
-
-/// The writer thread's own state.
-struct Writer {
-    shared: Arc<Shared>,
-    channels: Channels,
-    next_id: u64,
-    reserved: u64,
-    failed: Option<String>,
-    ack_early: bool,
-    /// Told the last id of each commit, when the text archive is on.
-    archive: Option<mpsc::Sender<u64>>,
 }
 
 fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> StoreError {
@@ -267,10 +250,6 @@ fn start_archiver(
         .map_err(|e| StoreError::Io(format!("cannot start the archive thread: {e}")))
 }
 
-fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 impl Store {
     /// Opens (creating if needed) the store in `dir`, catches the views up with the log and
     /// starts the writer, and the archive's writer when `archive` is given.
@@ -302,15 +281,7 @@ impl Store {
             }
             None => (None, None),
         };
-        let writer = Writer {
-            shared: shared.clone(),
-            channels,
-            next_id: reserved + 1,
-            reserved,
-            failed: None,
-            ack_early,
-            archive: archive_tx,
-        };
+        let writer = Writer::new(shared.clone(), channels, reserved, ack_early, archive_tx);
         let (tx, rx) = mpsc::channel();
         let handle = thread::Builder::new()
             .name("relay-writer".into())
@@ -423,131 +394,6 @@ impl Drop for Inner {
         if let Err(e) = self.close() {
             error!(self.shared.logger, "closing the store failed"; "error" => %e);
         }
-    }
-}
-
-impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Request>) -> Result<(), StoreError> {
-        while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => group.push(r),
-                    Err(_) => break,
-                }
-            }
-            self.commit_group(group);
-        }
-        // Every sender is gone: give back the unused reservation so a clean restart goes on
-        // without a gap, and make everything durable.
-        if self.failed.is_none() {
-            self.shared.log.set_reserved(self.next_id - 1)?;
-        }
-        self.shared.db.flush()?;
-        Ok(())
-    }
-
-    fn commit_group(&mut self, group: Vec<Request>) {
-        if let Some(reason) = &self.failed {
-            for r in group {
-                let _ = r.reply.send(Err(StoreError::Failed(reason.clone())));
-            }
-            return;
-        }
-        let (messages, mut replies): (Vec<_>, Vec<_>) =
-            group.into_iter().map(|r| (r.message, r.reply)).unzip();
-        let events = self.assign_ids(messages);
-        if self.ack_early {
-            answer(&events, std::mem::take(&mut replies));
-            thread::sleep(UNSAFE_WRITE_DELAY);
-        }
-        if let Err(e) = self.write_durably(&events) {
-            error!(self.shared.logger, "commit failed"; "error" => %e);
-            for reply in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
-            return;
-        }
-        // The events are durable from here on: every poster gets "posted" even if the views
-        // cannot be updated (they catch up from the log on the next start).
-        if let Err(e) = self.shared.views.apply(&events, &mut self.channels) {
-            error!(self.shared.logger, "updating channel views failed"; "error" => %e);
-            self.failed = Some(format!("updating channel views failed: {e}"));
-        } else {
-            self.publish(&events);
-        }
-        answer(&events, replies);
-    }
-
-    /// Step 1: gives each message the next id. Ids are spent even if the commit fails, so an
-    /// id is never handed out twice.
-    fn assign_ids(&mut self, messages: Vec<NewMessage>) -> Vec<Event> {
-        let ts = now_secs();
-        let first = self.next_id;
-        self.next_id += messages.len() as u64;
-        messages
-            .into_iter()
-            .zip(first..)
-            .map(|(m, id)| {
-                Event::MessagePosted(Message {
-                    id,
-                    ts,
-                    target: m.target.as_str().to_owned(),
-                    sender: m.sender.as_str().to_owned(),
-                    text: m.text.into_string(),
-                    source: m.source,
-                })
-            })
-            .collect()
-    }
-
-    /// Steps 2 and 3 of the protocol. On failure the events are taken out again (best effort)
-    /// so a later flush does not store posts whose posters were told they failed.
-    fn write_durably(&mut self, events: &[Event]) -> Result<(), StoreError> {
-        let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(()) };
-        let (first, last) = (first.id(), last.id());
-        if last > self.reserved {
-            let reserved = last + ID_RESERVE_STEP;
-            self.shared.log.set_reserved(reserved)?;
-            self.shared.db.flush()?;
-            self.reserved = reserved;
-        }
-        let result = self.shared.log.append(events).and_then(|()| Ok(self.shared.db.flush().map(drop)?));
-        if let Err(e) = &result {
-            if let Err(undo) = self.shared.log.remove(first, last) {
-                self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
-            }
-        }
-        result
-    }
-
-    fn publish(&self, events: &[Event]) {
-        let Some(last) = events.last() else { return };
-        {
-            let mut published = self.shared.published.write().unwrap_or_else(|p| p.into_inner());
-            let touched: HashSet<&str> = events
-                .iter()
-                .map(|e| {
-                    let Event::MessagePosted(m) = e;
-                    m.target.as_str()
-                })
-                .collect();
-            for name in touched {
-                published.insert(name.to_owned(), self.channels[name]);
-            }
-        }
-        self.shared.visible.send_replace(last.id());
-        if let Some(archive) = &self.archive {
-            let _ = archive.send(last.id());
-        }
-    }
-}
-
-/// Tells each poster its message (the events are in the order of the replies).
-fn answer(events: &[Event], replies: Vec<oneshot::Sender<Result<Message, StoreError>>>) {
-    for (event, reply) in events.iter().zip(replies) {
-        let Event::MessagePosted(m) = event;
-        let _ = reply.send(Ok(m.clone()));
     }
 }
 

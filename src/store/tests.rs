@@ -1,4 +1,5 @@
 use super::*;
+use crate::event::Event;
 use crate::message::{Name, Source, Text};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,170 @@
+//! The writer thread: the one place appends happen, one group commit at a time, following the
+//! commit protocol described in `store/mod.rs`.
+
+use super::views::Channels;
+use super::{Shared, StoreError, ID_RESERVE_STEP, MAX_BATCH, UNSAFE_WRITE_DELAY};
+use crate::event::Event;
+use crate::message::{Message, NewMessage};
+use slog::error;
+use std::collections::HashSet;
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+
+pub(super) struct Request {
+    pub(super) message: NewMessage,
+    pub(super) reply: oneshot::Sender<Result<Message, StoreError>>,
+}
+
+/// The writer thread's own state.
+pub(super) struct Writer {
+    shared: Arc<Shared>,
+    channels: Channels,
+    next_id: u64,
+    reserved: u64,
+    failed: Option<String>,
+    ack_early: bool,
+    /// Told the last id of each commit, when the text archive is on.
+    archive: Option<mpsc::Sender<u64>>,
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl Writer {
+    /// A writer going on from `reserved`, the highest id already reserved (or used).
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        channels: Channels,
+        reserved: u64,
+        ack_early: bool,
+        archive: Option<mpsc::Sender<u64>>,
+    ) -> Writer {
+        Writer { shared, channels, next_id: reserved + 1, reserved, failed: None, ack_early, archive }
+    }
+
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Request>) -> Result<(), StoreError> {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => group.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+        // Every sender is gone: give back the unused reservation so a clean restart goes on
+        // without a gap, and make everything durable.
+        if self.failed.is_none() {
+            self.shared.log.set_reserved(self.next_id - 1)?;
+        }
+        self.shared.db.flush()?;
+        Ok(())
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        if let Some(reason) = &self.failed {
+            for r in group {
+                let _ = r.reply.send(Err(StoreError::Failed(reason.clone())));
+            }
+            return;
+        }
+        let (messages, mut replies): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|r| (r.message, r.reply)).unzip();
+        let events = self.assign_ids(messages);
+        if self.ack_early {
+            answer(&events, std::mem::take(&mut replies));
+            thread::sleep(UNSAFE_WRITE_DELAY);
+        }
+        if let Err(e) = self.write_durably(&events) {
+            error!(self.shared.logger, "commit failed"; "error" => %e);
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return;
+        }
+        // The events are durable from here on: every poster gets "posted" even if the views
+        // cannot be updated (they catch up from the log on the next start).
+        if let Err(e) = self.shared.views.apply(&events, &mut self.channels) {
+            error!(self.shared.logger, "updating channel views failed"; "error" => %e);
+            self.failed = Some(format!("updating channel views failed: {e}"));
+        } else {
+            self.publish(&events);
+        }
+        answer(&events, replies);
+    }
+
+    /// Step 1: gives each message the next id. Ids are spent even if the commit fails, so an
+    /// id is never handed out twice.
+    fn assign_ids(&mut self, messages: Vec<NewMessage>) -> Vec<Event> {
+        let ts = now_secs();
+        let first = self.next_id;
+        self.next_id += messages.len() as u64;
+        messages
+            .into_iter()
+            .zip(first..)
+            .map(|(m, id)| {
+                Event::MessagePosted(Message {
+                    id,
+                    ts,
+                    target: m.target.as_str().to_owned(),
+                    sender: m.sender.as_str().to_owned(),
+                    text: m.text.into_string(),
+                    source: m.source,
+                })
+            })
+            .collect()
+    }
+
+    /// Steps 2 and 3 of the protocol. On failure the events are taken out again (best effort)
+    /// so a later flush does not store posts whose posters were told they failed.
+    fn write_durably(&mut self, events: &[Event]) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(()) };
+        let (first, last) = (first.id(), last.id());
+        if last > self.reserved {
+            let reserved = last + ID_RESERVE_STEP;
+            self.shared.log.set_reserved(reserved)?;
+            self.shared.db.flush()?;
+            self.reserved = reserved;
+        }
+        let result = self.shared.log.append(events).and_then(|()| Ok(self.shared.db.flush().map(drop)?));
+        if let Err(e) = &result {
+            if let Err(undo) = self.shared.log.remove(first, last) {
+                self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
+            }
+        }
+        result
+    }
+
+    fn publish(&self, events: &[Event]) {
+        let Some(last) = events.last() else { return };
+        {
+            let mut published = self.shared.published.write().unwrap_or_else(|p| p.into_inner());
+            let touched: HashSet<&str> = events
+                .iter()
+                .map(|e| {
+                    let Event::MessagePosted(m) = e;
+                    m.target.as_str()
+                })
+                .collect();
+            for name in touched {
+                published.insert(name.to_owned(), self.channels[name]);
+            }
+        }
+        self.shared.visible.send_replace(last.id());
+        if let Some(archive) = &self.archive {
+            let _ = archive.send(last.id());
+        }
+    }
+}
+
+/// Tells each poster its message (the events are in the order of the replies).
+fn answer(events: &[Event], replies: Vec<oneshot::Sender<Result<Message, StoreError>>>) {
+    for (event, reply) in events.iter().zip(replies) {
+        let Event::MessagePosted(m) = event;
+        let _ = reply.send(Ok(m.clone()));
+    }
+}
