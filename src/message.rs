@@ -117,6 +117,52 @@ pub struct Message {
     pub source: Source,
 }
 
+/// A stored message as a channel view holds it: its id and its JSON, ready to send. A page of
+/// these is written out as the bytes it was stored as, without decoding and re-encoding each
+/// message.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: u64,
+    json: Box<serde_json::value::RawValue>,
+}
+
+impl StoredMessage {
+    pub fn new(id: u64, json: Box<serde_json::value::RawValue>) -> Self {
+        StoredMessage { id, json }
+    }
+
+    pub fn json(&self) -> &str {
+        self.json.get()
+    }
+
+    /// The sender, read without decoding the rest.
+    pub fn sender(&self) -> Result<String, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Sender<'a> {
+            #[serde(borrow)]
+            sender: std::borrow::Cow<'a, str>,
+        }
+        let parsed: Sender = serde_json::from_str(self.json.get())?;
+        Ok(parsed.sender.into_owned())
+    }
+
+    pub fn decode(&self) -> Result<Message, serde_json::Error> {
+        serde_json::from_str(self.json.get())
+    }
+}
+
+impl Serialize for StoredMessage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(serializer)
+    }
+}
+
+impl PartialEq for StoredMessage {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.json.get() == other.json.get()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +205,16 @@ mod tests {
     fn text_limit_is_in_bytes() {
         assert!(Text::parse("ab".into(), 2).is_ok());
         assert!(Text::parse("é".repeat(2), 3).is_err());
+    }
+
+    #[test]
+    fn stored_message_is_written_as_stored() {
+        let json = r#"{"id":3,"ts":1.5,"target":"t","sender":"s\"x","text":"y","source":"mcp"}"#;
+        let raw = serde_json::value::RawValue::from_string(json.to_owned()).unwrap();
+        let stored = StoredMessage::new(3, raw);
+        assert_eq!(serde_json::to_string(&vec![stored.clone()]).unwrap(), format!("[{json}]"));
+        assert_eq!(stored.sender().unwrap(), "s\"x");
+        assert_eq!(stored.decode().unwrap().text, "y");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! UI, CLI) calls this, so they validate, store and log the same way.
 
 use crate::config::Config;
-use crate::message::{Invalid, Message, Name, NewMessage, Source, Text};
+use crate::message::{Invalid, Message, Name, NewMessage, Source, StoredMessage, Text};
 use crate::store::{ChannelStats, ExportFilter, Store, StoreError};
 use slog::{info, Logger};
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub enum RelayError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub target: String,
-    pub messages: Vec<Message>,
+    pub messages: Vec<StoredMessage>,
     pub latest_id: u64,
 }
 
@@ -169,8 +169,20 @@ impl Relay {
             let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
             let batch = blocking(move || store.since(&name, cursor, limit)).await?;
             let scanned = batch.last().map(|m| m.id);
-            let wanted: Vec<Message> =
-                batch.into_iter().filter(|m| Some(m.sender.as_str()) != exclude_sender).collect();
+            let wanted = match exclude_sender {
+                None => batch,
+                Some(excluded) => {
+                    let mut wanted = Vec::with_capacity(batch.len());
+                    for m in batch {
+                        let sender =
+                            m.sender().map_err(|e| StoreError::Corrupt(format!("message {}: {e}", m.id)))?;
+                        if sender != excluded {
+                            wanted.push(m);
+                        }
+                    }
+                    wanted
+                }
+            };
             if !wanted.is_empty() {
                 break (wanted, false);
             }
@@ -223,7 +235,7 @@ impl Relay {
     }
 }
 
-fn page(target: Name, messages: Vec<Message>, since_id: u64) -> Page {
+fn page(target: Name, messages: Vec<StoredMessage>, since_id: u64) -> Page {
     let latest_id = messages.last().map_or(since_id, |m| m.id);
     Page { target: target.as_str().to_owned(), messages, latest_id }
 }
@@ -281,7 +293,8 @@ mod tests {
         let theirs = relay.post("t", "you", "theirs".into(), Source::Rest).await.unwrap();
         let (page, timed_out) = waiter.await.unwrap().unwrap();
         assert!(!timed_out);
-        assert_eq!(page.messages, vec![theirs.clone()]);
+        let got: Vec<Message> = page.messages.iter().map(|m| m.decode().unwrap()).collect();
+        assert_eq!(got, vec![theirs.clone()]);
         assert_eq!(page.latest_id, theirs.id);
     }
 

@@ -2,7 +2,7 @@
 //! Python relay's, with fields added beside them (`latest_id`, `since_id`, channel details).
 
 use super::error::ApiError;
-use crate::message::Source;
+use crate::message::{Source, StoredMessage};
 use crate::relay::{clamp_limit, Relay, MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
 use crate::store::ExportFilter;
 #[cfg(test)]
@@ -99,6 +99,16 @@ fn parse_query(raw: &str) -> Result<HashMap<String, String>, ApiError> {
         .collect()
 }
 
+/// A page as REST sends it. The messages are written as the bytes the store holds.
+#[derive(serde::Serialize)]
+struct PageReply<'a> {
+    target: &'a str,
+    messages: &'a [StoredMessage],
+    latest_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timed_out: Option<bool>,
+}
+
 async fn get_messages(raw_query: String, relay: Relay) -> Response {
     let result = async {
         let query = parse_query(&raw_query)?;
@@ -117,11 +127,12 @@ async fn get_messages(raw_query: String, relay: Relay) -> Response {
             (None, Some(_)) => return Err(bad("wait: needs since_id (wait for messages after which id?)")),
             (None, None) => (relay.tail(target, limit, Source::Rest).await?, None),
         };
-        let mut reply =
-            json!({"target": page.target, "messages": page.messages, "latest_id": page.latest_id});
-        if let Some(timed_out) = timed_out {
-            reply["timed_out"] = timed_out.into();
-        }
+        let reply = PageReply {
+            target: &page.target,
+            messages: &page.messages,
+            latest_id: page.latest_id,
+            timed_out,
+        };
         Ok::<_, ApiError>(warp::reply::json(&reply).into_response())
     };
     result.await.unwrap_or_else(ApiError::into_response)

@@ -21,7 +21,7 @@ mod offline;
 mod views;
 mod writer;
 
-use crate::message::{Message, NewMessage};
+use crate::message::{Message, NewMessage, StoredMessage};
 use archive::Archive;
 pub use archive::{line as archive_line, ArchiveConfig};
 use log::EventLog;
@@ -313,7 +313,7 @@ impl Store {
     }
 
     /// Up to `limit` messages of `channel` with id > `after`, oldest first.
-    pub fn since(&self, channel: &str, after: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
+    pub fn since(&self, channel: &str, after: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {
             Some(c) => self.inner.shared.views.since(c.no, after, c.last_id, limit),
             None => Ok(Vec::new()),
@@ -321,7 +321,7 @@ impl Store {
     }
 
     /// The last `limit` messages of `channel`, oldest first.
-    pub fn tail(&self, channel: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
+    pub fn tail(&self, channel: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {
             Some(c) => self.inner.shared.views.tail(c.no, c.last_id, limit),
             None => Ok(Vec::new()),

@@ -8,7 +8,7 @@
 
 use super::StoreError;
 use crate::event::Event;
-use crate::message::Message;
+use crate::message::{Message, StoredMessage};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -52,6 +52,17 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 
 fn decode_message(bytes: &[u8]) -> Result<Message, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(format!("bad message record: {e}")))
+}
+
+/// A view entry as it is stored: the id from its key, the JSON checked but not decoded.
+fn stored(key: &[u8], value: &[u8]) -> Result<StoredMessage, StoreError> {
+    let id = key
+        .get(5..13)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| corrupt("bad message key"))?;
+    let json = serde_json::from_slice(value).map_err(|e| corrupt(format!("message {id}: {e}")))?;
+    Ok(StoredMessage::new(id, json))
 }
 
 impl Views {
@@ -115,25 +126,25 @@ impl Views {
         after: u64,
         upto: u64,
         limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         if after >= upto {
             return Ok(Vec::new());
         }
         self.tree
             .range(message_key(no, after + 1)..=message_key(no, upto))
             .take(limit)
-            .map(|item| decode_message(&item?.1))
+            .map(|item| item.map_err(StoreError::from).and_then(|(k, v)| stored(&k, &v)))
             .collect()
     }
 
     /// The last `limit` messages of channel `no` with `id <= upto`, oldest first.
-    pub(crate) fn tail(&self, no: u32, upto: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
+    pub(crate) fn tail(&self, no: u32, upto: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         let mut out = self
             .tree
             .range(message_key(no, 0)..=message_key(no, upto))
             .rev()
             .take(limit)
-            .map(|item| decode_message(&item?.1))
+            .map(|item| item.map_err(StoreError::from).and_then(|(k, v)| stored(&k, &v)))
             .collect::<Result<Vec<_>, _>>()?;
         out.reverse();
         Ok(out)
