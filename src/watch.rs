@@ -100,24 +100,46 @@ fn run_command(cmd: &str, target: &str, batch: &[Value]) -> anyhow::Result<bool>
     Ok(status.success())
 }
 
+/// Doubling pauses between tries, and whether the relay is known to be down (said once).
+struct Retry {
+    pause: Duration,
+    down: bool,
+}
+
+impl Retry {
+    fn pause(&mut self) {
+        std::thread::sleep(self.pause);
+        self.pause = (self.pause * 2).min(LAST_RETRY);
+    }
+
+    /// The relay did not answer: say so the first time, then wait before trying again.
+    fn relay_down(&mut self, e: &ClientError) {
+        if !self.down {
+            eprintln!("watch: {e}; retrying until it is back");
+            self.down = true;
+        }
+        self.pause();
+    }
+
+    fn relay_up(&mut self, url: &str) {
+        if self.down {
+            eprintln!("watch: the relay at {url} is back");
+            self.down = false;
+        }
+        self.pause = FIRST_RETRY;
+    }
+}
+
 pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.url);
     let wait = Duration::from_secs_f64(args.wait.clamp(0.0, 50.0));
-    let mut retry = FIRST_RETRY;
-    let mut down = false;
+    let mut retry = Retry { pause: FIRST_RETRY, down: false };
     let mut last = match args.state_file.as_deref().map(read_state).transpose()?.flatten().or(args.since_id) {
         Some(id) => id,
         None => loop {
             match client.latest_id(&args.target) {
                 Ok(id) => break id,
-                Err(e) if e.is_retryable() => {
-                    if !down {
-                        eprintln!("watch: {e}; retrying");
-                        down = true;
-                    }
-                    std::thread::sleep(retry);
-                    retry = (retry * 2).min(LAST_RETRY);
-                }
+                Err(e) if e.is_retryable() => retry.relay_down(&e),
                 Err(e) => return Err(e.into()),
             }
         },
@@ -125,22 +147,13 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     loop {
         let page = match client.wait(&args.target, last, wait, args.not_from.as_deref()) {
             Ok(page) => page,
-            Err(e @ ClientError::Refused { .. }) => return Err(e.into()),
-            Err(e) => {
-                if !down {
-                    eprintln!("watch: {e}; retrying until it is back");
-                    down = true;
-                }
-                std::thread::sleep(retry);
-                retry = (retry * 2).min(LAST_RETRY);
+            Err(e) if e.is_retryable() => {
+                retry.relay_down(&e);
                 continue;
             }
+            Err(e) => return Err(e.into()),
         };
-        if down {
-            eprintln!("watch: the relay at {} is back", args.url);
-            down = false;
-        }
-        retry = FIRST_RETRY;
+        retry.relay_up(&args.url);
         let batch: Vec<Value> = page["messages"]
             .as_array()
             .into_iter()
@@ -154,8 +167,7 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         }
         if let (Some(cmd), false) = (&args.exec, batch.is_empty()) {
             if !run_command(cmd, &args.target, &batch)? {
-                std::thread::sleep(retry);
-                retry = (retry * 2).min(LAST_RETRY);
+                retry.pause();
                 continue;
             }
         }

@@ -43,31 +43,36 @@ impl EventLog {
         }
     }
 
-    /// The highest id reserved so far (0 when none was).
-    pub(crate) fn reserved(&self) -> Result<u64, StoreError> {
-        match self.meta.get(RESERVED_KEY)? {
-            Some(v) => decode_u64(&v, "the id reservation"),
+    /// An id kept in `meta` (0 when it was never set).
+    fn meta_id(&self, name: &[u8], what: &str) -> Result<u64, StoreError> {
+        match self.meta.get(name)? {
+            Some(v) => decode_u64(&v, what),
             None => Ok(0),
         }
+    }
+
+    fn set_meta_id(&self, name: &[u8], id: u64) -> Result<(), StoreError> {
+        self.meta.insert(name, &key(id))?;
+        Ok(())
+    }
+
+    /// The highest id reserved so far (0 when none was).
+    pub(crate) fn reserved(&self) -> Result<u64, StoreError> {
+        self.meta_id(RESERVED_KEY, "the id reservation")
     }
 
     /// Records a new reservation; the caller flushes before using ids under it.
     pub(crate) fn set_reserved(&self, id: u64) -> Result<(), StoreError> {
-        self.meta.insert(RESERVED_KEY, &key(id))?;
-        Ok(())
+        self.set_meta_id(RESERVED_KEY, id)
     }
 
     /// The id of the last event written to the text archive (0 when none was).
     pub(crate) fn archive_checkpoint(&self) -> Result<u64, StoreError> {
-        match self.meta.get(ARCHIVE_KEY)? {
-            Some(v) => decode_u64(&v, "the archive checkpoint"),
-            None => Ok(0),
-        }
+        self.meta_id(ARCHIVE_KEY, "the archive checkpoint")
     }
 
     pub(crate) fn set_archive_checkpoint(&self, id: u64) -> Result<(), StoreError> {
-        self.meta.insert(ARCHIVE_KEY, &key(id))?;
-        Ok(())
+        self.set_meta_id(ARCHIVE_KEY, id)
     }
 
     /// Writes events (in memory until the database is flushed). One sled batch, so a batch is
