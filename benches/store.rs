@@ -7,71 +7,18 @@
 //!
 //! Run: `cargo bench --bench store` (figures in docs/benchmarks.md).
 
+mod common;
+
+use common::{channel_name, data_set, message};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use relay::event::Event;
-use relay::message::{Message, Source};
-use relay::store::{import, Store};
+use relay::message::Message;
+use relay::store::Store;
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
-/// Bytes of text per message: the workload of the reference figures.
-const TEXT_BYTES: usize = 1000;
 /// Random queries prepared per data set; the benches cycle through them.
 const QUERIES: usize = 4096;
-
-fn channel_name(no: u64) -> String {
-    format!("chan-{no:03}")
-}
-
-/// The message with this id: deterministic, so the store and the ceiling hold the same data.
-fn message(id: u64, channels: u64) -> Message {
-    let mut text = format!("Review packet {id}\n```diff\n");
-    while text.len() < TEXT_BYTES - 4 {
-        text.push_str(&format!("+    let value_{id} = compute({});\n", text.len()));
-    }
-    text.truncate(TEXT_BYTES - 4);
-    text.push_str("\n```");
-    Message {
-        id,
-        ts: 1_795_000_000.0 + id as f64 / 1000.0,
-        target: channel_name(id % channels),
-        sender: if id.is_multiple_of(2) { "claude".into() } else { "codex".into() },
-        text,
-        source: Source::Mcp,
-    }
-}
-
-fn bench_data_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("bench-data")
-}
-
-/// The store directory holding `n` messages over `channels` channels, generated on first use.
-fn data_set(n: u64, channels: u64) -> PathBuf {
-    let dir = bench_data_dir().join(format!("{n}-{channels}"));
-    if dir.join("READY").exists() {
-        return dir;
-    }
-    eprintln!("generating {n} messages over {channels} channels in {} (once)", dir.display());
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let export = dir.with_extension("jsonl");
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&export).unwrap());
-        for id in 1..=n {
-            out.write_all(Event::MessagePosted(message(id, channels)).to_json_line().as_bytes()).unwrap();
-        }
-    }
-    import(&dir, &export, false, None).unwrap();
-    std::fs::remove_file(&export).unwrap();
-    std::fs::write(dir.join("READY"), "").unwrap();
-    dir
-}
 
 /// The same data in memory, keyed by (channel number, id).
 fn ceiling(n: u64, channels: u64) -> BTreeMap<(u64, u64), Message> {

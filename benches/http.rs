@@ -1,0 +1,150 @@
+//! HTTP round trips on one keep-alive loopback connection: a bare warp route returning a small
+//! JSON (the ceiling), the relay's empty poll, a page of 200 messages of 1 KB, and a durable
+//! post. Latency per request, one request at a time (concurrent load is a job for wrk).
+//!
+//! Run: `cargo bench --bench http` (figures in docs/benchmarks.md).
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use relay::config::Config;
+use relay::server::Server;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+use warp::Filter;
+
+/// One keep-alive HTTP/1.1 connection that reads replies by their Content-Length.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn { stream, buf: Vec::with_capacity(1 << 20) }
+    }
+
+    /// Sends a request and returns the reply's status and body length.
+    fn send(&mut self, method: &str, path: &str, body: &str) -> (u16, usize) {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.write_all(request.as_bytes()).unwrap();
+        self.buf.clear();
+        let mut chunk = [0u8; 65536];
+        loop {
+            let n = self.stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let head = std::str::from_utf8(&self.buf[..end]).unwrap().to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .expect("replies have a Content-Length");
+            if self.buf.len() >= end + 4 + length {
+                let status = head[9..12].parse().unwrap();
+                return (status, length);
+            }
+        }
+    }
+}
+
+/// Runs a relay on `dir` in its own runtime thread; returns its address.
+fn start_relay(dir: &Path, archive_dir: &Path) -> SocketAddr {
+    let config = Config {
+        port: 0,
+        data_dir: dir.to_owned(),
+        channel_log_path: archive_dir.join("archive.log"),
+        ..Config::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let server = Server::bind(&config, slog::Logger::root(slog::Discard, slog::o!())).await.unwrap();
+            tx.send(server.local_addr()).unwrap();
+            server.run(std::future::pending()).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// A bare warp server with one route returning a small JSON, like an empty poll's reply.
+fn start_bare_warp() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let route = warp::path!("poll").map(|| {
+                warp::reply::json(
+                    &serde_json::json!({"target": "chan-001", "messages": [], "latest_id": 9991}),
+                )
+            });
+            warp::serve(route).incoming(listener).run().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn http(c: &mut Criterion) {
+    let data = common::data_set(10_000, 10);
+    let scratch = tempfile::tempdir().unwrap();
+    let relay = start_relay(&data, scratch.path());
+    let posts_dir = tempfile::tempdir().unwrap();
+    let relay_for_posts = start_relay(posts_dir.path(), posts_dir.path());
+    let bare = start_bare_warp();
+
+    let mut group = c.benchmark_group("http");
+    let mut conn = Conn::open(bare);
+    group.bench_function("bare_warp_small_json", |b| {
+        b.iter(|| assert_eq!(conn.send("GET", "/poll", "").0, 200))
+    });
+
+    let mut conn = Conn::open(relay);
+    // chan-001 holds ids 1, 11, ..., 9991: since its last id, the poll is empty.
+    let empty = "/api/messages?target=chan-001&since_id=9991&limit=200";
+    let (status, length) = conn.send("GET", empty, "");
+    assert!(status == 200 && length < 80, "an empty page: {status} {length}");
+    group.bench_function("relay_empty_poll", |b| b.iter(|| assert_eq!(conn.send("GET", empty, "").0, 200)));
+
+    let mut i = 0u64;
+    group.bench_function("relay_page_200x1KB", |b| {
+        b.iter(|| {
+            // A random channel and a start early enough for a full page.
+            i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let path = format!(
+                "/api/messages?target={}&since_id={}&limit=200",
+                common::channel_name(i % 10),
+                (i >> 33) % 7000
+            );
+            let (status, length) = conn.send("GET", &path, "");
+            assert!(status == 200 && length > 200_000);
+        })
+    });
+
+    let mut conn = Conn::open(relay_for_posts);
+    let body =
+        serde_json::json!({"target": "proj-x", "sender": "bench", "text": "x".repeat(200)}).to_string();
+    group.bench_function("relay_durable_post", |b| {
+        b.iter(|| assert_eq!(conn.send("POST", "/api/messages", &body).0, 201))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)).sample_size(40);
+    targets = http
+}
+criterion_main!(benches);
