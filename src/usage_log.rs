@@ -2,8 +2,8 @@
 //! the request path through slog-async. A line is the Python relay's shape: local time, level,
 //! the operation, then its fields as a JSON object:
 //! `2026-11-25 14:03:07,512 INFO post_message {"id":42,"target":"proj-x",...}`.
-//! Warnings and errors are also printed to stderr. rmcp, warp and hyper report through
-//! `tracing`; [`TracingBridge`] forwards their warnings and errors here too.
+//! The relay's own warnings and errors are also printed to stderr. rmcp, warp and hyper report
+//! through `tracing`; [`TracingBridge`] forwards their warnings and errors into the file only.
 
 use file_rotate::{compression::Compression, suffix::AppendCount, ContentLimit, FileRotate};
 use serde_json::{Map, Value};
@@ -97,7 +97,8 @@ pub fn open(path: &Path, max_bytes: u64, backups: usize) -> std::io::Result<(Log
 }
 
 /// A `tracing` subscriber that sends the warnings and errors of the libraries the relay uses
-/// (rmcp, warp, hyper) to the slog logger, one line each with the event's fields.
+/// (rmcp, warp, hyper) to the slog logger, one INFO line each with the library's level and the
+/// event's fields.
 pub struct TracingBridge {
     log: Logger,
     next_span: AtomicU64,
@@ -140,12 +141,12 @@ impl tracing::Subscriber for TracingBridge {
             _ => String::new(),
         };
         let target = event.metadata().target();
+        let level = event.metadata().level().as_str();
         let fields = Value::Object(fields.0).to_string();
-        if *event.metadata().level() == tracing::Level::ERROR {
-            slog::error!(self.log, "{}", message; "target" => target, "fields" => fields);
-        } else {
-            slog::warn!(self.log, "{}", message; "target" => target, "fields" => fields);
-        }
+        // Into the file only, keeping the library's level as a field: most of these are about
+        // a client (a dropped connection, a malformed request), not the relay, and do not
+        // belong on the operator's terminal.
+        slog::info!(self.log, "{}", message; "target" => target, "level" => level, "fields" => fields);
     }
     fn enter(&self, _: &span::Id) {}
     fn exit(&self, _: &span::Id) {}
@@ -184,7 +185,8 @@ mod tests {
         drop(guard);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("too chatty"), "{text}");
-        assert!(text.contains(" WARNING rejected request {"), "{text}");
+        assert!(text.contains(" INFO rejected request {"), "{text}");
+        assert!(text.contains(r#""level":"WARN""#), "{text}");
         assert!(text.contains("evil.example"), "{text}");
     }
 
