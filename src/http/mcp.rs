@@ -58,7 +58,7 @@ pub fn routes(
     at_mcp
         .and(warp::method())
         .and(warp::path::full())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(super::raw_query())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(move |method, path: FullPath, query: String, headers, body| {

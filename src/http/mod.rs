@@ -13,9 +13,12 @@ use slog::Logger;
 use tokio_util::sync::CancellationToken;
 use warp::Filter;
 
-pub use docs::spec as openapi_spec;
-
 /// Every route of the relay, guarded, with errors turned into JSON replies.
+/// The raw query string, empty when the request has none (warp's own filter refuses that case).
+fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
 /// `mcp_stop` ends rmcp's in-flight requests; cancel it once the grace period is over.
 pub fn routes(
     relay: Relay,

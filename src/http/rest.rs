@@ -32,7 +32,7 @@ pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::
     let with_relay = warp::any().map(move || relay.clone());
     let get_messages = warp::path!("api" / "messages")
         .and(warp::get())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(super::raw_query())
         .and(with_relay.clone())
         .then(get_messages);
     let post_message = warp::path!("api" / "messages")
@@ -43,11 +43,8 @@ pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::
         .then(post_message);
     let channels =
         warp::path!("api" / "channels").and(warp::get()).and(with_relay.clone()).map(list_channels);
-    let export = warp::path!("api" / "export")
-        .and(warp::get())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(with_relay)
-        .then(export);
+    let export =
+        warp::path!("api" / "export").and(warp::get()).and(super::raw_query()).and(with_relay).then(export);
     let health = warp::path!("healthz").and(warp::get()).map(|| "ok".into_response());
     get_messages.or(post_message).unify().or(channels).unify().or(export).unify().or(health).unify()
 }

@@ -1,4 +1,5 @@
-//! The store: the event log and its channel views in one sled database, written by one thread.
+//! The store: the event log, its channel views and the text archive's checkpoint in one sled
+//! database, written by one thread; plus the commands on a stopped store (export, import, check).
 //!
 //! Nothing outside this module touches sled. The rest of the relay sees [`Store`]: append a
 //! message (durable when it returns), read a channel since an id or its tail, list channels,
@@ -13,7 +14,8 @@
 //! 4. apply the events to the channel views (flushed by the next commit or sled's own timer; on
 //!    open the views catch up from their checkpoint, so losing this step to a crash loses nothing);
 //! 5. publish: readers see the new messages only now, so nothing can be read that a crash could
-//!    still take away; then every poster in the group gets its answer.
+//!    still take away; the archive thread is told the new last id; then every poster in the
+//!    group gets its answer.
 
 mod archive;
 mod log;
@@ -23,7 +25,7 @@ mod writer;
 
 use crate::message::{Message, NewMessage, StoredMessage};
 use archive::Archive;
-pub use archive::{line as archive_line, ArchiveConfig};
+pub use archive::ArchiveConfig;
 use log::EventLog;
 pub use offline::{
     check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,

@@ -134,7 +134,7 @@ fn archive_lines_have_the_python_relays_format() {
         text: "a \"quoted\"\nline".into(),
         source: Source::Rest,
     };
-    let line = archive_line(&m);
+    let line = archive::line(&m);
     assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "one line: {line:?}");
     let (date, rest) = line.split_once(' ').unwrap();
     let (time, json) = rest.split_once(' ').unwrap();
