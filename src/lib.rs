@@ -25,6 +25,7 @@ pub mod http;
 pub mod mcp;
 pub mod message;
 pub mod relay;
+pub mod render;
 pub mod server;
 pub mod store;
 pub mod usage_log;

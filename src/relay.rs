@@ -144,6 +144,61 @@ impl Relay {
         Ok(page(target, messages, 0))
     }
 
+    /// The last `limit` messages of `target` before the id `before`, oldest first (the page
+    /// above one already shown).
+    pub async fn before(
+        &self,
+        target: &str,
+        before: u64,
+        limit: usize,
+        source: Source,
+    ) -> Result<Page, RelayError> {
+        let target = Name::parse("target", target)?;
+        let store = self.inner.store.clone();
+        let name = target.as_str().to_owned();
+        let messages = blocking(move || store.before(&name, before, limit)).await?;
+        info!(self.inner.log, "fetch_messages";
+            "target" => target.as_str(), "before_id" => before, "limit" => limit,
+            "returned" => messages.len(), "source" => source.as_str());
+        Ok(page(target, messages, 0))
+    }
+
+    /// Every message of `target` after `after` as it is committed: batches of up to `limit`,
+    /// oldest first, woken by each commit. Holds one of the [`MAX_WAITERS`] slots while open and
+    /// ends when the relay stops (or after an error, which it yields first).
+    pub fn follow(
+        &self,
+        target: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<
+        impl futures_util::Stream<Item = Result<Vec<StoredMessage>, RelayError>> + Send + 'static,
+        RelayError,
+    > {
+        let target = Name::parse("target", target)?;
+        let permit = self.wait_slot()?;
+        let state = (self.clone(), target.as_str().to_owned(), after, self.inner.store.subscribe(), permit);
+        Ok(futures_util::stream::unfold(Some(state), move |state| async move {
+            let (relay, name, mut cursor, mut commits, permit) = state?;
+            loop {
+                commits.borrow_and_update();
+                let (store, channel) = (relay.inner.store.clone(), name.clone());
+                match blocking(move || store.since(&channel, cursor, limit)).await {
+                    Err(e) => return Some((Err(e.into()), None)),
+                    Ok(batch) if !batch.is_empty() => {
+                        cursor = batch.last().map_or(cursor, |m| m.id);
+                        return Some((Ok(batch), Some((relay, name, cursor, commits, permit))));
+                    }
+                    Ok(_) => {}
+                }
+                tokio::select! {
+                    changed = commits.changed() => if changed.is_err() { return None },
+                    () = relay.inner.stopping.cancelled() => return None,
+                }
+            }
+        }))
+    }
+
     /// Waits until `target` has a message after `since_id` (one not from `exclude_sender`, when
     /// given), or `timeout` (capped at [`MAX_WAIT`]) passes. Woken by each commit, never by polling.
     /// Returns the page and whether it timed out; an empty page keeps `latest_id` = `since_id`.
@@ -157,9 +212,7 @@ impl Relay {
         source: Source,
     ) -> Result<(Page, bool), RelayError> {
         let target = Name::parse("target", target)?;
-        let _permit = self.inner.waiters.clone().try_acquire_owned().map_err(|_| {
-            RelayError::Busy(format!("too many waits open at once (limit {MAX_WAITERS}); retry shortly"))
-        })?;
+        let _permit = self.wait_slot()?;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);
         let mut commits = self.inner.store.subscribe();
@@ -202,6 +255,12 @@ impl Relay {
             "timed_out" => timed_out, "waited_ms" => started.elapsed().as_millis() as u64,
             "source" => source.as_str());
         Ok((page(target, messages, since_id), timed_out))
+    }
+
+    fn wait_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, RelayError> {
+        self.inner.waiters.clone().try_acquire_owned().map_err(|_| {
+            RelayError::Busy(format!("too many waits open at once (limit {MAX_WAITERS}); retry shortly"))
+        })
     }
 
     /// Ends every open wait: each answers at once with what it has (usually nothing).

@@ -6,16 +6,11 @@ use crate::relay::{MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
 use handlebars::Handlebars;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use warp::http::header;
+use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
 const DOCS_TEMPLATE: &str = include_str!("../../views/docs.hbs");
-const STYLESHEET: &str = include_str!("../../static/relay.css");
-
-/// Headers of every HTML page: no scripts at all, styles only from `/static/`.
-const CSP: &str =
-    "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 fn param(name: &str, required: bool, schema: Value, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": required, "schema": schema, "description": description})
@@ -165,11 +160,6 @@ fn page_data(spec: &Value) -> Value {
     json!({"title": spec["info"]["title"], "version": spec["info"]["version"], "description": spec["info"]["description"], "routes": routes})
 }
 
-fn html(body: String) -> Response {
-    let reply = warp::reply::with_header(warp::reply::html(body), header::CONTENT_SECURITY_POLICY, CSP);
-    warp::reply::with_header(reply, header::X_CONTENT_TYPE_OPTIONS, "nosniff").into_response()
-}
-
 pub fn routes(max_text_bytes: usize) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let spec = Arc::new(spec(max_text_bytes));
     let mut templates = Handlebars::new();
@@ -182,13 +172,10 @@ pub fn routes(max_text_bytes: usize) -> impl Filter<Extract = (Response,), Error
         warp::path!("openapi.json").and(warp::get()).map(move || warp::reply::json(&*spec).into_response())
     };
     let docs = warp::path!("docs").and(warp::get()).map(move || match &*docs_page {
-        Ok(body) => html(body.clone()),
+        Ok(body) => super::ui::html(StatusCode::OK, body.clone()),
         Err(_) => ApiError::Internal.into_response(),
     });
-    let css = warp::path!("static" / "relay.css").and(warp::get()).map(|| {
-        warp::reply::with_header(STYLESHEET, header::CONTENT_TYPE, "text/css; charset=utf-8").into_response()
-    });
-    openapi.or(docs).unify().or(css).unify()
+    openapi.or(docs).unify()
 }
 
 #[cfg(test)]

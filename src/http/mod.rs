@@ -1,4 +1,4 @@
-//! The HTTP front doors (REST, MCP, docs): every route behind the host guard, every error
+//! The HTTP front doors (REST, MCP, docs, web UI): every route behind the host guard, every error
 //! through one mapping.
 
 mod docs;
@@ -6,6 +6,7 @@ pub mod error;
 pub mod guard;
 mod mcp;
 pub mod rest;
+mod ui;
 
 use crate::relay::Relay;
 use guard::HostPolicy;
@@ -27,6 +28,7 @@ pub fn routes(
     log: Logger,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     let max_text_bytes = relay.max_text_bytes();
+    let relay_for_ui = relay.clone();
     // One line per refused or failed request, so a forged Host or a malformed call is visible.
     let log_errors = warp::log::custom(move |info| {
         let status = info.status().as_u16();
@@ -41,6 +43,8 @@ pub fn routes(
                 .or(mcp::routes(relay, &policy, mcp_stop))
                 .unify()
                 .or(docs::routes(max_text_bytes))
+                .unify()
+                .or(ui::routes(relay_for_ui))
                 .unify(),
         )
         .recover(error::recover)

@@ -35,7 +35,10 @@ pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::
         .and(super::raw_query())
         .and(with_relay.clone())
         .then(get_messages);
-    let post_message = warp::path!("api" / "messages")
+    // The web UI's post form has its own path so its posts are recorded as from the UI.
+    let post_message = (warp::path!("api" / "messages").map(|| Source::Rest))
+        .or(warp::path!("ui" / "messages").map(|| Source::Ui))
+        .unify()
         .and(warp::post())
         .and(with_relay.clone())
         .and(warp::header::optional::<u64>("content-length"))
@@ -167,6 +170,7 @@ fn string_field(body: &Map<String, Value>, field: &str) -> Result<String, ApiErr
 }
 
 async fn post_message(
+    source: Source,
     relay: Relay,
     declared: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
@@ -180,7 +184,7 @@ async fn post_message(
         };
         let (target, sender) = (string_field(&fields, "target")?, string_field(&fields, "sender")?);
         let text = string_field(&fields, "text")?;
-        let m = relay.post(&target, &sender, text, Source::Rest).await?;
+        let m = relay.post(&target, &sender, text, source).await?;
         let reply = warp::reply::json(&json!({"ok": true, "posted": m.id, "message": m}));
         Ok(warp::reply::with_status(reply, StatusCode::CREATED).into_response())
     };

@@ -330,6 +330,14 @@ impl Store {
         }
     }
 
+    /// The last `limit` messages of `channel` with id < `before`, oldest first.
+    pub fn before(&self, channel: &str, before: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        match self.channel(channel) {
+            Some(c) if before > 0 => self.inner.shared.views.tail(c.no, c.last_id.min(before - 1), limit),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Every channel that holds a message, sorted by name.
     pub fn channels(&self) -> Vec<ChannelStats> {
         let published = self.inner.shared.published.read().unwrap_or_else(|p| p.into_inner());

@@ -6,4 +6,5 @@ mod helpers;
 mod mcp;
 mod process;
 mod rest;
+mod ui;
 mod watch;

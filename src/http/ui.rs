@@ -1,0 +1,366 @@
+//! The web UI, rendered on the server from the handlebars templates in `views/`:
+//! - `GET /` the channel picker and how to connect an agent;
+//! - `GET /c/{channel}` the channel's newest page of messages and the post form;
+//! - `GET /c/{channel}/older?before=ID` the page above, as `{"html", "more"}`;
+//! - `GET /c/{channel}/events?after=ID` new messages as Server-Sent Events (`id:` is the message
+//!   id, so a reconnecting browser resumes from `Last-Event-ID`);
+//! - `GET /static/*` the stylesheet and scripts (no CDN: the UI works offline).
+//!
+//! The post form sends `POST /ui/messages` (see `rest.rs`). Agent text only reaches a page
+//! through [`Renderer::markdown`], and templates use triple braces for that output alone.
+
+use super::error::ApiError;
+use crate::message::{Message, Source, StoredMessage};
+use crate::relay::Relay;
+use crate::render::Renderer;
+use chrono::{DateTime, Local, SecondsFormat, TimeZone};
+use futures_util::StreamExt;
+use handlebars::Handlebars;
+use serde::Serialize;
+use serde_json::json;
+use slog::{error, Logger};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use warp::http::{header, StatusCode};
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+/// Messages on a channel page, and in each "Load older" page.
+pub const PAGE_SIZE: usize = 100;
+/// Messages per Server-Sent Event batch.
+const EVENT_BATCH: usize = 100;
+/// How often an idle event stream sends a comment, so dead connections are noticed.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long a browser waits before reconnecting a dropped event stream.
+const RECONNECT: Duration = Duration::from_secs(1);
+/// Senders the post form offers before any are seen.
+const DEFAULT_SENDERS: [&str; 4] = ["web-ui", "user", "claude", "codex"];
+
+/// Headers of every HTML page: scripts and styles only from `/static/`, no inline script, no
+/// framing, no referrer.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+const STATIC_FILES: [(&str, &str, &str); 3] = [
+    ("relay.css", "text/css; charset=utf-8", include_str!("../../static/relay.css")),
+    ("relay.js", "text/javascript; charset=utf-8", include_str!("../../static/relay.js")),
+    ("theme.js", "text/javascript; charset=utf-8", include_str!("../../static/theme.js")),
+];
+
+/// An HTML reply with the page security headers.
+pub fn html(status: StatusCode, body: String) -> Response {
+    let mut response = warp::reply::with_status(warp::reply::html(body), status).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// A plain error page; never carries internal error text.
+fn error_page(error: ApiError) -> Response {
+    let (status, text) = match &error {
+        ApiError::BadRequest(m) | ApiError::Unavailable(m) => (error.status(), m.as_str()),
+        _ => (error.status(), "The relay could not render this page; its log says why."),
+    };
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} - claude-codex-relay</title>\
+         <link rel=\"stylesheet\" href=\"/static/relay.css\"></head><body><main class=\"error-page\"><h1>{code}</h1>\
+         <p>{text}</p><p><a href=\"/\">All channels</a></p></main></body></html>",
+        code = status.as_u16(),
+        text = handlebars::html_escape(text),
+    );
+    html(status, body)
+}
+
+/// One message as the templates see it.
+#[derive(Serialize)]
+struct MessageView {
+    id: u64,
+    target: String,
+    sender: String,
+    /// One of eight colours, the same for a sender everywhere.
+    hue: u32,
+    /// RFC 3339 UTC, for `<time datetime>`; the page script shows it in the reader's zone.
+    iso: String,
+    /// The relay's local time, shown until the script runs.
+    time: String,
+    /// Sanitised HTML of the text.
+    html: String,
+}
+
+#[derive(Serialize)]
+struct ChannelLink {
+    href: String,
+    name: String,
+    count: u64,
+    current: bool,
+}
+
+struct Ui {
+    templates: Handlebars<'static>,
+    renderer: Renderer,
+    log: Logger,
+}
+
+impl Ui {
+    fn new(log: Logger) -> Ui {
+        let mut templates = Handlebars::new();
+        templates
+            .register_template_string("page", include_str!("../../views/page.hbs"))
+            .expect("views/page.hbs is a valid template");
+        templates
+            .register_template_string("message", include_str!("../../views/message.hbs"))
+            .expect("views/message.hbs is a valid template");
+        Ui { templates, renderer: Renderer::new(), log }
+    }
+
+    fn view(&self, stored: &StoredMessage) -> Result<MessageView, ApiError> {
+        let m: Message =
+            stored.decode().map_err(|e| ApiError::Unavailable(format!("message {}: {e}", stored.id)))?;
+        let when = DateTime::from_timestamp_micros((m.ts * 1e6) as i64).unwrap_or_default();
+        let hue = m.sender.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % 8;
+        Ok(MessageView {
+            id: m.id,
+            html: self.renderer.markdown(&m.text),
+            hue,
+            iso: when.to_rfc3339_opts(SecondsFormat::Millis, true),
+            time: Local.from_utc_datetime(&when.naive_utc()).format("%Y-%m-%d %H:%M:%S").to_string(),
+            target: m.target,
+            sender: m.sender,
+        })
+    }
+
+    fn views(&self, messages: &[StoredMessage]) -> Result<Vec<MessageView>, ApiError> {
+        messages.iter().map(|m| self.view(m)).collect()
+    }
+
+    /// A template error is logged; the reader gets a plain 500 page without its text.
+    fn render(&self, template: &str, data: &serde_json::Value) -> Result<String, ApiError> {
+        self.templates.render(template, data).map_err(|e| {
+            error!(self.log, "ui_error"; "template" => template, "error" => e.to_string());
+            ApiError::Internal
+        })
+    }
+}
+
+/// Everything a page needs that is not the messages themselves.
+struct PageContext {
+    channels: Vec<ChannelLink>,
+    mcp_url: String,
+}
+
+pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let ui = Arc::new(Ui::new(relay.log().clone()));
+    let warm = ui.clone();
+    // Without the thread (the system is out of them) the first page is just slower.
+    let _ = std::thread::Builder::new().name("ui-warm-up".into()).spawn(move || warm.renderer.warm_up());
+    let with = warp::any().map(move || (relay.clone(), ui.clone()));
+    let host = warp::header::optional::<String>("host").map(|h: Option<String>| h.unwrap_or_default());
+
+    let index =
+        warp::path::end().and(warp::get()).and(host).and(with.clone()).then(
+            |host: String, (relay, ui): (Relay, Arc<Ui>)| async move { page(relay, ui, host, None).await },
+        );
+    let channel = warp::path!("c" / String).and(warp::get()).and(host).and(with.clone()).then(
+        |name: String, host: String, (relay, ui): (Relay, Arc<Ui>)| async move {
+            match decode(&name) {
+                Ok(name) => page(relay, ui, host, Some(name)).await,
+                Err(e) => error_page(e),
+            }
+        },
+    );
+    let older =
+        warp::path!("c" / String / "older").and(warp::get()).and(super::raw_query()).and(with.clone()).then(
+            |name: String, query: String, (relay, ui): (Relay, Arc<Ui>)| async move {
+                older(relay, ui, &name, &query).await.unwrap_or_else(ApiError::into_response)
+            },
+        );
+    let events = warp::path!("c" / String / "events")
+        .and(warp::get())
+        .and(super::raw_query())
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and(with)
+        .map(|name: String, query: String, last: Option<String>, (relay, ui): (Relay, Arc<Ui>)| {
+            events(relay, ui, &name, &query, last).unwrap_or_else(ApiError::into_response)
+        });
+    let files = warp::path!("static" / String).and(warp::get()).map(|name: String| {
+        match STATIC_FILES.iter().find(|(file, ..)| *file == name) {
+            Some((_, kind, body)) => {
+                let reply = warp::reply::with_header(*body, header::CONTENT_TYPE, *kind);
+                warp::reply::with_header(reply, header::CACHE_CONTROL, "no-cache").into_response()
+            }
+            None => ApiError::NotFound.into_response(),
+        }
+    });
+    index.or(channel).unify().or(older).unify().or(events).unify().or(files).unify()
+}
+
+/// Characters left as they are in a channel's path segment.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// The page of a channel.
+fn channel_href(name: &str) -> String {
+    format!("/c/{}", percent_encoding::utf8_percent_encode(name, SEGMENT))
+}
+
+/// A path segment as the channel name it spells.
+fn decode(segment: &str) -> Result<String, ApiError> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::BadRequest("channel: the path is not valid percent-encoded UTF-8".into()))
+}
+
+/// A query parameter as a message id.
+fn id_param(query: &str, key: &str) -> Result<Option<u64>, ApiError> {
+    let value = query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='));
+    value
+        .map(|v| v.parse().map_err(|_| ApiError::BadRequest(format!("{key}: {v:?} is not a message id"))))
+        .transpose()
+}
+
+async fn page(relay: Relay, ui: Arc<Ui>, host: String, channel: Option<String>) -> Response {
+    let context = PageContext {
+        channels: relay
+            .channels(Source::Ui)
+            .into_iter()
+            .map(|c| ChannelLink {
+                href: channel_href(&c.name),
+                current: Some(&c.name) == channel.as_ref(),
+                name: c.name,
+                count: c.count,
+            })
+            .collect(),
+        mcp_url: format!("http://{host}/mcp"),
+    };
+    let result = async {
+        let messages = match &channel {
+            Some(name) => relay.tail(name, PAGE_SIZE + 1, Source::Ui).await?.messages,
+            None => Vec::new(),
+        };
+        tokio::task::spawn_blocking(move || render_page(&ui, &context, channel.as_deref(), &messages))
+            .await
+            .map_err(|_| ApiError::Internal)?
+    };
+    match result.await {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(e) => error_page(e),
+    }
+}
+
+fn render_page(
+    ui: &Ui,
+    context: &PageContext,
+    channel: Option<&str>,
+    messages: &[StoredMessage],
+) -> Result<String, ApiError> {
+    let more = messages.len() > PAGE_SIZE;
+    let shown = &messages[messages.len().saturating_sub(PAGE_SIZE)..];
+    let views = ui.views(shown)?;
+    let mut senders: Vec<&str> = DEFAULT_SENDERS.to_vec();
+    for v in &views {
+        if !senders.contains(&v.sender.as_str()) {
+            senders.push(&v.sender);
+        }
+    }
+    let mcp = &context.mcp_url;
+    let data = json!({
+        "channel": channel,
+        "channels": context.channels,
+        "messages": views,
+        "more": more,
+        "first_id": shown.first().map_or(0, |m| m.id),
+        "last_id": shown.last().map_or(0, |m| m.id),
+        "senders": senders,
+        "mcp_url": mcp,
+        "claude_cmd": format!("claude mcp add --transport http relay {mcp}"),
+        "codex_cmd": format!("codex mcp add relay --url {mcp}"),
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    ui.render("page", &data)
+}
+
+/// Rendered `message` partials, oldest first.
+fn render_messages(ui: &Ui, messages: &[StoredMessage]) -> Result<String, ApiError> {
+    let mut out = String::new();
+    for view in ui.views(messages)? {
+        out.push_str(&ui.render("message", &json!(view))?);
+    }
+    Ok(out)
+}
+
+async fn older(relay: Relay, ui: Arc<Ui>, name: &str, query: &str) -> Result<Response, ApiError> {
+    let name = decode(name)?;
+    let before =
+        id_param(query, "before")?.ok_or_else(|| ApiError::BadRequest("before: is required".into()))?;
+    let messages = relay.before(&name, before, PAGE_SIZE + 1, Source::Ui).await?.messages;
+    tokio::task::spawn_blocking(move || {
+        let more = messages.len() > PAGE_SIZE;
+        let shown = &messages[messages.len().saturating_sub(PAGE_SIZE)..];
+        let html = render_messages(&ui, shown)?;
+        let first_id = shown.first().map_or(before, |m| m.id);
+        Ok(warp::reply::json(&json!({"html": html, "more": more, "first_id": first_id})).into_response())
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+}
+
+/// New messages of a channel as Server-Sent Events, each `{"id", "html"}`. Starts after
+/// `Last-Event-ID` (a reconnect), else after `?after=`, else at the newest message.
+fn events(
+    relay: Relay,
+    ui: Arc<Ui>,
+    name: &str,
+    query: &str,
+    last: Option<String>,
+) -> Result<Response, ApiError> {
+    let name = decode(name)?;
+    let resume = last.and_then(|id| id.trim().parse().ok());
+    let after = match resume {
+        Some(id) => id,
+        None => id_param(query, "after")?.unwrap_or_else(|| relay.store().last_id()),
+    };
+    let batches = relay.follow(&name, after, EVENT_BATCH).map_err(ApiError::from)?;
+    let first = futures_util::stream::once(async { Ok(warp::sse::Event::default().retry(RECONNECT)) });
+    let messages = batches
+        .then(move |batch| {
+            let ui = ui.clone();
+            async move {
+                let batch = batch.map_err(ApiError::from)?;
+                tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::with_capacity(batch.len());
+                    for m in &batch {
+                        let html = render_messages(&ui, std::slice::from_ref(m))?;
+                        let event = warp::sse::Event::default()
+                            .id(m.id.to_string())
+                            .json_data(json!({"id": m.id, "html": html}))
+                            .map_err(|_| ApiError::Internal)?;
+                        out.push(event);
+                    }
+                    Ok::<_, ApiError>(out)
+                })
+                .await
+                .map_err(|_| ApiError::Internal)?
+            }
+        })
+        .flat_map(|result: Result<Vec<warp::sse::Event>, ApiError>| {
+            let events = result.unwrap_or_else(|e| {
+                // The browser shows the reason and reconnects after RECONNECT.
+                vec![warp::sse::Event::default().event("relay-error").data(error_text(&e))]
+            });
+            futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
+        });
+    let stream = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(first.chain(messages));
+    Ok(warp::sse::reply(stream).into_response())
+}
+
+fn error_text(e: &ApiError) -> String {
+    match e {
+        ApiError::BadRequest(m) | ApiError::Unavailable(m) => m.clone(),
+        _ => "internal error; see the relay's log".into(),
+    }
+}

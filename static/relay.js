@@ -1,0 +1,221 @@
+// The relay's page behaviour: live updates (Server-Sent Events), "Load older", the post form,
+// collapsing long messages, copy buttons, local times and the theme toggle. The server renders
+// and sanitises every message; this script only places the HTML it sends.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const channel = body.dataset.channel;
+  const list = document.getElementById("messages");
+  const live = document.getElementById("live");
+
+  // ---- Theme: follows the system until the reader picks one; the pick is remembered.
+  const root = document.documentElement;
+  const toggle = document.getElementById("theme-toggle");
+  function currentTheme() {
+    return root.dataset.theme || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
+  }
+  function labelToggle() {
+    const next = currentTheme() === "dark" ? "light" : "dark";
+    toggle.textContent = next === "dark" ? "Dark theme" : "Light theme";
+    toggle.setAttribute("aria-label", "Switch to the " + next + " theme");
+  }
+  toggle.addEventListener("click", function () {
+    const next = currentTheme() === "dark" ? "light" : "dark";
+    root.dataset.theme = next;
+    try { localStorage.setItem("relay-theme", next); } catch (e) { /* not remembered */ }
+    labelToggle();
+  });
+  labelToggle();
+
+  // ---- Copying: code blocks and the connect snippets.
+  function copyText(text, button) {
+    const done = function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { button.textContent = "Copy failed"; });
+    } else {
+      const area = document.createElement("textarea");
+      area.value = text;
+      document.body.appendChild(area);
+      area.select();
+      try { document.execCommand("copy"); done(); } catch (e) { button.textContent = "Copy failed"; }
+      area.remove();
+    }
+  }
+  function addCopyButton(container, source) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy";
+    button.textContent = "Copy";
+    button.setAttribute("aria-label", "Copy to the clipboard");
+    button.addEventListener("click", function () { copyText(source.textContent, button); });
+    container.appendChild(button);
+  }
+  document.querySelectorAll(".copyable").forEach(function (el) { addCopyButton(el, el.querySelector("code") || el); });
+
+  // ---- Each message as it is placed: local time, copy buttons, collapse when long.
+  const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  const COLLAPSE_PX = 900;
+  function enhance(item) {
+    item.querySelectorAll("time[datetime]").forEach(function (t) {
+      const when = new Date(t.getAttribute("datetime"));
+      if (!isNaN(when)) { t.title = t.getAttribute("datetime"); t.textContent = timeFormat.format(when); }
+    });
+    item.querySelectorAll(".code").forEach(function (block) { addCopyButton(block, block.querySelector("pre")); });
+    const text = item.querySelector(".msg-body");
+    if (text && text.scrollHeight > COLLAPSE_PX) {
+      text.classList.add("collapsed");
+      const more = document.createElement("button");
+      more.type = "button";
+      more.className = "more";
+      more.textContent = "Show more";
+      more.setAttribute("aria-expanded", "false");
+      more.addEventListener("click", function () {
+        const collapsed = text.classList.toggle("collapsed");
+        more.textContent = collapsed ? "Show more" : "Show less";
+        more.setAttribute("aria-expanded", String(!collapsed));
+      });
+      text.after(more);
+    }
+  }
+
+  function atBottom() {
+    return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 40;
+  }
+
+  if (list) {
+    list.querySelectorAll(".msg").forEach(enhance);
+    // Open at the newest message, or at the one the URL names.
+    const target = location.hash && document.getElementById(location.hash.slice(1));
+    if (target) target.scrollIntoView(); else window.scrollTo(0, document.documentElement.scrollHeight);
+  }
+
+  function firstId() {
+    const first = list.querySelector(".msg");
+    return first ? Number(first.dataset.id) : Number(body.dataset.firstId || 0);
+  }
+  let lastId = Number(body.dataset.lastId || 0);
+
+  // ---- Live: new messages pushed by the relay. EventSource reconnects by itself and resumes
+  // from the last event id it saw; when the relay answers a reconnect with an error, start over
+  // from the last id shown.
+  function placeNew(id, html) {
+    if (id <= lastId || document.getElementById("m-" + id)) return;
+    const stick = atBottom();
+    const holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    const item = holder.content.firstElementChild;
+    if (!item) return;
+    item.classList.add("new");
+    list.appendChild(item);
+    lastId = id;
+    const empty = document.getElementById("no-messages");
+    if (empty) empty.remove();
+    enhance(item);
+    if (stick) window.scrollTo(0, document.documentElement.scrollHeight);
+  }
+
+  function setLive(on, text) {
+    live.className = "live " + (on ? "on" : "off");
+    live.textContent = text;
+  }
+
+  function listen() {
+    const url = "/c/" + encodeURIComponent(channel) + "/events?after=" + lastId;
+    const source = new EventSource(url);
+    source.addEventListener("open", function () { setLive(true, "live"); });
+    source.addEventListener("message", function (event) {
+      let data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      placeNew(data.id, data.html);
+    });
+    source.addEventListener("relay-error", function (event) { setLive(false, event.data); });
+    source.addEventListener("error", function () {
+      setLive(false, "reconnecting…");
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(listen, 2000);
+      }
+    });
+  }
+  if (channel && list) listen();
+
+  // ---- Load older: the page before the first shown, keeping the reader's place.
+  const older = document.getElementById("load-older");
+  if (older) {
+    older.addEventListener("click", async function () {
+      older.disabled = true;
+      older.textContent = "Loading…";
+      try {
+        const reply = await fetch("/c/" + encodeURIComponent(channel) + "/older?before=" + firstId());
+        const page = await reply.json();
+        if (!reply.ok) throw new Error(page.error || reply.statusText);
+        const height = document.documentElement.scrollHeight;
+        const holder = document.createElement("template");
+        holder.innerHTML = page.html;
+        const items = Array.from(holder.content.children);
+        list.prepend(holder.content);
+        items.forEach(enhance);
+        window.scrollBy(0, document.documentElement.scrollHeight - height);
+        if (page.more) {
+          older.disabled = false;
+          older.textContent = "Load older messages";
+        } else {
+          older.parentElement.remove();
+        }
+      } catch (e) {
+        older.disabled = false;
+        older.textContent = "Load older messages (failed: " + e.message + "; try again)";
+      }
+    });
+  }
+
+  // ---- The post form. Ctrl+Enter or Cmd+Enter sends.
+  const form = document.getElementById("post-form");
+  const status = document.getElementById("post-status");
+  const sender = document.getElementById("post-sender");
+  const text = document.getElementById("post-text");
+  try { sender.value = localStorage.getItem("relay-sender") || sender.value; } catch (e) { /* default */ }
+  text.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    const message = {
+      target: form.elements.target.value.trim(),
+      sender: sender.value.trim(),
+      text: text.value,
+    };
+    status.className = "status";
+    status.textContent = "Sending…";
+    try {
+      const reply = await fetch("/ui/messages", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(message),
+      });
+      const answer = await reply.json().catch(function () { return {}; });
+      if (!reply.ok || !answer.ok) throw new Error(answer.error || reply.status + " " + reply.statusText);
+      try { localStorage.setItem("relay-sender", message.sender); } catch (e) { /* not remembered */ }
+      text.value = "";
+      status.className = "status ok";
+      if (message.target === channel) {
+        status.textContent = "Posted #" + answer.posted;
+      } else {
+        status.textContent = "Posted #" + answer.posted + " to " + message.target + " ";
+        const link = document.createElement("a");
+        link.href = "/c/" + encodeURIComponent(message.target) + "#m-" + answer.posted;
+        link.textContent = "open";
+        status.appendChild(link);
+      }
+    } catch (e) {
+      status.className = "status error";
+      status.textContent = "Not posted: " + e.message;
+    }
+  });
+})();

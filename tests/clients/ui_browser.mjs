@@ -1,0 +1,251 @@
+// Drives the relay's web UI in the system chromium (headless) with playwright-core.
+// Run by tests/api/ui.rs: node ui_browser.mjs BASE_URL SCREENSHOT_DIR
+// Prints "ok <check>" for each passed check and exits 1 at the first failure. Halfway it prints
+// "RESTART <last id>" and waits on stdin for "POSTED <id>": the test restarts the relay and posts
+// one message before the page can reconnect, which the page must then show exactly once.
+import { chromium } from "playwright-core";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+const [base, shots] = process.argv.slice(2);
+const channel = "ui-test";
+const executablePath = process.env.RELAY_CHROMIUM || "/usr/bin/chromium";
+const stdin = createInterface({ input: process.stdin });
+const lines = stdin[Symbol.asyncIterator]();
+
+function check(name, condition, detail) {
+  if (!condition) throw new Error(`${name}${detail === undefined ? "" : `: ${JSON.stringify(detail)}`}`);
+  console.log(`ok ${name}`);
+}
+
+async function post(text, sender = "claude", target = channel) {
+  const reply = await fetch(`${base}/api/messages`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ target, sender, text }),
+  });
+  const body = await reply.json();
+  if (reply.status !== 201) throw new Error(`post failed: ${reply.status} ${JSON.stringify(body)}`);
+  return body.posted;
+}
+
+// Each payload would set window.__xss or open a dialog if it ran.
+const XSS = [
+  "<script>window.__xss = 'script'</script>",
+  "<img src=x onerror=\"window.__xss='img'\">",
+  "<svg onload=\"window.__xss='svg'\"></svg>",
+  "[click me](javascript:window.__xss='link')",
+  "<a href=\"javascript:alert(1)\">raw link</a>",
+  "<iframe src=\"javascript:alert(1)\"></iframe>",
+  "```html\n<script>window.__xss='fence'</script>\n```",
+];
+
+const PACKET = [
+  "## Review packet: writer flush",
+  "",
+  "Summary: group commit now **flushes once per batch**; see the diff.",
+  "",
+  "```rust",
+  "pub fn flush(&self) -> Result<usize, Error> {",
+  "    let n = self.queue.len(); // pending appends",
+  "    self.db.flush()?;",
+  "    Ok(n)",
+  "}",
+  "```",
+  "",
+  "```diff",
+  "--- a/src/store/writer.rs",
+  "+++ b/src/store/writer.rs",
+  "@@ -10,3 +10,3 @@",
+  " let batch = take(&mut queue);",
+  "-db.flush()?;",
+  "+db.flush_async().await?;",
+  "```",
+  "",
+  "Questions: is `Vec<String>` the right type?",
+  "",
+  XSS.join("\n\n"),
+].join("\n");
+
+const userDataDir = mkdtempSync(join(tmpdir(), "relay-chromium-"));
+mkdirSync(shots, { recursive: true });
+const browser = await chromium.launchPersistentContext(userDataDir, {
+  executablePath,
+  headless: true,
+  viewport: { width: 1280, height: 900 },
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+  ],
+});
+
+try {
+  const page = browser.pages()[0] || (await browser.newPage());
+  const dialogs = [];
+  page.on("dialog", (dialog) => {
+    dialogs.push(dialog.message());
+    dialog.dismiss();
+  });
+  const pageErrors = [];
+  page.on("pageerror", (error) => pageErrors.push(String(error)));
+  // Anything the CSP had to block means something unsafe reached the page.
+  await page.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(e.violatedDirective));
+  });
+  await page.emulateMedia({ colorScheme: "light" });
+
+  // A channel longer than one page.
+  for (let i = 1; i <= 130; i++) await post(`Earlier message ${i}`, i % 2 ? "codex" : "claude");
+
+  const response = await page.goto(`${base}/c/${channel}`);
+  const headers = response.headers();
+  check("page has a strict CSP", /script-src 'self'/.test(headers["content-security-policy"]) &&
+    !/unsafe-inline/.test(headers["content-security-policy"]), headers["content-security-policy"]);
+  check("page sends nosniff and no-referrer", headers["x-content-type-options"] === "nosniff" &&
+    headers["referrer-policy"] === "no-referrer");
+  check("landmarks: banner, navigation, main", (await page.locator("header[role=banner], nav, main").count()) === 3);
+  check("newest page of 100 messages shown", (await page.locator("#messages > .msg").count()) === 100);
+  await page.waitForSelector("#live.on", { timeout: 5000 });
+  check("live stream connected", true);
+  await page.evaluate(() => { window.__sameDocument = true; });
+
+  // Live: a review packet posted through REST appears without a reload.
+  await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+  const posted = Date.now();
+  const packetId = await post(PACKET);
+  await page.waitForSelector(`#m-${packetId}`, { timeout: 5000 });
+  const delay = Date.now() - posted;
+  check("REST post appears live within a second", delay < 1000, `${delay} ms`);
+  console.log(`live delay ${delay} ms`);
+  check("no reload happened", await page.evaluate(() => window.__sameDocument === true));
+  const packet = page.locator(`#m-${packetId}`);
+  check("rust block highlighted", (await packet.locator(".hl-source.hl-rust .hl-storage").count()) > 0);
+  const colour = (selector) => packet.locator(selector).first().evaluate((el) => getComputedStyle(el).color);
+  check("keywords coloured apart from text", (await colour(".hl-storage")) !== (await colour("p")));
+  const bg = (selector) => packet.locator(selector).first().evaluate((el) => getComputedStyle(el).backgroundColor);
+  const [added, removed] = [await bg(".diff-add"), await bg(".diff-del")];
+  check("diff lines coloured, added apart from removed",
+    added !== removed && !added.includes("rgba(0, 0, 0, 0)") && !removed.includes("rgba(0, 0, 0, 0)"), [added, removed]);
+  check("followed the new message at the bottom", await page.evaluate(() =>
+    window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 40));
+  check("copy button on code blocks", (await packet.locator(".code .copy").count()) === 3, await packet.locator(".code .copy").count());
+
+  // XSS: nothing ran, and nothing dangerous is in the DOM.
+  await page.waitForTimeout(300);
+  check("no payload ran", (await page.evaluate(() => window.__xss)) === undefined && dialogs.length === 0,
+    { xss: await page.evaluate(() => window.__xss), dialogs });
+  const dangerous = await page.evaluate(() => {
+    const found = [];
+    for (const el of document.querySelectorAll(".msg-body *")) {
+      if (["SCRIPT", "IFRAME", "SVG", "FORM", "STYLE", "OBJECT", "EMBED"].includes(el.tagName.toUpperCase())) found.push(el.tagName);
+      for (const attr of el.attributes) {
+        if (/^on/i.test(attr.name) || /^\s*javascript:/i.test(attr.value) || attr.name === "style") found.push(`${el.tagName}[${attr.name}]`);
+      }
+    }
+    return found;
+  });
+  check("no script, iframe, handler or javascript: URL in messages", dangerous.length === 0, dangerous);
+  check("payload text shown as text", (await packet.innerText()).includes("<script>window.__xss = 'script'</script>"));
+  check("no CSP violations", (await page.evaluate(() => window.__violations.length)) === 0,
+    await page.evaluate(() => window.__violations));
+
+  // A reader scrolled up keeps their place when a message arrives.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const quietId = await post("Arrives while the reader is scrolled up", "codex");
+  await page.waitForSelector(`#m-${quietId}`, { timeout: 5000 });
+  check("scroll position kept when not at the bottom", (await page.evaluate(() => window.scrollY)) === 0);
+
+  // The post form: Ctrl+Enter sends, the status names the new id, the message arrives live.
+  await page.getByLabel("Sender").fill("user");
+  await page.getByLabel("Message (markdown)").fill("Posted from the **form** with Ctrl+Enter");
+  await page.getByLabel("Message (markdown)").press("Control+Enter");
+  await page.waitForFunction(() => /Posted #\d+/.test(document.getElementById("post-status").textContent), null, { timeout: 5000 });
+  const formId = Number((await page.locator("#post-status").textContent()).match(/#(\d+)/)[1]);
+  await page.waitForSelector(`#m-${formId}`, { timeout: 5000 });
+  check("form post appears live", (await page.locator(`#m-${formId} strong`).textContent()) === "form");
+  const stored = await (await fetch(`${base}/api/messages?target=${channel}&since_id=${formId - 1}&limit=1`)).json();
+  check("form post stored as sent from the UI by its sender",
+    stored.messages[0].source === "ui" && stored.messages[0].sender === "user", stored.messages[0]);
+  check("form cleared after posting", (await page.getByLabel("Message (markdown)").inputValue()) === "");
+  await page.getByLabel("Message (markdown)").fill("   ");
+  await page.getByLabel("Message (markdown)").press("Control+Enter");
+  await page.waitForFunction(() => /Not posted/.test(document.getElementById("post-status").textContent), null, { timeout: 5000 });
+  check("a refused post shows the relay's error", /text/.test(await page.locator("#post-status").textContent()),
+    await page.locator("#post-status").textContent());
+
+  // Load older: the 30 messages above the first page, with the reader's place kept.
+  const anchor = page.locator("#messages > .msg").first();
+  const anchorId = await anchor.getAttribute("id");
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const before = await page.locator(`#${anchorId}`).evaluate((el) => el.getBoundingClientRect().top);
+  await page.getByRole("button", { name: "Load older messages" }).click();
+  await page.waitForFunction(() => document.querySelectorAll("#messages > .msg").length > 103, null, { timeout: 5000 });
+  const after = await page.locator(`#${anchorId}`).evaluate((el) => el.getBoundingClientRect().top);
+  check("load older brings the rest of the channel", (await page.locator("#messages > .msg").count()) === 133);
+  check("load older keeps the reader's place", Math.abs(after - before) < 5, { before, after });
+  check("no more older pages", (await page.locator("#load-older").count()) === 0);
+  const ids = await page.$$eval("#messages > .msg", (els) => els.map((el) => Number(el.dataset.id)));
+  check("messages oldest first, no duplicates", ids.every((id, i) => i === 0 || id > ids[i - 1]), ids);
+
+  // Theme: follows the system, the toggle switches and is remembered.
+  const pageBg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const lightBg = await pageBg();
+  await page.locator("#theme-toggle").click();
+  const darkBg = await pageBg();
+  check("theme toggle switches to dark", lightBg !== darkBg && (await page.evaluate(() => document.documentElement.dataset.theme)) === "dark", [lightBg, darkBg]);
+
+  // The relay restarts: the page reconnects and shows what was posted meanwhile, once.
+  const lastShown = Math.max(...ids, quietId, formId);
+  console.log(`RESTART ${lastShown}`);
+  const answer = (await lines.next()).value || "";
+  const missedId = Number(answer.replace("POSTED ", ""));
+  check("test posted a message while the page was disconnected", missedId > lastShown, answer);
+  await page.waitForSelector(`#m-${missedId}`, { timeout: 15000 });
+  await page.waitForSelector("#live.on", { timeout: 15000 });
+  const afterId = await post("After the reconnect", "codex");
+  await page.waitForSelector(`#m-${afterId}`, { timeout: 5000 });
+  const all = await page.$$eval("#messages > .msg", (els) => els.map((el) => Number(el.dataset.id)));
+  check("reconnected without losing or duplicating", new Set(all).size === all.length &&
+    all.includes(missedId) && all.indexOf(afterId) === all.length - 1, all.slice(-5));
+  check("still the same document", await page.evaluate(() => window.__sameDocument === true));
+
+  // The choice survives a reload.
+  await page.reload();
+  check("theme choice remembered", (await pageBg()) === darkBg);
+
+  // Screenshots: the review packet in light and dark, and at a phone's width.
+  await page.evaluate(() => localStorage.removeItem("relay-theme"));
+  for (const scheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme: scheme });
+    await page.goto("about:blank");
+    await page.goto(`${base}/c/${channel}#m-${packetId}`);
+    await page.waitForSelector("#live.on", { timeout: 5000 });
+    await page.screenshot({ path: join(shots, `channel-${scheme}.png`) });
+  }
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto("about:blank");
+  await page.goto(`${base}/c/${channel}#m-${packetId}`);
+  await page.screenshot({ path: join(shots, "channel-phone-dark.png") });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.goto(`${base}/`);
+  check("index lists the channel with its count", (await page.locator(`.cards a[href="/c/${channel}"]`).innerText()).includes("messages"));
+  await page.screenshot({ path: join(shots, "index-light.png") });
+  check("no script errors", pageErrors.length === 0, pageErrors);
+  console.log(`screenshots in ${shots}`);
+} catch (error) {
+  console.log(`FAILED ${error.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  stdin.close();
+  rmSync(userDataDir, { recursive: true, force: true });
+}
