@@ -1,6 +1,8 @@
 //! HTTP round trips on one keep-alive loopback connection: a bare warp route returning a small
 //! JSON (the ceiling), the relay's empty poll, a page of 200 messages of 1 KB, and a durable
 //! post. Latency per request, one request at a time (concurrent load is a job for wrk).
+//! Then the web UI's channel page (the newest 100 messages, rendered) for channels of 10, 100
+//! and 100,000 messages: a long history must not make the page slower.
 //!
 //! Run: `cargo bench --bench http` (figures in docs/benchmarks.md).
 
@@ -139,6 +141,35 @@ fn http(c: &mut Criterion) {
     group.bench_function("relay_durable_post", |b| {
         b.iter(|| assert_eq!(conn.send("POST", "/api/messages", &body).0, 201))
     });
+    group.finish();
+
+    // The web UI: the same page of the newest 100 messages whether the channel holds 100 or
+    // 100,000. (RELAY_BENCH_QUICK: 10,000, so CI does not build the large set.)
+    let long = if std::env::var_os("RELAY_BENCH_QUICK").is_some() { 10_000 } else { 100_000 };
+    let long_relay = start_relay(&common::data_set(long, 1), scratch.path());
+    let mut conn = Conn::open(relay_for_posts);
+    for (channel, n) in [("ten", 10), ("hundred", 100)] {
+        for id in 1..=n {
+            let text = common::message(id, 1).text;
+            let body = serde_json::json!({"target": channel, "sender": "codex", "text": text}).to_string();
+            assert_eq!(conn.send("POST", "/api/messages", &body).0, 201);
+        }
+    }
+    let mut group = c.benchmark_group("ui");
+    for (name, addr, path) in [
+        ("channel_page_10", relay_for_posts, "/c/ten".to_owned()),
+        ("channel_page_100", relay_for_posts, "/c/hundred".to_owned()),
+        (
+            if long == 100_000 { "channel_page_100000" } else { "channel_page_10000" },
+            long_relay,
+            format!("/c/{}", common::channel_name(0)),
+        ),
+    ] {
+        let mut conn = Conn::open(addr);
+        let (status, length) = conn.send("GET", &path, "");
+        assert!(status == 200 && length > 5_000, "{path}: {status} {length}");
+        group.bench_function(name, |b| b.iter(|| assert_eq!(conn.send("GET", &path, "").0, 200)));
+    }
     group.finish();
 }
 

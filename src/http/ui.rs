@@ -364,3 +364,42 @@ fn error_text(e: &ApiError) -> String {
         _ => "internal error; see the relay's log".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ui() -> Ui {
+        Ui::new(Logger::root(slog::Discard, slog::o!()))
+    }
+
+    #[test]
+    fn a_template_error_is_a_plain_500() {
+        let error = ui().render("no-such-template", &json!({})).unwrap_err();
+        assert!(matches!(error, ApiError::Internal));
+        let page = error_page(error);
+        assert_eq!(page.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(page.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+    }
+
+    #[test]
+    fn the_page_template_escapes_names_and_keeps_rendered_html() {
+        let context = PageContext {
+            channels: vec![ChannelLink {
+                href: channel_href("<x> & \"y\""),
+                name: "<x> & \"y\"".into(),
+                count: 1,
+                current: true,
+            }],
+            mcp_url: "http://127.0.0.1:8010/mcp".into(),
+        };
+        let json = r#"{"id":7,"ts":1795000000.5,"target":"<x> & \"y\"","sender":"<b>me</b>","text":"**hi**","source":"rest"}"#;
+        let stored = StoredMessage::new(7, serde_json::value::RawValue::from_string(json.into()).unwrap());
+        let page = render_page(&ui(), &context, Some("<x> & \"y\""), &[stored]).unwrap();
+        assert!(page.contains(r#"href="/c/%3Cx%3E%20%26%20%22y%22""#), "{page}");
+        assert!(page.contains("&lt;b&gt;me&lt;/b&gt;") && !page.contains("<b>me</b>"));
+        assert!(page.contains("<strong>hi</strong>"));
+        assert!(page.contains(r#"<time datetime="2026-11-18T"#), "{page}");
+        assert!(page.contains("claude mcp add --transport http relay http://127.0.0.1:8010/mcp"));
+    }
+}

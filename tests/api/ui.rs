@@ -281,3 +281,22 @@ fn the_page_works_in_a_real_browser() {
         assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 10_000), "{shot} missing");
     }
 }
+
+#[test]
+fn open_event_streams_do_not_hold_up_a_stop() {
+    let work = tempfile::tempdir().unwrap();
+    let mut relay = start_relay(work.path(), &[]);
+    let mut streams: Vec<EventStream> =
+        (0..3).map(|_| EventStream::open(relay.addr, "/c/live/events", None)).collect();
+    let started = Instant::now();
+    let status = Command::new("kill").args(["-TERM", &relay.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(relay.child.wait().unwrap().code(), Some(0), "exit 0 on SIGTERM");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "stopped in {took:?}, not held by the streams");
+    for stream in &mut streams {
+        let mut rest = String::new();
+        let _ = stream.reader.read_to_string(&mut rest);
+        assert!(!rest.contains("id:"), "{rest}");
+    }
+}
