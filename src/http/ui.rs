@@ -19,8 +19,9 @@ use handlebars::Handlebars;
 use serde::Serialize;
 use serde_json::json;
 use slog::{error, Logger};
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use warp::http::{header, StatusCode};
 use warp::reply::{Reply, Response};
@@ -99,9 +100,36 @@ struct ChannelLink {
     current: bool,
 }
 
+/// Bytes of rendered message HTML kept in memory.
+const CACHE_BYTES: usize = 16 << 20;
+
+/// Rendered message HTML by id. A message never changes, so an entry never goes stale; the
+/// oldest entries leave first once the cache holds [`CACHE_BYTES`].
+#[derive(Default)]
+struct HtmlCache {
+    by_id: HashMap<u64, Arc<str>>,
+    order: VecDeque<u64>,
+    bytes: usize,
+}
+
+impl HtmlCache {
+    fn insert(&mut self, id: u64, html: Arc<str>) {
+        if self.by_id.insert(id, html.clone()).is_some() {
+            return;
+        }
+        self.order.push_back(id);
+        self.bytes += html.len();
+        while self.bytes > CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else { break };
+            self.bytes -= self.by_id.remove(&old).map_or(0, |h| h.len());
+        }
+    }
+}
+
 struct Ui {
     templates: Handlebars<'static>,
     renderer: Renderer,
+    rendered: Mutex<HtmlCache>,
     log: Logger,
 }
 
@@ -114,7 +142,7 @@ impl Ui {
         templates
             .register_template_string("message", include_str!("../../views/message.hbs"))
             .expect("views/message.hbs is a valid template");
-        Ui { templates, renderer: Renderer::new(), log }
+        Ui { templates, renderer: Renderer::new(), rendered: Mutex::default(), log }
     }
 
     fn view(&self, stored: &StoredMessage) -> Result<MessageView, ApiError> {
@@ -124,13 +152,24 @@ impl Ui {
         let hue = m.sender.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % 8;
         Ok(MessageView {
             id: m.id,
-            html: self.renderer.markdown(&m.text),
+            html: self.html(m.id, &m.text).to_string(),
             hue,
             iso: when.to_rfc3339_opts(SecondsFormat::Millis, true),
             time: Local.from_utc_datetime(&when.naive_utc()).format("%Y-%m-%d %H:%M:%S").to_string(),
             target: m.target,
             sender: m.sender,
         })
+    }
+
+    /// The message's text rendered, from the cache when it was rendered before.
+    fn html(&self, id: u64, text: &str) -> Arc<str> {
+        let cache = || self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(html) = cache().by_id.get(&id) {
+            return html.clone();
+        }
+        let html: Arc<str> = self.renderer.markdown(text).into();
+        cache().insert(id, html.clone());
+        html
     }
 
     fn views(&self, messages: &[StoredMessage]) -> Result<Vec<MessageView>, ApiError> {
@@ -371,6 +410,19 @@ mod tests {
 
     fn ui() -> Ui {
         Ui::new(Logger::root(slog::Discard, slog::o!()))
+    }
+
+    #[test]
+    fn the_html_cache_keeps_to_its_size() {
+        let mut cache = HtmlCache::default();
+        let big: Arc<str> = "x".repeat(CACHE_BYTES / 4).into();
+        for id in 1..=10 {
+            cache.insert(id, big.clone());
+            cache.insert(id, big.clone());
+        }
+        assert!(cache.bytes <= CACHE_BYTES);
+        assert_eq!(cache.by_id.len(), 4);
+        assert_eq!(cache.order, [7, 8, 9, 10]);
     }
 
     #[test]

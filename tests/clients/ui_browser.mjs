@@ -245,6 +245,8 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto("about:blank");
   await page.goto(`${base}/c/${channel}#m-${packetId}`);
+  check("fits a phone's width", (await page.evaluate(() => document.documentElement.scrollWidth)) <= 390,
+    await page.evaluate(() => document.documentElement.scrollWidth));
   await page.screenshot({ path: join(shots, "channel-phone-dark.png") });
   await page.setViewportSize({ width: 1280, height: 900 });
   await page.emulateMedia({ colorScheme: "light" });
