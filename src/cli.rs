@@ -51,10 +51,12 @@ pub enum Command {
     /// Read the whole log and the channel views and report any damage; changes nothing.
     /// Exit 0 when sound, 1 otherwise. The relay must be stopped.
     Check(StoreArgs),
-    /// Post a message to a running relay (for scripts).
+    /// Post a message to a running relay (for scripts). Sends the token in
+    /// CLAUDE_CODEX_AUTH_TOKEN when it is set.
     Post(PostArgs),
     /// Follow a channel on a running relay: print each new message, optionally run a command per
-    /// batch (for example `codex exec`). Waits on the relay instead of polling.
+    /// batch (for example `codex exec`). Waits on the relay instead of polling. Sends the token
+    /// in CLAUDE_CODEX_AUTH_TOKEN when it is set.
     Watch(WatchArgs),
 }
 
@@ -122,6 +124,10 @@ pub struct ServeArgs {
     /// Port to listen on; 0 picks a free one [default: 8010; env CLAUDE_CODEX_PORT]
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
+    /// Allow listening beyond loopback without auth_token (anyone who can reach the address can
+    /// read and post); a warning is printed on every start
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -136,8 +142,8 @@ pub struct StoreArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-fn load_config(store: &StoreArgs, host: Option<String>, port: Option<u16>) -> anyhow::Result<Config> {
-    let flags = Flags { host, port, data_dir: store.data_dir.clone() };
+fn load_config(store: &StoreArgs, flags: Flags) -> anyhow::Result<Config> {
+    let flags = Flags { data_dir: store.data_dir.clone(), ..flags };
     Ok(Config::load(store.config.as_deref(), |var| std::env::var(var).ok(), &flags)?)
 }
 
@@ -149,13 +155,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Rebuild(args)) => rebuild(&args),
         Some(Command::Replay(args)) if !args.print => rebuild(&args.store),
         Some(Command::Replay(args)) => {
-            let config = load_config(&args.store, None, None)?;
+            let config = load_config(&args.store, Flags::default())?;
             store::replay_print(&config.data_dir, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Export(args)) => export(&args),
         Some(Command::Import(args)) => {
-            let config = load_config(&args.store, None, None)?;
+            let config = load_config(&args.store, Flags::default())?;
             let report = store::import(&config.data_dir, &args.file, args.merge, Some(&config.archive()))?;
             println!(
                 "imported {} events into {} ({} already there, skipped)",
@@ -178,7 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Watch(args)) => watch::watch(&args),
         Some(Command::Check(args)) => {
-            let config = load_config(&args, None, None)?;
+            let config = load_config(&args, Flags::default())?;
             let report = store::check(&config.data_dir)?;
             if report.problems.is_empty() {
                 println!("{}: {} events, log and views sound", config.data_dir.display(), report.events);
@@ -199,7 +205,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(args, None, None)?;
+    let config = load_config(args, Flags::default())?;
     // A progress bar on a terminal; nothing when the output goes to a file or a pipe.
     let bar = std::io::stdout().is_terminal().then(|| {
         indicatif::ProgressBar::new(0).with_style(
@@ -226,7 +232,7 @@ fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&args.store, None, None)?;
+    let config = load_config(&args.store, Flags::default())?;
     let filter =
         ExportFilter { target: args.target.clone(), since_id: args.since_id, until_id: args.until_id };
     let mut out: Box<dyn Write> = match &args.out {
@@ -245,7 +251,9 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&args.store, args.host, args.port)?;
+    let flags =
+        Flags { host: args.host, port: args.port, insecure_no_auth: args.insecure_no_auth, data_dir: None };
+    let config = load_config(&args.store, flags)?;
     let (log, _guard) = usage_log::open(&config.log_path, config.log_max_bytes, config.log_backup_count)
         .with_context(|| format!("cannot open the tool-usage log {}", config.log_path.display()))?;
     // Libraries' warnings (rmcp, warp, hyper) go to the same log. Only one subscriber per process.

@@ -28,17 +28,31 @@ impl ClientError {
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// The relay's `auth_token`, sent as `Authorization: Bearer` when set.
+    token: Option<String>,
 }
 
+/// Where `post` and `watch` find the relay's token.
+pub const TOKEN_VAR: &str = "CLAUDE_CODEX_AUTH_TOKEN";
+
 impl Client {
-    /// `url` is the relay's base URL, for example `http://127.0.0.1:8010`.
+    /// `url` is the relay's base URL, for example `http://127.0.0.1:8010`. The token, when the
+    /// relay has one, comes from [`TOKEN_VAR`].
     pub fn new(url: &str) -> Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(REQUEST_TIMEOUT))
             .build()
             .into();
-        Client { base: url.trim_end_matches('/').to_owned(), agent }
+        let token = std::env::var(TOKEN_VAR).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        Client { base: url.trim_end_matches('/').to_owned(), agent, token }
+    }
+
+    fn with_token<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(token) => request.header("Authorization", format!("Bearer {token}")),
+            None => request,
+        }
     }
 
     fn answer(
@@ -61,14 +75,18 @@ impl Client {
     /// Posts a message; returns its id once the relay has stored it.
     pub fn post(&self, target: &str, sender: &str, text: &str) -> Result<u64, ClientError> {
         let body = json!({"target": target, "sender": sender, "text": text});
-        let reply = self.answer(self.agent.post(format!("{}/api/messages", self.base)).send_json(&body))?;
+        let reply = self.answer(
+            self.with_token(self.agent.post(format!("{}/api/messages", self.base))).send_json(&body),
+        )?;
         Ok(reply["posted"].as_u64().unwrap_or(0))
     }
 
     /// The id of the last message of `target` (0 when it has none).
     pub fn latest_id(&self, target: &str) -> Result<u64, ClientError> {
-        let request =
-            self.agent.get(format!("{}/api/messages", self.base)).query("target", target).query("limit", "1");
+        let request = self
+            .with_token(self.agent.get(format!("{}/api/messages", self.base)))
+            .query("target", target)
+            .query("limit", "1");
         Ok(self.answer(request.call())?["latest_id"].as_u64().unwrap_or(0))
     }
 
@@ -82,8 +100,7 @@ impl Client {
         exclude_sender: Option<&str>,
     ) -> Result<Value, ClientError> {
         let mut request = self
-            .agent
-            .get(format!("{}/api/messages", self.base))
+            .with_token(self.agent.get(format!("{}/api/messages", self.base)))
             .query("target", target)
             .query("since_id", since_id.to_string())
             .query("limit", "200")

@@ -31,6 +31,8 @@ pub const KEYS: &[&str] = &[
     "channel_log_backup_count",
     "channels",
     "allowed_hosts",
+    "auth_token",
+    "auth_token_file",
 ];
 
 /// The environment variable for a key: `port` → `CLAUDE_CODEX_PORT`.
@@ -52,6 +54,44 @@ pub struct Config {
     pub channel_log_backup_count: usize,
     pub channels: Vec<Name>,
     pub allowed_hosts: Vec<HostPattern>,
+    /// When set, every route but `/healthz` and static files needs it (`http::auth`).
+    pub auth_token: Option<Token>,
+    /// A file holding the token (read at start), instead of `auth_token`.
+    pub auth_token_file: Option<PathBuf>,
+    /// `--insecure-no-auth`: allow listening beyond loopback without a token.
+    pub insecure_no_auth: bool,
+}
+
+/// The bearer token. Compared in constant time; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+/// The shortest token accepted: 16 characters is still guessable-proof only when random.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+impl Token {
+    pub fn parse(raw: &str) -> Result<Token, String> {
+        let token = raw.trim();
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
+        if token.len() < MIN_TOKEN_CHARS || !token.bytes().all(allowed) {
+            return Err(format!(
+                "must be at least {MIN_TOKEN_CHARS} characters of A-Z a-z 0-9 - . _ ~ + / = (make one with: openssl rand -hex 32)"
+            ));
+        }
+        Ok(Token(token.to_owned()))
+    }
+
+    /// Whether `presented` is this token, in time that does not depend on where they differ.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(presented).into()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(hidden)")
+    }
 }
 
 impl Default for Config {
@@ -70,6 +110,9 @@ impl Default for Config {
             channel_log_backup_count: 10,
             channels: vec![channel("proj-x"), channel("codex"), channel("claude")],
             allowed_hosts: Vec::new(),
+            auth_token: None,
+            auth_token_file: None,
+            insecure_no_auth: false,
         }
     }
 }
@@ -80,6 +123,7 @@ pub struct Flags {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub data_dir: Option<PathBuf>,
+    pub insecure_no_auth: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +251,41 @@ impl Config {
                 .set("data_dir", &Raw::Text(&dir.to_string_lossy()))
                 .map_err(|r| value_error("data_dir", r, "--data-dir".into()))?;
         }
+        config.insecure_no_auth = flags.insecure_no_auth;
+        if let Some(path) = &config.auth_token_file {
+            let origin = format!("file {}", path.display());
+            if config.auth_token.is_some() {
+                return Err(value_error(
+                    "auth_token_file",
+                    "and auth_token are both set; set one".into(),
+                    origin,
+                ));
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                value_error("auth_token_file", format!("cannot be read: {e}"), origin.clone())
+            })?;
+            config.auth_token = Some(Token::parse(&text).map_err(|r| value_error("auth_token", r, origin))?);
+        }
         Ok(config)
+    }
+
+    /// Whether the relay may listen where it is told to. Beyond loopback it needs a token, or
+    /// `--insecure-no-auth`, which yields a warning to print on every start.
+    pub fn check_exposure(&self) -> Result<Option<String>, String> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        match (loopback, &self.auth_token, self.insecure_no_auth) {
+            (true, ..) | (false, Some(_), _) => Ok(None),
+            (false, None, true) => Ok(Some(format!(
+                "WARNING: listening on {host} without a token (--insecure-no-auth): anyone who can reach this address can read and post"
+            ))),
+            (false, None, false) => Err(format!(
+                "refusing to listen on {host} without a token: anyone who could reach it could read and post. \
+                 Set auth_token in config.json, CLAUDE_CODEX_AUTH_TOKEN or auth_token_file (make one with: openssl rand -hex 32), \
+                 or pass --insecure-no-auth to allow it on purpose"
+            )),
+        }
     }
 
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
@@ -282,6 +360,8 @@ impl Config {
                     .map(|item| HostPattern::parse(item).map_err(|e| format!("entry {item:?} {e}")))
                     .collect::<Result<_, _>>()?;
             }
+            "auth_token" => self.auth_token = Some(Token::parse(&raw.string()?)?),
+            "auth_token_file" => self.auth_token_file = Some(raw.string()?.into()),
             _ => unreachable!("set() is called only with keys from KEYS"),
         }
         Ok(())
@@ -399,6 +479,55 @@ mod tests {
         assert!(err(None, &[("CLAUDE_CODEX_MAX_TEXT_BYTES", "0")]).contains("max_text_bytes"));
         assert!(err(Some(r#"{"channels": ["ok", "a\u0007b"]}"#), &[]).contains("control characters"));
         assert!(err(None, &[("CLAUDE_CODEX_ALLOWED_HOSTS", "a b")]).contains("allowed_hosts"));
+    }
+
+    #[test]
+    fn tokens_come_from_a_setting_or_a_file_never_both() {
+        let c =
+            load_with(None, &[("CLAUDE_CODEX_AUTH_TOKEN", " abcdef0123456789 ")], Flags::default()).unwrap();
+        assert!(c.auth_token.as_ref().unwrap().matches(b"abcdef0123456789"));
+        assert!(!c.auth_token.as_ref().unwrap().matches(b"abcdef012345678"));
+        assert_eq!(format!("{:?}", c.auth_token), "Some(Token(hidden))");
+        assert!(err(None, &[("CLAUDE_CODEX_AUTH_TOKEN", "short")]).contains("auth_token must be at least 16"));
+        assert!(err(None, &[("CLAUDE_CODEX_AUTH_TOKEN", "has space 0123456789")]).contains("auth_token"));
+        assert!(err(Some(r#"{"auth_token": "with;semicolon-0123456789"}"#), &[]).contains("auth_token"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-a-file-0123456789\n").unwrap();
+        let path = file.to_str().unwrap();
+        let c = load_with(None, &[("CLAUDE_CODEX_AUTH_TOKEN_FILE", path)], Flags::default()).unwrap();
+        assert!(c.auth_token.unwrap().matches(b"from-a-file-0123456789"));
+        let both = err(
+            None,
+            &[("CLAUDE_CODEX_AUTH_TOKEN_FILE", path), ("CLAUDE_CODEX_AUTH_TOKEN", "abcdef0123456789")],
+        );
+        assert!(both.contains("both set"), "{both}");
+        let missing = err(None, &[("CLAUDE_CODEX_AUTH_TOKEN_FILE", "/nonexistent/token")]);
+        assert!(
+            missing.contains("auth_token_file cannot be read") && missing.contains("/nonexistent/token"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn exposure_beyond_loopback_needs_a_token_or_the_flag() {
+        let with = |host: &str, token: bool, insecure: bool| Config {
+            host: host.into(),
+            auth_token: token.then(|| Token::parse("abcdef0123456789").unwrap()),
+            insecure_no_auth: insecure,
+            ..Config::default()
+        };
+        for host in ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"] {
+            assert_eq!(with(host, false, false).check_exposure(), Ok(None), "{host}");
+        }
+        for host in ["0.0.0.0", "::", "192.168.2.3", "relay.lan"] {
+            let refused = with(host, false, false).check_exposure().unwrap_err();
+            assert!(refused.contains("--insecure-no-auth") && refused.contains("auth_token"), "{refused}");
+            assert_eq!(with(host, true, false).check_exposure(), Ok(None), "{host}");
+            let warning = with(host, false, true).check_exposure().unwrap().unwrap();
+            assert!(warning.starts_with("WARNING") && warning.contains(host), "{warning}");
+        }
     }
 
     #[test]

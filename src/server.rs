@@ -1,7 +1,7 @@
 //! Starting and stopping the relay: open the store, bind the port, serve until told to stop,
 //! then let in-flight requests finish and close the store.
 
-use crate::config::Config;
+use crate::config::{Config, Token};
 use crate::http::{self, guard::HostPolicy};
 use crate::relay::Relay;
 use crate::store::{Store, StoreError};
@@ -21,6 +21,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
+    #[error("{0}")]
+    Exposed(String),
 }
 
 /// A relay with its store open and its port bound, not yet serving.
@@ -28,11 +30,16 @@ pub struct Server {
     relay: Relay,
     listener: TcpListener,
     policy: HostPolicy,
+    token: Option<Token>,
     log: Logger,
 }
 
 impl Server {
     pub async fn bind(config: &Config, log: Logger) -> Result<Server, StartError> {
+        if let Some(warning) = config.check_exposure().map_err(StartError::Exposed)? {
+            eprintln!("{warning}");
+            warn!(log, "insecure_no_auth"; "warning" => &warning);
+        }
         let (dir, archive) = (config.data_dir.clone(), config.archive());
         let store_log = log.new(o!("component" => "store"));
         let store = tokio::task::spawn_blocking(move || Store::open(&dir, Some(&archive), store_log))
@@ -50,7 +57,8 @@ impl Server {
             addr,
         })?;
         let relay = Relay::new(store, config, log.new(o!("component" => "relay")));
-        Ok(Server { relay, listener, policy: HostPolicy::new(config.allowed_hosts.clone()), log })
+        let policy = HostPolicy::new(config.allowed_hosts.clone());
+        Ok(Server { relay, listener, policy, token: config.auth_token.clone(), log })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -73,6 +81,7 @@ impl Server {
         let serving = warp::serve(http::routes(
             self.relay.clone(),
             self.policy,
+            self.token,
             mcp_stop.clone(),
             self.log.new(o!("component" => "http")),
         ))

@@ -37,7 +37,7 @@ pub fn spec(max_text_bytes: usize) -> Value {
         "info": {
             "title": "claude-codex-relay",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "A durable local message relay for coding agents. Every route first checks the Host header (loopback or allowed_hosts, else 421) and, for writes, the Origin (foreign or null gets 403)."
+            "description": "A durable local message relay for coding agents. Every route first checks the Host header (loopback or allowed_hosts, else 421) and, for writes, the Origin (foreign or null gets 403). When the relay has an auth_token, every route but /healthz and /static/* needs Authorization: Bearer TOKEN (else 401); a token in the query string gets 400."
         },
         "paths": {
             "/api/messages": {

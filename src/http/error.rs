@@ -14,6 +14,12 @@ pub enum ApiError {
     BadRequest(String),
     TooLarge(String),
     Forbidden(String),
+    /// No token, or a wrong one. `sign_in`: the web UI path to return to after signing in
+    /// (the reply is then the sign-in page instead of JSON).
+    Unauthorized {
+        reason: String,
+        sign_in: Option<String>,
+    },
     Misdirected(String),
     NotFound,
     MethodNotAllowed,
@@ -29,6 +35,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -43,7 +50,8 @@ impl ApiError {
             | ApiError::TooLarge(m)
             | ApiError::Forbidden(m)
             | ApiError::Misdirected(m)
-            | ApiError::Unavailable(m) => m.clone(),
+            | ApiError::Unavailable(m)
+            | ApiError::Unauthorized { reason: m, .. } => m.clone(),
             ApiError::NotFound => "no such route; see /docs for the API".into(),
             ApiError::MethodNotAllowed => "method not allowed on this route; see /docs for the API".into(),
             ApiError::Internal => "internal error; see the relay's log".into(),
@@ -51,8 +59,18 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response {
+        if let ApiError::Unauthorized { sign_in: Some(next), .. } = &self {
+            return super::ui::sign_in_page(self.status(), next, None);
+        }
         let body = serde_json::json!({"ok": false, "error": self.message()});
-        warp::reply::with_status(warp::reply::json(&body), self.status()).into_response()
+        let mut response = warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        if let ApiError::Unauthorized { .. } = self {
+            response.headers_mut().insert(
+                warp::http::header::WWW_AUTHENTICATE,
+                warp::http::HeaderValue::from_static("Bearer realm=\"claude-codex-relay\""),
+            );
+        }
+        response
     }
 }
 

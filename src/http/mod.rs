@@ -1,6 +1,7 @@
 //! The HTTP front doors (REST, MCP, docs, web UI): every route behind the host guard, every error
 //! through one mapping.
 
+pub mod auth;
 mod docs;
 pub mod error;
 pub mod guard;
@@ -8,6 +9,7 @@ mod mcp;
 pub mod rest;
 mod ui;
 
+use crate::config::Token;
 use crate::relay::Relay;
 use guard::HostPolicy;
 use slog::Logger;
@@ -20,10 +22,12 @@ fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infalli
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
-/// `mcp_stop` ends rmcp's in-flight requests; cancel it once the grace period is over.
+/// `token`: when set, every route but `/healthz`, `/static/*` and the sign-in form needs it
+/// (see [`auth`]). `mcp_stop` ends rmcp's in-flight requests; cancel it once the grace period is over.
 pub fn routes(
     relay: Relay,
     policy: HostPolicy,
+    token: Option<Token>,
     mcp_stop: CancellationToken,
     log: Logger,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
@@ -38,8 +42,11 @@ pub fn routes(
         }
     });
     guard::filter(policy.clone())
+        .and(auth::filter(token.clone()))
         .and(
-            rest::routes(relay.clone())
+            auth::login(token)
+                .or(rest::routes(relay.clone()))
+                .unify()
                 .or(mcp::routes(relay, &policy, mcp_stop))
                 .unify()
                 .or(docs::routes(max_text_bytes))

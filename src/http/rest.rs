@@ -82,7 +82,7 @@ fn parse_wait(raw: &str) -> Result<Duration, ApiError> {
 /// Decodes a URL query (`a=1&b=x+y`). Unlike a lossy decoder, it refuses bytes that are not
 /// UTF-8 instead of turning them into U+FFFD, so a garbled channel name is an error, not a
 /// different channel. A repeated parameter keeps its last value.
-fn parse_query(raw: &str) -> Result<HashMap<String, String>, ApiError> {
+pub(super) fn parse_query(raw: &str) -> Result<HashMap<String, String>, ApiError> {
     let decode = |part: &str| {
         let spaced = part.replace('+', " ");
         percent_encoding::percent_decode_str(&spaced)

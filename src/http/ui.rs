@@ -76,6 +76,25 @@ fn error_page(error: ApiError) -> Response {
     html(status, body)
 }
 
+/// The sign-in form of a relay with a token: posts to `/ui/login`, then returns to `next`.
+pub fn sign_in_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let error = error.map_or(String::new(), |e| {
+        format!("<p class=\"status error\" role=\"alert\">{}</p>", handlebars::html_escape(e))
+    });
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Sign in - claude-codex-relay</title>\
+         <link rel=\"stylesheet\" href=\"/static/relay.css\"><script src=\"/static/theme.js\"></script></head>\
+         <body><main class=\"sign-in\"><h1>claude-codex-relay</h1>\
+         <p>This relay needs its token (the <code>auth_token</code> it was started with). It is kept in this browser as a cookie.</p>{error}\
+         <form class=\"post\" method=\"post\" action=\"/ui/login\"><input type=\"hidden\" name=\"next\" value=\"{next}\">\
+         <label>Token <input type=\"password\" name=\"token\" required autocomplete=\"current-password\" autofocus></label>\
+         <div class=\"actions\"><button type=\"submit\">Sign in</button></div></form></main></body></html>",
+        next = handlebars::html_escape(next),
+    );
+    html(status, body)
+}
+
 /// One message as the templates see it.
 #[derive(Serialize)]
 struct MessageView {

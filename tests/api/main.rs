@@ -1,6 +1,7 @@
 //! Socket and process tests, compiled as one binary. Each test gets its own relay on a free
 //! loopback port and its own temp data dir.
 
+mod auth;
 mod guard;
 mod helpers;
 mod mcp;

@@ -1,0 +1,211 @@
+//! The optional bearer token (`auth_token`). With one set, every route but `/healthz`,
+//! `/static/*` and the sign-in form needs it:
+//! - agents and scripts send `Authorization: Bearer TOKEN`;
+//! - the web UI asks for it once (`POST /ui/login`) and keeps it in an HttpOnly,
+//!   SameSite=Strict cookie, which counts on the UI's own routes only (not on `/api` or `/mcp`).
+//!
+//! A token in the query string is refused (URLs end up in logs and browser history). Tokens are
+//! compared in constant time and never logged.
+
+use super::error::ApiError;
+use crate::config::Token;
+use bytes::Buf;
+use futures_util::Stream;
+use std::sync::Arc;
+use warp::http::{header, HeaderMap, StatusCode};
+use warp::path::FullPath;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+/// The cookie holding the token in the browser.
+pub const COOKIE: &str = "relay_token";
+/// Query parameters that look like credentials.
+const QUERY_SECRETS: [&str; 5] = ["token", "access_token", "auth", "auth_token", "bearer"];
+/// The sign-in form's body: the token and where to go next.
+const LOGIN_BODY_LIMIT: usize = 4096;
+
+/// Routes open without the token.
+fn is_public(path: &str) -> bool {
+    path == "/healthz" || path == "/ui/login" || path.starts_with("/static/")
+}
+
+/// Routes of the web UI: the cookie counts here.
+fn is_ui(path: &str) -> bool {
+    path == "/" || path == "/docs" || path.starts_with("/c/") || path.starts_with("/ui/")
+}
+
+/// The web UI's pages: a refusal here is the sign-in page (elsewhere, JSON).
+fn is_page(path: &str) -> bool {
+    path == "/" || path == "/docs" || path.strip_prefix("/c/").is_some_and(|name| !name.contains('/'))
+}
+
+/// The token check as a warp filter: put it behind the host guard, in front of every route.
+pub fn filter(token: Option<Token>) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    let token = token.map(Arc::new);
+    warp::path::full()
+        .and(super::raw_query())
+        .and(warp::header::headers_cloned())
+        .and_then(move |path: FullPath, query: String, headers: HeaderMap| {
+            let result = match &token {
+                None => Ok(()),
+                Some(token) => check(token, path.as_str(), &query, &headers).map_err(warp::reject::custom),
+            };
+            async move { result }
+        })
+        .untuple_one()
+}
+
+fn check(token: &Token, path: &str, query: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    let secret_in_query = query.split('&').any(|pair| {
+        let key = pair.split('=').next().unwrap_or("");
+        QUERY_SECRETS.iter().any(|s| key.eq_ignore_ascii_case(s))
+    });
+    if secret_in_query {
+        return Err(ApiError::BadRequest(
+            "a token in the URL is refused (URLs end up in logs and history); send it in an Authorization: Bearer header"
+                .into(),
+        ));
+    }
+    if is_public(path) {
+        return Ok(());
+    }
+    let sign_in = is_page(path).then(|| path.to_owned());
+    let unauthorized =
+        |reason: &str| ApiError::Unauthorized { reason: reason.into(), sign_in: sign_in.clone() };
+    let mut authorizations = headers.get_all(header::AUTHORIZATION).iter();
+    if let Some(value) = authorizations.next() {
+        if authorizations.next().is_some() {
+            return Err(unauthorized("more than one Authorization header"));
+        }
+        let presented = value.as_bytes().strip_prefix(b"Bearer ").unwrap_or(b"");
+        return if token.matches(presented) {
+            Ok(())
+        } else {
+            Err(unauthorized("the bearer token is wrong or malformed (expected Authorization: Bearer TOKEN)"))
+        };
+    }
+    if is_ui(path) && cookie(headers).is_some_and(|c| token.matches(c.as_bytes())) {
+        return Ok(());
+    }
+    Err(unauthorized("this relay needs a token: send Authorization: Bearer TOKEN (the relay's auth_token)"))
+}
+
+/// The value of our cookie, when the request carries it.
+fn cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+/// `POST /ui/login`: checks the token from the sign-in form; on success sets the cookie and
+/// sends the browser on to `next` (a path on this relay only).
+pub fn login(token: Option<Token>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let token = token.map(Arc::new);
+    warp::path!("ui" / "login")
+        .and(warp::post())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(move |declared: Option<u64>, body| {
+            let token = token.clone();
+            async move { sign_in(token.as_deref(), declared, body).await.unwrap_or_else(ApiError::into_response) }
+        })
+}
+
+async fn sign_in(
+    token: Option<&Token>,
+    declared: Option<u64>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+) -> Result<Response, ApiError> {
+    let bytes = super::rest::read_body(declared, body, LOGIN_BODY_LIMIT).await?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| ApiError::BadRequest("the form is not UTF-8".into()))?;
+    let form = super::rest::parse_query(text)?;
+    let field = |name: &str| form.get(name).map(String::as_str);
+    let next = field("next").filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or("/");
+    let Some(token) = token else {
+        return Ok(redirect(next, None));
+    };
+    let presented = field("token").unwrap_or("").trim();
+    if !token.matches(presented.as_bytes()) {
+        return Ok(super::ui::sign_in_page(
+            StatusCode::UNAUTHORIZED,
+            next,
+            Some("That token is not this relay's."),
+        ));
+    }
+    let cookie = format!("{COOKIE}={presented}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000");
+    Ok(redirect(next, Some(cookie)))
+}
+
+fn redirect(to: &str, cookie: Option<String>) -> Response {
+    let mut response = warp::reply::with_status(warp::reply(), StatusCode::SEE_OTHER).into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = header::HeaderValue::from_str(to) {
+        headers.insert(header::LOCATION, location);
+    }
+    if let Some(cookie) = cookie.and_then(|c| header::HeaderValue::from_str(&c).ok()) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warp::http::HeaderValue;
+
+    fn token() -> Token {
+        Token::parse("s3cret-token-0123456789").unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn status(path: &str, query: &str, pairs: &[(&'static str, &'static str)]) -> u16 {
+        match check(&token(), path, query, &headers(pairs)) {
+            Ok(()) => 200,
+            Err(e) => e.status().as_u16(),
+        }
+    }
+
+    #[test]
+    fn bearer_header_cookie_and_query() {
+        let right = ("authorization", "Bearer s3cret-token-0123456789");
+        assert_eq!(status("/api/messages", "", &[right]), 200);
+        assert_eq!(status("/mcp", "", &[right]), 200);
+        assert_eq!(status("/api/messages", "", &[]), 401);
+        assert_eq!(status("/api/messages", "", &[("authorization", "Bearer s3cret-token-012345678")]), 401);
+        assert_eq!(status("/api/messages", "", &[("authorization", "bearer s3cret-token-0123456789")]), 401);
+        assert_eq!(status("/api/messages", "", &[("authorization", "s3cret-token-0123456789")]), 401);
+        assert_eq!(status("/api/messages", "", &[right, right]), 401);
+        assert_eq!(status("/api/messages", "target=x&token=s3cret-token-0123456789", &[right]), 400);
+        assert_eq!(status("/c/x", "ACCESS_TOKEN=abc", &[]), 400);
+        let cookie = ("cookie", "theme=dark; relay_token=s3cret-token-0123456789");
+        assert_eq!(status("/c/x", "", &[cookie]), 200);
+        assert_eq!(status("/ui/messages", "", &[cookie]), 200);
+        assert_eq!(status("/api/messages", "", &[cookie]), 401, "the cookie is for the UI only");
+        assert_eq!(status("/mcp", "", &[cookie]), 401);
+        assert_eq!(status("/c/x", "", &[("cookie", "relay_token=nope")]), 401);
+        assert_eq!(status("/healthz", "", &[]), 200);
+        assert_eq!(status("/static/relay.css", "", &[]), 200);
+        assert_eq!(status("/ui/login", "", &[]), 200);
+    }
+
+    #[test]
+    fn ui_refusals_ask_to_sign_in() {
+        let e = check(&token(), "/c/x", "", &HeaderMap::new()).unwrap_err();
+        assert!(matches!(e, ApiError::Unauthorized { sign_in: Some(p), .. } if p == "/c/x"));
+        for path in ["/api/channels", "/ui/messages", "/c/x/older", "/c/x/events"] {
+            let e = check(&token(), path, "", &HeaderMap::new()).unwrap_err();
+            assert!(matches!(e, ApiError::Unauthorized { sign_in: None, .. }), "{path}");
+        }
+    }
+}
