@@ -21,7 +21,7 @@ use serde_json::json;
 use slog::{error, Logger};
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use warp::http::{header, StatusCode};
 use warp::reply::{Reply, Response};
@@ -95,6 +95,18 @@ pub fn sign_in_page(status: StatusCode, next: &str, error: Option<&str>) -> Resp
     html(status, body)
 }
 
+/// The renderer, one per process: loading the syntaxes and compiling their regexes is costly,
+/// and it holds nothing per relay. The first call starts a thread that warms up the common
+/// languages, so the first page with code does not wait on them.
+fn renderer() -> &'static Renderer {
+    static RENDERER: LazyLock<Renderer> = LazyLock::new(|| {
+        // Without the thread (the system is out of them) the first page is just slower.
+        let _ = std::thread::Builder::new().name("ui-warm-up".into()).spawn(|| RENDERER.warm_up());
+        Renderer::new()
+    });
+    &RENDERER
+}
+
 /// One message as the templates see it.
 #[derive(Serialize)]
 struct MessageView {
@@ -147,7 +159,7 @@ impl HtmlCache {
 
 struct Ui {
     templates: Handlebars<'static>,
-    renderer: Renderer,
+    renderer: &'static Renderer,
     rendered: Mutex<HtmlCache>,
     log: Logger,
 }
@@ -161,7 +173,7 @@ impl Ui {
         templates
             .register_template_string("message", include_str!("../../views/message.hbs"))
             .expect("views/message.hbs is a valid template");
-        Ui { templates, renderer: Renderer::new(), rendered: Mutex::default(), log }
+        Ui { templates, renderer: renderer(), rendered: Mutex::default(), log }
     }
 
     fn view(&self, stored: &StoredMessage) -> Result<MessageView, ApiError> {
@@ -212,9 +224,6 @@ struct PageContext {
 
 pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let ui = Arc::new(Ui::new(relay.log().clone()));
-    let warm = ui.clone();
-    // Without the thread (the system is out of them) the first page is just slower.
-    let _ = std::thread::Builder::new().name("ui-warm-up".into()).spawn(move || warm.renderer.warm_up());
     let with = warp::any().map(move || (relay.clone(), ui.clone()));
     let host = warp::header::optional::<String>("host").map(|h: Option<String>| h.unwrap_or_default());
 
