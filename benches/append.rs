@@ -20,36 +20,40 @@ fn message(poster: usize, n: u64) -> NewMessage {
 
 fn append(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, slog::Logger::root(slog::Discard, slog::o!())).unwrap();
     let mut group = c.benchmark_group("append");
-    for posters in [1usize, 8, 32] {
-        // One iteration = one acknowledged post per poster.
-        group.throughput(Throughput::Elements(posters as u64));
-        group.bench_function(BenchmarkId::new("durable_posts", posters), |b| {
-            b.iter_custom(|iters| {
-                let started = Instant::now();
-                runtime.block_on(async {
-                    let tasks: Vec<_> = (0..posters)
-                        .map(|poster| {
-                            let store = store.clone();
-                            tokio::spawn(async move {
-                                for n in 0..iters {
-                                    store.append(message(poster, n)).await.unwrap();
-                                }
+    // power_safe: each commit also fdatasyncs (the default); crash_safe: sled's flush alone.
+    for (mode, power_safe) in [("power_safe", true), ("crash_safe", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), None, slog::Logger::root(slog::Discard, slog::o!())).unwrap();
+        store.set_power_safe(power_safe);
+        for posters in [1usize, 8, 32] {
+            // One iteration = one acknowledged post per poster.
+            group.throughput(Throughput::Elements(posters as u64));
+            group.bench_function(BenchmarkId::new(format!("durable_posts_{mode}"), posters), |b| {
+                b.iter_custom(|iters| {
+                    let started = Instant::now();
+                    runtime.block_on(async {
+                        let tasks: Vec<_> = (0..posters)
+                            .map(|poster| {
+                                let store = store.clone();
+                                tokio::spawn(async move {
+                                    for n in 0..iters {
+                                        store.append(message(poster, n)).await.unwrap();
+                                    }
+                                })
                             })
-                        })
-                        .collect();
-                    for t in tasks {
-                        t.await.unwrap();
-                    }
-                });
-                started.elapsed()
-            })
-        });
+                            .collect();
+                        for t in tasks {
+                            t.await.unwrap();
+                        }
+                    });
+                    started.elapsed()
+                })
+            });
+        }
+        store.close().unwrap();
     }
     group.finish();
-    store.close().unwrap();
 }
 
 criterion_group! {

@@ -33,6 +33,7 @@ pub const KEYS: &[&str] = &[
     "allowed_hosts",
     "auth_token",
     "auth_token_file",
+    "fsync",
 ];
 
 /// The environment variable for a key: `port` → `CLAUDE_CODEX_PORT`.
@@ -60,6 +61,9 @@ pub struct Config {
     pub auth_token_file: Option<PathBuf>,
     /// `--insecure-no-auth`: allow listening beyond loopback without a token.
     pub insecure_no_auth: bool,
+    /// Each commit also fdatasyncs, so acknowledged posts survive a power cut, not only a
+    /// process crash (store/disk_sync.rs).
+    pub fsync: bool,
 }
 
 /// The bearer token. Compared in constant time; its `Debug` never shows it.
@@ -113,6 +117,7 @@ impl Default for Config {
             auth_token: None,
             auth_token_file: None,
             insecure_no_auth: false,
+            fsync: true,
         }
     }
 }
@@ -152,6 +157,19 @@ impl Raw<'_> {
             return Err("must not be empty".into());
         }
         Ok(s.to_owned())
+    }
+
+    fn boolean(&self) -> Result<bool, String> {
+        match self {
+            Raw::Json(Value::Bool(b)) => Ok(*b),
+            Raw::Text(s) if ["true", "1", "yes", "on"].contains(&s.trim().to_ascii_lowercase().as_str()) => {
+                Ok(true)
+            }
+            Raw::Text(s) if ["false", "0", "no", "off"].contains(&s.trim().to_ascii_lowercase().as_str()) => {
+                Ok(false)
+            }
+            _ => Err("must be true or false".into()),
+        }
     }
 
     fn whole_number(&self) -> Result<u64, String> {
@@ -362,6 +380,7 @@ impl Config {
             }
             "auth_token" => self.auth_token = Some(Token::parse(&raw.string()?)?),
             "auth_token_file" => self.auth_token_file = Some(raw.string()?.into()),
+            "fsync" => self.fsync = raw.boolean()?,
             _ => unreachable!("set() is called only with keys from KEYS"),
         }
         Ok(())
@@ -508,6 +527,14 @@ mod tests {
             missing.contains("auth_token_file cannot be read") && missing.contains("/nonexistent/token"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn fsync_is_on_unless_turned_off() {
+        assert!(load_with(None, &[], Flags::default()).unwrap().fsync);
+        assert!(!load_with(Some(r#"{"fsync": false}"#), &[], Flags::default()).unwrap().fsync);
+        assert!(!load_with(None, &[("CLAUDE_CODEX_FSYNC", "off")], Flags::default()).unwrap().fsync);
+        assert!(err(Some(r#"{"fsync": "maybe"}"#), &[]).contains("fsync must be true or false"));
     }
 
     #[test]

@@ -56,6 +56,10 @@ impl Server {
             },
             addr,
         })?;
+        store.set_power_safe(config.fsync);
+        if !config.fsync {
+            warn!(log, "fsync is off: acknowledged posts survive a process crash, not a power cut");
+        }
         let relay = Relay::new(store, config, log.new(o!("component" => "relay")));
         let policy = HostPolicy::new(config.allowed_hosts.clone());
         Ok(Server { relay, listener, policy, token: config.auth_token.clone(), log })

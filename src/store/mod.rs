@@ -18,6 +18,7 @@
 //!    group gets its answer.
 
 mod archive;
+mod disk_sync;
 mod log;
 mod offline;
 mod views;
@@ -26,6 +27,7 @@ mod writer;
 use crate::message::{Message, NewMessage, StoredMessage};
 use archive::Archive;
 pub use archive::ArchiveConfig;
+use disk_sync::DiskSync;
 use log::EventLog;
 pub use offline::{
     check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
@@ -130,7 +132,18 @@ struct Shared {
     /// The last published id; subscribers are told of each commit.
     visible: watch::Sender<u64>,
     logger: Logger,
+    /// Power-loss safety beyond sled's flush; used by the writer only.
+    disk_sync: Mutex<DiskSync>,
     _lock: File,
+}
+
+impl Shared {
+    /// sled's flush, then (when on) what it leaves out for a power cut: see [`DiskSync`].
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        let mut sync = self.disk_sync.lock().unwrap_or_else(|p| p.into_inner());
+        sync.sync().map_err(|e| StoreError::Io(format!("syncing the database to disk failed: {e}")))
+    }
 }
 
 fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> StoreError {
@@ -267,6 +280,7 @@ impl Store {
         if ack_early {
             warn!(logger, "UNSAFE: posts are acknowledged before they are written"; "env" => UNSAFE_ACK_ENV);
         }
+        let disk_sync = DiskSync::open(dir, &dir.join(DB_DIR)).map_err(|e| dir_error(dir, e))?;
         let shared = Arc::new(Shared {
             db,
             log,
@@ -274,6 +288,7 @@ impl Store {
             published: RwLock::new(channels.clone()),
             visible: watch::Sender::new(last_id),
             logger,
+            disk_sync: Mutex::new(disk_sync),
             _lock: lock,
         });
         let (archive_tx, archiver) = match archive {
@@ -368,6 +383,12 @@ impl Store {
         upto: u64,
     ) -> Result<(Vec<u8>, Option<u64>), StoreError> {
         offline::export_chunk(&self.inner.shared.log, filter, after, upto)
+    }
+
+    /// Whether each commit is also made durable against a power cut (on by default); off
+    /// keeps sled's own guarantee, survival of a process crash (see `store/disk_sync.rs`).
+    pub fn set_power_safe(&self, on: bool) {
+        self.inner.shared.disk_sync.lock().unwrap_or_else(|p| p.into_inner()).set_enabled(on);
     }
 
     /// Watches the last visible id: woken after each commit.

@@ -445,3 +445,23 @@ fn replay_prints_one_readable_line_per_event() {
     assert_eq!(replay_print(dir.path(), &mut out).unwrap(), 1);
     assert_eq!(String::from_utf8(out).unwrap(), "#1 [tester -> proj-x]   Review please\n");
 }
+
+#[test]
+fn power_safe_commits_sync_the_blob_files_sled_leaves_unsynced() {
+    for power_safe in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), None, quiet()).unwrap();
+        store.set_power_safe(power_safe);
+        // Over sled's blob threshold (about 128 KiB): stored in a file of its own under blobs/.
+        let big = "x".repeat(300 * 1024);
+        runtime().block_on(store.append(new_message("a", &big))).unwrap();
+        // The event's blob is synced by its own commit; the view's copy (a projection, written
+        // after the commit) by the next one.
+        runtime().block_on(store.append(new_message("a", "small"))).unwrap();
+        let blobs = std::fs::read_dir(dir.path().join(DB_DIR).join("blobs")).unwrap().count();
+        assert!(blobs >= 1, "sled wrote the message as a blob");
+        let synced = store.inner.shared.disk_sync.lock().unwrap().synced_blobs();
+        assert_eq!(synced, if power_safe { blobs } else { 0 }, "power_safe = {power_safe}");
+        store.close().unwrap();
+    }
+}

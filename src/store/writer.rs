@@ -61,8 +61,7 @@ impl Writer {
         if self.failed.is_none() {
             self.shared.log.set_reserved(self.next_id - 1)?;
         }
-        self.shared.db.flush()?;
-        Ok(())
+        self.shared.flush()
     }
 
     fn commit_group(&mut self, group: Vec<Request>) {
@@ -127,10 +126,10 @@ impl Writer {
         if last > self.reserved {
             let reserved = last + ID_RESERVE_STEP;
             self.shared.log.set_reserved(reserved)?;
-            self.shared.db.flush()?;
+            self.shared.flush()?;
             self.reserved = reserved;
         }
-        let result = self.shared.log.append(events).and_then(|()| Ok(self.shared.db.flush().map(drop)?));
+        let result = self.shared.log.append(events).and_then(|()| self.shared.flush());
         if let Err(e) = &result {
             if let Err(undo) = self.shared.log.remove(first, last) {
                 self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 const CHANNELS: [&str; 3] = ["alpha", "beta", "gamma"];
 /// Kill cycles in CI; `RELAY_KILL_CYCLES` asks for more.
-const DEFAULT_KILL_CYCLES: usize = 10;
-const WRITERS: usize = 6;
+const DEFAULT_KILL_CYCLES: usize = 50;
+/// Concurrent writers: the even ones post over REST, the odd ones through MCP's post_message.
+const WRITERS: usize = 8;
 
 /// A small xorshift generator: random kill moments without a dependency.
 struct Rng(u64);
@@ -34,7 +35,8 @@ impl Rng {
 /// What the relay acknowledged: id → (target, text).
 type Acked = Arc<Mutex<BTreeMap<u64, (String, String)>>>;
 
-/// Posts from `WRITERS` threads until the relay stops answering; records every 201.
+/// Posts from `WRITERS` threads until the relay stops answering; records every acknowledged
+/// post (REST: 201; MCP: a result with `ok: true`).
 fn start_writers(addr: SocketAddr, cycle: usize, acked: &Acked) -> Vec<thread::JoinHandle<()>> {
     (0..WRITERS)
         .map(|w| {
@@ -43,24 +45,41 @@ fn start_writers(addr: SocketAddr, cycle: usize, acked: &Acked) -> Vec<thread::J
                 for n in 0.. {
                     let target = CHANNELS[(w + n) % CHANNELS.len()];
                     let text = format!("cycle {cycle} writer {w} post {n}");
-                    let body = json!({"target": target, "sender": format!("w{w}"), "text": text}).to_string();
+                    let message = json!({"target": target, "sender": format!("w{w}"), "text": text});
+                    let (path, body) = if w % 2 == 0 {
+                        ("/api/messages", message.to_string())
+                    } else {
+                        let call = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                            "params": {"name": "post_message", "arguments": message}});
+                        ("/mcp", call.to_string())
+                    };
                     let raw = format!(
-                        "POST /api/messages HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+                         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     );
-                    match send_raw(addr, raw.as_bytes()) {
-                        Ok(reply) if reply.status == 201 => {
-                            let id = reply.json()["posted"].as_u64().unwrap();
-                            let previous = acked.lock().unwrap().insert(id, (target.to_owned(), text));
-                            assert!(previous.is_none(), "id {id} acknowledged twice");
-                        }
-                        // Killed: the connection failed or the reply was cut off.
-                        _ => return,
-                    }
+                    // Killed: the connection failed, the reply was cut off, or the post failed.
+                    let Some(id) = send_raw(addr, raw.as_bytes()).ok().and_then(|reply| acknowledged(&reply)) else {
+                        return;
+                    };
+                    let previous = acked.lock().unwrap().insert(id, (target.to_owned(), text));
+                    assert!(previous.is_none(), "id {id} acknowledged twice");
                 }
             })
         })
         .collect()
+}
+
+/// The id of an acknowledged post, from a whole REST or MCP reply.
+fn acknowledged(reply: &crate::helpers::Reply) -> Option<u64> {
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).ok()?;
+    match reply.status {
+        201 => body["posted"].as_u64(),
+        200 if body["result"]["structuredContent"]["ok"] == true => {
+            body["result"]["structuredContent"]["posted"].as_u64()
+        }
+        _ => None,
+    }
 }
 
 /// Compares what the relay holds with what it acknowledged. Returns the acknowledged ids that
@@ -118,8 +137,9 @@ fn acknowledged_posts_survive_sigkill_mid_stream() {
     let mut rng = Rng::seeded();
     let mut startup_kills = 0;
     for cycle in 0..cycles {
-        if cycle % 5 == 4 {
-            // Some kills land while the relay is still starting (opening and recovering sled).
+        if cycle % 10 == 9 {
+            // One kill in ten more lands while the relay is still starting (opening and
+            // recovering sled).
             let mut child = relay_command(work.path(), &["--port", "0", "--data-dir", "data"], &[])
                 .stdout(Stdio::null())
                 .spawn()
@@ -164,7 +184,17 @@ fn acknowledged_posts_survive_sigkill_mid_stream() {
     stored.sort_unstable();
     stop_with_sigterm(relay);
     assert_eq!(archived_ids(work.path()), stored, "archive holds each message exactly once, in id order");
-    eprintln!("kill cycles: {cycles} ({startup_kills} extra kills during start-up), acknowledged posts: {}, lost: 0", acked.len());
+    let over_mcp = acked
+        .values()
+        .filter(|(_, text)| {
+            text.split(' ').nth(3).is_some_and(|w| w.parse::<usize>().is_ok_and(|w| w % 2 == 1))
+        })
+        .count();
+    eprintln!(
+        "kill cycles: {cycles} ({startup_kills} extra kills during start-up), acknowledged posts: {} ({} REST, {over_mcp} MCP), lost: 0",
+        acked.len(),
+        acked.len() - over_mcp
+    );
 }
 
 /// The same check catches lost posts when the relay acknowledges before flushing: the crash
