@@ -79,20 +79,51 @@ fn jsonrpc_error(code: i64, message: String) -> Response {
 }
 
 /// Refuses, with the JSON-RPC error the spec names, what rmcp would answer with a bare 415:
-/// a body that is not JSON (-32700), and a batch or an `id: null` request (-32600).
+/// a body that is not JSON (-32700); a batch, an `id` that is null or not a string or whole
+/// number, a `jsonrpc` other than "2.0", a non-string `method`, `params` that are not an object
+/// (-32600); a `tools/call` without a tool name or with `arguments` that are not an object
+/// (-32602).
 fn check_jsonrpc(body: &[u8]) -> Result<(), (i64, String)> {
-    match serde_json::from_slice::<Value>(body) {
-        Err(e) => Err((-32700, format!("parse error: the body is not valid JSON: {e}"))),
-        Ok(Value::Array(_)) => Err((
-            -32600,
-            "invalid request: JSON-RPC batches are not supported; send one message per request".into(),
-        )),
-        Ok(Value::Object(m)) if m.get("id").is_some_and(Value::is_null) => {
-            Err((-32600, "invalid request: id must be a string or a number, not null".into()))
+    let invalid = |reason: &str| Err((-32600, format!("invalid request: {reason}")));
+    let message = match serde_json::from_slice::<Value>(body) {
+        Err(e) => return Err((-32700, format!("parse error: the body is not valid JSON: {e}"))),
+        Ok(Value::Array(_)) => {
+            return invalid("JSON-RPC batches are not supported; send one message per request")
         }
-        Ok(Value::Object(_)) => Ok(()),
-        Ok(_) => Err((-32600, "invalid request: a JSON-RPC message is a JSON object".into())),
+        Ok(Value::Object(m)) => m,
+        Ok(_) => return invalid("a JSON-RPC message is a JSON object"),
+    };
+    if message.get("jsonrpc") != Some(&json!("2.0")) {
+        return invalid(r#"jsonrpc must be "2.0""#);
     }
+    match message.get("id") {
+        Some(Value::Null) => return invalid("id must be a string or a number, not null"),
+        Some(Value::String(_)) | None => {}
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {}
+        Some(_) => return invalid("id must be a string or a whole number"),
+    }
+    let is_response = message.contains_key("result") || message.contains_key("error");
+    let method = match message.get("method") {
+        Some(Value::String(m)) => m.as_str(),
+        None if is_response => return Ok(()),
+        _ => return invalid("method must be a string"),
+    };
+    let params = match message.get("params") {
+        None => None,
+        Some(Value::Object(p)) => Some(p),
+        Some(_) => return invalid("params must be an object"),
+    };
+    if method == "tools/call" {
+        let bad_params = |reason: &str| Err((-32602, format!("invalid params: {reason}")));
+        let Some(params) = params else { return bad_params("tools/call needs params with the tool's name") };
+        if !params.get("name").is_some_and(Value::is_string) {
+            return bad_params("params.name must be the tool's name, a string");
+        }
+        if params.get("arguments").is_some_and(|a| !a.is_object() && !a.is_null()) {
+            return bad_params("params.arguments must be an object");
+        }
+    }
+    Ok(())
 }
 
 /// Hands one request to rmcp and streams its reply back through warp. The body is read here,
@@ -144,11 +175,27 @@ mod tests {
             r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
             r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
             "3",
+            r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+            r#"{"id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":"x"}"#,
         ];
         for body in bad {
             let (code, _) = check_jsonrpc(body.as_bytes()).expect_err(body);
             assert!(code == -32700 || code == -32600, "{body:?}: {code}");
         }
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":3}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#,
+        ] {
+            assert_eq!(check_jsonrpc(body.as_bytes()).expect_err(body).0, -32602, "{body}");
+        }
+        assert!(check_jsonrpc(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).is_ok());
         assert!(check_jsonrpc(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).is_ok());
         assert!(check_jsonrpc(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_ok());
     }

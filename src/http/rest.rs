@@ -2,7 +2,7 @@
 //! Python relay's, with fields added beside them (`latest_id`, `since_id`, channel details).
 
 use super::error::ApiError;
-use crate::message::{Source, StoredMessage};
+use crate::message::{Name, Source, StoredMessage};
 use crate::relay::{clamp_limit, Relay, MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
 use crate::store::ExportFilter;
 #[cfg(test)]
@@ -217,7 +217,10 @@ async fn export(raw_query: String, relay: Relay) -> Response {
 fn export_filter(raw_query: &str) -> Result<ExportFilter, ApiError> {
     let query = parse_query(raw_query)?;
     Ok(ExportFilter {
-        target: query.get("target").map(|t| t.trim().to_owned()),
+        target: query
+            .get("target")
+            .map(|t| Name::parse("target", t).map(|n| n.as_str().to_owned()).map_err(|e| bad(e.to_string())))
+            .transpose()?,
         since_id: query.get("since_id").map(|v| parse_id("since_id", v)).transpose()?.unwrap_or(0),
         until_id: query.get("until_id").map(|v| parse_id("until_id", v)).transpose()?,
     })

@@ -4,6 +4,7 @@
 mod auth;
 mod guard;
 mod helpers;
+mod malformed;
 mod mcp;
 mod process;
 mod rest;
