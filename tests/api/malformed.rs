@@ -157,12 +157,12 @@ fn table() -> Table {
             ("", "must not be empty"),
             ("   ", "must not be empty"),
             ("\t", "must not be empty"),
-            ("a\u{0}b", "control characters"),
-            ("a\nb", "control characters"),
-            ("a\u{7f}b", "control characters"),
-            ("a\u{9b}b", "control characters"),
-            (&"x".repeat(129), "128"),
-            (&"é".repeat(129), "128"),
+            ("a\u{0}b", "must not contain control characters"),
+            ("a\nb", "must not contain control characters"),
+            ("a\u{7f}b", "must not contain control characters"),
+            ("a\u{9b}b", "must not contain control characters"),
+            (&"x".repeat(129), "must be at most 128 characters"),
+            (&"é".repeat(129), "must be at most 128 characters"),
         ] {
             let (mut target, mut sender, text) = good();
             if field == "target" {
@@ -170,12 +170,8 @@ fn table() -> Table {
             } else {
                 sender = json!(bad);
             }
-            t.post(
-                format!("{field} = {:?}", &bad[..bad.len().min(12)]),
-                &message(target, sender, text),
-                400,
-                &format!("{field}:"),
-            );
+            let name = format!("{field} = {:?}", bad.chars().take(12).collect::<String>());
+            t.post(name, &message(target, sender, text), 400, &format!("{field}: {needle}"));
         }
     }
     // Texts that are blank or over the limit.
