@@ -60,8 +60,17 @@ pub enum DecodeError {
     IdMismatch { id: u64, found: u64 },
 }
 
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
+/// The most a record may claim to hold. A damaged length prefix could otherwise claim
+/// petabytes, and decoding would try to allocate them; above the largest possible message
+/// (`MAX_TEXT_BYTES_LIMIT`, 64 MiB, plus names) it is refused as damage instead.
+const MAX_RECORD_BYTES: usize = 128 << 20;
+
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_RECORD_BYTES>,
+> {
+    bincode::config::standard().with_limit::<MAX_RECORD_BYTES>()
 }
 
 pub fn encode(event: &Event) -> Vec<u8> {
@@ -102,6 +111,41 @@ mod tests {
             text: "```diff\n+x\n```".into(),
             source: Source::Mcp,
         })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 3000, failure_persistence: None, ..Default::default() })]
+        /// A damaged record is an error naming its id, never a panic: random bytes, and a real
+        /// record with one byte changed or cut short.
+        #[test]
+        fn damaged_records_are_errors_not_panics(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+            at in 0usize..200,
+            byte in proptest::prelude::any::<u8>(),
+            cut in 0usize..200,
+        ) {
+            let _ = decode(7, &noise);
+            let mut record = encode(&sample(7));
+            let i = at % record.len();
+            record[i] = byte;
+            if let Err(e) = decode(7, &record) {
+                proptest::prop_assert!(e.to_string().contains('7'), "{}", e);
+            }
+            record.truncate(cut % record.len());
+            proptest::prop_assert!(decode(7, &record).is_err());
+            let _ = Event::from_json_line(&String::from_utf8_lossy(&noise));
+        }
+    }
+
+    #[test]
+    fn a_length_prefix_claiming_petabytes_is_damage() {
+        // Version, variant 0, id 7, ts, then a target "of" u64::MAX bytes.
+        let mut record = vec![FORMAT_VERSION, 0, 7];
+        record.extend_from_slice(&1.5f64.to_le_bytes());
+        record.push(0xFD);
+        record.extend_from_slice(&u64::MAX.to_le_bytes());
+        let e = decode(7, &record).unwrap_err().to_string();
+        assert!(e.contains('7'), "{e}");
     }
 
     #[test]

@@ -497,6 +497,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 2000, failure_persistence: None, ..Default::default() })]
+        /// Any text built from markdown's and HTML's special characters renders to the allow-list.
+        #[test]
+        fn any_text_renders_within_the_allow_list(text in "([<>\"'=/:;&#`*_\\\\\\[\\]()!\n -]|[a-z]{1,6}|javascript|script|onerror|https?|```|data|\u{0}){0,40}") {
+            let html = md(&text);
+            for (tag, attributes) in tags(&html) {
+                proptest::prop_assert!(SAFE_TAGS.contains(&tag.as_str()), "<{}> from {:?}: {}", tag, text, html);
+                for (name, value) in attributes {
+                    proptest::prop_assert!(SAFE_ATTRIBUTES.contains(&name.as_str()), "{}= from {:?}", name, text);
+                    if name == "href" {
+                        proptest::prop_assert!(["http://", "https://", "mailto:"].iter().any(|s| value.starts_with(s)), "href {:?} from {:?}", value, text);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn unterminated_fence_still_renders() {
         let html = md("```rust\nfn x() {");

@@ -99,8 +99,9 @@ fn check_jsonrpc(body: &[u8]) -> Result<(), (i64, String)> {
     match message.get("id") {
         Some(Value::Null) => return invalid("id must be a string or a number, not null"),
         Some(Value::String(_)) | None => {}
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {}
-        Some(_) => return invalid("id must be a string or a whole number"),
+        // rmcp reads numeric ids as i64.
+        Some(Value::Number(n)) if n.is_i64() => {}
+        Some(_) => return invalid("id must be a string or a whole number from -2^63 to 2^63-1"),
     }
     let is_response = message.contains_key("result") || message.contains_key("error");
     let method = match message.get("method") {
@@ -179,6 +180,7 @@ mod tests {
             r#"{"id":1,"method":"ping"}"#,
             r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
             r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":9223372036854775808,"method":"ping"}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
             r#"{"jsonrpc":"2.0","id":1}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":"x"}"#,

@@ -274,6 +274,7 @@ fn table() -> Table {
         ("id an object", r#"{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}"#, 400, "-32600"),
         ("id an array", r#"{"jsonrpc":"2.0","id":[1],"method":"ping"}"#, 400, "-32600"),
         ("id a bool", r#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#, 400, "-32600"),
+        ("id past i64", r#"{"jsonrpc":"2.0","id":9223372036854775808,"method":"ping"}"#, 400, "-32600"),
         ("jsonrpc 1.0", r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#, 400, "-32600"),
         ("jsonrpc a number", r#"{"jsonrpc":2.0,"id":1,"method":"ping"}"#, 400, "-32600"),
         ("no jsonrpc", r#"{"id":1,"method":"ping"}"#, 400, "-32600"),
