@@ -89,6 +89,10 @@ impl From<sled::Error> for StoreError {
             sled::Error::Corruption { at, .. } => StoreError::Corrupt(format!(
                 "sled reports corruption at {at:?}; run `claude-codex-relay check`"
             )),
+            sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => StoreError::Io(
+                "the disk is full (no space left on device); free space, then restart the relay".into(),
+            ),
+            sled::Error::Io(e) => StoreError::Io(e.to_string()),
             other => StoreError::Io(other.to_string()),
         }
     }

@@ -2,6 +2,7 @@
 //! loopback port and its own temp data dir.
 
 mod auth;
+mod diskfull;
 mod fuzz;
 mod guard;
 mod helpers;
