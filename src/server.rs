@@ -82,16 +82,10 @@ impl Server {
             let _ = stopping_tx.send(());
         };
         let mcp_stop = CancellationToken::new();
-        let serving = warp::serve(http::routes(
-            self.relay.clone(),
-            self.policy,
-            self.token,
-            mcp_stop.clone(),
-            self.log.new(o!("component" => "http")),
-        ))
-        .incoming(self.listener)
-        .graceful(signal)
-        .run();
+        let http_log = self.log.new(o!("component" => "http"));
+        let routes =
+            http::routes(self.relay.clone(), self.policy, self.token, mcp_stop.clone(), http_log.clone());
+        let serving = http::serve::serve(self.listener, routes, signal, http_log);
         let serving = tokio::spawn(serving);
         let _ = stopping_rx.await;
         info!(self.log, "stopping"; "grace_s" => SHUTDOWN_GRACE.as_secs());

@@ -13,6 +13,8 @@ use warp::Rejection;
 pub enum ApiError {
     BadRequest(String),
     TooLarge(String),
+    /// The body did not arrive in time.
+    Timeout(String),
     Forbidden(String),
     /// No token, or a wrong one. `sign_in`: the web UI path to return to after signing in
     /// (the reply is then the sign-in page instead of JSON).
@@ -34,6 +36,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
@@ -48,6 +51,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(m)
             | ApiError::TooLarge(m)
+            | ApiError::Timeout(m)
             | ApiError::Forbidden(m)
             | ApiError::Misdirected(m)
             | ApiError::Unavailable(m)

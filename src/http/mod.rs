@@ -7,6 +7,7 @@ pub mod error;
 pub mod guard;
 mod mcp;
 pub mod rest;
+pub mod serve;
 mod ui;
 
 use crate::config::Token;

@@ -16,6 +16,9 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
+/// How long a request body may take to arrive in full; a client that stalls is answered 408
+/// and its connection freed.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Room in a request body beyond the text itself, for the other fields and JSON syntax.
 const BODY_OVERHEAD_BYTES: usize = 64 * 1024;
 /// JSON can spell one byte of text in up to six (`\u0000`), so the largest valid text can take
@@ -151,13 +154,19 @@ where
     }
     let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
     let mut body = std::pin::pin!(body);
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| bad(format!("cannot read the request body: {e}")))?;
-        if out.len() + chunk.remaining() > limit {
-            return Err(too_large());
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| bad(format!("cannot read the request body: {e}")))?;
+            if out.len() + chunk.remaining() > limit {
+                return Err(too_large());
+            }
+            out.put(chunk);
         }
-        out.put(chunk);
-    }
+        Ok(())
+    };
+    tokio::time::timeout(BODY_READ_TIMEOUT, read).await.map_err(|_| {
+        ApiError::Timeout(format!("the request body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs()))
+    })??;
     Ok(out)
 }
 

@@ -1,0 +1,79 @@
+//! Serving connections: warp's routes on hyper, with the limits warp's own server does not
+//! set. Past [`MAX_CONNECTIONS`] a new connection gets a 503 and is closed (never queued); a
+//! client that has not sent a request's headers within [`HEADER_READ_TIMEOUT`] is dropped (the
+//! body has its own limit, `rest::BODY_READ_TIMEOUT`). A stop closes the listener and waits for
+//! open connections to finish their requests.
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use slog::{warn, Logger};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use warp::Filter;
+
+/// Connections open at once. Each costs a task and buffers; agents and a few browser tabs use
+/// a handful. Past it, clients get 503 instead of an unbounded pile of connections.
+pub const MAX_CONNECTIONS: usize = 512;
+/// How long a client may take to send a request's headers (a slow-loris client is dropped).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `routes` on `listener` until `shutdown` completes, then stops accepting and returns
+/// once every open connection is done.
+pub async fn serve<F>(listener: TcpListener, routes: F, shutdown: impl Future<Output = ()>, log: Logger)
+where
+    F: Filter + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    warn!(log, "accept failed"; "error" => %e);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            warn!(log, "connection refused"; "reason" => "too many connections", "limit" => MAX_CONNECTIONS);
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let service = TowerToHyperService::new(warp::service(routes.clone()));
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Answers a connection over the limit with 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    let body = format!(
+        "{{\"ok\":false,\"error\":\"too many connections (limit {MAX_CONNECTIONS}); retry shortly\"}}"
+    );
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
