@@ -19,6 +19,7 @@
 
 mod archive;
 mod disk_sync;
+mod faults;
 mod log;
 mod offline;
 mod views;
@@ -28,6 +29,8 @@ use crate::message::{Message, NewMessage, StoredMessage};
 use archive::Archive;
 pub use archive::ArchiveConfig;
 use disk_sync::DiskSync;
+use faults::Faults;
+pub use faults::{FaultOp, FaultPlan};
 use log::EventLog;
 pub use offline::{
     check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
@@ -138,6 +141,8 @@ struct Shared {
     logger: Logger,
     /// Power-loss safety beyond sled's flush; used by the writer only.
     disk_sync: Mutex<DiskSync>,
+    /// The seam I/O fault tests fail the writer's disk operations through.
+    faults: Faults,
     _lock: File,
 }
 
@@ -146,7 +151,13 @@ impl Shared {
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         let mut sync = self.disk_sync.lock().unwrap_or_else(|p| p.into_inner());
-        sync.sync().map_err(|e| StoreError::Io(format!("syncing the database to disk failed: {e}")))
+        sync.sync().map_err(|e| StoreError::Io(format!("syncing the database to disk failed: {e}")))?;
+        self.faults.check(FaultOp::Flush)
+    }
+
+    /// Asks the fault seam whether the writer's next write may go ahead.
+    fn may_write(&self) -> Result<(), StoreError> {
+        self.faults.check(FaultOp::Write)
     }
 }
 
@@ -293,6 +304,7 @@ impl Store {
             visible: watch::Sender::new(last_id),
             logger,
             disk_sync: Mutex::new(disk_sync),
+            faults: Faults::default(),
             _lock: lock,
         });
         let (archive_tx, archiver) = match archive {
@@ -393,6 +405,13 @@ impl Store {
     /// keeps sled's own guarantee, survival of a process crash (see `store/disk_sync.rs`).
     pub fn set_power_safe(&self, on: bool) {
         self.inner.shared.disk_sync.lock().unwrap_or_else(|p| p.into_inner()).set_enabled(on);
+    }
+
+    /// For I/O fault tests: from now on, fail the writer's disk operations as `plan` says
+    /// (`None` clears it). See `store/faults.rs`.
+    #[doc(hidden)]
+    pub fn inject_faults(&self, plan: Option<FaultPlan>) {
+        self.inner.shared.faults.arm(plan);
     }
 
     /// Watches the last visible id: woken after each commit.

@@ -3,6 +3,7 @@
 
 use relay::config::Config;
 use relay::server::Server;
+use relay::store::Store;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -17,6 +18,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The relay's store, for tests that reach past HTTP (fault injection); let go on stop.
+    store: Option<Store>,
     _temp: Option<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
@@ -54,7 +57,7 @@ pub fn spawn_app_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async move {
             let server = Server::bind(&config, quiet_log()).await.expect("relay starts");
-            addr_tx.send(server.local_addr()).unwrap();
+            addr_tx.send((server.local_addr(), server.relay().store().clone())).unwrap();
             server
                 .run(async {
                     let _ = stopped.await;
@@ -63,8 +66,8 @@ pub fn spawn_app_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
                 .expect("relay stops cleanly");
         });
     });
-    let addr = addr_rx.recv_timeout(IO_TIMEOUT).expect("relay started in time");
-    TestApp { addr, _temp: None, stop: Some(stop), thread: Some(thread) }
+    let (addr, store) = addr_rx.recv_timeout(IO_TIMEOUT).expect("relay started in time");
+    TestApp { addr, store: Some(store), _temp: None, stop: Some(stop), thread: Some(thread) }
 }
 
 impl TestApp {
@@ -73,7 +76,13 @@ impl TestApp {
         self.shutdown();
     }
 
+    pub fn store(&self) -> &Store {
+        self.store.as_ref().expect("the relay is running")
+    }
+
     fn shutdown(&mut self) {
+        // The store's last handle must go with the relay, so a restart can open it again.
+        self.store.take();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

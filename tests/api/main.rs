@@ -3,9 +3,11 @@
 
 mod auth;
 mod diskfull;
+mod faults;
 mod fuzz;
 mod guard;
 mod helpers;
+mod limits;
 mod malformed;
 mod mcp;
 mod process;
