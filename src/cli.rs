@@ -194,10 +194,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{problem}");
             }
             println!(
-                "{}: {} events, {} problems; `rebuild` repairs the views, not the log",
+                "{}: {} events, {} problem{}; `rebuild` repairs the views, not the log",
                 config.data_dir.display(),
                 report.events,
-                report.problems.len()
+                report.problems.len(),
+                if report.problems.len() == 1 { "" } else { "s" }
             );
             Ok(ExitCode::FAILURE)
         }

@@ -7,7 +7,9 @@
 //!   export/import/check. The only module that touches sled.
 //! - [`relay`]: the service every front door calls (post, fetch since, tail, wait, channels).
 //! - [`mcp`]: the MCP tools (rmcp), calling the relay.
-//! - [`http`]: warp routes: host guard, REST, `/mcp`, OpenAPI and docs, error mapping.
+//! - [`http`]: warp routes: host guard, REST, `/mcp`, the web UI, OpenAPI and docs, error
+//!   mapping, and the server loop with its connection limits.
+//! - [`render`]: agent text (markdown) to safe, highlighted HTML.
 //! - [`server`]: bind, serve, stop.
 //! - [`config`]: layered settings (flags, environment, config.json, defaults).
 //! - [`usage_log`]: the rotating tool-usage log behind slog.

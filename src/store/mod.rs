@@ -89,9 +89,9 @@ pub enum StoreError {
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         match e {
-            sled::Error::Corruption { at, .. } => StoreError::Corrupt(format!(
-                "sled reports corruption at {at:?}; run `claude-codex-relay check`"
-            )),
+            sled::Error::Corruption { at, .. } => {
+                StoreError::Corrupt(format!("sled reports corruption at {at:?}"))
+            }
             sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => StoreError::Io(
                 "the disk is full (no space left on device); free space, then restart the relay".into(),
             ),
@@ -161,6 +161,19 @@ impl Shared {
     }
 }
 
+/// Names the data directory in a damage report, and what to do: the store is left as it is.
+fn in_dir(dir: &Path) -> impl Fn(StoreError) -> StoreError + '_ {
+    move |e| match e {
+        StoreError::Corrupt(m) => StoreError::Corrupt(format!(
+            "{m} (in {}; nothing was changed: run `claude-codex-relay check --data-dir {}` to list \
+             every damaged record, then restore a backup or import an export)",
+            dir.join(DB_DIR).display(),
+            dir.display()
+        )),
+        other => other,
+    }
+}
+
 fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> StoreError {
     StoreError::Dir { dir: dir.display().to_string(), reason: reason.to_string() }
 }
@@ -214,9 +227,9 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
 /// Opens the database inside `dir` (taking the lock) without starting a writer.
 fn open_parts(dir: &Path) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
     let lock = lock_dir(dir)?;
-    let db = open_sled(dir)?;
-    let log = EventLog::open(&db)?;
-    let views = Views::open(&db)?;
+    let db = open_sled(dir).map_err(in_dir(dir))?;
+    let log = EventLog::open(&db).map_err(in_dir(dir))?;
+    let views = Views::open(&db).map_err(in_dir(dir))?;
     Ok((lock, db, log, views))
 }
 
@@ -286,9 +299,9 @@ impl Store {
     pub fn open(dir: &Path, archive: Option<&ArchiveConfig>, logger: Logger) -> Result<Store, StoreError> {
         let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
         let (lock, db, log, views) = open_parts(dir)?;
-        let (channels, replayed) = catch_up(&log, &views, &mut |_, _| {})?;
-        let last_id = log.last_id()?;
-        let reserved = log.reserved()?.max(last_id);
+        let (channels, replayed) = catch_up(&log, &views, &mut |_, _| {}).map_err(in_dir(dir))?;
+        let last_id = log.last_id().map_err(in_dir(dir))?;
+        let reserved = log.reserved().map_err(in_dir(dir))?.max(last_id);
         if replayed > 0 {
             info!(logger, "caught up channel views"; "events" => replayed);
         }

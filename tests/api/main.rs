@@ -2,6 +2,7 @@
 //! loopback port and its own temp data dir.
 
 mod auth;
+mod damage;
 mod diskfull;
 mod faults;
 mod fuzz;
