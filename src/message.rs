@@ -1,5 +1,6 @@
 //! Messages and the validated pieces they are made of: names (target, sender) and text.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Longest channel or sender name, in characters. Long enough for any sensible channel slug or
@@ -123,16 +124,18 @@ pub struct Message {
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
     pub id: u64,
-    json: Box<serde_json::value::RawValue>,
+    json: Bytes,
 }
 
 impl StoredMessage {
-    pub fn new(id: u64, json: Box<serde_json::value::RawValue>) -> Self {
+    /// `json` must be a message as the store wrote it (`Message` as JSON); it is not parsed.
+    pub fn new(id: u64, json: Bytes) -> Self {
         StoredMessage { id, json }
     }
 
-    pub fn json(&self) -> &str {
-        self.json.get()
+    /// The message as JSON, as stored.
+    pub fn json(&self) -> &[u8] {
+        &self.json
     }
 
     /// The sender, read without decoding the rest.
@@ -142,24 +145,28 @@ impl StoredMessage {
             #[serde(borrow)]
             sender: std::borrow::Cow<'a, str>,
         }
-        let parsed: Sender = serde_json::from_str(self.json.get())?;
+        let parsed: Sender = serde_json::from_slice(&self.json)?;
         Ok(parsed.sender.into_owned())
     }
 
     pub fn decode(&self) -> Result<Message, serde_json::Error> {
-        serde_json::from_str(self.json.get())
+        serde_json::from_slice(&self.json)
     }
 }
 
+/// Writes the stored JSON as it is (checked on the way, since serde needs it as a `RawValue`;
+/// REST's page writer skips even that).
 impl Serialize for StoredMessage {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.json.serialize(serializer)
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_slice(&self.json).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
     }
 }
 
 impl PartialEq for StoredMessage {
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id && self.json.get() == other.json.get()
+        self.id == other.id && self.json == other.json
     }
 }
 
@@ -210,8 +217,7 @@ mod tests {
     #[test]
     fn stored_message_is_written_as_stored() {
         let json = r#"{"id":3,"ts":1.5,"target":"t","sender":"s\"x","text":"y","source":"mcp"}"#;
-        let raw = serde_json::value::RawValue::from_string(json.to_owned()).unwrap();
-        let stored = StoredMessage::new(3, raw);
+        let stored = StoredMessage::new(3, Bytes::from_static(json.as_bytes()));
         assert_eq!(serde_json::to_string(&vec![stored.clone()]).unwrap(), format!("[{json}]"));
         assert_eq!(stored.sender().unwrap(), "s\"x");
         assert_eq!(stored.decode().unwrap().text, "y");

@@ -2,8 +2,8 @@
 //! Python relay's, with fields added beside them (`latest_id`, `since_id`, channel details).
 
 use super::error::ApiError;
-use crate::message::{Name, Source, StoredMessage};
-use crate::relay::{clamp_limit, Relay, MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
+use crate::message::{Name, Source};
+use crate::relay::{clamp_limit, Page, Relay, MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
 use crate::store::ExportFilter;
 #[cfg(test)]
 use bytes::Bytes;
@@ -102,14 +102,27 @@ pub(super) fn parse_query(raw: &str) -> Result<HashMap<String, String>, ApiError
         .collect()
 }
 
-/// A page as REST sends it. The messages are written as the bytes the store holds.
-#[derive(serde::Serialize)]
-struct PageReply<'a> {
-    target: &'a str,
-    messages: &'a [StoredMessage],
-    latest_id: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timed_out: Option<bool>,
+/// A page as REST sends it: `{"target":…,"messages":[…],"latest_id":…}`, then `"timed_out"`
+/// after a wait. The messages are the bytes the store holds, copied in, not parsed or re-encoded.
+fn page_reply(page: &Page, timed_out: Option<bool>) -> Response {
+    let size: usize = page.messages.iter().map(|m| m.json().len() + 1).sum();
+    let mut body = Vec::with_capacity(size + page.target.len() * 6 + 64);
+    body.extend_from_slice(b"{\"target\":");
+    // A String always serializes; the Vec writer cannot fail.
+    let _ = serde_json::to_writer(&mut body, &page.target);
+    body.extend_from_slice(b",\"messages\":[");
+    for (i, message) in page.messages.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(message.json());
+    }
+    body.extend_from_slice(format!("],\"latest_id\":{}", page.latest_id).as_bytes());
+    if let Some(timed_out) = timed_out {
+        body.extend_from_slice(format!(",\"timed_out\":{timed_out}").as_bytes());
+    }
+    body.push(b'}');
+    warp::reply::with_header(body, "content-type", "application/json").into_response()
 }
 
 async fn get_messages(raw_query: String, relay: Relay) -> Response {
@@ -130,13 +143,7 @@ async fn get_messages(raw_query: String, relay: Relay) -> Response {
             (None, Some(_)) => return Err(bad("wait: needs since_id (wait for messages after which id?)")),
             (None, None) => (relay.tail(target, limit, Source::Rest).await?, None),
         };
-        let reply = PageReply {
-            target: &page.target,
-            messages: &page.messages,
-            latest_id: page.latest_id,
-            timed_out,
-        };
-        Ok::<_, ApiError>(warp::reply::json(&reply).into_response())
+        Ok::<_, ApiError>(page_reply(&page, timed_out))
     };
     result.await.unwrap_or_else(ApiError::into_response)
 }

@@ -474,7 +474,7 @@ mod tests {
             mcp_url: "http://127.0.0.1:8010/mcp".into(),
         };
         let json = r#"{"id":7,"ts":1795000000.5,"target":"<x> & \"y\"","sender":"<b>me</b>","text":"**hi**","source":"rest"}"#;
-        let stored = StoredMessage::new(7, serde_json::value::RawValue::from_string(json.into()).unwrap());
+        let stored = StoredMessage::new(7, bytes::Bytes::from_static(json.as_bytes()));
         let page = render_page(&ui(), &context, Some("<x> & \"y\""), &[stored]).unwrap();
         assert!(page.contains(r#"href="/c/%3Cx%3E%20%26%20%22y%22""#), "{page}");
         assert!(page.contains("&lt;b&gt;me&lt;/b&gt;") && !page.contains("<b>me</b>"));

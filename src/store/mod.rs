@@ -240,6 +240,10 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 /// events were replayed.
 fn catch_up(log: &EventLog, views: &Views, progress: Progress) -> Result<(Channels, u64), StoreError> {
     let last_id = log.last_id()?;
+    if !views.is_current()? {
+        // Laid out by an older version: a projection, so rebuilt from the log.
+        views.clear()?;
+    }
     let (mut checkpoint, mut channels) = views.load()?;
     if checkpoint > last_id {
         // Views ahead of the log cannot come from this relay's commit order; trust the log.

@@ -204,6 +204,13 @@ pub struct CheckReport {
 pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
     let (_lock, _db, log, views) = open_parts(dir)?;
     let mut report = CheckReport::default();
+    if !views.is_current()? {
+        report.problems.push(
+            "the channel views are laid out by an older version; starting the relay or `rebuild` \
+             rebuilds them"
+                .to_owned(),
+        );
+    }
     let (checkpoint, channels) = match views.load() {
         Ok(loaded) => loaded,
         Err(e) => {

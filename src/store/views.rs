@@ -4,17 +4,47 @@
 //! Everything lives in the sled tree `views`, so one batch updates it atomically:
 //! - `[0]` → checkpoint: the id of the last event applied (8 bytes BE);
 //! - `[1] name` → the channel's record (number, message count, last id);
-//! - `[2] number(4 BE) id(8 BE)` → the message as JSON, ready to send.
+//! - `[2] number(4 BE) id(8 BE)` → a recent message as JSON, ready to send;
+//! - `[3] number(4 BE) first id(8 BE)` → a block: consecutive messages of the channel, each as
+//!   `id(8 BE) length(4 BE) JSON`;
+//! - `[4]` → the layout's version ([`FORMAT`]); views of another version are rebuilt.
+//!
+//! Messages arrive as single entries; once a channel has [`BLOCK_MESSAGES`] of them, or
+//! [`BLOCK_BYTES`], they are sealed into one block in the same batch. A page of 200 is then a
+//! handful of block reads, each a shared buffer the page's messages point into, instead of 200
+//! entries of sled's iterator (docs/benchmarks.md). Sealing depends only on the sequence of
+//! messages, so a rebuild gives the same blocks.
+//!
+//! Reads see either the state before a seal or after it, never half of each: a seal moves
+//! entries from singles to a block, so a read that overlaps one starts again ([`Views::read`]).
+//!
+//! Reads hand out the stored JSON without parsing it: the views are written by this module
+//! only, and sled checks its files' checksums on load. `check` parses every message.
 
 use super::StoreError;
 use crate::event::Event;
 use crate::message::{Message, StoredMessage};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const CHECKPOINT: u8 = 0;
 const CHANNEL: u8 = 1;
 const MESSAGE: u8 = 2;
+const BLOCK: u8 = 3;
+const FORMAT_KEY: u8 = 4;
+
+/// The layout version: 2 added blocks. Views without it are rebuilt from the log on open.
+const FORMAT: u8 = 2;
+/// Messages sealed into one block: a page of 200 touches four or five blocks.
+const BLOCK_MESSAGES: u32 = 64;
+/// Bytes of JSON that seal a block early, so large messages do not make huge blocks (a message
+/// larger than this is a block of its own).
+const BLOCK_BYTES: u32 = 96 * 1024;
+/// Bytes before each message in a block: id and length.
+const ENTRY_HEADER: usize = 12;
 
 /// What the views know of one channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,12 +53,19 @@ pub(crate) struct ChannelRecord {
     pub no: u32,
     pub count: u64,
     pub last_id: u64,
+    /// Messages not yet sealed into a block, and their bytes; counted from the tree on load.
+    #[serde(skip)]
+    pub open: u32,
+    #[serde(skip)]
+    pub open_bytes: u32,
 }
 
 pub(crate) type Channels = HashMap<String, ChannelRecord>;
 
 pub(crate) struct Views {
     tree: sled::Tree,
+    /// Odd while a batch that seals blocks is being applied; bumped twice per such batch.
+    seals: AtomicU64,
 }
 
 fn channel_key(name: &str) -> Vec<u8> {
@@ -38,12 +75,69 @@ fn channel_key(name: &str) -> Vec<u8> {
     k
 }
 
-fn message_key(no: u32, id: u64) -> [u8; 13] {
+fn keyed(kind: u8, no: u32, id: u64) -> [u8; 13] {
     let mut k = [0u8; 13];
-    k[0] = MESSAGE;
+    k[0] = kind;
     k[1..5].copy_from_slice(&no.to_be_bytes());
     k[5..].copy_from_slice(&id.to_be_bytes());
     k
+}
+
+fn message_key(no: u32, id: u64) -> [u8; 13] {
+    keyed(MESSAGE, no, id)
+}
+
+fn block_key(no: u32, first: u64) -> [u8; 13] {
+    keyed(BLOCK, no, first)
+}
+
+/// The id in a message or block key.
+fn key_id(key: &[u8]) -> Result<u64, StoreError> {
+    key.get(5..13)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| corrupt("bad message key"))
+}
+
+/// Appends one message to a block being built.
+fn push_entry(block: &mut Vec<u8>, id: u64, json: &[u8]) {
+    block.extend_from_slice(&id.to_be_bytes());
+    block.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    block.extend_from_slice(json);
+}
+
+/// The messages of a block: id and where its JSON lies. A damaged block is an error, never a
+/// panic or a read past its end.
+fn entries(block: &[u8]) -> impl Iterator<Item = Result<(u64, Range<usize>), StoreError>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at == block.len() {
+            return None;
+        }
+        let header = block.get(at..at + ENTRY_HEADER);
+        let entry = header.and_then(|h| {
+            let id = u64::from_be_bytes(h[..8].try_into().ok()?);
+            let len = u32::from_be_bytes(h[8..].try_into().ok()?) as usize;
+            let start = at + ENTRY_HEADER;
+            (start + len <= block.len()).then_some((id, start..start + len))
+        });
+        match entry {
+            Some((id, range)) => {
+                at = range.end;
+                Some(Ok((id, range)))
+            }
+            None => {
+                let error = corrupt(format!("a block is cut short at byte {at}"));
+                at = block.len();
+                Some(Err(error))
+            }
+        }
+    })
+}
+
+/// A message of the view as readers get it: the stored bytes, shared, not copied.
+fn shared(id: u64, bytes: sled::IVec) -> StoredMessage {
+    StoredMessage::new(id, Bytes::from_owner(bytes))
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -54,20 +148,14 @@ fn decode_message(bytes: &[u8]) -> Result<Message, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(format!("bad message record: {e}")))
 }
 
-/// A view entry as it is stored: the id from its key, the JSON checked but not decoded.
-fn stored(key: &[u8], value: &[u8]) -> Result<StoredMessage, StoreError> {
-    let id = key
-        .get(5..13)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(|| corrupt("bad message key"))?;
-    let json = serde_json::from_slice(value).map_err(|e| corrupt(format!("message {id}: {e}")))?;
-    Ok(StoredMessage::new(id, json))
-}
-
 impl Views {
     pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(Views { tree: db.open_tree("views")? })
+        Ok(Views { tree: db.open_tree("views")?, seals: AtomicU64::new(0) })
+    }
+
+    /// Whether the views are laid out as this version writes them (empty views are).
+    pub(crate) fn is_current(&self) -> Result<bool, StoreError> {
+        Ok(self.tree.get([FORMAT_KEY])?.is_some_and(|v| *v == [FORMAT]) || self.tree.is_empty())
     }
 
     /// The checkpoint and every channel record.
@@ -80,9 +168,14 @@ impl Views {
         for item in self.tree.scan_prefix([CHANNEL]) {
             let (k, v) = item?;
             let name = std::str::from_utf8(&k[1..]).map_err(|_| corrupt("channel name is not UTF-8"))?;
-            let (record, _): (ChannelRecord, usize) =
+            let (mut record, _): (ChannelRecord, usize) =
                 bincode::serde::decode_from_slice(&v, bincode::config::standard())
                     .map_err(|e| corrupt(format!("channel {name}: {e}")))?;
+            for item in self.tree.range(message_key(record.no, 0)..=message_key(record.no, u64::MAX)) {
+                let (_, json) = item?;
+                record.open += 1;
+                record.open_bytes += json.len() as u32;
+            }
             channels.insert(name.to_owned(), record);
         }
         Ok((checkpoint, channels))
@@ -93,6 +186,9 @@ impl Views {
         let Some(last) = events.last() else { return Ok(()) };
         let mut batch = sled::Batch::default();
         let mut touched = Vec::new();
+        // This batch's messages per channel number, not yet sealed.
+        let mut fresh: HashMap<u32, Vec<(u64, Vec<u8>)>> = HashMap::new();
+        let mut sealed = false;
         for event in events {
             let Event::MessagePosted(m) = event;
             let next_no = channels.len() as u32;
@@ -100,12 +196,28 @@ impl Views {
                 no: next_no,
                 count: 0,
                 last_id: 0,
+                open: 0,
+                open_bytes: 0,
             });
             record.count += 1;
             record.last_id = m.id;
             let json = serde_json::to_vec(m).map_err(corrupt)?;
-            batch.insert(&message_key(record.no, m.id), json);
+            record.open += 1;
+            record.open_bytes = record.open_bytes.saturating_add(json.len() as u32);
+            let mine = fresh.entry(record.no).or_default();
+            mine.push((m.id, json));
+            if record.open >= BLOCK_MESSAGES || record.open_bytes >= BLOCK_BYTES {
+                let earlier = record.open as usize - mine.len();
+                self.seal(record.no, earlier, std::mem::take(mine), &mut batch)?;
+                (record.open, record.open_bytes) = (0, 0);
+                sealed = true;
+            }
             touched.push(m.target.as_str());
+        }
+        for (no, messages) in fresh {
+            for (id, json) in messages {
+                batch.insert(&message_key(no, id), json);
+            }
         }
         touched.sort_unstable();
         touched.dedup();
@@ -115,8 +227,58 @@ impl Views {
             batch.insert(channel_key(name), bytes);
         }
         batch.insert(&[CHECKPOINT], &last.id().to_be_bytes());
-        self.tree.apply_batch(batch)?;
+        batch.insert(&[FORMAT_KEY], &[FORMAT]);
+        if !sealed {
+            self.tree.apply_batch(batch)?;
+            return Ok(());
+        }
+        self.seals.fetch_add(1, Ordering::SeqCst);
+        let result = self.tree.apply_batch(batch);
+        self.seals.fetch_add(1, Ordering::SeqCst);
+        Ok(result?)
+    }
+
+    /// Adds to `batch` one block of channel `no`: its `earlier` single entries in the tree, then
+    /// `fresh` (ids above them), and removes the singles.
+    fn seal(
+        &self,
+        no: u32,
+        earlier: usize,
+        fresh: Vec<(u64, Vec<u8>)>,
+        batch: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        let mut block = Vec::new();
+        let mut first = None;
+        for item in self.tree.range(message_key(no, 0)..=message_key(no, u64::MAX)).take(earlier) {
+            let (key, json) = item?;
+            let id = key_id(&key)?;
+            push_entry(&mut block, id, &json);
+            first.get_or_insert(id);
+            batch.remove(key);
+        }
+        for (id, json) in &fresh {
+            push_entry(&mut block, *id, json);
+            first.get_or_insert(*id);
+        }
+        if let Some(first) = first {
+            batch.insert(&block_key(no, first), block);
+        }
         Ok(())
+    }
+
+    /// Runs `read` until it ran while no seal was applied, so it saw the views before a seal or
+    /// after it, not a mix (a seal moves messages from singles into a block).
+    fn read<T>(&self, read: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        loop {
+            let before = self.seals.load(Ordering::SeqCst);
+            if before.is_multiple_of(2) {
+                let result = read();
+                if self.seals.load(Ordering::SeqCst) == before {
+                    return result;
+                }
+            }
+            std::thread::yield_now();
+        }
     }
 
     /// Up to `limit` messages of channel `no` with `after < id <= upto`, oldest first.
@@ -127,32 +289,81 @@ impl Views {
         upto: u64,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        if after >= upto {
+        if after >= upto || limit == 0 {
             return Ok(Vec::new());
         }
-        self.tree
-            .range(message_key(no, after + 1)..=message_key(no, upto))
-            .take(limit)
-            .map(|item| item.map_err(StoreError::from).and_then(|(k, v)| stored(&k, &v)))
-            .collect()
+        self.read(|| {
+            let mut out = Vec::with_capacity(limit.min(512));
+            // The block holding `after + 1`, if any, is the last one starting at or before it.
+            let from = match self.tree.range(block_key(no, 0)..=block_key(no, after + 1)).next_back() {
+                Some(item) => key_id(&item?.0)?,
+                None => 0,
+            };
+            for item in self.tree.range(block_key(no, from)..=block_key(no, upto)) {
+                let (_, block) = item?;
+                for entry in entries(&block) {
+                    let (id, range) = entry?;
+                    if id > upto {
+                        return Ok(out);
+                    }
+                    if id > after {
+                        out.push(shared(id, block.subslice(range.start, range.len())));
+                        if out.len() == limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+            for item in self.tree.range(message_key(no, after + 1)..=message_key(no, upto)) {
+                let (key, json) = item?;
+                out.push(shared(key_id(&key)?, json));
+                if out.len() == limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// The last `limit` messages of channel `no` with `id <= upto`, oldest first.
     pub(crate) fn tail(&self, no: u32, upto: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut out = self
-            .tree
-            .range(message_key(no, 0)..=message_key(no, upto))
-            .rev()
-            .take(limit)
-            .map(|item| item.map_err(StoreError::from).and_then(|(k, v)| stored(&k, &v)))
-            .collect::<Result<Vec<_>, _>>()?;
-        out.reverse();
-        Ok(out)
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.read(|| {
+            // Newest first, turned round at the end.
+            let mut out = Vec::with_capacity(limit.min(512));
+            for item in self.tree.range(message_key(no, 0)..=message_key(no, upto)).rev() {
+                let (key, json) = item?;
+                out.push(shared(key_id(&key)?, json));
+                if out.len() == limit {
+                    out.reverse();
+                    return Ok(out);
+                }
+            }
+            for item in self.tree.range(block_key(no, 0)..=block_key(no, upto)).rev() {
+                let (_, block) = item?;
+                let in_block = entries(&block).collect::<Result<Vec<_>, _>>()?;
+                for (id, range) in in_block.into_iter().rev().filter(|(id, _)| *id <= upto) {
+                    out.push(shared(id, block.subslice(range.start, range.len())));
+                    if out.len() == limit {
+                        out.reverse();
+                        return Ok(out);
+                    }
+                }
+            }
+            out.reverse();
+            Ok(out)
+        })
     }
 
-    /// The message `id` as channel `no`'s view holds it.
+    /// The message `id` as channel `no`'s view holds it, parsed.
     pub(crate) fn get(&self, no: u32, id: u64) -> Result<Option<Message>, StoreError> {
-        self.tree.get(message_key(no, id))?.map(|v| decode_message(&v)).transpose()
+        let found = self.since(no, id.saturating_sub(1), id, 1)?;
+        match found.first() {
+            Some(m) if m.id == id => Ok(Some(decode_message(m.json())?)),
+            _ => Ok(None),
+        }
     }
 
     /// How many messages the views hold, over all channels.
@@ -162,11 +373,20 @@ impl Views {
             item?;
             n += 1;
         }
+        for item in self.tree.scan_prefix([BLOCK]) {
+            let (_, block) = item?;
+            for entry in entries(&block) {
+                entry?;
+                n += 1;
+            }
+        }
         Ok(n)
     }
 
+    /// Empties the views, leaving them in the current layout.
     pub(crate) fn clear(&self) -> Result<(), StoreError> {
         self.tree.clear()?;
+        self.tree.insert([FORMAT_KEY], &[FORMAT])?;
         Ok(())
     }
 
