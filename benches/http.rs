@@ -21,37 +21,58 @@ use warp::Filter;
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// Where the last reply's body starts in `buf`.
+    body_at: usize,
 }
 
 impl Conn {
     fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
-        Conn { stream, buf: Vec::with_capacity(1 << 20) }
+        Conn { stream, buf: Vec::with_capacity(1 << 20), body_at: 0 }
+    }
+
+    /// The last reply's body.
+    fn body(&self) -> &[u8] {
+        &self.buf[self.body_at..]
     }
 
     /// Sends a request and returns the reply's status and body length.
     fn send(&mut self, method: &str, path: &str, body: &str) -> (u16, usize) {
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.stream.write_all(request.as_bytes()).unwrap();
         self.buf.clear();
         let mut chunk = [0u8; 65536];
+        let mut head_end = None;
         loop {
             let n = self.stream.read(&mut chunk).unwrap();
             assert!(n > 0, "connection closed");
             self.buf.extend_from_slice(&chunk[..n]);
-            let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            // Looked for once: a large reply comes in many reads.
+            if head_end.is_none() {
+                head_end = self.buf.windows(4).position(|w| w == b"\r\n\r\n");
+            }
+            let Some(end) = head_end else { continue };
             let head = std::str::from_utf8(&self.buf[..end]).unwrap().to_ascii_lowercase();
+            let status = head[9..12].parse().unwrap();
+            self.body_at = end + 4;
+            if head.contains("transfer-encoding: chunked") {
+                // rmcp's replies: whole once the last, empty chunk has come.
+                if self.buf.ends_with(b"\r\n0\r\n\r\n") {
+                    return (status, self.buf.len() - self.body_at);
+                }
+                continue;
+            }
             let length: usize = head
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .map(|v| v.trim().parse().unwrap())
-                .expect("replies have a Content-Length");
+                .expect("replies have a Content-Length or are chunked");
             if self.buf.len() >= end + 4 + length {
-                let status = head[9..12].parse().unwrap();
                 return (status, length);
             }
         }
@@ -135,6 +156,18 @@ fn http(c: &mut Criterion) {
         })
     });
 
+    let mut i = 0u64;
+    group.bench_function("relay_mcp_fetch_messages_200x1KB", |b| {
+        b.iter(|| {
+            i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "fetch_messages",
+                "arguments": {"target": common::channel_name(i % 10), "since_id": (i >> 33) % 7000, "limit": 200}}});
+            let (status, length) = conn.send("POST", "/mcp", &call.to_string());
+            assert!(status == 200 && length > 200_000, "{status} {length}");
+        })
+    });
+
     let mut conn = Conn::open(relay_for_posts);
     let body =
         serde_json::json!({"target": "proj-x", "sender": "bench", "text": "x".repeat(200)}).to_string();
@@ -142,6 +175,7 @@ fn http(c: &mut Criterion) {
         b.iter(|| assert_eq!(conn.send("POST", "/api/messages", &body).0, 201))
     });
     group.finish();
+    wake_up(relay_for_posts);
 
     // The web UI: the same page of the newest 100 messages whether the channel holds 100 or
     // 100,000. (RELAY_BENCH_QUICK: 10,000, so CI does not build the large set.)
@@ -171,6 +205,57 @@ fn http(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter(|| assert_eq!(conn.send("GET", &path, "").0, 200)));
     }
     group.finish();
+}
+
+/// Wake-up delay: from the start of a post to a waiting client receiving it, for a REST long
+/// poll and for MCP's `wait_for_messages`. It includes the post's own durable commit, since a
+/// waiter is woken only once the message is on disk. Prints p50 and p99 of `ROUNDS` rounds
+/// (criterion's mean per sample would hide the tail).
+fn wake_up(addr: SocketAddr) {
+    let rounds = if std::env::var_os("RELAY_BENCH_QUICK").is_some() { 20 } else { 500 };
+    let mut poster = Conn::open(addr);
+    for (name, channel) in [("REST wait", "wake-rest"), ("MCP wait_for_messages", "wake-mcp")] {
+        let mut delays = Vec::with_capacity(rounds);
+        let mut latest = 0;
+        for round in 0..rounds {
+            let body =
+                serde_json::json!({"target": channel, "sender": "poster", "text": format!("wake {round}")});
+            let (go, waiting) = std::sync::mpsc::channel::<u64>();
+            let (arrived, woken) = std::sync::mpsc::channel::<std::time::Instant>();
+            let waiter = std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                let since = waiting.recv().unwrap();
+                let (method, path, body) = if name.starts_with("REST") {
+                    ("GET", format!("/api/messages?target={channel}&since_id={since}&wait=10"), String::new())
+                } else {
+                    let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                        "name": "wait_for_messages",
+                        "arguments": {"target": channel, "since_id": since, "timeout_s": 10}}});
+                    ("POST", "/mcp".to_owned(), call.to_string())
+                };
+                let (status, _) = conn.send(method, &path, &body);
+                arrived.send(std::time::Instant::now()).unwrap();
+                assert_eq!(status, 200);
+            });
+            go.send(latest).unwrap();
+            // Let the wait reach the relay and park before posting.
+            std::thread::sleep(Duration::from_millis(5));
+            let started = std::time::Instant::now();
+            assert_eq!(poster.send("POST", "/api/messages", &body.to_string()).0, 201);
+            delays.push(woken.recv().unwrap() - started);
+            let reply: serde_json::Value = serde_json::from_slice(poster.body()).unwrap();
+            latest = reply["posted"].as_u64().unwrap();
+            waiter.join().unwrap();
+        }
+        delays.sort_unstable();
+        let at = |q: f64| delays[((delays.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "wake-up, {name}: p50 {:?}, p99 {:?}, max {:?} over {rounds} rounds",
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
 }
 
 criterion_group! {

@@ -17,16 +17,18 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
-/// Random queries prepared per data set; the benches cycle through them.
-const QUERIES: usize = 4096;
+/// Random queries prepared per data set; the benches cycle through them. Enough that the
+/// blocks they touch in the 1M set (about 256 KiB a page) are far more than the store's cache.
+const QUERIES: usize = 1 << 16;
 
 /// The same data in memory, keyed by (channel number, id).
 fn ceiling(n: u64, channels: u64) -> BTreeMap<(u64, u64), Message> {
     (1..=n).map(|id| ((id % channels, id), message(id, channels))).collect()
 }
 
-/// Random (channel, since_id) pairs, the same for the store and the ceiling.
-fn queries(n: u64, channels: u64) -> Vec<(u64, String, u64)> {
+/// Random (channel, since_id) pairs, the same for the store and the ceiling: `since_id` anywhere
+/// in the log, or with `recent`, among its last 2,000 ids (what an agent that keeps up asks).
+fn queries(n: u64, channels: u64, recent: bool) -> Vec<(u64, String, u64)> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -37,7 +39,8 @@ fn queries(n: u64, channels: u64) -> Vec<(u64, String, u64)> {
     (0..QUERIES)
         .map(|_| {
             let channel = next() % channels;
-            (channel, channel_name(channel), next() % n)
+            let after = if recent { n - next() % 2000.min(n) } else { next() % n };
+            (channel, channel_name(channel), after)
         })
         .collect()
 }
@@ -56,36 +59,42 @@ fn quiet() -> slog::Logger {
 
 fn fetch_since(c: &mut Criterion) {
     for (n, channels) in sizes() {
-        let store = Store::open(&data_set(n, channels), None, quiet()).unwrap();
+        // RELAY_BENCH_CACHE_MB: sled's cache, as `cache_mb` sets it for the relay.
+        let cache = std::env::var("RELAY_BENCH_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok());
+        let cache = cache.map_or(relay::store::DEFAULT_CACHE_BYTES, |mb| mb << 20);
+        let store = Store::open_with(&data_set(n, channels), None, cache, quiet()).unwrap();
         let map = ceiling(n, channels);
-        let queries = queries(n, channels);
         let mut group = c.benchmark_group(format!("fetch_since/{n}x{channels}"));
         let limits: &[usize] = if n == 1_000_000 { &[50, 200] } else { &[200] };
-        for &limit in limits {
-            group.throughput(Throughput::Elements(1));
-            let mut i = 0;
-            group.bench_function(BenchmarkId::new("store", limit), |b| {
-                b.iter(|| {
-                    let (_, name, after) = &queries[i % QUERIES];
-                    i += 1;
-                    black_box(store.since(name, *after, limit).unwrap())
-                })
-            });
-            let mut i = 0;
-            group.bench_function(BenchmarkId::new("btreemap", limit), |b| {
-                b.iter(|| {
-                    let (channel, _, after) = queries[i % QUERIES];
-                    i += 1;
-                    let page: Vec<Message> = map
-                        .range((channel, after + 1)..=(channel, u64::MAX))
-                        .take(limit)
-                        .map(|(_, m)| m.clone())
-                        .collect();
-                    black_box(page)
-                })
-            });
+        for (kind, recent) in [("", false), ("recent-", true)] {
+            let queries = queries(n, channels, recent);
+            for &limit in limits {
+                group.throughput(Throughput::Elements(1));
+                let mut i = 0;
+                group.bench_function(BenchmarkId::new(format!("{kind}store"), limit), |b| {
+                    b.iter(|| {
+                        let (_, name, after) = &queries[i % QUERIES];
+                        i += 1;
+                        black_box(store.since(name, *after, limit).unwrap())
+                    })
+                });
+                let mut i = 0;
+                group.bench_function(BenchmarkId::new(format!("{kind}btreemap"), limit), |b| {
+                    b.iter(|| {
+                        let (channel, _, after) = queries[i % QUERIES];
+                        i += 1;
+                        let page: Vec<Message> = map
+                            .range((channel, after + 1)..=(channel, u64::MAX))
+                            .take(limit)
+                            .map(|(_, m)| m.clone())
+                            .collect();
+                        black_box(page)
+                    })
+                });
+            }
         }
         group.finish();
+        let queries = queries(n, channels, false);
         let mut group = c.benchmark_group(format!("tail/{n}x{channels}"));
         let mut i = 0;
         group.bench_function("store", |b| {

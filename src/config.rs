@@ -34,6 +34,7 @@ pub const KEYS: &[&str] = &[
     "auth_token",
     "auth_token_file",
     "fsync",
+    "cache_mb",
 ];
 
 /// The environment variable for a key: `port` → `CLAUDE_CODEX_PORT`.
@@ -64,6 +65,8 @@ pub struct Config {
     /// Each commit also fdatasyncs, so acknowledged posts survive a power cut, not only a
     /// process crash (store/disk_sync.rs).
     pub fsync: bool,
+    /// sled's page cache, in bytes (`cache_mb`).
+    pub cache_bytes: u64,
 }
 
 /// The bearer token. Compared in constant time; its `Debug` never shows it.
@@ -118,6 +121,7 @@ impl Default for Config {
             auth_token_file: None,
             insecure_no_auth: false,
             fsync: true,
+            cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -381,6 +385,7 @@ impl Config {
             "auth_token" => self.auth_token = Some(Token::parse(&raw.string()?)?),
             "auth_token_file" => self.auth_token_file = Some(raw.string()?.into()),
             "fsync" => self.fsync = raw.boolean()?,
+            "cache_mb" => self.cache_bytes = megabytes(raw)?,
             _ => unreachable!("set() is called only with keys from KEYS"),
         }
         Ok(())
@@ -527,6 +532,14 @@ mod tests {
             missing.contains("auth_token_file cannot be read") && missing.contains("/nonexistent/token"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn cache_mb_sets_sleds_cache() {
+        assert_eq!(load_with(None, &[], Flags::default()).unwrap().cache_bytes, 128 * MIB);
+        let config = load_with(None, &[("CLAUDE_CODEX_CACHE_MB", "512")], Flags::default()).unwrap();
+        assert_eq!(config.cache_bytes, 512 * MIB);
+        assert!(err(Some(r#"{"cache_mb": 0}"#), &[]).contains("cache_mb must be more than 0"));
     }
 
     #[test]

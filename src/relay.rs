@@ -123,9 +123,7 @@ impl Relay {
         source: Source,
     ) -> Result<Page, RelayError> {
         let target = Name::parse("target", target)?;
-        let store = self.inner.store.clone();
-        let name = target.as_str().to_owned();
-        let messages = blocking(move || store.since(&name, since_id, limit)).await?;
+        let messages = self.since(&target, since_id, limit).await?;
         info!(self.inner.log, "fetch_messages";
             "target" => target.as_str(), "since_id" => since_id, "limit" => limit,
             "returned" => messages.len(), "source" => source.as_str());
@@ -219,8 +217,7 @@ impl Relay {
         let mut cursor = since_id;
         let (messages, timed_out) = loop {
             commits.borrow_and_update();
-            let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
-            let batch = blocking(move || store.since(&name, cursor, limit)).await?;
+            let batch = self.since(&target, cursor, limit).await?;
             let scanned = batch.last().map(|m| m.id);
             let wanted = match exclude_sender {
                 None => batch,
@@ -255,6 +252,16 @@ impl Relay {
             "timed_out" => timed_out, "waited_ms" => started.elapsed().as_millis() as u64,
             "source" => source.as_str());
         Ok((page(target, messages, since_id), timed_out))
+    }
+
+    /// The store's `since`, answered at once when the channel has nothing after `after` (the
+    /// poll agents make most), and off the async workers otherwise.
+    async fn since(&self, target: &Name, after: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        if self.inner.store.channel_last_id(target.as_str()) <= after {
+            return Ok(Vec::new());
+        }
+        let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
+        blocking(move || store.since(&name, after, limit)).await
     }
 
     fn wait_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, RelayError> {

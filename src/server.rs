@@ -40,11 +40,12 @@ impl Server {
             eprintln!("{warning}");
             warn!(log, "insecure_no_auth"; "warning" => &warning);
         }
-        let (dir, archive) = (config.data_dir.clone(), config.archive());
+        let (dir, archive, cache) = (config.data_dir.clone(), config.archive(), config.cache_bytes);
         let store_log = log.new(o!("component" => "store"));
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir, Some(&archive), store_log))
-            .await
-            .map_err(|e| StoreError::Io(format!("opening the store failed: {e}")))??;
+        let store =
+            tokio::task::spawn_blocking(move || Store::open_with(&dir, Some(&archive), cache, store_log))
+                .await
+                .map_err(|e| StoreError::Io(format!("opening the store failed: {e}")))??;
         let host = config.host.trim_start_matches('[').trim_end_matches(']');
         let addr = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind((host, config.port)).await.map_err(|e| StartError::Listen {

@@ -51,6 +51,9 @@ where
             tokio::spawn(refuse(stream));
             continue;
         };
+        // Replies go out as written: with Nagle's algorithm a reply's last small write (the end
+        // of a chunked body) waits for the client's delayed ACK, tens of milliseconds.
+        let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(warp::service(routes.clone()));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);

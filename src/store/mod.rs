@@ -67,6 +67,11 @@ const UNSAFE_WRITE_DELAY: Duration = Duration::from_millis(20);
 /// How long to wait for sled's file lock once the relay's own lock is held (see `open_sled`).
 const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
 
+/// sled's page cache unless configured (`cache_mb`): sled's own default is 1 GiB, which a
+/// million messages fill; recent pages, which agents ask for, fit in far less
+/// (docs/benchmarks.md, memory).
+pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 const LOCK_FILE: &str = "relay.lock";
 const DB_DIR: &str = "db";
 
@@ -208,10 +213,10 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
 /// Opens sled, retrying while its file lock is still held by an instance this process is
 /// closing: sled releases it from a background thread shortly after the last handle is dropped.
 /// Holding the relay's lock file proves that no other process owns the directory.
-fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let deadline = Instant::now() + SLED_LOCK_WAIT;
     loop {
-        match sled::Config::new().path(dir.join(DB_DIR)).open() {
+        match sled::Config::new().path(dir.join(DB_DIR)).cache_capacity(cache_bytes).open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e))
                 if e.to_string().contains("could not acquire lock") && Instant::now() < deadline =>
@@ -226,8 +231,12 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
 
 /// Opens the database inside `dir` (taking the lock) without starting a writer.
 fn open_parts(dir: &Path) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
+    open_parts_with(dir, DEFAULT_CACHE_BYTES)
+}
+
+fn open_parts_with(dir: &Path, cache_bytes: u64) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
     let lock = lock_dir(dir)?;
-    let db = open_sled(dir).map_err(in_dir(dir))?;
+    let db = open_sled(dir, cache_bytes).map_err(in_dir(dir))?;
     let log = EventLog::open(&db).map_err(in_dir(dir))?;
     let views = Views::open(&db).map_err(in_dir(dir))?;
     Ok((lock, db, log, views))
@@ -272,6 +281,13 @@ pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>, progress: Progress) 
     Ok(replayed)
 }
 
+/// Opens the archive; returns it with the id it is written up to.
+fn open_archive(log: &EventLog, config: &ArchiveConfig) -> Result<(Archive, u64), StoreError> {
+    let (archive, last_in_file) = Archive::open(config)
+        .map_err(|e| StoreError::Io(format!("cannot open the archive {}: {e}", config.path.display())))?;
+    Ok((archive, log.archive_checkpoint()?.max(last_in_file.unwrap_or(0))))
+}
+
 /// Starts the thread that writes the text archive: it catches up with the log, then follows
 /// each commit it is told of.
 fn start_archiver(
@@ -279,17 +295,32 @@ fn start_archiver(
     config: &ArchiveConfig,
     commits: mpsc::Receiver<u64>,
 ) -> Result<thread::JoinHandle<()>, StoreError> {
-    let (mut archive, last_in_file) = Archive::open(config)
-        .map_err(|e| StoreError::Io(format!("cannot open the archive {}: {e}", config.path.display())))?;
-    let mut done = shared.log.archive_checkpoint()?.max(last_in_file.unwrap_or(0));
+    let (mut archive, mut done) = open_archive(&shared.log, config)?;
     let mut upto = shared.log.last_id()?;
+    let config = config.clone();
     thread::Builder::new()
         .name("relay-archive".into())
         .spawn(move || loop {
-            match archive.follow(&shared.log, done, upto) {
-                Ok(at) => done = at,
-                // Posts go on; the archive catches up after the next commit, or on restart.
-                Err(e) => error!(shared.logger, "archive behind the log"; "error" => %e, "at" => done),
+            // A panic in the rotating writer must not end the archive for the rest of the run.
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                archive.follow(&shared.log, done, upto)
+            }));
+            let error = match step {
+                Ok(Ok(at)) => {
+                    done = at;
+                    None
+                }
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("the rotating writer panicked".to_owned()),
+            };
+            if let Some(error) = error {
+                // Posts go on. The file may be gone (its directory deleted): start a new one
+                // and catch up from the checkpoint, now or after the next commit.
+                error!(shared.logger, "archive behind the log"; "error" => error, "at" => done);
+                match open_archive(&shared.log, &config) {
+                    Ok(reopened) => (archive, done) = reopened,
+                    Err(e) => error!(shared.logger, "cannot reopen the archive"; "error" => %e),
+                }
             }
             let Ok(next) = commits.recv() else { return };
             upto = commits.try_iter().last().unwrap_or(next);
@@ -301,8 +332,18 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`, catches the views up with the log and
     /// starts the writer, and the archive's writer when `archive` is given.
     pub fn open(dir: &Path, archive: Option<&ArchiveConfig>, logger: Logger) -> Result<Store, StoreError> {
+        Store::open_with(dir, archive, DEFAULT_CACHE_BYTES, logger)
+    }
+
+    /// [`Store::open`] with sled's page cache set to `cache_bytes`.
+    pub fn open_with(
+        dir: &Path,
+        archive: Option<&ArchiveConfig>,
+        cache_bytes: u64,
+        logger: Logger,
+    ) -> Result<Store, StoreError> {
         let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
-        let (lock, db, log, views) = open_parts(dir)?;
+        let (lock, db, log, views) = open_parts_with(dir, cache_bytes)?;
         let (channels, replayed) = catch_up(&log, &views, &mut |_, _| {}).map_err(in_dir(dir))?;
         let last_id = log.last_id().map_err(in_dir(dir))?;
         let reserved = log.reserved().map_err(in_dir(dir))?.max(last_id);
@@ -360,6 +401,11 @@ impl Store {
 
     fn channel(&self, name: &str) -> Option<views::ChannelRecord> {
         self.inner.shared.published.read().unwrap_or_else(|p| p.into_inner()).get(name).copied()
+    }
+
+    /// The id of the last message of `channel` readers can see (0 when it has none).
+    pub fn channel_last_id(&self, channel: &str) -> u64 {
+        self.channel(channel).map_or(0, |c| c.last_id)
     }
 
     /// Up to `limit` messages of `channel` with id > `after`, oldest first.

@@ -390,6 +390,36 @@ fn archive_rotates_and_keeps_its_backups() {
     assert_eq!(ids.last(), Some(&100));
 }
 
+/// The rotating writer panics when it cannot create the archive's directory (here a file stands
+/// in its place). The archive must not end there for the rest of the run: once the directory can
+/// be made again, it catches up. (The panic's message in the test output is expected.)
+#[test]
+fn archive_survives_a_panic_in_the_rotating_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = archive_in(dir.path(), 2000);
+    let log_dir = archive.path.parent().unwrap().to_owned();
+    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    let rt = runtime();
+    let post =
+        |i: usize| rt.block_on(store.append(new_message("a", &format!("message {i} {}", "x".repeat(50)))));
+    for i in 0..30 {
+        post(i).unwrap();
+    }
+    std::fs::remove_dir_all(&log_dir).unwrap();
+    std::fs::write(&log_dir, "not a directory").unwrap();
+    for i in 30..60 {
+        post(i).unwrap();
+    }
+    std::fs::remove_file(&log_dir).unwrap();
+    for i in 60..70 {
+        post(i).unwrap();
+    }
+    store.close().unwrap();
+    let ids = archived_ids(&archive);
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "whole lines in order: {ids:?}");
+    assert_eq!(ids.last(), Some(&70), "the archive caught up: {ids:?}");
+}
+
 #[test]
 fn views_catch_up_with_events_they_missed() {
     let dir = tempfile::tempdir().unwrap();
