@@ -237,8 +237,13 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
 }
 
 pub fn all_messages(addr: SocketAddr, target: &str) -> Vec<Value> {
+    messages_after(addr, target, 0)
+}
+
+/// Every message of a channel with id > `after`, paging with since_id.
+pub fn messages_after(addr: SocketAddr, target: &str, after: u64) -> Vec<Value> {
     let mut out = Vec::new();
-    let mut since = 0;
+    let mut since = after;
     loop {
         let reply = request(
             addr,
