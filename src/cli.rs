@@ -162,7 +162,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Export(args)) => export(&args),
         Some(Command::Import(args)) => {
             let config = load_config(&args.store, Flags::default())?;
-            let report = store::import(&config.data_dir, &args.file, args.merge, Some(&config.archive()))?;
+            let (archive, options) = (config.archive(), config.store_options());
+            let report =
+                store::import_with(&config.data_dir, &args.file, args.merge, Some(&archive), options)?;
             println!(
                 "imported {} events into {} ({} already there, skipped)",
                 report.imported,

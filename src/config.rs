@@ -35,6 +35,7 @@ pub const KEYS: &[&str] = &[
     "auth_token_file",
     "fsync",
     "cache_mb",
+    "compression",
 ];
 
 /// The environment variable for a key: `port` → `CLAUDE_CODEX_PORT`.
@@ -67,6 +68,8 @@ pub struct Config {
     pub fsync: bool,
     /// sled's page cache, in bytes (`cache_mb`).
     pub cache_bytes: u64,
+    /// Whether a data directory created now compresses its database (`compression`).
+    pub compression: bool,
 }
 
 /// The bearer token. Compared in constant time; its `Debug` never shows it.
@@ -122,6 +125,7 @@ impl Default for Config {
             insecure_no_auth: false,
             fsync: true,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+            compression: true,
         }
     }
 }
@@ -228,6 +232,11 @@ fn backup_count(raw: &Raw) -> Result<usize, String> {
 }
 
 impl Config {
+    /// How the store opens its database (`cache_mb`, `compression`).
+    pub fn store_options(&self) -> crate::store::Options {
+        crate::store::Options { cache_bytes: self.cache_bytes, compress: self.compression }
+    }
+
     /// Where the text archive goes and how it rotates.
     pub fn archive(&self) -> ArchiveConfig {
         ArchiveConfig {
@@ -386,6 +395,7 @@ impl Config {
             "auth_token_file" => self.auth_token_file = Some(raw.string()?.into()),
             "fsync" => self.fsync = raw.boolean()?,
             "cache_mb" => self.cache_bytes = megabytes(raw)?,
+            "compression" => self.compression = raw.boolean()?,
             _ => unreachable!("set() is called only with keys from KEYS"),
         }
         Ok(())
@@ -540,6 +550,14 @@ mod tests {
         let config = load_with(None, &[("CLAUDE_CODEX_CACHE_MB", "512")], Flags::default()).unwrap();
         assert_eq!(config.cache_bytes, 512 * MIB);
         assert!(err(Some(r#"{"cache_mb": 0}"#), &[]).contains("cache_mb must be more than 0"));
+    }
+
+    #[test]
+    fn compression_is_on_unless_turned_off() {
+        assert!(load_with(None, &[], Flags::default()).unwrap().compression);
+        assert!(
+            !load_with(None, &[("CLAUDE_CODEX_COMPRESSION", "false")], Flags::default()).unwrap().compression
+        );
     }
 
     #[test]

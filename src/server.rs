@@ -40,10 +40,10 @@ impl Server {
             eprintln!("{warning}");
             warn!(log, "insecure_no_auth"; "warning" => &warning);
         }
-        let (dir, archive, cache) = (config.data_dir.clone(), config.archive(), config.cache_bytes);
+        let (dir, archive, options) = (config.data_dir.clone(), config.archive(), config.store_options());
         let store_log = log.new(o!("component" => "store"));
         let store =
-            tokio::task::spawn_blocking(move || Store::open_with(&dir, Some(&archive), cache, store_log))
+            tokio::task::spawn_blocking(move || Store::open_with(&dir, Some(&archive), options, store_log))
                 .await
                 .map_err(|e| StoreError::Io(format!("opening the store failed: {e}")))??;
         let host = config.host.trim_start_matches('[').trim_end_matches(']');

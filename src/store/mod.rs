@@ -33,7 +33,7 @@ use faults::Faults;
 pub use faults::{FaultOp, FaultPlan};
 use log::EventLog;
 pub use offline::{
-    check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
+    check, export, import, import_with, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
 };
 use slog::{error, info, warn, Logger};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -71,6 +71,9 @@ const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// million messages fill; recent pages, which agents ask for, fit in far less
 /// (docs/benchmarks.md, memory).
 pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// zstd level for new databases: messages are text and compress well at the fast levels.
+const COMPRESSION_LEVEL: i32 = 1;
 
 const LOCK_FILE: &str = "relay.lock";
 const DB_DIR: &str = "db";
@@ -210,13 +213,44 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
+/// How to open the store's database.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// sled's page cache, in bytes (a target sled may exceed).
+    pub cache_bytes: u64,
+    /// Whether a database created now compresses its pages (zstd). sled cannot switch an
+    /// existing database, which keeps what it was made with.
+    pub compress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { cache_bytes: DEFAULT_CACHE_BYTES, compress: true }
+    }
+}
+
+/// Whether the sled database in `db_dir` compresses its pages (`new`: what a database that does
+/// not exist yet will do).
+fn compressed(db_dir: &Path, new: bool) -> bool {
+    match std::fs::read(db_dir.join("conf")) {
+        Ok(conf) => conf.windows(21).any(|w| w == b"use_compression: true"),
+        Err(_) => new,
+    }
+}
+
 /// Opens sled, retrying while its file lock is still held by an instance this process is
 /// closing: sled releases it from a background thread shortly after the last handle is dropped.
 /// Holding the relay's lock file proves that no other process owns the directory.
-fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+fn open_sled(dir: &Path, options: Options) -> Result<sled::Db, StoreError> {
     let deadline = Instant::now() + SLED_LOCK_WAIT;
+    let compress = compressed(&dir.join(DB_DIR), options.compress);
     loop {
-        match sled::Config::new().path(dir.join(DB_DIR)).cache_capacity(cache_bytes).open() {
+        let config = sled::Config::new()
+            .path(dir.join(DB_DIR))
+            .cache_capacity(options.cache_bytes)
+            .use_compression(compress)
+            .compression_factor(COMPRESSION_LEVEL);
+        match config.open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e))
                 if e.to_string().contains("could not acquire lock") && Instant::now() < deadline =>
@@ -231,12 +265,12 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
 
 /// Opens the database inside `dir` (taking the lock) without starting a writer.
 fn open_parts(dir: &Path) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
-    open_parts_with(dir, DEFAULT_CACHE_BYTES)
+    open_parts_with(dir, Options::default())
 }
 
-fn open_parts_with(dir: &Path, cache_bytes: u64) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
+fn open_parts_with(dir: &Path, options: Options) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
     let lock = lock_dir(dir)?;
-    let db = open_sled(dir, cache_bytes).map_err(in_dir(dir))?;
+    let db = open_sled(dir, options).map_err(in_dir(dir))?;
     let log = EventLog::open(&db).map_err(in_dir(dir))?;
     let views = Views::open(&db).map_err(in_dir(dir))?;
     Ok((lock, db, log, views))
@@ -332,18 +366,18 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`, catches the views up with the log and
     /// starts the writer, and the archive's writer when `archive` is given.
     pub fn open(dir: &Path, archive: Option<&ArchiveConfig>, logger: Logger) -> Result<Store, StoreError> {
-        Store::open_with(dir, archive, DEFAULT_CACHE_BYTES, logger)
+        Store::open_with(dir, archive, Options::default(), logger)
     }
 
-    /// [`Store::open`] with sled's page cache set to `cache_bytes`.
+    /// [`Store::open`] with other [`Options`].
     pub fn open_with(
         dir: &Path,
         archive: Option<&ArchiveConfig>,
-        cache_bytes: u64,
+        options: Options,
         logger: Logger,
     ) -> Result<Store, StoreError> {
         let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
-        let (lock, db, log, views) = open_parts_with(dir, cache_bytes)?;
+        let (lock, db, log, views) = open_parts_with(dir, options)?;
         let (channels, replayed) = catch_up(&log, &views, &mut |_, _| {}).map_err(in_dir(dir))?;
         let last_id = log.last_id().map_err(in_dir(dir))?;
         let reserved = log.reserved().map_err(in_dir(dir))?.max(last_id);

@@ -4,7 +4,7 @@
 use super::archive::{Archive, ArchiveConfig};
 use super::log::EventLog;
 use super::views::Views;
-use super::{catch_up, open_parts, Progress, StoreError};
+use super::{catch_up, open_parts, open_parts_with, Options, Progress, StoreError};
 use crate::event::Event;
 use crate::message::{Message, Name};
 use std::io::{BufRead, BufReader, Write};
@@ -131,7 +131,18 @@ pub fn import(
     merge: bool,
     archive: Option<&ArchiveConfig>,
 ) -> Result<ImportReport, ImportError> {
-    let (_lock, db, log, views) = open_parts(dir)?;
+    import_with(dir, path, merge, archive, Options::default())
+}
+
+/// [`import`], creating the database (when `dir` has none yet) with `options`.
+pub fn import_with(
+    dir: &Path,
+    path: &Path,
+    merge: bool,
+    archive: Option<&ArchiveConfig>,
+    options: Options,
+) -> Result<ImportReport, ImportError> {
+    let (_lock, db, log, views) = open_parts_with(dir, options)?;
     let last = log.last_id()?;
     if last > 0 && !merge {
         return Err(ImportError::NotEmpty { dir: dir.display().to_string(), last });

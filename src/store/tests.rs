@@ -666,13 +666,34 @@ fn replay_prints_one_readable_line_per_event() {
 }
 
 #[test]
+fn new_databases_compress_and_older_uncompressed_ones_still_open() {
+    let fresh = tempfile::tempdir().unwrap();
+    Store::open(fresh.path(), None, quiet()).unwrap().close().unwrap();
+    assert!(compressed(&fresh.path().join(DB_DIR), false), "new databases compress by default");
+
+    // As the relay made databases before compression came in.
+    let old = tempfile::tempdir().unwrap();
+    drop(sled::Config::new().path(old.path().join(DB_DIR)).use_compression(false).open().unwrap());
+    assert!(!compressed(&old.path().join(DB_DIR), true));
+    for _ in 0..2 {
+        let store = Store::open(old.path(), None, quiet()).unwrap();
+        runtime().block_on(store.append(new_message("a", "still works"))).unwrap();
+        store.close().unwrap();
+    }
+    assert!(!compressed(&old.path().join(DB_DIR), true), "an existing database keeps its mode");
+    assert_eq!(check(old.path()).unwrap().events, 2);
+}
+
+#[test]
 fn power_safe_commits_sync_the_blob_files_sled_leaves_unsynced() {
     for power_safe in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), None, quiet()).unwrap();
         store.set_power_safe(power_safe);
-        // Over sled's blob threshold (about 128 KiB): stored in a file of its own under blobs/.
-        let big = "x".repeat(300 * 1024);
+        // Over sled's blob threshold (about 128 KiB) even compressed: stored in a file of its own
+        // under blobs/.
+        let mut next = xorshift(7);
+        let big: String = (0..300 * 1024).map(|_| char::from(b'!' + (next() % 90) as u8)).collect();
         runtime().block_on(store.append(new_message("a", &big))).unwrap();
         // The event's blob is synced by its own commit; the view's copy (a projection, written
         // after the commit) by the next one.

@@ -5,10 +5,18 @@ use crate::helpers::{relay_command, start_relay};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// Opens the relay's sled database at `dir` directly, in the compression mode it was made with
+/// (sled refuses another).
+fn open_db(dir: &Path) -> sled::Db {
+    let conf = std::fs::read(dir.join("conf")).unwrap();
+    let compressed = conf.windows(21).any(|w| w == b"use_compression: true");
+    sled::Config::new().path(dir).use_compression(compressed).open().unwrap()
+}
+
 /// Every record of every tree in the sled database at `dir` (sled itself may rewrite its files
 /// on open; what must not change is what they hold).
 fn snapshot(dir: &Path) -> BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>> {
-    let db = sled::open(dir).unwrap();
+    let db = open_db(dir);
     let mut out = BTreeMap::new();
     for name in db.tree_names() {
         for item in db.open_tree(&name).unwrap().iter() {
@@ -37,7 +45,7 @@ fn a_damaged_record_stops_the_start_names_path_and_id_and_changes_nothing() {
     let db_dir = work.path().join("data/db");
     {
         // Damage event 8 and drop the views, so the next start has to read it.
-        let db = sled::open(&db_dir).unwrap();
+        let db = open_db(&db_dir);
         db.open_tree("events").unwrap().insert(8u64.to_be_bytes(), &[1u8, 0xff][..]).unwrap();
         db.open_tree("views").unwrap().clear().unwrap();
         db.flush().unwrap();
