@@ -21,6 +21,8 @@ use warp::Filter;
 /// a handful. Past it, clients get 503 instead of an unbounded pile of connections.
 pub const MAX_CONNECTIONS: usize = 512;
 /// How long a client may take to send a request's headers (a slow-loris client is dropped).
+/// hyper also counts the wait for the next request on a kept-alive connection, so an idle
+/// connection is closed after this long too (clients open a new one; Node's default is 5 s).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `routes` on `listener` until `shutdown` completes, then stops accepting and returns
