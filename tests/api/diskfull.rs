@@ -1,7 +1,8 @@
 //! A full disk: the relay's data dir on a small tmpfs, filled up. Posts fail with a clear 503,
-//! reads keep working, nothing acknowledged is lost, and after space is freed and the relay
-//! restarted, posts succeed again. Mounting needs root (CI runs as root); elsewhere the test
-//! says it skipped, and fails under CI=true.
+//! reads keep working, nothing acknowledged is lost (a post whose commit reached the log but not
+//! the channel view reads back after the restart the relay asks for), and after space is freed
+//! and the relay restarted, posts succeed again. Mounting needs root (CI runs as root); elsewhere
+//! the test says it skipped, and fails under CI=true.
 
 use crate::helpers::{all_messages, request, start_relay};
 use serde_json::json;
@@ -88,7 +89,15 @@ fn a_full_disk_refuses_posts_clearly_and_loses_nothing() {
     assert_eq!(status, 503, "{reply}");
     let stored: Vec<u64> =
         all_messages(relay.addr, "full").iter().map(|m| m["id"].as_u64().unwrap()).collect();
-    assert_eq!(stored, acked, "reads work and hold every acknowledged post");
+    // When the disk fills between a commit's log write (durable, so acknowledged) and its
+    // channel-view update, that commit's posts show in reads only after the restart the relay
+    // then asks for; every other acknowledged post reads back now.
+    let pending = &acked[stored.len().min(acked.len())..];
+    assert_eq!(stored, acked[..stored.len()], "reads work and hold the acknowledged posts in order");
+    assert!(
+        pending.is_empty() || reply["error"].as_str().unwrap().contains("restart the relay"),
+        "acknowledged {pending:?} not readable, and the relay does not ask for a restart: {reply}"
+    );
     assert_eq!(request(relay.addr, "GET", "/c/full", &[], None).status, 200, "the web UI still reads");
 
     // Free space, restart: everything acknowledged is there and posts work again.
