@@ -29,14 +29,6 @@ pub struct ArchiveConfig {
     pub backups: usize,
 }
 
-/// Creates the directory `path` goes in, when missing.
-fn ensure_dir(path: &Path) -> io::Result<()> {
-    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) if !dir.exists() => std::fs::create_dir_all(dir),
-        _ => Ok(()),
-    }
-}
-
 /// One archive line, newline included. The time is the message's own, so a rebuild writes the
 /// same bytes.
 pub fn line(m: &Message) -> String {
@@ -85,7 +77,9 @@ pub(crate) struct Archive {
 impl Archive {
     /// Opens the archive for appending. Returns it and the id of the last message it holds.
     pub(crate) fn open(config: &ArchiveConfig) -> io::Result<(Archive, Option<u64>)> {
-        ensure_dir(&config.path)?;
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
         let mut last = repair_and_last_id(&config.path)?;
         if last.is_none() {
             // Just rotated: the newest lines are in `.1`.

@@ -233,7 +233,10 @@ impl Default for Options {
 /// not exist yet will do).
 fn compressed(db_dir: &Path, new: bool) -> bool {
     match std::fs::read(db_dir.join("conf")) {
-        Ok(conf) => conf.windows(21).any(|w| w == b"use_compression: true"),
+        Ok(conf) => {
+            let on: &[u8] = b"use_compression: true";
+            conf.windows(on.len()).any(|w| w == on)
+        }
         Err(_) => new,
     }
 }
