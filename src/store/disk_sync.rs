@@ -39,6 +39,10 @@ impl DiskSync {
         self.enabled = enabled;
     }
 
+    pub(super) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     #[cfg(test)]
     pub(super) fn synced_blobs(&self) -> usize {
         self.synced.len()

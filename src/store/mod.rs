@@ -18,6 +18,7 @@
 //!    group gets its answer.
 
 mod archive;
+mod blocks;
 mod disk_sync;
 mod faults;
 mod log;
@@ -157,8 +158,12 @@ struct Shared {
 impl Shared {
     /// sled's flush, then (when on) what it leaves out for a power cut: see [`DiskSync`].
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
         let mut sync = self.disk_sync.lock().unwrap_or_else(|p| p.into_inner());
+        if sync.enabled() {
+            // Blocks first: sled's flush may make durable the views that name them.
+            self.views.sync_blocks()?;
+        }
+        self.db.flush()?;
         sync.sync().map_err(|e| StoreError::Io(format!("syncing the database to disk failed: {e}")))?;
         self.faults.check(FaultOp::Flush)
     }
@@ -275,7 +280,7 @@ fn open_parts_with(dir: &Path, options: Options) -> Result<(File, sled::Db, Even
     let lock = lock_dir(dir)?;
     let db = open_sled(dir, options).map_err(in_dir(dir))?;
     let log = EventLog::open(&db).map_err(in_dir(dir))?;
-    let views = Views::open(&db).map_err(in_dir(dir))?;
+    let views = Views::open(&db, dir).map_err(in_dir(dir))?;
     Ok((lock, db, log, views))
 }
 
@@ -291,11 +296,13 @@ fn catch_up(log: &EventLog, views: &Views, progress: Progress) -> Result<(Channe
         views.clear()?;
     }
     let (mut checkpoint, mut channels) = views.load()?;
-    if checkpoint > last_id {
-        // Views ahead of the log cannot come from this relay's commit order; trust the log.
+    if checkpoint > last_id || views.blocks_problem()?.is_some() {
+        // Views ahead of the log cannot come from this relay's commit order, and views naming
+        // blocks the file lost come from a power cut: the log is the truth, rebuild from it.
         views.clear()?;
         (checkpoint, channels) = (0, Channels::new());
     }
+    views.cut_blocks()?;
     let mut replayed = 0;
     loop {
         let events = log.read_from(checkpoint + 1, REPLAY_CHUNK)?;
@@ -314,6 +321,7 @@ fn catch_up(log: &EventLog, views: &Views, progress: Progress) -> Result<(Channe
 pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>, progress: Progress) -> Result<u64, StoreError> {
     let (_lock, db, log, views) = open_parts(dir)?;
     let replayed = offline::rebuild_projections(&log, &views, archive, progress)?;
+    views.sync_blocks()?;
     db.flush()?;
     Ok(replayed)
 }

@@ -1,26 +1,30 @@
 //! Channel views: a projection of the log that answers "messages of channel C after id N" and
 //! "the last L messages of C" in O(log n + L), whatever the other channels or older history hold.
 //!
-//! Everything lives in the sled tree `views`, so one batch updates it atomically:
-//! - `[0]` → checkpoint: the id of the last event applied (8 bytes BE);
+//! The sled tree `views` holds the index, so one batch updates it atomically:
+//! - `[0]` → checkpoint: the id of the last event applied, then the blocks file's length (8 BE
+//!   each);
 //! - `[1] name` → the channel's record (number, message count, last id);
 //! - `[2] number(4 BE) id(8 BE)` → a recent message as JSON, ready to send;
-//! - `[3] number(4 BE) first id(8 BE)` → a block: consecutive messages of the channel, each as
-//!   `id(8 BE) length(4 BE) JSON`;
+//! - `[3] number(4 BE) first id(8 BE)` → where a block lies in the blocks file ([`BlockRef`]); a
+//!   block is consecutive messages of the channel, each as `id(8 BE) length(4 BE) JSON`;
 //! - `[4]` → the layout's version ([`FORMAT`]); views of another version are rebuilt.
 //!
 //! Messages arrive as single entries; once a channel has [`BLOCK_MESSAGES`] of them, or
-//! [`BLOCK_BYTES`], they are sealed into one block in the same batch. A page of 200 is then a
-//! handful of block reads, each a shared buffer the page's messages point into, instead of 200
-//! entries of sled's iterator (docs/benchmarks.md). Sealing depends only on the sequence of
-//! messages, so a rebuild gives the same blocks.
+//! [`BLOCK_BYTES`], they are sealed into one block, appended to the blocks file
+//! (`store/blocks.rs`) before the batch that names it. A page of 200 is then a handful of
+//! block reads, each one buffer the page's messages point into, instead of 200 entries of
+//! sled's iterator (docs/benchmarks.md). Sealing depends only on the sequence of messages, so
+//! a rebuild gives the same blocks.
 //!
 //! Reads see either the state before a seal or after it, never half of each: a seal moves
 //! entries from singles to a block, so a read that overlaps one starts again ([`Views::read`]).
 //!
 //! Reads hand out the stored JSON without parsing it: the views are written by this module
-//! only, and sled checks its files' checksums on load. `check` parses every message.
+//! only; sled checks its files' checksums on load, and each block read checks the block's.
+//! `check` parses every message.
 
+use super::blocks::{BlockFile, BlockRef};
 use super::StoreError;
 use crate::event::Event;
 use crate::message::{Message, StoredMessage};
@@ -28,6 +32,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::ops::Range;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const CHECKPOINT: u8 = 0;
@@ -36,8 +41,9 @@ const MESSAGE: u8 = 2;
 const BLOCK: u8 = 3;
 const FORMAT_KEY: u8 = 4;
 
-/// The layout version: 2 added blocks. Views without it are rebuilt from the log on open.
-const FORMAT: u8 = 2;
+/// The layout version: 2 added blocks, 3 moved them to the blocks file. Views without it are
+/// rebuilt from the log on open.
+const FORMAT: u8 = 3;
 /// Messages sealed into one block: a page of 200 touches four or five blocks.
 const BLOCK_MESSAGES: u32 = 64;
 /// Bytes of JSON that seal a block early, so large messages do not make huge blocks (a message
@@ -45,6 +51,9 @@ const BLOCK_MESSAGES: u32 = 64;
 const BLOCK_BYTES: u32 = 96 * 1024;
 /// Bytes before each message in a block: id and length.
 const ENTRY_HEADER: usize = 12;
+/// The newest bytes of the blocks file whose blocks are checked on open: a power cut can lose
+/// blocks written since the last sync while sled kept the views naming them.
+const TAIL_CHECK: u64 = 16 * 1024 * 1024;
 
 /// What the views know of one channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +73,7 @@ pub(crate) type Channels = HashMap<String, ChannelRecord>;
 
 pub(crate) struct Views {
     tree: sled::Tree,
+    blocks: BlockFile,
     /// Odd while a batch that seals blocks is being applied; bumped twice per such batch.
     seals: AtomicU64,
 }
@@ -140,6 +150,10 @@ fn shared(id: u64, bytes: sled::IVec) -> StoredMessage {
     StoredMessage::new(id, Bytes::from_owner(bytes))
 }
 
+fn be_u64(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes.try_into().expect("8 bytes"))
+}
+
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("channel views: {what}; run `claude-codex-relay rebuild`"))
 }
@@ -149,8 +163,11 @@ fn decode_message(bytes: &[u8]) -> Result<Message, StoreError> {
 }
 
 impl Views {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(Views { tree: db.open_tree("views")?, seals: AtomicU64::new(0) })
+    /// The views of `db`, with their blocks file in the data directory `dir`.
+    pub(crate) fn open(db: &sled::Db, dir: &Path) -> Result<Self, StoreError> {
+        let blocks = BlockFile::open(dir)
+            .map_err(|e| StoreError::Io(format!("cannot open the blocks file in {}: {e}", dir.display())))?;
+        Ok(Views { tree: db.open_tree("views")?, blocks, seals: AtomicU64::new(0) })
     }
 
     /// Whether the views are laid out as this version writes them (empty views are).
@@ -158,12 +175,15 @@ impl Views {
         Ok(self.tree.get([FORMAT_KEY])?.is_some_and(|v| *v == [FORMAT]) || self.tree.is_empty())
     }
 
-    /// The checkpoint and every channel record.
+    /// The checkpoint and every channel record; places the next block where the checkpoint
+    /// says the blocks file ends.
     pub(crate) fn load(&self) -> Result<(u64, Channels), StoreError> {
-        let checkpoint = match self.tree.get([CHECKPOINT])? {
-            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt("bad checkpoint"))?),
-            None => 0,
+        let (checkpoint, end) = match self.tree.get([CHECKPOINT])? {
+            Some(v) if v.len() == 16 => (be_u64(&v[..8]), be_u64(&v[8..])),
+            Some(_) => return Err(corrupt("bad checkpoint")),
+            None => (0, 0),
         };
+        self.blocks.set_end(end);
         let mut channels = Channels::new();
         for item in self.tree.scan_prefix([CHANNEL]) {
             let (k, v) = item?;
@@ -183,6 +203,16 @@ impl Views {
 
     /// Applies events in one atomic batch, updating `channels` (the caller's copy) to match.
     pub(crate) fn apply(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
+        let end = self.blocks.end();
+        let result = self.apply_batch(events, channels);
+        if result.is_err() {
+            // Blocks this batch appended belong to nothing: the next ones go over them.
+            self.blocks.set_end(end);
+        }
+        result
+    }
+
+    fn apply_batch(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
         let Some(last) = events.last() else { return Ok(()) };
         let mut batch = sled::Batch::default();
         let mut touched = Vec::new();
@@ -226,7 +256,10 @@ impl Views {
                 .map_err(corrupt)?;
             batch.insert(channel_key(name), bytes);
         }
-        batch.insert(&[CHECKPOINT], &last.id().to_be_bytes());
+        let mut checkpoint = [0u8; 16];
+        checkpoint[..8].copy_from_slice(&last.id().to_be_bytes());
+        checkpoint[8..].copy_from_slice(&self.blocks.end().to_be_bytes());
+        batch.insert(&[CHECKPOINT], &checkpoint);
         batch.insert(&[FORMAT_KEY], &[FORMAT]);
         if !sealed {
             self.tree.apply_batch(batch)?;
@@ -238,8 +271,8 @@ impl Views {
         Ok(result?)
     }
 
-    /// Adds to `batch` one block of channel `no`: its `earlier` single entries in the tree, then
-    /// `fresh` (ids above them), and removes the singles.
+    /// Writes one block of channel `no` to the blocks file: its `earlier` single entries in the
+    /// tree, then `fresh` (ids above them); adds to `batch` where it lies, and removes the singles.
     fn seal(
         &self,
         no: u32,
@@ -261,7 +294,8 @@ impl Views {
             first.get_or_insert(*id);
         }
         if let Some(first) = first {
-            batch.insert(&block_key(no, first), block);
+            let at = self.blocks.append(&block)?;
+            batch.insert(&block_key(no, first), &at.encode());
         }
         Ok(())
     }
@@ -300,14 +334,14 @@ impl Views {
                 None => 0,
             };
             for item in self.tree.range(block_key(no, from)..=block_key(no, upto)) {
-                let (_, block) = item?;
+                let block = self.block(&item?.1)?;
                 for entry in entries(&block) {
                     let (id, range) = entry?;
                     if id > upto {
                         return Ok(out);
                     }
                     if id > after {
-                        out.push(shared(id, block.subslice(range.start, range.len())));
+                        out.push(StoredMessage::new(id, block.slice(range)));
                         if out.len() == limit {
                             return Ok(out);
                         }
@@ -342,10 +376,10 @@ impl Views {
                 }
             }
             for item in self.tree.range(block_key(no, 0)..=block_key(no, upto)).rev() {
-                let (_, block) = item?;
+                let block = self.block(&item?.1)?;
                 let in_block = entries(&block).collect::<Result<Vec<_>, _>>()?;
                 for (id, range) in in_block.into_iter().rev().filter(|(id, _)| *id <= upto) {
-                    out.push(shared(id, block.subslice(range.start, range.len())));
+                    out.push(StoredMessage::new(id, block.slice(range)));
                     if out.len() == limit {
                         out.reverse();
                         return Ok(out);
@@ -374,7 +408,7 @@ impl Views {
             n += 1;
         }
         for item in self.tree.scan_prefix([BLOCK]) {
-            let (_, block) = item?;
+            let block = self.block(&item?.1)?;
             for entry in entries(&block) {
                 entry?;
                 n += 1;
@@ -387,12 +421,63 @@ impl Views {
     pub(crate) fn clear(&self) -> Result<(), StoreError> {
         self.tree.clear()?;
         self.tree.insert([FORMAT_KEY], &[FORMAT])?;
+        self.blocks.truncate(0)
+    }
+
+    /// Whether the blocks file and the loaded views disagree so that the views must be rebuilt:
+    /// the file is shorter than the checkpoint says, or one of its newest blocks is damaged (a
+    /// power cut can lose blocks written since the last sync while sled kept the views naming
+    /// them). Returns what is wrong.
+    pub(crate) fn blocks_problem(&self) -> Result<Option<String>, StoreError> {
+        let (len, end) = (self.blocks.len().map_err(|e| StoreError::Io(e.to_string()))?, self.blocks.end());
+        if len < end {
+            return Ok(Some(format!("the blocks file holds {len} bytes, the channel views name {end}")));
+        }
+        for item in self.tree.scan_prefix([BLOCK]) {
+            let (_, at) = item?;
+            let at = BlockRef::decode(&at).ok_or_else(|| corrupt("bad block reference"))?;
+            if at.end() > end {
+                return Ok(Some(format!("a block ends at byte {} of the blocks file, past {end}", at.end())));
+            }
+            if at.offset + TAIL_CHECK >= end {
+                if let Err(e) = self.blocks.read(at) {
+                    return Ok(Some(e.to_string()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Cuts bytes past the checkpoint's end off the blocks file: blocks of a batch a crash took
+    /// away.
+    pub(crate) fn cut_blocks(&self) -> Result<(), StoreError> {
+        let len = self.blocks.len().map_err(|e| StoreError::Io(e.to_string()))?;
+        if len > self.blocks.end() {
+            self.blocks.truncate(self.blocks.end())?;
+        }
         Ok(())
     }
 
-    /// Every key and value, for comparing a rebuilt projection with an incremental one.
+    /// Makes the blocks written so far durable; the caller flushes sled after.
+    pub(crate) fn sync_blocks(&self) -> Result<(), StoreError> {
+        self.blocks.sync()
+    }
+
+    /// Reads the block a block key's value names.
+    fn block(&self, at: &[u8]) -> Result<Bytes, StoreError> {
+        self.blocks.read(BlockRef::decode(at).ok_or_else(|| corrupt("bad block reference"))?)
+    }
+
+    /// Every key and value, blocks read from the file, for comparing a rebuilt projection with
+    /// an incremental one.
     #[cfg(test)]
     pub(crate) fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.tree.iter().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect()
+        let mut out = Vec::new();
+        for item in self.tree.iter() {
+            let (k, v) = item.unwrap();
+            let v = if k[0] == BLOCK { self.block(&v).unwrap().to_vec() } else { v.to_vec() };
+            out.push((k.to_vec(), v));
+        }
+        out
     }
 }
