@@ -9,18 +9,27 @@
 //!
 //! The views tree in sled keeps, for each block, where it lies ([`BlockRef`]: offset, length,
 //! CRC-32), and its checkpoint keeps the file's length as of that checkpoint, so after a crash
-//! the views and the file agree again (see `Views::repair_blocks`). Every read checks the
-//! CRC: a damaged block is an error naming the fix, never bytes sent to a client.
+//! the views and the file agree again (`Views::blocks_problem`, `Views::cut_blocks`). Every
+//! read from the file checks the CRC: a damaged block is an error naming the fix, never bytes
+//! sent to a client.
+//!
+//! The newest [`RECENT_BYTES`] of blocks also stay in memory, where the pages agents ask for
+//! most are read without a copy: those just sealed, and on open those the tail check read.
 
 use super::StoreError;
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 pub(crate) const BLOCKS_FILE: &str = "blocks";
+
+/// Bytes of the newest blocks kept in memory: 256 blocks of 64 messages of 1 KB.
+pub(crate) const RECENT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Where one block lies in the file, and its checksum: the value of a block's key in sled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +70,33 @@ pub(crate) struct BlockFile {
     end: AtomicU64,
     /// Written since the last [`BlockFile::sync`].
     dirty: AtomicBool,
+    recent: Mutex<Recent>,
+}
+
+/// The newest blocks, by offset, and their bytes in all.
+#[derive(Default)]
+struct Recent {
+    blocks: BTreeMap<u64, Bytes>,
+    bytes: u64,
+}
+
+impl Recent {
+    fn keep(&mut self, offset: u64, block: Bytes) {
+        self.bytes += block.len() as u64;
+        if let Some(old) = self.blocks.insert(offset, block) {
+            self.bytes -= old.len() as u64;
+        }
+        while self.bytes > RECENT_BYTES {
+            let Some((_, oldest)) = self.blocks.pop_first() else { break };
+            self.bytes -= oldest.len() as u64;
+        }
+    }
+
+    fn forget_from(&mut self, offset: u64) {
+        for (_, block) in self.blocks.split_off(&offset) {
+            self.bytes -= block.len() as u64;
+        }
+    }
 }
 
 fn write_error(e: io::Error) -> StoreError {
@@ -82,7 +118,12 @@ impl BlockFile {
             .create(true)
             .truncate(false)
             .open(dir.join(BLOCKS_FILE))?;
-        Ok(BlockFile { file, end: AtomicU64::new(0), dirty: AtomicBool::new(false) })
+        Ok(BlockFile {
+            file,
+            end: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
+            recent: Mutex::default(),
+        })
     }
 
     /// The file's length on disk.
@@ -102,24 +143,49 @@ impl BlockFile {
 
     /// Cuts the file to `end`: bytes past it belong to no block the views know.
     pub fn truncate(&self, end: u64) -> Result<(), StoreError> {
+        self.recent().forget_from(end);
         self.file.set_len(end).map_err(write_error)?;
         self.set_end(end);
         self.dirty.store(true, Ordering::SeqCst);
         Ok(())
     }
 
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Writes `block` after the last one.
-    pub fn append(&self, block: &[u8]) -> Result<BlockRef, StoreError> {
+    pub fn append(&self, block: Vec<u8>) -> Result<BlockRef, StoreError> {
         let len = u32::try_from(block.len()).map_err(|_| StoreError::Io("a block over 4 GiB".into()))?;
         let at = self.end();
         self.dirty.store(true, Ordering::SeqCst);
-        self.file.write_all_at(block, at).map_err(write_error)?;
+        self.file.write_all_at(&block, at).map_err(write_error)?;
         self.set_end(at + u64::from(len));
-        Ok(BlockRef { offset: at, len, crc: crc32fast::hash(block) })
+        let crc = crc32fast::hash(&block);
+        self.recent().keep(at, Bytes::from(block));
+        Ok(BlockRef { offset: at, len, crc })
     }
 
-    /// Reads one block, checking its CRC.
+    /// One block: from memory when it is among the newest, else from the file.
     pub fn read(&self, at: BlockRef) -> Result<Bytes, StoreError> {
+        let kept = self.recent().blocks.get(&at.offset).cloned();
+        match kept {
+            Some(block) if block.len() == at.len as usize => Ok(block),
+            _ => self.read_file(at),
+        }
+    }
+
+    /// Reads one block from the file, checking its CRC, and keeps it in memory if it is among
+    /// the newest.
+    pub fn load(&self, at: BlockRef) -> Result<Bytes, StoreError> {
+        let block = self.read_file(at)?;
+        if at.offset + RECENT_BYTES >= self.end() {
+            self.recent().keep(at.offset, block.clone());
+        }
+        Ok(block)
+    }
+
+    fn read_file(&self, at: BlockRef) -> Result<Bytes, StoreError> {
         let mut buf = vec![0u8; at.len as usize];
         let damaged = |what: String| {
             StoreError::Corrupt(format!(
@@ -159,19 +225,30 @@ mod tests {
     fn blocks_read_back_and_damage_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let blocks = BlockFile::open(dir.path()).unwrap();
-        let a = blocks.append(b"first block").unwrap();
-        let b = blocks.append(b"second").unwrap();
+        let a = blocks.append(b"first block".to_vec()).unwrap();
+        let b = blocks.append(b"second".to_vec()).unwrap();
         assert_eq!((a.offset, b.offset, blocks.end()), (0, 11, 17));
         assert_eq!(BlockRef::decode(&b.encode()), Some(b));
         assert_eq!(&blocks.read(b).unwrap()[..], b"second");
 
+        // Damage on disk is found by every read from the file, even of a block kept in memory.
         let wrong_crc = BlockRef { crc: b.crc ^ 1, ..b };
-        assert!(blocks.read(wrong_crc).unwrap_err().to_string().contains("fails its checksum"));
+        assert!(blocks.load(wrong_crc).unwrap_err().to_string().contains("fails its checksum"));
         let past_end = BlockRef { offset: 12, ..b };
-        assert!(blocks.read(past_end).unwrap_err().to_string().contains("cut short"));
+        assert!(blocks.load(past_end).unwrap_err().to_string().contains("cut short"));
 
         blocks.truncate(11).unwrap();
         assert_eq!((blocks.len().unwrap(), blocks.end()), (11, 11));
         assert_eq!(&blocks.read(a).unwrap()[..], b"first block");
+        assert!(blocks.read(b).is_err(), "a block cut off is not served from memory");
+
+        // Reopened: nothing in memory until loaded, then served from memory.
+        drop(blocks);
+        let blocks = BlockFile::open(dir.path()).unwrap();
+        blocks.set_end(11);
+        assert_eq!(&blocks.load(a).unwrap()[..], b"first block");
+        std::fs::write(dir.path().join(BLOCKS_FILE), b"XXXXXXXXXXX").unwrap();
+        assert_eq!(&blocks.read(a).unwrap()[..], b"first block");
+        assert!(blocks.load(a).is_err());
     }
 }

@@ -55,7 +55,7 @@ pub const MAX_BATCH: usize = 1024;
 const ID_RESERVE_STEP: u64 = 1000;
 
 /// Events replayed into the views per batch when catching up or rebuilding.
-const REPLAY_CHUNK: usize = 4096;
+const REPLAY_CHUNK: usize = 16384;
 
 /// Test-only switch: acknowledge each group before writing it, as a write-behind relay would.
 /// It exists so the crash test can show that it detects lost acknowledged posts; never set it

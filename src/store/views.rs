@@ -24,7 +24,7 @@
 //! only; sled checks its files' checksums on load, and each block read checks the block's.
 //! `check` parses every message.
 
-use super::blocks::{BlockFile, BlockRef};
+use super::blocks::{BlockFile, BlockRef, RECENT_BYTES};
 use super::StoreError;
 use crate::event::Event;
 use crate::message::{Message, StoredMessage};
@@ -51,9 +51,6 @@ const BLOCK_MESSAGES: u32 = 64;
 const BLOCK_BYTES: u32 = 96 * 1024;
 /// Bytes before each message in a block: id and length.
 const ENTRY_HEADER: usize = 12;
-/// The newest bytes of the blocks file whose blocks are checked on open: a power cut can lose
-/// blocks written since the last sync while sled kept the views naming them.
-const TAIL_CHECK: u64 = 16 * 1024 * 1024;
 
 /// What the views know of one channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,7 +291,7 @@ impl Views {
             first.get_or_insert(*id);
         }
         if let Some(first) = first {
-            let at = self.blocks.append(&block)?;
+            let at = self.blocks.append(block)?;
             batch.insert(&block_key(no, first), &at.encode());
         }
         Ok(())
@@ -427,7 +424,7 @@ impl Views {
     /// Whether the blocks file and the loaded views disagree so that the views must be rebuilt:
     /// the file is shorter than the checkpoint says, or one of its newest blocks is damaged (a
     /// power cut can lose blocks written since the last sync while sled kept the views naming
-    /// them). Returns what is wrong.
+    /// them). Returns what is wrong. The newest blocks, read for this, stay in memory.
     pub(crate) fn blocks_problem(&self) -> Result<Option<String>, StoreError> {
         let (len, end) = (self.blocks.len().map_err(|e| StoreError::Io(e.to_string()))?, self.blocks.end());
         if len < end {
@@ -439,8 +436,8 @@ impl Views {
             if at.end() > end {
                 return Ok(Some(format!("a block ends at byte {} of the blocks file, past {end}", at.end())));
             }
-            if at.offset + TAIL_CHECK >= end {
-                if let Err(e) = self.blocks.read(at) {
+            if at.offset + RECENT_BYTES >= end {
+                if let Err(e) = self.blocks.load(at) {
                     return Ok(Some(e.to_string()));
                 }
             }
