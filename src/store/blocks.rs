@@ -204,6 +204,11 @@ impl BlockFile {
         Ok(Bytes::from(buf))
     }
 
+    #[cfg(test)]
+    pub fn unsynced(&self) -> bool {
+        self.dirty.load(Ordering::SeqCst)
+    }
+
     /// Makes the blocks written so far durable (before sled's flush makes the views that name
     /// them durable).
     pub fn sync(&self) -> Result<(), StoreError> {

@@ -702,6 +702,10 @@ fn power_safe_commits_sync_the_blob_files_sled_leaves_unsynced() {
         assert!(blobs >= 1, "sled wrote the message as a blob");
         let synced = store.inner.shared.disk_sync.lock().unwrap().synced_blobs();
         assert_eq!(synced, if power_safe { blobs } else { 0 }, "power_safe = {power_safe}");
+        // The big message is a block of its own in the blocks file, synced by the next commit's
+        // flush before sled's.
+        assert!(std::fs::metadata(dir.path().join(blocks::BLOCKS_FILE)).unwrap().len() > 300 * 1024);
+        assert_eq!(store.inner.shared.views.blocks_unsynced(), !power_safe, "power_safe = {power_safe}");
         store.close().unwrap();
     }
 }

@@ -460,6 +460,12 @@ impl Views {
         self.blocks.sync()
     }
 
+    /// Whether blocks were written since the last sync of the blocks file.
+    #[cfg(test)]
+    pub(crate) fn blocks_unsynced(&self) -> bool {
+        self.blocks.unsynced()
+    }
+
     /// Reads the block a block key's value names.
     fn block(&self, at: &[u8]) -> Result<Bytes, StoreError> {
         self.blocks.read(BlockRef::decode(at).ok_or_else(|| corrupt("bad block reference"))?)
