@@ -101,9 +101,7 @@ impl Recent {
 
 fn write_error(e: io::Error) -> StoreError {
     if e.kind() == io::ErrorKind::StorageFull {
-        StoreError::Io(
-            "the disk is full (no space left on device); free space, then restart the relay".into(),
-        )
+        StoreError::disk_full()
     } else {
         StoreError::Io(format!("writing the blocks file failed: {e}"))
     }
@@ -127,8 +125,11 @@ impl BlockFile {
     }
 
     /// The file's length on disk.
-    pub fn len(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
+    pub fn len(&self) -> Result<u64, StoreError> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| StoreError::Io(format!("reading the blocks file failed: {e}")))
     }
 
     /// Where the next block goes.

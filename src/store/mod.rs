@@ -95,15 +95,21 @@ pub enum StoreError {
     Failed(String),
 }
 
+impl StoreError {
+    fn disk_full() -> StoreError {
+        StoreError::Io(
+            "the disk is full (no space left on device); free space, then restart the relay".into(),
+        )
+    }
+}
+
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         match e {
             sled::Error::Corruption { at, .. } => {
                 StoreError::Corrupt(format!("sled reports corruption at {at:?}"))
             }
-            sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => StoreError::Io(
-                "the disk is full (no space left on device); free space, then restart the relay".into(),
-            ),
+            sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => StoreError::disk_full(),
             sled::Error::Io(e) => StoreError::Io(e.to_string()),
             other => StoreError::Io(other.to_string()),
         }

@@ -426,7 +426,7 @@ impl Views {
     /// power cut can lose blocks written since the last sync while sled kept the views naming
     /// them). Returns what is wrong. The newest blocks, read for this, stay in memory.
     pub(crate) fn blocks_problem(&self) -> Result<Option<String>, StoreError> {
-        let (len, end) = (self.blocks.len().map_err(|e| StoreError::Io(e.to_string()))?, self.blocks.end());
+        let (len, end) = (self.blocks.len()?, self.blocks.end());
         if len < end {
             return Ok(Some(format!("the blocks file holds {len} bytes, the channel views name {end}")));
         }
@@ -448,7 +448,7 @@ impl Views {
     /// Cuts bytes past the checkpoint's end off the blocks file: blocks of a batch a crash took
     /// away.
     pub(crate) fn cut_blocks(&self) -> Result<(), StoreError> {
-        let len = self.blocks.len().map_err(|e| StoreError::Io(e.to_string()))?;
+        let len = self.blocks.len()?;
         if len > self.blocks.end() {
             self.blocks.truncate(self.blocks.end())?;
         }
