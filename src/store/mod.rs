@@ -301,7 +301,7 @@ fn catch_up(log: &EventLog, views: &Views, progress: Progress) -> Result<(Channe
         // Laid out by an older version: a projection, so rebuilt from the log.
         views.clear()?;
     }
-    let (mut checkpoint, mut channels) = views.load()?;
+    let (mut checkpoint, mut channels) = views.load(log)?;
     if checkpoint > last_id || views.blocks_problem()?.is_some() {
         // Views ahead of the log cannot come from this relay's commit order, and views naming
         // blocks the file lost come from a power cut: the log is the truth, rebuild from it.

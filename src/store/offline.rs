@@ -185,24 +185,32 @@ pub fn import_with(
     Ok(report)
 }
 
-/// Drops the views (and the archive) and replays the whole log into them.
+/// Drops the views (and the archive) and replays the whole log into them; the archive on a
+/// thread of its own, since the two only share the log they read.
 pub(crate) fn rebuild_projections(
     log: &EventLog,
     views: &Views,
     archive: Option<&ArchiveConfig>,
     progress: Progress,
 ) -> Result<u64, StoreError> {
-    views.clear()?;
-    let (_, replayed) = catch_up(log, views, progress)?;
-    if let Some(config) = archive {
-        let archive_error =
-            |e: std::io::Error| StoreError::Io(format!("archive {}: {e}", config.path.display()));
-        Archive::remove_files(config).map_err(archive_error)?;
-        log.set_archive_checkpoint(0)?;
-        let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
-        archive.follow(log, 0, log.last_id()?)?;
-    }
-    Ok(replayed)
+    std::thread::scope(|scope| {
+        let archived = archive.map(|config| scope.spawn(|| rebuild_archive(log, config)));
+        views.clear()?;
+        let (_, replayed) = catch_up(log, views, progress)?;
+        if let Some(archived) = archived {
+            archived.join().map_err(|_| StoreError::Io("rebuilding the archive panicked".into()))??;
+        }
+        Ok(replayed)
+    })
+}
+
+fn rebuild_archive(log: &EventLog, config: &ArchiveConfig) -> Result<(), StoreError> {
+    let archive_error = |e: std::io::Error| StoreError::Io(format!("archive {}: {e}", config.path.display()));
+    Archive::remove_files(config).map_err(archive_error)?;
+    log.set_archive_checkpoint(0)?;
+    let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
+    archive.follow(log, 0, log.last_id()?)?;
+    Ok(())
 }
 
 /// What `check` found: how many events it read, and every problem, each naming its id.
@@ -223,7 +231,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
                 .to_owned(),
         );
     }
-    let (checkpoint, channels) = match views.load() {
+    let (checkpoint, channels) = match views.load(&log) {
         Ok(loaded) => loaded,
         Err(e) => {
             report.problems.push(e.to_string());

@@ -112,13 +112,13 @@ fn rebuilt_projections_equal_incremental_ones() {
     store.close().unwrap();
     drop(store);
     let incremental = {
-        let (_lock, _db, _log, views) = open_parts(dir.path()).unwrap();
-        views.dump()
+        let (_lock, _db, log, views) = open_parts(dir.path()).unwrap();
+        views.dump(&log)
     };
     let incremental_archive = std::fs::read(&archive.path).unwrap();
     assert_eq!(rebuild(dir.path(), Some(&archive), &mut |_, _| {}).unwrap(), 500);
-    let (_lock, _db, _log, views) = open_parts(dir.path()).unwrap();
-    let rebuilt = views.dump();
+    let (_lock, _db, log, views) = open_parts(dir.path()).unwrap();
+    let rebuilt = views.dump(&log);
     let blocks = incremental.iter().filter(|(k, _)| k[0] == 3).count();
     assert!(blocks >= 6, "166 messages a channel seal two blocks each: {blocks}");
     assert_eq!(incremental, rebuilt);
@@ -217,7 +217,7 @@ fn views_answer_like_a_plain_model_across_blocks() {
     }
     store.close().unwrap();
     drop(store);
-    // Reopened: the unsealed tails are counted from the tree, and sealing goes on from there.
+    // Reopened: the open messages are read back from the log, and sealing goes on from there.
     let store = Store::open(dir.path(), None, quiet()).unwrap();
     store.set_power_safe(false);
     verify(&store, &model, 99);
@@ -227,18 +227,81 @@ fn views_answer_like_a_plain_model_across_blocks() {
     store.close().unwrap();
     drop(store);
     let incremental = {
-        let (_lock, _db, _log, views) = open_parts(dir.path()).unwrap();
-        views.dump()
+        let (_lock, _db, log, views) = open_parts(dir.path()).unwrap();
+        views.dump(&log)
     };
     rebuild(dir.path(), None, &mut |_, _| {}).unwrap();
     {
-        let (_lock, _db, _log, views) = open_parts(dir.path()).unwrap();
-        assert!(incremental == views.dump(), "a rebuild seals the same blocks");
+        let (_lock, _db, log, views) = open_parts(dir.path()).unwrap();
+        assert!(incremental == views.dump(&log), "a rebuild seals the same blocks");
     }
     assert!(check(dir.path()).unwrap().problems.is_empty());
     let store = Store::open(dir.path(), None, quiet()).unwrap();
     verify(&store, &model, 101);
     store.close().unwrap();
+}
+
+/// Open messages are held in memory and read back from the log on open, so they must not reach
+/// far back: a quiet channel's few messages are sealed once the log has moved `OPEN_SPAN` ids
+/// past them, and every open message once they hold more than `OPEN_BYTES`. Reads, a reopen
+/// and a rebuild (other commit sizes) agree.
+#[test]
+fn open_messages_are_sealed_early_when_old_or_too_large() {
+    use views::{OPEN_BYTES, OPEN_SPAN};
+    let dir = tempfile::tempdir().unwrap();
+    let message = |id: u64, target: &str, text: String| Message {
+        id,
+        ts: 1.0,
+        target: target.to_owned(),
+        sender: "tester".to_owned(),
+        text,
+        source: Source::Cli,
+    };
+    // Three in "quiet", then enough in "busy" to pass OPEN_SPAN, then one large message in
+    // each of many channels until the open bytes pass OPEN_BYTES.
+    let mut all: Vec<Message> = (1..=3).map(|id| message(id, "quiet", format!("q{id}"))).collect();
+    let busy_end = 3 + OPEN_SPAN + 300;
+    all.extend((4..=busy_end).map(|id| message(id, "busy", format!("b{id}"))));
+    let big = 80_000;
+    let wide = OPEN_BYTES / big + 300;
+    all.extend(
+        (1..=wide).map(|i| {
+            message(busy_end + i, &format!("wide-{i}"), format!("{i} {}", "w".repeat(big as usize)))
+        }),
+    );
+    let events: Vec<Event> = all.iter().cloned().map(Event::MessagePosted).collect();
+    {
+        let (_lock, db, log, views) = open_parts(dir.path()).unwrap();
+        let (_, mut channels) = views.load(&log).unwrap();
+        for commit in events.chunks(1000) {
+            log.append(commit).unwrap();
+            views.apply(commit, &mut channels).unwrap();
+        }
+        assert_eq!(channels["quiet"].open, 0, "quiet sealed after OPEN_SPAN ids");
+        let open_wide = channels.iter().filter(|(n, c)| n.starts_with("wide-") && c.open > 0).count() as u64;
+        assert!(open_wide < wide - 256, "{open_wide} of {wide} wide channels still open");
+        assert!(open_wide > 0, "the wide channels after the sweep are open: read back on open");
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let texts = |page: Vec<StoredMessage>| page.iter().map(|m| m.decode().unwrap().text).collect::<Vec<_>>();
+    assert_eq!(texts(store.since("quiet", 0, 10).unwrap()), ["q1", "q2", "q3"]);
+    assert_eq!(texts(store.tail("busy", 2).unwrap()), [format!("b{}", busy_end - 1), format!("b{busy_end}")]);
+    for i in [1, wide / 2, wide] {
+        let got = store.tail(&format!("wide-{i}"), 5).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].decode().unwrap(), all[(busy_end + i - 1) as usize]);
+    }
+    assert_eq!(store.message_count(), all.len() as u64);
+    store.close().unwrap();
+    drop(store);
+    let incremental = {
+        let (_lock, _db, log, views) = open_parts(dir.path()).unwrap();
+        views.dump(&log)
+    };
+    rebuild(dir.path(), None, &mut |_, _| {}).unwrap();
+    let (_lock, _db, log, views) = open_parts(dir.path()).unwrap();
+    assert!(incremental == views.dump(&log), "a rebuild seals the same blocks");
 }
 
 /// Readers racing the writer's seals never see a page with a hole or a repeat: in a channel of its own, ids
@@ -643,7 +706,7 @@ fn start_up_reports_a_damaged_record_it_must_read() {
     {
         // Damage an event the views have not applied yet, so opening has to read it.
         let (_lock, db, log, views) = open_parts(dir.path()).unwrap();
-        let (_, mut channels) = views.load().unwrap();
+        let (_, mut channels) = views.load(&log).unwrap();
         views.clear().unwrap();
         views.apply(&log.read_from(1, 5).unwrap(), &mut channels).unwrap();
         db.open_tree("events").unwrap().insert(log::key(8), &[1u8, 0xff][..]).unwrap();

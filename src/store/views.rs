@@ -4,46 +4,50 @@
 //! The sled tree `views` holds the index, so one batch updates it atomically:
 //! - `[0]` → checkpoint: the id of the last event applied, then the blocks file's length (8 BE
 //!   each);
-//! - `[1] name` → the channel's record (number, message count, last id);
-//! - `[2] number(4 BE) id(8 BE)` → a recent message as JSON, ready to send;
+//! - `[1] name` → the channel's record (number, message count, last id, first open id);
 //! - `[3] number(4 BE) first id(8 BE)` → where a block lies in the blocks file ([`BlockRef`]); a
 //!   block is consecutive messages of the channel, each as `id(8 BE) length(4 BE) JSON`;
 //! - `[4]` → the layout's version ([`FORMAT`]); views of another version are rebuilt.
 //!
-//! Messages arrive as single entries; once a channel has [`BLOCK_MESSAGES`] of them, or
-//! [`BLOCK_BYTES`], they are sealed into one block, appended to the blocks file
-//! (`store/blocks.rs`) before the batch that names it. A page of 200 is then a handful of
-//! block reads, each one buffer the page's messages point into, instead of 200 entries of
-//! sled's iterator (docs/benchmarks.md). Sealing depends only on the sequence of messages, so
-//! a rebuild gives the same blocks.
+//! A channel's newest messages, not sealed yet ("open"), are held in memory only, as JSON ready
+//! to send: the log has them, and on open they are read back from it. Once a channel has
+//! [`BLOCK_MESSAGES`] open, or [`BLOCK_BYTES`], they are sealed into one block, appended to the
+//! blocks file (`store/blocks.rs`) before the batch that names it. So a commit writes one entry
+//! per channel to the views, not one per message, and a page of 200 is a handful of block
+//! reads, each one buffer the page's messages point into (docs/benchmarks.md). Open messages
+//! never start more than [`OPEN_SPAN`] ids back, nor hold more than [`OPEN_BYTES`] over all
+//! channels: at every id that is a multiple of [`SWEEP_EVERY`], channels past either bound are
+//! sealed early into a shorter block, which bounds the read-back on open. Sealing depends only
+//! on the sequence of messages, so a rebuild gives the same blocks.
 //!
 //! Reads see either the state before a seal or after it, never half of each: a seal moves
-//! entries from singles to a block, so a read that overlaps one starts again ([`Views::read`]).
+//! messages from memory to a block, so a read that overlaps one starts again ([`Views::read`]).
 //!
 //! Reads hand out the stored JSON without parsing it: the views are written by this module
 //! only; sled checks its files' checksums on load, and each block read checks the block's.
 //! `check` parses every message.
 
 use super::blocks::{BlockFile, BlockRef, RECENT_BYTES};
+use super::log::EventLog;
 use super::StoreError;
 use crate::event::Event;
 use crate::message::{Message, StoredMessage};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 
 const CHECKPOINT: u8 = 0;
 const CHANNEL: u8 = 1;
-const MESSAGE: u8 = 2;
 const BLOCK: u8 = 3;
 const FORMAT_KEY: u8 = 4;
 
-/// The layout version: 2 added blocks, 3 moved them to the blocks file. Views without it are
-/// rebuilt from the log on open.
-const FORMAT: u8 = 3;
+/// The layout version: 2 added blocks, 3 moved them to the blocks file, 4 keeps open messages
+/// in memory only. Views without it are rebuilt from the log on open.
+const FORMAT: u8 = 4;
 /// Messages sealed into one block: a page of 200 touches four or five blocks.
 const BLOCK_MESSAGES: u32 = 64;
 /// Bytes of JSON that seal a block early, so large messages do not make huge blocks (a message
@@ -51,28 +55,57 @@ const BLOCK_MESSAGES: u32 = 64;
 const BLOCK_BYTES: u32 = 96 * 1024;
 /// Bytes before each message in a block: id and length.
 const ENTRY_HEADER: usize = 12;
+/// A channel's open messages are sealed once the log is this many ids past the first of them,
+/// so opening reads back at most about this many events.
+pub(super) const OPEN_SPAN: u64 = 16_384;
+/// Bytes of open messages over all channels past which all of them are sealed.
+pub(super) const OPEN_BYTES: u64 = 32 * 1024 * 1024;
+/// How often, in ids, the two bounds above are checked.
+const SWEEP_EVERY: u64 = 256;
+/// Events read back from the log at a time on open.
+const READ_BACK_CHUNK: usize = 4096;
 
 /// What the views know of one channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ChannelRecord {
-    /// Short number that prefixes the channel's message keys.
+    /// Short number that prefixes the channel's block keys.
     pub no: u32,
     pub count: u64,
     pub last_id: u64,
-    /// Messages not yet sealed into a block, and their bytes; counted from the tree on load.
+    /// The id of the first open message (0 when none is open).
+    pub open_from: u64,
+    /// Open messages and their bytes; counted when they are read back on load.
     #[serde(skip)]
     pub open: u32,
     #[serde(skip)]
     pub open_bytes: u32,
 }
 
+impl ChannelRecord {
+    fn new(no: u32) -> Self {
+        ChannelRecord { no, count: 0, last_id: 0, open_from: 0, open: 0, open_bytes: 0 }
+    }
+}
+
 pub(crate) type Channels = HashMap<String, ChannelRecord>;
+
+/// Each channel's open messages, oldest first, by channel number.
+type Open = HashMap<u32, Vec<StoredMessage>>;
 
 pub(crate) struct Views {
     tree: sled::Tree,
     blocks: BlockFile,
+    open: RwLock<Open>,
     /// Odd while a batch that seals blocks is being applied; bumped twice per such batch.
     seals: AtomicU64,
+}
+
+/// A batch being applied: its messages not sealed yet, by channel number, and the channels
+/// whose open messages from earlier batches it sealed.
+#[derive(Default)]
+struct Applying {
+    fresh: Open,
+    sealed: HashSet<u32>,
 }
 
 fn channel_key(name: &str) -> Vec<u8> {
@@ -90,20 +123,16 @@ fn keyed(kind: u8, no: u32, id: u64) -> [u8; 13] {
     k
 }
 
-fn message_key(no: u32, id: u64) -> [u8; 13] {
-    keyed(MESSAGE, no, id)
-}
-
 fn block_key(no: u32, first: u64) -> [u8; 13] {
     keyed(BLOCK, no, first)
 }
 
-/// The id in a message or block key.
+/// The id in a block key.
 fn key_id(key: &[u8]) -> Result<u64, StoreError> {
     key.get(5..13)
         .and_then(|b| b.try_into().ok())
         .map(u64::from_be_bytes)
-        .ok_or_else(|| corrupt("bad message key"))
+        .ok_or_else(|| corrupt("bad block key"))
 }
 
 /// Appends one message to a block being built.
@@ -142,9 +171,9 @@ fn entries(block: &[u8]) -> impl Iterator<Item = Result<(u64, Range<usize>), Sto
     })
 }
 
-/// A message of the view as readers get it: the stored bytes, shared, not copied.
-fn shared(id: u64, bytes: sled::IVec) -> StoredMessage {
-    StoredMessage::new(id, Bytes::from_owner(bytes))
+/// A message as the views hold it: its JSON.
+fn stored(m: &Message) -> Result<StoredMessage, StoreError> {
+    Ok(StoredMessage::new(m.id, serde_json::to_vec(m).map_err(corrupt)?.into()))
 }
 
 fn be_u64(bytes: &[u8]) -> u64 {
@@ -164,7 +193,12 @@ impl Views {
     pub(crate) fn open(db: &sled::Db, dir: &Path) -> Result<Self, StoreError> {
         let blocks = BlockFile::open(dir)
             .map_err(|e| StoreError::Io(format!("cannot open the blocks file in {}: {e}", dir.display())))?;
-        Ok(Views { tree: db.open_tree("views")?, blocks, seals: AtomicU64::new(0) })
+        Ok(Views {
+            tree: db.open_tree("views")?,
+            blocks,
+            open: RwLock::new(Open::new()),
+            seals: AtomicU64::new(0),
+        })
     }
 
     /// Whether the views are laid out as this version writes them (empty views are).
@@ -173,8 +207,8 @@ impl Views {
     }
 
     /// The checkpoint and every channel record; places the next block where the checkpoint
-    /// says the blocks file ends.
-    pub(crate) fn load(&self) -> Result<(u64, Channels), StoreError> {
+    /// says the blocks file ends, and reads the open messages back from `log`.
+    pub(crate) fn load(&self, log: &EventLog) -> Result<(u64, Channels), StoreError> {
         let (checkpoint, end) = match self.tree.get([CHECKPOINT])? {
             Some(v) if v.len() == 16 => (be_u64(&v[..8]), be_u64(&v[8..])),
             Some(_) => return Err(corrupt("bad checkpoint")),
@@ -185,16 +219,13 @@ impl Views {
         for item in self.tree.scan_prefix([CHANNEL]) {
             let (k, v) = item?;
             let name = std::str::from_utf8(&k[1..]).map_err(|_| corrupt("channel name is not UTF-8"))?;
-            let (mut record, _): (ChannelRecord, usize) =
+            let (record, _): (ChannelRecord, usize) =
                 bincode::serde::decode_from_slice(&v, bincode::config::standard())
                     .map_err(|e| corrupt(format!("channel {name}: {e}")))?;
-            for item in self.tree.range(message_key(record.no, 0)..=message_key(record.no, u64::MAX)) {
-                let (_, json) = item?;
-                record.open += 1;
-                record.open_bytes += json.len() as u32;
-            }
             channels.insert(name.to_owned(), record);
         }
+        let open = read_back(log, checkpoint, &mut channels)?;
+        *self.open.write().unwrap_or_else(|p| p.into_inner()) = open;
         Ok((checkpoint, channels))
     }
 
@@ -212,40 +243,31 @@ impl Views {
     fn apply_batch(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
         let Some(last) = events.last() else { return Ok(()) };
         let mut batch = sled::Batch::default();
-        let mut touched = Vec::new();
-        // This batch's messages per channel number, not yet sealed.
-        let mut fresh: HashMap<u32, Vec<(u64, Vec<u8>)>> = HashMap::new();
-        let mut sealed = false;
+        let mut work = Applying::default();
+        let mut touched: Vec<&str> = Vec::new();
+        let mut swept = Vec::new();
         for event in events {
             let Event::MessagePosted(m) = event;
             let next_no = channels.len() as u32;
-            let record = channels.entry(m.target.clone()).or_insert(ChannelRecord {
-                no: next_no,
-                count: 0,
-                last_id: 0,
-                open: 0,
-                open_bytes: 0,
-            });
+            let record = channels.entry(m.target.clone()).or_insert(ChannelRecord::new(next_no));
+            let message = stored(m)?;
             record.count += 1;
             record.last_id = m.id;
-            let json = serde_json::to_vec(m).map_err(corrupt)?;
+            if record.open == 0 {
+                record.open_from = m.id;
+            }
             record.open += 1;
-            record.open_bytes = record.open_bytes.saturating_add(json.len() as u32);
-            let mine = fresh.entry(record.no).or_default();
-            mine.push((m.id, json));
+            record.open_bytes = record.open_bytes.saturating_add(message.json().len() as u32);
+            work.fresh.entry(record.no).or_default().push(message);
             if record.open >= BLOCK_MESSAGES || record.open_bytes >= BLOCK_BYTES {
-                let earlier = record.open as usize - mine.len();
-                self.seal(record.no, earlier, std::mem::take(mine), &mut batch)?;
-                (record.open, record.open_bytes) = (0, 0);
-                sealed = true;
+                self.seal(record, &mut work, &mut batch)?;
             }
             touched.push(m.target.as_str());
-        }
-        for (no, messages) in fresh {
-            for (id, json) in messages {
-                batch.insert(&message_key(no, id), json);
+            if m.id.is_multiple_of(SWEEP_EVERY) {
+                swept.extend(self.sweep(m.id, channels, &mut work, &mut batch)?);
             }
         }
+        touched.extend(swept.iter().map(String::as_str));
         touched.sort_unstable();
         touched.dedup();
         for name in touched {
@@ -258,47 +280,85 @@ impl Views {
         checkpoint[8..].copy_from_slice(&self.blocks.end().to_be_bytes());
         batch.insert(&[CHECKPOINT], &checkpoint);
         batch.insert(&[FORMAT_KEY], &[FORMAT]);
-        if !sealed {
-            self.tree.apply_batch(batch)?;
-            return Ok(());
+        let sealing = !work.sealed.is_empty();
+        if sealing {
+            self.seals.fetch_add(1, Ordering::SeqCst);
         }
-        self.seals.fetch_add(1, Ordering::SeqCst);
         let result = self.tree.apply_batch(batch);
-        self.seals.fetch_add(1, Ordering::SeqCst);
+        if result.is_ok() {
+            let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
+            for no in &work.sealed {
+                open.remove(no);
+            }
+            for (no, messages) in work.fresh {
+                open.entry(no).or_default().extend(messages);
+            }
+        }
+        if sealing {
+            self.seals.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(result?)
     }
 
-    /// Writes one block of channel `no` to the blocks file: its `earlier` single entries in the
-    /// tree, then `fresh` (ids above them); adds to `batch` where it lies, and removes the singles.
+    /// Writes the open messages of the channel `record` as one block to the blocks file: those
+    /// of earlier batches (unless a seal in this batch took them already), then this batch's;
+    /// adds to `batch` where it lies.
     fn seal(
         &self,
-        no: u32,
-        earlier: usize,
-        fresh: Vec<(u64, Vec<u8>)>,
+        record: &mut ChannelRecord,
+        work: &mut Applying,
         batch: &mut sled::Batch,
     ) -> Result<(), StoreError> {
-        let mut block = Vec::new();
-        let mut first = None;
-        for item in self.tree.range(message_key(no, 0)..=message_key(no, u64::MAX)).take(earlier) {
-            let (key, json) = item?;
-            let id = key_id(&key)?;
-            push_entry(&mut block, id, &json);
-            first.get_or_insert(id);
-            batch.remove(key);
+        let fresh = work.fresh.remove(&record.no).unwrap_or_default();
+        let earlier = match work.sealed.insert(record.no) {
+            true => self
+                .open
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&record.no)
+                .cloned()
+                .unwrap_or_default(),
+            false => Vec::new(),
+        };
+        let mut block = Vec::with_capacity(record.open_bytes as usize + ENTRY_HEADER * record.open as usize);
+        for m in earlier.iter().chain(&fresh) {
+            push_entry(&mut block, m.id, m.json());
         }
-        for (id, json) in &fresh {
-            push_entry(&mut block, *id, json);
-            first.get_or_insert(*id);
-        }
-        if let Some(first) = first {
+        if let Some(first) = earlier.first().or(fresh.first()) {
             let at = self.blocks.append(block)?;
-            batch.insert(&block_key(no, first), &at.encode());
+            batch.insert(&block_key(record.no, first.id), &at.encode());
         }
+        (record.open, record.open_bytes, record.open_from) = (0, 0, 0);
         Ok(())
     }
 
+    /// At id `id`, seals the channels whose open messages start [`OPEN_SPAN`] ids back or
+    /// more, or all open ones when they hold more than [`OPEN_BYTES`]. Returns their names.
+    fn sweep(
+        &self,
+        id: u64,
+        channels: &mut Channels,
+        work: &mut Applying,
+        batch: &mut sled::Batch,
+    ) -> Result<Vec<String>, StoreError> {
+        let open_bytes: u64 = channels.values().map(|c| u64::from(c.open_bytes)).sum();
+        let mut due: Vec<(u32, String)> = channels
+            .iter()
+            .filter(|(_, c)| c.open > 0 && (open_bytes > OPEN_BYTES || c.open_from + OPEN_SPAN <= id))
+            .map(|(name, c)| (c.no, name.clone()))
+            .collect();
+        // In channel order, so a rebuild appends the blocks in the same order.
+        due.sort_unstable();
+        for (_, name) in &due {
+            if let Some(record) = channels.get_mut(name) {
+                self.seal(record, work, batch)?;
+            }
+        }
+        Ok(due.into_iter().map(|(_, name)| name).collect())
+    }
+
     /// Runs `read` until it ran while no seal was applied, so it saw the views before a seal or
-    /// after it, not a mix (a seal moves messages from singles into a block).
+    /// after it, not a mix (a seal moves open messages into a block).
     fn read<T>(&self, read: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
         loop {
             let before = self.seals.load(Ordering::SeqCst);
@@ -345,13 +405,11 @@ impl Views {
                     }
                 }
             }
-            for item in self.tree.range(message_key(no, after + 1)..=message_key(no, upto)) {
-                let (key, json) = item?;
-                out.push(shared(key_id(&key)?, json));
-                if out.len() == limit {
-                    break;
-                }
-            }
+            let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+            let messages = open.get(&no).map_or(&[][..], Vec::as_slice);
+            let start = messages.partition_point(|m| m.id <= after);
+            let wanted = messages[start..].iter().take_while(|m| m.id <= upto);
+            out.extend(wanted.take(limit - out.len()).cloned());
             Ok(out)
         })
     }
@@ -363,23 +421,21 @@ impl Views {
         }
         self.read(|| {
             // Newest first, turned round at the end.
-            let mut out = Vec::with_capacity(limit.min(512));
-            for item in self.tree.range(message_key(no, 0)..=message_key(no, upto)).rev() {
-                let (key, json) = item?;
-                out.push(shared(key_id(&key)?, json));
-                if out.len() == limit {
-                    out.reverse();
-                    return Ok(out);
-                }
-            }
-            for item in self.tree.range(block_key(no, 0)..=block_key(no, upto)).rev() {
-                let block = self.block(&item?.1)?;
-                let in_block = entries(&block).collect::<Result<Vec<_>, _>>()?;
-                for (id, range) in in_block.into_iter().rev().filter(|(id, _)| *id <= upto) {
-                    out.push(StoredMessage::new(id, block.slice(range)));
-                    if out.len() == limit {
-                        out.reverse();
-                        return Ok(out);
+            let mut out: Vec<StoredMessage> = {
+                let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+                let messages = open.get(&no).map_or(&[][..], Vec::as_slice);
+                messages.iter().rev().filter(|m| m.id <= upto).take(limit).cloned().collect()
+            };
+            if out.len() < limit {
+                for item in self.tree.range(block_key(no, 0)..=block_key(no, upto)).rev() {
+                    let block = self.block(&item?.1)?;
+                    let in_block = entries(&block).collect::<Result<Vec<_>, _>>()?;
+                    for (id, range) in in_block.into_iter().rev().filter(|(id, _)| *id <= upto) {
+                        out.push(StoredMessage::new(id, block.slice(range)));
+                        if out.len() == limit {
+                            out.reverse();
+                            return Ok(out);
+                        }
                     }
                 }
             }
@@ -399,11 +455,8 @@ impl Views {
 
     /// How many messages the views hold, over all channels.
     pub(crate) fn message_count(&self) -> Result<u64, StoreError> {
-        let mut n = 0;
-        for item in self.tree.scan_prefix([MESSAGE]) {
-            item?;
-            n += 1;
-        }
+        let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+        let mut n = open.values().map(|messages| messages.len() as u64).sum();
         for item in self.tree.scan_prefix([BLOCK]) {
             let block = self.block(&item?.1)?;
             for entry in entries(&block) {
@@ -418,6 +471,7 @@ impl Views {
     pub(crate) fn clear(&self) -> Result<(), StoreError> {
         self.tree.clear()?;
         self.tree.insert([FORMAT_KEY], &[FORMAT])?;
+        self.open.write().unwrap_or_else(|p| p.into_inner()).clear();
         self.blocks.truncate(0)
     }
 
@@ -471,16 +525,48 @@ impl Views {
         self.blocks.read(BlockRef::decode(at).ok_or_else(|| corrupt("bad block reference"))?)
     }
 
-    /// Every key and value, blocks read from the file, for comparing a rebuilt projection with
-    /// an incremental one.
+    /// Loaded from `log`: every key and value, blocks read from the file, then the open messages as if under
+    /// `[2] number id` (where format 3 kept them), for comparing a rebuilt projection with an incremental one.
     #[cfg(test)]
-    pub(crate) fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn dump(&self, log: &EventLog) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.load(log).unwrap();
         let mut out = Vec::new();
         for item in self.tree.iter() {
             let (k, v) = item.unwrap();
             let v = if k[0] == BLOCK { self.block(&v).unwrap().to_vec() } else { v.to_vec() };
             out.push((k.to_vec(), v));
         }
+        for (no, messages) in self.open.read().unwrap().iter() {
+            out.extend(messages.iter().map(|m| (keyed(2, *no, m.id).to_vec(), m.json().to_vec())));
+        }
+        out.sort();
         out
     }
+}
+
+/// Reads the open messages back from `log`: each channel's messages from its first open id up
+/// to the checkpoint, counted into its record.
+fn read_back(log: &EventLog, checkpoint: u64, channels: &mut Channels) -> Result<Open, StoreError> {
+    let mut open = Open::new();
+    let Some(mut from) = channels.values().filter(|c| c.open_from > 0).map(|c| c.open_from).min() else {
+        return Ok(open);
+    };
+    while from <= checkpoint {
+        let events = log.read_from(from, READ_BACK_CHUNK)?;
+        let Some(last) = events.last() else { break };
+        from = last.id() + 1;
+        for event in events.iter().filter(|e| e.id() <= checkpoint) {
+            let Event::MessagePosted(m) = event;
+            // A message of a channel the views do not know is for `check` to report.
+            let Some(record) = channels.get_mut(&m.target) else { continue };
+            if record.open_from == 0 || m.id < record.open_from {
+                continue;
+            }
+            let message = stored(m)?;
+            record.open += 1;
+            record.open_bytes = record.open_bytes.saturating_add(message.json().len() as u32);
+            open.entry(record.no).or_default().push(message);
+        }
+    }
+    Ok(open)
 }
