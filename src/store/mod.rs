@@ -277,8 +277,15 @@ fn open_sled(dir: &Path, options: Options) -> Result<sled::Db, StoreError> {
     }
 }
 
-/// Opens the database inside `dir` (taking the lock) without starting a writer.
+/// Opens the store in `dir` (taking the lock) without starting a writer, for a command on a
+/// stopped store: a directory without one is an error, not a new empty store.
 fn open_parts(dir: &Path) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
+    if !dir.join(DB_DIR).is_dir() {
+        return Err(dir_error(
+            dir,
+            format!("it holds no relay data (no {DB_DIR}/ inside); pass the --data-dir the relay uses"),
+        ));
+    }
     open_parts_with(dir, Options::default())
 }
 

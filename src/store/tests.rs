@@ -271,7 +271,7 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
     );
     let events: Vec<Event> = all.iter().cloned().map(Event::MessagePosted).collect();
     {
-        let (_lock, db, log, views) = open_parts(dir.path()).unwrap();
+        let (_lock, db, log, views) = open_parts_with(dir.path(), Options::default()).unwrap();
         let (_, mut channels) = views.load(&log).unwrap();
         for commit in events.chunks(1000) {
             log.append(commit).unwrap();
@@ -698,6 +698,28 @@ fn check_passes_a_sound_store_and_names_a_damaged_record() {
         report.problems
     );
     assert_eq!(report.events, 50, "the scan goes on past the damage");
+}
+
+#[test]
+fn commands_on_a_stopped_store_refuse_a_directory_without_one_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for path in [&missing, &empty] {
+        let errors = [
+            check(path).err(),
+            export(path, &ExportFilter::default(), &mut Vec::new()).err(),
+            replay_print(path, &mut Vec::new()).err(),
+            rebuild(path, None, &mut |_, _| {}).err(),
+        ];
+        for error in errors {
+            let error = error.expect("refused").to_string();
+            assert!(error.contains("holds no relay data"), "{error}");
+        }
+    }
+    assert!(!missing.exists(), "nothing created");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "nothing created");
 }
 
 #[test]
