@@ -546,7 +546,7 @@ mod tests {
 
     #[test]
     fn cache_mb_sets_sleds_cache() {
-        assert_eq!(load_with(None, &[], Flags::default()).unwrap().cache_bytes, 128 * MIB);
+        assert_eq!(load_with(None, &[], Flags::default()).unwrap().cache_bytes, 16 * MIB);
         let config = load_with(None, &[("CLAUDE_CODEX_CACHE_MB", "512")], Flags::default()).unwrap();
         assert_eq!(config.cache_bytes, 512 * MIB);
         assert!(err(Some(r#"{"cache_mb": 0}"#), &[]).contains("cache_mb must be more than 0"));

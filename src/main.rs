@@ -14,8 +14,19 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// glibc keeps memory freed in its heaps; the store asks for it to be returned after a long
+/// replay (see `store::set_release_freed_memory`).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only hands free memory of glibc's heaps back to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    relay::store::set_release_freed_memory(release_freed_memory);
     match relay::cli::run(relay::cli::Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -57,6 +57,10 @@ const ID_RESERVE_STEP: u64 = 1000;
 /// Events replayed into the views per batch when catching up or rebuilding.
 const REPLAY_CHUNK: usize = 16384;
 
+/// Events replayed on open past which the database is opened again before serving, to shed
+/// what the replay left in sled's memory (lower in tests, so they cover it).
+const REOPEN_AFTER_REPLAY: u64 = if cfg!(test) { 500 } else { 100_000 };
+
 /// Test-only switch: acknowledge each group before writing it, as a write-behind relay would.
 /// It exists so the crash test can show that it detects lost acknowledged posts; never set it
 /// for real use. (Skipping only the flush would not do: sled hands writes to the OS at once,
@@ -68,10 +72,12 @@ const UNSAFE_WRITE_DELAY: Duration = Duration::from_millis(20);
 /// How long to wait for sled's file lock once the relay's own lock is held (see `open_sled`).
 const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// sled's page cache unless configured (`cache_mb`): sled's own default is 1 GiB, which a
-/// million messages fill; recent pages, which agents ask for, fit in far less
-/// (docs/benchmarks.md, memory).
-pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+/// sled's page cache unless configured (`cache_mb`). sled counts the bytes pages take on disk,
+/// compressed, so pages read in can take several times this much memory: with 128 MiB, one
+/// scan of a 1M-message log (an export) left the relay at 1.3 GB. What sled serves now (the log's
+/// newest pages, the views' index) fits in far less, and 16 MiB measured the same throughput
+/// (docs/benchmarks.md, target 7).
+pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// zstd level for new databases: messages are text and compress well at the fast levels.
 const COMPRESSION_LEVEL: i32 = 1;
@@ -291,10 +297,27 @@ fn open_parts(dir: &Path) -> Result<(File, sled::Db, EventLog, Views), StoreErro
 
 fn open_parts_with(dir: &Path, options: Options) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
     let lock = lock_dir(dir)?;
+    let (db, log, views) = open_db(dir, options)?;
+    Ok((lock, db, log, views))
+}
+
+/// What hands memory the process freed back to the operating system, when the binary knows
+/// how (glibc's `malloc_trim`, set by `main.rs`; this crate has no unsafe code).
+static RELEASE_FREED_MEMORY: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets what [`Store::open`] calls after closing a database a long replay filled: glibc's
+/// malloc keeps freed memory otherwise (after a replay of 1M events and a reopen, the relay
+/// stayed at 1.2 GB; with `malloc_trim`, about 200 MB; docs/benchmarks.md, target 7).
+pub fn set_release_freed_memory(release: fn()) {
+    let _ = RELEASE_FREED_MEMORY.set(release);
+}
+
+/// Opens the database of `dir`, whose lock the caller holds.
+fn open_db(dir: &Path, options: Options) -> Result<(sled::Db, EventLog, Views), StoreError> {
     let db = open_sled(dir, options).map_err(in_dir(dir))?;
     let log = EventLog::open(&db).map_err(in_dir(dir))?;
     let views = Views::open(&db, dir).map_err(in_dir(dir))?;
-    Ok((lock, db, log, views))
+    Ok((db, log, views))
 }
 
 /// Reports how far a replay got: the id reached, and the log's last id.
@@ -401,8 +424,20 @@ impl Store {
         logger: Logger,
     ) -> Result<Store, StoreError> {
         let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
-        let (lock, db, log, views) = open_parts_with(dir, options)?;
-        let (channels, replayed) = catch_up(&log, &views, &mut |_, _| {}).map_err(in_dir(dir))?;
+        let (lock, mut db, mut log, mut views) = open_parts_with(dir, options)?;
+        let (mut channels, replayed) = catch_up(&log, &views, &mut |_, _| {}).map_err(in_dir(dir))?;
+        if replayed > REOPEN_AFTER_REPLAY {
+            // sled keeps the pages a long replay read, far past its cache size (it counts their
+            // compressed bytes): closing and opening the database again lets them go.
+            views.sync_blocks()?;
+            db.flush()?;
+            drop((views, log, db));
+            if let Some(release) = RELEASE_FREED_MEMORY.get() {
+                release();
+            }
+            (db, log, views) = open_db(dir, options)?;
+            (channels, _) = catch_up(&log, &views, &mut |_, _| {}).map_err(in_dir(dir))?;
+        }
         let last_id = log.last_id().map_err(in_dir(dir))?;
         let reserved = log.reserved().map_err(in_dir(dir))?.max(last_id);
         if replayed > 0 {

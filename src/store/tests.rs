@@ -849,8 +849,11 @@ fn lost_or_damaged_blocks_are_reported_then_rebuilt_from_the_log() {
         let expected = if damage == "cut" { "the blocks file holds" } else { "fails its checksum" };
         assert!(problems.iter().any(|p| p.contains(expected)), "{damage}: {problems:?}");
 
+        // 600 events replayed: past REOPEN_AFTER_REPLAY, so the database is opened again too.
         let store = Store::open(dir.path(), None, quiet()).unwrap();
         assert_eq!(all_messages(&store), before, "{damage}: rebuilt from the log");
+        let posted = runtime().block_on(store.append(new_message("a", "after the repair"))).unwrap();
+        assert_eq!(store.tail("a", 1).unwrap()[0].decode().unwrap(), posted);
         store.close().unwrap();
         drop(store);
         assert!(check(dir.path()).unwrap().problems.is_empty(), "{damage}");
