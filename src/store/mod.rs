@@ -323,20 +323,32 @@ fn open_db(dir: &Path, options: Options) -> Result<(sled::Db, EventLog, Views), 
 /// Reports how far a replay got: the id reached, and the log's last id.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
-/// Applies every event after the views' checkpoint. Returns the channel records and how many
+/// Applies every event after the views' checkpoint. Views that must be rebuilt from the whole
+/// log are cleared first, and `rebuilding` is told why. Returns the channel records and how many
 /// events were replayed.
-fn catch_up(log: &EventLog, views: &Views, progress: Progress) -> Result<(Channels, u64), StoreError> {
+fn catch_up(
+    log: &EventLog,
+    views: &Views,
+    progress: Progress,
+    rebuilding: &mut dyn FnMut(&str),
+) -> Result<(Channels, u64), StoreError> {
     let last_id = log.last_id()?;
     if !views.is_current()? {
         // Laid out by an older version: a projection, so rebuilt from the log.
         views.clear()?;
+        rebuilding("they are laid out by an older version");
     }
     let (mut checkpoint, mut channels) = views.load(log)?;
-    if checkpoint > last_id || views.blocks_problem()?.is_some() {
-        // Views ahead of the log cannot come from this relay's commit order, and views naming
-        // blocks the file lost come from a power cut: the log is the truth, rebuild from it.
+    // Views ahead of the log cannot come from this relay's commit order, and views naming
+    // blocks the file lost come from a power cut: the log is the truth, rebuild from it.
+    let problem = match checkpoint > last_id {
+        true => Some(format!("their checkpoint {checkpoint} is past the log's last event {last_id}")),
+        false => views.blocks_problem()?,
+    };
+    if let Some(problem) = problem {
         views.clear()?;
         (checkpoint, channels) = (0, Channels::new());
+        rebuilding(&problem);
     }
     views.cut_blocks()?;
     let mut replayed = 0;
@@ -425,7 +437,11 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
         let (lock, mut db, mut log, mut views) = open_parts_with(dir, options)?;
-        let (mut channels, replayed) = catch_up(&log, &views, &mut |_, _| {}).map_err(in_dir(dir))?;
+        // On the console too: a long log takes a while (1M events: about 10 s).
+        let events = log.last_id().map_err(in_dir(dir))?;
+        let mut rebuilding = |why: &str| warn!(logger, "rebuilding the channel views from the log"; "why" => why, "events" => events);
+        let (mut channels, replayed) =
+            catch_up(&log, &views, &mut |_, _| {}, &mut rebuilding).map_err(in_dir(dir))?;
         if replayed > REOPEN_AFTER_REPLAY {
             // sled keeps the pages a long replay read, far past its cache size (it counts their
             // compressed bytes): closing and opening the database again lets them go.
@@ -436,7 +452,7 @@ impl Store {
                 release();
             }
             (db, log, views) = open_db(dir, options)?;
-            (channels, _) = catch_up(&log, &views, &mut |_, _| {}).map_err(in_dir(dir))?;
+            (channels, _) = catch_up(&log, &views, &mut |_, _| {}, &mut rebuilding).map_err(in_dir(dir))?;
         }
         let last_id = log.last_id().map_err(in_dir(dir))?;
         let reserved = log.reserved().map_err(in_dir(dir))?.max(last_id);

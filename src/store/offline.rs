@@ -196,7 +196,7 @@ pub(crate) fn rebuild_projections(
     std::thread::scope(|scope| {
         let archived = archive.map(|config| scope.spawn(|| rebuild_archive(log, config)));
         views.clear()?;
-        let (_, replayed) = catch_up(log, views, progress)?;
+        let (_, replayed) = catch_up(log, views, progress, &mut |_| {})?;
         if let Some(archived) = archived {
             archived.join().map_err(|_| StoreError::Io("rebuilding the archive panicked".into()))??;
         }

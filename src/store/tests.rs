@@ -848,12 +848,21 @@ fn lost_or_damaged_blocks_are_reported_then_rebuilt_from_the_log() {
         assert!(problems.iter().any(|p| p.contains(expected)), "{damage}: {problems:?}");
 
         // 600 events replayed: past REOPEN_AFTER_REPLAY, so the database is opened again too.
-        let store = Store::open(dir.path(), None, quiet()).unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        let (logger, flushed) = crate::usage_log::open(&logs.path().join("relay.log"), 1 << 20, 1).unwrap();
+        let store = Store::open(dir.path(), None, logger).unwrap();
         assert_eq!(all_messages(&store), before, "{damage}: rebuilt from the log");
         let posted = runtime().block_on(store.append(new_message("a", "after the repair"))).unwrap();
         assert_eq!(store.tail("a", 1).unwrap()[0].decode().unwrap(), posted);
         store.close().unwrap();
         drop(store);
+        drop(flushed);
+        let logged = std::fs::read_to_string(logs.path().join("relay.log")).unwrap();
+        let warned = logged.lines().find(|l| l.contains("WARNING rebuilding the channel views from the log"));
+        assert!(
+            warned.is_some_and(|l| l.contains(expected) && l.contains(r#""events":600"#)),
+            "{damage}: {logged}"
+        );
         assert!(check(dir.path()).unwrap().problems.is_empty(), "{damage}");
     }
 }
