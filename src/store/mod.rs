@@ -341,9 +341,10 @@ fn catch_up(
     let (mut checkpoint, mut channels) = views.load(log)?;
     // Views ahead of the log cannot come from this relay's commit order, and views naming
     // blocks the file lost come from a power cut: the log is the truth, rebuild from it.
-    let problem = match checkpoint > last_id {
-        true => Some(format!("their checkpoint {checkpoint} is past the log's last event {last_id}")),
-        false => views.blocks_problem()?,
+    let problem = if checkpoint > last_id {
+        Some(format!("their checkpoint {checkpoint} is past the log's last event {last_id}"))
+    } else {
+        views.blocks_problem()?
     };
     if let Some(problem) = problem {
         views.clear()?;

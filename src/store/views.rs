@@ -302,7 +302,7 @@ impl Views {
 
     /// Writes the open messages of the channel `record` as one block to the blocks file: those
     /// of earlier batches (unless a seal in this batch took them already), then this batch's;
-    /// adds to `batch` where it lies.
+    /// adds to `batch` where it lies, keyed by its first id (`open_from`).
     fn seal(
         &self,
         record: &mut ChannelRecord,
@@ -310,24 +310,21 @@ impl Views {
         batch: &mut sled::Batch,
     ) -> Result<(), StoreError> {
         let fresh = work.fresh.remove(&record.no).unwrap_or_default();
-        let earlier = match work.sealed.insert(record.no) {
-            true => self
-                .open
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&record.no)
-                .cloned()
-                .unwrap_or_default(),
-            false => Vec::new(),
-        };
+        if record.open == 0 {
+            return Ok(());
+        }
         let mut block = Vec::with_capacity(record.open_bytes as usize + ENTRY_HEADER * record.open as usize);
-        for m in earlier.iter().chain(&fresh) {
+        if work.sealed.insert(record.no) {
+            let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+            for m in open.get(&record.no).into_iter().flatten() {
+                push_entry(&mut block, m.id, m.json());
+            }
+        }
+        for m in &fresh {
             push_entry(&mut block, m.id, m.json());
         }
-        if let Some(first) = earlier.first().or(fresh.first()) {
-            let at = self.blocks.append(block)?;
-            batch.insert(&block_key(record.no, first.id), &at.encode());
-        }
+        let at = self.blocks.append(block)?;
+        batch.insert(&block_key(record.no, record.open_from), &at.encode());
         (record.open, record.open_bytes, record.open_from) = (0, 0, 0);
         Ok(())
     }
