@@ -5,8 +5,9 @@
 //! `cargo test --benches` runs each case once.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use relay::message::{Name, NewMessage, Source, Text};
+use relay::message::{NewMessage, Source};
 use relay::store::Store;
+use relay::values::{Name, Text};
 use std::time::{Duration, Instant};
 
 fn message(poster: usize, n: u64) -> NewMessage {

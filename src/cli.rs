@@ -270,7 +270,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "listening on http://{} (data: {}, {} messages)",
             server.local_addr(),
             config.data_dir.display(),
-            server.relay().store().message_count()
+            server.relay().message_count()
         );
         std::io::stdout().flush()?;
         server.run(stop_signal()).await?;

@@ -1,8 +1,11 @@
 //! The relay's REST client, for the `post` and `watch` commands: plain HTTP to a running relay.
 
+use crate::relay::REST_DEFAULT_LIMIT;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// Messages asked for per long poll: the REST default page.
+const WAIT_PAGE: u64 = REST_DEFAULT_LIMIT;
 /// Longest a request may take: a long poll waits up to 50 s, plus room for the reply.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(70);
 
@@ -103,7 +106,7 @@ impl Client {
             .with_token(self.agent.get(format!("{}/api/messages", self.base)))
             .query("target", target)
             .query("since_id", since_id.to_string())
-            .query("limit", "200")
+            .query("limit", WAIT_PAGE.to_string())
             .query("wait", wait.as_secs_f64().to_string());
         if let Some(sender) = exclude_sender {
             request = request.query("exclude_sender", sender);

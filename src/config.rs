@@ -2,9 +2,8 @@
 //! `config.json` over defaults. Every value is checked as it is read, and an error names the key
 //! and where the bad value came from.
 
-use crate::http::guard::HostPattern;
-use crate::message::{Name, DEFAULT_MAX_TEXT_BYTES};
 use crate::store::ArchiveConfig;
+use crate::values::{HostPattern, Name, Token, DEFAULT_MAX_TEXT_BYTES};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -70,38 +69,6 @@ pub struct Config {
     pub cache_bytes: u64,
     /// Whether a data directory created now compresses its database (`compression`).
     pub compression: bool,
-}
-
-/// The bearer token. Compared in constant time; its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
-
-/// The shortest token accepted: 16 characters is still guessable-proof only when random.
-pub const MIN_TOKEN_CHARS: usize = 16;
-
-impl Token {
-    pub fn parse(raw: &str) -> Result<Token, String> {
-        let token = raw.trim();
-        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
-        if token.len() < MIN_TOKEN_CHARS || !token.bytes().all(allowed) {
-            return Err(format!(
-                "must be at least {MIN_TOKEN_CHARS} characters of A-Z a-z 0-9 - . _ ~ + / = (make one with: openssl rand -hex 32)"
-            ));
-        }
-        Ok(Token(token.to_owned()))
-    }
-
-    /// Whether `presented` is this token, in time that does not depend on where they differ.
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        use subtle::ConstantTimeEq;
-        self.0.as_bytes().ct_eq(presented).into()
-    }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(hidden)")
-    }
 }
 
 impl Default for Config {
@@ -235,6 +202,11 @@ impl Config {
     /// How the store opens its database (`cache_mb`, `compression`).
     pub fn store_options(&self) -> crate::store::Options {
         crate::store::Options { cache_bytes: self.cache_bytes, compress: self.compression }
+    }
+
+    /// What the service takes from the settings.
+    pub fn relay_settings(&self) -> crate::relay::Settings {
+        crate::relay::Settings { channels: self.channels.clone(), max_text_bytes: self.max_text_bytes }
     }
 
     /// Where the text archive goes and how it rotates.

@@ -31,4 +31,5 @@ pub mod render;
 pub mod server;
 pub mod store;
 pub mod usage_log;
+pub mod values;
 pub mod watch;

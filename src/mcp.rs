@@ -6,7 +6,10 @@
 //! JSON-RPC protocol error. The advertised input schemas still come from typed structs.
 
 use crate::message::Source;
-use crate::relay::{clamp_limit, Page, Relay, RelayError, DEFAULT_WAIT, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT};
+use crate::relay::{
+    clamp_limit, ChannelList, Page, Relay, RelayError, DEFAULT_WAIT, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT,
+};
+use crate::values::seconds;
 use rmcp::handler::server::common::schema_for_input;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -16,7 +19,6 @@ use schemars::JsonSchema;
 use serde_json::{json, Value};
 use slog::info;
 use std::sync::Arc;
-use std::time::Duration;
 
 const INSTRUCTIONS: &str = "\
 A message relay between coding agents and their humans, on named channels (for example proj-x).
@@ -190,14 +192,8 @@ impl RelayMcp {
         input_schema = schema::<NoArgs>()
     )]
     async fn list_channels(&self) -> Result<CallToolResult, ToolError> {
-        let result = async {
-            let all = self.relay.channels(Source::Mcp);
-            let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
-            let details: Vec<Value> =
-                all.iter().map(|c| json!({"name": c.name, "count": c.count, "last_id": c.last_id})).collect();
-            Ok(CallToolResult::structured(json!({"channels": names, "details": details})))
-        }
-        .await;
+        let list = ChannelList::from(self.relay.channels(Source::Mcp));
+        let result = serde_json::to_value(list).map(CallToolResult::structured).map_err(|e| e.to_string());
         self.logged("list_channels", result)
     }
 
@@ -213,8 +209,7 @@ impl RelayMcp {
             let target = required_str(&args, "target")?;
             let since_id = optional_id(&args, "since_id")?.ok_or("since_id: is required")?;
             let timeout = match optional_number(&args, "timeout_s")? {
-                Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(3600.0)),
-                Some(_) => return Err("timeout_s: must be a number of seconds of 0 or more".into()),
+                Some(s) => seconds("timeout_s", s).map_err(|e| e.to_string())?,
                 None => DEFAULT_WAIT,
             };
             let exclude = match args.get("exclude_sender") {

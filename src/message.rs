@@ -1,78 +1,8 @@
-//! Messages and the validated pieces they are made of: names (target, sender) and text.
+//! Messages: a new one as the front doors hand it in, a stored one as every front door returns it.
 
+use crate::values::{Name, Text};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-
-/// Longest channel or sender name, in characters. Long enough for any sensible channel slug or
-/// agent name, short enough to show in one line of the UI and to keep index keys small.
-pub const MAX_NAME_CHARS: usize = 128;
-
-/// Default cap on a message's text, in bytes of UTF-8: a review packet with a large diff fits,
-/// a runaway paste of a build log does not. `max_text_bytes` in the config overrides it.
-pub const DEFAULT_MAX_TEXT_BYTES: usize = 1024 * 1024;
-
-/// Why a piece of input was refused. `field` is the name the client used (`target`, `sender`,
-/// `text`, `limit`, ...), so the error tells them what to fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct Invalid {
-    pub field: &'static str,
-    pub reason: String,
-}
-
-impl Invalid {
-    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Invalid { field, reason: reason.into() }
-    }
-}
-
-/// A channel or sender name: trimmed, 1..=128 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(String);
-
-impl Name {
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self, Invalid> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err(Invalid::new(field, "must not be empty"));
-        }
-        if name.chars().count() > MAX_NAME_CHARS {
-            return Err(Invalid::new(field, format!("must be at most {MAX_NAME_CHARS} characters")));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Invalid::new(field, "must not contain control characters"));
-        }
-        Ok(Name(name.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A message's text: not blank once trimmed, at most `max_bytes` of UTF-8. Kept exactly as
-/// written (leading spaces and trailing newlines matter in a diff).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Text(String);
-
-impl Text {
-    pub fn parse(raw: String, max_bytes: usize) -> Result<Self, Invalid> {
-        if raw.trim().is_empty() {
-            return Err(Invalid::new("text", "must not be empty"));
-        }
-        if raw.len() > max_bytes {
-            return Err(Invalid::new(
-                "text",
-                format!("is {} bytes, over the limit of {max_bytes} bytes", raw.len()),
-            ));
-        }
-        Ok(Text(raw))
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
 
 /// Which front door a message came in through; recorded with every message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,46 +103,6 @@ impl PartialEq for StoredMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn name_is_trimmed() {
-        assert_eq!(Name::parse("target", "  proj-x \n").unwrap().as_str(), "proj-x");
-    }
-
-    #[test]
-    fn blank_name_names_the_field() {
-        let err = Name::parse("sender", " \t ").unwrap_err();
-        assert_eq!(err.to_string(), "sender: must not be empty");
-    }
-
-    #[test]
-    fn name_of_128_chars_is_accepted_129_is_not() {
-        assert!(Name::parse("target", &"é".repeat(128)).is_ok());
-        assert_eq!(Name::parse("target", &"é".repeat(129)).unwrap_err().field, "target");
-    }
-
-    #[test]
-    fn name_with_control_character_is_refused() {
-        assert!(Name::parse("target", "a\u{7}b").is_err());
-        assert!(Name::parse("target", "a\nb").is_err());
-    }
-
-    #[test]
-    fn text_keeps_its_whitespace() {
-        let text = Text::parse("  +added\n".into(), 100).unwrap();
-        assert_eq!(text.into_string(), "  +added\n");
-    }
-
-    #[test]
-    fn blank_text_is_refused() {
-        assert_eq!(Text::parse(" \n ".into(), 100).unwrap_err().field, "text");
-    }
-
-    #[test]
-    fn text_limit_is_in_bytes() {
-        assert!(Text::parse("ab".into(), 2).is_ok());
-        assert!(Text::parse("é".repeat(2), 3).is_err());
-    }
 
     #[test]
     fn stored_message_is_written_as_stored() {

@@ -1,9 +1,10 @@
 //! The relay service: post, fetch since an id, tail, list channels. Every front door (REST, MCP,
 //! UI, CLI) calls this, so they validate, store and log the same way.
 
-use crate::config::Config;
-use crate::message::{Invalid, Message, Name, NewMessage, Source, StoredMessage, Text};
+use crate::message::{Message, NewMessage, Source, StoredMessage};
 use crate::store::{ChannelStats, ExportFilter, Store, StoreError};
+use crate::values::{Invalid, Name, Text};
+use serde::Serialize;
 use slog::{info, Logger};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +47,29 @@ pub struct Page {
     pub latest_id: u64,
 }
 
+/// What the service takes from the settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Channels listed even before they hold a message.
+    pub channels: Vec<Name>,
+    /// The largest text a post may carry.
+    pub max_text_bytes: usize,
+}
+
+/// The channel list as REST and MCP send it: the names (the Python relay's shape) and, beside
+/// them, each channel's message count and last id.
+#[derive(Debug, Serialize)]
+pub struct ChannelList {
+    pub channels: Vec<String>,
+    pub details: Vec<ChannelStats>,
+}
+
+impl From<Vec<ChannelStats>> for ChannelList {
+    fn from(details: Vec<ChannelStats>) -> Self {
+        ChannelList { channels: details.iter().map(|c| c.name.clone()).collect(), details }
+    }
+}
+
 #[derive(Clone)]
 pub struct Relay {
     inner: Arc<Inner>,
@@ -67,12 +91,12 @@ pub fn clamp_limit(requested: Option<i128>, default: u64, max: u64) -> usize {
 }
 
 impl Relay {
-    pub fn new(store: Store, config: &Config, log: Logger) -> Relay {
+    pub fn new(store: Store, settings: Settings, log: Logger) -> Relay {
         Relay {
             inner: Arc::new(Inner {
                 store,
-                channels: config.channels.clone(),
-                max_text_bytes: config.max_text_bytes,
+                channels: settings.channels,
+                max_text_bytes: settings.max_text_bytes,
                 log,
                 waiters: Arc::new(Semaphore::new(MAX_WAITERS)),
                 stopping: CancellationToken::new(),
@@ -80,8 +104,14 @@ impl Relay {
         }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// The id of the last message readers can see.
+    pub fn last_id(&self) -> u64 {
+        self.inner.store.last_id()
+    }
+
+    /// Messages stored, over all channels.
+    pub fn message_count(&self) -> u64 {
+        self.inner.store.message_count()
     }
 
     /// The tool-usage logger, for front doors that log calls the relay never saw.
@@ -175,23 +205,15 @@ impl Relay {
     > {
         let target = Name::parse("target", target)?;
         let permit = self.wait_slot()?;
-        let state = (self.clone(), target.as_str().to_owned(), after, self.inner.store.subscribe(), permit);
+        let state = (self.clone(), target, after, self.inner.store.subscribe(), permit);
         Ok(futures_util::stream::unfold(Some(state), move |state| async move {
-            let (relay, name, mut cursor, mut commits, permit) = state?;
-            loop {
-                commits.borrow_and_update();
-                let (store, channel) = (relay.inner.store.clone(), name.clone());
-                match blocking(move || store.since(&channel, cursor, limit)).await {
-                    Err(e) => return Some((Err(e.into()), None)),
-                    Ok(batch) if !batch.is_empty() => {
-                        cursor = batch.last().map_or(cursor, |m| m.id);
-                        return Some((Ok(batch), Some((relay, name, cursor, commits, permit))));
-                    }
-                    Ok(_) => {}
-                }
-                tokio::select! {
-                    changed = commits.changed() => if changed.is_err() { return None },
-                    () = relay.inner.stopping.cancelled() => return None,
+            let (relay, target, cursor, mut commits, permit) = state?;
+            match relay.next_batch(&target, cursor, limit, &mut commits, None).await {
+                Err(e) => Some((Err(e.into()), None)),
+                Ok(None) => None,
+                Ok(Some(batch)) => {
+                    let cursor = batch.last().map_or(cursor, |m| m.id);
+                    Some((Ok(batch), Some((relay, target, cursor, commits, permit))))
                 }
             }
         }))
@@ -216,42 +238,59 @@ impl Relay {
         let mut commits = self.inner.store.subscribe();
         let mut cursor = since_id;
         let (messages, timed_out) = loop {
-            commits.borrow_and_update();
-            let batch = self.since(&target, cursor, limit).await?;
-            let scanned = batch.last().map(|m| m.id);
-            let wanted = match exclude_sender {
-                None => batch,
-                Some(excluded) => {
-                    let mut wanted = Vec::with_capacity(batch.len());
-                    for m in batch {
-                        let sender =
-                            m.sender().map_err(|e| StoreError::Corrupt(format!("message {}: {e}", m.id)))?;
-                        if sender != excluded {
-                            wanted.push(m);
-                        }
-                    }
-                    wanted
-                }
+            let Some(batch) = self.next_batch(&target, cursor, limit, &mut commits, Some(deadline)).await?
+            else {
+                break (Vec::new(), true);
             };
+            cursor = batch.last().map_or(cursor, |m| m.id);
+            let Some(excluded) = exclude_sender else { break (batch, false) };
+            let mut wanted = Vec::with_capacity(batch.len());
+            for m in batch {
+                let sender = m.sender().map_err(|e| StoreError::Corrupt(format!("message {}: {e}", m.id)))?;
+                if sender != excluded {
+                    wanted.push(m);
+                }
+            }
             if !wanted.is_empty() {
                 break (wanted, false);
             }
-            if let Some(id) = scanned {
-                // Only the caller's own messages so far: look past them before waiting.
-                cursor = id;
-                continue;
-            }
-            tokio::select! {
-                changed = commits.changed() => if changed.is_err() { break (Vec::new(), true) },
-                () = tokio::time::sleep_until(deadline) => break (Vec::new(), true),
-                () = self.inner.stopping.cancelled() => break (Vec::new(), true),
-            }
+            // Only the caller's own messages so far: the next turn looks past them.
         };
         info!(self.inner.log, "wait_for_messages";
             "target" => target.as_str(), "since_id" => since_id, "returned" => messages.len(),
             "timed_out" => timed_out, "waited_ms" => started.elapsed().as_millis() as u64,
             "source" => source.as_str());
         Ok((page(target, messages, since_id), timed_out))
+    }
+
+    /// The next messages of `target` after `after`, woken by each commit, never by polling:
+    /// `None` once `deadline` passes, the relay stops or the store closes.
+    async fn next_batch(
+        &self,
+        target: &Name,
+        after: u64,
+        limit: usize,
+        commits: &mut tokio::sync::watch::Receiver<u64>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Option<Vec<StoredMessage>>, StoreError> {
+        loop {
+            commits.borrow_and_update();
+            let batch = self.since(target, after, limit).await?;
+            if !batch.is_empty() {
+                return Ok(Some(batch));
+            }
+            let timeout = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = commits.changed() => if changed.is_err() { return Ok(None) },
+                () = timeout => return Ok(None),
+                () = self.inner.stopping.cancelled() => return Ok(None),
+            }
+        }
     }
 
     /// The store's `since`, answered at once when the channel has nothing after `after` (the
@@ -285,6 +324,14 @@ impl Relay {
     ) -> Result<(Vec<u8>, Option<u64>), RelayError> {
         let store = self.inner.store.clone();
         Ok(blocking(move || store.export_chunk(&filter, after, upto)).await?)
+    }
+
+    /// Stops taking posts, commits what is queued and closes the store.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .map_err(|e| StoreError::Io(format!("closing the store failed: {e}")))?
     }
 
     /// Configured channels and every channel that holds a message, sorted by name.
@@ -321,7 +368,8 @@ mod tests {
 
     fn relay_in(dir: &std::path::Path) -> Relay {
         let log = Logger::root(slog::Discard, slog::o!());
-        Relay::new(Store::open(dir, None, log.clone()).unwrap(), &Config::default(), log)
+        let settings = Settings { channels: Vec::new(), max_text_bytes: 1000 };
+        Relay::new(Store::open(dir, None, log.clone()).unwrap(), settings, log)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,11 @@
 //! Starting and stopping the relay: open the store, bind the port, serve until told to stop,
 //! then let in-flight requests finish and close the store.
 
-use crate::config::{Config, Token};
+use crate::config::Config;
 use crate::http::{self, guard::HostPolicy};
 use crate::relay::Relay;
 use crate::store::{Store, StoreError};
+use crate::values::Token;
 use slog::{info, o, warn, Logger};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +26,23 @@ pub enum StartError {
     Exposed(String),
 }
 
+/// Refuses to listen beyond loopback without a token (unless told to, with a warning).
+fn check_exposure(config: &Config, log: &Logger) -> Result<(), StartError> {
+    if let Some(warning) = config.check_exposure().map_err(StartError::Exposed)? {
+        eprintln!("{warning}");
+        warn!(log, "insecure_no_auth"; "warning" => &warning);
+    }
+    Ok(())
+}
+
+/// Opens the store in `config`'s data directory, with its archive and options.
+pub async fn open_store(config: &Config, log: Logger) -> Result<Store, StoreError> {
+    let (dir, archive, options) = (config.data_dir.clone(), config.archive(), config.store_options());
+    tokio::task::spawn_blocking(move || Store::open_with(&dir, Some(&archive), options, log))
+        .await
+        .map_err(|e| StoreError::Io(format!("opening the store failed: {e}")))?
+}
+
 /// A relay with its store open and its port bound, not yet serving.
 pub struct Server {
     relay: Relay,
@@ -35,17 +53,21 @@ pub struct Server {
 }
 
 impl Server {
+    /// Opens the store `config` names and binds its port.
     pub async fn bind(config: &Config, log: Logger) -> Result<Server, StartError> {
-        if let Some(warning) = config.check_exposure().map_err(StartError::Exposed)? {
-            eprintln!("{warning}");
-            warn!(log, "insecure_no_auth"; "warning" => &warning);
-        }
-        let (dir, archive, options) = (config.data_dir.clone(), config.archive(), config.store_options());
-        let store_log = log.new(o!("component" => "store"));
-        let store =
-            tokio::task::spawn_blocking(move || Store::open_with(&dir, Some(&archive), options, store_log))
-                .await
-                .map_err(|e| StoreError::Io(format!("opening the store failed: {e}")))??;
+        check_exposure(config, &log)?;
+        let store = open_store(config, log.new(o!("component" => "store"))).await?;
+        Server::listen(config, store, log).await
+    }
+
+    /// Binds the port for a store the caller opened (with [`open_store`]): for tests that
+    /// reach the store itself.
+    pub async fn bind_with(config: &Config, store: Store, log: Logger) -> Result<Server, StartError> {
+        check_exposure(config, &log)?;
+        Server::listen(config, store, log).await
+    }
+
+    async fn listen(config: &Config, store: Store, log: Logger) -> Result<Server, StartError> {
         let host = config.host.trim_start_matches('[').trim_end_matches(']');
         let addr = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind((host, config.port)).await.map_err(|e| StartError::Listen {
@@ -61,7 +83,7 @@ impl Server {
         if !config.fsync {
             warn!(log, "fsync is off: acknowledged posts survive a process crash, not a power cut");
         }
-        let relay = Relay::new(store, config, log.new(o!("component" => "relay")));
+        let relay = Relay::new(store, config.relay_settings(), log.new(o!("component" => "relay")));
         let policy = HostPolicy::new(config.allowed_hosts.clone());
         Ok(Server { relay, listener, policy, token: config.auth_token.clone(), log })
     }
@@ -95,9 +117,6 @@ impl Server {
             warn!(self.log, "requests still open after the grace period; closing anyway");
         }
         mcp_stop.cancel();
-        let store = self.relay.store().clone();
-        tokio::task::spawn_blocking(move || store.close())
-            .await
-            .map_err(|e| StoreError::Io(format!("closing the store failed: {e}")))?
+        self.relay.close().await
     }
 }

@@ -2,6 +2,7 @@
 //! optionally run a command per batch. The built-in replacement for the old polling scripts.
 
 use crate::client::{Client, ClientError};
+use crate::values::seconds;
 use anyhow::Context;
 use serde_json::Value;
 use std::io::Write;
@@ -42,9 +43,13 @@ pub struct WatchArgs {
     /// Stop after the first batch of new messages
     #[arg(long)]
     pub once: bool,
-    /// Seconds each long poll waits on the relay (at most 50)
-    #[arg(long, value_name = "SECONDS", default_value_t = 25.0)]
-    pub wait: f64,
+    /// Seconds each long poll waits on the relay (which caps it at 50)
+    #[arg(long, value_name = "SECONDS", default_value = "25", value_parser = wait_seconds)]
+    pub wait: Duration,
+}
+
+fn wait_seconds(raw: &str) -> Result<Duration, String> {
+    seconds("wait", raw.trim().parse().unwrap_or(f64::NAN)).map_err(|e| e.to_string())
 }
 
 fn read_state(path: &Path) -> anyhow::Result<Option<u64>> {
@@ -132,7 +137,6 @@ impl Retry {
 
 pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.url);
-    let wait = Duration::from_secs_f64(args.wait.clamp(0.0, 50.0));
     let mut retry = Retry { pause: FIRST_RETRY, down: false };
     let mut last = match args.state_file.as_deref().map(read_state).transpose()?.flatten().or(args.since_id) {
         Some(id) => id,
@@ -145,7 +149,7 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         },
     };
     loop {
-        let page = match client.wait(&args.target, last, wait, args.not_from.as_deref()) {
+        let page = match client.wait(&args.target, last, args.wait, args.not_from.as_deref()) {
             Ok(page) => page,
             Err(e) if e.is_retryable() => {
                 retry.relay_down(&e);

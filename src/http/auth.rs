@@ -8,7 +8,8 @@
 //! compared in constant time and never logged.
 
 use super::error::ApiError;
-use crate::config::Token;
+use super::request::{raw_query, read_body, Query};
+use crate::values::Token;
 use bytes::Buf;
 use futures_util::Stream;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ fn is_page(path: &str) -> bool {
 pub fn filter(token: Option<Token>) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     let token = token.map(Arc::new);
     warp::path::full()
-        .and(super::raw_query())
+        .and(raw_query())
         .and(warp::header::headers_cloned())
         .and_then(move |path: FullPath, query: String, headers: HeaderMap| {
             let result = match &token {
@@ -119,11 +120,11 @@ async fn sign_in(
     declared: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
 ) -> Result<Response, ApiError> {
-    let bytes = super::rest::read_body(declared, body, LOGIN_BODY_LIMIT).await?;
+    let bytes = read_body(declared, body, LOGIN_BODY_LIMIT).await?;
     let text =
         std::str::from_utf8(&bytes).map_err(|_| ApiError::BadRequest("the form is not UTF-8".into()))?;
-    let form = super::rest::parse_query(text)?;
-    let field = |name: &str| form.get(name).map(String::as_str);
+    let form = Query::parse(text)?;
+    let field = |name: &str| form.get(name);
     let next = field("next").filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or("/");
     let Some(token) = token else {
         return Ok(redirect(next, None));

@@ -10,7 +10,7 @@
 
 use super::error::ApiError;
 use super::guard::HostPolicy;
-use super::rest::{max_body_bytes, read_body};
+use super::request::{max_body_bytes, raw_query, read_body};
 use crate::mcp::RelayMcp;
 use crate::relay::Relay;
 use bytes::{Buf, Bytes};
@@ -58,7 +58,7 @@ pub fn routes(
     at_mcp
         .and(warp::method())
         .and(warp::path::full())
-        .and(super::raw_query())
+        .and(raw_query())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(move |method, path: FullPath, query: String, headers, body| {

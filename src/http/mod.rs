@@ -6,23 +6,19 @@ mod docs;
 pub mod error;
 pub mod guard;
 mod mcp;
-pub mod rest;
+pub mod request;
+mod rest;
 pub mod serve;
 mod ui;
 
-use crate::config::Token;
 use crate::relay::Relay;
+use crate::values::Token;
 use guard::HostPolicy;
 use slog::Logger;
 use tokio_util::sync::CancellationToken;
 use warp::Filter;
 
 /// Every route of the relay, guarded, with errors turned into JSON replies.
-/// The raw query string, empty when the request has none (warp's own filter refuses that case).
-fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
-    warp::query::raw().or(warp::any().map(String::new)).unify()
-}
-
 /// `token`: when set, every route but `/healthz`, `/static/*` and the sign-in form needs it
 /// (see [`auth`]). `mcp_stop` ends rmcp's in-flight requests; cancel it once the grace period is over.
 pub fn routes(

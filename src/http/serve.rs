@@ -1,7 +1,7 @@
 //! Serving connections: warp's routes on hyper, with the limits warp's own server does not
 //! set. Past [`MAX_CONNECTIONS`] a new connection gets a 503 and is closed (never queued); a
 //! client that has not sent a request's headers within [`HEADER_READ_TIMEOUT`] is dropped (the
-//! body has its own limit, `rest::BODY_READ_TIMEOUT`). A stop closes the listener and waits for
+//! body has its own limit, `request::BODY_READ_TIMEOUT`). A stop closes the listener and waits for
 //! open connections to finish their requests.
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

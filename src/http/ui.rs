@@ -10,6 +10,7 @@
 //! through [`Renderer::markdown`], and templates use triple braces for that output alone.
 
 use super::error::ApiError;
+use super::request::{raw_query, Query};
 use crate::message::{Message, Source, StoredMessage};
 use crate::relay::Relay;
 use crate::render::Renderer;
@@ -239,15 +240,14 @@ pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::
             }
         },
     );
-    let older =
-        warp::path!("c" / String / "older").and(warp::get()).and(super::raw_query()).and(with.clone()).then(
-            |name: String, query: String, (relay, ui): (Relay, Arc<Ui>)| async move {
-                older(relay, ui, &name, &query).await.unwrap_or_else(ApiError::into_response)
-            },
-        );
+    let older = warp::path!("c" / String / "older").and(warp::get()).and(raw_query()).and(with.clone()).then(
+        |name: String, query: String, (relay, ui): (Relay, Arc<Ui>)| async move {
+            older(relay, ui, &name, &query).await.unwrap_or_else(ApiError::into_response)
+        },
+    );
     let events = warp::path!("c" / String / "events")
         .and(warp::get())
-        .and(super::raw_query())
+        .and(raw_query())
         .and(warp::header::optional::<String>("last-event-id"))
         .and(with)
         .map(|name: String, query: String, last: Option<String>, (relay, ui): (Relay, Arc<Ui>)| {
@@ -280,14 +280,6 @@ fn decode(segment: &str) -> Result<String, ApiError> {
         .decode_utf8()
         .map(|s| s.into_owned())
         .map_err(|_| ApiError::BadRequest("channel: the path is not valid percent-encoded UTF-8".into()))
-}
-
-/// A query parameter as a message id.
-fn id_param(query: &str, key: &str) -> Result<Option<u64>, ApiError> {
-    let value = query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='));
-    value
-        .map(|v| v.parse().map_err(|_| ApiError::BadRequest(format!("{key}: {v:?} is not a message id"))))
-        .transpose()
 }
 
 async fn page(relay: Relay, ui: Arc<Ui>, host: String, channel: Option<String>) -> Response {
@@ -362,8 +354,9 @@ fn render_messages(ui: &Ui, messages: &[StoredMessage]) -> Result<String, ApiErr
 
 async fn older(relay: Relay, ui: Arc<Ui>, name: &str, query: &str) -> Result<Response, ApiError> {
     let name = decode(name)?;
-    let before =
-        id_param(query, "before")?.ok_or_else(|| ApiError::BadRequest("before: is required".into()))?;
+    let before = Query::parse(query)?
+        .id("before")?
+        .ok_or_else(|| ApiError::BadRequest("before: is required".into()))?;
     let messages = relay.before(&name, before, PAGE_SIZE + 1, Source::Ui).await?.messages;
     tokio::task::spawn_blocking(move || {
         let more = messages.len() > PAGE_SIZE;
@@ -389,7 +382,7 @@ fn events(
     let resume = last.and_then(|id| id.trim().parse().ok());
     let after = match resume {
         Some(id) => id,
-        None => id_param(query, "after")?.unwrap_or_else(|| relay.store().last_id()),
+        None => Query::parse(query)?.id("after")?.unwrap_or_else(|| relay.last_id()),
     };
     let batches = relay.follow(&name, after, EVENT_BATCH).map_err(ApiError::from)?;
     let first = futures_util::stream::once(async { Ok(warp::sse::Event::default().retry(RECONNECT)) });

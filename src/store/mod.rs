@@ -20,6 +20,7 @@
 mod archive;
 mod blocks;
 mod disk_sync;
+#[cfg(feature = "faults")]
 mod faults;
 mod log;
 mod offline;
@@ -30,7 +31,7 @@ use crate::message::{Message, NewMessage, StoredMessage};
 use archive::Archive;
 pub use archive::ArchiveConfig;
 use disk_sync::DiskSync;
-use faults::Faults;
+#[cfg(feature = "faults")]
 pub use faults::{FaultOp, FaultPlan};
 use log::EventLog;
 pub use offline::{
@@ -129,7 +130,7 @@ impl From<crate::event::DecodeError> for StoreError {
 }
 
 /// One channel as the store knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChannelStats {
     pub name: String,
     pub count: u64,
@@ -162,8 +163,10 @@ struct Shared {
     logger: Logger,
     /// Power-loss safety beyond sled's flush; used by the writer only.
     disk_sync: Mutex<DiskSync>,
-    /// The seam I/O fault tests fail the writer's disk operations through.
-    faults: Faults,
+    /// The seam I/O fault tests fail the writer's disk operations through (the `faults`
+    /// feature; not in a release build).
+    #[cfg(feature = "faults")]
+    faults: faults::Faults,
     _lock: File,
 }
 
@@ -177,12 +180,16 @@ impl Shared {
         }
         self.db.flush()?;
         sync.sync().map_err(|e| StoreError::Io(format!("syncing the database to disk failed: {e}")))?;
-        self.faults.check(FaultOp::Flush)
+        #[cfg(feature = "faults")]
+        self.faults.check(FaultOp::Flush)?;
+        Ok(())
     }
 
-    /// Asks the fault seam whether the writer's next write may go ahead.
-    fn may_write(&self) -> Result<(), StoreError> {
-        self.faults.check(FaultOp::Write)
+    /// With the `faults` feature, whether an armed fault fails the writer's next write.
+    fn injected_write_fault(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "faults")]
+        self.faults.check(FaultOp::Write)?;
+        Ok(())
     }
 }
 
@@ -472,7 +479,8 @@ impl Store {
             visible: watch::Sender::new(last_id),
             logger,
             disk_sync: Mutex::new(disk_sync),
-            faults: Faults::default(),
+            #[cfg(feature = "faults")]
+            faults: faults::Faults::default(),
             _lock: lock,
         });
         let (archive_tx, archiver) = match archive {
@@ -580,9 +588,9 @@ impl Store {
         self.inner.shared.disk_sync.lock().unwrap_or_else(|p| p.into_inner()).set_enabled(on);
     }
 
-    /// For I/O fault tests: from now on, fail the writer's disk operations as `plan` says
-    /// (`None` clears it). See `store/faults.rs`.
-    #[doc(hidden)]
+    /// For I/O fault tests (the `faults` feature): from now on, fail the writer's disk
+    /// operations as `plan` says (`None` clears it). See `store/faults.rs`.
+    #[cfg(feature = "faults")]
     pub fn inject_faults(&self, plan: Option<FaultPlan>) {
         self.inner.shared.faults.arm(plan);
     }

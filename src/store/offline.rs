@@ -6,7 +6,8 @@ use super::log::EventLog;
 use super::views::Views;
 use super::{catch_up, open_parts, open_parts_with, Options, Progress, StoreError};
 use crate::event::Event;
-use crate::message::{Message, Name};
+use crate::message::Message;
+use crate::values::Name;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::event::Event;
-use crate::message::{Name, Source, Text};
+use crate::message::Source;
+use crate::values::{Name, Text};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

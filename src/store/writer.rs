@@ -59,7 +59,7 @@ impl Writer {
         // Every sender is gone: give back the unused reservation so a clean restart goes on
         // without a gap, and make everything durable.
         if self.failed.is_none() {
-            self.shared.may_write()?;
+            self.shared.injected_write_fault()?;
             self.shared.log.set_reserved(self.next_id - 1)?;
         }
         self.shared.flush()
@@ -88,8 +88,10 @@ impl Writer {
         }
         // The events are durable from here on: every poster gets "posted" even if the views
         // cannot be updated (they catch up from the log on the next start).
-        let applied =
-            self.shared.may_write().and_then(|()| self.shared.views.apply(&events, &mut self.channels));
+        let applied = self
+            .shared
+            .injected_write_fault()
+            .and_then(|()| self.shared.views.apply(&events, &mut self.channels));
         if let Err(e) = applied {
             error!(self.shared.logger, "updating channel views failed"; "error" => %e);
             self.failed = Some(format!("updating channel views failed: {e}"));
@@ -128,18 +130,18 @@ impl Writer {
         let (first, last) = (first.id(), last.id());
         if last > self.reserved {
             let reserved = last + ID_RESERVE_STEP;
-            self.shared.may_write()?;
+            self.shared.injected_write_fault()?;
             self.shared.log.set_reserved(reserved)?;
             self.shared.flush()?;
             self.reserved = reserved;
         }
         let result = self
             .shared
-            .may_write()
+            .injected_write_fault()
             .and_then(|()| self.shared.log.append(events))
             .and_then(|()| self.shared.flush());
         if let Err(e) = &result {
-            let undo = self.shared.may_write().and_then(|()| self.shared.log.remove(first, last));
+            let undo = self.shared.injected_write_fault().and_then(|()| self.shared.log.remove(first, last));
             if let Err(undo) = undo {
                 self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
             }

@@ -3,7 +3,7 @@
 //! the token kept out of the log; exposure beyond loopback refused without a token.
 
 use crate::helpers::{relay_command, request, spawn_app_with, start_relay, Reply, TestApp};
-use relay::config::Token;
+use relay::values::Token;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 const RIGHT: &str = "Bearer test-token-0123456789abcdef";

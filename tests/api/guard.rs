@@ -2,7 +2,7 @@
 //! header on the way.
 
 use crate::helpers::{send_raw, spawn_app, spawn_app_with, Reply};
-use relay::http::guard::HostPattern;
+use relay::values::HostPattern;
 
 const POST_BODY: &str = r#"{"target":"t","sender":"s","text":"hello"}"#;
 

@@ -2,7 +2,7 @@
 //! dir, and a raw HTTP/1.1 client (so nothing quietly fixes a forged Host or Origin).
 
 use relay::config::Config;
-use relay::server::Server;
+use relay::server::{open_store, Server};
 use relay::store::Store;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -56,8 +56,9 @@ pub fn spawn_app_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let thread = thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async move {
-            let server = Server::bind(&config, quiet_log()).await.expect("relay starts");
-            addr_tx.send((server.local_addr(), server.relay().store().clone())).unwrap();
+            let store = open_store(&config, quiet_log()).await.expect("the store opens");
+            let server = Server::bind_with(&config, store.clone(), quiet_log()).await.expect("relay starts");
+            addr_tx.send((server.local_addr(), store)).unwrap();
             server
                 .run(async {
                     let _ = stopped.await;

@@ -4,7 +4,7 @@
 //! goes on serving everyone else.
 
 use crate::helpers::{request, start_relay};
-use relay::http::rest::BODY_READ_TIMEOUT;
+use relay::http::request::BODY_READ_TIMEOUT;
 use relay::http::serve::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 use relay::relay::MAX_WAITERS;
 use std::io::{BufRead, BufReader, Read, Write};

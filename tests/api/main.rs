@@ -4,6 +4,7 @@
 mod auth;
 mod damage;
 mod diskfull;
+#[cfg(feature = "faults")]
 mod faults;
 mod fuzz;
 mod guard;

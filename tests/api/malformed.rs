@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 /// The text limit of the relay under test: small, so "one byte over" stays small.
 const MAX_TEXT: usize = 1000;
-/// The body limit that follows from it (rest::max_body_bytes).
+/// The body limit that follows from it (request::max_body_bytes).
 const MAX_BODY: usize = MAX_TEXT * 6 + 64 * 1024;
 
 struct Case {

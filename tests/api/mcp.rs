@@ -187,7 +187,7 @@ fn protocol_edge_cases_get_the_right_answers() {
 #[test]
 fn a_body_over_the_limit_gets_413() {
     let app = spawn_app_with(|c| c.max_text_bytes = 1000);
-    let pad = "x".repeat(relay::http::rest::max_body_bytes(1000));
+    let pad = "x".repeat(relay::http::request::max_body_bytes(1000));
     let big = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{pad}"}}}}"#);
     mcp(&app, &big, &[]).assert_error(413, "limit");
 }
@@ -265,7 +265,7 @@ fn open_waits_end_when_the_relay_stops() {
 
 #[test]
 fn allowed_hosts_and_loopback_origins_reach_mcp() {
-    use relay::http::guard::HostPattern;
+    use relay::values::HostPattern;
     let app = spawn_app_with(|c| c.allowed_hosts = vec![HostPattern::parse("relay.lan").unwrap()]);
     let port = app.addr.port();
     let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;

@@ -98,7 +98,7 @@ fn limit_is_clamped_to_1_and_500() {
 
 #[test]
 fn channels_lists_configured_and_seen_with_counts() {
-    let app = spawn_app_with(|c| c.channels = vec![relay::message::Name::parse("channels", "zeta").unwrap()]);
+    let app = spawn_app_with(|c| c.channels = vec![relay::values::Name::parse("channels", "zeta").unwrap()]);
     app.post("alpha", "s", "1");
     let last = app.post("alpha", "s", "2").json()["posted"].as_u64().unwrap();
     let body = app.get("/api/channels").json();
@@ -154,7 +154,7 @@ fn bad_posts_get_400_naming_the_field_and_store_nothing() {
 #[test]
 fn body_over_the_limit_gets_413_and_stores_nothing() {
     let app = spawn_app_with(|c| c.max_text_bytes = 1000);
-    let limit = relay::http::rest::max_body_bytes(1000);
+    let limit = relay::http::request::max_body_bytes(1000);
     let big = json!({"target": "t", "sender": "s", "text": "z".repeat(limit)}).to_string();
     request(app.addr, "POST", "/api/messages", &[], Some(big.as_bytes())).assert_error(413, "limit");
     // Chunked, with no Content-Length: refused while streaming.
