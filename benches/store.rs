@@ -63,7 +63,7 @@ fn fetch_since(c: &mut Criterion) {
         let cache = std::env::var("RELAY_BENCH_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok());
         let cache_bytes = cache.map_or(relay::store::DEFAULT_CACHE_BYTES, |mb| mb << 20);
         let options = relay::store::Options { cache_bytes, ..Default::default() };
-        let store = Store::open_with(&data_set(n, channels), None, options, quiet()).unwrap();
+        let store = Store::open(&data_set(n, channels), None, options, quiet()).unwrap();
         let map = ceiling(n, channels);
         let mut group = c.benchmark_group(format!("fetch_since/{n}x{channels}"));
         let limits: &[usize] = if n == 1_000_000 { &[50, 200] } else { &[200] };

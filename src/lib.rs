@@ -6,25 +6,23 @@
 //! - [`store`]: the sled database: event log, channel views, text archive, group-commit writer,
 //!   export/import/check. The only module that touches sled.
 //! - [`relay`]: the service every front door calls (post, fetch since, tail, wait, channels).
-//! - [`mcp`]: the MCP tools (rmcp), calling the relay.
-//! - [`http`]: warp routes: host guard, REST, `/mcp`, the web UI, OpenAPI and docs, error
-//!   mapping, and the server loop with its connection limits.
+//! - [`http`]: warp routes: host guard, token, REST, `/mcp` and its tools (rmcp), the web UI,
+//!   OpenAPI and docs, the pages and templates, the error mapping, and the server loop with its
+//!   connection limits.
 //! - [`render`]: agent text (markdown) to safe, highlighted HTML.
 //! - [`server`]: bind, serve, stop.
 //! - [`config`]: layered settings (flags, environment, config.json, defaults).
 //! - [`usage_log`]: the rotating tool-usage log behind slog.
-//! - [`cli`]: subcommands; `main.rs` only calls it. [`watch`] and [`client`]: the commands that
-//!   talk to a running relay over REST.
+//! - [`cli`]: subcommands, `watch` and `post` among them (REST clients of a running relay);
+//!   `main.rs` only calls it.
 //!
 //! See ARCHITECTURE.md for the invariants.
 #![forbid(unsafe_code)]
 
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod event;
 pub mod http;
-pub mod mcp;
 pub mod message;
 pub mod relay;
 pub mod render;
@@ -32,4 +30,3 @@ pub mod server;
 pub mod store;
 pub mod usage_log;
 pub mod values;
-pub mod watch;

@@ -205,7 +205,7 @@ impl Relay {
     > {
         let target = Name::parse("target", target)?;
         let permit = self.wait_slot()?;
-        let state = (self.clone(), target, after, self.inner.store.subscribe(), permit);
+        let state = (self.clone(), target, after, self.inner.store.commit_watch(), permit);
         Ok(futures_util::stream::unfold(Some(state), move |state| async move {
             let (relay, target, cursor, mut commits, permit) = state?;
             match relay.next_batch(&target, cursor, limit, &mut commits, None).await {
@@ -235,7 +235,7 @@ impl Relay {
         let _permit = self.wait_slot()?;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);
-        let mut commits = self.inner.store.subscribe();
+        let mut commits = self.inner.store.commit_watch();
         let mut cursor = since_id;
         let (messages, timed_out) = loop {
             let Some(batch) = self.next_batch(&target, cursor, limit, &mut commits, Some(deadline)).await?
@@ -246,7 +246,7 @@ impl Relay {
             let Some(excluded) = exclude_sender else { break (batch, false) };
             let mut wanted = Vec::with_capacity(batch.len());
             for m in batch {
-                let sender = m.sender().map_err(|e| StoreError::Corrupt(format!("message {}: {e}", m.id)))?;
+                let sender = m.sender().map_err(|e| StoreError::corrupt(format!("message {}: {e}", m.id)))?;
                 if sender != excluded {
                     wanted.push(m);
                 }
@@ -331,7 +331,7 @@ impl Relay {
         let store = self.inner.store.clone();
         tokio::task::spawn_blocking(move || store.close())
             .await
-            .map_err(|e| StoreError::Io(format!("closing the store failed: {e}")))?
+            .map_err(|e| StoreError::Crashed(format!("closing the store failed: {e}")))?
     }
 
     /// Configured channels and every channel that holds a message, sorted by name.
@@ -359,7 +359,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(read)
         .await
-        .unwrap_or_else(|e| Err(StoreError::Io(format!("read task failed: {e}"))))
+        .unwrap_or_else(|e| Err(StoreError::Crashed(format!("read task failed: {e}"))))
 }
 
 #[cfg(test)]
@@ -369,7 +369,7 @@ mod tests {
     fn relay_in(dir: &std::path::Path) -> Relay {
         let log = Logger::root(slog::Discard, slog::o!());
         let settings = Settings { channels: Vec::new(), max_text_bytes: 1000 };
-        Relay::new(Store::open(dir, None, log.clone()).unwrap(), settings, log)
+        Relay::new(Store::open(dir, None, Default::default(), log.clone()).unwrap(), settings, log)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,9 +38,9 @@ fn check_exposure(config: &Config, log: &Logger) -> Result<(), StartError> {
 /// Opens the store in `config`'s data directory, with its archive and options.
 pub async fn open_store(config: &Config, log: Logger) -> Result<Store, StoreError> {
     let (dir, archive, options) = (config.data_dir.clone(), config.archive(), config.store_options());
-    tokio::task::spawn_blocking(move || Store::open_with(&dir, Some(&archive), options, log))
+    tokio::task::spawn_blocking(move || Store::open(&dir, Some(&archive), options, log))
         .await
-        .map_err(|e| StoreError::Io(format!("opening the store failed: {e}")))?
+        .map_err(|e| StoreError::Crashed(format!("opening the store failed: {e}")))?
 }
 
 /// A relay with its store open and its port bound, not yet serving.

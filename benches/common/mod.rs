@@ -57,7 +57,7 @@ pub fn data_set(n: u64, channels: u64) -> PathBuf {
             out.write_all(Event::MessagePosted(message(id, channels)).to_json_line().as_bytes()).unwrap();
         }
     }
-    import(&dir, &export, false, None).unwrap();
+    import(&dir, &export, false, None, Default::default()).unwrap();
     std::fs::remove_file(&export).unwrap();
     std::fs::write(dir.join("READY"), "").unwrap();
     dir

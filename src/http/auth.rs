@@ -131,7 +131,7 @@ async fn sign_in(
     };
     let presented = field("token").unwrap_or("").trim();
     if !token.matches(presented.as_bytes()) {
-        return Ok(super::ui::sign_in_page(
+        return Ok(super::pages::sign_in_page(
             StatusCode::UNAUTHORIZED,
             next,
             Some("That token is not this relay's."),

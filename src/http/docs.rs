@@ -2,15 +2,13 @@
 //! page, rendered from it with handlebars, so the two cannot disagree).
 
 use super::error::ApiError;
+use super::pages;
 use crate::relay::{MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
-use handlebars::Handlebars;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
-
-const DOCS_TEMPLATE: &str = include_str!("../../views/docs.hbs");
 
 fn param(name: &str, required: bool, schema: Value, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": required, "schema": schema, "description": description})
@@ -162,17 +160,14 @@ fn page_data(spec: &Value) -> Value {
 
 pub fn routes(max_text_bytes: usize) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let spec = Arc::new(spec(max_text_bytes));
-    let mut templates = Handlebars::new();
-    templates.set_strict_mode(true);
-    templates.register_template_string("docs", DOCS_TEMPLATE).expect("views/docs.hbs is a valid template");
-    let docs_page = Arc::new(templates.render("docs", &page_data(&spec)).map_err(|e| e.to_string()));
+    let docs_page = Arc::new(pages::render("docs", &page_data(&spec)).map_err(|e| e.to_string()));
 
     let openapi = {
         let spec = spec.clone();
         warp::path!("openapi.json").and(warp::get()).map(move || warp::reply::json(&*spec).into_response())
     };
     let docs = warp::path!("docs").and(warp::get()).map(move || match &*docs_page {
-        Ok(body) => super::ui::html(StatusCode::OK, body.clone()),
+        Ok(body) => pages::html(StatusCode::OK, body.clone()),
         Err(_) => ApiError::Internal.into_response(),
     });
     openapi.or(docs).unify()
@@ -184,10 +179,7 @@ mod tests {
 
     #[test]
     fn docs_template_renders_every_route() {
-        let mut templates = Handlebars::new();
-        templates.set_strict_mode(true);
-        templates.register_template_string("docs", DOCS_TEMPLATE).unwrap();
-        let page = templates.render("docs", &page_data(&spec(1024))).unwrap();
+        let page = pages::render("docs", &page_data(&spec(1024))).unwrap();
         for route in ["/api/messages", "/api/channels", "/healthz", "/openapi.json", "/docs"] {
             assert!(page.contains(route), "{route} missing from /docs");
         }

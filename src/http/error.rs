@@ -1,6 +1,8 @@
-//! The one place where errors become HTTP statuses. Every error reply is JSON:
-//! `{"ok": false, "error": "..."}`. 4xx means "refused, nothing stored"; 503 means "not
-//! acknowledged, safe to retry".
+//! The one place where errors become what a client sees: an HTTP status and the error's public
+//! text, for REST (JSON `{"ok": false, "error": "..."}`), the web UI's pages and event streams,
+//! MCP tool errors, JSON-RPC errors and the connection limit's 503. 4xx means "refused,
+//! nothing stored"; 503 means "not acknowledged, safe to retry". What to do about a store
+//! error is said here, for a client of the HTTP front doors.
 
 use crate::relay::RelayError;
 use crate::store::StoreError;
@@ -23,6 +25,11 @@ pub enum ApiError {
         sign_in: Option<String>,
     },
     Misdirected(String),
+    /// A JSON-RPC message `/mcp` refuses before rmcp sees it, with its JSON-RPC error code.
+    JsonRpc {
+        code: i64,
+        message: String,
+    },
     NotFound,
     MethodNotAllowed,
     Unavailable(String),
@@ -34,7 +41,7 @@ impl warp::reject::Reject for ApiError {}
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::JsonRpc { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -47,9 +54,11 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> String {
+    /// The text a client may see: never internals.
+    pub fn message(&self) -> String {
         match self {
-            ApiError::BadRequest(m)
+            ApiError::JsonRpc { message: m, .. }
+            | ApiError::BadRequest(m)
             | ApiError::TooLarge(m)
             | ApiError::Timeout(m)
             | ApiError::Forbidden(m)
@@ -62,12 +71,22 @@ impl ApiError {
         }
     }
 
+    /// The JSON body of the reply: the JSON-RPC error shape for `/mcp`, else ours.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            ApiError::JsonRpc { code, message } => {
+                serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})
+            }
+            _ => serde_json::json!({"ok": false, "error": self.message()}),
+        }
+    }
+
     pub fn into_response(self) -> Response {
         if let ApiError::Unauthorized { sign_in: Some(next), .. } = &self {
-            return super::ui::sign_in_page(self.status(), next, None);
+            return super::pages::sign_in_page(self.status(), next, None);
         }
-        let body = serde_json::json!({"ok": false, "error": self.message()});
-        let mut response = warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&self.body()), self.status()).into_response();
         if let ApiError::Unauthorized { .. } = self {
             response.headers_mut().insert(
                 warp::http::header::WWW_AUTHENTICATE,
@@ -80,12 +99,22 @@ impl ApiError {
 
 impl From<RelayError> for ApiError {
     fn from(e: RelayError) -> Self {
-        match e {
-            RelayError::Invalid(invalid) => ApiError::BadRequest(invalid.to_string()),
-            RelayError::Busy(m) => ApiError::Unavailable(m),
-            RelayError::Store(StoreError::Closed) => ApiError::Unavailable(StoreError::Closed.to_string()),
-            RelayError::Store(e) => ApiError::Unavailable(format!("not stored: {e}")),
-        }
+        let store = match e {
+            RelayError::Invalid(invalid) => return ApiError::BadRequest(invalid.to_string()),
+            RelayError::Busy(m) => return ApiError::Unavailable(m),
+            RelayError::Store(e) => e,
+        };
+        ApiError::Unavailable(match &store {
+            StoreError::Closed => format!("{store}; retry when it is back"),
+            StoreError::Failed(_) => format!("not stored: {store}; restart the relay"),
+            StoreError::DiskFull(_) => format!("not stored: {store}; free space, then restart the relay"),
+            StoreError::Corrupt { .. } => {
+                format!(
+                    "not stored: {store}; `claude-codex-relay check` on the stopped relay lists the damage"
+                )
+            }
+            _ => format!("not stored: {store}"),
+        })
     }
 }
 

@@ -6,6 +6,7 @@ mod docs;
 pub mod error;
 pub mod guard;
 mod mcp;
+mod pages;
 pub mod request;
 mod rest;
 pub mod serve;

@@ -4,6 +4,7 @@
 //! body has its own limit, `request::BODY_READ_TIMEOUT`). A stop closes the listener and waits for
 //! open connections to finish their requests.
 
+use super::error::ApiError;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -72,11 +73,13 @@ where
 
 /// Answers a connection over the limit with 503 and closes it.
 async fn refuse(mut stream: TcpStream) {
-    let body = format!(
-        "{{\"ok\":false,\"error\":\"too many connections (limit {MAX_CONNECTIONS}); retry shortly\"}}"
-    );
+    let error =
+        ApiError::Unavailable(format!("too many connections (limit {MAX_CONNECTIONS}); retry shortly"));
+    let (status, body) = (error.status(), error.body().to_string());
     let reply = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
         body.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply.as_bytes())).await;

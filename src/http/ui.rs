@@ -1,4 +1,4 @@
-//! The web UI, rendered on the server from the handlebars templates in `views/`:
+//! The web UI, rendered on the server from the handlebars templates in `templates/`:
 //! - `GET /` the channel picker and how to connect an agent;
 //! - `GET /c/{channel}` the channel's newest page of messages and the post form;
 //! - `GET /c/{channel}/older?before=ID` the page above, as `{"html", "more"}`;
@@ -10,13 +10,13 @@
 //! through [`Renderer::markdown`], and templates use triple braces for that output alone.
 
 use super::error::ApiError;
+use super::pages::{self, html};
 use super::request::{raw_query, Query};
 use crate::message::{Message, Source, StoredMessage};
 use crate::relay::Relay;
 use crate::render::Renderer;
 use chrono::{DateTime, Local, SecondsFormat, TimeZone};
 use futures_util::StreamExt;
-use handlebars::Handlebars;
 use serde::Serialize;
 use serde_json::json;
 use slog::{error, Logger};
@@ -39,61 +39,15 @@ const RECONNECT: Duration = Duration::from_secs(1);
 /// Senders the post form offers before any are seen.
 const DEFAULT_SENDERS: [&str; 4] = ["web-ui", "user", "claude", "codex"];
 
-/// Headers of every HTML page: scripts and styles only from `/static/`, no inline script, no
-/// framing, no referrer.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
 const STATIC_FILES: [(&str, &str, &str); 3] = [
     ("relay.css", "text/css; charset=utf-8", include_str!("../../static/relay.css")),
     ("relay.js", "text/javascript; charset=utf-8", include_str!("../../static/relay.js")),
     ("theme.js", "text/javascript; charset=utf-8", include_str!("../../static/theme.js")),
 ];
 
-/// An HTML reply with the page security headers.
-pub fn html(status: StatusCode, body: String) -> Response {
-    let mut response = warp::reply::with_status(warp::reply::html(body), status).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CSP));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
-    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
-    response
-}
-
-/// A plain error page; never carries internal error text.
-fn error_page(error: ApiError) -> Response {
-    let (status, text) = match &error {
-        ApiError::BadRequest(m) | ApiError::Unavailable(m) => (error.status(), m.as_str()),
-        _ => (error.status(), "The relay could not render this page; its log says why."),
-    };
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} - claude-codex-relay</title>\
-         <link rel=\"stylesheet\" href=\"/static/relay.css\"></head><body><main class=\"error-page\"><h1>{code}</h1>\
-         <p>{text}</p><p><a href=\"/\">All channels</a></p></main></body></html>",
-        code = status.as_u16(),
-        text = handlebars::html_escape(text),
-    );
-    html(status, body)
-}
-
-/// The sign-in form of a relay with a token: posts to `/ui/login`, then returns to `next`.
-pub fn sign_in_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
-    let error = error.map_or(String::new(), |e| {
-        format!("<p class=\"status error\" role=\"alert\">{}</p>", handlebars::html_escape(e))
-    });
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Sign in - claude-codex-relay</title>\
-         <link rel=\"stylesheet\" href=\"/static/relay.css\"><script src=\"/static/theme.js\"></script></head>\
-         <body><main class=\"sign-in\"><h1>claude-codex-relay</h1>\
-         <p>This relay needs its token (the <code>auth_token</code> it was started with). It is kept in this browser as a cookie.</p>{error}\
-         <form class=\"post\" method=\"post\" action=\"/ui/login\"><input type=\"hidden\" name=\"next\" value=\"{next}\">\
-         <label>Token <input type=\"password\" name=\"token\" required autocomplete=\"current-password\" autofocus></label>\
-         <div class=\"actions\"><button type=\"submit\">Sign in</button></div></form></main></body></html>",
-        next = handlebars::html_escape(next),
-    );
-    html(status, body)
+/// The error page for `error`, with its public text.
+fn error_page(error: &ApiError) -> Response {
+    pages::error_page(error.status(), &error.message())
 }
 
 /// The renderer, one per process: loading the syntaxes and compiling their regexes is costly,
@@ -159,7 +113,6 @@ impl HtmlCache {
 }
 
 struct Ui {
-    templates: Handlebars<'static>,
     renderer: &'static Renderer,
     rendered: Mutex<HtmlCache>,
     log: Logger,
@@ -167,14 +120,7 @@ struct Ui {
 
 impl Ui {
     fn new(log: Logger) -> Ui {
-        let mut templates = Handlebars::new();
-        templates
-            .register_template_string("page", include_str!("../../views/page.hbs"))
-            .expect("views/page.hbs is a valid template");
-        templates
-            .register_template_string("message", include_str!("../../views/message.hbs"))
-            .expect("views/message.hbs is a valid template");
-        Ui { templates, renderer: renderer(), rendered: Mutex::default(), log }
+        Ui { renderer: renderer(), rendered: Mutex::default(), log }
     }
 
     fn view(&self, stored: &StoredMessage) -> Result<MessageView, ApiError> {
@@ -204,13 +150,13 @@ impl Ui {
         html
     }
 
-    fn views(&self, messages: &[StoredMessage]) -> Result<Vec<MessageView>, ApiError> {
+    fn message_views(&self, messages: &[StoredMessage]) -> Result<Vec<MessageView>, ApiError> {
         messages.iter().map(|m| self.view(m)).collect()
     }
 
     /// A template error is logged; the reader gets a plain 500 page without its text.
     fn render(&self, template: &str, data: &serde_json::Value) -> Result<String, ApiError> {
-        self.templates.render(template, data).map_err(|e| {
+        pages::render(template, data).map_err(|e| {
             error!(self.log, "ui_error"; "template" => template, "error" => e.to_string());
             ApiError::Internal
         })
@@ -236,7 +182,7 @@ pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::
         |name: String, host: String, (relay, ui): (Relay, Arc<Ui>)| async move {
             match decode(&name) {
                 Ok(name) => page(relay, ui, host, Some(name)).await,
-                Err(e) => error_page(e),
+                Err(e) => error_page(&e),
             }
         },
     );
@@ -307,7 +253,7 @@ async fn page(relay: Relay, ui: Arc<Ui>, host: String, channel: Option<String>) 
     };
     match result.await {
         Ok(body) => html(StatusCode::OK, body),
-        Err(e) => error_page(e),
+        Err(e) => error_page(&e),
     }
 }
 
@@ -319,7 +265,7 @@ fn render_page(
 ) -> Result<String, ApiError> {
     let more = messages.len() > PAGE_SIZE;
     let shown = &messages[messages.len().saturating_sub(PAGE_SIZE)..];
-    let views = ui.views(shown)?;
+    let views = ui.message_views(shown)?;
     let mut senders: Vec<&str> = DEFAULT_SENDERS.to_vec();
     for v in &views {
         if !senders.contains(&v.sender.as_str()) {
@@ -346,7 +292,7 @@ fn render_page(
 /// Rendered `message` partials, oldest first.
 fn render_messages(ui: &Ui, messages: &[StoredMessage]) -> Result<String, ApiError> {
     let mut out = String::new();
-    for view in ui.views(messages)? {
+    for view in ui.message_views(messages)? {
         out.push_str(&ui.render("message", &json!(view))?);
     }
     Ok(out)
@@ -410,19 +356,12 @@ fn events(
         .flat_map(|result: Result<Vec<warp::sse::Event>, ApiError>| {
             let events = result.unwrap_or_else(|e| {
                 // The browser shows the reason and reconnects after RECONNECT.
-                vec![warp::sse::Event::default().event("relay-error").data(error_text(&e))]
+                vec![warp::sse::Event::default().event("relay-error").data(e.message())]
             });
             futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
         });
     let stream = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(first.chain(messages));
     Ok(warp::sse::reply(stream).into_response())
-}
-
-fn error_text(e: &ApiError) -> String {
-    match e {
-        ApiError::BadRequest(m) | ApiError::Unavailable(m) => m.clone(),
-        _ => "internal error; see the relay's log".into(),
-    }
 }
 
 #[cfg(test)]
@@ -450,7 +389,7 @@ mod tests {
     fn a_template_error_is_a_plain_500() {
         let error = ui().render("no-such-template", &json!({})).unwrap_err();
         assert!(matches!(error, ApiError::Internal));
-        let page = error_page(error);
+        let page = error_page(&error);
         assert_eq!(page.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(page.headers().contains_key(header::CONTENT_SECURITY_POLICY));
     }

@@ -9,14 +9,17 @@
 //! the last whole line in the file and skips up to it, and it cuts off a partial last line.
 //! Nothing is lost and nothing is written twice.
 
-use super::log::EventLog;
-use super::StoreError;
+use super::event_log::EventLog;
+use super::{Shared, StoreError};
 use crate::event::Event;
 use crate::message::Message;
 use chrono::TimeZone;
 use file_rotate::{compression::Compression, suffix::AppendCount, ContentLimit, FileRotate};
+use slog::error;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::thread;
 
 /// Events read from the log per batch of lines.
 const CHUNK: usize = 1024;
@@ -126,11 +129,56 @@ impl Archive {
             events.retain(|e| e.id() <= upto);
             let Some(last) = events.last().map(Event::id) else { break };
             self.append(&events).map_err(|e| {
-                StoreError::Io(format!("writing the archive {}: {e}", self.config.path.display()))
+                StoreError::io(format!("writing the archive {}", self.config.path.display()), e)
             })?;
             log.set_archive_checkpoint(last)?;
             from = last;
         }
         Ok(from)
     }
+}
+
+/// Opens the archive; returns it with the id it is written up to.
+fn open_at_checkpoint(log: &EventLog, config: &ArchiveConfig) -> Result<(Archive, u64), StoreError> {
+    let (archive, last_in_file) = Archive::open(config)
+        .map_err(|e| StoreError::io(format!("cannot open the archive {}", config.path.display()), e))?;
+    Ok((archive, log.archive_checkpoint()?.max(last_in_file.unwrap_or(0))))
+}
+
+/// Starts the thread that writes the archive: it catches up with the log, then follows each
+/// commit it is told of, until the writer is gone.
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    config: &ArchiveConfig,
+    commits: mpsc::Receiver<u64>,
+) -> Result<thread::JoinHandle<()>, StoreError> {
+    let (mut archive, mut done) = open_at_checkpoint(&shared.event_log, config)?;
+    let mut upto = shared.event_log.last_id()?;
+    let config = config.clone();
+    let spawned = thread::Builder::new().name("relay-archive".into()).spawn(move || loop {
+        // A panic in the rotating writer must not end the archive for the rest of the run.
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            archive.follow(&shared.event_log, done, upto)
+        }));
+        let error = match step {
+            Ok(Ok(at)) => {
+                done = at;
+                None
+            }
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("the rotating writer panicked".to_owned()),
+        };
+        if let Some(error) = error {
+            // Posts go on. The file may be gone (its directory deleted): start a new one and
+            // catch up from the checkpoint, now or after the next commit.
+            error!(shared.logger, "archive behind the log"; "error" => error, "at" => done);
+            match open_at_checkpoint(&shared.event_log, &config) {
+                Ok(reopened) => (archive, done) = reopened,
+                Err(e) => error!(shared.logger, "cannot reopen the archive"; "error" => %e),
+            }
+        }
+        let Ok(next) = commits.recv() else { return };
+        upto = commits.try_iter().last().unwrap_or(next);
+    });
+    spawned.map_err(|e| StoreError::io("cannot start the archive thread", e))
 }

@@ -9,7 +9,7 @@
 //!
 //! The views tree in sled keeps, for each block, where it lies ([`BlockRef`]: offset, length,
 //! CRC-32), and its checkpoint keeps the file's length as of that checkpoint, so after a crash
-//! the views and the file agree again (`Views::blocks_problem`, `Views::cut_blocks`). Every
+//! the views and the file agree again (`ChannelViews::blocks_problem`, `ChannelViews::cut_blocks`). Every
 //! read from the file checks the CRC: a damaged block is an error naming the fix, never bytes
 //! sent to a client.
 //!
@@ -100,11 +100,7 @@ impl Recent {
 }
 
 fn write_error(e: io::Error) -> StoreError {
-    if e.kind() == io::ErrorKind::StorageFull {
-        StoreError::disk_full()
-    } else {
-        StoreError::Io(format!("writing the blocks file failed: {e}"))
-    }
+    StoreError::io("writing the blocks file failed", e)
 }
 
 impl BlockFile {
@@ -126,10 +122,7 @@ impl BlockFile {
 
     /// The file's length on disk.
     pub fn len(&self) -> Result<u64, StoreError> {
-        self.file
-            .metadata()
-            .map(|m| m.len())
-            .map_err(|e| StoreError::Io(format!("reading the blocks file failed: {e}")))
+        self.file.metadata().map(|m| m.len()).map_err(|e| StoreError::io("reading the blocks file failed", e))
     }
 
     /// Where the next block goes.
@@ -157,7 +150,8 @@ impl BlockFile {
 
     /// Writes `block` after the last one.
     pub fn append(&self, block: Vec<u8>) -> Result<BlockRef, StoreError> {
-        let len = u32::try_from(block.len()).map_err(|_| StoreError::Io("a block over 4 GiB".into()))?;
+        let len =
+            u32::try_from(block.len()).map_err(|_| write_error(io::Error::other("a block over 4 GiB")))?;
         let at = self.end();
         self.dirty.store(true, Ordering::SeqCst);
         self.file.write_all_at(&block, at).map_err(write_error)?;
@@ -189,15 +183,15 @@ impl BlockFile {
     fn read_file(&self, at: BlockRef) -> Result<Bytes, StoreError> {
         let mut buf = vec![0u8; at.len as usize];
         let damaged = |what: String| {
-            StoreError::Corrupt(format!(
-                "channel views: the block at byte {} of the blocks file {what}; run `claude-codex-relay rebuild`",
+            StoreError::corrupt(format!(
+                "channel views: the block at byte {} of the blocks file {what}",
                 at.offset
             ))
         };
         match self.file.read_exact_at(&mut buf, at.offset) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(damaged("is cut short".into())),
-            Err(e) => return Err(StoreError::Io(format!("reading the blocks file failed: {e}"))),
+            Err(e) => return Err(StoreError::io("reading the blocks file failed", e)),
         }
         if crc32fast::hash(&buf) != at.crc {
             return Err(damaged("fails its checksum".into()));
@@ -216,7 +210,7 @@ impl BlockFile {
         if self.dirty.swap(false, Ordering::SeqCst) {
             if let Err(e) = self.file.sync_data() {
                 self.dirty.store(true, Ordering::SeqCst);
-                return Err(StoreError::Io(format!("syncing the blocks file failed: {e}")));
+                return Err(StoreError::io("syncing the blocks file failed", e));
             }
         }
         Ok(())

@@ -57,7 +57,10 @@ impl Faults {
                 FaultOp::Write => "write",
                 FaultOp::Flush => "flush",
             };
-            return Err(StoreError::Io(format!("injected fault: disk {what} #{seen} failed")));
+            return Err(StoreError::io(
+                "injected fault",
+                std::io::Error::other(format!("disk {what} #{seen} failed")),
+            ));
         }
         Ok(())
     }

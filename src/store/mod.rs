@@ -1,51 +1,52 @@
 //! The store: the event log, its channel views and the text archive's checkpoint in one sled
-//! database, written by one thread; plus the commands on a stopped store (export, import, check).
+//! database, written by one thread; plus the commands on a stopped store (export, import,
+//! check, rebuild).
 //!
 //! Nothing outside this module touches sled. The rest of the relay sees [`Store`]: append a
 //! message (durable when it returns), read a channel since an id or its tail, list channels,
-//! the last visible id, and a subscription to appends.
+//! the last visible id, and a watch of commits. The commit protocol is described once, in
+//! ARCHITECTURE.md ("The commit protocol"); `writer.rs` follows it.
 //!
-//! Commit protocol (one writer thread, group commit):
-//! 1. take every append waiting in the queue (at most [`MAX_BATCH`]) and give them ids;
-//! 2. if those ids pass the reservation, reserve more and flush (so ids are never reused, even
-//!    after a crash that loses the events written next);
-//! 3. write the events to the log as one sled batch and flush the database: one fsync for the
-//!    whole group;
-//! 4. apply the events to the channel views (flushed by the next commit or sled's own timer; on
-//!    open the views catch up from their checkpoint, so losing this step to a crash loses nothing);
-//! 5. publish: readers see the new messages only now, so nothing can be read that a crash could
-//!    still take away; the archive thread is told the new last id; then every poster in the
-//!    group gets its answer.
+//! The files: `database` (opening sled with the directory's lock, from `lock`), `recovery`
+//! (catching the views up on open; `rebuild`), `writer` (the group-commit thread), `event_log`,
+//! `channel_views` and `blocks` (the views' sealed blocks), `archive` (the text archive and its
+//! thread), `offline` (export, import, check, replay), `disk_sync` (the fdatasync sled leaves
+//! out), `error`, and `faults` (I/O fault injection, with the `faults` feature only).
 
 mod archive;
 mod blocks;
+mod channel_views;
+mod database;
 mod disk_sync;
+mod error;
+mod event_log;
 #[cfg(feature = "faults")]
 mod faults;
-mod log;
+mod lock;
 mod offline;
-mod views;
+mod recovery;
 mod writer;
 
 use crate::message::{Message, NewMessage, StoredMessage};
-use archive::Archive;
 pub use archive::ArchiveConfig;
+use channel_views::{ChannelViews, Channels};
+pub use database::{Options, DEFAULT_CACHE_BYTES};
 use disk_sync::DiskSync;
+pub use error::StoreError;
+use event_log::EventLog;
 #[cfg(feature = "faults")]
 pub use faults::{FaultOp, FaultPlan};
-use log::EventLog;
 pub use offline::{
-    check, export, import, import_with, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
+    check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
 };
-use slog::{error, info, warn, Logger};
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Write};
+pub use recovery::{rebuild, set_release_freed_memory, Progress};
+use slog::{error, warn, Logger};
+use std::fs::File;
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{oneshot, watch};
-use views::{Channels, Views};
 use writer::{Request, Writer};
 
 /// Most appends committed in one group: bounds the memory and the latency of one commit.
@@ -55,13 +56,6 @@ pub const MAX_BATCH: usize = 1024;
 /// many ids skipped after a crash.
 const ID_RESERVE_STEP: u64 = 1000;
 
-/// Events replayed into the views per batch when catching up or rebuilding.
-const REPLAY_CHUNK: usize = 16384;
-
-/// Events replayed on open past which the database is opened again before serving, to shed
-/// what the replay left in sled's memory (lower in tests, so they cover it).
-const REOPEN_AFTER_REPLAY: u64 = if cfg!(test) { 500 } else { 100_000 };
-
 /// Test-only switch: acknowledge each group before writing it, as a write-behind relay would.
 /// It exists so the crash test can show that it detects lost acknowledged posts; never set it
 /// for real use. (Skipping only the flush would not do: sled hands writes to the OS at once,
@@ -69,65 +63,6 @@ const REOPEN_AFTER_REPLAY: u64 = if cfg!(test) { 500 } else { 100_000 };
 const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
 /// How long the unsafe mode holds a group between acknowledging and writing it.
 const UNSAFE_WRITE_DELAY: Duration = Duration::from_millis(20);
-
-/// How long to wait for sled's file lock once the relay's own lock is held (see `open_sled`).
-const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
-
-/// sled's page cache unless configured (`cache_mb`). sled counts the bytes pages take on disk,
-/// compressed, so pages read in can take several times this much memory: with 128 MiB, one
-/// scan of a 1M-message log (an export) left the relay at 1.3 GB. What sled serves now (the log's
-/// newest pages, the views' index) fits in far less, and 16 MiB measured the same throughput
-/// (docs/benchmarks.md, target 7).
-pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// zstd level for new databases: messages are text and compress well at the fast levels.
-const COMPRESSION_LEVEL: i32 = 1;
-
-const LOCK_FILE: &str = "relay.lock";
-const DB_DIR: &str = "db";
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot use data directory {dir}: {reason}")]
-    Dir { dir: String, reason: String },
-    #[error("data directory {dir} is locked by another relay (pid {pid}); stop it or pass --data-dir")]
-    Locked { dir: String, pid: String },
-    #[error("storage error: {0}")]
-    Io(String),
-    #[error("the data is damaged: {0}")]
-    Corrupt(String),
-    #[error("the relay is shutting down; retry when it is back")]
-    Closed,
-    #[error("the store stopped accepting writes after an earlier failure ({0}); restart the relay")]
-    Failed(String),
-}
-
-impl StoreError {
-    fn disk_full() -> StoreError {
-        StoreError::Io(
-            "the disk is full (no space left on device); free space, then restart the relay".into(),
-        )
-    }
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        match e {
-            sled::Error::Corruption { at, .. } => {
-                StoreError::Corrupt(format!("sled reports corruption at {at:?}"))
-            }
-            sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => StoreError::disk_full(),
-            sled::Error::Io(e) => StoreError::Io(e.to_string()),
-            other => StoreError::Io(other.to_string()),
-        }
-    }
-}
-
-impl From<crate::event::DecodeError> for StoreError {
-    fn from(e: crate::event::DecodeError) -> Self {
-        StoreError::Corrupt(e.to_string())
-    }
-}
 
 /// One channel as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -154,12 +89,12 @@ struct Inner {
 /// What the writer thread and the readers both use.
 struct Shared {
     db: sled::Db,
-    log: EventLog,
-    views: Views,
+    event_log: EventLog,
+    channel_views: ChannelViews,
     /// Channel records as of the last published commit: what readers may see.
     published: RwLock<Channels>,
-    /// The last published id; subscribers are told of each commit.
-    visible: watch::Sender<u64>,
+    /// The commit watch: the last published id, sent after each commit.
+    commits: watch::Sender<u64>,
     logger: Logger,
     /// Power-loss safety beyond sled's flush; used by the writer only.
     disk_sync: Mutex<DiskSync>,
@@ -176,10 +111,10 @@ impl Shared {
         let mut sync = self.disk_sync.lock().unwrap_or_else(|p| p.into_inner());
         if sync.enabled() {
             // Blocks first: sled's flush may make durable the views that name them.
-            self.views.sync_blocks()?;
+            self.channel_views.sync_blocks()?;
         }
         self.db.flush()?;
-        sync.sync().map_err(|e| StoreError::Io(format!("syncing the database to disk failed: {e}")))?;
+        sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
         #[cfg(feature = "faults")]
         self.faults.check(FaultOp::Flush)?;
         Ok(())
@@ -193,290 +128,31 @@ impl Shared {
     }
 }
 
-/// Names the data directory in a damage report, and what to do: the store is left as it is.
-fn in_dir(dir: &Path) -> impl Fn(StoreError) -> StoreError + '_ {
-    move |e| match e {
-        StoreError::Corrupt(m) => StoreError::Corrupt(format!(
-            "{m} (in {}; nothing was changed: run `claude-codex-relay check --data-dir {}` to list \
-             every damaged record, then restore a backup or import an export)",
-            dir.join(DB_DIR).display(),
-            dir.display()
-        )),
-        other => other,
-    }
-}
-
-fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Dir { dir: dir.display().to_string(), reason: reason.to_string() }
-}
-
-/// Takes the data directory's lock file, so two relays never share one store.
-fn lock_dir(dir: &Path) -> Result<File, StoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| dir_error(dir, e))?;
-    let path = dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| dir_error(dir, e))?;
-    match file.try_lock() {
-        Ok(()) => {
-            let pid = std::process::id().to_string();
-            file.set_len(0).and_then(|()| file.write_all(pid.as_bytes())).map_err(|e| dir_error(dir, e))?;
-            Ok(file)
-        }
-        Err(TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = if pid.trim().is_empty() { "unknown".to_owned() } else { pid.trim().to_owned() };
-            Err(StoreError::Locked { dir: dir.display().to_string(), pid })
-        }
-        Err(TryLockError::Error(e)) => Err(dir_error(dir, e)),
-    }
-}
-
-/// How to open the store's database.
-#[derive(Debug, Clone, Copy)]
-pub struct Options {
-    /// sled's page cache, in bytes (a target sled may exceed).
-    pub cache_bytes: u64,
-    /// Whether a database created now compresses its pages (zstd). sled cannot switch an
-    /// existing database, which keeps what it was made with.
-    pub compress: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { cache_bytes: DEFAULT_CACHE_BYTES, compress: true }
-    }
-}
-
-/// Whether the sled database in `db_dir` compresses its pages (`new`: what a database that does
-/// not exist yet will do).
-fn compressed(db_dir: &Path, new: bool) -> bool {
-    match std::fs::read(db_dir.join("conf")) {
-        Ok(conf) => {
-            let on: &[u8] = b"use_compression: true";
-            conf.windows(on.len()).any(|w| w == on)
-        }
-        Err(_) => new,
-    }
-}
-
-/// Opens sled, retrying while its file lock is still held by an instance this process is
-/// closing: sled releases it from a background thread shortly after the last handle is dropped.
-/// Holding the relay's lock file proves that no other process owns the directory.
-fn open_sled(dir: &Path, options: Options) -> Result<sled::Db, StoreError> {
-    let deadline = Instant::now() + SLED_LOCK_WAIT;
-    let compress = compressed(&dir.join(DB_DIR), options.compress);
-    loop {
-        let config = sled::Config::new()
-            .path(dir.join(DB_DIR))
-            .cache_capacity(options.cache_bytes)
-            .use_compression(compress)
-            .compression_factor(COMPRESSION_LEVEL);
-        match config.open() {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock") && Instant::now() < deadline =>
-            {
-                thread::sleep(Duration::from_millis(10));
-            }
-            Err(sled::Error::Io(e)) => return Err(dir_error(dir, e)),
-            Err(other) => return Err(other.into()),
-        }
-    }
-}
-
-/// Opens the store in `dir` (taking the lock) without starting a writer, for a command on a
-/// stopped store: a directory without one is an error, not a new empty store.
-fn open_parts(dir: &Path) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
-    if !dir.join(DB_DIR).is_dir() {
-        return Err(dir_error(
-            dir,
-            format!("it holds no relay data (no {DB_DIR}/ inside); pass the --data-dir the relay uses"),
-        ));
-    }
-    open_parts_with(dir, Options::default())
-}
-
-fn open_parts_with(dir: &Path, options: Options) -> Result<(File, sled::Db, EventLog, Views), StoreError> {
-    let lock = lock_dir(dir)?;
-    let (db, log, views) = open_db(dir, options)?;
-    Ok((lock, db, log, views))
-}
-
-/// What hands memory the process freed back to the operating system, when the binary knows
-/// how (glibc's `malloc_trim`, set by `main.rs`; this crate has no unsafe code).
-static RELEASE_FREED_MEMORY: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
-
-/// Sets what [`Store::open`] calls after closing a database a long replay filled: glibc's
-/// malloc keeps freed memory otherwise (after a replay of 1M events and a reopen, the relay
-/// stayed at 1.2 GB; with `malloc_trim`, about 200 MB; docs/benchmarks.md, target 7).
-pub fn set_release_freed_memory(release: fn()) {
-    let _ = RELEASE_FREED_MEMORY.set(release);
-}
-
-/// Opens the database of `dir`, whose lock the caller holds.
-fn open_db(dir: &Path, options: Options) -> Result<(sled::Db, EventLog, Views), StoreError> {
-    let db = open_sled(dir, options).map_err(in_dir(dir))?;
-    let log = EventLog::open(&db).map_err(in_dir(dir))?;
-    let views = Views::open(&db, dir).map_err(in_dir(dir))?;
-    Ok((db, log, views))
-}
-
-/// Reports how far a replay got: the id reached, and the log's last id.
-pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
-
-/// Applies every event after the views' checkpoint. Views that must be rebuilt from the whole
-/// log are cleared first, and `rebuilding` is told why. Returns the channel records and how many
-/// events were replayed.
-fn catch_up(
-    log: &EventLog,
-    views: &Views,
-    progress: Progress,
-    rebuilding: &mut dyn FnMut(&str),
-) -> Result<(Channels, u64), StoreError> {
-    let last_id = log.last_id()?;
-    if !views.is_current()? {
-        // Laid out by an older version: a projection, so rebuilt from the log.
-        views.clear()?;
-        rebuilding("they are laid out by an older version");
-    }
-    let (mut checkpoint, mut channels) = views.load(log)?;
-    // Views ahead of the log cannot come from this relay's commit order, and views naming
-    // blocks the file lost come from a power cut: the log is the truth, rebuild from it.
-    let problem = if checkpoint > last_id {
-        Some(format!("their checkpoint {checkpoint} is past the log's last event {last_id}"))
-    } else {
-        views.blocks_problem()?
-    };
-    if let Some(problem) = problem {
-        views.clear()?;
-        (checkpoint, channels) = (0, Channels::new());
-        rebuilding(&problem);
-    }
-    views.cut_blocks()?;
-    let mut replayed = 0;
-    loop {
-        let events = log.read_from(checkpoint + 1, REPLAY_CHUNK)?;
-        let Some(last) = events.last() else { break };
-        checkpoint = last.id();
-        views.apply(&events, &mut channels)?;
-        replayed += events.len() as u64;
-        progress(checkpoint, last_id);
-    }
-    Ok((channels, replayed))
-}
-
-/// Drops every projection (the channel views, and the text archive when given) and rebuilds it
-/// from the log. Returns the number of events replayed. Needs the data directory to itself (the
-/// relay must not be running on it).
-pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>, progress: Progress) -> Result<u64, StoreError> {
-    let (_lock, db, log, views) = open_parts(dir)?;
-    let replayed = offline::rebuild_projections(&log, &views, archive, progress)?;
-    views.sync_blocks()?;
-    db.flush()?;
-    Ok(replayed)
-}
-
-/// Opens the archive; returns it with the id it is written up to.
-fn open_archive(log: &EventLog, config: &ArchiveConfig) -> Result<(Archive, u64), StoreError> {
-    let (archive, last_in_file) = Archive::open(config)
-        .map_err(|e| StoreError::Io(format!("cannot open the archive {}: {e}", config.path.display())))?;
-    Ok((archive, log.archive_checkpoint()?.max(last_in_file.unwrap_or(0))))
-}
-
-/// Starts the thread that writes the text archive: it catches up with the log, then follows
-/// each commit it is told of.
-fn start_archiver(
-    shared: Arc<Shared>,
-    config: &ArchiveConfig,
-    commits: mpsc::Receiver<u64>,
-) -> Result<thread::JoinHandle<()>, StoreError> {
-    let (mut archive, mut done) = open_archive(&shared.log, config)?;
-    let mut upto = shared.log.last_id()?;
-    let config = config.clone();
-    thread::Builder::new()
-        .name("relay-archive".into())
-        .spawn(move || loop {
-            // A panic in the rotating writer must not end the archive for the rest of the run.
-            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                archive.follow(&shared.log, done, upto)
-            }));
-            let error = match step {
-                Ok(Ok(at)) => {
-                    done = at;
-                    None
-                }
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some("the rotating writer panicked".to_owned()),
-            };
-            if let Some(error) = error {
-                // Posts go on. The file may be gone (its directory deleted): start a new one
-                // and catch up from the checkpoint, now or after the next commit.
-                error!(shared.logger, "archive behind the log"; "error" => error, "at" => done);
-                match open_archive(&shared.log, &config) {
-                    Ok(reopened) => (archive, done) = reopened,
-                    Err(e) => error!(shared.logger, "cannot reopen the archive"; "error" => %e),
-                }
-            }
-            let Ok(next) = commits.recv() else { return };
-            upto = commits.try_iter().last().unwrap_or(next);
-        })
-        .map_err(|e| StoreError::Io(format!("cannot start the archive thread: {e}")))
-}
-
 impl Store {
     /// Opens (creating if needed) the store in `dir`, catches the views up with the log and
     /// starts the writer, and the archive's writer when `archive` is given.
-    pub fn open(dir: &Path, archive: Option<&ArchiveConfig>, logger: Logger) -> Result<Store, StoreError> {
-        Store::open_with(dir, archive, Options::default(), logger)
-    }
-
-    /// [`Store::open`] with other [`Options`].
-    pub fn open_with(
+    pub fn open(
         dir: &Path,
         archive: Option<&ArchiveConfig>,
         options: Options,
         logger: Logger,
     ) -> Result<Store, StoreError> {
         let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
-        let (lock, mut db, mut log, mut views) = open_parts_with(dir, options)?;
-        // On the console too: a long log takes a while (1M events: about 10 s).
-        let events = log.last_id().map_err(in_dir(dir))?;
-        let mut rebuilding = |why: &str| warn!(logger, "rebuilding the channel views from the log"; "why" => why, "events" => events);
-        let (mut channels, replayed) =
-            catch_up(&log, &views, &mut |_, _| {}, &mut rebuilding).map_err(in_dir(dir))?;
-        if replayed > REOPEN_AFTER_REPLAY {
-            // sled keeps the pages a long replay read, far past its cache size (it counts their
-            // compressed bytes): closing and opening the database again lets them go.
-            views.sync_blocks()?;
-            db.flush()?;
-            drop((views, log, db));
-            if let Some(release) = RELEASE_FREED_MEMORY.get() {
-                release();
-            }
-            (db, log, views) = open_db(dir, options)?;
-            (channels, _) = catch_up(&log, &views, &mut |_, _| {}, &mut rebuilding).map_err(in_dir(dir))?;
-        }
-        let last_id = log.last_id().map_err(in_dir(dir))?;
-        let reserved = log.reserved().map_err(in_dir(dir))?.max(last_id);
-        if replayed > 0 {
-            info!(logger, "caught up channel views"; "events" => replayed);
-        }
+        let (database, channels) = recovery::recover(dir, options, &logger)?;
+        let found_in = |e: StoreError| e.found_in(&database::db_dir(dir));
+        let last_id = database.event_log.last_id().map_err(found_in)?;
+        let reserved = database.event_log.reserved().map_err(found_in)?.max(last_id);
         if ack_early {
             warn!(logger, "UNSAFE: posts are acknowledged before they are written"; "env" => UNSAFE_ACK_ENV);
         }
-        let disk_sync = DiskSync::open(dir, &dir.join(DB_DIR)).map_err(|e| dir_error(dir, e))?;
+        let disk_sync = DiskSync::open(dir, &database::db_dir(dir)).map_err(|e| StoreError::dir(dir, e))?;
+        let database::Database { db, event_log, channel_views, lock } = database;
         let shared = Arc::new(Shared {
             db,
-            log,
-            views,
+            event_log,
+            channel_views,
             published: RwLock::new(channels.clone()),
-            visible: watch::Sender::new(last_id),
+            commits: watch::Sender::new(last_id),
             logger,
             disk_sync: Mutex::new(disk_sync),
             #[cfg(feature = "faults")]
@@ -486,7 +162,7 @@ impl Store {
         let (archive_tx, archiver) = match archive {
             Some(config) => {
                 let (tx, rx) = mpsc::channel();
-                (Some(tx), Some(start_archiver(shared.clone(), config, rx)?))
+                (Some(tx), Some(archive::spawn(shared.clone(), config, rx)?))
             }
             None => (None, None),
         };
@@ -495,7 +171,7 @@ impl Store {
         let handle = thread::Builder::new()
             .name("relay-writer".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::io("cannot start the writer thread", e))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 shared,
@@ -517,7 +193,7 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    fn channel(&self, name: &str) -> Option<views::ChannelRecord> {
+    fn channel(&self, name: &str) -> Option<channel_views::ChannelRecord> {
         self.inner.shared.published.read().unwrap_or_else(|p| p.into_inner()).get(name).copied()
     }
 
@@ -529,7 +205,7 @@ impl Store {
     /// Up to `limit` messages of `channel` with id > `after`, oldest first.
     pub fn since(&self, channel: &str, after: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {
-            Some(c) => self.inner.shared.views.since(c.no, after, c.last_id, limit),
+            Some(c) => self.inner.shared.channel_views.since(c.no, after, c.last_id, limit),
             None => Ok(Vec::new()),
         }
     }
@@ -537,7 +213,7 @@ impl Store {
     /// The last `limit` messages of `channel`, oldest first.
     pub fn tail(&self, channel: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {
-            Some(c) => self.inner.shared.views.tail(c.no, c.last_id, limit),
+            Some(c) => self.inner.shared.channel_views.tail(c.no, c.last_id, limit),
             None => Ok(Vec::new()),
         }
     }
@@ -545,7 +221,9 @@ impl Store {
     /// The last `limit` messages of `channel` with id < `before`, oldest first.
     pub fn before(&self, channel: &str, before: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {
-            Some(c) if before > 0 => self.inner.shared.views.tail(c.no, c.last_id.min(before - 1), limit),
+            Some(c) if before > 0 => {
+                self.inner.shared.channel_views.tail(c.no, c.last_id.min(before - 1), limit)
+            }
             _ => Ok(Vec::new()),
         }
     }
@@ -568,7 +246,7 @@ impl Store {
 
     /// The id of the last message readers can see.
     pub fn last_id(&self) -> u64 {
-        *self.inner.shared.visible.borrow()
+        *self.inner.shared.commits.borrow()
     }
 
     /// One chunk of an export (see [`ExportFilter`]): up to `upto`, which the caller fixes at the
@@ -579,7 +257,7 @@ impl Store {
         after: u64,
         upto: u64,
     ) -> Result<(Vec<u8>, Option<u64>), StoreError> {
-        offline::export_chunk(&self.inner.shared.log, filter, after, upto)
+        offline::export_chunk(&self.inner.shared.event_log, filter, after, upto)
     }
 
     /// Whether each commit is also made durable against a power cut (on by default); off
@@ -595,9 +273,9 @@ impl Store {
         self.inner.shared.faults.arm(plan);
     }
 
-    /// Watches the last visible id: woken after each commit.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.inner.shared.visible.subscribe()
+    /// The commit watch: the last visible id, woken after each commit.
+    pub fn commit_watch(&self) -> watch::Receiver<u64> {
+        self.inner.shared.commits.subscribe()
     }
 
     /// Stops taking appends, lets the writer finish what is queued, and flushes. Blocks: call it
@@ -613,7 +291,7 @@ impl Inner {
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         let result = match handle.map(thread::JoinHandle::join) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(StoreError::Io("the writer thread panicked".into())),
+            Some(Err(_)) => Err(StoreError::Crashed("the writer thread panicked".into())),
             None => Ok(()),
         };
         // The writer is gone, so the archiver's queue is closed: it finishes and stops.

@@ -1,10 +1,11 @@
 //! Commands on a store no relay is running on: export, import, check, replay. Each takes the
 //! data directory's lock, so a running relay makes them fail with a message that says so.
 
-use super::archive::{Archive, ArchiveConfig};
-use super::log::EventLog;
-use super::views::Views;
-use super::{catch_up, open_parts, open_parts_with, Options, Progress, StoreError};
+use super::archive::ArchiveConfig;
+use super::database::{Database, Options};
+use super::event_log::EventLog;
+use super::recovery::rebuild_projections;
+use super::StoreError;
 use crate::event::Event;
 use crate::message::Message;
 use crate::values::Name;
@@ -57,11 +58,12 @@ pub(crate) fn export_chunk(
 
 /// Exports the log of the store in `dir` as JSON Lines. Returns the bytes written.
 pub fn export(dir: &Path, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
-    let (_lock, _db, log, _views) = open_parts(dir)?;
+    let database = Database::open_existing(dir)?;
+    let log = &database.event_log;
     let upto = log.last_id()?;
-    let io_error = |e: std::io::Error| StoreError::Io(format!("writing the export: {e}"));
+    let io_error = |e| StoreError::io("writing the export", e);
     let (mut after, mut written) = (0, 0);
-    while let (chunk, Some(last)) = export_chunk(&log, filter, after, upto)? {
+    while let (chunk, Some(last)) = export_chunk(log, filter, after, upto)? {
         out.write_all(&chunk).map_err(io_error)?;
         written += chunk.len() as u64;
         after = last;
@@ -124,26 +126,18 @@ fn read_export(path: &Path) -> Result<impl Iterator<Item = Result<(u64, Event), 
     Ok(lines)
 }
 
-/// Appends an export to the store in `dir`, keeping ids, timestamps and sources, then rebuilds
-/// the projections. The whole file is checked before anything is stored.
+/// Appends an export to the store in `dir` (creating its database with `options` when it has
+/// none), keeping ids, timestamps and sources, then rebuilds the projections. The whole file
+/// is checked before anything is stored.
 pub fn import(
-    dir: &Path,
-    path: &Path,
-    merge: bool,
-    archive: Option<&ArchiveConfig>,
-) -> Result<ImportReport, ImportError> {
-    import_with(dir, path, merge, archive, Options::default())
-}
-
-/// [`import`], creating the database (when `dir` has none yet) with `options`.
-pub fn import_with(
     dir: &Path,
     path: &Path,
     merge: bool,
     archive: Option<&ArchiveConfig>,
     options: Options,
 ) -> Result<ImportReport, ImportError> {
-    let (_lock, db, log, views) = open_parts_with(dir, options)?;
+    let database = Database::open(dir, options)?;
+    let log = &database.event_log;
     let last = log.last_id()?;
     if last > 0 && !merge {
         return Err(ImportError::NotEmpty { dir: dir.display().to_string(), last });
@@ -179,39 +173,10 @@ pub fn import_with(
     log.append(&batch)?;
     report.imported += batch.len() as u64;
     log.set_reserved(highest.max(log.reserved()?))?;
-    db.flush().map_err(StoreError::from)?;
-    rebuild_projections(&log, &views, archive, &mut |_, _| {})?;
-    views.sync_blocks()?;
-    db.flush().map_err(StoreError::from)?;
+    database.flush()?;
+    rebuild_projections(log, &database.channel_views, archive, &mut |_, _| {})?;
+    database.flush()?;
     Ok(report)
-}
-
-/// Drops the views (and the archive) and replays the whole log into them; the archive on a
-/// thread of its own, since the two only share the log they read.
-pub(crate) fn rebuild_projections(
-    log: &EventLog,
-    views: &Views,
-    archive: Option<&ArchiveConfig>,
-    progress: Progress,
-) -> Result<u64, StoreError> {
-    std::thread::scope(|scope| {
-        let archived = archive.map(|config| scope.spawn(|| rebuild_archive(log, config)));
-        views.clear()?;
-        let (_, replayed) = catch_up(log, views, progress, &mut |_| {})?;
-        if let Some(archived) = archived {
-            archived.join().map_err(|_| StoreError::Io("rebuilding the archive panicked".into()))??;
-        }
-        Ok(replayed)
-    })
-}
-
-fn rebuild_archive(log: &EventLog, config: &ArchiveConfig) -> Result<(), StoreError> {
-    let archive_error = |e: std::io::Error| StoreError::Io(format!("archive {}: {e}", config.path.display()));
-    Archive::remove_files(config).map_err(archive_error)?;
-    log.set_archive_checkpoint(0)?;
-    let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
-    archive.follow(log, 0, log.last_id()?)?;
-    Ok(())
 }
 
 /// What `check` found: how many events it read, and every problem, each naming its id.
@@ -223,7 +188,8 @@ pub struct CheckReport {
 
 /// Reads the whole log and the channel views, changing nothing.
 pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
-    let (_lock, _db, log, views) = open_parts(dir)?;
+    let database = Database::open_existing(dir)?;
+    let (log, views) = (&database.event_log, &database.channel_views);
     let mut report = CheckReport::default();
     if !views.is_current()? {
         report.problems.push(
@@ -232,7 +198,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
                 .to_owned(),
         );
     }
-    let (checkpoint, channels) = match views.load(&log) {
+    let (checkpoint, channels) = match views.load(log) {
         Ok(loaded) => loaded,
         Err(e) => {
             report.problems.push(e.to_string());
@@ -310,9 +276,10 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
 
 /// Writes each event as a readable line: `#id [sender -> target] first line of text`.
 pub fn replay_print(dir: &Path, out: &mut dyn Write) -> Result<u64, StoreError> {
-    let (_lock, _db, log, _views) = open_parts(dir)?;
+    let database = Database::open_existing(dir)?;
+    let log = &database.event_log;
     let (mut after, mut count) = (0, 0);
-    let io_error = |e: std::io::Error| StoreError::Io(format!("writing: {e}"));
+    let io_error = |e| StoreError::io("writing", e);
     loop {
         let events = log.read_from(after + 1, CHUNK)?;
         let Some(last) = events.last().map(Event::id) else { break };

@@ -44,7 +44,7 @@ fn post_concurrently(store: &Store, n: usize) -> Vec<Message> {
 #[test]
 fn appends_get_increasing_ids_and_are_readable() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     let posted = post_concurrently(&store, 300);
     let mut ids: Vec<u64> = posted.iter().map(|m| m.id).collect();
     ids.sort_unstable();
@@ -65,7 +65,7 @@ fn appends_get_increasing_ids_and_are_readable() {
 #[test]
 fn since_and_tail_respect_bounds() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     let rt = runtime();
     let ids: Vec<u64> =
         (0..10).map(|i| rt.block_on(store.append(new_message("x", &format!("{i}")))).unwrap().id).collect();
@@ -108,18 +108,20 @@ fn archived_ids(config: &ArchiveConfig) -> Vec<u64> {
 fn rebuilt_projections_equal_incremental_ones() {
     let dir = tempfile::tempdir().unwrap();
     let archive = archive_in(dir.path(), 1 << 30);
-    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    let store = Store::open(dir.path(), Some(&archive), Options::default(), quiet()).unwrap();
     post_concurrently(&store, 500);
     store.close().unwrap();
     drop(store);
     let incremental = {
-        let (_lock, _db, log, views) = open_parts(dir.path()).unwrap();
-        views.dump(&log)
+        let database = database::Database::open_existing(dir.path()).unwrap();
+        let (_db, log, views) = (&database.db, &database.event_log, &database.channel_views);
+        views.dump(log)
     };
     let incremental_archive = std::fs::read(&archive.path).unwrap();
     assert_eq!(rebuild(dir.path(), Some(&archive), &mut |_, _| {}).unwrap(), 500);
-    let (_lock, _db, log, views) = open_parts(dir.path()).unwrap();
-    let rebuilt = views.dump(&log);
+    let database = database::Database::open_existing(dir.path()).unwrap();
+    let (_db, log, views) = (&database.db, &database.event_log, &database.channel_views);
+    let rebuilt = views.dump(log);
     let blocks = incremental.iter().filter(|(k, _)| k[0] == 3).count();
     assert!(blocks >= 6, "166 messages a channel seal two blocks each: {blocks}");
     assert_eq!(incremental, rebuilt);
@@ -210,7 +212,7 @@ fn views_answer_like_a_plain_model_across_blocks() {
         }
     };
 
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     store.set_power_safe(false); // what is tested here is the layout, not the disk
     for n in [1, 5, 64, 130, 1, 300, 7] {
         post_some(&store, &mut model, &mut next, n);
@@ -219,7 +221,7 @@ fn views_answer_like_a_plain_model_across_blocks() {
     store.close().unwrap();
     drop(store);
     // Reopened: the open messages are read back from the log, and sealing goes on from there.
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     store.set_power_safe(false);
     verify(&store, &model, 99);
     post_some(&store, &mut model, &mut next, 200);
@@ -229,7 +231,7 @@ fn views_answer_like_a_plain_model_across_blocks() {
     drop(store);
     assert_rebuild_seals_the_same_blocks(dir.path());
     assert!(check(dir.path()).unwrap().problems.is_empty());
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     verify(&store, &model, 101);
     store.close().unwrap();
 }
@@ -240,7 +242,7 @@ fn views_answer_like_a_plain_model_across_blocks() {
 /// and a rebuild (other commit sizes) agree.
 #[test]
 fn open_messages_are_sealed_early_when_old_or_too_large() {
-    use views::{OPEN_BYTES, OPEN_SPAN};
+    use channel_views::{OPEN_BYTES, OPEN_SPAN};
     let dir = tempfile::tempdir().unwrap();
     let message = |id: u64, target: &str, text: String| Message {
         id,
@@ -264,8 +266,9 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
     );
     let events: Vec<Event> = all.iter().cloned().map(Event::MessagePosted).collect();
     {
-        let (_lock, db, log, views) = open_parts_with(dir.path(), Options::default()).unwrap();
-        let (_, mut channels) = views.load(&log).unwrap();
+        let database = database::Database::open(dir.path(), Options::default()).unwrap();
+        let (db, log, views) = (&database.db, &database.event_log, &database.channel_views);
+        let (_, mut channels) = views.load(log).unwrap();
         for commit in events.chunks(1000) {
             log.append(commit).unwrap();
             views.apply(commit, &mut channels).unwrap();
@@ -276,7 +279,7 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
         assert!(open_wide > 0, "the wide channels after the sweep are open: read back on open");
         db.flush().unwrap();
     }
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     let texts = |page: Vec<StoredMessage>| page.iter().map(|m| m.decode().unwrap().text).collect::<Vec<_>>();
     assert_eq!(texts(store.since("quiet", 0, 10).unwrap()), ["q1", "q2", "q3"]);
     assert_eq!(texts(store.tail("busy", 2).unwrap()), [format!("b{}", busy_end - 1), format!("b{busy_end}")]);
@@ -295,8 +298,9 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
 /// views built incrementally, blocks and open messages included.
 fn assert_rebuild_seals_the_same_blocks(dir: &Path) {
     let dump = || {
-        let (_lock, _db, log, views) = open_parts(dir).unwrap();
-        views.dump(&log)
+        let database = database::Database::open_existing(dir).unwrap();
+        let (_db, log, views) = (&database.db, &database.event_log, &database.channel_views);
+        views.dump(log)
     };
     let incremental = dump();
     rebuild(dir, None, &mut |_, _| {}).unwrap();
@@ -308,7 +312,7 @@ fn assert_rebuild_seals_the_same_blocks(dir: &Path) {
 #[test]
 fn reads_during_seals_see_no_hole() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     store.set_power_safe(false);
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
@@ -360,14 +364,15 @@ fn reads_during_seals_see_no_hole() {
 fn views_of_an_older_layout_are_rebuilt_on_open() {
     let dir = filled_store(150);
     {
-        // Views without the layout's version are taken for an older layout.
-        let (_lock, db, _log, _views) = open_parts(dir.path()).unwrap();
+        // ChannelViews without the layout's version are taken for an older layout.
+        let database = database::Database::open_existing(dir.path()).unwrap();
+        let (db, _log, _views) = (&database.db, &database.event_log, &database.channel_views);
         db.open_tree("views").unwrap().remove([4u8]).unwrap();
         db.flush().unwrap();
     }
     let report = check(dir.path()).unwrap();
     assert!(report.problems.iter().any(|p| p.contains("older version")), "{:?}", report.problems);
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     assert_eq!(store.message_count(), 150);
     assert_eq!(store.since("a", 0, 500).unwrap().len(), store.channels()[0].count as usize);
     store.close().unwrap();
@@ -401,7 +406,7 @@ fn archive_lines_have_the_python_relays_format() {
 fn archive_holds_every_message_once_in_id_order() {
     let dir = tempfile::tempdir().unwrap();
     let archive = archive_in(dir.path(), 1 << 30);
-    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    let store = Store::open(dir.path(), Some(&archive), Options::default(), quiet()).unwrap();
     let mut posted: Vec<u64> = post_concurrently(&store, 300).iter().map(|m| m.id).collect();
     store.close().unwrap();
     posted.sort_unstable();
@@ -412,21 +417,22 @@ fn archive_holds_every_message_once_in_id_order() {
 fn archive_repairs_a_torn_line_and_skips_what_it_already_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let archive = archive_in(dir.path(), 1 << 30);
-    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    let store = Store::open(dir.path(), Some(&archive), Options::default(), quiet()).unwrap();
     post_concurrently(&store, 10);
     store.close().unwrap();
     drop(store);
     // A crash after the lines were written but before the checkpoint moved, in the middle of
     // writing one more line.
     {
-        let (_lock, db, log, _views) = open_parts(dir.path()).unwrap();
+        let database = database::Database::open_existing(dir.path()).unwrap();
+        let (db, log, _views) = (&database.db, &database.event_log, &database.channel_views);
         log.set_archive_checkpoint(3).unwrap();
         db.flush().unwrap();
     }
     let mut file = std::fs::OpenOptions::new().append(true).open(&archive.path).unwrap();
     file.write_all(b"2026-11-25 12:00:00,000 {\"id\":11,\"ts\":1.0,\"tar").unwrap();
     drop(file);
-    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    let store = Store::open(dir.path(), Some(&archive), Options::default(), quiet()).unwrap();
     let rt = runtime();
     rt.block_on(store.append(new_message("a", "after the crash"))).unwrap();
     store.close().unwrap();
@@ -437,7 +443,7 @@ fn archive_repairs_a_torn_line_and_skips_what_it_already_wrote() {
 fn archive_rotates_and_keeps_its_backups() {
     let dir = tempfile::tempdir().unwrap();
     let archive = archive_in(dir.path(), 2000);
-    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    let store = Store::open(dir.path(), Some(&archive), Options::default(), quiet()).unwrap();
     let rt = runtime();
     for i in 0..100 {
         rt.block_on(store.append(new_message("a", &format!("message {i} {}", "x".repeat(50))))).unwrap();
@@ -460,7 +466,7 @@ fn archive_survives_a_panic_in_the_rotating_writer() {
     let dir = tempfile::tempdir().unwrap();
     let archive = archive_in(dir.path(), 2000);
     let log_dir = archive.path.parent().unwrap().to_owned();
-    let store = Store::open(dir.path(), Some(&archive), quiet()).unwrap();
+    let store = Store::open(dir.path(), Some(&archive), Options::default(), quiet()).unwrap();
     let rt = runtime();
     let post =
         |i: usize| rt.block_on(store.append(new_message("a", &format!("message {i} {}", "x".repeat(50)))));
@@ -485,14 +491,15 @@ fn archive_survives_a_panic_in_the_rotating_writer() {
 #[test]
 fn views_catch_up_with_events_they_missed() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     post_concurrently(&store, 30);
     store.close().unwrap();
     drop(store);
     // A crash after the log was flushed and before the views were updated: write events to the
     // log only.
     {
-        let (_lock, db, log, _views) = open_parts(dir.path()).unwrap();
+        let database = database::Database::open_existing(dir.path()).unwrap();
+        let (db, log, _views) = (&database.db, &database.event_log, &database.channel_views);
         let last = log.last_id().unwrap();
         let events: Vec<Event> = (1..=5)
             .map(|i| {
@@ -509,7 +516,7 @@ fn views_catch_up_with_events_they_missed() {
         log.append(&events).unwrap();
         db.flush().unwrap();
     }
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     assert_eq!(store.since("late", 0, 100).unwrap().len(), 5);
     assert_eq!(store.message_count(), 35);
     store.close().unwrap();
@@ -521,7 +528,7 @@ fn ids_keep_growing_across_restarts() {
     let rt = runtime();
     let mut last = 0;
     for round in 0..3 {
-        let store = Store::open(dir.path(), None, quiet()).unwrap();
+        let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
         for i in 0..5 {
             let m = rt.block_on(store.append(new_message("r", &format!("{round}.{i}")))).unwrap();
             assert!(m.id > last, "id {} after {last}", m.id);
@@ -536,8 +543,9 @@ fn ids_keep_growing_across_restarts() {
 #[test]
 fn a_second_store_on_the_same_dir_is_refused_with_the_pid() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
-    let err = Store::open(dir.path(), None, quiet()).err().expect("second open must fail");
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    let err =
+        Store::open(dir.path(), None, Options::default(), quiet()).err().expect("second open must fail");
     let text = err.to_string();
     assert!(text.contains("locked by another relay"), "{text}");
     assert!(text.contains(&std::process::id().to_string()), "{text}");
@@ -547,7 +555,7 @@ fn a_second_store_on_the_same_dir_is_refused_with_the_pid() {
 #[test]
 fn append_after_close_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     store.close().unwrap();
     let err = runtime().block_on(store.append(new_message("x", "late"))).unwrap_err();
     assert!(matches!(err, StoreError::Closed));
@@ -556,8 +564,8 @@ fn append_after_close_is_refused() {
 #[test]
 fn subscribers_see_each_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
-    let mut rx = store.subscribe();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    let mut rx = store.commit_watch();
     let rt = runtime();
     let m = rt.block_on(store.append(new_message("x", "hello"))).unwrap();
     assert!(rx.has_changed().unwrap());
@@ -575,7 +583,7 @@ fn export_string(dir: &Path, filter: &ExportFilter) -> String {
 /// A closed store in a temp dir holding `n` messages over channels a, b, c.
 fn filled_store(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     post_concurrently(&store, n);
     store.close().unwrap();
     dir
@@ -590,13 +598,13 @@ fn export_import_export_is_byte_identical() {
     std::fs::write(&file, &first).unwrap();
     let target = tempfile::tempdir().unwrap();
     let archive = archive_in(target.path(), 1 << 30);
-    let report = import(target.path(), &file, false, Some(&archive)).unwrap();
+    let report = import(target.path(), &file, false, Some(&archive), Options::default()).unwrap();
     assert_eq!(report, ImportReport { imported: 300, skipped: 0 });
     assert_eq!(export_string(target.path(), &ExportFilter::default()), first);
     assert_eq!(archived_ids(&archive), (1..=300).collect::<Vec<_>>(), "import builds the archive");
     assert!(check(target.path()).unwrap().problems.is_empty(), "import builds sound views");
     // The imported store goes on from the imported ids.
-    let store = Store::open(target.path(), None, quiet()).unwrap();
+    let store = Store::open(target.path(), None, Options::default(), quiet()).unwrap();
     assert_eq!(store.since("a", 0, 1000).unwrap().len(), 100);
     let next = runtime().block_on(store.append(new_message("a", "after import"))).unwrap();
     assert!(next.id > 300);
@@ -620,9 +628,9 @@ fn import_refuses_a_used_store_unless_merging() {
     let source = filled_store(20);
     let file = source.path().join("export.jsonl");
     std::fs::write(&file, export_string(source.path(), &ExportFilter::default())).unwrap();
-    let err = import(source.path(), &file, false, None).unwrap_err();
+    let err = import(source.path(), &file, false, None, Options::default()).unwrap_err();
     assert!(err.to_string().contains("--merge"), "{err}");
-    let report = import(source.path(), &file, true, None).unwrap();
+    let report = import(source.path(), &file, true, None, Options::default()).unwrap();
     assert_eq!(report, ImportReport { imported: 0, skipped: 20 });
 }
 
@@ -644,11 +652,14 @@ fn merge_reports_a_conflicting_id_and_stores_nothing() {
     let changed = lines.replacen("\"text\":\"m", "\"text\":\"CHANGED m", 1);
     let file = source.path().join("export.jsonl");
     std::fs::write(&file, changed).unwrap();
-    let err = import(source.path(), &file, true, None).unwrap_err();
+    let err = import(source.path(), &file, true, None, Options::default()).unwrap_err();
     assert!(matches!(err, ImportError::Conflict { line: 1, id: 1, .. }), "{err}");
     assert!(export_string(source.path(), &ExportFilter::default()).lines().count() == 5, "nothing stored");
     std::fs::write(&file, lines).unwrap();
-    assert_eq!(import(source.path(), &file, true, None).unwrap(), ImportReport { imported: 1, skipped: 5 });
+    assert_eq!(
+        import(source.path(), &file, true, None, Options::default()).unwrap(),
+        ImportReport { imported: 1, skipped: 5 }
+    );
 }
 
 #[test]
@@ -674,7 +685,7 @@ fn a_malformed_line_stops_the_import_with_its_number() {
     ] {
         std::fs::write(&file, format!("{good}\n\n{second}\n")).unwrap();
         let store_dir = tempfile::tempdir().unwrap();
-        let err = import(store_dir.path(), &file, false, None).unwrap_err().to_string();
+        let err = import(store_dir.path(), &file, false, None, Options::default()).unwrap_err().to_string();
         assert!(err.contains("bad.jsonl:3:") && err.contains(reason), "{err}");
         assert_eq!(export_string(store_dir.path(), &ExportFilter::default()), "", "nothing stored");
     }
@@ -686,8 +697,9 @@ fn check_passes_a_sound_store_and_names_a_damaged_record() {
     let report = check(dir.path()).unwrap();
     assert_eq!((report.events, report.problems.len()), (50, 0), "{:?}", report.problems);
     {
-        let (_lock, db, _log, _views) = open_parts(dir.path()).unwrap();
-        db.open_tree("events").unwrap().insert(log::key(17), &[1u8, 0xff, 0xff][..]).unwrap();
+        let database = database::Database::open_existing(dir.path()).unwrap();
+        let (db, _log, _views) = (&database.db, &database.event_log, &database.channel_views);
+        db.open_tree("events").unwrap().insert(event_log::key(17), &[1u8, 0xff, 0xff][..]).unwrap();
         db.flush().unwrap();
     }
     let report = check(dir.path()).unwrap();
@@ -726,21 +738,25 @@ fn start_up_reports_a_damaged_record_it_must_read() {
     let dir = filled_store(10);
     {
         // Damage an event the views have not applied yet, so opening has to read it.
-        let (_lock, db, log, views) = open_parts(dir.path()).unwrap();
-        let (_, mut channels) = views.load(&log).unwrap();
+        let database = database::Database::open_existing(dir.path()).unwrap();
+        let (db, log, views) = (&database.db, &database.event_log, &database.channel_views);
+        let (_, mut channels) = views.load(log).unwrap();
         views.clear().unwrap();
         views.apply(&log.read_from(1, 5).unwrap(), &mut channels).unwrap();
-        db.open_tree("events").unwrap().insert(log::key(8), &[1u8, 0xff][..]).unwrap();
+        db.open_tree("events").unwrap().insert(event_log::key(8), &[1u8, 0xff][..]).unwrap();
         db.flush().unwrap();
     }
-    let err = Store::open(dir.path(), None, quiet()).err().expect("damaged store refused").to_string();
+    let err = Store::open(dir.path(), None, Options::default(), quiet())
+        .err()
+        .expect("damaged store refused")
+        .to_string();
     assert!(err.contains("event 8"), "{err}");
 }
 
 #[test]
 fn replay_prints_one_readable_line_per_event() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     runtime().block_on(store.append(new_message("proj-x", "\n  Review please\n```diff\n"))).unwrap();
     store.close().unwrap();
     drop(store);
@@ -752,19 +768,19 @@ fn replay_prints_one_readable_line_per_event() {
 #[test]
 fn new_databases_compress_and_older_uncompressed_ones_still_open() {
     let fresh = tempfile::tempdir().unwrap();
-    Store::open(fresh.path(), None, quiet()).unwrap().close().unwrap();
-    assert!(compressed(&fresh.path().join(DB_DIR), false), "new databases compress by default");
+    Store::open(fresh.path(), None, Options::default(), quiet()).unwrap().close().unwrap();
+    assert!(database::compressed(&fresh.path().join("db"), false), "new databases compress by default");
 
     // As the relay made databases before compression came in.
     let old = tempfile::tempdir().unwrap();
-    drop(sled::Config::new().path(old.path().join(DB_DIR)).use_compression(false).open().unwrap());
-    assert!(!compressed(&old.path().join(DB_DIR), true));
+    drop(sled::Config::new().path(old.path().join("db")).use_compression(false).open().unwrap());
+    assert!(!database::compressed(&old.path().join("db"), true));
     for _ in 0..2 {
-        let store = Store::open(old.path(), None, quiet()).unwrap();
+        let store = Store::open(old.path(), None, Options::default(), quiet()).unwrap();
         runtime().block_on(store.append(new_message("a", "still works"))).unwrap();
         store.close().unwrap();
     }
-    assert!(!compressed(&old.path().join(DB_DIR), true), "an existing database keeps its mode");
+    assert!(!database::compressed(&old.path().join("db"), true), "an existing database keeps its mode");
     assert_eq!(check(old.path()).unwrap().events, 2);
 }
 
@@ -772,7 +788,7 @@ fn new_databases_compress_and_older_uncompressed_ones_still_open() {
 fn power_safe_commits_sync_the_blob_files_sled_leaves_unsynced() {
     for power_safe in [true, false] {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), None, quiet()).unwrap();
+        let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
         store.set_power_safe(power_safe);
         // Over sled's blob threshold (about 128 KiB) even compressed: stored in a file of its own
         // under blobs/.
@@ -782,14 +798,18 @@ fn power_safe_commits_sync_the_blob_files_sled_leaves_unsynced() {
         // The event's blob is synced by its own commit; the view's copy (a projection, written
         // after the commit) by the next one.
         runtime().block_on(store.append(new_message("a", "small"))).unwrap();
-        let blobs = std::fs::read_dir(dir.path().join(DB_DIR).join("blobs")).unwrap().count();
+        let blobs = std::fs::read_dir(dir.path().join("db").join("blobs")).unwrap().count();
         assert!(blobs >= 1, "sled wrote the message as a blob");
         let synced = store.inner.shared.disk_sync.lock().unwrap().synced_blobs();
         assert_eq!(synced, if power_safe { blobs } else { 0 }, "power_safe = {power_safe}");
         // The big message is a block of its own in the blocks file, synced by the next commit's
         // flush before sled's.
         assert!(std::fs::metadata(dir.path().join(blocks::BLOCKS_FILE)).unwrap().len() > 300 * 1024);
-        assert_eq!(store.inner.shared.views.blocks_unsynced(), !power_safe, "power_safe = {power_safe}");
+        assert_eq!(
+            store.inner.shared.channel_views.blocks_unsynced(),
+            !power_safe,
+            "power_safe = {power_safe}"
+        );
         store.close().unwrap();
     }
 }
@@ -815,7 +835,7 @@ fn bytes_a_crash_left_past_the_blocks_are_cut_on_open() {
     std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&[7u8; 5000]).unwrap();
     assert!(check(dir.path()).unwrap().problems.is_empty(), "leftover bytes are not damage");
 
-    let store = Store::open(dir.path(), None, quiet()).unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), sealed);
     let posted = post_concurrently(&store, 600);
     assert_eq!(all_messages(&store).len(), 1200);
@@ -830,7 +850,7 @@ fn lost_or_damaged_blocks_are_reported_then_rebuilt_from_the_log() {
     for damage in ["cut", "flip"] {
         let dir = filled_store(600);
         let before = {
-            let store = Store::open(dir.path(), None, quiet()).unwrap();
+            let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
             all_messages(&store)
         };
         let path = dir.path().join(blocks::BLOCKS_FILE);
@@ -851,7 +871,7 @@ fn lost_or_damaged_blocks_are_reported_then_rebuilt_from_the_log() {
         // 600 events replayed: past REOPEN_AFTER_REPLAY, so the database is opened again too.
         let logs = tempfile::tempdir().unwrap();
         let (logger, flushed) = crate::usage_log::open(&logs.path().join("relay.log"), 1 << 20, 1).unwrap();
-        let store = Store::open(dir.path(), None, logger).unwrap();
+        let store = Store::open(dir.path(), None, Options::default(), logger).unwrap();
         assert_eq!(all_messages(&store), before, "{damage}: rebuilt from the log");
         let posted = runtime().block_on(store.append(new_message("a", "after the repair"))).unwrap();
         assert_eq!(store.tail("a", 1).unwrap()[0].decode().unwrap(), posted);

@@ -1,7 +1,7 @@
 //! The writer thread: the one place appends happen, one group commit at a time, following the
-//! commit protocol described in `store/mod.rs`.
+//! commit protocol described in ARCHITECTURE.md ("The commit protocol").
 
-use super::views::Channels;
+use super::channel_views::Channels;
 use super::{Shared, StoreError, ID_RESERVE_STEP, MAX_BATCH, UNSAFE_WRITE_DELAY};
 use crate::event::Event;
 use crate::message::{Message, NewMessage};
@@ -60,7 +60,7 @@ impl Writer {
         // without a gap, and make everything durable.
         if self.failed.is_none() {
             self.shared.injected_write_fault()?;
-            self.shared.log.set_reserved(self.next_id - 1)?;
+            self.shared.event_log.set_reserved(self.next_id - 1)?;
         }
         self.shared.flush()
     }
@@ -91,7 +91,7 @@ impl Writer {
         let applied = self
             .shared
             .injected_write_fault()
-            .and_then(|()| self.shared.views.apply(&events, &mut self.channels));
+            .and_then(|()| self.shared.channel_views.apply(&events, &mut self.channels));
         if let Err(e) = applied {
             error!(self.shared.logger, "updating channel views failed"; "error" => %e);
             self.failed = Some(format!("updating channel views failed: {e}"));
@@ -131,17 +131,18 @@ impl Writer {
         if last > self.reserved {
             let reserved = last + ID_RESERVE_STEP;
             self.shared.injected_write_fault()?;
-            self.shared.log.set_reserved(reserved)?;
+            self.shared.event_log.set_reserved(reserved)?;
             self.shared.flush()?;
             self.reserved = reserved;
         }
         let result = self
             .shared
             .injected_write_fault()
-            .and_then(|()| self.shared.log.append(events))
+            .and_then(|()| self.shared.event_log.append(events))
             .and_then(|()| self.shared.flush());
         if let Err(e) = &result {
-            let undo = self.shared.injected_write_fault().and_then(|()| self.shared.log.remove(first, last));
+            let undo =
+                self.shared.injected_write_fault().and_then(|()| self.shared.event_log.remove(first, last));
             if let Err(undo) = undo {
                 self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
             }
@@ -164,7 +165,7 @@ impl Writer {
                 published.insert(name.to_owned(), self.channels[name]);
             }
         }
-        self.shared.visible.send_replace(last.id());
+        self.shared.commits.send_replace(last.id());
         if let Some(archive) = &self.archive {
             let _ = archive.send(last.id());
         }

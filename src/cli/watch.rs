@@ -1,7 +1,7 @@
 //! `claude-codex-relay watch`: follow a channel on a running relay, print each new message, and
 //! optionally run a command per batch. The built-in replacement for the old polling scripts.
 
-use crate::client::{Client, ClientError};
+use super::client::{Client, ClientError};
 use crate::values::seconds;
 use anyhow::Context;
 use serde_json::Value;

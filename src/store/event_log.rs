@@ -22,12 +22,12 @@ pub(crate) fn key(id: u64) -> [u8; 8] {
 fn id_of(key: &[u8]) -> Result<u64, StoreError> {
     let bytes: [u8; 8] = key
         .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("event key of {} bytes, expected 8", key.len())))?;
+        .map_err(|_| StoreError::corrupt(format!("event key of {} bytes, expected 8", key.len())))?;
     Ok(u64::from_be_bytes(bytes))
 }
 
 fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
-    id_of(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not 8 bytes")))
+    id_of(bytes).map_err(|_| StoreError::corrupt(format!("{what} is not 8 bytes")))
 }
 
 impl EventLog {

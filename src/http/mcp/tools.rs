@@ -5,6 +5,7 @@
 //! error (`isError: true`) naming the field, which an agent can read and fix, rather than a
 //! JSON-RPC protocol error. The advertised input schemas still come from typed structs.
 
+use crate::http::error::ApiError;
 use crate::message::Source;
 use crate::relay::{
     clamp_limit, ChannelList, Page, Relay, RelayError, DEFAULT_WAIT, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT,
@@ -116,7 +117,7 @@ fn optional_number(args: &JsonObject, field: &str) -> Result<Option<f64>, ToolEr
 }
 
 fn relay_error(e: RelayError) -> ToolError {
-    e.to_string()
+    ApiError::from(e).message()
 }
 
 fn page_json(page: &Page) -> Value {

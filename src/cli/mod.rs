@@ -1,16 +1,21 @@
-//! The command line: `serve` (the default) and `rebuild`.
+//! The command line: `serve` (the default), `rebuild`, `replay`, `export`, `import` and `check`
+//! on a data directory, and `post` and `watch`, which talk to a running relay over REST
+//! (`client`).
 
-use crate::client::Client;
+mod client;
+pub mod watch;
+
 use crate::config::{Config, Flags};
-use crate::server::Server;
-use crate::store::{ExportFilter, StoreError};
-use crate::watch::{self, WatchArgs};
+use crate::server::{Server, StartError};
+use crate::store::{ExportFilter, ImportError, StoreError};
 use crate::{store, usage_log};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use client::Client;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use watch::WatchArgs;
 
 const ABOUT: &str =
     "A durable local message relay for coding agents (Claude Code, Codex, any MCP client) and their humans.";
@@ -156,15 +161,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Replay(args)) if !args.print => rebuild(&args.store),
         Some(Command::Replay(args)) => {
             let config = load_config(&args.store, Flags::default())?;
-            store::replay_print(&config.data_dir, &mut std::io::stdout().lock())?;
+            let data_dir = &config.data_dir;
+            store::replay_print(data_dir, &mut std::io::stdout().lock()).map_err(|e| advise(e, data_dir))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Export(args)) => export(&args),
         Some(Command::Import(args)) => {
             let config = load_config(&args.store, Flags::default())?;
             let (archive, options) = (config.archive(), config.store_options());
-            let report =
-                store::import_with(&config.data_dir, &args.file, args.merge, Some(&archive), options)?;
+            let report = store::import(&config.data_dir, &args.file, args.merge, Some(&archive), options)
+                .map_err(|e| match e {
+                    ImportError::Store(e) => advise(e, &config.data_dir),
+                    other => other.into(),
+                })?;
             println!(
                 "imported {} events into {} ({} already there, skipped)",
                 report.imported,
@@ -187,7 +196,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Watch(args)) => watch::watch(&args),
         Some(Command::Check(args)) => {
             let config = load_config(&args, Flags::default())?;
-            let report = store::check(&config.data_dir)?;
+            let report = store::check(&config.data_dir).map_err(|e| advise(e, &config.data_dir))?;
             if report.problems.is_empty() {
                 println!("{}: {} events, log and views sound", config.data_dir.display(), report.events);
                 return Ok(ExitCode::SUCCESS);
@@ -222,7 +231,8 @@ fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
             bar.set_position(at);
         }
     };
-    let replayed = store::rebuild(&config.data_dir, Some(&config.archive()), &mut progress)?;
+    let replayed = store::rebuild(&config.data_dir, Some(&config.archive()), &mut progress)
+        .map_err(|e| advise(e, &config.data_dir))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -246,9 +256,11 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     };
     match store::export(&config.data_dir, &filter, &mut out) {
         Err(e @ StoreError::Locked { .. }) => {
-            anyhow::bail!("{e}; or export from the running relay: curl -s http://HOST:PORT/api/export")
+            anyhow::bail!(
+                "{e}; stop it, or export from the running relay: curl -s http://HOST:PORT/api/export"
+            )
         }
-        result => result?,
+        result => result.map_err(|e| advise(e, &config.data_dir))?,
     };
     Ok(ExitCode::SUCCESS)
 }
@@ -265,7 +277,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     ));
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let server = Server::bind(&config, log).await?;
+        let server = Server::bind(&config, log).await.map_err(|e| match e {
+            StartError::Store(e) => advise(e, &config.data_dir),
+            other => other.into(),
+        })?;
         println!(
             "listening on http://{} (data: {}, {} messages)",
             server.local_addr(),
@@ -276,6 +291,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         server.run(stop_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A store error with what to do about it, for someone at a terminal.
+fn advise(e: StoreError, data_dir: &Path) -> anyhow::Error {
+    let check = format!("claude-codex-relay check --data-dir {}", data_dir.display());
+    match &e {
+        StoreError::Locked { .. } => anyhow::anyhow!("{e}; stop it or pass --data-dir"),
+        StoreError::Corrupt { what, place: Some(place) } => anyhow::anyhow!(
+            "the data is damaged: {what} (in {}; nothing was changed: run `{check}` to list every damaged \
+             record, then restore a backup or import an export)",
+            place.display()
+        ),
+        StoreError::Corrupt { .. } => {
+            anyhow::anyhow!("{e}; run `{check}` to list the damage (`rebuild` repairs the channel views)")
+        }
+        StoreError::DiskFull(_) => anyhow::anyhow!("{e}; free space, then try again"),
+        _ => e.into(),
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

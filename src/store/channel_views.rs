@@ -21,14 +21,14 @@
 //! on the sequence of messages, so a rebuild gives the same blocks.
 //!
 //! Reads see either the state before a seal or after it, never half of each: a seal moves
-//! messages from memory to a block, so a read that overlaps one starts again ([`Views::read`]).
+//! messages from memory to a block, so a read that overlaps one starts again ([`ChannelViews::read`]).
 //!
 //! Reads hand out the stored JSON without parsing it: the views are written by this module
 //! only; sled checks its files' checksums on load, and each block read checks the block's.
 //! `check` parses every message.
 
 use super::blocks::{BlockFile, BlockRef, RECENT_BYTES};
-use super::log::EventLog;
+use super::event_log::EventLog;
 use super::StoreError;
 use crate::event::Event;
 use crate::message::{Message, StoredMessage};
@@ -46,7 +46,7 @@ const BLOCK: u8 = 3;
 const FORMAT_KEY: u8 = 4;
 
 /// The layout version: 2 added blocks, 3 moved them to the blocks file, 4 keeps open messages
-/// in memory only. Views without it are rebuilt from the log on open.
+/// in memory only. ChannelViews without it are rebuilt from the log on open.
 const FORMAT: u8 = 4;
 /// Messages sealed into one block: a page of 200 touches four or five blocks.
 const BLOCK_MESSAGES: u32 = 64;
@@ -92,7 +92,7 @@ pub(crate) type Channels = HashMap<String, ChannelRecord>;
 /// Each channel's open messages, oldest first, by channel number.
 type Open = HashMap<u32, Vec<StoredMessage>>;
 
-pub(crate) struct Views {
+pub(crate) struct ChannelViews {
     tree: sled::Tree,
     blocks: BlockFile,
     open: RwLock<Open>,
@@ -181,19 +181,19 @@ fn be_u64(bytes: &[u8]) -> u64 {
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("channel views: {what}; run `claude-codex-relay rebuild`"))
+    StoreError::corrupt(format!("channel views: {what}"))
 }
 
 fn decode_message(bytes: &[u8]) -> Result<Message, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(format!("bad message record: {e}")))
 }
 
-impl Views {
+impl ChannelViews {
     /// The views of `db`, with their blocks file in the data directory `dir`.
     pub(crate) fn open(db: &sled::Db, dir: &Path) -> Result<Self, StoreError> {
         let blocks = BlockFile::open(dir)
-            .map_err(|e| StoreError::Io(format!("cannot open the blocks file in {}: {e}", dir.display())))?;
-        Ok(Views {
+            .map_err(|e| StoreError::io(format!("cannot open the blocks file in {}", dir.display()), e))?;
+        Ok(ChannelViews {
             tree: db.open_tree("views")?,
             blocks,
             open: RwLock::new(Open::new()),

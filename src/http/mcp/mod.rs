@@ -8,10 +8,11 @@
 //! first (so a forged Host or a foreign Origin gets the same answer on `/mcp` as anywhere else),
 //! and rmcp's check is a second line applying the same lists.
 
-use super::error::ApiError;
-use super::guard::HostPolicy;
-use super::request::{max_body_bytes, raw_query, read_body};
-use crate::mcp::RelayMcp;
+mod tools;
+
+use crate::http::error::ApiError;
+use crate::http::guard::HostPolicy;
+use crate::http::request::{max_body_bytes, raw_query, read_body};
 use crate::relay::Relay;
 use bytes::{Buf, Bytes};
 use futures_util::Stream;
@@ -21,7 +22,8 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use warp::http::{HeaderMap, Method, Request, StatusCode};
+use tools::RelayMcp;
+use warp::http::{HeaderMap, Method, Request};
 use warp::path::FullPath;
 use warp::reply::{Reply, Response};
 use warp::Filter;
@@ -70,12 +72,6 @@ pub fn routes(
             };
             handle(service, method, uri, headers, body, max_body)
         })
-}
-
-/// A JSON-RPC error for a message that never reached the server (so its id is unknown).
-fn jsonrpc_error(code: i64, message: String) -> Response {
-    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
-    warp::reply::with_status(warp::reply::json(&body), StatusCode::BAD_REQUEST).into_response()
 }
 
 /// Refuses, with the JSON-RPC error the spec names, what rmcp would answer with a bare 415:
@@ -148,7 +144,8 @@ where
     };
     if method == Method::POST {
         if let Err((code, message)) = check_jsonrpc(&body) {
-            return jsonrpc_error(code, message);
+            // The message never reached the server, so its id is unknown: `null`.
+            return ApiError::JsonRpc { code, message }.into_response();
         }
     }
     let mut request = match Request::builder().method(method).uri(uri).body(Full::new(Bytes::from(body))) {

@@ -1,0 +1,141 @@
+//! Opening a data directory's sled database: its options (cache, compression), with the
+//! directory's lock held, as the parts the store is made of (the event log, the channel views).
+
+use super::channel_views::ChannelViews;
+use super::event_log::EventLog;
+use super::lock::lock_dir;
+use super::StoreError;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// sled's page cache unless configured (`cache_mb`). sled counts the bytes pages take on disk,
+/// compressed, so the pages a scan reads in can take several times this much memory. What the
+/// relay reads from sled (the log's newest pages, the views' index) fits in far less
+/// (docs/benchmarks.md, target 7).
+pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// zstd level for new databases: messages are text and compress well at the fast levels.
+const COMPRESSION_LEVEL: i32 = 1;
+
+/// How long to wait for sled's file lock once the relay's own lock is held (see `open_sled`).
+const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+const DB_DIR: &str = "db";
+
+/// How to open the store's database.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// sled's page cache, in bytes (a target sled may exceed).
+    pub cache_bytes: u64,
+    /// Whether a database created now compresses its pages (zstd). sled cannot switch an
+    /// existing database, which keeps what it was made with.
+    pub compress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { cache_bytes: DEFAULT_CACHE_BYTES, compress: true }
+    }
+}
+
+/// The sled database of `dir`.
+pub(super) fn db_dir(dir: &Path) -> PathBuf {
+    dir.join(DB_DIR)
+}
+
+/// Whether the sled database in `db_dir` compresses its pages (`new`: what a database that does
+/// not exist yet will do).
+pub(super) fn compressed(db_dir: &Path, new: bool) -> bool {
+    match std::fs::read(db_dir.join("conf")) {
+        Ok(conf) => {
+            let on: &[u8] = b"use_compression: true";
+            conf.windows(on.len()).any(|w| w == on)
+        }
+        Err(_) => new,
+    }
+}
+
+/// Opens sled, retrying while its file lock is still held by an instance this process is
+/// closing: sled releases it from a background thread shortly after the last handle is dropped.
+/// Holding the relay's lock file proves that no other process owns the directory.
+fn open_sled(dir: &Path, options: Options) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + SLED_LOCK_WAIT;
+    let compress = compressed(&db_dir(dir), options.compress);
+    loop {
+        let config = sled::Config::new()
+            .path(db_dir(dir))
+            .cache_capacity(options.cache_bytes)
+            .use_compression(compress)
+            .compression_factor(COMPRESSION_LEVEL);
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && Instant::now() < deadline =>
+            {
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(sled::Error::Io(e)) => return Err(StoreError::dir(dir, e)),
+            Err(other) => return Err(other.into()),
+        }
+    }
+}
+
+/// A data directory's database, opened with the directory's lock held.
+pub(super) struct Database {
+    pub(super) db: sled::Db,
+    pub(super) event_log: EventLog,
+    pub(super) channel_views: ChannelViews,
+    pub(super) lock: File,
+}
+
+impl Database {
+    /// Opens the database of `dir`, creating it (and the directory) when there is none.
+    pub(super) fn open(dir: &Path, options: Options) -> Result<Database, StoreError> {
+        let lock = lock_dir(dir)?;
+        Database::open_locked(dir, options, lock)
+    }
+
+    /// Opens the store of `dir` for a command on a stopped relay: a directory without one is
+    /// an error, not a new empty store.
+    pub(super) fn open_existing(dir: &Path) -> Result<Database, StoreError> {
+        if !db_dir(dir).is_dir() {
+            return Err(StoreError::dir(
+                dir,
+                format!("it holds no relay data (no {DB_DIR}/ inside); pass the --data-dir the relay uses"),
+            ));
+        }
+        Database::open(dir, Options::default())
+    }
+
+    fn open_locked(dir: &Path, options: Options, lock: File) -> Result<Database, StoreError> {
+        let found_in = |e: StoreError| e.found_in(&db_dir(dir));
+        let db = open_sled(dir, options).map_err(found_in)?;
+        let event_log = EventLog::open(&db).map_err(found_in)?;
+        let channel_views = ChannelViews::open(&db, dir).map_err(found_in)?;
+        Ok(Database { db, event_log, channel_views, lock })
+    }
+
+    /// Makes everything written so far durable: the blocks, then the database that names them.
+    pub(super) fn flush(&self) -> Result<(), StoreError> {
+        self.channel_views.sync_blocks()?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Flushes, closes the database and opens it again, keeping the lock: sled keeps what a
+    /// long replay read far past its cache size, and only closing lets it go.
+    pub(super) fn reopen(
+        self,
+        dir: &Path,
+        options: Options,
+        after_close: impl FnOnce(),
+    ) -> Result<Database, StoreError> {
+        self.flush()?;
+        let Database { db, event_log, channel_views, lock } = self;
+        drop((channel_views, event_log, db));
+        after_close();
+        Database::open_locked(dir, options, lock)
+    }
+}
