@@ -25,9 +25,7 @@ fn append(c: &mut Criterion) {
     // power_safe: each commit also fdatasyncs (the default); crash_safe: sled's flush alone.
     for (mode, power_safe) in [("power_safe", true), ("crash_safe", false)] {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(dir.path(), None, Default::default(), slog::Logger::root(slog::Discard, slog::o!()))
-                .unwrap();
+        let store = Store::open(dir.path(), None, Default::default(), relay::usage_log::discard()).unwrap();
         store.set_power_safe(power_safe);
         for posters in [1usize, 8, 32] {
             // One iteration = one acknowledged post per poster.

@@ -7,10 +7,12 @@
 //! Run: `cargo bench --bench http` (figures in docs/benchmarks.md).
 
 mod common;
+#[allow(dead_code)] // the benches use a part of the tests' harness
+#[path = "../tests/api/helpers.rs"]
+mod helpers;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use relay::config::Config;
-use relay::server::Server;
+use helpers::{spawn_app_in, TestApp};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -79,25 +81,11 @@ impl Conn {
     }
 }
 
-/// Runs a relay on `dir` in its own runtime thread; returns its address.
-fn start_relay(dir: &Path, archive_dir: &Path) -> SocketAddr {
-    let config = Config {
-        port: 0,
-        data_dir: dir.to_owned(),
-        channel_log_path: archive_dir.join("archive.log"),
-        ..Config::default()
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let server = Server::bind(&config, slog::Logger::root(slog::Discard, slog::o!())).await.unwrap();
-            tx.send(server.local_addr()).unwrap();
-            server.run(std::future::pending()).await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
+/// A relay on `dir` in its own runtime thread (the socket tests' harness), with its archive in
+/// `archive_dir` so the shared data sets stay as they are; it stops when dropped.
+fn start_relay(dir: &Path, archive_dir: &Path) -> TestApp {
+    let archive = archive_dir.join("archive.log");
+    spawn_app_in(dir, |c| c.channel_log_path = archive)
 }
 
 /// A bare warp server with one route returning a small JSON, like an empty poll's reply.
@@ -134,7 +122,7 @@ fn http(c: &mut Criterion) {
         b.iter(|| assert_eq!(conn.send("GET", "/poll", "").0, 200))
     });
 
-    let mut conn = Conn::open(relay);
+    let mut conn = Conn::open(relay.addr);
     // chan-001 holds ids 1, 11, ..., 9991: since its last id, the poll is empty.
     let empty = "/api/messages?target=chan-001&since_id=9991&limit=200";
     let (status, length) = conn.send("GET", empty, "");
@@ -168,20 +156,20 @@ fn http(c: &mut Criterion) {
         })
     });
 
-    let mut conn = Conn::open(relay_for_posts);
+    let mut conn = Conn::open(relay_for_posts.addr);
     let body =
         serde_json::json!({"target": "proj-x", "sender": "bench", "text": "x".repeat(200)}).to_string();
     group.bench_function("relay_durable_post", |b| {
         b.iter(|| assert_eq!(conn.send("POST", "/api/messages", &body).0, 201))
     });
     group.finish();
-    wake_up(relay_for_posts);
+    wake_up(relay_for_posts.addr);
 
     // The web UI: the same page of the newest 100 messages whether the channel holds 100 or
     // 100,000. (RELAY_BENCH_QUICK: 10,000, so CI does not build the large set.)
     let long = if std::env::var_os("RELAY_BENCH_QUICK").is_some() { 10_000 } else { 100_000 };
     let long_relay = start_relay(&common::data_set(long, 1), scratch.path());
-    let mut conn = Conn::open(relay_for_posts);
+    let mut conn = Conn::open(relay_for_posts.addr);
     for (channel, n) in [("ten", 10), ("hundred", 100)] {
         for id in 1..=n {
             let text = common::message(id, 1).text;
@@ -191,11 +179,11 @@ fn http(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("ui");
     for (name, addr, path) in [
-        ("channel_page_10", relay_for_posts, "/c/ten".to_owned()),
-        ("channel_page_100", relay_for_posts, "/c/hundred".to_owned()),
+        ("channel_page_10", relay_for_posts.addr, "/c/ten".to_owned()),
+        ("channel_page_100", relay_for_posts.addr, "/c/hundred".to_owned()),
         (
             if long == 100_000 { "channel_page_100000" } else { "channel_page_10000" },
-            long_relay,
+            long_relay.addr,
             format!("/c/{}", common::channel_name(0)),
         ),
     ] {

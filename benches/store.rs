@@ -53,9 +53,7 @@ fn sizes() -> Vec<(u64, u64)> {
     }
 }
 
-fn quiet() -> slog::Logger {
-    slog::Logger::root(slog::Discard, slog::o!())
-}
+use relay::usage_log::discard as quiet;
 
 fn fetch_since(c: &mut Criterion) {
     for (n, channels) in sizes() {

@@ -13,30 +13,6 @@ const MIB: u64 = 1024 * 1024;
 /// memory a few times over without trouble.
 pub const MAX_TEXT_BYTES_LIMIT: u64 = 64 * MIB;
 
-/// Every config key, in the order layers apply them (a legacy `*_max_bytes` after its `*_max_mb`,
-/// so the byte count wins when one source gives both).
-pub const KEYS: &[&str] = &[
-    "host",
-    "port",
-    "data_dir",
-    "max_text_bytes",
-    "log_path",
-    "log_max_mb",
-    "log_max_bytes",
-    "log_backup_count",
-    "channel_log_path",
-    "channel_log_max_mb",
-    "channel_log_max_bytes",
-    "channel_log_backup_count",
-    "channels",
-    "allowed_hosts",
-    "auth_token",
-    "auth_token_file",
-    "fsync",
-    "cache_mb",
-    "compression",
-];
-
 /// The environment variable for a key: `port` → `CLAUDE_CODEX_PORT`.
 pub fn env_var(key: &str) -> String {
     format!("CLAUDE_CODEX_{}", key.to_ascii_uppercase())
@@ -235,7 +211,7 @@ impl Config {
         if let Some(path) = file {
             config.apply_file(path)?;
         }
-        for key in KEYS {
+        for key in keys() {
             let var = env_var(key);
             if let Some(value) = env(&var) {
                 config
@@ -300,15 +276,15 @@ impl Config {
             return Err(file_error("must hold a JSON object of settings".into()));
         };
         let source = format!("config file {}", path.display());
-        if let Some(unknown) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        if let Some(unknown) = map.keys().find(|k| !keys().any(|key| key == k.as_str())) {
             return Err(value_error(
                 unknown,
-                format!("is not a setting; known settings: {}", KEYS.join(", ")),
+                format!("is not a setting; known settings: {}", keys().collect::<Vec<_>>().join(", ")),
                 source,
             ));
         }
-        for key in KEYS {
-            if let Some(value) = map.get(*key) {
+        for key in keys() {
+            if let Some(value) = map.get(key) {
                 self.set(key, &Raw::Json(value))
                     .map_err(|reason| value_error(key, reason, source.clone()))?;
             }
@@ -316,62 +292,121 @@ impl Config {
         Ok(())
     }
 
+    /// Reads `raw` into the setting `key` (one of [`SETTINGS`]).
     fn set(&mut self, key: &str, raw: &Raw) -> Result<(), String> {
-        match key {
-            "host" => {
-                let host = raw.string()?;
-                if host.contains(char::is_whitespace) || host.contains('/') {
-                    return Err(format!("{host:?} is not a host name or IP address"));
-                }
-                self.host = host;
-            }
-            "port" => {
-                self.port =
-                    u16::try_from(raw.whole_number()?).map_err(|_| "must be a port number from 0 to 65535")?
-            }
-            "data_dir" => self.data_dir = raw.string()?.into(),
-            "max_text_bytes" => {
-                let n = positive_bytes(raw.whole_number()?)?;
-                if n > MAX_TEXT_BYTES_LIMIT {
-                    return Err(format!("must be at most {MAX_TEXT_BYTES_LIMIT} (64 MiB)"));
-                }
-                self.max_text_bytes = n as usize;
-            }
-            "log_path" => self.log_path = raw.string()?.into(),
-            "log_max_mb" => self.log_max_bytes = megabytes(raw)?,
-            "log_max_bytes" => self.log_max_bytes = positive_bytes(raw.whole_number()?)?,
-            "log_backup_count" => self.log_backup_count = backup_count(raw)?,
-            "channel_log_path" => self.channel_log_path = raw.string()?.into(),
-            "channel_log_max_mb" => self.channel_log_max_bytes = megabytes(raw)?,
-            "channel_log_max_bytes" => self.channel_log_max_bytes = positive_bytes(raw.whole_number()?)?,
-            "channel_log_backup_count" => self.channel_log_backup_count = backup_count(raw)?,
-            "channels" => {
-                let mut channels = Vec::new();
-                for item in raw.list()? {
-                    let name =
-                        Name::parse("channels", &item).map_err(|e| format!("entry {item:?} {}", e.reason))?;
-                    if !channels.contains(&name) {
-                        channels.push(name);
-                    }
-                }
-                self.channels = channels;
-            }
-            "allowed_hosts" => {
-                self.allowed_hosts = raw
-                    .list()?
-                    .iter()
-                    .map(|item| HostPattern::parse(item).map_err(|e| format!("entry {item:?} {e}")))
-                    .collect::<Result<_, _>>()?;
-            }
-            "auth_token" => self.auth_token = Some(Token::parse(&raw.string()?)?),
-            "auth_token_file" => self.auth_token_file = Some(raw.string()?.into()),
-            "fsync" => self.fsync = raw.boolean()?,
-            "cache_mb" => self.cache_bytes = megabytes(raw)?,
-            "compression" => self.compression = raw.boolean()?,
-            _ => unreachable!("set() is called only with keys from KEYS"),
-        }
-        Ok(())
+        let (_, read) = SETTINGS.iter().find(|(k, _)| *k == key).ok_or("is not a setting")?;
+        read(self, raw)
     }
+}
+
+/// How one setting's value is checked and stored.
+type Read = fn(&mut Config, &Raw) -> Result<(), String>;
+
+/// Every setting: its key (in config.json; the environment variable is [`env_var`] of it) and
+/// how its value is read. A new setting is a line here and a field of [`Config`]. Layers apply
+/// them in this order, so a legacy `*_max_bytes` comes after its `*_max_mb`: the byte count
+/// wins when one source gives both.
+const SETTINGS: &[(&str, Read)] = &[
+    ("host", |c, raw| {
+        let host = raw.string()?;
+        if host.contains(char::is_whitespace) || host.contains('/') {
+            return Err(format!("{host:?} is not a host name or IP address"));
+        }
+        c.host = host;
+        Ok(())
+    }),
+    ("port", |c, raw| {
+        c.port = u16::try_from(raw.whole_number()?).map_err(|_| "must be a port number from 0 to 65535")?;
+        Ok(())
+    }),
+    ("data_dir", |c, raw| {
+        c.data_dir = raw.string()?.into();
+        Ok(())
+    }),
+    ("max_text_bytes", |c, raw| {
+        let n = positive_bytes(raw.whole_number()?)?;
+        if n > MAX_TEXT_BYTES_LIMIT {
+            return Err(format!("must be at most {MAX_TEXT_BYTES_LIMIT} (64 MiB)"));
+        }
+        c.max_text_bytes = n as usize;
+        Ok(())
+    }),
+    ("log_path", |c, raw| {
+        c.log_path = raw.string()?.into();
+        Ok(())
+    }),
+    ("log_max_mb", |c, raw| {
+        c.log_max_bytes = megabytes(raw)?;
+        Ok(())
+    }),
+    ("log_max_bytes", |c, raw| {
+        c.log_max_bytes = positive_bytes(raw.whole_number()?)?;
+        Ok(())
+    }),
+    ("log_backup_count", |c, raw| {
+        c.log_backup_count = backup_count(raw)?;
+        Ok(())
+    }),
+    ("channel_log_path", |c, raw| {
+        c.channel_log_path = raw.string()?.into();
+        Ok(())
+    }),
+    ("channel_log_max_mb", |c, raw| {
+        c.channel_log_max_bytes = megabytes(raw)?;
+        Ok(())
+    }),
+    ("channel_log_max_bytes", |c, raw| {
+        c.channel_log_max_bytes = positive_bytes(raw.whole_number()?)?;
+        Ok(())
+    }),
+    ("channel_log_backup_count", |c, raw| {
+        c.channel_log_backup_count = backup_count(raw)?;
+        Ok(())
+    }),
+    ("channels", |c, raw| {
+        let mut channels = Vec::new();
+        for item in raw.list()? {
+            let name = Name::parse("channels", &item).map_err(|e| format!("entry {item:?} {}", e.reason))?;
+            if !channels.contains(&name) {
+                channels.push(name);
+            }
+        }
+        c.channels = channels;
+        Ok(())
+    }),
+    ("allowed_hosts", |c, raw| {
+        c.allowed_hosts = raw
+            .list()?
+            .iter()
+            .map(|item| HostPattern::parse(item).map_err(|e| format!("entry {item:?} {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(())
+    }),
+    ("auth_token", |c, raw| {
+        c.auth_token = Some(Token::parse(&raw.string()?)?);
+        Ok(())
+    }),
+    ("auth_token_file", |c, raw| {
+        c.auth_token_file = Some(raw.string()?.into());
+        Ok(())
+    }),
+    ("fsync", |c, raw| {
+        c.fsync = raw.boolean()?;
+        Ok(())
+    }),
+    ("cache_mb", |c, raw| {
+        c.cache_bytes = megabytes(raw)?;
+        Ok(())
+    }),
+    ("compression", |c, raw| {
+        c.compression = raw.boolean()?;
+        Ok(())
+    }),
+];
+
+/// Every setting's key, in the order layers apply them.
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().map(|(key, _)| *key)
 }
 
 fn value_error(key: &str, reason: String, origin: String) -> ConfigError {
@@ -563,13 +598,13 @@ mod tests {
     #[test]
     fn readme_documents_every_key_with_its_variable() {
         let readme = include_str!("../README.md");
-        for key in KEYS {
+        for key in keys() {
             let row = format!("| `{key}` | `{}` |", env_var(key));
             assert!(readme.contains(&row), "README.md config table lacks the row for {key}");
         }
         let documented =
             readme.lines().filter(|l| l.starts_with("| `") && l.contains("`CLAUDE_CODEX_")).count();
-        assert_eq!(documented, KEYS.len(), "README.md documents a key the relay does not have");
+        assert_eq!(documented, keys().count(), "README.md documents a key the relay does not have");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! claude-codex-relay: a durable local message relay for coding agents.
 //!
 //! # Layout
-//! - [`message`]: names, text and messages, validated on the way in.
+//! - [`values`]: parsed values (names, text, tokens, host patterns, seconds), checked where they
+//!   enter; a leaf that imports nothing of ours.
+//! - [`message`]: a message as posted and as stored.
 //! - [`event`]: the log's records and their encoding (version byte + bincode 2).
 //! - [`store`]: the sled database: event log, channel views, text archive, group-commit writer,
 //!   export/import/check. The only module that touches sled.
@@ -12,7 +14,8 @@
 //! - [`render`]: agent text (markdown) to safe, highlighted HTML.
 //! - [`server`]: bind, serve, stop.
 //! - [`config`]: layered settings (flags, environment, config.json, defaults).
-//! - [`usage_log`]: the rotating tool-usage log behind slog.
+//! - [`usage_log`]: the rotating tool-usage log behind slog; [`rotating`]: the size-rotated files
+//!   it and the text archive are written to.
 //! - [`cli`]: subcommands, `watch` and `post` among them (REST clients of a running relay);
 //!   `main.rs` only calls it.
 //!
@@ -26,6 +29,7 @@ pub mod http;
 pub mod message;
 pub mod relay;
 pub mod render;
+pub mod rotating;
 pub mod server;
 pub mod store;
 pub mod usage_log;

@@ -3,8 +3,8 @@ use std::process::ExitCode;
 
 /// glibc's malloc gives each thread that allocates under contention an arena of its own (up to
 /// eight per core) and keeps what each arena once held. Page reads run on tokio's blocking
-/// threads, and with the default the relay's memory settled about 100 MiB higher under load;
-/// four arenas cost no measurable throughput (docs/benchmarks.md, target 7).
+/// threads, so the default lets memory grow under load; four arenas keep it lower at no
+/// measurable cost in throughput (docs/benchmarks.md, target 7).
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a tunable of glibc's allocator; called before any other thread

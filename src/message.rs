@@ -48,6 +48,13 @@ pub struct Message {
     pub source: Source,
 }
 
+/// A message in one line, as `watch` and `replay --print` show it:
+/// `#id [sender -> target] first line of text`.
+pub fn summary_line(id: u64, sender: &str, target: &str, text: &str) -> String {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    format!("#{id} [{sender} -> {target}] {first}")
+}
+
 /// A stored message as a channel view holds it: its id and its JSON, ready to send. A page of
 /// these is written out as the bytes it was stored as, without decoding and re-encoding each
 /// message.

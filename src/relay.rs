@@ -367,7 +367,7 @@ mod tests {
     use super::*;
 
     fn relay_in(dir: &std::path::Path) -> Relay {
-        let log = Logger::root(slog::Discard, slog::o!());
+        let log = crate::usage_log::discard();
         let settings = Settings { channels: Vec::new(), max_text_bytes: 1000 };
         Relay::new(Store::open(dir, None, Default::default(), log.clone()).unwrap(), settings, log)
     }

@@ -5,7 +5,7 @@
 //! The relay's own warnings and errors are also printed to stderr. rmcp, warp and hyper report
 //! through `tracing`; [`TracingBridge`] forwards their warnings and errors into the file only.
 
-use file_rotate::{compression::Compression, suffix::AppendCount, ContentLimit, FileRotate};
+use file_rotate::{suffix::AppendCount, FileRotate};
 use serde_json::{Map, Value};
 use slog::{Drain, Key, Level, Logger, OwnedKVList, Record, KV};
 use std::fmt;
@@ -77,23 +77,17 @@ impl Drain for LineDrain {
 /// Opens (creating its folder) the rotating log at `path`: rotated once it passes `max_bytes`,
 /// keeping `backups` old files (`.1` newest).
 pub fn open(path: &Path, max_bytes: u64, backups: usize) -> std::io::Result<(Logger, AsyncGuard)> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    // Fail here with the reason, not later inside the rotating writer.
-    std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    let file = FileRotate::new(
-        path,
-        AppendCount::new(backups),
-        ContentLimit::BytesSurpassed(max_bytes.max(1) as usize),
-        Compression::None,
-        None,
-    );
+    let file = crate::rotating::open(path, max_bytes, backups)?;
     let (drain, guard) = slog_async::Async::new(LineDrain { file: Mutex::new(file) })
         .chan_size(QUEUE_LEN)
         .thread_name("usage-log".into())
         .build_with_guard();
     Ok((Logger::root(drain.fuse(), slog::o!()), guard))
+}
+
+/// A logger that drops every record: for tests, benches and tools that log nothing.
+pub fn discard() -> Logger {
+    Logger::root(slog::Discard, slog::o!())
 }
 
 /// A `tracing` subscriber that sends the warnings and errors of the libraries the relay uses

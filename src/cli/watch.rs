@@ -2,6 +2,7 @@
 //! optionally run a command per batch. The built-in replacement for the old polling scripts.
 
 use super::client::{Client, ClientError};
+use crate::message::summary_line;
 use crate::values::seconds;
 use anyhow::Context;
 use serde_json::Value;
@@ -73,14 +74,8 @@ fn write_state(path: &Path, id: u64) -> anyhow::Result<()> {
 }
 
 fn summary(m: &Value) -> String {
-    let text = m["text"].as_str().unwrap_or("");
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    format!(
-        "#{} [{} -> {}] {first}",
-        m["id"],
-        m["sender"].as_str().unwrap_or("?"),
-        m["target"].as_str().unwrap_or("?")
-    )
+    let field = |name: &str| m[name].as_str().unwrap_or("?");
+    summary_line(m["id"].as_u64().unwrap_or(0), field("sender"), field("target"), field("text"))
 }
 
 /// Runs the command for one batch; true when it succeeded.

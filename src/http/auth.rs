@@ -1,5 +1,6 @@
 //! The optional bearer token (`auth_token`). With one set, every route but `/healthz`,
-//! `/static/*` and the sign-in form needs it:
+//! `/static/*` and the sign-in form needs it; each route says which [`Gate`] it is behind,
+//! where it is declared:
 //! - agents and scripts send `Authorization: Bearer TOKEN`;
 //! - the web UI asks for it once (`POST /ui/login`) and keeps it in an HttpOnly,
 //!   SameSite=Strict cookie, which counts on the UI's own routes only (not on `/api` or `/mcp`).
@@ -25,38 +26,74 @@ const QUERY_SECRETS: [&str; 5] = ["token", "access_token", "auth", "auth_token",
 /// The sign-in form's body: the token and where to go next.
 const LOGIN_BODY_LIMIT: usize = 4096;
 
-/// Routes open without the token.
-fn is_public(path: &str) -> bool {
-    path == "/healthz" || path == "/ui/login" || path.starts_with("/static/")
+/// Who may use a route when the relay has a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Agents and scripts: the bearer token only.
+    Api,
+    /// Requests the web UI's own pages make: the bearer token or the sign-in cookie.
+    Ui,
+    /// The web UI's pages: as `Ui`, and a refusal is the sign-in page, returning here.
+    Page,
 }
 
-/// Routes of the web UI: the cookie counts here.
-fn is_ui(path: &str) -> bool {
-    path == "/" || path == "/docs" || path.starts_with("/c/") || path.starts_with("/ui/")
+/// The token check, put on each route by the module that declares it, right after its path
+/// and method: a route without a gate is open (`/healthz`, `/static/*`, the sign-in form).
+#[derive(Clone, Default)]
+pub struct Gate {
+    token: Option<Arc<Token>>,
 }
 
-/// The web UI's pages: a refusal here is the sign-in page (elsewhere, JSON).
-fn is_page(path: &str) -> bool {
-    path == "/" || path == "/docs" || path.strip_prefix("/c/").is_some_and(|name| !name.contains('/'))
+impl Gate {
+    pub fn new(token: Option<Token>) -> Gate {
+        Gate { token: token.map(Arc::new) }
+    }
+
+    /// For agents and scripts: `Authorization: Bearer TOKEN`.
+    pub fn api(&self) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+        self.filter(Access::Api)
+    }
+
+    /// For the requests of the web UI's pages: the bearer token or the sign-in cookie.
+    pub fn ui(&self) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+        self.filter(Access::Ui)
+    }
+
+    /// For the web UI's pages: as [`Gate::ui`], and a refusal is the sign-in page.
+    pub fn page(&self) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+        self.filter(Access::Page)
+    }
+
+    fn filter(&self, access: Access) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+        let token = self.token.clone();
+        warp::path::full()
+            .and(warp::header::headers_cloned())
+            .and_then(move |path: FullPath, headers: HeaderMap| {
+                let result = match &token {
+                    None => Ok(()),
+                    Some(token) => {
+                        check(token, access, path.as_str(), &headers).map_err(warp::reject::custom)
+                    }
+                };
+                async move { result }
+            })
+            .untuple_one()
+    }
 }
 
-/// The token check as a warp filter: put it behind the host guard, in front of every route.
-pub fn filter(token: Option<Token>) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-    let token = token.map(Arc::new);
-    warp::path::full()
-        .and(raw_query())
-        .and(warp::header::headers_cloned())
-        .and_then(move |path: FullPath, query: String, headers: HeaderMap| {
-            let result = match &token {
-                None => Ok(()),
-                Some(token) => check(token, path.as_str(), &query, &headers).map_err(warp::reject::custom),
-            };
+/// On a relay with a token, refuses a token in the query string on every route (URLs end up
+/// in logs and history). Put it in front of every route.
+pub fn no_token_in_query(token: Option<Token>) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    let guarded = token.is_some();
+    raw_query()
+        .and_then(move |query: String| {
+            let result = if guarded { check_query(&query).map_err(warp::reject::custom) } else { Ok(()) };
             async move { result }
         })
         .untuple_one()
 }
 
-fn check(token: &Token, path: &str, query: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_query(query: &str) -> Result<(), ApiError> {
     let secret_in_query = query.split('&').any(|pair| {
         let key = pair.split('=').next().unwrap_or("");
         QUERY_SECRETS.iter().any(|s| key.eq_ignore_ascii_case(s))
@@ -67,10 +104,11 @@ fn check(token: &Token, path: &str, query: &str, headers: &HeaderMap) -> Result<
                 .into(),
         ));
     }
-    if is_public(path) {
-        return Ok(());
-    }
-    let sign_in = is_page(path).then(|| path.to_owned());
+    Ok(())
+}
+
+fn check(token: &Token, access: Access, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    let sign_in = (access == Access::Page).then(|| path.to_owned());
     let unauthorized =
         |reason: &str| ApiError::Unauthorized { reason: reason.into(), sign_in: sign_in.clone() };
     let mut authorizations = headers.get_all(header::AUTHORIZATION).iter();
@@ -85,7 +123,7 @@ fn check(token: &Token, path: &str, query: &str, headers: &HeaderMap) -> Result<
             Err(unauthorized("the bearer token is wrong or malformed (expected Authorization: Bearer TOKEN)"))
         };
     }
-    if is_ui(path) && cookie(headers).is_some_and(|c| token.matches(c.as_bytes())) {
+    if access != Access::Api && cookie(headers).is_some_and(|c| token.matches(c.as_bytes())) {
         return Ok(());
     }
     Err(unauthorized("this relay needs a token: send Authorization: Bearer TOKEN (the relay's auth_token)"))
@@ -156,22 +194,14 @@ fn redirect(to: &str, cookie: Option<String>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warp::http::HeaderValue;
+    use crate::http::test_headers as headers;
 
     fn token() -> Token {
         Token::parse("s3cret-token-0123456789").unwrap()
     }
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
-
-    fn status(path: &str, query: &str, pairs: &[(&'static str, &'static str)]) -> u16 {
-        match check(&token(), path, query, &headers(pairs)) {
+    fn status(access: Access, query: &str, pairs: &[(&'static str, &'static str)]) -> u16 {
+        match check_query(query).and_then(|()| check(&token(), access, "/c/x", &headers(pairs))) {
             Ok(()) => 200,
             Err(e) => e.status().as_u16(),
         }
@@ -180,33 +210,28 @@ mod tests {
     #[test]
     fn bearer_header_cookie_and_query() {
         let right = ("authorization", "Bearer s3cret-token-0123456789");
-        assert_eq!(status("/api/messages", "", &[right]), 200);
-        assert_eq!(status("/mcp", "", &[right]), 200);
-        assert_eq!(status("/api/messages", "", &[]), 401);
-        assert_eq!(status("/api/messages", "", &[("authorization", "Bearer s3cret-token-012345678")]), 401);
-        assert_eq!(status("/api/messages", "", &[("authorization", "bearer s3cret-token-0123456789")]), 401);
-        assert_eq!(status("/api/messages", "", &[("authorization", "s3cret-token-0123456789")]), 401);
-        assert_eq!(status("/api/messages", "", &[right, right]), 401);
-        assert_eq!(status("/api/messages", "target=x&token=s3cret-token-0123456789", &[right]), 400);
-        assert_eq!(status("/c/x", "ACCESS_TOKEN=abc", &[]), 400);
+        assert_eq!(status(Access::Api, "", &[right]), 200);
+        assert_eq!(status(Access::Api, "", &[]), 401);
+        assert_eq!(status(Access::Api, "", &[("authorization", "Bearer s3cret-token-012345678")]), 401);
+        assert_eq!(status(Access::Api, "", &[("authorization", "bearer s3cret-token-0123456789")]), 401);
+        assert_eq!(status(Access::Api, "", &[("authorization", "s3cret-token-0123456789")]), 401);
+        assert_eq!(status(Access::Api, "", &[right, right]), 401);
+        assert_eq!(status(Access::Api, "target=x&token=s3cret-token-0123456789", &[right]), 400);
+        assert_eq!(status(Access::Page, "ACCESS_TOKEN=abc", &[]), 400);
         let cookie = ("cookie", "theme=dark; relay_token=s3cret-token-0123456789");
-        assert_eq!(status("/c/x", "", &[cookie]), 200);
-        assert_eq!(status("/ui/messages", "", &[cookie]), 200);
-        assert_eq!(status("/api/messages", "", &[cookie]), 401, "the cookie is for the UI only");
-        assert_eq!(status("/mcp", "", &[cookie]), 401);
-        assert_eq!(status("/c/x", "", &[("cookie", "relay_token=nope")]), 401);
-        assert_eq!(status("/healthz", "", &[]), 200);
-        assert_eq!(status("/static/relay.css", "", &[]), 200);
-        assert_eq!(status("/ui/login", "", &[]), 200);
+        assert_eq!(status(Access::Page, "", &[cookie]), 200);
+        assert_eq!(status(Access::Ui, "", &[cookie]), 200);
+        assert_eq!(status(Access::Api, "", &[cookie]), 401, "the cookie is for the UI only");
+        assert_eq!(status(Access::Page, "", &[("cookie", "relay_token=nope")]), 401);
     }
 
     #[test]
     fn ui_refusals_ask_to_sign_in() {
-        let e = check(&token(), "/c/x", "", &HeaderMap::new()).unwrap_err();
+        let e = check(&token(), Access::Page, "/c/x", &HeaderMap::new()).unwrap_err();
         assert!(matches!(e, ApiError::Unauthorized { sign_in: Some(p), .. } if p == "/c/x"));
-        for path in ["/api/channels", "/ui/messages", "/c/x/older", "/c/x/events"] {
-            let e = check(&token(), path, "", &HeaderMap::new()).unwrap_err();
-            assert!(matches!(e, ApiError::Unauthorized { sign_in: None, .. }), "{path}");
+        for access in [Access::Api, Access::Ui] {
+            let e = check(&token(), access, "/c/x/older", &HeaderMap::new()).unwrap_err();
+            assert!(matches!(e, ApiError::Unauthorized { sign_in: None, .. }), "{access:?}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `/openapi.json` (the API described as OpenAPI 3.1) and `/docs` (the same description as a
 //! page, rendered from it with handlebars, so the two cannot disagree).
 
+use super::auth::Gate;
 use super::error::ApiError;
 use super::pages;
 use crate::relay::{MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
@@ -158,15 +159,21 @@ fn page_data(spec: &Value) -> Value {
     json!({"title": spec["info"]["title"], "version": spec["info"]["version"], "description": spec["info"]["description"], "routes": routes})
 }
 
-pub fn routes(max_text_bytes: usize) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn routes(
+    max_text_bytes: usize,
+    gate: &Gate,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let spec = Arc::new(spec(max_text_bytes));
     let docs_page = Arc::new(pages::render("docs", &page_data(&spec)).map_err(|e| e.to_string()));
 
     let openapi = {
         let spec = spec.clone();
-        warp::path!("openapi.json").and(warp::get()).map(move || warp::reply::json(&*spec).into_response())
+        warp::path!("openapi.json")
+            .and(warp::get())
+            .and(gate.api())
+            .map(move || warp::reply::json(&*spec).into_response())
     };
-    let docs = warp::path!("docs").and(warp::get()).map(move || match &*docs_page {
+    let docs = warp::path!("docs").and(warp::get()).and(gate.page()).map(move || match &*docs_page {
         Ok(body) => pages::html(StatusCode::OK, body.clone()),
         Err(_) => ApiError::Internal.into_response(),
     });

@@ -131,15 +131,7 @@ pub fn filter(policy: HostPolicy) -> impl Filter<Extract = (), Error = warp::Rej
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warp::http::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::http::test_headers as headers;
 
     fn policy(allowed: &[&str]) -> HostPolicy {
         HostPolicy::new(allowed.iter().map(|a| HostPattern::parse(a).unwrap()).collect())

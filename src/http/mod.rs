@@ -39,20 +39,31 @@ pub fn routes(
                 "path" => info.path(), "host" => info.host().unwrap_or(""));
         }
     });
+    let gate = auth::Gate::new(token.clone());
     guard::filter(policy.clone())
-        .and(auth::filter(token.clone()))
+        .and(auth::no_token_in_query(token.clone()))
         .and(
             auth::login(token)
-                .or(rest::routes(relay.clone()))
+                .or(rest::routes(relay.clone(), &gate))
                 .unify()
-                .or(mcp::routes(relay, &policy, mcp_stop))
+                .or(mcp::routes(relay, &policy, &gate, mcp_stop))
                 .unify()
-                .or(docs::routes(max_text_bytes))
+                .or(docs::routes(max_text_bytes, &gate))
                 .unify()
-                .or(ui::routes(relay_for_ui))
+                .or(ui::routes(relay_for_ui, &gate))
                 .unify(),
         )
         .recover(error::recover)
         .unify()
         .with(log_errors)
+}
+
+/// Headers from name-value pairs, for the unit tests of the guard and the token.
+#[cfg(test)]
+fn test_headers(pairs: &[(&'static str, &'static str)]) -> warp::http::HeaderMap {
+    let mut headers = warp::http::HeaderMap::new();
+    for (name, value) in pairs {
+        headers.append(*name, warp::http::HeaderValue::from_static(value));
+    }
+    headers
 }

@@ -1,6 +1,7 @@
 //! The REST API: `/api/messages` (GET, POST), `/api/channels`, `/healthz`. Shapes are the
 //! Python relay's, with fields added beside them (`latest_id`, `since_id`, channel details).
 
+use super::auth::Gate;
 use super::error::ApiError;
 use super::request::{bad, max_body_bytes, raw_query, read_body, Query};
 use crate::message::Source;
@@ -14,25 +15,37 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
-pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn routes(
+    relay: Relay,
+    gate: &Gate,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let with_relay = warp::any().map(move || relay.clone());
     let get_messages = warp::path!("api" / "messages")
         .and(warp::get())
+        .and(gate.api())
         .and(raw_query())
         .and(with_relay.clone())
         .then(get_messages);
     // The web UI's post form has its own path so its posts are recorded as from the UI.
-    let post_message = (warp::path!("api" / "messages").map(|| Source::Rest))
-        .or(warp::path!("ui" / "messages").map(|| Source::Ui))
-        .unify()
-        .and(warp::post())
+    let post_message =
+        (warp::path!("api" / "messages").and(warp::post()).and(gate.api()).map(|| Source::Rest))
+            .or(warp::path!("ui" / "messages").and(warp::post()).and(gate.ui()).map(|| Source::Ui))
+            .unify()
+            .and(with_relay.clone())
+            .and(warp::header::optional::<u64>("content-length"))
+            .and(warp::body::stream())
+            .then(post_message);
+    let channels = warp::path!("api" / "channels")
+        .and(warp::get())
+        .and(gate.api())
         .and(with_relay.clone())
-        .and(warp::header::optional::<u64>("content-length"))
-        .and(warp::body::stream())
-        .then(post_message);
-    let channels =
-        warp::path!("api" / "channels").and(warp::get()).and(with_relay.clone()).map(list_channels);
-    let export = warp::path!("api" / "export").and(warp::get()).and(raw_query()).and(with_relay).then(export);
+        .map(list_channels);
+    let export = warp::path!("api" / "export")
+        .and(warp::get())
+        .and(gate.api())
+        .and(raw_query())
+        .and(with_relay)
+        .then(export);
     let health = warp::path!("healthz").and(warp::get()).map(|| "ok".into_response());
     get_messages.or(post_message).unify().or(channels).unify().or(export).unify().or(health).unify()
 }

@@ -9,6 +9,7 @@
 //! The post form sends `POST /ui/messages` (see `rest.rs`). Agent text only reaches a page
 //! through [`Renderer::markdown`], and templates use triple braces for that output alone.
 
+use super::auth::Gate;
 use super::error::ApiError;
 use super::pages::{self, html};
 use super::request::{raw_query, Query};
@@ -169,30 +170,38 @@ struct PageContext {
     mcp_url: String,
 }
 
-pub fn routes(relay: Relay) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn routes(
+    relay: Relay,
+    gate: &Gate,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let ui = Arc::new(Ui::new(relay.log().clone()));
     let with = warp::any().map(move || (relay.clone(), ui.clone()));
     let host = warp::header::optional::<String>("host").map(|h: Option<String>| h.unwrap_or_default());
 
     let index =
-        warp::path::end().and(warp::get()).and(host).and(with.clone()).then(
+        warp::path::end().and(warp::get()).and(gate.page()).and(host).and(with.clone()).then(
             |host: String, (relay, ui): (Relay, Arc<Ui>)| async move { page(relay, ui, host, None).await },
         );
-    let channel = warp::path!("c" / String).and(warp::get()).and(host).and(with.clone()).then(
-        |name: String, host: String, (relay, ui): (Relay, Arc<Ui>)| async move {
-            match decode(&name) {
-                Ok(name) => page(relay, ui, host, Some(name)).await,
-                Err(e) => error_page(&e),
-            }
-        },
-    );
-    let older = warp::path!("c" / String / "older").and(warp::get()).and(raw_query()).and(with.clone()).then(
-        |name: String, query: String, (relay, ui): (Relay, Arc<Ui>)| async move {
+    let channel =
+        warp::path!("c" / String).and(warp::get()).and(gate.page()).and(host).and(with.clone()).then(
+            |name: String, host: String, (relay, ui): (Relay, Arc<Ui>)| async move {
+                match decode(&name) {
+                    Ok(name) => page(relay, ui, host, Some(name)).await,
+                    Err(e) => error_page(&e),
+                }
+            },
+        );
+    let older = warp::path!("c" / String / "older")
+        .and(warp::get())
+        .and(gate.ui())
+        .and(raw_query())
+        .and(with.clone())
+        .then(|name: String, query: String, (relay, ui): (Relay, Arc<Ui>)| async move {
             older(relay, ui, &name, &query).await.unwrap_or_else(ApiError::into_response)
-        },
-    );
+        });
     let events = warp::path!("c" / String / "events")
         .and(warp::get())
+        .and(gate.ui())
         .and(raw_query())
         .and(warp::header::optional::<String>("last-event-id"))
         .and(with)
@@ -369,7 +378,7 @@ mod tests {
     use super::*;
 
     fn ui() -> Ui {
-        Ui::new(Logger::root(slog::Discard, slog::o!()))
+        Ui::new(crate::usage_log::discard())
     }
 
     #[test]

@@ -13,8 +13,9 @@ use super::event_log::EventLog;
 use super::{Shared, StoreError};
 use crate::event::Event;
 use crate::message::Message;
+use crate::rotating::{self, backups};
 use chrono::TimeZone;
-use file_rotate::{compression::Compression, suffix::AppendCount, ContentLimit, FileRotate};
+use file_rotate::{suffix::AppendCount, FileRotate};
 use slog::error;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -52,11 +53,6 @@ fn id_of_line(line: &str) -> Option<u64> {
     serde_json::from_str::<serde_json::Value>(json).ok()?.get("id")?.as_u64()
 }
 
-/// The backup files' paths, newest first.
-fn backups(path: &Path, count: usize) -> impl Iterator<Item = PathBuf> + '_ {
-    (1..=count).map(move |n| PathBuf::from(format!("{}.{n}", path.display())))
-}
-
 /// Cuts a partial last line off `path` and returns the id of its last whole line.
 fn repair_and_last_id(path: &Path) -> io::Result<Option<u64>> {
     let bytes = match std::fs::read(path) {
@@ -80,9 +76,6 @@ pub(crate) struct Archive {
 impl Archive {
     /// Opens the archive for appending. Returns it and the id of the last message it holds.
     pub(crate) fn open(config: &ArchiveConfig) -> io::Result<(Archive, Option<u64>)> {
-        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
         let mut last = repair_and_last_id(&config.path)?;
         if last.is_none() {
             // Just rotated: the newest lines are in `.1`.
@@ -90,15 +83,7 @@ impl Archive {
                 last = repair_and_last_id(&newest)?;
             }
         }
-        // Fail here with the reason, not later inside the rotating writer.
-        std::fs::OpenOptions::new().create(true).append(true).open(&config.path)?;
-        let file = FileRotate::new(
-            &config.path,
-            AppendCount::new(config.backups),
-            ContentLimit::BytesSurpassed(config.max_bytes.max(1) as usize),
-            Compression::None,
-            None,
-        );
+        let file = rotating::open(&config.path, config.max_bytes, config.backups)?;
         Ok((Archive { config: config.clone(), file }, last))
     }
 

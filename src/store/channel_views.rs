@@ -45,8 +45,8 @@ const CHANNEL: u8 = 1;
 const BLOCK: u8 = 3;
 const FORMAT_KEY: u8 = 4;
 
-/// The layout version: 2 added blocks, 3 moved them to the blocks file, 4 keeps open messages
-/// in memory only. ChannelViews without it are rebuilt from the log on open.
+/// The layout version, raised whenever the layout changes: views of another version are
+/// rebuilt from the log on open.
 const FORMAT: u8 = 4;
 /// Messages sealed into one block: a page of 200 touches four or five blocks.
 const BLOCK_MESSAGES: u32 = 64;
@@ -522,8 +522,8 @@ impl ChannelViews {
         self.blocks.read(BlockRef::decode(at).ok_or_else(|| corrupt("bad block reference"))?)
     }
 
-    /// Loaded from `log`: every key and value, blocks read from the file, then the open messages as if under
-    /// `[2] number id` (where format 3 kept them), for comparing a rebuilt projection with an incremental one.
+    /// Loaded from `log`: every key and value, blocks read from the file, then the open messages
+    /// under keys `[2] number id`, for comparing a rebuilt projection with an incremental one.
     #[cfg(test)]
     pub(crate) fn dump(&self, log: &EventLog) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.load(log).unwrap();

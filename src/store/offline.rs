@@ -7,7 +7,7 @@ use super::event_log::EventLog;
 use super::recovery::rebuild_projections;
 use super::StoreError;
 use crate::event::Event;
-use crate::message::Message;
+use crate::message::{summary_line, Message};
 use crate::values::Name;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -285,8 +285,7 @@ pub fn replay_print(dir: &Path, out: &mut dyn Write) -> Result<u64, StoreError> 
         let Some(last) = events.last().map(Event::id) else { break };
         for event in &events {
             let Event::MessagePosted(m) = event;
-            let first = m.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            writeln!(out, "#{} [{} -> {}] {first}", m.id, m.sender, m.target).map_err(io_error)?;
+            writeln!(out, "{}", summary_line(m.id, &m.sender, &m.target, &m.text)).map_err(io_error)?;
             count += 1;
         }
         after = last;

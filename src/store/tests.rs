@@ -5,9 +5,7 @@ use crate::values::{Name, Text};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-fn quiet() -> Logger {
-    Logger::root(slog::Discard, slog::o!())
-}
+use crate::usage_log::discard as quiet;
 
 fn new_message(target: &str, text: &str) -> NewMessage {
     NewMessage {
@@ -128,15 +126,10 @@ fn rebuilt_projections_equal_incremental_ones() {
     assert_eq!(std::fs::read(&archive.path).unwrap(), incremental_archive, "archive rebuilt byte for byte");
 }
 
-/// A small deterministic random source for the tests below.
-fn xorshift(seed: u64) -> impl FnMut() -> u64 {
-    let mut state = seed;
-    move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    }
+/// A deterministic random source for the tests below.
+fn seeded(seed: u64) -> impl FnMut() -> u64 {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    move || rng.u64(..)
 }
 
 /// The channel views against a plain model, across block seals (by count and by size), in
@@ -145,7 +138,7 @@ fn xorshift(seed: u64) -> impl FnMut() -> u64 {
 #[test]
 fn views_answer_like_a_plain_model_across_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+    let mut next = seeded(0x2545_F491_4F6C_DD1D);
     type Model = std::collections::BTreeMap<String, Vec<(u64, String)>>;
     let mut model = Model::new();
     let rt = runtime();
@@ -184,7 +177,7 @@ fn views_answer_like_a_plain_model_across_blocks() {
         }
     };
     let verify = |store: &Store, model: &Model, seed: u64| {
-        let mut next = xorshift(seed);
+        let mut next = seeded(seed);
         let got = |page: Vec<StoredMessage>| -> Vec<(u64, String)> {
             page.iter().map(|m| (m.id, m.decode().unwrap().text)).collect()
         };
@@ -364,7 +357,7 @@ fn reads_during_seals_see_no_hole() {
 fn views_of_an_older_layout_are_rebuilt_on_open() {
     let dir = filled_store(150);
     {
-        // ChannelViews without the layout's version are taken for an older layout.
+        // Views without the layout's version are taken for an older layout.
         let database = database::Database::open_existing(dir.path()).unwrap();
         let (db, _log, _views) = (&database.db, &database.event_log, &database.channel_views);
         db.open_tree("views").unwrap().remove([4u8]).unwrap();
@@ -792,7 +785,7 @@ fn power_safe_commits_sync_the_blob_files_sled_leaves_unsynced() {
         store.set_power_safe(power_safe);
         // Over sled's blob threshold (about 128 KiB) even compressed: stored in a file of its own
         // under blobs/.
-        let mut next = xorshift(7);
+        let mut next = seeded(7);
         let big: String = (0..300 * 1024).map(|_| char::from(b'!' + (next() % 90) as u8)).collect();
         runtime().block_on(store.append(new_message("a", &big))).unwrap();
         // The event's blob is synced by its own commit; the view's copy (a projection, written

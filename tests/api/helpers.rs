@@ -25,9 +25,7 @@ pub struct TestApp {
     thread: Option<thread::JoinHandle<()>>,
 }
 
-fn quiet_log() -> slog::Logger {
-    slog::Logger::root(slog::Discard, slog::o!())
-}
+use relay::usage_log::discard as quiet_log;
 
 /// A relay with default settings on a fresh data dir.
 pub fn spawn_app() -> TestApp {

@@ -10,29 +10,13 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const CHANNELS: [&str; 3] = ["alpha", "beta", "gamma"];
 /// Kill cycles in CI; `RELAY_KILL_CYCLES` asks for more.
 const DEFAULT_KILL_CYCLES: usize = 50;
 /// Concurrent writers: the even ones post over REST, the odd ones through MCP's post_message.
 const WRITERS: usize = 8;
-
-/// A small xorshift generator: random kill moments without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos();
-        Rng(u64::from(nanos) | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// What the relay acknowledged: id → (target, text).
 type Acked = Arc<Mutex<BTreeMap<u64, (String, String)>>>;
@@ -156,7 +140,7 @@ fn acknowledged_posts_survive_sigkill_mid_stream() {
         std::env::var("RELAY_KILL_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_KILL_CYCLES);
     let work = tempfile::tempdir().unwrap();
     let acked: Acked = Arc::default();
-    let mut rng = Rng::seeded();
+    let mut rng = fastrand::Rng::new();
     let mut startup_kills = 0;
     // What each restart checks: everything posted since two cycles back, and all of it every
     // 25 cycles and at the end.
@@ -169,7 +153,7 @@ fn acknowledged_posts_survive_sigkill_mid_stream() {
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap();
-            thread::sleep(Duration::from_millis(rng.below(30)));
+            thread::sleep(Duration::from_millis(rng.u64(..30)));
             child.kill().unwrap();
             child.wait().unwrap();
             startup_kills += 1;
@@ -181,7 +165,7 @@ fn acknowledged_posts_survive_sigkill_mid_stream() {
         let highest_acked = acked.lock().unwrap().keys().last().copied().unwrap_or(0);
         marks = [marks[1], highest_acked];
         let writers = start_writers(relay.addr, cycle, &acked);
-        thread::sleep(Duration::from_millis(150 + rng.below(350)));
+        thread::sleep(Duration::from_millis(150 + rng.u64(..350)));
         kill(&mut relay);
         for w in writers {
             w.join().unwrap();

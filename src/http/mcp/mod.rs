@@ -10,6 +10,7 @@
 
 mod tools;
 
+use crate::http::auth::Gate;
 use crate::http::error::ApiError;
 use crate::http::guard::HostPolicy;
 use crate::http::request::{max_body_bytes, raw_query, read_body};
@@ -33,6 +34,7 @@ type Service = StreamableHttpService<RelayMcp, LocalSessionManager>;
 pub fn routes(
     relay: Relay,
     policy: &HostPolicy,
+    gate: &Gate,
     stop: CancellationToken,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let max_body = max_body_bytes(relay.max_text_bytes());
@@ -58,6 +60,7 @@ pub fn routes(
         })
         .untuple_one();
     at_mcp
+        .and(gate.api())
         .and(warp::method())
         .and(warp::path::full())
         .and(raw_query())
