@@ -79,7 +79,7 @@ struct Inner {
     store: Store,
     channels: Vec<Name>,
     max_text_bytes: usize,
-    log: Logger,
+    usage_log: Logger,
     waiters: Arc<Semaphore>,
     /// Cancelled when the relay stops, so open waits answer at once instead of holding the stop.
     stopping: CancellationToken,
@@ -91,13 +91,13 @@ pub fn clamp_limit(requested: Option<i128>, default: u64, max: u64) -> usize {
 }
 
 impl Relay {
-    pub fn new(store: Store, settings: Settings, log: Logger) -> Relay {
+    pub fn new(store: Store, settings: Settings, usage_log: Logger) -> Relay {
         Relay {
             inner: Arc::new(Inner {
                 store,
                 channels: settings.channels,
                 max_text_bytes: settings.max_text_bytes,
-                log,
+                usage_log,
                 waiters: Arc::new(Semaphore::new(MAX_WAITERS)),
                 stopping: CancellationToken::new(),
             }),
@@ -115,8 +115,8 @@ impl Relay {
     }
 
     /// The tool-usage logger, for front doors that log calls the relay never saw.
-    pub fn log(&self) -> &Logger {
-        &self.inner.log
+    pub fn usage_log(&self) -> &Logger {
+        &self.inner.usage_log
     }
 
     pub fn max_text_bytes(&self) -> usize {
@@ -138,7 +138,7 @@ impl Relay {
             source,
         };
         let m = self.inner.store.append(message).await?;
-        info!(self.inner.log, "post_message";
+        info!(self.inner.usage_log, "post_message";
             "target" => &m.target, "sender" => &m.sender, "id" => m.id,
             "bytes" => m.text.len(), "source" => source.as_str());
         Ok(m)
@@ -154,7 +154,7 @@ impl Relay {
     ) -> Result<Page, RelayError> {
         let target = Name::parse("target", target)?;
         let messages = self.since(&target, since_id, limit).await?;
-        info!(self.inner.log, "fetch_messages";
+        info!(self.inner.usage_log, "fetch_messages";
             "target" => target.as_str(), "since_id" => since_id, "limit" => limit,
             "returned" => messages.len(), "source" => source.as_str());
         Ok(page(target, messages, since_id))
@@ -166,7 +166,7 @@ impl Relay {
         let store = self.inner.store.clone();
         let name = target.as_str().to_owned();
         let messages = blocking(move || store.tail(&name, limit)).await?;
-        info!(self.inner.log, "fetch_messages";
+        info!(self.inner.usage_log, "fetch_messages";
             "target" => target.as_str(), "tail" => limit, "returned" => messages.len(),
             "source" => source.as_str());
         Ok(page(target, messages, 0))
@@ -185,7 +185,7 @@ impl Relay {
         let store = self.inner.store.clone();
         let name = target.as_str().to_owned();
         let messages = blocking(move || store.before(&name, before, limit)).await?;
-        info!(self.inner.log, "fetch_messages";
+        info!(self.inner.usage_log, "fetch_messages";
             "target" => target.as_str(), "before_id" => before, "limit" => limit,
             "returned" => messages.len(), "source" => source.as_str());
         Ok(page(target, messages, 0))
@@ -256,7 +256,7 @@ impl Relay {
             }
             // Only the caller's own messages so far: the next turn looks past them.
         };
-        info!(self.inner.log, "wait_for_messages";
+        info!(self.inner.usage_log, "wait_for_messages";
             "target" => target.as_str(), "since_id" => since_id, "returned" => messages.len(),
             "timed_out" => timed_out, "waited_ms" => started.elapsed().as_millis() as u64,
             "source" => source.as_str());
@@ -343,7 +343,7 @@ impl Relay {
             }
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
-        info!(self.inner.log, "list_channels"; "returned" => all.len(), "source" => source.as_str());
+        info!(self.inner.usage_log, "list_channels"; "returned" => all.len(), "source" => source.as_str());
         all
     }
 }
@@ -367,9 +367,9 @@ mod tests {
     use super::*;
 
     fn relay_in(dir: &std::path::Path) -> Relay {
-        let log = crate::usage_log::discard();
+        let logger = crate::usage_log::discard();
         let settings = Settings { channels: Vec::new(), max_text_bytes: 1000 };
-        Relay::new(Store::open(dir, None, Default::default(), log.clone()).unwrap(), settings, log)
+        Relay::new(Store::open(dir, None, Default::default(), logger.clone()).unwrap(), settings, logger)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,18 +27,18 @@ pub enum StartError {
 }
 
 /// Refuses to listen beyond loopback without a token (unless told to, with a warning).
-fn check_exposure(config: &Config, log: &Logger) -> Result<(), StartError> {
+fn check_exposure(config: &Config, logger: &Logger) -> Result<(), StartError> {
     if let Some(warning) = config.check_exposure().map_err(StartError::Exposed)? {
         eprintln!("{warning}");
-        warn!(log, "insecure_no_auth"; "warning" => &warning);
+        warn!(logger, "insecure_no_auth"; "warning" => &warning);
     }
     Ok(())
 }
 
 /// Opens the store in `config`'s data directory, with its archive and options.
-pub async fn open_store(config: &Config, log: Logger) -> Result<Store, StoreError> {
+pub async fn open_store(config: &Config, logger: Logger) -> Result<Store, StoreError> {
     let (dir, archive, options) = (config.data_dir.clone(), config.archive(), config.store_options());
-    tokio::task::spawn_blocking(move || Store::open(&dir, Some(&archive), options, log))
+    tokio::task::spawn_blocking(move || Store::open(&dir, Some(&archive), options, logger))
         .await
         .map_err(|e| StoreError::Crashed(format!("opening the store failed: {e}")))?
 }
@@ -49,25 +49,25 @@ pub struct Server {
     listener: TcpListener,
     policy: HostPolicy,
     token: Option<Token>,
-    log: Logger,
+    logger: Logger,
 }
 
 impl Server {
     /// Opens the store `config` names and binds its port.
-    pub async fn bind(config: &Config, log: Logger) -> Result<Server, StartError> {
-        check_exposure(config, &log)?;
-        let store = open_store(config, log.new(o!("component" => "store"))).await?;
-        Server::listen(config, store, log).await
+    pub async fn bind(config: &Config, logger: Logger) -> Result<Server, StartError> {
+        check_exposure(config, &logger)?;
+        let store = open_store(config, logger.new(o!("component" => "store"))).await?;
+        Server::listen(config, store, logger).await
     }
 
     /// Binds the port for a store the caller opened (with [`open_store`]): for tests that
     /// reach the store itself.
-    pub async fn bind_with(config: &Config, store: Store, log: Logger) -> Result<Server, StartError> {
-        check_exposure(config, &log)?;
-        Server::listen(config, store, log).await
+    pub async fn bind_with(config: &Config, store: Store, logger: Logger) -> Result<Server, StartError> {
+        check_exposure(config, &logger)?;
+        Server::listen(config, store, logger).await
     }
 
-    async fn listen(config: &Config, store: Store, log: Logger) -> Result<Server, StartError> {
+    async fn listen(config: &Config, store: Store, logger: Logger) -> Result<Server, StartError> {
         let host = config.host.trim_start_matches('[').trim_end_matches(']');
         let addr = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind((host, config.port)).await.map_err(|e| StartError::Listen {
@@ -81,11 +81,11 @@ impl Server {
         })?;
         store.set_power_safe(config.fsync);
         if !config.fsync {
-            warn!(log, "fsync is off: acknowledged posts survive a process crash, not a power cut");
+            warn!(logger, "fsync is off: acknowledged posts survive a process crash, not a power cut");
         }
-        let relay = Relay::new(store, config.relay_settings(), log.new(o!("component" => "relay")));
+        let relay = Relay::new(store, config.relay_settings(), logger.new(o!("component" => "relay")));
         let policy = HostPolicy::new(config.allowed_hosts.clone());
-        Ok(Server { relay, listener, policy, token: config.auth_token.clone(), log })
+        Ok(Server { relay, listener, policy, token: config.auth_token.clone(), logger })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -105,16 +105,16 @@ impl Server {
             let _ = stopping_tx.send(());
         };
         let mcp_stop = CancellationToken::new();
-        let http_log = self.log.new(o!("component" => "http"));
+        let http_logger = self.logger.new(o!("component" => "http"));
         let routes =
-            http::routes(self.relay.clone(), self.policy, self.token, mcp_stop.clone(), http_log.clone());
-        let serving = http::serve::serve(self.listener, routes, signal, http_log);
+            http::routes(self.relay.clone(), self.policy, self.token, mcp_stop.clone(), http_logger.clone());
+        let serving = http::serve::serve(self.listener, routes, signal, http_logger);
         let serving = tokio::spawn(serving);
         let _ = stopping_rx.await;
-        info!(self.log, "stopping"; "grace_s" => SHUTDOWN_GRACE.as_secs());
+        info!(self.logger, "stopping"; "grace_s" => SHUTDOWN_GRACE.as_secs());
         self.relay.stop();
         if tokio::time::timeout(SHUTDOWN_GRACE, serving).await.is_err() {
-            warn!(self.log, "requests still open after the grace period; closing anyway");
+            warn!(self.logger, "requests still open after the grace period; closing anyway");
         }
         mcp_stop.cancel();
         self.relay.close().await

@@ -94,13 +94,13 @@ pub fn discard() -> Logger {
 /// (rmcp, warp, hyper) to the slog logger, one INFO line each with the library's level and the
 /// event's fields.
 pub struct TracingBridge {
-    log: Logger,
+    logger: Logger,
     next_span: AtomicU64,
 }
 
 impl TracingBridge {
-    pub fn new(log: Logger) -> Self {
-        TracingBridge { log, next_span: AtomicU64::new(1) }
+    pub fn new(logger: Logger) -> Self {
+        TracingBridge { logger, next_span: AtomicU64::new(1) }
     }
 }
 
@@ -140,7 +140,7 @@ impl tracing::Subscriber for TracingBridge {
         // Into the file only, keeping the library's level as a field: most of these are about
         // a client (a dropped connection, a malformed request), not the relay, and do not
         // belong on the operator's terminal.
-        slog::info!(self.log, "{}", message; "target" => target, "level" => level, "fields" => fields);
+        slog::info!(self.logger, "{}", message; "target" => target, "level" => level, "fields" => fields);
     }
     fn enter(&self, _: &span::Id) {}
     fn exit(&self, _: &span::Id) {}
@@ -155,9 +155,9 @@ mod tests {
     fn lines_have_time_level_operation_and_json_fields() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log/usage.log");
-        let (log, guard) = open(&path, 1 << 20, 2).unwrap();
-        info!(log, "post_message"; "target" => "proj-x", "id" => 7u64);
-        drop(log);
+        let (logger, guard) = open(&path, 1 << 20, 2).unwrap();
+        info!(logger, "post_message"; "target" => "proj-x", "id" => 7u64);
+        drop(logger);
         drop(guard);
         let text = std::fs::read_to_string(&path).unwrap();
         let (head, json) = text.trim_end().split_once(" INFO post_message ").unwrap();
@@ -170,12 +170,12 @@ mod tests {
     fn tracing_warnings_reach_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("usage.log");
-        let (log, guard) = open(&path, 1 << 20, 2).unwrap();
-        tracing::subscriber::with_default(TracingBridge::new(log.clone()), || {
+        let (logger, guard) = open(&path, 1 << 20, 2).unwrap();
+        tracing::subscriber::with_default(TracingBridge::new(logger.clone()), || {
             tracing::info!("too chatty to keep");
             tracing::warn!(host = "evil.example", "rejected request");
         });
-        drop(log);
+        drop(logger);
         drop(guard);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("too chatty"), "{text}");
@@ -188,11 +188,11 @@ mod tests {
     fn the_log_rotates_by_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("usage.log");
-        let (log, guard) = open(&path, 200, 2).unwrap();
+        let (logger, guard) = open(&path, 200, 2).unwrap();
         for i in 0..50u64 {
-            info!(log, "fetch_messages"; "n" => i);
+            info!(logger, "fetch_messages"; "n" => i);
         }
-        drop(log);
+        drop(logger);
         drop(guard);
         assert!(dir.path().join("usage.log.1").exists());
         assert!(dir.path().join("usage.log.2").exists());

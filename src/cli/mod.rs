@@ -269,15 +269,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let flags =
         Flags { host: args.host, port: args.port, insecure_no_auth: args.insecure_no_auth, data_dir: None };
     let config = load_config(&args.store, flags)?;
-    let (log, _guard) = usage_log::open(&config.log_path, config.log_max_bytes, config.log_backup_count)
-        .with_context(|| format!("cannot open the tool-usage log {}", config.log_path.display()))?;
+    let (logger, _guard) =
+        usage_log::open(&config.log_path, config.log_max_bytes, config.log_backup_count)
+            .with_context(|| format!("cannot open the tool-usage log {}", config.log_path.display()))?;
     // Libraries' warnings (rmcp, warp, hyper) go to the same log. Only one subscriber per process.
     let _ = tracing::subscriber::set_global_default(usage_log::TracingBridge::new(
-        log.new(slog::o!("component" => "lib")),
+        logger.new(slog::o!("component" => "lib")),
     ));
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let server = Server::bind(&config, log).await.map_err(|e| match e {
+        let server = Server::bind(&config, logger).await.map_err(|e| match e {
             StartError::Store(e) => advise(e, &config.data_dir),
             other => other.into(),
         })?;

@@ -27,7 +27,7 @@ pub fn routes(
     policy: HostPolicy,
     token: Option<Token>,
     mcp_stop: CancellationToken,
-    log: Logger,
+    logger: Logger,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     let max_text_bytes = relay.max_text_bytes();
     let relay_for_ui = relay.clone();
@@ -35,7 +35,7 @@ pub fn routes(
     let log_errors = warp::log::custom(move |info| {
         let status = info.status().as_u16();
         if status >= 400 {
-            slog::info!(log, "http_error"; "status" => status, "method" => info.method().as_str(),
+            slog::info!(logger, "http_error"; "status" => status, "method" => info.method().as_str(),
                 "path" => info.path(), "host" => info.host().unwrap_or(""));
         }
     });

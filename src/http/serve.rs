@@ -28,7 +28,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `routes` on `listener` until `shutdown` completes, then stops accepting and returns
 /// once every open connection is done.
-pub async fn serve<F>(listener: TcpListener, routes: F, shutdown: impl Future<Output = ()>, log: Logger)
+pub async fn serve<F>(listener: TcpListener, routes: F, shutdown: impl Future<Output = ()>, logger: Logger)
 where
     F: Filter + Clone + Send + Sync + 'static,
     F::Extract: warp::Reply,
@@ -42,7 +42,7 @@ where
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Out of file descriptors, say: wait a little rather than spin.
-                    warn!(log, "accept failed"; "error" => %e);
+                    warn!(logger, "accept failed"; "error" => %e);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -50,7 +50,7 @@ where
             () = &mut shutdown => break,
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            warn!(log, "connection refused"; "reason" => "too many connections", "limit" => MAX_CONNECTIONS);
+            warn!(logger, "connection refused"; "reason" => "too many connections", "limit" => MAX_CONNECTIONS);
             tokio::spawn(refuse(stream));
             continue;
         };

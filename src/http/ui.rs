@@ -116,12 +116,12 @@ impl HtmlCache {
 struct Ui {
     renderer: &'static Renderer,
     rendered: Mutex<HtmlCache>,
-    log: Logger,
+    logger: Logger,
 }
 
 impl Ui {
-    fn new(log: Logger) -> Ui {
-        Ui { renderer: renderer(), rendered: Mutex::default(), log }
+    fn new(logger: Logger) -> Ui {
+        Ui { renderer: renderer(), rendered: Mutex::default(), logger }
     }
 
     fn view(&self, stored: &StoredMessage) -> Result<MessageView, ApiError> {
@@ -158,7 +158,7 @@ impl Ui {
     /// A template error is logged; the reader gets a plain 500 page without its text.
     fn render(&self, template: &str, data: &serde_json::Value) -> Result<String, ApiError> {
         pages::render(template, data).map_err(|e| {
-            error!(self.log, "ui_error"; "template" => template, "error" => e.to_string());
+            error!(self.logger, "ui_error"; "template" => template, "error" => e.to_string());
             ApiError::Internal
         })
     }
@@ -174,7 +174,7 @@ pub fn routes(
     relay: Relay,
     gate: &Gate,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let ui = Arc::new(Ui::new(relay.log().clone()));
+    let ui = Arc::new(Ui::new(relay.usage_log().clone()));
     let with = warp::any().map(move || (relay.clone(), ui.clone()));
     let host = warp::header::optional::<String>("host").map(|h: Option<String>| h.unwrap_or_default());
 

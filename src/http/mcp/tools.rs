@@ -144,7 +144,7 @@ impl RelayMcp {
         result: Result<CallToolResult, ToolError>,
     ) -> Result<CallToolResult, ToolError> {
         if let Err(e) = &result {
-            info!(self.relay.log(), "{}", tool; "error" => e, "source" => "mcp");
+            info!(self.relay.usage_log(), "{}", tool; "error" => e, "source" => "mcp");
         }
         result
     }
