@@ -169,9 +169,15 @@ fn megabytes(raw: &Raw) -> Result<u64, String> {
     Ok((mb * MIB as f64).round() as u64)
 }
 
+/// Most backups a rotated log may keep: more is surely a typo, and each is a file to rotate.
+const MAX_BACKUPS: usize = 1000;
+
 fn backup_count(raw: &Raw) -> Result<usize, String> {
     let n = raw.whole_number()?;
-    usize::try_from(n).ok().filter(|&n| n <= 1000).ok_or_else(|| "must be at most 1000".into())
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= MAX_BACKUPS)
+        .ok_or_else(|| format!("must be at most {MAX_BACKUPS}"))
 }
 
 impl Config {
@@ -299,6 +305,16 @@ impl Config {
     }
 }
 
+/// A setting whose value, as `read` makes it from the raw value, goes into `field`.
+macro_rules! field {
+    ($key:literal, $field:ident, |$raw:ident| $read:expr) => {
+        ($key, |config: &mut Config, $raw: &Raw| {
+            config.$field = $read;
+            Ok(())
+        })
+    };
+}
+
 /// How one setting's value is checked and stored.
 type Read = fn(&mut Config, &Raw) -> Result<(), String>;
 
@@ -315,14 +331,9 @@ const SETTINGS: &[(&str, Read)] = &[
         c.host = host;
         Ok(())
     }),
-    ("port", |c, raw| {
-        c.port = u16::try_from(raw.whole_number()?).map_err(|_| "must be a port number from 0 to 65535")?;
-        Ok(())
-    }),
-    ("data_dir", |c, raw| {
-        c.data_dir = raw.string()?.into();
-        Ok(())
-    }),
+    field!("port", port, |raw| u16::try_from(raw.whole_number()?)
+        .map_err(|_| "must be a port number from 0 to 65535")?),
+    field!("data_dir", data_dir, |raw| raw.string()?.into()),
     ("max_text_bytes", |c, raw| {
         let n = positive_bytes(raw.whole_number()?)?;
         if n > MAX_TEXT_BYTES_LIMIT {
@@ -331,38 +342,14 @@ const SETTINGS: &[(&str, Read)] = &[
         c.max_text_bytes = n as usize;
         Ok(())
     }),
-    ("log_path", |c, raw| {
-        c.log_path = raw.string()?.into();
-        Ok(())
-    }),
-    ("log_max_mb", |c, raw| {
-        c.log_max_bytes = megabytes(raw)?;
-        Ok(())
-    }),
-    ("log_max_bytes", |c, raw| {
-        c.log_max_bytes = positive_bytes(raw.whole_number()?)?;
-        Ok(())
-    }),
-    ("log_backup_count", |c, raw| {
-        c.log_backup_count = backup_count(raw)?;
-        Ok(())
-    }),
-    ("channel_log_path", |c, raw| {
-        c.channel_log_path = raw.string()?.into();
-        Ok(())
-    }),
-    ("channel_log_max_mb", |c, raw| {
-        c.channel_log_max_bytes = megabytes(raw)?;
-        Ok(())
-    }),
-    ("channel_log_max_bytes", |c, raw| {
-        c.channel_log_max_bytes = positive_bytes(raw.whole_number()?)?;
-        Ok(())
-    }),
-    ("channel_log_backup_count", |c, raw| {
-        c.channel_log_backup_count = backup_count(raw)?;
-        Ok(())
-    }),
+    field!("log_path", log_path, |raw| raw.string()?.into()),
+    field!("log_max_mb", log_max_bytes, |raw| megabytes(raw)?),
+    field!("log_max_bytes", log_max_bytes, |raw| positive_bytes(raw.whole_number()?)?),
+    field!("log_backup_count", log_backup_count, |raw| backup_count(raw)?),
+    field!("channel_log_path", channel_log_path, |raw| raw.string()?.into()),
+    field!("channel_log_max_mb", channel_log_max_bytes, |raw| megabytes(raw)?),
+    field!("channel_log_max_bytes", channel_log_max_bytes, |raw| positive_bytes(raw.whole_number()?)?),
+    field!("channel_log_backup_count", channel_log_backup_count, |raw| backup_count(raw)?),
     ("channels", |c, raw| {
         let mut channels = Vec::new();
         for item in raw.list()? {
@@ -382,26 +369,11 @@ const SETTINGS: &[(&str, Read)] = &[
             .collect::<Result<_, _>>()?;
         Ok(())
     }),
-    ("auth_token", |c, raw| {
-        c.auth_token = Some(Token::parse(&raw.string()?)?);
-        Ok(())
-    }),
-    ("auth_token_file", |c, raw| {
-        c.auth_token_file = Some(raw.string()?.into());
-        Ok(())
-    }),
-    ("fsync", |c, raw| {
-        c.fsync = raw.boolean()?;
-        Ok(())
-    }),
-    ("cache_mb", |c, raw| {
-        c.cache_bytes = megabytes(raw)?;
-        Ok(())
-    }),
-    ("compression", |c, raw| {
-        c.compression = raw.boolean()?;
-        Ok(())
-    }),
+    field!("auth_token", auth_token, |raw| Some(Token::parse(&raw.string()?)?)),
+    field!("auth_token_file", auth_token_file, |raw| Some(raw.string()?.into())),
+    field!("fsync", fsync, |raw| raw.boolean()?),
+    field!("cache_mb", cache_bytes, |raw| megabytes(raw)?),
+    field!("compression", compression, |raw| raw.boolean()?),
 ];
 
 /// Every setting's key, in the order layers apply them.

@@ -10,7 +10,8 @@
 //! Nothing is lost and nothing is written twice.
 
 use super::event_log::EventLog;
-use super::{Shared, StoreError};
+use super::shared::Shared;
+use super::StoreError;
 use crate::event::Event;
 use crate::message::Message;
 use crate::rotating::{self, backups};

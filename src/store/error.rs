@@ -21,9 +21,10 @@ pub enum StoreError {
     Io { doing: String, cause: Arc<io::Error> },
     #[error("the disk is full (no space left on device)")]
     DiskFull(Arc<io::Error>),
-    /// sled failed in a way that is neither an I/O error nor damage.
+    /// The database failed in a way that is neither an I/O error nor damage (sled's own error,
+    /// kept without its type: no sled type leaves the store).
     #[error("the database failed: {0}")]
-    Sled(Arc<sled::Error>),
+    Database(Arc<dyn std::error::Error + Send + Sync>),
     /// Something on disk is not what the store wrote; `place` is the file or directory, when
     /// known. Nothing was changed.
     #[error("the data is damaged: {what}{}", place.as_ref().map(|p| format!(" (in {})", p.display())).unwrap_or_default())]
@@ -75,7 +76,7 @@ impl From<sled::Error> for StoreError {
                 StoreError::corrupt(format!("sled reports corruption at {at:?}"))
             }
             sled::Error::Io(e) => StoreError::io("the database's disk operation failed", e),
-            other => StoreError::Sled(Arc::new(other)),
+            other => StoreError::Database(Arc::new(other)),
         }
     }
 }

@@ -25,44 +25,33 @@ mod faults;
 mod lock;
 mod offline;
 mod recovery;
+mod shared;
 mod writer;
 
 use crate::message::{Message, NewMessage, StoredMessage};
 pub use archive::ArchiveConfig;
-use channel_views::{ChannelViews, Channels};
 pub use database::{Options, DEFAULT_CACHE_BYTES};
 use disk_sync::DiskSync;
 pub use error::StoreError;
-use event_log::EventLog;
 #[cfg(feature = "faults")]
 pub use faults::{FaultOp, FaultPlan};
 pub use offline::{
     check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
 };
 pub use recovery::{rebuild, set_release_freed_memory, Progress};
+use shared::Shared;
 use slog::{error, warn, Logger};
-use std::fs::File;
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread;
-use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use writer::{Request, Writer};
-
-/// Most appends committed in one group: bounds the memory and the latency of one commit.
-pub const MAX_BATCH: usize = 1024;
-
-/// Ids reserved per durable reservation: one extra flush per this many posts, and at most this
-/// many ids skipped after a crash.
-const ID_RESERVE_STEP: u64 = 1000;
 
 /// Test-only switch: acknowledge each group before writing it, as a write-behind relay would.
 /// It exists so the crash test can show that it detects lost acknowledged posts; never set it
 /// for real use. (Skipping only the flush would not do: sled hands writes to the OS at once,
 /// and a killed process does not lose the OS's cache.)
 const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
-/// How long the unsafe mode holds a group between acknowledging and writing it.
-const UNSAFE_WRITE_DELAY: Duration = Duration::from_millis(20);
 
 /// One channel as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -84,48 +73,6 @@ struct Inner {
     queue: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<thread::JoinHandle<Result<(), StoreError>>>>,
     archiver: Mutex<Option<thread::JoinHandle<()>>>,
-}
-
-/// What the writer thread and the readers both use.
-struct Shared {
-    db: sled::Db,
-    event_log: EventLog,
-    channel_views: ChannelViews,
-    /// Channel records as of the last published commit: what readers may see.
-    published: RwLock<Channels>,
-    /// The commit watch: the last published id, sent after each commit.
-    commits: watch::Sender<u64>,
-    logger: Logger,
-    /// Power-loss safety beyond sled's flush; used by the writer only.
-    disk_sync: Mutex<DiskSync>,
-    /// The seam I/O fault tests fail the writer's disk operations through (the `faults`
-    /// feature; not in a release build).
-    #[cfg(feature = "faults")]
-    faults: faults::Faults,
-    _lock: File,
-}
-
-impl Shared {
-    /// sled's flush, then (when on) what it leaves out for a power cut: see [`DiskSync`].
-    fn flush(&self) -> Result<(), StoreError> {
-        let mut sync = self.disk_sync.lock().unwrap_or_else(|p| p.into_inner());
-        if sync.enabled() {
-            // Blocks first: sled's flush may make durable the views that name them.
-            self.channel_views.sync_blocks()?;
-        }
-        self.db.flush()?;
-        sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
-        #[cfg(feature = "faults")]
-        self.faults.check(FaultOp::Flush)?;
-        Ok(())
-    }
-
-    /// With the `faults` feature, whether an armed fault fails the writer's next write.
-    fn injected_write_fault(&self) -> Result<(), StoreError> {
-        #[cfg(feature = "faults")]
-        self.faults.check(FaultOp::Write)?;
-        Ok(())
-    }
 }
 
 impl Store {

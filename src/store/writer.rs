@@ -2,15 +2,27 @@
 //! commit protocol described in ARCHITECTURE.md ("The commit protocol").
 
 use super::channel_views::Channels;
-use super::{Shared, StoreError, ID_RESERVE_STEP, MAX_BATCH, UNSAFE_WRITE_DELAY};
+use super::shared::Shared;
+use super::StoreError;
 use crate::event::Event;
 use crate::message::{Message, NewMessage};
 use slog::error;
 use std::collections::HashSet;
 use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
+
+/// Most appends committed in one group: bounds the memory and the latency of one commit.
+pub const MAX_BATCH: usize = 1024;
+
+/// Ids reserved per durable reservation: one extra flush per this many posts, and at most this
+/// many ids skipped after a crash.
+const ID_RESERVE_STEP: u64 = 1000;
+
+/// How long the unsafe mode (`CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`, tests only) holds a group
+/// between acknowledging and writing it.
+const UNSAFE_WRITE_DELAY: Duration = Duration::from_millis(20);
 
 pub(super) struct Request {
     pub(super) message: NewMessage,
