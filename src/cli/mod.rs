@@ -205,7 +205,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{problem}");
             }
             println!(
-                "{}: {} events, {} problem{}; `rebuild` repairs the views, not the log",
+                "{}: {} events, {} problem{}; starting the relay or `rebuild` repairs the views, not the log",
                 config.data_dir.display(),
                 report.events,
                 report.problems.len(),
@@ -299,6 +299,7 @@ fn advise(e: StoreError, data_dir: &Path) -> anyhow::Error {
     let check = format!("claude-codex-relay check --data-dir {}", data_dir.display());
     match &e {
         StoreError::Locked { .. } => anyhow::anyhow!("{e}; stop it or pass --data-dir"),
+        StoreError::NoStore { .. } => anyhow::anyhow!("{e}; pass the --data-dir the relay uses"),
         StoreError::Corrupt { what, place: Some(place) } => anyhow::anyhow!(
             "the data is damaged: {what} (in {}; nothing was changed: run `{check}` to list every damaged \
              record, then restore a backup or import an export)",

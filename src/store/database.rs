@@ -101,10 +101,7 @@ impl Database {
     /// an error, not a new empty store.
     pub(super) fn open_existing(dir: &Path) -> Result<Database, StoreError> {
         if !db_dir(dir).is_dir() {
-            return Err(StoreError::dir(
-                dir,
-                format!("it holds no relay data (no {DB_DIR}/ inside); pass the --data-dir the relay uses"),
-            ));
+            return Err(StoreError::NoStore { dir: dir.to_owned() });
         }
         Database::open(dir, Options::default())
     }

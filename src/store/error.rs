@@ -14,6 +14,9 @@ pub enum StoreError {
     /// The data directory cannot hold a store (not a directory, no permission, no store in it).
     #[error("cannot use data directory {}: {reason}", dir.display())]
     Dir { dir: PathBuf, reason: String },
+    /// A command on a stopped store was pointed at a directory that holds none.
+    #[error("cannot use data directory {}: it holds no relay data (no db/ inside)", dir.display())]
+    NoStore { dir: PathBuf },
     #[error("data directory {} is locked by another relay (pid {pid})", dir.display())]
     Locked { dir: PathBuf, pid: String },
     /// An operating-system error: what the store was doing, and the error.

@@ -192,11 +192,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
     let (log, views) = (&database.event_log, &database.channel_views);
     let mut report = CheckReport::default();
     if !views.is_current()? {
-        report.problems.push(
-            "the channel views are laid out by an older version; starting the relay or `rebuild` \
-             rebuilds them"
-                .to_owned(),
-        );
+        report.problems.push("the channel views are laid out by an older version".to_owned());
     }
     let (checkpoint, channels) = match views.load(log) {
         Ok(loaded) => loaded,
@@ -207,9 +203,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
     };
     match views.blocks_problem() {
         Ok(None) => {}
-        Ok(Some(problem)) => {
-            report.problems.push(format!("{problem}; starting the relay or `rebuild` rebuilds the views"))
-        }
+        Ok(Some(problem)) => report.problems.push(problem),
         Err(e) => report.problems.push(e.to_string()),
     }
     let mut in_views = std::collections::HashMap::<String, (u64, u64)>::new();
