@@ -24,6 +24,7 @@ mod event_log;
 mod faults;
 mod lock;
 mod offline;
+mod projector;
 mod recovery;
 mod shared;
 mod writer;
@@ -38,6 +39,7 @@ pub use faults::{FaultOp, FaultPlan};
 pub use offline::{
     check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
 };
+use projector::Projector;
 pub use recovery::{rebuild, set_release_freed_memory, Progress};
 use shared::Shared;
 use slog::{error, warn, Logger};
@@ -72,7 +74,10 @@ struct Inner {
     shared: Arc<Shared>,
     queue: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<thread::JoinHandle<Result<(), StoreError>>>>,
+    projector: Mutex<Option<thread::JoinHandle<()>>>,
     archiver: Mutex<Option<thread::JoinHandle<()>>>,
+    /// `CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`: answer posters without waiting.
+    ack_early: bool,
 }
 
 impl Store {
@@ -104,6 +109,7 @@ impl Store {
             disk_sync: Mutex::new(disk_sync),
             #[cfg(feature = "faults")]
             faults: faults::Faults::default(),
+            failed: Mutex::new(None),
             _lock: lock,
         });
         let (archive_tx, archiver) = match archive {
@@ -113,7 +119,13 @@ impl Store {
             }
             None => (None, None),
         };
-        let writer = Writer::new(shared.clone(), channels, reserved, ack_early, archive_tx);
+        let projector = Projector::new(shared.clone(), channels, archive_tx);
+        let (groups_tx, groups) = mpsc::channel();
+        let projector = thread::Builder::new()
+            .name("relay-views".into())
+            .spawn(move || projector.run(groups))
+            .map_err(|e| StoreError::io("cannot start the channel views' thread", e))?;
+        let writer = Writer::new(shared.clone(), reserved, ack_early, groups_tx);
         let (tx, rx) = mpsc::channel();
         let handle = thread::Builder::new()
             .name("relay-writer".into())
@@ -124,12 +136,15 @@ impl Store {
                 shared,
                 queue: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(handle)),
+                projector: Mutex::new(Some(projector)),
                 archiver: Mutex::new(archiver),
+                ack_early,
             }),
         })
     }
 
-    /// Appends a message; returns it with its id once it is durable.
+    /// Appends a message; returns it with its id once it is durable and readers see it (so
+    /// the poster reads its own write).
     pub async fn append(&self, message: NewMessage) -> Result<Message, StoreError> {
         let (reply, answer) = oneshot::channel();
         {
@@ -137,7 +152,25 @@ impl Store {
             let tx = queue.as_ref().ok_or(StoreError::Closed)?;
             tx.send(Request { message, reply }).map_err(|_| StoreError::Closed)?;
         }
-        answer.await.map_err(|_| StoreError::Closed)?
+        let message = answer.await.map_err(|_| StoreError::Closed)??;
+        if !self.inner.ack_early {
+            self.applied(message.id).await;
+        }
+        Ok(message)
+    }
+
+    /// Waits until readers see `id`, or the views can no longer take it (the store failed; the
+    /// message is durable all the same, and the views catch up on the next open).
+    async fn applied(&self, id: u64) {
+        let mut commits = self.commit_watch();
+        loop {
+            if *commits.borrow_and_update() >= id || self.inner.shared.failure().is_some() {
+                return;
+            }
+            if commits.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     fn channel(&self, name: &str) -> Option<channel_views::ChannelRecord> {
@@ -236,12 +269,21 @@ impl Inner {
     fn close(&self) -> Result<(), StoreError> {
         drop(self.queue.lock().unwrap_or_else(|p| p.into_inner()).take());
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let result = match handle.map(thread::JoinHandle::join) {
+        let mut result = match handle.map(thread::JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(StoreError::Crashed("the writer thread panicked".into())),
             None => Ok(()),
         };
-        // The writer is gone, so the archiver's queue is closed: it finishes and stops.
+        // The writer is gone, so the projector's queue is closed: it applies what is left and
+        // stops, and then the archive's queue is closed too.
+        if let Some(projector) = self.projector.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = projector.join();
+            if result.is_ok() && self.shared.failure().is_none() {
+                // What the projector applied after the writer's last flush: so the next open
+                // need not replay it.
+                result = self.shared.flush();
+            }
+        }
         if let Some(archiver) = self.archiver.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = archiver.join();
         }

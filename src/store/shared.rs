@@ -28,10 +28,24 @@ pub(super) struct Shared {
     /// feature; not in a release build).
     #[cfg(feature = "faults")]
     pub(super) faults: Faults,
+    /// Why the store takes no more writes, once something left it unsure of its state.
+    pub(super) failed: Mutex<Option<String>>,
     pub(super) _lock: File,
 }
 
 impl Shared {
+    /// Stops the store taking writes, and wakes whoever waits on the commit watch (a poster
+    /// waiting for its message to be applied, which will not happen now).
+    pub(super) fn fail(&self, reason: String) {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
+        self.commits.send_modify(|_| {});
+    }
+
+    /// Why the store takes no more writes, if it does not.
+    pub(super) fn failure(&self) -> Option<String> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// sled's flush, then (when on) what it leaves out for a power cut: see [`DiskSync`].
     pub(super) fn flush(&self) -> Result<(), StoreError> {
         let mut sync = self.disk_sync.lock().unwrap_or_else(|p| p.into_inner());

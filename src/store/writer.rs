@@ -1,13 +1,12 @@
 //! The writer thread: the one place appends happen, one group commit at a time, following the
-//! commit protocol described in ARCHITECTURE.md ("The commit protocol").
+//! commit protocol described in ARCHITECTURE.md ("The commit protocol"). It makes each group
+//! durable and hands it to the projector (`projector.rs`), which applies and publishes it.
 
-use super::channel_views::Channels;
 use super::shared::Shared;
 use super::StoreError;
 use crate::event::Event;
 use crate::message::{Message, NewMessage};
 use slog::error;
-use std::collections::HashSet;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,13 +31,11 @@ pub(super) struct Request {
 /// The writer thread's own state.
 pub(super) struct Writer {
     shared: Arc<Shared>,
-    channels: Channels,
     next_id: u64,
     reserved: u64,
-    failed: Option<String>,
     ack_early: bool,
-    /// Told the last id of each commit, when the text archive is on.
-    archive: Option<mpsc::Sender<u64>>,
+    /// Sent each durable group, to apply to the channel views.
+    projector: mpsc::Sender<Vec<Event>>,
 }
 
 fn now_secs() -> f64 {
@@ -49,12 +46,11 @@ impl Writer {
     /// A writer going on from `reserved`, the highest id already reserved (or used).
     pub(super) fn new(
         shared: Arc<Shared>,
-        channels: Channels,
         reserved: u64,
         ack_early: bool,
-        archive: Option<mpsc::Sender<u64>>,
+        projector: mpsc::Sender<Vec<Event>>,
     ) -> Writer {
-        Writer { shared, channels, next_id: reserved + 1, reserved, failed: None, ack_early, archive }
+        Writer { shared, next_id: reserved + 1, reserved, ack_early, projector }
     }
 
     pub(super) fn run(mut self, rx: mpsc::Receiver<Request>) -> Result<(), StoreError> {
@@ -70,7 +66,7 @@ impl Writer {
         }
         // Every sender is gone: give back the unused reservation so a clean restart goes on
         // without a gap, and make everything durable.
-        if self.failed.is_none() {
+        if self.shared.failure().is_none() {
             self.shared.injected_write_fault()?;
             self.shared.event_log.set_reserved(self.next_id - 1)?;
         }
@@ -78,7 +74,7 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Request>) {
-        if let Some(reason) = &self.failed {
+        if let Some(reason) = self.shared.failure() {
             for r in group {
                 let _ = r.reply.send(Err(StoreError::Failed(reason.clone())));
             }
@@ -98,22 +94,13 @@ impl Writer {
             }
             return;
         }
-        // The events are durable from here on: every poster gets "posted" even if the views
-        // cannot be updated (they catch up from the log on the next start).
-        let applied = self
-            .shared
-            .injected_write_fault()
-            .and_then(|()| self.shared.channel_views.apply(&events, &mut self.channels));
-        if let Err(e) = applied {
-            error!(self.shared.logger, "updating channel views failed"; "error" => %e);
-            self.failed = Some(format!("updating channel views failed: {e}"));
-        } else {
-            self.publish(&events);
-        }
+        // The events are durable from here on: every poster gets "posted" (once the views have
+        // them, or could not take them: they catch up from the log on the next start).
         answer(&events, replies);
+        let _ = self.projector.send(events);
     }
 
-    /// Step 1: gives each message the next id. Ids are spent even if the commit fails, so an
+    /// Gives each message the next id. Ids are spent even if the commit fails, so an
     /// id is never handed out twice.
     fn assign_ids(&mut self, messages: Vec<NewMessage>) -> Vec<Event> {
         let ts = now_secs();
@@ -135,7 +122,7 @@ impl Writer {
             .collect()
     }
 
-    /// Steps 2 and 3 of the protocol. On failure the events are taken out again (best effort)
+    /// The protocol's *reserve* and *write*. On failure the events are taken out again (best effort)
     /// so a later flush does not store posts whose posters were told they failed.
     fn write_durably(&mut self, events: &[Event]) -> Result<(), StoreError> {
         let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(()) };
@@ -156,31 +143,10 @@ impl Writer {
             let undo =
                 self.shared.injected_write_fault().and_then(|()| self.shared.event_log.remove(first, last));
             if let Err(undo) = undo {
-                self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
+                self.shared.fail(format!("{e}; then taking the failed posts out failed too: {undo}"));
             }
         }
         result
-    }
-
-    fn publish(&self, events: &[Event]) {
-        let Some(last) = events.last() else { return };
-        {
-            let mut published = self.shared.published.write().unwrap_or_else(|p| p.into_inner());
-            let touched: HashSet<&str> = events
-                .iter()
-                .map(|e| {
-                    let Event::MessagePosted(m) = e;
-                    m.target.as_str()
-                })
-                .collect();
-            for name in touched {
-                published.insert(name.to_owned(), self.channels[name]);
-            }
-        }
-        self.shared.commits.send_replace(last.id());
-        if let Some(archive) = &self.archive {
-            let _ = archive.send(last.id());
-        }
     }
 }
 

@@ -1,0 +1,73 @@
+//! The channel views as a follower of the log: a thread of its own applies each durable group
+//! of events to the views, then publishes them to readers (the commit watch) and tells the
+//! archive thread. Posters wait for it (read your writes), see `Store::append`.
+//!
+//! If the views cannot be updated, the store fails (it takes no more posts until it is opened
+//! again, when the views catch up from their checkpoint); the posts already durable are still
+//! acknowledged, since they are in the log.
+
+use super::channel_views::Channels;
+use super::shared::Shared;
+use super::StoreError;
+use crate::event::Event;
+use slog::error;
+use std::collections::HashSet;
+use std::sync::{mpsc, Arc};
+
+pub(super) struct Projector {
+    shared: Arc<Shared>,
+    channels: Channels,
+    /// Told the last id of each applied group, when the text archive is on.
+    archive: Option<mpsc::Sender<u64>>,
+}
+
+impl Projector {
+    pub(super) fn new(shared: Arc<Shared>, channels: Channels, archive: Option<mpsc::Sender<u64>>) -> Self {
+        Projector { shared, channels, archive }
+    }
+
+    /// Applies each group the log sends, until the log stops sending.
+    pub(super) fn run(mut self, groups: mpsc::Receiver<Vec<Event>>) {
+        for events in groups {
+            if self.shared.failure().is_some() {
+                continue;
+            }
+            // A panic in a projection must not leave posters waiting for it.
+            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(&events)))
+                .unwrap_or_else(|_| Err(StoreError::Crashed("the channel views panicked".into())));
+            if let Err(e) = applied {
+                error!(self.shared.logger, "updating channel views failed"; "error" => %e);
+                self.shared.fail(format!("updating channel views failed: {e}"));
+            }
+        }
+    }
+
+    fn apply(&mut self, events: &[Event]) -> Result<(), StoreError> {
+        self.shared.injected_write_fault()?;
+        self.shared.channel_views.apply(events, &mut self.channels)?;
+        self.publish(events);
+        Ok(())
+    }
+
+    /// Readers see the group's messages from here on.
+    fn publish(&self, events: &[Event]) {
+        let Some(last) = events.last() else { return };
+        {
+            let mut published = self.shared.published.write().unwrap_or_else(|p| p.into_inner());
+            let touched: HashSet<&str> = events
+                .iter()
+                .map(|e| {
+                    let Event::MessagePosted(m) = e;
+                    m.target.as_str()
+                })
+                .collect();
+            for name in touched {
+                published.insert(name.to_owned(), self.channels[name]);
+            }
+        }
+        self.shared.commits.send_replace(last.id());
+        if let Some(archive) = &self.archive {
+            let _ = archive.send(last.id());
+        }
+    }
+}
