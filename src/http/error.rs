@@ -110,7 +110,8 @@ impl From<RelayError> for ApiError {
             StoreError::DiskFull(_) => format!("not stored: {store}; free space, then restart the relay"),
             StoreError::Corrupt { .. } => {
                 format!(
-                    "not stored: {store}; `claude-codex-relay check` on the stopped relay lists the damage"
+                    "not stored: {store}; stop the relay and run `claude-codex-relay check`: it lists the \
+                     damage (`rebuild` repairs the channel views)"
                 )
             }
             _ => format!("not stored: {store}"),

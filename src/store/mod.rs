@@ -1,17 +1,20 @@
 //! The store: the event log, its channel views and the text archive's checkpoint in one sled
-//! database, written by one thread; plus the commands on a stopped store (export, import,
-//! check, rebuild).
+//! database; the log written by one thread, the views by another that follows it. Plus the
+//! commands on a stopped store (export, import, check, rebuild).
 //!
 //! Nothing outside this module touches sled. The rest of the relay sees [`Store`]: append a
-//! message (durable when it returns), read a channel since an id or its tail, list channels,
-//! the last visible id, and a watch of commits. The commit protocol is described once, in
-//! ARCHITECTURE.md ("The commit protocol"); `writer.rs` follows it.
+//! message (answered once it is durable and readers see it), read a channel since an id or its
+//! tail, list channels, the last visible id, and the commit watch. The commit protocol is
+//! described once, in ARCHITECTURE.md ("The commit protocol"); `writer.rs` and `projector.rs`
+//! follow it.
 //!
 //! The files: `database` (opening sled with the directory's lock, from `lock`), `recovery`
-//! (catching the views up on open; `rebuild`), `writer` (the group-commit thread), `event_log`,
-//! `channel_views` and `blocks` (the views' sealed blocks), `archive` (the text archive and its
-//! thread), `offline` (export, import, check, replay), `disk_sync` (the fdatasync sled leaves
-//! out), `error`, and `faults` (I/O fault injection, with the `faults` feature only).
+//! (catching the views up on open; `rebuild`), `writer` (the group-commit thread), `projector`
+//! (the thread that applies each durable group to the views and publishes it), `shared` (what
+//! those threads and the readers share), `event_log`, `channel_views` and `blocks` (the views'
+//! sealed blocks), `archive` (the text archive and its thread), `offline` (export, import,
+//! check, replay), `disk_sync` (the fdatasync sled leaves out), `error`, and `faults` (I/O
+//! fault injection, with the `faults` feature only).
 
 mod archive;
 mod blocks;
