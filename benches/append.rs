@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use relay::message::{NewMessage, Source};
-use relay::store::Store;
+use relay::store::{Options, Store};
 use relay::values::{Name, Text};
 use std::time::{Duration, Instant};
 
@@ -25,8 +25,8 @@ fn append(c: &mut Criterion) {
     // power_safe: each commit also fdatasyncs (the default); crash_safe: sled's flush alone.
     for (mode, power_safe) in [("power_safe", true), ("crash_safe", false)] {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), None, Default::default(), relay::usage_log::discard()).unwrap();
-        store.set_power_safe(power_safe);
+        let options = Options { power_safe, ..Options::default() };
+        let store = Store::open(dir.path(), None, options, relay::usage_log::discard()).unwrap();
         for posters in [1usize, 8, 32] {
             // One iteration = one acknowledged post per poster.
             group.throughput(Throughput::Elements(posters as u64));

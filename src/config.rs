@@ -39,7 +39,7 @@ pub struct Config {
     /// `--insecure-no-auth`: allow listening beyond loopback without a token.
     pub insecure_no_auth: bool,
     /// Each commit also fdatasyncs, so acknowledged posts survive a power cut, not only a
-    /// process crash (store/disk_sync.rs).
+    /// process crash (store/sled_log/disk_sync.rs).
     pub fsync: bool,
     /// sled's page cache, in bytes (`cache_mb`).
     pub cache_bytes: u64,
@@ -181,9 +181,13 @@ fn backup_count(raw: &Raw) -> Result<usize, String> {
 }
 
 impl Config {
-    /// How the store opens its database (`cache_mb`, `compression`).
+    /// How the store opens its database (`cache_mb`, `compression`, `fsync`).
     pub fn store_options(&self) -> crate::store::Options {
-        crate::store::Options { cache_bytes: self.cache_bytes, compress: self.compression }
+        crate::store::Options {
+            cache_bytes: self.cache_bytes,
+            compress: self.compression,
+            power_safe: self.fsync,
+        }
     }
 
     /// What the service takes from the settings.

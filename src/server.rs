@@ -79,7 +79,6 @@ impl Server {
             },
             addr,
         })?;
-        store.set_power_safe(config.fsync);
         if !config.fsync {
             warn!(logger, "fsync is off: acknowledged posts survive a process crash, not a power cut");
         }

@@ -109,7 +109,13 @@ impl Archive {
 
     /// Writes every event after `from` up to `upto`, moving the checkpoint after each batch.
     /// Returns the new checkpoint.
-    pub(crate) fn follow(&mut self, log: &EventLog, mut from: u64, upto: u64) -> Result<u64, StoreError> {
+    pub(crate) fn follow(
+        &mut self,
+        log: &dyn EventLog,
+        checkpoint: &Checkpoint,
+        mut from: u64,
+        upto: u64,
+    ) -> Result<u64, StoreError> {
         while from < upto {
             let mut events = log.read_from(from + 1, CHUNK)?;
             events.retain(|e| e.id() <= upto);
@@ -117,18 +123,47 @@ impl Archive {
             self.append(&events).map_err(|e| {
                 StoreError::io(format!("writing the archive {}", self.config.path.display()), e)
             })?;
-            log.set_archive_checkpoint(last)?;
+            checkpoint.set(last)?;
             from = last;
         }
         Ok(from)
     }
 }
 
+/// Where the archive's checkpoint is kept: the id of the last event written to the file, in the
+/// database's `meta` tree (a projection's state, beside the channel views).
+pub(crate) struct Checkpoint {
+    meta: sled::Tree,
+}
+
+const CHECKPOINT_KEY: &[u8] = b"archive_checkpoint";
+
+impl Checkpoint {
+    pub(crate) fn open(db: &sled::Db) -> Result<Checkpoint, StoreError> {
+        Ok(Checkpoint { meta: db.open_tree("meta")? })
+    }
+
+    /// The id the file is written up to, as far as the checkpoint knows (0 when never set).
+    pub(crate) fn get(&self) -> Result<u64, StoreError> {
+        match self.meta.get(CHECKPOINT_KEY)? {
+            Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::corrupt("the archive checkpoint is not 8 bytes")),
+            None => Ok(0),
+        }
+    }
+
+    pub(crate) fn set(&self, id: u64) -> Result<(), StoreError> {
+        self.meta.insert(CHECKPOINT_KEY, &id.to_be_bytes())?;
+        Ok(())
+    }
+}
+
 /// Opens the archive; returns it with the id it is written up to.
-fn open_at_checkpoint(log: &EventLog, config: &ArchiveConfig) -> Result<(Archive, u64), StoreError> {
+fn open_at_checkpoint(checkpoint: &Checkpoint, config: &ArchiveConfig) -> Result<(Archive, u64), StoreError> {
     let (archive, last_in_file) = Archive::open(config)
         .map_err(|e| StoreError::io(format!("cannot open the archive {}", config.path.display()), e))?;
-    Ok((archive, log.archive_checkpoint()?.max(last_in_file.unwrap_or(0))))
+    Ok((archive, checkpoint.get()?.max(last_in_file.unwrap_or(0))))
 }
 
 /// Starts the thread that writes the archive: it catches up with the log, then follows each
@@ -138,13 +173,14 @@ pub(super) fn spawn(
     config: &ArchiveConfig,
     commits: mpsc::Receiver<u64>,
 ) -> Result<thread::JoinHandle<()>, StoreError> {
-    let (mut archive, mut done) = open_at_checkpoint(&shared.event_log, config)?;
-    let mut upto = shared.event_log.last_id()?;
+    let checkpoint = Checkpoint::open(&shared.db)?;
+    let (mut archive, mut done) = open_at_checkpoint(&checkpoint, config)?;
+    let mut upto = shared.log.last_id()?;
     let config = config.clone();
     let spawned = thread::Builder::new().name("relay-archive".into()).spawn(move || loop {
         // A panic in the rotating writer must not end the archive for the rest of the run.
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            archive.follow(&shared.event_log, done, upto)
+            archive.follow(&*shared.log, &checkpoint, done, upto)
         }));
         let error = match step {
             Ok(Ok(at)) => {
@@ -158,7 +194,7 @@ pub(super) fn spawn(
             // Posts go on. The file may be gone (its directory deleted): start a new one and
             // catch up from the checkpoint, now or after the next commit.
             error!(shared.logger, "archive behind the log"; "error" => error, "at" => done);
-            match open_at_checkpoint(&shared.event_log, &config) {
+            match open_at_checkpoint(&checkpoint, &config) {
                 Ok(reopened) => (archive, done) = reopened,
                 Err(e) => error!(shared.logger, "cannot reopen the archive"; "error" => %e),
             }

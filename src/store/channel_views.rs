@@ -208,7 +208,7 @@ impl ChannelViews {
 
     /// The checkpoint and every channel record; places the next block where the checkpoint
     /// says the blocks file ends, and reads the open messages back from `log`.
-    pub(crate) fn load(&self, log: &EventLog) -> Result<(u64, Channels), StoreError> {
+    pub(crate) fn load(&self, log: &dyn EventLog) -> Result<(u64, Channels), StoreError> {
         let (checkpoint, end) = match self.tree.get([CHECKPOINT])? {
             Some(v) if v.len() == 16 => (be_u64(&v[..8]), be_u64(&v[8..])),
             Some(_) => return Err(corrupt("bad checkpoint")),
@@ -525,7 +525,7 @@ impl ChannelViews {
     /// Loaded from `log`: every key and value, blocks read from the file, then the open messages
     /// under keys `[2] number id`, for comparing a rebuilt projection with an incremental one.
     #[cfg(test)]
-    pub(crate) fn dump(&self, log: &EventLog) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn dump(&self, log: &dyn EventLog) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.load(log).unwrap();
         let mut out = Vec::new();
         for item in self.tree.iter() {
@@ -543,7 +543,7 @@ impl ChannelViews {
 
 /// Reads the open messages back from `log`: each channel's messages from its first open id up
 /// to the checkpoint, counted into its record.
-fn read_back(log: &EventLog, checkpoint: u64, channels: &mut Channels) -> Result<Open, StoreError> {
+fn read_back(log: &dyn EventLog, checkpoint: u64, channels: &mut Channels) -> Result<Open, StoreError> {
     let mut open = Open::new();
     let Some(mut from) = channels.values().filter(|c| c.open_from > 0).map(|c| c.open_from).min() else {
         return Ok(open);

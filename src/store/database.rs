@@ -2,8 +2,8 @@
 //! directory's lock held, as the parts the store is made of (the event log, the channel views).
 
 use super::channel_views::ChannelViews;
-use super::event_log::EventLog;
 use super::lock::lock_dir;
+use super::sled_log::SledLog;
 use super::StoreError;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -32,11 +32,14 @@ pub struct Options {
     /// Whether a database created now compresses its pages (zstd). sled cannot switch an
     /// existing database, which keeps what it was made with.
     pub compress: bool,
+    /// Whether each commit is also made durable against a power cut (`fsync`); off keeps
+    /// sled's own guarantee, survival of a process crash (see `store/sled_log/disk_sync.rs`).
+    pub power_safe: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { cache_bytes: DEFAULT_CACHE_BYTES, compress: true }
+        Options { cache_bytes: DEFAULT_CACHE_BYTES, compress: true, power_safe: true }
     }
 }
 
@@ -85,7 +88,7 @@ fn open_sled(dir: &Path, options: Options) -> Result<sled::Db, StoreError> {
 /// A data directory's database, opened with the directory's lock held.
 pub(super) struct Database {
     pub(super) db: sled::Db,
-    pub(super) event_log: EventLog,
+    pub(super) log: SledLog,
     pub(super) channel_views: ChannelViews,
     pub(super) lock: File,
 }
@@ -109,9 +112,9 @@ impl Database {
     fn open_locked(dir: &Path, options: Options, lock: File) -> Result<Database, StoreError> {
         let found_in = |e: StoreError| e.found_in(&db_dir(dir));
         let db = open_sled(dir, options).map_err(found_in)?;
-        let event_log = EventLog::open(&db).map_err(found_in)?;
+        let log = SledLog::open(&db).map_err(found_in)?;
         let channel_views = ChannelViews::open(&db, dir).map_err(found_in)?;
-        Ok(Database { db, event_log, channel_views, lock })
+        Ok(Database { db, log, channel_views, lock })
     }
 
     /// Makes everything written so far durable: the blocks, then the database that names them.
@@ -130,8 +133,8 @@ impl Database {
         after_close: impl FnOnce(),
     ) -> Result<Database, StoreError> {
         self.flush()?;
-        let Database { db, event_log, channel_views, lock } = self;
-        drop((channel_views, event_log, db));
+        let Database { db, log, channel_views, lock } = self;
+        drop((channel_views, log, db));
         after_close();
         Database::open_locked(dir, options, lock)
     }

@@ -1,128 +1,32 @@
-//! The event log: the sled tree `events`, key = id as 8 big-endian bytes, value = encoded event.
-//!
-//! Beside it, the tree `meta` holds the id reservation: the highest id the relay may hand out
-//! before it must durably reserve more. Because the reservation is flushed before any id under it
-//! is used, a crash can lose unflushed events but never lets their ids be handed out again.
+//! The event log, as the rest of the store sees it: the one interface behind which a backend
+//! keeps the log durably. sled (`sled_log`) is the embedded default; a backend in front of a
+//! replicated log (NATS JetStream) goes beside it. The channel views and the archive only read
+//! and follow the log through this, so they work the same on either.
 
 use super::StoreError;
-use crate::event::{self, Event};
+use crate::event::Event;
+use crate::message::{Message, NewMessage};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
 
-const RESERVED_KEY: &[u8] = b"id_reserved";
-const ARCHIVE_KEY: &[u8] = b"archive_checkpoint";
+/// An answer to come: the message with its id and time once it is durable, or why not.
+pub(crate) type Appending = oneshot::Receiver<Result<Message, StoreError>>;
 
-pub(crate) struct EventLog {
-    events: sled::Tree,
-    meta: sled::Tree,
-}
+pub(crate) trait EventLog: Send + Sync {
+    /// Takes `message` to append; the answer comes once it is durable (acknowledged by the
+    /// backend), with the id the log gave it.
+    fn append(&self, message: NewMessage) -> Result<Appending, StoreError>;
 
-pub(crate) fn key(id: u64) -> [u8; 8] {
-    id.to_be_bytes()
-}
+    /// Events with id >= `from`, in id order, at most `limit` of them (durable ones only).
+    fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
 
-fn id_of(key: &[u8]) -> Result<u64, StoreError> {
-    let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| StoreError::corrupt(format!("event key of {} bytes, expected 8", key.len())))?;
-    Ok(u64::from_be_bytes(bytes))
-}
+    /// The id of the last durable event, 0 when the log is empty.
+    fn last_id(&self) -> Result<u64, StoreError>;
 
-fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
-    id_of(bytes).map_err(|_| StoreError::corrupt(format!("{what} is not 8 bytes")))
-}
+    /// Every durable group of events after `after`, in order, as it becomes durable; ends when
+    /// the log closes.
+    fn follow(&self, after: u64) -> Result<mpsc::Receiver<Vec<Event>>, StoreError>;
 
-impl EventLog {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(EventLog { events: db.open_tree("events")?, meta: db.open_tree("meta")? })
-    }
-
-    /// The id of the last event in the log, 0 when it is empty.
-    pub(crate) fn last_id(&self) -> Result<u64, StoreError> {
-        match self.events.last()? {
-            Some((k, _)) => id_of(&k),
-            None => Ok(0),
-        }
-    }
-
-    /// An id kept in `meta` (0 when it was never set).
-    fn meta_id(&self, name: &[u8], what: &str) -> Result<u64, StoreError> {
-        match self.meta.get(name)? {
-            Some(v) => decode_u64(&v, what),
-            None => Ok(0),
-        }
-    }
-
-    fn set_meta_id(&self, name: &[u8], id: u64) -> Result<(), StoreError> {
-        self.meta.insert(name, &key(id))?;
-        Ok(())
-    }
-
-    /// The highest id reserved so far (0 when none was).
-    pub(crate) fn reserved(&self) -> Result<u64, StoreError> {
-        self.meta_id(RESERVED_KEY, "the id reservation")
-    }
-
-    /// Records a new reservation; the caller flushes before using ids under it.
-    pub(crate) fn set_reserved(&self, id: u64) -> Result<(), StoreError> {
-        self.set_meta_id(RESERVED_KEY, id)
-    }
-
-    /// The id of the last event written to the text archive (0 when none was).
-    pub(crate) fn archive_checkpoint(&self) -> Result<u64, StoreError> {
-        self.meta_id(ARCHIVE_KEY, "the archive checkpoint")
-    }
-
-    pub(crate) fn set_archive_checkpoint(&self, id: u64) -> Result<(), StoreError> {
-        self.set_meta_id(ARCHIVE_KEY, id)
-    }
-
-    /// Writes events (in memory until the database is flushed). One sled batch, so a batch is
-    /// applied whole or not at all.
-    pub(crate) fn append(&self, events: &[Event]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for e in events {
-            batch.insert(&key(e.id()), event::encode(e));
-        }
-        self.events.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// Takes out the events `first..=last` (a commit that failed before it was durable).
-    pub(crate) fn remove(&self, first: u64, last: u64) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for id in first..=last {
-            batch.remove(&key(id));
-        }
-        self.events.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// The event with this id, if the log has it.
-    pub(crate) fn get(&self, id: u64) -> Result<Option<Event>, StoreError> {
-        match self.events.get(key(id))? {
-            Some(v) => Ok(Some(event::decode(id, &v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Every record in id order, with its decoding result: a damaged record is reported and the
-    /// scan goes on past it.
-    pub(crate) fn scan_raw(
-        &self,
-    ) -> impl Iterator<Item = Result<(u64, Result<Event, event::DecodeError>), StoreError>> + '_ {
-        self.events.iter().map(|item| {
-            let (k, v) = item?;
-            let id = id_of(&k)?;
-            Ok((id, event::decode(id, &v)))
-        })
-    }
-
-    /// Events with id >= `from`, in id order, at most `limit` of them.
-    pub(crate) fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.events.range(key(from)..).take(limit) {
-            let (k, v) = item?;
-            out.push(event::decode(id_of(&k)?, &v)?);
-        }
-        Ok(out)
-    }
+    /// Stops taking appends, answers what is queued and makes it durable.
+    fn close(&self) -> Result<(), StoreError>;
 }

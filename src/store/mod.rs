@@ -5,22 +5,22 @@
 //! Nothing outside this module touches sled. The rest of the relay sees [`Store`]: append a
 //! message (answered once it is durable and readers see it), read a channel since an id or its
 //! tail, list channels, the last visible id, and the commit watch. The commit protocol is
-//! described once, in ARCHITECTURE.md ("The commit protocol"); `writer.rs` and `projector.rs`
-//! follow it.
+//! described once, in ARCHITECTURE.md ("The commit protocol"); `sled_log/writer.rs` and
+//! `projector.rs` follow it.
 //!
 //! The files: `database` (opening sled with the directory's lock, from `lock`), `recovery`
-//! (catching the views up on open; `rebuild`), `writer` (the group-commit thread), `projector`
-//! (the thread that applies each durable group to the views and publishes it), `shared` (what
-//! those threads and the readers share), `event_log`, `channel_views` and `blocks` (the views'
-//! sealed blocks), `archive` (the text archive and its thread), `offline` (export, import,
-//! check, replay), `disk_sync` (the fdatasync sled leaves out), `error`, and `faults` (I/O
-//! fault injection, with the `faults` feature only).
+//! (catching the views up on open; `rebuild`), `event_log` (the interface the log is seen
+//! through) and `sled_log` (its sled backend: the trees, the group-commit writer, the disk
+//! syncs), `projector` (the thread that follows the log, applies each durable group to the
+//! views and publishes it), `shared` (what those threads and the readers share),
+//! `channel_views` and `blocks` (the views' sealed blocks), `archive` (the text archive, its
+//! checkpoint and its thread), `offline` (export, import, check, replay), `error`, and `faults`
+//! (I/O fault injection, with the `faults` feature only).
 
 mod archive;
 mod blocks;
 mod channel_views;
 mod database;
-mod disk_sync;
 mod error;
 mod event_log;
 #[cfg(feature = "faults")]
@@ -30,13 +30,13 @@ mod offline;
 mod projector;
 mod recovery;
 mod shared;
-mod writer;
+mod sled_log;
 
 use crate::message::{Message, NewMessage, StoredMessage};
 pub use archive::ArchiveConfig;
 pub use database::{Options, DEFAULT_CACHE_BYTES};
-use disk_sync::DiskSync;
 pub use error::StoreError;
+use event_log::EventLog;
 #[cfg(feature = "faults")]
 pub use faults::{FaultOp, FaultPlan};
 pub use offline::{
@@ -45,12 +45,12 @@ pub use offline::{
 use projector::Projector;
 pub use recovery::{rebuild, set_release_freed_memory, Progress};
 use shared::Shared;
+use sled_log::WriterSetup;
 use slog::{error, warn, Logger};
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread;
-use tokio::sync::{oneshot, watch};
-use writer::{Request, Writer};
+use tokio::sync::watch;
 
 /// Test-only switch: acknowledge each group before writing it, as a write-behind relay would.
 /// It exists so the crash test can show that it detects lost acknowledged posts; never set it
@@ -75,8 +75,9 @@ pub struct Store {
 
 struct Inner {
     shared: Arc<Shared>,
-    queue: Mutex<Option<mpsc::Sender<Request>>>,
-    writer: Mutex<Option<thread::JoinHandle<Result<(), StoreError>>>>,
+    /// The log as what it is, for the tests that look inside it.
+    #[cfg(test)]
+    sled_log: Arc<sled_log::SledLog>,
     projector: Mutex<Option<thread::JoinHandle<()>>>,
     archiver: Mutex<Option<thread::JoinHandle<()>>>,
     /// `CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`: answer posters without waiting.
@@ -94,25 +95,38 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
         let (database, channels) = recovery::recover(dir, options, &logger)?;
-        let found_in = |e: StoreError| e.found_in(&database::db_dir(dir));
-        let last_id = database.event_log.last_id().map_err(found_in)?;
-        let reserved = database.event_log.reserved().map_err(found_in)?.max(last_id);
+        let last_id = database.log.last_id().map_err(|e| e.found_in(&database::db_dir(dir)))?;
         if ack_early {
             warn!(logger, "UNSAFE: posts are acknowledged before they are written"; "env" => UNSAFE_ACK_ENV);
         }
-        let disk_sync = DiskSync::open(dir, &database::db_dir(dir)).map_err(|e| StoreError::dir(dir, e))?;
-        let database::Database { db, event_log, channel_views, lock } = database;
+        let database::Database { db, log, channel_views, lock } = database;
+        let channel_views = Arc::new(channel_views);
+        #[cfg(feature = "faults")]
+        let faults = Arc::new(faults::Faults::default());
+        let views = channel_views.clone();
+        log.start(WriterSetup {
+            db: db.clone(),
+            data_dir: dir.to_owned(),
+            power_safe: options.power_safe,
+            // The views' blocks before sled's flush, which may make the views naming them durable.
+            before_flush: Box::new(move || views.sync_blocks()),
+            ack_early,
+            logger: logger.clone(),
+            #[cfg(feature = "faults")]
+            faults: faults.clone(),
+        })?;
+        let groups = log.follow(last_id)?;
+        let log = Arc::new(log);
         let shared = Arc::new(Shared {
+            log: log.clone(),
             db,
-            event_log,
             channel_views,
             published: RwLock::new(channels.clone()),
             commits: watch::Sender::new(last_id),
             logger,
-            disk_sync: Mutex::new(disk_sync),
-            #[cfg(feature = "faults")]
-            faults: faults::Faults::default(),
             failed: Mutex::new(None),
+            #[cfg(feature = "faults")]
+            faults,
             _lock: lock,
         });
         let (archive_tx, archiver) = match archive {
@@ -123,22 +137,15 @@ impl Store {
             None => (None, None),
         };
         let projector = Projector::new(shared.clone(), channels, archive_tx);
-        let (groups_tx, groups) = mpsc::channel();
         let projector = thread::Builder::new()
             .name("relay-views".into())
             .spawn(move || projector.run(groups))
             .map_err(|e| StoreError::io("cannot start the channel views' thread", e))?;
-        let writer = Writer::new(shared.clone(), reserved, ack_early, groups_tx);
-        let (tx, rx) = mpsc::channel();
-        let handle = thread::Builder::new()
-            .name("relay-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| StoreError::io("cannot start the writer thread", e))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 shared,
-                queue: Mutex::new(Some(tx)),
-                writer: Mutex::new(Some(handle)),
+                #[cfg(test)]
+                sled_log: log,
                 projector: Mutex::new(Some(projector)),
                 archiver: Mutex::new(archiver),
                 ack_early,
@@ -149,12 +156,10 @@ impl Store {
     /// Appends a message; returns it with its id once it is durable and readers see it (so
     /// the poster reads its own write).
     pub async fn append(&self, message: NewMessage) -> Result<Message, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        {
-            let queue = self.inner.queue.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = queue.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(Request { message, reply }).map_err(|_| StoreError::Closed)?;
+        if let Some(reason) = self.inner.shared.failure() {
+            return Err(StoreError::Failed(reason));
         }
+        let answer = self.inner.shared.log.append(message)?;
         let message = answer.await.map_err(|_| StoreError::Closed)??;
         if !self.inner.ack_early {
             self.applied(message.id).await;
@@ -240,13 +245,7 @@ impl Store {
         after: u64,
         upto: u64,
     ) -> Result<(Vec<u8>, Option<u64>), StoreError> {
-        offline::export_chunk(&self.inner.shared.event_log, filter, after, upto)
-    }
-
-    /// Whether each commit is also made durable against a power cut (on by default); off
-    /// keeps sled's own guarantee, survival of a process crash (see `store/disk_sync.rs`).
-    pub fn set_power_safe(&self, on: bool) {
-        self.inner.shared.disk_sync.lock().unwrap_or_else(|p| p.into_inner()).set_enabled(on);
+        offline::export_chunk(&*self.inner.shared.log, filter, after, upto)
     }
 
     /// For I/O fault tests (the `faults` feature): from now on, fail the writer's disk
@@ -270,21 +269,15 @@ impl Store {
 
 impl Inner {
     fn close(&self) -> Result<(), StoreError> {
-        drop(self.queue.lock().unwrap_or_else(|p| p.into_inner()).take());
-        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let mut result = match handle.map(thread::JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(StoreError::Crashed("the writer thread panicked".into())),
-            None => Ok(()),
-        };
-        // The writer is gone, so the projector's queue is closed: it applies what is left and
-        // stops, and then the archive's queue is closed too.
+        let mut result = self.shared.log.close();
+        // The log is closed, so the projector's feed ends: it applies what is left and stops,
+        // and then the archive's feed ends too.
         if let Some(projector) = self.projector.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = projector.join();
             if result.is_ok() && self.shared.failure().is_none() {
-                // What the projector applied after the writer's last flush: so the next open
+                // What the projector applied after the log's last flush: so the next open
                 // need not replay it.
-                result = self.shared.flush();
+                result = self.shared.flush_projections();
             }
         }
         if let Some(archiver) = self.archiver.lock().unwrap_or_else(|p| p.into_inner()).take() {

@@ -37,7 +37,7 @@ impl ExportFilter {
 /// there is nothing left). `upto` is the last id when the export began, so an export is a
 /// snapshot even while posts arrive.
 pub(crate) fn export_chunk(
-    log: &EventLog,
+    log: &dyn EventLog,
     filter: &ExportFilter,
     after: u64,
     upto: u64,
@@ -59,7 +59,7 @@ pub(crate) fn export_chunk(
 /// Exports the log of the store in `dir` as JSON Lines. Returns the bytes written.
 pub fn export(dir: &Path, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
     let database = Database::open_existing(dir)?;
-    let log = &database.event_log;
+    let log = &database.log;
     let upto = log.last_id()?;
     let io_error = |e| StoreError::io("writing the export", e);
     let (mut after, mut written) = (0, 0);
@@ -137,7 +137,7 @@ pub fn import(
     options: Options,
 ) -> Result<ImportReport, ImportError> {
     let database = Database::open(dir, options)?;
-    let log = &database.event_log;
+    let log = database.log.events();
     let last = log.last_id()?;
     if last > 0 && !merge {
         return Err(ImportError::NotEmpty { dir: dir.display().to_string(), last });
@@ -174,7 +174,8 @@ pub fn import(
     report.imported += batch.len() as u64;
     log.set_reserved(highest.max(log.reserved()?))?;
     database.flush()?;
-    rebuild_projections(log, &database.channel_views, archive, &mut |_, _| {})?;
+    database.log.flushed()?;
+    rebuild_projections(&database, archive, &mut |_, _| {})?;
     database.flush()?;
     Ok(report)
 }
@@ -189,7 +190,7 @@ pub struct CheckReport {
 /// Reads the whole log and the channel views, changing nothing.
 pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
     let database = Database::open_existing(dir)?;
-    let (log, views) = (&database.event_log, &database.channel_views);
+    let (log, views) = (&database.log, &database.channel_views);
     let mut report = CheckReport::default();
     if !views.is_current()? {
         report.problems.push("the channel views are laid out by an older version".to_owned());
@@ -208,7 +209,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
     }
     let mut in_views = std::collections::HashMap::<String, (u64, u64)>::new();
     let mut previous = 0;
-    for item in log.scan_raw() {
+    for item in log.events().scan_raw() {
         let (id, result) = item?;
         report.events += 1;
         if id <= previous {
@@ -271,7 +272,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
 /// Writes each event as a readable line: `#id [sender -> target] first line of text`.
 pub fn replay_print(dir: &Path, out: &mut dyn Write) -> Result<u64, StoreError> {
     let database = Database::open_existing(dir)?;
-    let log = &database.event_log;
+    let log = &database.log;
     let (mut after, mut count) = (0, 0);
     let io_error = |e| StoreError::io("writing", e);
     loop {

@@ -2,7 +2,7 @@
 //! or rebuild views that an older version laid out or a power cut damaged), and on `rebuild`
 //! and `import` (drop them and replay the whole log).
 
-use super::archive::{Archive, ArchiveConfig};
+use super::archive::{Archive, ArchiveConfig, Checkpoint};
 use super::channel_views::{ChannelViews, Channels};
 use super::database::{db_dir, Database, Options};
 use super::event_log::EventLog;
@@ -39,10 +39,10 @@ pub(super) fn recover(
 ) -> Result<(Database, Channels), StoreError> {
     let found_in = |e: StoreError| e.found_in(&db_dir(dir));
     let mut database = Database::open(dir, options)?;
-    let events = database.event_log.last_id().map_err(found_in)?;
+    let events = database.log.last_id().map_err(found_in)?;
     let mut rebuilding = |why: &str| warn!(logger, "rebuilding the channel views from the log"; "why" => why, "events" => events);
     let (mut channels, replayed) =
-        catch_up(&database.event_log, &database.channel_views, &mut |_, _| {}, &mut rebuilding)
+        catch_up(&database.log, &database.channel_views, &mut |_, _| {}, &mut rebuilding)
             .map_err(found_in)?;
     if replayed > REOPEN_AFTER_REPLAY {
         let release = || {
@@ -51,9 +51,8 @@ pub(super) fn recover(
             }
         };
         database = database.reopen(dir, options, release)?;
-        (channels, _) =
-            catch_up(&database.event_log, &database.channel_views, &mut |_, _| {}, &mut rebuilding)
-                .map_err(found_in)?;
+        (channels, _) = catch_up(&database.log, &database.channel_views, &mut |_, _| {}, &mut rebuilding)
+            .map_err(found_in)?;
     }
     if replayed > 0 {
         info!(logger, "caught up channel views"; "events" => replayed);
@@ -65,7 +64,7 @@ pub(super) fn recover(
 /// log are cleared first, and `rebuilding` is told why. Returns the channel records and how many
 /// events were replayed.
 pub(super) fn catch_up(
-    log: &EventLog,
+    log: &dyn EventLog,
     views: &ChannelViews,
     progress: Progress,
     rebuilding: &mut dyn FnMut(&str),
@@ -107,21 +106,22 @@ pub(super) fn catch_up(
 /// relay must not be running on it).
 pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>, progress: Progress) -> Result<u64, StoreError> {
     let database = Database::open_existing(dir)?;
-    let replayed = rebuild_projections(&database.event_log, &database.channel_views, archive, progress)?;
+    let replayed = rebuild_projections(&database, archive, progress)?;
     database.flush()?;
     Ok(replayed)
 }
 
-/// Drops the views (and the archive) and replays the whole log into them; the archive on a
-/// thread of its own, since the two only share the log they read.
+/// Drops the views (and the archive) of `database` and replays the whole log into them; the
+/// archive on a thread of its own, since the two only share the log they read.
 pub(super) fn rebuild_projections(
-    log: &EventLog,
-    views: &ChannelViews,
+    database: &Database,
     archive: Option<&ArchiveConfig>,
     progress: Progress,
 ) -> Result<u64, StoreError> {
+    let (log, views) = (&database.log, &database.channel_views);
+    let checkpoint = Checkpoint::open(&database.db)?;
     std::thread::scope(|scope| {
-        let archived = archive.map(|config| scope.spawn(|| rebuild_archive(log, config)));
+        let archived = archive.map(|config| scope.spawn(|| rebuild_archive(log, &checkpoint, config)));
         views.clear()?;
         let (_, replayed) = catch_up(log, views, progress, &mut |_| {})?;
         if let Some(archived) = archived {
@@ -131,11 +131,15 @@ pub(super) fn rebuild_projections(
     })
 }
 
-fn rebuild_archive(log: &EventLog, config: &ArchiveConfig) -> Result<(), StoreError> {
+fn rebuild_archive(
+    log: &dyn EventLog,
+    checkpoint: &Checkpoint,
+    config: &ArchiveConfig,
+) -> Result<(), StoreError> {
     let archive_error = |e| StoreError::io(format!("archive {}", config.path.display()), e);
     Archive::remove_files(config).map_err(archive_error)?;
-    log.set_archive_checkpoint(0)?;
+    checkpoint.set(0)?;
     let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
-    archive.follow(log, 0, log.last_id()?)?;
+    archive.follow(log, checkpoint, 0, log.last_id()?)?;
     Ok(())
 }

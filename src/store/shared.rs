@@ -1,35 +1,33 @@
-//! What the writer thread, the archive thread and the readers share: the database and its
-//! parts, the channel records readers may see, and the commit watch.
+//! What the store's threads (the projector, the archive thread) and its readers share: the log,
+//! the database holding the projections, the channel records readers may see, and the commit
+//! watch.
 
 use super::channel_views::{ChannelViews, Channels};
-use super::disk_sync::DiskSync;
 use super::event_log::EventLog;
 #[cfg(feature = "faults")]
 use super::faults::{FaultOp, Faults};
 use super::StoreError;
 use slog::Logger;
 use std::fs::File;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
-/// What the writer thread and the readers both use.
 pub(super) struct Shared {
+    pub(super) log: Arc<dyn EventLog>,
+    /// The database the projections live in (in sled mode, the log's too).
     pub(super) db: sled::Db,
-    pub(super) event_log: EventLog,
-    pub(super) channel_views: ChannelViews,
-    /// Channel records as of the last published commit: what readers may see.
+    pub(super) channel_views: Arc<ChannelViews>,
+    /// Channel records as of the last published group: what readers may see.
     pub(super) published: RwLock<Channels>,
-    /// The commit watch: the last published id, sent after each commit.
+    /// The commit watch: the last published id, sent after each group.
     pub(super) commits: watch::Sender<u64>,
     pub(super) logger: Logger,
-    /// Power-loss safety beyond sled's flush; used by the writer only.
-    pub(super) disk_sync: Mutex<DiskSync>,
-    /// The seam I/O fault tests fail the writer's disk operations through (the `faults`
-    /// feature; not in a release build).
-    #[cfg(feature = "faults")]
-    pub(super) faults: Faults,
-    /// Why the store takes no more writes, once something left it unsure of its state.
+    /// Why the store takes no more writes, once the views could not take a durable group.
     pub(super) failed: Mutex<Option<String>>,
+    /// The seam I/O fault tests fail disk operations through (the `faults` feature; not in a
+    /// release build): the log's writer and the projector share it.
+    #[cfg(feature = "faults")]
+    pub(super) faults: Arc<Faults>,
     pub(super) _lock: File,
 }
 
@@ -46,21 +44,14 @@ impl Shared {
         self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// sled's flush, then (when on) what it leaves out for a power cut: see [`DiskSync`].
-    pub(super) fn flush(&self) -> Result<(), StoreError> {
-        let mut sync = self.disk_sync.lock().unwrap_or_else(|p| p.into_inner());
-        if sync.enabled() {
-            // Blocks first: sled's flush may make durable the views that name them.
-            self.channel_views.sync_blocks()?;
-        }
+    /// Makes what the projections wrote durable: the blocks, then the database that names them.
+    pub(super) fn flush_projections(&self) -> Result<(), StoreError> {
+        self.channel_views.sync_blocks()?;
         self.db.flush()?;
-        sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
-        #[cfg(feature = "faults")]
-        self.faults.check(FaultOp::Flush)?;
         Ok(())
     }
 
-    /// With the `faults` feature, whether an armed fault fails the writer's next write.
+    /// With the `faults` feature, whether an armed fault fails the projector's next write.
     pub(super) fn injected_write_fault(&self) -> Result<(), StoreError> {
         #[cfg(feature = "faults")]
         self.faults.check(FaultOp::Write)?;

@@ -112,13 +112,13 @@ fn rebuilt_projections_equal_incremental_ones() {
     drop(store);
     let incremental = {
         let database = database::Database::open_existing(dir.path()).unwrap();
-        let (_db, log, views) = (&database.db, &database.event_log, &database.channel_views);
+        let (_db, log, views) = (&database.db, &database.log, &database.channel_views);
         views.dump(log)
     };
     let incremental_archive = std::fs::read(&archive.path).unwrap();
     assert_eq!(rebuild(dir.path(), Some(&archive), &mut |_, _| {}).unwrap(), 500);
     let database = database::Database::open_existing(dir.path()).unwrap();
-    let (_db, log, views) = (&database.db, &database.event_log, &database.channel_views);
+    let (_db, log, views) = (&database.db, &database.log, &database.channel_views);
     let rebuilt = views.dump(log);
     let blocks = incremental.iter().filter(|(k, _)| k[0] == 3).count();
     assert!(blocks >= 6, "166 messages a channel seal two blocks each: {blocks}");
@@ -205,8 +205,8 @@ fn views_answer_like_a_plain_model_across_blocks() {
         }
     };
 
-    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
-    store.set_power_safe(false); // what is tested here is the layout, not the disk
+    let store =
+        Store::open(dir.path(), None, Options { power_safe: false, ..Options::default() }, quiet()).unwrap(); // what is tested here is the layout, not the disk
     for n in [1, 5, 64, 130, 1, 300, 7] {
         post_some(&store, &mut model, &mut next, n);
         verify(&store, &model, n as u64);
@@ -214,8 +214,8 @@ fn views_answer_like_a_plain_model_across_blocks() {
     store.close().unwrap();
     drop(store);
     // Reopened: the open messages are read back from the log, and sealing goes on from there.
-    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
-    store.set_power_safe(false);
+    let store =
+        Store::open(dir.path(), None, Options { power_safe: false, ..Options::default() }, quiet()).unwrap();
     verify(&store, &model, 99);
     post_some(&store, &mut model, &mut next, 200);
     verify(&store, &model, 100);
@@ -260,10 +260,10 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
     let events: Vec<Event> = all.iter().cloned().map(Event::MessagePosted).collect();
     {
         let database = database::Database::open(dir.path(), Options::default()).unwrap();
-        let (db, log, views) = (&database.db, &database.event_log, &database.channel_views);
+        let (db, log, views) = (&database.db, &database.log, &database.channel_views);
         let (_, mut channels) = views.load(log).unwrap();
         for commit in events.chunks(1000) {
-            log.append(commit).unwrap();
+            log.events().append(commit).unwrap();
             views.apply(commit, &mut channels).unwrap();
         }
         assert_eq!(channels["quiet"].open, 0, "quiet sealed after OPEN_SPAN ids");
@@ -292,7 +292,7 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
 fn assert_rebuild_seals_the_same_blocks(dir: &Path) {
     let dump = || {
         let database = database::Database::open_existing(dir).unwrap();
-        let (_db, log, views) = (&database.db, &database.event_log, &database.channel_views);
+        let (_db, log, views) = (&database.db, &database.log, &database.channel_views);
         views.dump(log)
     };
     let incremental = dump();
@@ -305,8 +305,8 @@ fn assert_rebuild_seals_the_same_blocks(dir: &Path) {
 #[test]
 fn reads_during_seals_see_no_hole() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
-    store.set_power_safe(false);
+    let store =
+        Store::open(dir.path(), None, Options { power_safe: false, ..Options::default() }, quiet()).unwrap();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|r| {
@@ -359,7 +359,7 @@ fn views_of_an_older_layout_are_rebuilt_on_open() {
     {
         // Views without the layout's version are taken for an older layout.
         let database = database::Database::open_existing(dir.path()).unwrap();
-        let (db, _log, _views) = (&database.db, &database.event_log, &database.channel_views);
+        let (db, _log, _views) = (&database.db, &database.log, &database.channel_views);
         db.open_tree("views").unwrap().remove([4u8]).unwrap();
         db.flush().unwrap();
     }
@@ -418,8 +418,8 @@ fn archive_repairs_a_torn_line_and_skips_what_it_already_wrote() {
     // writing one more line.
     {
         let database = database::Database::open_existing(dir.path()).unwrap();
-        let (db, log, _views) = (&database.db, &database.event_log, &database.channel_views);
-        log.set_archive_checkpoint(3).unwrap();
+        let db = &database.db;
+        archive::Checkpoint::open(db).unwrap().set(3).unwrap();
         db.flush().unwrap();
     }
     let mut file = std::fs::OpenOptions::new().append(true).open(&archive.path).unwrap();
@@ -492,7 +492,7 @@ fn views_catch_up_with_events_they_missed() {
     // log only.
     {
         let database = database::Database::open_existing(dir.path()).unwrap();
-        let (db, log, _views) = (&database.db, &database.event_log, &database.channel_views);
+        let (db, log, _views) = (&database.db, &database.log, &database.channel_views);
         let last = log.last_id().unwrap();
         let events: Vec<Event> = (1..=5)
             .map(|i| {
@@ -506,7 +506,7 @@ fn views_catch_up_with_events_they_missed() {
                 })
             })
             .collect();
-        log.append(&events).unwrap();
+        log.events().append(&events).unwrap();
         db.flush().unwrap();
     }
     let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
@@ -691,8 +691,8 @@ fn check_passes_a_sound_store_and_names_a_damaged_record() {
     assert_eq!((report.events, report.problems.len()), (50, 0), "{:?}", report.problems);
     {
         let database = database::Database::open_existing(dir.path()).unwrap();
-        let (db, _log, _views) = (&database.db, &database.event_log, &database.channel_views);
-        db.open_tree("events").unwrap().insert(event_log::key(17), &[1u8, 0xff, 0xff][..]).unwrap();
+        let (db, _log, _views) = (&database.db, &database.log, &database.channel_views);
+        db.open_tree("events").unwrap().insert(sled_log::key(17), &[1u8, 0xff, 0xff][..]).unwrap();
         db.flush().unwrap();
     }
     let report = check(dir.path()).unwrap();
@@ -732,11 +732,11 @@ fn start_up_reports_a_damaged_record_it_must_read() {
     {
         // Damage an event the views have not applied yet, so opening has to read it.
         let database = database::Database::open_existing(dir.path()).unwrap();
-        let (db, log, views) = (&database.db, &database.event_log, &database.channel_views);
+        let (db, log, views) = (&database.db, &database.log, &database.channel_views);
         let (_, mut channels) = views.load(log).unwrap();
         views.clear().unwrap();
         views.apply(&log.read_from(1, 5).unwrap(), &mut channels).unwrap();
-        db.open_tree("events").unwrap().insert(event_log::key(8), &[1u8, 0xff][..]).unwrap();
+        db.open_tree("events").unwrap().insert(sled_log::key(8), &[1u8, 0xff][..]).unwrap();
         db.flush().unwrap();
     }
     let err = Store::open(dir.path(), None, Options::default(), quiet())
@@ -781,8 +781,8 @@ fn new_databases_compress_and_older_uncompressed_ones_still_open() {
 fn power_safe_commits_sync_the_blob_files_sled_leaves_unsynced() {
     for power_safe in [true, false] {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
-        store.set_power_safe(power_safe);
+        let store =
+            Store::open(dir.path(), None, Options { power_safe, ..Options::default() }, quiet()).unwrap();
         // Over sled's blob threshold (about 128 KiB) even compressed: stored in a file of its own
         // under blobs/.
         let mut next = seeded(7);
@@ -793,7 +793,7 @@ fn power_safe_commits_sync_the_blob_files_sled_leaves_unsynced() {
         runtime().block_on(store.append(new_message("a", "small"))).unwrap();
         let blobs = std::fs::read_dir(dir.path().join("db").join("blobs")).unwrap().count();
         assert!(blobs >= 1, "sled wrote the message as a blob");
-        let synced = store.inner.shared.disk_sync.lock().unwrap().synced_blobs();
+        let synced = store.inner.sled_log.synced_blobs();
         assert_eq!(synced, if power_safe { blobs } else { 0 }, "power_safe = {power_safe}");
         // The big message is a block of its own in the blocks file, synced by the next commit's
         // flush before sled's.

@@ -75,6 +75,8 @@ impl TestApp {
         self.shutdown();
     }
 
+    /// For the I/O fault tests, which arm faults in the store itself.
+    #[cfg(feature = "faults")]
     pub fn store(&self) -> &Store {
         self.store.as_ref().expect("the relay is running")
     }

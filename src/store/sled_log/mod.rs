@@ -1,0 +1,155 @@
+//! The event log in sled, the embedded default: the trees of `events.rs` in the data
+//! directory's database, written by one thread (`writer.rs`) in group commits, as
+//! ARCHITECTURE.md ("The commit protocol") describes. The id reservation, the undo of a failed
+//! group and the syncs a power cut needs (`disk_sync.rs`) are its own; nothing outside this
+//! module touches its trees, except the commands on a stopped store (`offline.rs`), which use
+//! [`SledLog::events`].
+
+mod disk_sync;
+mod events;
+mod writer;
+
+use super::database::db_dir;
+use super::event_log::{Appending, EventLog};
+use super::StoreError;
+use crate::event::Event;
+use crate::message::NewMessage;
+use disk_sync::DiskSync;
+#[cfg(test)]
+pub(crate) use events::key;
+pub(crate) use events::Events;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use tokio::sync::oneshot;
+pub(crate) use writer::WriterSetup;
+use writer::{Followers, Request, Writer};
+
+pub(crate) struct SledLog {
+    events: Arc<Events>,
+    followers: Followers,
+    /// The last durable id: what readers of the log may see (events written but not flushed
+    /// yet may still be taken out).
+    durable: Arc<AtomicU64>,
+    queue: Mutex<Option<mpsc::Sender<Request>>>,
+    writer: Mutex<Option<thread::JoinHandle<Result<(), StoreError>>>>,
+    /// The writer's, for the tests that check what it synced.
+    #[cfg(test)]
+    disk_sync: Mutex<Option<Arc<Mutex<DiskSync>>>>,
+}
+
+impl SledLog {
+    /// The log in `db`, readable at once; it takes appends once [`SledLog::start`] is called.
+    pub(crate) fn open(db: &sled::Db) -> Result<SledLog, StoreError> {
+        let events = Events::open(db)?;
+        // What a database holds when it is opened is durable.
+        let durable = Arc::new(AtomicU64::new(events.last_id()?));
+        Ok(SledLog {
+            events: Arc::new(events),
+            followers: Arc::default(),
+            durable,
+            queue: Mutex::new(None),
+            writer: Mutex::new(None),
+            #[cfg(test)]
+            disk_sync: Mutex::default(),
+        })
+    }
+
+    /// The trees themselves, for the commands on a stopped store (import, check).
+    pub(crate) fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// How many of sled's blob files the writer has synced.
+    #[cfg(test)]
+    pub(crate) fn synced_blobs(&self) -> usize {
+        let disk_sync = self.disk_sync.lock().unwrap();
+        disk_sync.as_ref().map_or(0, |d| d.lock().unwrap().synced_blobs())
+    }
+
+    /// For a command on a stopped store that wrote the trees and flushed the database itself:
+    /// everything in them is durable now.
+    pub(crate) fn flushed(&self) -> Result<(), StoreError> {
+        self.durable.store(self.events.last_id()?, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Starts the writer thread.
+    pub(crate) fn start(&self, setup: WriterSetup) -> Result<(), StoreError> {
+        let last_id = self.events.last_id()?;
+        let reserved = self.events.reserved()?.max(last_id);
+        let dir = &setup.data_dir;
+        let mut disk_sync = DiskSync::open(dir, &db_dir(dir)).map_err(|e| StoreError::dir(dir, e))?;
+        disk_sync.set_enabled(setup.power_safe);
+        let disk_sync = Arc::new(Mutex::new(disk_sync));
+        #[cfg(test)]
+        {
+            *self.disk_sync.lock().unwrap() = Some(disk_sync.clone());
+        }
+        let writer = Writer::new(
+            disk_sync,
+            self.events.clone(),
+            self.followers.clone(),
+            self.durable.clone(),
+            reserved,
+            setup,
+        );
+        let (tx, rx) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("relay-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::io("cannot start the writer thread", e))?;
+        *self.queue.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(())
+    }
+}
+
+impl EventLog for SledLog {
+    fn append(&self, message: NewMessage) -> Result<Appending, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = queue.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(Request { message, reply }).map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
+    fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let durable = self.durable.load(Ordering::SeqCst);
+        let mut events = self.events.read_from(from, limit)?;
+        events.retain(|e| e.id() <= durable);
+        Ok(events)
+    }
+
+    fn last_id(&self) -> Result<u64, StoreError> {
+        Ok(self.durable.load(Ordering::SeqCst))
+    }
+
+    fn follow(&self, after: u64) -> Result<mpsc::Receiver<Vec<Event>>, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        // Under the lock, so no group is sent between the backlog and the first send.
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut from = after + 1;
+        loop {
+            let events = self.read_from(from, writer::MAX_BATCH)?;
+            let Some(last) = events.last().map(Event::id) else { break };
+            from = last + 1;
+            let _ = tx.send(events);
+        }
+        followers.push(tx);
+        Ok(rx)
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        drop(self.queue.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let result = match handle.map(thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(StoreError::Crashed("the writer thread panicked".into())),
+            None => Ok(()),
+        };
+        // Nothing more will be durable: the followers' feeds end.
+        self.followers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        result
+    }
+}

@@ -1,0 +1,234 @@
+//! The writer thread: the one place the log is written, one group commit at a time, following
+//! the commit protocol described in ARCHITECTURE.md ("The commit protocol"). It makes each group
+//! durable, answers its posters and hands it to the log's followers.
+
+use super::disk_sync::DiskSync;
+use super::events::Events;
+use crate::event::Event;
+use crate::message::{Message, NewMessage};
+use crate::store::StoreError;
+use slog::{error, Logger};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+
+/// Most appends committed in one group: bounds the memory and the latency of one commit.
+pub const MAX_BATCH: usize = 1024;
+
+/// Ids reserved per durable reservation: one extra flush per this many posts, and at most this
+/// many ids skipped after a crash.
+const ID_RESERVE_STEP: u64 = 1000;
+
+/// How long the unsafe mode (`CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`, tests only) holds a group
+/// between acknowledging and writing it.
+const UNSAFE_WRITE_DELAY: Duration = Duration::from_millis(20);
+
+/// Who follows the log: sent each durable group.
+pub(super) type Followers = Arc<Mutex<Vec<mpsc::Sender<Vec<Event>>>>>;
+
+/// What the writer needs beyond the trees.
+pub(crate) struct WriterSetup {
+    pub(crate) db: sled::Db,
+    /// The data directory, whose database the writer syncs when `power_safe`.
+    pub(crate) data_dir: PathBuf,
+    /// Whether each commit is also made durable against a power cut (see `disk_sync.rs`).
+    pub(crate) power_safe: bool,
+    /// Run before each flush when power safety is on: what must be on disk before sled's flush
+    /// makes durable what names it (the channel views' blocks, in the same database).
+    pub(crate) before_flush: Box<dyn Fn() -> Result<(), StoreError> + Send>,
+    /// Acknowledge each group before writing it (`CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`, tests
+    /// only).
+    pub(crate) ack_early: bool,
+    pub(crate) logger: Logger,
+    #[cfg(feature = "faults")]
+    pub(crate) faults: Arc<crate::store::faults::Faults>,
+}
+
+pub(super) struct Request {
+    pub(super) message: NewMessage,
+    pub(super) reply: oneshot::Sender<Result<Message, StoreError>>,
+}
+
+/// The writer thread's own state.
+pub(super) struct Writer {
+    events: Arc<Events>,
+    followers: Followers,
+    /// The last durable id, moved on under the followers' lock (see `SledLog::follow`).
+    durable: Arc<AtomicU64>,
+    db: sled::Db,
+    disk_sync: Arc<Mutex<DiskSync>>,
+    before_flush: Box<dyn Fn() -> Result<(), StoreError> + Send>,
+    next_id: u64,
+    reserved: u64,
+    /// Why the log takes no more writes, once a failed group could not be taken out again.
+    failed: Option<String>,
+    ack_early: bool,
+    logger: Logger,
+    #[cfg(feature = "faults")]
+    faults: Arc<crate::store::faults::Faults>,
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl Writer {
+    /// A writer going on from `reserved`, the highest id already reserved (or used).
+    pub(super) fn new(
+        disk_sync: Arc<Mutex<DiskSync>>,
+        events: Arc<Events>,
+        followers: Followers,
+        durable: Arc<AtomicU64>,
+        reserved: u64,
+        setup: WriterSetup,
+    ) -> Writer {
+        Writer {
+            events,
+            followers,
+            durable,
+            db: setup.db,
+            disk_sync,
+            before_flush: setup.before_flush,
+            next_id: reserved + 1,
+            reserved,
+            failed: None,
+            ack_early: setup.ack_early,
+            logger: setup.logger,
+            #[cfg(feature = "faults")]
+            faults: setup.faults,
+        }
+    }
+
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Request>) -> Result<(), StoreError> {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => group.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+        // Every sender is gone: give back the unused reservation so a clean restart goes on
+        // without a gap, and make everything durable.
+        if self.failed.is_none() {
+            self.injected_write_fault()?;
+            self.events.set_reserved(self.next_id - 1)?;
+        }
+        self.flush()
+    }
+
+    /// sled's flush, then (when on) what it leaves out for a power cut: see [`DiskSync`].
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let mut disk_sync = self.disk_sync.lock().unwrap_or_else(|p| p.into_inner());
+        if disk_sync.enabled() {
+            // What names into other files first: sled's flush makes it durable.
+            (self.before_flush)()?;
+        }
+        self.db.flush()?;
+        disk_sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
+        #[cfg(feature = "faults")]
+        self.faults.check(crate::store::faults::FaultOp::Flush)?;
+        Ok(())
+    }
+
+    /// With the `faults` feature, whether an armed fault fails the next write.
+    fn injected_write_fault(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "faults")]
+        self.faults.check(crate::store::faults::FaultOp::Write)?;
+        Ok(())
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        if let Some(reason) = &self.failed {
+            for r in group {
+                let _ = r.reply.send(Err(StoreError::Failed(reason.clone())));
+            }
+            return;
+        }
+        let (messages, mut replies): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|r| (r.message, r.reply)).unzip();
+        let events = self.assign_ids(messages);
+        if self.ack_early {
+            answer(&events, std::mem::take(&mut replies));
+            thread::sleep(UNSAFE_WRITE_DELAY);
+        }
+        if let Err(e) = self.write_durably(&events) {
+            error!(self.logger, "commit failed"; "error" => %e);
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return;
+        }
+        // The events are durable from here on: every poster gets "posted" (once the views have
+        // them, or could not take them: they catch up from the log on the next start).
+        answer(&events, replies);
+        self.hand_on(events);
+    }
+
+    /// Gives each message the next id. Ids are spent even if the commit fails, so an
+    /// id is never handed out twice.
+    fn assign_ids(&mut self, messages: Vec<NewMessage>) -> Vec<Event> {
+        let ts = now_secs();
+        let first = self.next_id;
+        self.next_id += messages.len() as u64;
+        messages
+            .into_iter()
+            .zip(first..)
+            .map(|(m, id)| {
+                Event::MessagePosted(Message {
+                    id,
+                    ts,
+                    target: m.target.as_str().to_owned(),
+                    sender: m.sender.as_str().to_owned(),
+                    text: m.text.into_string(),
+                    source: m.source,
+                })
+            })
+            .collect()
+    }
+
+    /// The protocol's *reserve* and *write*. On failure the events are taken out again (best effort)
+    /// so a later flush does not store posts whose posters were told they failed.
+    fn write_durably(&mut self, events: &[Event]) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(()) };
+        let (first, last) = (first.id(), last.id());
+        if last > self.reserved {
+            let reserved = last + ID_RESERVE_STEP;
+            self.injected_write_fault()?;
+            self.events.set_reserved(reserved)?;
+            self.flush()?;
+            self.reserved = reserved;
+        }
+        let result =
+            self.injected_write_fault().and_then(|()| self.events.append(events)).and_then(|()| self.flush());
+        if let Err(e) = &result {
+            let undo = self.injected_write_fault().and_then(|()| self.events.remove(first, last));
+            if let Err(undo) = undo {
+                self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
+            }
+        }
+        result
+    }
+
+    /// The group is durable: the log's followers get it. Under their lock, so `follow` sees
+    /// each group either in its backlog or sent, never both.
+    fn hand_on(&self, events: Vec<Event>) {
+        let Some(last) = events.last().map(Event::id) else { return };
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        self.durable.store(last, Ordering::SeqCst);
+        followers.retain(|f| f.send(events.clone()).is_ok());
+    }
+}
+
+/// Tells each poster its message (the events are in the order of the replies).
+fn answer(events: &[Event], replies: Vec<oneshot::Sender<Result<Message, StoreError>>>) {
+    for (event, reply) in events.iter().zip(replies) {
+        let Event::MessagePosted(m) = event;
+        let _ = reply.send(Ok(m.clone()));
+    }
+}
