@@ -221,7 +221,15 @@ impl Writer {
         let Some(last) = events.last().map(Event::id) else { return };
         let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
         self.durable.store(last, Ordering::SeqCst);
-        followers.retain(|f| f.send(events.clone()).is_ok());
+        // A copy for each follower but the last, which gets the group itself.
+        let mut events = Some(events);
+        let count = followers.len();
+        let mut at = 0;
+        followers.retain(|f| {
+            at += 1;
+            let group = if at == count { events.take() } else { events.clone() };
+            group.is_some_and(|group| f.send(group).is_ok())
+        });
     }
 }
 
