@@ -6,11 +6,13 @@
 use super::StoreError;
 use crate::event::Event;
 use crate::message::{Message, NewMessage};
-use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 /// An answer to come: the message with its id and time once it is durable, or why not.
 pub(crate) type Appending = oneshot::Receiver<Result<Message, StoreError>>;
+
+/// What follows the log: called with each durable group of events, in order.
+pub(crate) type Follower = Box<dyn FnMut(Vec<Event>) + Send>;
 
 pub(crate) trait EventLog: Send + Sync {
     /// Takes `message` to append; the answer comes once it is durable (acknowledged by the
@@ -23,9 +25,11 @@ pub(crate) trait EventLog: Send + Sync {
     /// The id of the last durable event, 0 when the log is empty.
     fn last_id(&self) -> Result<u64, StoreError>;
 
-    /// Every durable group of events after `after`, in order, as it becomes durable; ends when
-    /// the log closes.
-    fn follow(&self, after: u64) -> Result<mpsc::Receiver<Vec<Event>>, StoreError>;
+    /// Calls `follower` with every durable group of events after `after`, in order, each
+    /// once: what is durable already, now, then each group as it becomes durable, before its
+    /// posters are answered. It runs on the backend's own thread, so it must not wait on the
+    /// log. It is dropped when the log closes.
+    fn follow(&self, after: u64, follower: Follower) -> Result<(), StoreError>;
 
     /// Stops taking appends, answers what is queued and makes it durable.
     fn close(&self) -> Result<(), StoreError>;

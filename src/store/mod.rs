@@ -1,6 +1,6 @@
 //! The store: the event log, its channel views and the text archive's checkpoint in one sled
-//! database; the log written by one thread, the views by another that follows it. Plus the
-//! commands on a stopped store (export, import, check, rebuild).
+//! database; the log written by one thread, the views following it. Plus the commands on a
+//! stopped store (export, import, check, rebuild).
 //!
 //! Nothing outside this module touches sled. The rest of the relay sees [`Store`]: append a
 //! message (answered once it is durable and readers see it), read a channel since an id or its
@@ -11,8 +11,8 @@
 //! The files: `database` (opening sled with the directory's lock, from `lock`), `recovery`
 //! (catching the views up on open; `rebuild`), `event_log` (the interface the log is seen
 //! through) and `sled_log` (its sled backend: the trees, the group-commit writer, the disk
-//! syncs), `projector` (the thread that follows the log, applies each durable group to the
-//! views and publishes it), `shared` (what those threads and the readers share),
+//! syncs), `projector` (the log's follower: applies each durable group to the views and
+//! publishes it), `shared` (what the projector, the archive thread and the readers share),
 //! `channel_views` and `blocks` (the views' sealed blocks), `archive` (the text archive, its
 //! checkpoint and its thread), `offline` (export, import, check, replay), `error`, and `faults`
 //! (I/O fault injection, with the `faults` feature only).
@@ -78,7 +78,6 @@ struct Inner {
     /// The log as what it is, for the tests that look inside it.
     #[cfg(test)]
     sled_log: Arc<sled_log::SledLog>,
-    projector: Mutex<Option<thread::JoinHandle<()>>>,
     archiver: Mutex<Option<thread::JoinHandle<()>>>,
     /// `CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`: answer posters without waiting.
     ack_early: bool,
@@ -115,7 +114,6 @@ impl Store {
             #[cfg(feature = "faults")]
             faults: faults.clone(),
         })?;
-        let groups = log.follow(last_id)?;
         let log = Arc::new(log);
         let shared = Arc::new(Shared {
             log: log.clone(),
@@ -136,17 +134,13 @@ impl Store {
             }
             None => (None, None),
         };
-        let projector = Projector::new(shared.clone(), channels, archive_tx);
-        let projector = thread::Builder::new()
-            .name("relay-views".into())
-            .spawn(move || projector.run(groups))
-            .map_err(|e| StoreError::io("cannot start the channel views' thread", e))?;
+        // The views follow the log (the follower holds the shared state; `close` drops it).
+        log.follow(last_id, Projector::new(shared.clone(), channels, archive_tx).into_follower())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 shared,
                 #[cfg(test)]
                 sled_log: log,
-                projector: Mutex::new(Some(projector)),
                 archiver: Mutex::new(archiver),
                 ack_early,
             }),
@@ -269,16 +263,13 @@ impl Store {
 
 impl Inner {
     fn close(&self) -> Result<(), StoreError> {
+        // Answers what is queued, and drops the log's followers: the projector, and with it the
+        // archive thread's feed.
         let mut result = self.shared.log.close();
-        // The log is closed, so the projector's feed ends: it applies what is left and stops,
-        // and then the archive's feed ends too.
-        if let Some(projector) = self.projector.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = projector.join();
-            if result.is_ok() && self.shared.failure().is_none() {
-                // What the projector applied after the log's last flush: so the next open
-                // need not replay it.
-                result = self.shared.flush_projections();
-            }
+        if result.is_ok() && self.shared.failure().is_none() {
+            // What the projector applied after the log's last flush: so the next open need not
+            // replay it.
+            result = self.shared.flush_projections();
         }
         if let Some(archiver) = self.archiver.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = archiver.join();

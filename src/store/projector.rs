@@ -1,12 +1,15 @@
-//! The channel views as a follower of the log: a thread of its own applies each durable group
-//! of events to the views, then publishes them to readers (the commit watch) and tells the
-//! archive thread. Posters wait for it (read your writes), see `Store::append`.
+//! The channel views as a follower of the log: it applies each durable group of events to the
+//! views, then publishes them to readers (the commit watch) and tells the archive thread. It
+//! runs where the log calls its followers (the sled log: on its writer thread, before the
+//! posters are answered); posters also wait for it themselves (read your writes), see
+//! `Store::append`.
 //!
 //! If the views cannot be updated, the store fails (it takes no more posts until it is opened
 //! again, when the views catch up from their checkpoint); the posts already durable are still
 //! acknowledged, since they are in the log.
 
 use super::channel_views::Channels;
+use super::event_log::Follower;
 use super::shared::Shared;
 use super::StoreError;
 use crate::event::Event;
@@ -26,19 +29,22 @@ impl Projector {
         Projector { shared, channels, archive }
     }
 
-    /// Applies each group the log sends, until the log stops sending.
-    pub(super) fn run(mut self, groups: mpsc::Receiver<Vec<Event>>) {
-        for events in groups {
-            if self.shared.failure().is_some() {
-                continue;
-            }
-            // A panic in a projection must not leave posters waiting for it.
-            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(&events)))
-                .unwrap_or_else(|_| Err(StoreError::Crashed("the channel views panicked".into())));
-            if let Err(e) = applied {
-                error!(self.shared.logger, "updating channel views failed"; "error" => %e);
-                self.shared.fail(format!("updating channel views failed: {e}"));
-            }
+    /// The projector as the log's follower.
+    pub(super) fn into_follower(mut self) -> Follower {
+        Box::new(move |events| self.follow(&events))
+    }
+
+    /// Applies one durable group, unless the store failed already.
+    fn follow(&mut self, events: &[Event]) {
+        if self.shared.failure().is_some() {
+            return;
+        }
+        // A panic in a projection must not take the log's thread with it.
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(events)))
+            .unwrap_or_else(|_| Err(StoreError::Crashed("the channel views panicked".into())));
+        if let Err(e) = applied {
+            error!(self.shared.logger, "updating channel views failed"; "error" => %e);
+            self.shared.fail(format!("updating channel views failed: {e}"));
         }
     }
 

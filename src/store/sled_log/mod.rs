@@ -10,7 +10,7 @@ mod events;
 mod writer;
 
 use super::database::db_dir;
-use super::event_log::{Appending, EventLog};
+use super::event_log::{Appending, EventLog, Follower};
 use super::StoreError;
 use crate::event::Event;
 use crate::message::NewMessage;
@@ -125,19 +125,18 @@ impl EventLog for SledLog {
         Ok(self.durable.load(Ordering::SeqCst))
     }
 
-    fn follow(&self, after: u64) -> Result<mpsc::Receiver<Vec<Event>>, StoreError> {
-        let (tx, rx) = mpsc::channel();
-        // Under the lock, so no group is sent between the backlog and the first send.
+    fn follow(&self, after: u64, mut follower: Follower) -> Result<(), StoreError> {
+        // Under the lock, so no group becomes durable between the backlog and the first call.
         let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
         let mut from = after + 1;
         loop {
             let events = self.read_from(from, writer::MAX_BATCH)?;
             let Some(last) = events.last().map(Event::id) else { break };
             from = last + 1;
-            let _ = tx.send(events);
+            follower(events);
         }
-        followers.push(tx);
-        Ok(rx)
+        followers.push(follower);
+        Ok(())
     }
 
     fn close(&self) -> Result<(), StoreError> {

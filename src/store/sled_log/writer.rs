@@ -6,6 +6,7 @@ use super::disk_sync::DiskSync;
 use super::events::Events;
 use crate::event::Event;
 use crate::message::{Message, NewMessage};
+use crate::store::event_log::Follower;
 use crate::store::StoreError;
 use slog::{error, Logger};
 use std::path::PathBuf;
@@ -26,8 +27,8 @@ const ID_RESERVE_STEP: u64 = 1000;
 /// between acknowledging and writing it.
 const UNSAFE_WRITE_DELAY: Duration = Duration::from_millis(20);
 
-/// Who follows the log: sent each durable group.
-pub(super) type Followers = Arc<Mutex<Vec<mpsc::Sender<Vec<Event>>>>>;
+/// Who follows the log: called with each durable group.
+pub(super) type Followers = Arc<Mutex<Vec<Follower>>>;
 
 /// What the writer needs beyond the trees.
 pub(crate) struct WriterSetup {
@@ -154,7 +155,7 @@ impl Writer {
             group.into_iter().map(|r| (r.message, r.reply)).unzip();
         let events = self.assign_ids(messages);
         if self.ack_early {
-            answer(&events, std::mem::take(&mut replies));
+            answer(messages_of(&events), std::mem::take(&mut replies));
             thread::sleep(UNSAFE_WRITE_DELAY);
         }
         if let Err(e) = self.write_durably(&events) {
@@ -164,10 +165,12 @@ impl Writer {
             }
             return;
         }
-        // The events are durable from here on: every poster gets "posted" (once the views have
-        // them, or could not take them: they catch up from the log on the next start).
-        answer(&events, replies);
+        // The events are durable from here on: the followers get them (the channel views, which
+        // publish them to readers), then every poster gets "posted", even if the views could
+        // not take them (they catch up from the log on the next start).
+        let messages = messages_of(&events);
         self.hand_on(events);
+        answer(messages, replies);
     }
 
     /// Gives each message the next id. Ids are spent even if the commit fails, so an
@@ -216,7 +219,7 @@ impl Writer {
     }
 
     /// The group is durable: the log's followers get it. Under their lock, so `follow` sees
-    /// each group either in its backlog or sent, never both.
+    /// each group either in its backlog or given, never both.
     fn hand_on(&self, events: Vec<Event>) {
         let Some(last) = events.last().map(Event::id) else { return };
         let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
@@ -224,19 +227,29 @@ impl Writer {
         // A copy for each follower but the last, which gets the group itself.
         let mut events = Some(events);
         let count = followers.len();
-        let mut at = 0;
-        followers.retain(|f| {
-            at += 1;
-            let group = if at == count { events.take() } else { events.clone() };
-            group.is_some_and(|group| f.send(group).is_ok())
-        });
+        for (at, follower) in followers.iter_mut().enumerate() {
+            let group = if at + 1 == count { events.take() } else { events.clone() };
+            if let Some(group) = group {
+                follower(group);
+            }
+        }
     }
 }
 
-/// Tells each poster its message (the events are in the order of the replies).
-fn answer(events: &[Event], replies: Vec<oneshot::Sender<Result<Message, StoreError>>>) {
-    for (event, reply) in events.iter().zip(replies) {
-        let Event::MessagePosted(m) = event;
-        let _ = reply.send(Ok(m.clone()));
+/// The messages of a group, in order, to answer its posters with.
+fn messages_of(events: &[Event]) -> Vec<Message> {
+    events
+        .iter()
+        .map(|e| {
+            let Event::MessagePosted(m) = e;
+            m.clone()
+        })
+        .collect()
+}
+
+/// Tells each poster its message (in the order of the replies).
+fn answer(messages: Vec<Message>, replies: Vec<oneshot::Sender<Result<Message, StoreError>>>) {
+    for (m, reply) in messages.into_iter().zip(replies) {
+        let _ = reply.send(Ok(m));
     }
 }
