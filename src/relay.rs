@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+/// The channel `GET /api/messages` reads when it names none (the Python relay's default).
+pub const DEFAULT_TARGET: &str = "proj-x";
 /// REST `GET /api/messages`: default and largest page (the Python relay's numbers).
 pub const REST_DEFAULT_LIMIT: u64 = 200;
 pub const REST_MAX_LIMIT: u64 = 500;

@@ -4,7 +4,8 @@
 use super::auth::Gate;
 use super::error::ApiError;
 use super::pages;
-use crate::relay::{MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
+use super::request::get_or_head;
+use crate::relay::{DEFAULT_TARGET, MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use warp::http::StatusCode;
@@ -44,7 +45,7 @@ pub fn spec(max_text_bytes: usize) -> Value {
                     "summary": "Read a channel",
                     "description": "Without since_id: the last `limit` messages of the channel. With since_id: the oldest `limit` messages whose id is greater. Messages come oldest first.",
                     "parameters": [
-                        param("target", true, json!({"type": "string"}), "The channel."),
+                        param("target", false, json!({"type": "string", "default": DEFAULT_TARGET}), "The channel (the Python relay's default when absent)."),
                         param("since_id", false, json!({"type": "integer", "minimum": 0}), "Only messages with a greater id."),
                         param("limit", false, json!({"type": "integer", "default": REST_DEFAULT_LIMIT}), &format!("Page size, clamped to 1..{REST_MAX_LIMIT}.")),
                         param("wait", false, json!({"type": "number", "minimum": 0, "maximum": MAX_WAIT.as_secs()}), "With since_id: when nothing is newer, wait up to this many seconds for a message (long poll); the reply then has timed_out."),
@@ -169,11 +170,11 @@ pub fn routes(
     let openapi = {
         let spec = spec.clone();
         warp::path!("openapi.json")
-            .and(warp::get())
+            .and(get_or_head())
             .and(gate.api())
             .map(move || warp::reply::json(&*spec).into_response())
     };
-    let docs = warp::path!("docs").and(warp::get()).and(gate.page()).map(move || match &*docs_page {
+    let docs = warp::path!("docs").and(get_or_head()).and(gate.page()).map(move || match &*docs_page {
         Ok(body) => pages::html(StatusCode::OK, body.clone()),
         Err(_) => ApiError::Internal.into_response(),
     });

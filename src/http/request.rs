@@ -28,6 +28,15 @@ pub(super) fn bad(reason: impl Into<String>) -> ApiError {
     ApiError::BadRequest(reason.into())
 }
 
+/// GET, or HEAD (monitors and load balancers send it): a HEAD reply has GET's status and
+/// headers, and hyper sends no body with it.
+pub(super) fn get_or_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Copy {
+    warp::get().or(warp::head()).unify()
+}
+
+/// UTF-8's byte order mark, which Windows tools write at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// The raw query string, empty when the request has none (warp's own filter refuses that case).
 pub(super) fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
@@ -92,7 +101,8 @@ impl Query {
 }
 
 /// Reads a request body into memory, refusing it as soon as it passes `limit` bytes (by its
-/// Content-Length, or while streaming when it has none).
+/// Content-Length, or while streaming when it has none). A byte order mark at its start is
+/// dropped.
 pub(super) async fn read_body<S, B>(declared: Option<u64>, body: S, limit: usize) -> Result<Vec<u8>, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
@@ -117,6 +127,9 @@ where
     tokio::time::timeout(BODY_READ_TIMEOUT, read).await.map_err(|_| {
         ApiError::Timeout(format!("the request body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs()))
     })??;
+    if out.starts_with(BOM) {
+        out.drain(..BOM.len());
+    }
     Ok(out)
 }
 
@@ -143,6 +156,12 @@ mod tests {
     async fn body_over_limit_without_length_is_refused_while_streaming() {
         let err = read_body(None, chunks(&[b"ab", b"cde"]), 4).await.unwrap_err();
         assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn a_byte_order_mark_is_dropped() {
+        assert_eq!(read_body(None, chunks(&[b"\xEF\xBB", b"\xBF{}"]), 9).await.unwrap(), b"{}");
+        assert_eq!(read_body(None, chunks(&[b"{}\xEF\xBB\xBF"]), 9).await.unwrap(), b"{}\xEF\xBB\xBF");
     }
 
     #[tokio::test]

@@ -3,9 +3,11 @@
 
 use super::auth::Gate;
 use super::error::ApiError;
-use super::request::{bad, max_body_bytes, raw_query, read_body, Query};
+use super::request::{bad, get_or_head, max_body_bytes, raw_query, read_body, Query};
 use crate::message::Source;
-use crate::relay::{clamp_limit, ChannelList, Page, Relay, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
+use crate::relay::{
+    clamp_limit, ChannelList, Page, Relay, DEFAULT_TARGET, REST_DEFAULT_LIMIT, REST_MAX_LIMIT,
+};
 use crate::store::ExportFilter;
 use crate::values::Name;
 use bytes::Buf;
@@ -21,7 +23,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let with_relay = warp::any().map(move || relay.clone());
     let get_messages = warp::path!("api" / "messages")
-        .and(warp::get())
+        .and(get_or_head())
         .and(gate.api())
         .and(raw_query())
         .and(with_relay.clone())
@@ -36,17 +38,17 @@ pub fn routes(
             .and(warp::body::stream())
             .then(post_message);
     let channels = warp::path!("api" / "channels")
-        .and(warp::get())
+        .and(get_or_head())
         .and(gate.api())
         .and(with_relay.clone())
         .map(list_channels);
     let export = warp::path!("api" / "export")
-        .and(warp::get())
+        .and(get_or_head())
         .and(gate.api())
         .and(raw_query())
         .and(with_relay)
         .then(export);
-    let health = warp::path!("healthz").and(warp::get()).map(|| "ok".into_response());
+    let health = warp::path!("healthz").and(get_or_head()).map(|| "ok".into_response());
     get_messages.or(post_message).unify().or(channels).unify().or(export).unify().or(health).unify()
 }
 
@@ -76,7 +78,7 @@ fn page_reply(page: &Page, timed_out: Option<bool>) -> Response {
 async fn get_messages(raw_query: String, relay: Relay) -> Response {
     let result = async {
         let query = Query::parse(&raw_query)?;
-        let target = query.get("target").ok_or_else(|| bad("target: is required (?target=CHANNEL)"))?;
+        let target = query.get("target").unwrap_or(DEFAULT_TARGET);
         let limit = clamp_limit(query.limit()?, REST_DEFAULT_LIMIT, REST_MAX_LIMIT);
         let wait = query.seconds("wait")?;
         let since_id = query.id("since_id")?;

@@ -12,7 +12,7 @@
 use super::auth::Gate;
 use super::error::ApiError;
 use super::pages::{self, html};
-use super::request::{raw_query, Query};
+use super::request::{get_or_head, raw_query, Query};
 use crate::message::{Message, Source, StoredMessage};
 use crate::relay::Relay;
 use crate::render::Renderer;
@@ -179,11 +179,11 @@ pub fn routes(
     let host = warp::header::optional::<String>("host").map(|h: Option<String>| h.unwrap_or_default());
 
     let index =
-        warp::path::end().and(warp::get()).and(gate.page()).and(host).and(with.clone()).then(
+        warp::path::end().and(get_or_head()).and(gate.page()).and(host).and(with.clone()).then(
             |host: String, (relay, ui): (Relay, Arc<Ui>)| async move { page(relay, ui, host, None).await },
         );
     let channel =
-        warp::path!("c" / String).and(warp::get()).and(gate.page()).and(host).and(with.clone()).then(
+        warp::path!("c" / String).and(get_or_head()).and(gate.page()).and(host).and(with.clone()).then(
             |name: String, host: String, (relay, ui): (Relay, Arc<Ui>)| async move {
                 match decode(&name) {
                     Ok(name) => page(relay, ui, host, Some(name)).await,
@@ -192,7 +192,7 @@ pub fn routes(
             },
         );
     let older = warp::path!("c" / String / "older")
-        .and(warp::get())
+        .and(get_or_head())
         .and(gate.ui())
         .and(raw_query())
         .and(with.clone())
@@ -200,7 +200,7 @@ pub fn routes(
             older(relay, ui, &name, &query).await.unwrap_or_else(ApiError::into_response)
         });
     let events = warp::path!("c" / String / "events")
-        .and(warp::get())
+        .and(get_or_head())
         .and(gate.ui())
         .and(raw_query())
         .and(warp::header::optional::<String>("last-event-id"))
@@ -208,7 +208,7 @@ pub fn routes(
         .map(|name: String, query: String, last: Option<String>, (relay, ui): (Relay, Arc<Ui>)| {
             events(relay, ui, &name, &query, last).unwrap_or_else(ApiError::into_response)
         });
-    let files = warp::path!("static" / String).and(warp::get()).map(|name: String| {
+    let files = warp::path!("static" / String).and(get_or_head()).map(|name: String| {
         match STATIC_FILES.iter().find(|(file, ..)| *file == name) {
             Some((_, kind, body)) => {
                 let reply = warp::reply::with_header(*body, header::CONTENT_TYPE, *kind);

@@ -217,7 +217,8 @@ fn parse_reply(raw: &[u8]) -> Option<Reply> {
     let mut body = raw[split + 4..].to_vec();
     let chunked =
         headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    if chunked {
+    // A reply to HEAD names its encoding but sends no body.
+    if chunked && !body.is_empty() {
         body = dechunk(&body)?;
     }
     Some(Reply { status, headers, body })

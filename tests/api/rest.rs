@@ -180,8 +180,6 @@ fn body_over_the_limit_gets_413_and_stores_nothing() {
 fn bad_queries_get_400_naming_the_parameter() {
     let app = spawn_app();
     let cases = [
-        ("/api/messages", "target"),
-        ("/api/messages?limit=5", "target"),
         ("/api/messages?target=", "target"),
         ("/api/messages?target=%20", "target"),
         ("/api/messages?target=t&limit=abc", "limit"),
@@ -333,4 +331,46 @@ fn export_streams_the_log_as_json_lines() {
         only_b.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_u64().unwrap()).collect();
     assert_eq!(b_ids, vec![12, 14, 16, 18, 20]);
     app.get("/api/export?since_id=-1").assert_error(400, "since_id");
+}
+
+#[test]
+fn head_answers_get_routes_with_their_status_and_headers_and_no_body() {
+    let app = spawn_app();
+    assert_eq!(app.post("proj-x", "claude", "hello").status, 201);
+    for path in ["/healthz", "/", "/c/proj-x", "/api/messages", "/api/channels", "/docs", "/openapi.json"] {
+        let get = request(app.addr, "GET", path, &[], None);
+        let head = request(app.addr, "HEAD", path, &[], None);
+        assert_eq!((get.status, head.status), (200, 200), "{path}");
+        assert_eq!(head.header("content-type"), get.header("content-type"), "{path}");
+        assert!(head.body.is_empty(), "{path}: {:?}", head.text());
+    }
+    assert_eq!(request(app.addr, "HEAD", "/no-such-route", &[], None).status, 404);
+}
+
+#[test]
+fn get_messages_without_a_target_reads_the_python_relays_default_channel() {
+    let app = spawn_app();
+    assert_eq!(app.post("proj-x", "claude", "for the default").status, 201);
+    assert_eq!(app.post("other", "claude", "elsewhere").status, 201);
+    let page = app.get("/api/messages").json();
+    assert_eq!(page["target"], "proj-x");
+    let texts: Vec<&str> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["for the default"]);
+}
+
+#[test]
+fn a_json_body_after_a_byte_order_mark_is_read() {
+    let app = spawn_app();
+    let with_bom = |json: Value| [b"\xEF\xBB\xBF".as_slice(), json.to_string().as_bytes()].concat();
+    let body = with_bom(json!({"target": "bom", "sender": "windows", "text": "from Notepad"}));
+    let posted =
+        request(app.addr, "POST", "/api/messages", &[("Content-Type", "application/json")], Some(&body));
+    assert_eq!(posted.status, 201, "{}", posted.text());
+    let call = with_bom(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "fetch_messages", "arguments": {"target": "bom"}}}));
+    let headers = [("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
+    let fetched = request(app.addr, "POST", "/mcp", &headers, Some(&call));
+    assert_eq!(fetched.status, 200, "{}", fetched.text());
+    assert!(fetched.text().contains("from Notepad"), "{}", fetched.text());
 }
