@@ -142,7 +142,7 @@ impl Relay {
         let m = self.inner.store.append(message).await?;
         info!(self.inner.usage_log, "post_message";
             "target" => &m.target, "sender" => &m.sender, "id" => m.id,
-            "bytes" => m.text.len(), "source" => source.as_str());
+            "text_len" => m.text.len(), "source" => source.as_str());
         Ok(m)
     }
 
@@ -156,10 +156,9 @@ impl Relay {
     ) -> Result<Page, RelayError> {
         let target = Name::parse("target", target)?;
         let messages = self.since(&target, since_id, limit).await?;
-        info!(self.inner.usage_log, "fetch_messages";
-            "target" => target.as_str(), "since_id" => since_id, "limit" => limit,
-            "returned" => messages.len(), "source" => source.as_str());
-        Ok(page(target, messages, since_id))
+        let page = page(target, messages, since_id);
+        self.log_fetch(&page, since_id, limit, "since", source);
+        Ok(page)
     }
 
     /// The last `limit` messages of `target`, oldest first.
@@ -168,10 +167,9 @@ impl Relay {
         let store = self.inner.store.clone();
         let name = target.as_str().to_owned();
         let messages = blocking(move || store.tail(&name, limit)).await?;
-        info!(self.inner.usage_log, "fetch_messages";
-            "target" => target.as_str(), "tail" => limit, "returned" => messages.len(),
-            "source" => source.as_str());
-        Ok(page(target, messages, 0))
+        let page = page(target, messages, 0);
+        self.log_fetch(&page, 0, limit, "tail", source);
+        Ok(page)
     }
 
     /// The last `limit` messages of `target` before the id `before`, oldest first (the page
@@ -187,10 +185,11 @@ impl Relay {
         let store = self.inner.store.clone();
         let name = target.as_str().to_owned();
         let messages = blocking(move || store.before(&name, before, limit)).await?;
+        let page = page(target, messages, 0);
         info!(self.inner.usage_log, "fetch_messages";
-            "target" => target.as_str(), "before_id" => before, "limit" => limit,
-            "returned" => messages.len(), "source" => source.as_str());
-        Ok(page(target, messages, 0))
+            "target" => &page.target, "since_id" => 0, "limit" => limit, "returned" => page.messages.len(),
+            "latest_id" => page.latest_id, "read" => "before", "before_id" => before, "source" => source.as_str());
+        Ok(page)
     }
 
     /// Every message of `target` after `after` as it is committed: batches of up to `limit`,
@@ -263,6 +262,15 @@ impl Relay {
             "timed_out" => timed_out, "waited_ms" => started.elapsed().as_millis() as u64,
             "source" => source.as_str());
         Ok((page(target, messages, since_id), timed_out))
+    }
+
+    /// One `fetch_messages` line of the usage log, with the keys the Python relay's log parsers
+    /// read (target, since_id, limit, returned, latest_id); `read` says which kind of read.
+    fn log_fetch(&self, page: &Page, since_id: u64, limit: usize, read: &'static str, source: Source) {
+        info!(self.inner.usage_log, "fetch_messages";
+            "target" => &page.target, "since_id" => since_id, "limit" => limit,
+            "returned" => page.messages.len(), "latest_id" => page.latest_id, "read" => read,
+            "source" => source.as_str());
     }
 
     /// The next messages of `target` after `after`, woken by each commit, never by polling:
@@ -412,6 +420,47 @@ mod tests {
         let got: Vec<Message> = page.messages.iter().map(|m| m.decode().unwrap()).collect();
         assert_eq!(got, vec![theirs.clone()]);
         assert_eq!(page.latest_id, theirs.id);
+    }
+
+    /// The usage log's post and fetch lines carry the keys the Python relay's log parsers read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn usage_log_lines_carry_the_python_relays_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log/usage.log");
+        let (logger, guard) = crate::usage_log::open(&path, 1 << 20, 1).unwrap();
+        let store = Store::open(dir.path(), None, Default::default(), crate::usage_log::discard()).unwrap();
+        let relay = Relay::new(store, Settings { channels: Vec::new(), max_text_bytes: 1000 }, logger);
+        relay.post("t", "me", "hello".into(), Source::Rest).await.unwrap();
+        relay.fetch_since("t", 0, 50, Source::Mcp).await.unwrap();
+        relay.tail("t", 200, Source::Rest).await.unwrap();
+        relay.close().await.unwrap();
+        drop(relay);
+        drop(guard);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let payloads = |op: &str| -> Vec<serde_json::Value> {
+            let marker = format!(" INFO {op} ");
+            text.lines()
+                .filter_map(|l| l.split_once(&marker).map(|(_, json)| serde_json::from_str(json).unwrap()))
+                .collect()
+        };
+        let posts = payloads("post_message");
+        assert_eq!(posts.len(), 1, "{text}");
+        for key in ["id", "target", "sender", "text_len", "source"] {
+            assert!(posts[0].get(key).is_some(), "post line lacks {key}: {}", posts[0]);
+        }
+        assert_eq!(posts[0]["text_len"], 5);
+        let fetches = payloads("fetch_messages");
+        assert_eq!(fetches.len(), 2, "{text}");
+        for fetch in &fetches {
+            for key in ["target", "since_id", "limit", "returned", "latest_id"] {
+                assert!(fetch.get(key).is_some(), "fetch line lacks {key}: {fetch}");
+            }
+            assert_eq!(
+                (fetch["returned"].as_u64(), fetch["latest_id"].as_u64()),
+                (Some(1), Some(1)),
+                "{fetch}"
+            );
+        }
     }
 
     #[test]
