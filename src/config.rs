@@ -45,6 +45,9 @@ pub struct Config {
     pub cache_bytes: u64,
     /// Whether a data directory created now compresses its database (`compression`).
     pub compression: bool,
+    /// What loading found odd but not wrong (a key the relay does not know), for the caller
+    /// to print and log.
+    pub warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             fsync: true,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             compression: true,
+            warnings: Vec::new(),
         }
     }
 }
@@ -123,31 +127,43 @@ impl Raw<'_> {
         }
     }
 
+    /// The value as text, when it is text: from the environment, or a JSON string (config
+    /// files written by hand put numbers and lists in quotes).
+    fn text(&self) -> Option<&str> {
+        match self {
+            Raw::Text(s) => Some(s),
+            Raw::Json(Value::String(s)) => Some(s),
+            Raw::Json(_) => None,
+        }
+    }
+
     fn whole_number(&self) -> Result<u64, String> {
-        let n = match self {
-            Raw::Json(v) => v.as_u64(),
-            Raw::Text(s) => s.trim().parse().ok(),
+        let n = match (self, self.text()) {
+            (_, Some(s)) => s.trim().parse().ok(),
+            (Raw::Json(v), None) => v.as_u64(),
+            (Raw::Text(_), None) => None,
         };
         n.ok_or_else(|| "must be a whole number of 0 or more".into())
     }
 
     fn number(&self) -> Result<f64, String> {
-        let n = match self {
-            Raw::Json(v) => v.as_f64(),
-            Raw::Text(s) => s.trim().parse().ok(),
+        let n = match (self, self.text()) {
+            (_, Some(s)) => s.trim().parse().ok(),
+            (Raw::Json(v), None) => v.as_f64(),
+            (Raw::Text(_), None) => None,
         };
         n.filter(|n| n.is_finite()).ok_or_else(|| "must be a number".into())
     }
 
-    /// A JSON array of strings, or comma-separated text; blank entries are skipped.
+    /// A JSON array of strings, or comma-separated text (in the environment or a JSON string);
+    /// blank entries are skipped.
     fn list(&self) -> Result<Vec<String>, String> {
         let items: Vec<&str> = match self {
             Raw::Json(Value::Array(items)) => items
                 .iter()
                 .map(|v| v.as_str().ok_or("must be a list of strings"))
                 .collect::<Result<_, _>>()?,
-            Raw::Json(_) => return Err("must be a list of strings".into()),
-            Raw::Text(s) => s.split(',').collect(),
+            _ => self.text().ok_or("must be a list of strings")?.split(',').collect(),
         };
         Ok(items.into_iter().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
     }
@@ -286,12 +302,13 @@ impl Config {
             return Err(file_error("must hold a JSON object of settings".into()));
         };
         let source = format!("config file {}", path.display());
-        if let Some(unknown) = map.keys().find(|k| !keys().any(|key| key == k.as_str())) {
-            return Err(value_error(
-                unknown,
-                format!("is not a setting; known settings: {}", keys().collect::<Vec<_>>().join(", ")),
-                source,
-            ));
+        for unknown in map.keys().filter(|k| !keys().any(|key| key == k.as_str())) {
+            let guess = keys()
+                .map(|key| (strsim::levenshtein(key, unknown), key))
+                .filter(|(distance, key)| *distance <= 2.max(key.len() / 4))
+                .min();
+            let hint = guess.map_or(String::new(), |(_, key)| format!("; did you mean {key}?"));
+            self.warnings.push(format!("{source}: {unknown:?} is not a setting, ignored{hint}"));
         }
         for key in keys() {
             if let Some(value) = map.get(key) {
@@ -324,8 +341,8 @@ type Read = fn(&mut Config, &Raw) -> Result<(), String>;
 
 /// Every setting: its key (in config.json; the environment variable is [`env_var`] of it) and
 /// how its value is read. A new setting is a line here and a field of [`Config`]. Layers apply
-/// them in this order, so a legacy `*_max_bytes` comes after its `*_max_mb`: the byte count
-/// wins when one source gives both.
+/// them in this order, so a `*_max_mb` comes after its legacy `*_max_bytes`: the megabytes win
+/// when one source gives both, as in the Python relay.
 const SETTINGS: &[(&str, Read)] = &[
     ("host", |c, raw| {
         let host = raw.string()?;
@@ -347,12 +364,12 @@ const SETTINGS: &[(&str, Read)] = &[
         Ok(())
     }),
     field!("log_path", log_path, |raw| raw.string()?.into()),
-    field!("log_max_mb", log_max_bytes, |raw| megabytes(raw)?),
     field!("log_max_bytes", log_max_bytes, |raw| positive_bytes(raw.whole_number()?)?),
+    field!("log_max_mb", log_max_bytes, |raw| megabytes(raw)?),
     field!("log_backup_count", log_backup_count, |raw| backup_count(raw)?),
     field!("channel_log_path", channel_log_path, |raw| raw.string()?.into()),
-    field!("channel_log_max_mb", channel_log_max_bytes, |raw| megabytes(raw)?),
     field!("channel_log_max_bytes", channel_log_max_bytes, |raw| positive_bytes(raw.whole_number()?)?),
+    field!("channel_log_max_mb", channel_log_max_bytes, |raw| megabytes(raw)?),
     field!("channel_log_backup_count", channel_log_backup_count, |raw| backup_count(raw)?),
     ("channels", |c, raw| {
         let mut channels = Vec::new();
@@ -442,15 +459,23 @@ mod tests {
     }
 
     #[test]
-    fn legacy_max_bytes_wins_over_max_mb_in_the_same_source() {
+    fn max_mb_wins_over_legacy_max_bytes_in_the_same_source() {
         let c = load_with(
-            Some(r#"{"log_max_mb": 1, "log_max_bytes": 5000, "channel_log_max_mb": 0.5}"#),
+            Some(r#"{"log_max_mb": 1, "log_max_bytes": 5000, "channel_log_max_bytes": 7000}"#),
             &[],
             Flags::default(),
         )
         .unwrap();
+        assert_eq!(c.log_max_bytes, MIB);
+        assert_eq!(c.channel_log_max_bytes, 7000);
+        // A later layer still wins: the environment's bytes over the file's megabytes.
+        let c = load_with(
+            Some(r#"{"log_max_mb": 1}"#),
+            &[("CLAUDE_CODEX_LOG_MAX_BYTES", "5000")],
+            Flags::default(),
+        )
+        .unwrap();
         assert_eq!(c.log_max_bytes, 5000);
-        assert_eq!(c.channel_log_max_bytes, MIB / 2);
     }
 
     #[test]
@@ -468,13 +493,35 @@ mod tests {
 
     #[test]
     fn wrong_json_type_names_the_file() {
-        let e = err(Some(r#"{"channels": "proj-x"}"#), &[]);
+        let e = err(Some(r#"{"channels": 5}"#), &[]);
         assert!(e.starts_with("config: channels must be a list of strings (from config file "), "{e}");
     }
 
     #[test]
-    fn unknown_key_is_refused() {
-        assert!(err(Some(r#"{"prot": 1}"#), &[]).contains("prot is not a setting"));
+    fn unknown_keys_are_ignored_with_a_warning_and_a_guess() {
+        let c = load_with(Some(r#"{"prot": 9000, "_comment": "mine", "port": 9001}"#), &[], Flags::default())
+            .unwrap();
+        assert_eq!(c.port, 9001);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        let prot = c.warnings.iter().find(|w| w.contains("\"prot\"")).unwrap();
+        assert!(prot.contains("is not a setting, ignored; did you mean port?"), "{prot}");
+        assert!(prot.starts_with("config file "), "{prot}");
+        let comment = c.warnings.iter().find(|w| w.contains("_comment")).unwrap();
+        assert!(!comment.contains("did you mean"), "{comment}");
+    }
+
+    #[test]
+    fn numbers_and_lists_may_be_written_as_strings() {
+        let c = load_with(
+            Some(r#"{"port": "8011", "log_max_mb": "5", "channels": "a,b, c", "allowed_hosts": "192.168.2.3"}"#),
+            &[],
+            Flags::default(),
+        )
+        .unwrap();
+        assert_eq!((c.port, c.log_max_bytes), (8011, 5 * MIB));
+        assert_eq!(c.channels.iter().map(Name::as_str).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(c.allowed_hosts.len(), 1);
+        assert!(err(Some(r#"{"port": "80x"}"#), &[]).contains("port must be a whole number"));
     }
 
     #[test]

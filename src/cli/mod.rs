@@ -147,9 +147,14 @@ pub struct StoreArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+/// Loads the settings; what loading found odd (a key the relay does not know) is printed.
 fn load_config(store: &StoreArgs, flags: Flags) -> anyhow::Result<Config> {
     let flags = Flags { data_dir: store.data_dir.clone(), ..flags };
-    Ok(Config::load(store.config.as_deref(), |var| std::env::var(var).ok(), &flags)?)
+    let config = Config::load(store.config.as_deref(), |var| std::env::var(var).ok(), &flags)?;
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(config)
 }
 
 /// Runs a command; the exit code is 0 unless `check` found damage (errors are `Err`).
@@ -272,6 +277,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (logger, _guard) =
         usage_log::open(&config.log_path, config.log_max_bytes, config.log_backup_count)
             .with_context(|| format!("cannot open the tool-usage log {}", config.log_path.display()))?;
+    // The settings' warnings, printed already, go to the log too.
+    for warning in &config.warnings {
+        slog::info!(logger, "config_warning"; "warning" => warning);
+    }
     // Libraries' warnings (rmcp, warp, hyper) go to the same log. Only one subscriber per process.
     let _ = tracing::subscriber::set_global_default(usage_log::TracingBridge::new(
         logger.new(slog::o!("component" => "lib")),

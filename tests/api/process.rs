@@ -358,3 +358,29 @@ fn store_commands_refuse_a_running_relays_dir_and_round_trip_when_stopped() {
     let replay = run(&["replay", "--print", "--data-dir", "copy"]);
     assert_eq!(replay.lines().next(), Some("#1 [s -> alpha] m0"));
 }
+
+#[test]
+fn unknown_config_keys_are_warned_about_and_the_relay_starts() {
+    let work = tempfile::tempdir().unwrap();
+    let config = r#"{"_comment": "ours", "prot": 1, "port": "0", "channels": "a, b"}"#;
+    std::fs::write(work.path().join("config.json"), config).unwrap();
+    let relay = start_relay(work.path(), &[]);
+    let channels = request(relay.addr, "GET", "/api/channels", &[], None).json();
+    assert_eq!(channels["channels"], json!(["a", "b"]), "the string list was read");
+    // A clean stop, so the log's buffer is written out.
+    let mut relay = relay;
+    std::process::Command::new("kill").args(["-TERM", &relay.child.id().to_string()]).status().unwrap();
+    relay.child.wait().unwrap();
+    let log = std::fs::read_to_string(work.path().join("log/claude_codex.log")).unwrap();
+    assert!(log.contains("config_warning") && log.contains("did you mean port?"), "{log}");
+    // Every command prints them.
+    let out = relay_command(work.path(), &["check", "--data-dir", "nothing-here"], &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"warning: config file config.json: "prot" is not a setting, ignored; did you mean port?"#
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains(r#""_comment" is not a setting, ignored"#), "{stderr}");
+}
