@@ -165,6 +165,17 @@ fn acknowledged_posts_survive_sigkill_mid_stream() {
         let highest_acked = acked.lock().unwrap().keys().last().copied().unwrap_or(0);
         marks = [marks[1], highest_acked];
         let writers = start_writers(relay.addr, cycle, &acked);
+        // The kill lands mid-stream: a random moment after the first acknowledgement (which a
+        // loaded machine can delay past a fixed sleep), within a bound.
+        let started = Instant::now();
+        while acked.lock().unwrap().range(highest_acked + 1..).next().is_none()
+            && started.elapsed() < Duration::from_secs(5)
+        {
+            thread::sleep(Duration::from_millis(2));
+        }
+        if started.elapsed() > Duration::from_millis(150) {
+            eprintln!("cycle {cycle}: first acknowledgement after {:?}", started.elapsed());
+        }
         thread::sleep(Duration::from_millis(150 + rng.u64(..350)));
         kill(&mut relay);
         for w in writers {
