@@ -24,7 +24,7 @@ fn id_of(key: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-pub(crate) fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
+fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
     id_of(bytes).map_err(|_| StoreError::corrupt(format!("{what} is not 8 bytes")))
 }
 
