@@ -2,10 +2,12 @@
 
 use crate::values::{Name, Text};
 use bytes::Bytes;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Which front door a message came in through; recorded with every message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Rest,
@@ -36,7 +38,7 @@ pub struct NewMessage {
 
 /// A stored message, in the shape every front door returns (the Python relay's fields plus
 /// `source`). Reading one refuses unknown fields: an import must not drop data silently.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
     pub id: u64,
@@ -98,6 +100,17 @@ impl Serialize for StoredMessage {
         let raw: &serde_json::value::RawValue =
             serde_json::from_slice(&self.json).map_err(serde::ser::Error::custom)?;
         raw.serialize(serializer)
+    }
+}
+
+/// Sent as the [`Message`] it holds, so it is described as one.
+impl JsonSchema for StoredMessage {
+    fn schema_name() -> Cow<'static, str> {
+        Message::schema_name()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        Message::json_schema(generator)
     }
 }
 

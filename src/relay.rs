@@ -60,7 +60,7 @@ pub struct Settings {
 
 /// The channel list as REST and MCP send it: the names (the Python relay's shape) and, beside
 /// them, each channel's message count and last id.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ChannelList {
     pub channels: Vec<String>,
     pub details: Vec<ChannelStats>,

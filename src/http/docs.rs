@@ -16,6 +16,14 @@ fn param(name: &str, required: bool, schema: Value, description: &str) -> Value 
     json!({"name": name, "in": "query", "required": required, "schema": schema, "description": description})
 }
 
+fn path_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}, "description": description})
+}
+
+fn html_reply(description: &str) -> Value {
+    json!({"description": description, "content": {"text/html": {}}})
+}
+
 fn error_reply(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
@@ -39,7 +47,56 @@ pub fn spec(max_text_bytes: usize) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "A durable local message relay for coding agents. Every route first checks the Host header (loopback or allowed_hosts, else 421) and, for writes, the Origin (foreign or null gets 403). When the relay has an auth_token, every route but /healthz and /static/* needs Authorization: Bearer TOKEN (else 401); a token in the query string gets 400."
         },
+        "servers": [{"url": "/", "description": "This relay: the address this description was fetched from"}],
         "paths": {
+            "/mcp": {
+                "post": {
+                    "summary": "MCP (Streamable HTTP)",
+                    "description": "One JSON-RPC message per request (no batches), answered as JSON. Stateless: no session id. Accept must name application/json and text/event-stream. Protocol versions up to 2026-07-28 (server/discover, _meta, Mcp-Method). /mcp/ answers the same, without a redirect. The tools, prompts and resources are listed on /docs.",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["jsonrpc", "method"]}}}},
+                    "responses": {
+                        "200": {"description": "The JSON-RPC response", "content": {"application/json": {}}},
+                        "202": {"description": "A notification or response was accepted"},
+                        "400": {"description": "Not JSON (-32700), or not a valid JSON-RPC message (-32600)", "content": {"application/json": {}}},
+                        "406": {"description": "Accept does not name both application/json and text/event-stream"},
+                        "413": error_reply("The body is over the size limit.")
+                    }
+                }
+            },
+            "/": {"get": {"summary": "The web UI: channel picker", "responses": {"200": html_reply("Every channel with its count, and how to connect an agent")}}},
+            "/c/{channel}": {"get": {
+                "summary": "The web UI: one channel",
+                "parameters": [path_param("channel", "The channel name, percent-encoded")],
+                "responses": {"200": html_reply("The newest 100 messages, rendered, and the post form"), "400": html_reply("A bad channel name")}
+            }},
+            "/c/{channel}/older": {"get": {
+                "summary": "The web UI: an older page",
+                "parameters": [path_param("channel", "The channel name, percent-encoded"), param("before", true, json!({"type": "integer", "minimum": 0}), "The 100 messages before this id.")],
+                "responses": {"200": {"description": "{\"html\", \"more\", \"first_id\"}", "content": {"application/json": {}}}, "400": error_reply("A parameter is malformed.")}
+            }},
+            "/c/{channel}/events": {"get": {
+                "summary": "The web UI: live updates",
+                "description": "Server-Sent Events, one per new message (id: the message id; data: {\"id\", \"html\"}). Starts after Last-Event-ID, else after `after`, else at the newest message.",
+                "parameters": [path_param("channel", "The channel name, percent-encoded"), param("after", false, json!({"type": "integer", "minimum": 0}), "Send messages after this id.")],
+                "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}, "400": error_reply("A parameter is malformed.")}
+            }},
+            "/ui/messages": {"post": {
+                "summary": "The web UI's post form",
+                "description": "The same body and answers as POST /api/messages; stored with source ui.",
+                "requestBody": {"required": true, "content": {"application/json": {}}},
+                "responses": {"201": {"description": "Stored"}, "400": error_reply("Invalid; nothing was stored."), "403": error_reply("A foreign Origin; nothing was stored.")}
+            }},
+            "/ui/login": {"post": {
+                "summary": "Sign in to the web UI",
+                "description": "A form with token and next; on success sets the session cookie and redirects to next (a path on this relay).",
+                "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {}}},
+                "responses": {"303": {"description": "Signed in: on to next"}, "401": html_reply("The token is wrong: the form again")}
+            }},
+            "/static/{file}": {"get": {
+                "summary": "The UI's stylesheet and scripts",
+                "parameters": [path_param("file", "relay.css, relay.js or theme.js")],
+                "responses": {"200": {"description": "The file"}, "404": error_reply("No such file.")}
+            }},
             "/api/messages": {
                 "get": {
                     "summary": "Read a channel",
@@ -136,7 +193,8 @@ pub fn spec(max_text_bytes: usize) -> Value {
     })
 }
 
-/// The docs page's data: the spec's routes as a list the template can walk.
+/// The docs page's data: the spec's routes as a list the template can walk, and the MCP
+/// server's tools, prompts and resources as it lists them.
 fn page_data(spec: &Value) -> Value {
     let mut routes = Vec::new();
     for (path, methods) in spec["paths"].as_object().into_iter().flatten() {
@@ -157,7 +215,13 @@ fn page_data(spec: &Value) -> Value {
             }));
         }
     }
-    json!({"title": spec["info"]["title"], "version": spec["info"]["version"], "description": spec["info"]["description"], "routes": routes})
+    json!({
+        "title": spec["info"]["title"],
+        "version": spec["info"]["version"],
+        "description": spec["info"]["description"],
+        "routes": routes,
+        "mcp": super::mcp::catalog(),
+    })
 }
 
 pub fn routes(
@@ -188,9 +252,12 @@ mod tests {
     #[test]
     fn docs_template_renders_every_route() {
         let page = pages::render("docs", &page_data(&spec(1024))).unwrap();
-        for route in ["/api/messages", "/api/channels", "/healthz", "/openapi.json", "/docs"] {
+        for route in ["/api/messages", "/api/channels", "/healthz", "/openapi.json", "/docs", "/mcp"] {
             assert!(page.contains(route), "{route} missing from /docs");
         }
         assert!(page.contains("since_id"));
+        for mcp in ["wait_for_messages", "exclude_sender", "review_latest_packet", "relay://channel/{name}"] {
+            assert!(page.contains(mcp), "{mcp} missing from the MCP section of /docs");
+        }
     }
 }

@@ -133,6 +133,23 @@ where
     Ok(out)
 }
 
+/// Characters left as they are in a channel's path segment.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// A channel name as one path segment of a URL (the UI's pages, MCP resource URIs).
+pub fn path_segment(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
+}
+
+/// A path segment as the channel name it spells.
+pub fn decode_segment(segment: &str) -> Result<String, ApiError> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::BadRequest("channel: the path is not valid percent-encoded UTF-8".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

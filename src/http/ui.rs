@@ -12,7 +12,7 @@
 use super::auth::Gate;
 use super::error::ApiError;
 use super::pages::{self, html};
-use super::request::{get_or_head, raw_query, Query};
+use super::request::{decode_segment, get_or_head, path_segment, raw_query, Query};
 use crate::message::{Message, Source, StoredMessage};
 use crate::relay::Relay;
 use crate::render::Renderer;
@@ -185,7 +185,7 @@ pub fn routes(
     let channel =
         warp::path!("c" / String).and(get_or_head()).and(gate.page()).and(host).and(with.clone()).then(
             |name: String, host: String, (relay, ui): (Relay, Arc<Ui>)| async move {
-                match decode(&name) {
+                match decode_segment(&name) {
                     Ok(name) => page(relay, ui, host, Some(name)).await,
                     Err(e) => error_page(&e),
                 }
@@ -220,21 +220,9 @@ pub fn routes(
     index.or(channel).unify().or(older).unify().or(events).unify().or(files).unify()
 }
 
-/// Characters left as they are in a channel's path segment.
-const SEGMENT: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-
 /// The page of a channel.
 fn channel_href(name: &str) -> String {
-    format!("/c/{}", percent_encoding::utf8_percent_encode(name, SEGMENT))
-}
-
-/// A path segment as the channel name it spells.
-fn decode(segment: &str) -> Result<String, ApiError> {
-    percent_encoding::percent_decode_str(segment)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| ApiError::BadRequest("channel: the path is not valid percent-encoded UTF-8".into()))
+    format!("/c/{}", path_segment(name))
 }
 
 async fn page(relay: Relay, ui: Arc<Ui>, host: String, channel: Option<String>) -> Response {
@@ -308,7 +296,7 @@ fn render_messages(ui: &Ui, messages: &[StoredMessage]) -> Result<String, ApiErr
 }
 
 async fn older(relay: Relay, ui: Arc<Ui>, name: &str, query: &str) -> Result<Response, ApiError> {
-    let name = decode(name)?;
+    let name = decode_segment(name)?;
     let before = Query::parse(query)?
         .id("before")?
         .ok_or_else(|| ApiError::BadRequest("before: is required".into()))?;
@@ -333,7 +321,7 @@ fn events(
     query: &str,
     last: Option<String>,
 ) -> Result<Response, ApiError> {
-    let name = decode(name)?;
+    let name = decode_segment(name)?;
     let resume = last.and_then(|id| id.trim().parse().ok());
     let after = match resume {
         Some(id) => id,

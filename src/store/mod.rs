@@ -59,7 +59,7 @@ use tokio::sync::watch;
 const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
 
 /// One channel as the store knows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ChannelStats {
     pub name: String,
     pub count: u64,

@@ -60,6 +60,15 @@ fn python_sdk_client_passes_every_check() {
 }
 
 #[test]
+fn python_sdk_client_speaks_protocol_2026_07_28() {
+    let app = spawn_app();
+    let mut cmd = Command::new(client_path("RELAY_MCP_PYTHON"));
+    cmd.arg(clients_dir().join("python_client.py")).arg(format!("http://{}/mcp", app.addr)).arg("modern");
+    let stdout = assert_client_passed("python (2026-07-28)", &run_client(cmd));
+    assert!(stdout.contains("ok negotiated 2026-07-28"), "{stdout}");
+}
+
+#[test]
 fn typescript_sdk_client_passes_every_check() {
     let app = spawn_app();
     let node_dir = client_path("RELAY_MCP_NODE_DIR");
@@ -279,4 +288,154 @@ fn allowed_hosts_and_loopback_origins_reach_mcp() {
         assert_eq!(reply.status, 200, "{host} {origin}: {}", reply.text());
     }
     mcp(&app, ping, &[("Host", "other.lan")]).assert_error(421, "other.lan");
+}
+
+/// A request as a client of protocol 2026-07-28 sends it: no `initialize`, the version and the
+/// client in `_meta`, and the method (and tool) repeated in headers.
+fn modern(app: &TestApp, method: &str, mut params: Value, headers: &[(&str, &str)]) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "1"},
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let mut all = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", method),
+    ];
+    all.extend_from_slice(headers);
+    let reply = request(app.addr, "POST", "/mcp", &all, Some(body.to_string().as_bytes()));
+    assert_eq!(reply.status, 200, "{method}: {}", reply.text());
+    reply.json()
+}
+
+#[test]
+fn clients_of_protocol_2026_07_28_work_without_initialize() {
+    let app = spawn_app();
+    let found = modern(&app, "server/discover", json!({}), &[])["result"].clone();
+    assert!(found["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")), "{found}");
+    for capability in ["tools", "prompts", "resources"] {
+        assert!(found["capabilities"].get(capability).is_some(), "{capability}: {found}");
+    }
+    assert!(found["instructions"].as_str().unwrap().contains("review_latest_packet"), "{found}");
+    assert_eq!(found["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "claude-codex-relay");
+
+    let tools = modern(&app, "tools/list", json!({}), &[])["result"]["tools"].clone();
+    assert_eq!(tools.as_array().unwrap().len(), 4, "{tools}");
+    let args = json!({"name": "post_message", "arguments": {"target": "new", "sender": "s", "text": "hi"}});
+    let posted = modern(&app, "tools/call", args.clone(), &[("Mcp-Name", "post_message")]);
+    assert_eq!(posted["result"]["structuredContent"], json!({"ok": true, "posted": 1}), "{posted}");
+    let args = json!({"name": "fetch_messages", "arguments": {"target": "new"}});
+    let page = modern(&app, "tools/call", args, &[("Mcp-Name", "fetch_messages")]);
+    assert_eq!(page["result"]["structuredContent"]["latest_id"], 1, "{page}");
+    let read = modern(
+        &app,
+        "resources/read",
+        json!({"uri": "relay://channel/new"}),
+        &[("Mcp-Name", "relay://channel/new")],
+    );
+    assert!(read["result"]["contents"][0]["text"].as_str().unwrap().contains("\"hi\""), "{read}");
+    let prompt = modern(
+        &app,
+        "prompts/get",
+        json!({"name": "review_latest_packet", "arguments": {"channel": "new"}}),
+        &[("Mcp-Name", "review_latest_packet")],
+    );
+    assert!(prompt["result"]["messages"][0]["content"]["text"].as_str().unwrap().contains("hi"), "{prompt}");
+
+    // A header that disagrees with the body, and a request without the _meta it needs, are
+    // refused with the spec's errors, and nothing is stored.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "post_message", "arguments": {"target": "new", "sender": "s", "text": "again"}}});
+    let send = |method: &str| {
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", method),
+            ("Mcp-Name", "post_message"),
+        ];
+        request(app.addr, "POST", "/mcp", &headers, Some(body.to_string().as_bytes()))
+    };
+    let reply = send("tools/list");
+    assert_eq!(jsonrpc_error_code(&reply), -32020, "{}", reply.text());
+    let reply = send("tools/call");
+    assert_eq!(jsonrpc_error_code(&reply), -32602, "{}", reply.text());
+    assert!(reply.text().contains("protocolVersion"), "{}", reply.text());
+    assert_eq!(app.message_count(), 1);
+}
+
+/// Agents pay for tool definitions on every turn: at most 6 tools and 1,200 tokens (the
+/// tools/list result's JSON length / 4), output schemas included.
+#[test]
+fn tool_definitions_stay_within_the_token_budget() {
+    let app = spawn_app();
+    let reply = mcp(&app, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#, &[]);
+    let result = reply.json()["result"].clone();
+    let tools = result["tools"].as_array().unwrap();
+    let tokens = result.to_string().len() / 4;
+    eprintln!("tools/list: {} tools, about {tokens} tokens", tools.len());
+    assert!(tools.len() <= 6, "{} tools", tools.len());
+    assert!(tokens <= 1200, "tool definitions cost about {tokens} tokens");
+    for tool in tools {
+        let output = &tool["outputSchema"];
+        assert_eq!(output["type"], "object", "{}: {output}", tool["name"]);
+        assert!(output["required"].as_array().is_some_and(|r| !r.is_empty()), "{}", tool["name"]);
+    }
+}
+
+#[test]
+fn prompts_and_resources_refuse_what_they_cannot_serve() {
+    let app = spawn_app();
+    app.post("proj-x", "claude", "packet one");
+    app.post("proj-x", "codex", "feedback");
+    let call = |method: &str, params: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        mcp(&app, &body.to_string(), &[]).json()
+    };
+    // The latest packet from anyone but the reviewer, quoted whole.
+    let prompt =
+        call("prompts/get", json!({"name": "review_latest_packet", "arguments": {"channel": "proj-x"}}));
+    let text = prompt["result"]["messages"][0]["content"]["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("packet one") && text.contains("message 1") && !text.contains("feedback"),
+        "{text}"
+    );
+    let empty =
+        call("prompts/get", json!({"name": "review_latest_packet", "arguments": {"channel": "quiet"}}));
+    let text = empty["result"]["messages"][0]["content"]["text"].as_str().unwrap().to_owned();
+    assert!(text.contains("wait_for_messages") && text.contains("since_id 0"), "{text}");
+    for (method, params, code, needle) in [
+        ("prompts/get", json!({"name": "nope", "arguments": {"channel": "c"}}), -32602, "post_review_packet"),
+        ("prompts/get", json!({"name": "post_review_packet"}), -32602, "channel: is required"),
+        (
+            "prompts/get",
+            json!({"name": "post_review_packet", "arguments": {"channel": 5}}),
+            -32602,
+            "channel",
+        ),
+        (
+            "prompts/get",
+            json!({"name": "post_review_packet", "arguments": {"channel": "a\u{7}"}}),
+            -32602,
+            "control",
+        ),
+        ("resources/read", json!({"uri": "file:///etc/passwd"}), -32002, "relay://channel/NAME"),
+        ("resources/read", json!({"uri": "relay://channel/%FF"}), -32602, "percent-encoded"),
+        ("resources/read", json!({"uri": "relay://channel/"}), -32602, "target"),
+    ] {
+        let reply = call(method, params.clone());
+        assert_eq!(reply["error"]["code"], code, "{method} {params}: {reply}");
+        assert!(reply["error"]["message"].as_str().unwrap().contains(needle), "{method} {params}: {reply}");
+    }
+    let listed = call("resources/list", json!({}));
+    let uris: Vec<&str> = listed["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert!(uris.contains(&"relay://channel/proj-x"), "{uris:?}");
+    assert_eq!(app.message_count(), 2);
 }

@@ -216,51 +216,6 @@ fn healthz_says_ok() {
 }
 
 #[test]
-fn openapi_describes_routes_that_answer() {
-    let app = spawn_app();
-    let spec = app.get("/openapi.json").json();
-    assert_eq!(spec["openapi"], "3.1.0");
-    let paths = spec["paths"].as_object().unwrap();
-    assert!(paths.len() >= 5);
-    for (path, methods) in paths {
-        for (method, op) in methods.as_object().unwrap() {
-            let method = method.to_uppercase();
-            let query = match op["parameters"].as_array() {
-                Some(params) => {
-                    let q: Vec<String> = params
-                        .iter()
-                        .filter(|p| p["required"] == true)
-                        .map(|p| format!("{}=x", p["name"].as_str().unwrap()))
-                        .collect();
-                    format!("?{}", q.join("&"))
-                }
-                None => String::new(),
-            };
-            let body = (method == "POST").then_some(br#"{"target":"t","sender":"s","text":"x"}"#.as_slice());
-            let reply = request(app.addr, &method, &format!("{path}{query}"), &[], body);
-            let documented: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
-            assert!(
-                documented.contains(&&reply.status.to_string()),
-                "{method} {path} answered {}, documented {documented:?}",
-                reply.status
-            );
-            assert!(reply.status < 400, "{method} {path}{query} answered {}", reply.status);
-        }
-    }
-    // Every route the relay serves is in the spec.
-    for route in ["/api/messages", "/api/channels", "/api/export", "/healthz", "/openapi.json", "/docs"] {
-        assert!(paths.contains_key(route), "{route} missing from the spec");
-    }
-    let params: Vec<&str> = spec["paths"]["/api/messages"]["get"]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(params, ["target", "since_id", "limit", "wait", "exclude_sender"]);
-}
-
-#[test]
 fn docs_page_is_html_with_a_strict_policy() {
     let app = spawn_app();
     let reply = app.get("/docs");

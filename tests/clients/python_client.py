@@ -1,16 +1,19 @@
 """Interop test with the official Python MCP SDK (mcp 2.x) against a running relay.
 
 Usage: python_client.py URL full       every check; prints "ok ..." lines and the wake-up delays
+       python_client.py URL modern     the same relay through protocol 2026-07-28 (no initialize)
        python_client.py URL restart    initialize, call, print READY, wait for a line on stdin
                                         (the relay restarts meanwhile), call again in the same session
 Exits non-zero with the failing check on stderr.
 """
 import asyncio
+import json
 import statistics
 import sys
 import time
 
-from mcp import ClientSession
+import jsonschema
+from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 
@@ -21,8 +24,32 @@ def check(condition, what):
 
 
 async def call(session, tool, **arguments):
+    # The SDK checks structuredContent against the tool's outputSchema and raises on a mismatch.
     result = await session.call_tool(tool, arguments)
     return result
+
+
+async def prompts_and_resources(session, channel, packet_id, packet_text):
+    """The review prompts and the channel resources, as a client that shows them would use them."""
+    prompts = {p.name: p for p in (await session.list_prompts()).prompts}
+    check(set(prompts) == {"post_review_packet", "review_latest_packet"}, "two review prompts")
+    check([a.name for a in prompts["review_latest_packet"].arguments if a.required] == ["channel"],
+          "prompts take the channel")
+    review = await session.get_prompt("review_latest_packet", {"channel": channel, "reviewer": "nobody"})
+    text = review.messages[0].content.text
+    check(packet_text in text and f"message {packet_id}" in text, "review prompt quotes the latest packet")
+    post = await session.get_prompt("post_review_packet", {"channel": channel})
+    check("```diff" in post.messages[0].content.text, "post prompt asks for a diff block")
+
+    uri = f"relay://channel/{channel}"
+    listed = [str(r.uri) for r in (await session.list_resources()).resources]
+    check(uri in listed, "each channel is a resource")
+    templates = (await session.list_resource_templates()).resource_templates
+    check([t.uri_template for t in templates] == ["relay://channel/{name}"], "a template for any channel")
+    read = await session.read_resource(uri)
+    body = json.loads(read.contents[0].text)
+    check(read.contents[0].mime_type == "application/json", "resource is JSON")
+    check(body["messages"][-1]["id"] == packet_id and body["latest_id"] >= packet_id, "resource holds the channel")
 
 
 async def full(url):
@@ -37,6 +64,7 @@ async def full(url):
         check(tools["fetch_messages"].input_schema["required"] == ["target"], "fetch_messages schema")
         check(tools["fetch_messages"].input_schema["properties"]["limit"]["default"] == 50, "fetch limit default")
         check(set(tools["wait_for_messages"].input_schema["required"]) == {"target", "since_id"}, "wait schema")
+        check(all(t.output_schema for t in tools.values()), "every tool declares an output schema")
 
         posted = await call(session, "post_message", target="py-chan", sender="python", text="```diff\n+py\n```")
         check(not posted.is_error and posted.structured_content["ok"] is True, "post ok")
@@ -52,9 +80,15 @@ async def full(url):
         empty = await call(session, "fetch_messages", target="py-chan", since_id=post_id)
         check(empty.structured_content == {"messages": [], "latest_id": post_id}, "fetch since latest is empty")
 
+        for result, tool in [(posted, "post_message"), (fetched, "fetch_messages"), (empty, "fetch_messages")]:
+            jsonschema.validate(result.structured_content, tools[tool].output_schema)
+        check(True, "results match the output schemas")
+        await prompts_and_resources(session, "py-chan", post_id, "```diff\n+py\n```")
+
         channels = await call(session, "list_channels")
         check("py-chan" in channels.structured_content["channels"], "list_channels has the channel")
         check({"proj-x", "codex", "claude"} <= set(channels.structured_content["channels"]), "configured channels")
+        jsonschema.validate(channels.structured_content, tools["list_channels"].output_schema)
 
         bad = await call(session, "post_message", target="py-chan", text="x")
         check(bad.is_error and "sender" in bad.content[0].text, "missing argument is a tool error naming it")
@@ -72,6 +106,7 @@ async def full(url):
             timed_out = await call(session, "wait_for_messages", target="py-chan", since_id=post_id, timeout_s=0.2)
             check(timed_out.structured_content == {"messages": [], "latest_id": post_id, "timed_out": True},
                   "wait times out with the same latest_id")
+            jsonschema.validate(timed_out.structured_content, tools["wait_for_messages"].output_schema)
             delays = []
             last = post_id
             for i in range(20):
@@ -94,6 +129,22 @@ async def full(url):
                   f"max {max(delays):.1f}", flush=True)
 
 
+async def modern(url):
+    # mode="auto" asks server/discover first and takes the newest version both sides speak.
+    async with Client(url, mode="auto") as client:
+        check(client.protocol_version == "2026-07-28", "negotiated 2026-07-28 through server/discover")
+        check(client.server_info.name == "claude-codex-relay", "server name from _meta")
+        check("review_latest_packet" in (client.instructions or ""), "instructions name the prompts")
+        posted = await client.call_tool("post_message", {"target": "modern", "sender": "py26", "text": "stateless"})
+        check(not posted.is_error and posted.structured_content["ok"], "post through 2026-07-28")
+        post_id = posted.structured_content["posted"]
+        fetched = await client.call_tool("fetch_messages", {"target": "modern", "since_id": 0})
+        check([m["id"] for m in fetched.structured_content["messages"]] == [post_id], "fetch through 2026-07-28")
+        bad = await client.call_tool("post_message", {"target": "modern", "sender": "py26"})
+        check(bad.is_error and "text" in bad.content[0].text, "tool error through 2026-07-28")
+        await prompts_and_resources(client.session, "modern", post_id, "stateless")
+
+
 async def restart(url):
     async with streamable_http_client(url) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
@@ -108,4 +159,4 @@ async def restart(url):
 
 if __name__ == "__main__":
     url, mode = sys.argv[1], sys.argv[2]
-    asyncio.run(full(url) if mode == "full" else restart(url))
+    asyncio.run({"full": full, "modern": modern, "restart": restart}[mode](url))

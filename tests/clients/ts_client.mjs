@@ -29,6 +29,8 @@ for (const name of ["post_message", "fetch_messages", "list_channels", "wait_for
 }
 check(JSON.stringify(tools.post_message.inputSchema.required) === '["target","sender","text"]', "post_message schema");
 check(tools.fetch_messages.inputSchema.properties.since_id.default === 0, "fetch since_id default");
+// The SDK checks each call's structuredContent against the tool's outputSchema and throws on a mismatch.
+check(Object.values(tools).every((t) => t.outputSchema?.type === "object"), "every tool declares an output schema");
 
 const posted = await call(client, "post_message", { target: "ts-chan", sender: "typescript", text: "hello from TS" });
 check(!posted.isError && posted.structuredContent.ok === true, "post ok");
@@ -39,6 +41,15 @@ const fetched = await call(client, "fetch_messages", { target: "ts-chan", since_
 check(fetched.structuredContent.messages.map((m) => m.id).join() === String(postId), "fetch returns the post");
 check(fetched.structuredContent.latest_id === postId, "latest_id");
 check(fetched.structuredContent.messages[0].text === "hello from TS", "text kept");
+
+const prompts = (await client.listPrompts()).prompts.map((p) => p.name).sort();
+check(prompts.join() === "post_review_packet,review_latest_packet", "two review prompts");
+const review = await client.getPrompt({ name: "review_latest_packet", arguments: { channel: "ts-chan" } });
+check(review.messages[0].content.text.includes("hello from TS"), "review prompt quotes the latest packet");
+const resources = (await client.listResources()).resources.map((r) => r.uri);
+check(resources.includes("relay://channel/ts-chan"), "each channel is a resource");
+const read = await client.readResource({ uri: "relay://channel/ts-chan" });
+check(JSON.parse(read.contents[0].text).latest_id === postId, "resource holds the channel");
 
 const channels = await call(client, "list_channels");
 check(channels.structuredContent.channels.includes("ts-chan"), "list_channels has the channel");

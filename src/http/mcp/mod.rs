@@ -8,6 +8,8 @@
 //! first (so a forged Host or a foreign Origin gets the same answer on `/mcp` as anywhere else),
 //! and rmcp's check is a second line applying the same lists.
 
+mod prompts;
+mod resources;
 mod tools;
 
 use crate::http::auth::Gate;
@@ -23,6 +25,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+pub use tools::catalog;
 use tools::RelayMcp;
 use warp::http::{HeaderMap, Method, Request};
 use warp::path::FullPath;

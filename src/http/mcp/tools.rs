@@ -5,18 +5,25 @@
 //! error (`isError: true`) naming the field, which an agent can read and fix, rather than a
 //! JSON-RPC protocol error. The advertised input schemas still come from typed structs.
 
+use super::{prompts, resources};
 use crate::http::error::ApiError;
-use crate::message::Source;
+use crate::message::{Source, StoredMessage};
 use crate::relay::{
     clamp_limit, ChannelList, Page, Relay, RelayError, DEFAULT_WAIT, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT,
 };
 use crate::values::seconds;
-use rmcp::handler::server::common::schema_for_input;
+use rmcp::handler::server::common::{schema_for_input, schema_for_output};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, Implementation, JsonObject, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolResult, ErrorData, GetPromptRequestParams, GetPromptResponse, Implementation, JsonObject,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{tool, tool_handler, tool_router, ServerHandler};
 use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{json, Value};
 use slog::info;
 use std::sync::Arc;
@@ -26,7 +33,9 @@ A message relay between coding agents and their humans, on named channels (for e
 Review workflow: the author posts a review packet with post_message (a summary, the change as a
 ```diff fenced block, questions); the reviewer fetches it with fetch_messages or waits for it with
 wait_for_messages, reviews, and posts feedback on the same channel (verdict, issues, tests to run).
-Keep the latest_id of each reply and pass it as since_id next time, so you see each message once.";
+Keep the latest_id of each reply and pass it as since_id next time, so you see each message once.
+The prompts post_review_packet and review_latest_packet (argument: channel) walk through each side
+of a review. Each channel is a resource, relay://channel/NAME: its last 50 messages as JSON.";
 
 #[allow(dead_code)] // read only for its schema
 #[derive(JsonSchema)]
@@ -81,7 +90,66 @@ fn default_wait() -> f64 {
 }
 
 fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
-    schema_for_input::<T>().expect("tool argument structs have object schemas")
+    compact(schema_for_input::<T>().expect("tool argument structs have object schemas"))
+}
+
+fn output_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    compact(schema_for_output::<T>())
+}
+
+/// Agents pay for tool definitions in tokens on every turn, so a schema keeps only what a
+/// client checks or a model reads: no `$schema` (MCP's default dialect is the same), no
+/// `format` annotations, and no descriptions of shared definitions (those are the Rust doc
+/// comments of the types, written for this code's readers).
+fn compact(schema: Arc<JsonObject>) -> Arc<JsonObject> {
+    // None of the relay's types has a field named `format` or `$schema`.
+    fn strip(map: &mut JsonObject) {
+        map.remove("$schema");
+        map.remove("format");
+        if let Some(Value::Object(defs)) = map.get_mut("$defs") {
+            for def in defs.values_mut().filter_map(Value::as_object_mut) {
+                def.remove("description");
+            }
+        }
+        for value in map.values_mut() {
+            match value {
+                Value::Object(inner) => strip(inner),
+                Value::Array(items) => items.iter_mut().filter_map(Value::as_object_mut).for_each(strip),
+                _ => {}
+            }
+        }
+    }
+    let mut map = Arc::unwrap_or_clone(schema);
+    strip(&mut map);
+    Arc::new(map)
+}
+
+/// What `post_message` answers; each tool's result is one of these types, serialized, and its
+/// `outputSchema` is derived from the same type.
+#[derive(Serialize, JsonSchema)]
+struct Posted {
+    ok: bool,
+    posted: u64,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Fetched<'a> {
+    messages: &'a [StoredMessage],
+    /// Pass this as since_id next time.
+    latest_id: u64,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Waited<'a> {
+    #[serde(flatten)]
+    page: Fetched<'a>,
+    /// True when no message arrived before timeout_s.
+    timed_out: bool,
+}
+
+fn structured(value: impl Serialize) -> Result<CallToolResult, ToolError> {
+    let value = serde_json::to_value(value).map_err(|e| format!("cannot encode the result: {e}"))?;
+    Ok(CallToolResult::structured(value))
 }
 
 /// What a tool call answers with when its arguments or the relay refuse it.
@@ -120,8 +188,34 @@ fn relay_error(e: RelayError) -> ToolError {
     ApiError::from(e).message()
 }
 
-fn page_json(page: &Page) -> Value {
-    json!({"messages": page.messages, "latest_id": page.latest_id})
+fn fetched(page: &Page) -> Fetched<'_> {
+    Fetched { messages: &page.messages, latest_id: page.latest_id }
+}
+
+/// What `/docs` shows of the MCP front door: the tools, prompts and resource templates exactly
+/// as the server lists them.
+pub fn catalog() -> Value {
+    let arguments = |schema: &JsonObject| -> Vec<Value> {
+        let required = schema.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+        let properties = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+        properties
+            .into_iter()
+            .map(|(name, p)| {
+                let is_required = required.contains(&Value::String(name.clone()));
+                json!({"name": name, "required": is_required, "description": p.get("description")})
+            })
+            .collect()
+    };
+    let tools: Vec<Value> = RelayMcp::tool_router()
+        .list_all()
+        .into_iter()
+        .map(|t| json!({"name": t.name, "description": t.description, "arguments": arguments(&t.input_schema)}))
+        .collect();
+    json!({
+        "tools": tools,
+        "prompts": prompts::list().prompts,
+        "resources": resources::templates().resource_templates,
+    })
 }
 
 /// The MCP server: one per session (or per request, stateless), all sharing one [`Relay`].
@@ -149,9 +243,18 @@ impl RelayMcp {
         result
     }
 
+    /// Refused prompt and resource requests, likewise.
+    fn logged_protocol<T>(&self, method: &'static str, result: Result<T, ErrorData>) -> Result<T, ErrorData> {
+        if let Err(e) = &result {
+            info!(self.relay.usage_log(), "{}", method; "error" => e.message.as_ref(), "source" => "mcp");
+        }
+        result
+    }
+
     #[tool(
         description = "Post a message to a channel. Returns {\"ok\": true, \"posted\": <id>} once it is stored on disk.",
-        input_schema = schema::<PostArgs>()
+        input_schema = schema::<PostArgs>(),
+        output_schema = output_schema::<Posted>()
     )]
     async fn post_message(
         &self,
@@ -161,7 +264,7 @@ impl RelayMcp {
             let (target, sender) = (required_str(&args, "target")?, required_str(&args, "sender")?);
             let text = required_str(&args, "text")?.to_owned();
             let m = self.relay.post(target, sender, text, Source::Mcp).await.map_err(relay_error)?;
-            Ok(CallToolResult::structured(json!({"ok": true, "posted": m.id})))
+            structured(Posted { ok: true, posted: m.id })
         }
         .await;
         self.logged("post_message", result)
@@ -169,7 +272,8 @@ impl RelayMcp {
 
     #[tool(
         description = "Fetch messages of a channel with id > since_id, oldest first. Returns {\"messages\": [...], \"latest_id\": <id>}; pass latest_id as since_id next time.",
-        input_schema = schema::<FetchArgs>()
+        input_schema = schema::<FetchArgs>(),
+        output_schema = output_schema::<Fetched>()
     )]
     async fn fetch_messages(
         &self,
@@ -182,7 +286,7 @@ impl RelayMcp {
             let limit = clamp_limit(limit, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT);
             let page =
                 self.relay.fetch_since(target, since_id, limit, Source::Mcp).await.map_err(relay_error)?;
-            Ok(CallToolResult::structured(page_json(&page)))
+            structured(fetched(&page))
         }
         .await;
         self.logged("fetch_messages", result)
@@ -190,17 +294,18 @@ impl RelayMcp {
 
     #[tool(
         description = "List channels: the configured ones and every channel with messages, sorted. Returns {\"channels\": [...]}.",
-        input_schema = schema::<NoArgs>()
+        input_schema = schema::<NoArgs>(),
+        output_schema = output_schema::<ChannelList>()
     )]
     async fn list_channels(&self) -> Result<CallToolResult, ToolError> {
-        let list = ChannelList::from(self.relay.channels(Source::Mcp));
-        let result = serde_json::to_value(list).map(CallToolResult::structured).map_err(|e| e.to_string());
+        let result = structured(ChannelList::from(self.relay.channels(Source::Mcp)));
         self.logged("list_channels", result)
     }
 
     #[tool(
         description = "Wait for the next message on a channel instead of polling: returns as soon as a message with id > since_id arrives (skipping exclude_sender's), or after timeout_s (default 25, at most 50) with an empty list and the same latest_id. Returns {\"messages\": [...], \"latest_id\": <id>, \"timed_out\": bool}.",
-        input_schema = schema::<WaitArgs>()
+        input_schema = schema::<WaitArgs>(),
+        output_schema = output_schema::<Waited>()
     )]
     async fn wait_for_messages(
         &self,
@@ -223,9 +328,7 @@ impl RelayMcp {
                 .wait(target, since_id, MCP_MAX_LIMIT as usize, timeout, exclude, Source::Mcp)
                 .await
                 .map_err(relay_error)?;
-            let mut reply = page_json(&page);
-            reply["timed_out"] = timed_out.into();
-            Ok(CallToolResult::structured(reply))
+            structured(Waited { page: fetched(&page), timed_out })
         }
         .await;
         self.logged("wait_for_messages", result)
@@ -235,9 +338,53 @@ impl RelayMcp {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for RelayMcp {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities =
+            ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("claude-codex-relay", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_prompts(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(prompts::list())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let result = prompts::get(&self.relay, &request.name, request.arguments).await;
+        self.logged_protocol("prompts/get", result).map(Into::into)
+    }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(resources::list(&self.relay))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let result = resources::read(&self.relay, &request.uri).await;
+        self.logged_protocol("resources/read", result).map(Into::into)
     }
 }
 
