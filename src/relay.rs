@@ -26,6 +26,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(50);
 /// Waits open at once. Each holds a task and a watch subscription; past this many, something
 /// is looping, and a clear error beats unbounded growth.
 pub const MAX_WAITERS: usize = 256;
+/// How often at most [`Relay::follow_channels`] sends a changed channel list.
+pub const CHANNELS_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -346,6 +348,39 @@ impl Relay {
 
     /// Configured channels and every channel that holds a message, sorted by name.
     pub fn channels(&self, source: Source) -> Vec<ChannelStats> {
+        let all = self.channel_list();
+        info!(self.inner.usage_log, "list_channels"; "returned" => all.len(), "source" => source.as_str());
+        all
+    }
+
+    /// The channel list now, then each time it changes (a count grows, a channel appears), at
+    /// most once per [`CHANNELS_EVERY`]; woken by commits, never by polling. Ends when the relay
+    /// stops.
+    pub fn follow_channels(&self) -> impl futures_util::Stream<Item = Vec<ChannelStats>> + Send + 'static {
+        let state = (self.clone(), self.inner.store.commit_watch(), None);
+        futures_util::stream::unfold(state, |(relay, mut commits, mut last)| async move {
+            loop {
+                if last.is_some() {
+                    let stopping = relay.inner.stopping.clone();
+                    tokio::select! {
+                        changed = async {
+                            tokio::time::sleep(CHANNELS_EVERY).await;
+                            commits.changed().await
+                        } => if changed.is_err() { return None },
+                        () = stopping.cancelled() => return None,
+                    }
+                }
+                commits.borrow_and_update();
+                let now = relay.channel_list();
+                if last.as_ref() != Some(&now) {
+                    last = Some(now.clone());
+                    return Some((now, (relay, commits, last)));
+                }
+            }
+        })
+    }
+
+    fn channel_list(&self) -> Vec<ChannelStats> {
         let mut all = self.inner.store.channels();
         for name in &self.inner.channels {
             if !all.iter().any(|c| c.name == name.as_str()) {
@@ -353,7 +388,6 @@ impl Relay {
             }
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
-        info!(self.inner.usage_log, "list_channels"; "returned" => all.len(), "source" => source.as_str());
         all
     }
 }

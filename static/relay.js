@@ -123,9 +123,70 @@
     live.textContent = text;
   }
 
+  // ---- The channel list, kept current from the relay's `channels` events: counts grow and new
+  // channels appear in place, without a reload (channels are never removed).
+  function channelItem(c, card) {
+    const item = document.createElement("li");
+    item.dataset.name = c.name;
+    const link = document.createElement("a");
+    link.href = c.href;
+    if (!card && c.name === channel) link.setAttribute("aria-current", "page");
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = c.name;
+    const count = document.createElement("span");
+    count.className = "count";
+    link.append(name, " ", count);
+    item.appendChild(link);
+    return item;
+  }
+  function syncList(listEl, channels, card) {
+    if (!listEl) return;
+    const items = new Map();
+    listEl.querySelectorAll(":scope > li").forEach(function (li) { items.set(li.dataset.name, li); });
+    let previous = null;
+    channels.forEach(function (c) {
+      let item = items.get(c.name);
+      if (!item) {
+        item = channelItem(c, card);
+        if (previous) previous.after(item); else listEl.prepend(item);
+      }
+      const count = item.querySelector(".count");
+      const text = card ? c.count + " messages" : String(c.count);
+      if (count.textContent !== text) count.textContent = text;
+      if (!card) count.setAttribute("aria-label", c.count + " messages");
+      previous = item;
+    });
+  }
+  function showChannels(event) {
+    let data;
+    try { data = JSON.parse(event.data); } catch (e) { return; }
+    syncList(document.getElementById("channel-nav"), data.channels, false);
+    syncList(document.getElementById("channel-cards"), data.channels, true);
+    const names = document.getElementById("channel-list");
+    const known = new Set(Array.from(names.options, function (o) { return o.value; }));
+    data.channels.forEach(function (c) {
+      if (!known.has(c.name)) names.appendChild(new Option(c.name, c.name));
+    });
+    if (data.channels.length) {
+      ["no-channels-nav", "no-channels"].forEach(function (id) {
+        const empty = document.getElementById(id);
+        if (empty) empty.remove();
+      });
+    }
+  }
+  function listenChannels() {
+    const source = new EventSource("/channels/events");
+    source.addEventListener("channels", showChannels);
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) setTimeout(listenChannels, 2000);
+    });
+  }
+
   function listen() {
     const url = "/c/" + encodeURIComponent(channel) + "/events?after=" + lastId;
     const source = new EventSource(url);
+    source.addEventListener("channels", showChannels);
     source.addEventListener("open", function () { setLive(true, "live"); });
     source.addEventListener("message", function (event) {
       let data;
@@ -140,7 +201,7 @@
       }
     });
   }
-  if (channel && list) listen();
+  if (channel && list) listen(); else listenChannels();
 
   // ---- Load older: the page before the first shown, keeping the reader's place.
   const older = document.getElementById("load-older");

@@ -28,6 +28,65 @@ fn error_reply(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 
+/// The routes beside the JSON API: MCP and the web UI.
+fn other_paths() -> Value {
+    json!({
+        "/mcp": {
+            "post": {
+                "summary": "MCP (Streamable HTTP)",
+                "description": "One JSON-RPC message per request (no batches), answered as JSON. Stateless: no session id. Accept must name application/json and text/event-stream. Protocol versions up to 2026-07-28 (server/discover, _meta, Mcp-Method). /mcp/ answers the same, without a redirect. The tools, prompts and resources are listed on /docs.",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["jsonrpc", "method"]}}}},
+                "responses": {
+                    "200": {"description": "The JSON-RPC response", "content": {"application/json": {}}},
+                    "202": {"description": "A notification or response was accepted"},
+                    "400": {"description": "Not JSON (-32700), or not a valid JSON-RPC message (-32600)", "content": {"application/json": {}}},
+                    "406": {"description": "Accept does not name both application/json and text/event-stream"},
+                    "413": error_reply("The body is over the size limit.")
+                }
+            }
+        },
+        "/": {"get": {"summary": "The web UI: channel picker", "responses": {"200": html_reply("Every channel with its count, and how to connect an agent")}}},
+        "/c/{channel}": {"get": {
+            "summary": "The web UI: one channel",
+            "parameters": [path_param("channel", "The channel name, percent-encoded")],
+            "responses": {"200": html_reply("The newest 100 messages, rendered, and the post form"), "400": html_reply("A bad channel name")}
+        }},
+        "/c/{channel}/older": {"get": {
+            "summary": "The web UI: an older page",
+            "parameters": [path_param("channel", "The channel name, percent-encoded"), param("before", true, json!({"type": "integer", "minimum": 0}), "The 100 messages before this id.")],
+            "responses": {"200": {"description": "{\"html\", \"more\", \"first_id\"}", "content": {"application/json": {}}}, "400": error_reply("A parameter is malformed.")}
+        }},
+        "/c/{channel}/events": {"get": {
+            "summary": "The web UI: live updates",
+            "description": "Server-Sent Events, one per new message (id: the message id; data: {\"id\", \"html\"}). Starts after Last-Event-ID, else after `after`, else at the newest message.",
+            "parameters": [path_param("channel", "The channel name, percent-encoded"), param("after", false, json!({"type": "integer", "minimum": 0}), "Send messages after this id.")],
+            "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}, "400": error_reply("A parameter is malformed.")}
+        }},
+        "/channels/events": {"get": {
+            "summary": "The web UI: the channel list, live",
+            "description": "Server-Sent Events named channels, each {\"channels\": [{\"name\", \"href\", \"count\", \"current\"}]}: the list now, then each time a count grows or a channel appears (at most 4 a second). The channel pages' streams carry the same events.",
+            "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}}
+        }},
+        "/ui/messages": {"post": {
+            "summary": "The web UI's post form",
+            "description": "The same body and answers as POST /api/messages; stored with source ui.",
+            "requestBody": {"required": true, "content": {"application/json": {}}},
+            "responses": {"201": {"description": "Stored"}, "400": error_reply("Invalid; nothing was stored."), "403": error_reply("A foreign Origin; nothing was stored.")}
+        }},
+        "/ui/login": {"post": {
+            "summary": "Sign in to the web UI",
+            "description": "A form with token and next; on success sets the session cookie and redirects to next (a path on this relay).",
+            "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {}}},
+            "responses": {"303": {"description": "Signed in: on to next"}, "401": html_reply("The token is wrong: the form again")}
+        }},
+        "/static/{file}": {"get": {
+            "summary": "The UI's stylesheet and scripts",
+            "parameters": [path_param("file", "relay.css, relay.js or theme.js")],
+            "responses": {"200": {"description": "The file"}, "404": error_reply("No such file.")}
+        }}
+    })
+}
+
 /// The OpenAPI description of every route the relay serves.
 pub fn spec(max_text_bytes: usize) -> Value {
     let message_list = json!({
@@ -40,7 +99,7 @@ pub fn spec(max_text_bytes: usize) -> Value {
             "timed_out": {"type": "boolean", "description": "Only with wait: true when the wait ended with nothing new."}
         }
     });
-    json!({
+    let mut spec = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "claude-codex-relay",
@@ -49,54 +108,6 @@ pub fn spec(max_text_bytes: usize) -> Value {
         },
         "servers": [{"url": "/", "description": "This relay: the address this description was fetched from"}],
         "paths": {
-            "/mcp": {
-                "post": {
-                    "summary": "MCP (Streamable HTTP)",
-                    "description": "One JSON-RPC message per request (no batches), answered as JSON. Stateless: no session id. Accept must name application/json and text/event-stream. Protocol versions up to 2026-07-28 (server/discover, _meta, Mcp-Method). /mcp/ answers the same, without a redirect. The tools, prompts and resources are listed on /docs.",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["jsonrpc", "method"]}}}},
-                    "responses": {
-                        "200": {"description": "The JSON-RPC response", "content": {"application/json": {}}},
-                        "202": {"description": "A notification or response was accepted"},
-                        "400": {"description": "Not JSON (-32700), or not a valid JSON-RPC message (-32600)", "content": {"application/json": {}}},
-                        "406": {"description": "Accept does not name both application/json and text/event-stream"},
-                        "413": error_reply("The body is over the size limit.")
-                    }
-                }
-            },
-            "/": {"get": {"summary": "The web UI: channel picker", "responses": {"200": html_reply("Every channel with its count, and how to connect an agent")}}},
-            "/c/{channel}": {"get": {
-                "summary": "The web UI: one channel",
-                "parameters": [path_param("channel", "The channel name, percent-encoded")],
-                "responses": {"200": html_reply("The newest 100 messages, rendered, and the post form"), "400": html_reply("A bad channel name")}
-            }},
-            "/c/{channel}/older": {"get": {
-                "summary": "The web UI: an older page",
-                "parameters": [path_param("channel", "The channel name, percent-encoded"), param("before", true, json!({"type": "integer", "minimum": 0}), "The 100 messages before this id.")],
-                "responses": {"200": {"description": "{\"html\", \"more\", \"first_id\"}", "content": {"application/json": {}}}, "400": error_reply("A parameter is malformed.")}
-            }},
-            "/c/{channel}/events": {"get": {
-                "summary": "The web UI: live updates",
-                "description": "Server-Sent Events, one per new message (id: the message id; data: {\"id\", \"html\"}). Starts after Last-Event-ID, else after `after`, else at the newest message.",
-                "parameters": [path_param("channel", "The channel name, percent-encoded"), param("after", false, json!({"type": "integer", "minimum": 0}), "Send messages after this id.")],
-                "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}, "400": error_reply("A parameter is malformed.")}
-            }},
-            "/ui/messages": {"post": {
-                "summary": "The web UI's post form",
-                "description": "The same body and answers as POST /api/messages; stored with source ui.",
-                "requestBody": {"required": true, "content": {"application/json": {}}},
-                "responses": {"201": {"description": "Stored"}, "400": error_reply("Invalid; nothing was stored."), "403": error_reply("A foreign Origin; nothing was stored.")}
-            }},
-            "/ui/login": {"post": {
-                "summary": "Sign in to the web UI",
-                "description": "A form with token and next; on success sets the session cookie and redirects to next (a path on this relay).",
-                "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {}}},
-                "responses": {"303": {"description": "Signed in: on to next"}, "401": html_reply("The token is wrong: the form again")}
-            }},
-            "/static/{file}": {"get": {
-                "summary": "The UI's stylesheet and scripts",
-                "parameters": [path_param("file", "relay.css, relay.js or theme.js")],
-                "responses": {"200": {"description": "The file"}, "404": error_reply("No such file.")}
-            }},
             "/api/messages": {
                 "get": {
                     "summary": "Read a channel",
@@ -190,7 +201,11 @@ pub fn spec(max_text_bytes: usize) -> Value {
                 "properties": {"ok": {"const": false}, "error": {"type": "string"}}
             }
         }}
-    })
+    });
+    if let (Some(paths), Value::Object(other)) = (spec["paths"].as_object_mut(), other_paths()) {
+        paths.extend(other);
+    }
+    spec
 }
 
 /// The docs page's data: the spec's routes as a list the template can walk, and the MCP

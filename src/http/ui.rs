@@ -4,6 +4,9 @@
 //! - `GET /c/{channel}/older?before=ID` the page above, as `{"html", "more"}`;
 //! - `GET /c/{channel}/events?after=ID` new messages as Server-Sent Events (`id:` is the message
 //!   id, so a reconnecting browser resumes from `Last-Event-ID`);
+//!   The same stream carries the channel list as `channels` events;
+//! - `GET /channels/events` the channel list alone, for the channel picker: the list now, then
+//!   each time a count grows or a channel appears;
 //! - `GET /static/*` the stylesheet and scripts (no CDN: the UI works offline).
 //!
 //! The post form sends `POST /ui/messages` (see `rest.rs`). Agent text only reaches a page
@@ -16,8 +19,9 @@ use super::request::{decode_segment, get_or_head, path_segment, raw_query, Query
 use crate::message::{Message, Source, StoredMessage};
 use crate::relay::Relay;
 use crate::render::Renderer;
+use crate::store::ChannelStats;
 use chrono::{DateTime, Local, SecondsFormat, TimeZone};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 use slog::{error, Logger};
@@ -204,10 +208,16 @@ pub fn routes(
         .and(gate.ui())
         .and(raw_query())
         .and(warp::header::optional::<String>("last-event-id"))
-        .and(with)
+        .and(with.clone())
         .map(|name: String, query: String, last: Option<String>, (relay, ui): (Relay, Arc<Ui>)| {
             events(relay, ui, &name, &query, last).unwrap_or_else(ApiError::into_response)
         });
+    let channels = warp::path!("channels" / "events").and(get_or_head()).and(gate.ui()).and(with).map(
+        |(relay, _): (Relay, Arc<Ui>)| {
+            let stream = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(channel_events(&relay));
+            warp::sse::reply(stream).into_response()
+        },
+    );
     let files = warp::path!("static" / String).and(get_or_head()).map(|name: String| {
         match STATIC_FILES.iter().find(|(file, ..)| *file == name) {
             Some((_, kind, body)) => {
@@ -217,7 +227,7 @@ pub fn routes(
             None => ApiError::NotFound.into_response(),
         }
     });
-    index.or(channel).unify().or(older).unify().or(events).unify().or(files).unify()
+    index.or(channel).unify().or(older).unify().or(events).unify().or(channels).unify().or(files).unify()
 }
 
 /// The page of a channel.
@@ -225,18 +235,32 @@ fn channel_href(name: &str) -> String {
     format!("/c/{}", path_segment(name))
 }
 
+fn channel_links(channels: Vec<ChannelStats>, current: Option<&str>) -> Vec<ChannelLink> {
+    channels
+        .into_iter()
+        .map(|c| ChannelLink {
+            href: channel_href(&c.name),
+            current: Some(c.name.as_str()) == current,
+            name: c.name,
+            count: c.count,
+        })
+        .collect()
+}
+
+/// The channel list as Server-Sent Events named `channels`, each `{"channels": [{"name",
+/// "href", "count", "current"}]}`: the list now, then each time it changes.
+fn channel_events(
+    relay: &Relay,
+) -> impl Stream<Item = Result<warp::sse::Event, Infallible>> + Send + 'static {
+    relay.follow_channels().map(|list| {
+        let data = json!({"channels": channel_links(list, None)});
+        Ok(warp::sse::Event::default().event("channels").json_data(data).unwrap_or_default())
+    })
+}
+
 async fn page(relay: Relay, ui: Arc<Ui>, host: String, channel: Option<String>) -> Response {
     let context = PageContext {
-        channels: relay
-            .channels(Source::Ui)
-            .into_iter()
-            .map(|c| ChannelLink {
-                href: channel_href(&c.name),
-                current: Some(&c.name) == channel.as_ref(),
-                name: c.name,
-                count: c.count,
-            })
-            .collect(),
+        channels: channel_links(relay.channels(Source::Ui), channel.as_deref()),
         mcp_url: format!("http://{host}/mcp"),
     };
     let result = async {
@@ -357,7 +381,8 @@ fn events(
             });
             futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
         });
-    let stream = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(first.chain(messages));
+    let live = futures_util::stream::select(messages, channel_events(&relay));
+    let stream = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(first.chain(live));
     Ok(warp::sse::reply(stream).into_response())
 }
 

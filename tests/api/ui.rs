@@ -145,6 +145,25 @@ impl EventStream {
         EventStream { reader }
     }
 
+    /// The next `channels` event's list, as (name, count) pairs.
+    fn next_channels(&mut self) -> Vec<(String, u64)> {
+        let mut named = false;
+        loop {
+            let mut line = String::new();
+            assert!(self.reader.read_line(&mut line).unwrap() > 0, "stream ended");
+            let line = line.trim_end();
+            if line == "event:channels" {
+                named = true;
+            } else if let (true, Some(v)) = (named, line.strip_prefix("data:")) {
+                let data: Value = serde_json::from_str(v).unwrap();
+                let list = data["channels"].as_array().unwrap().iter();
+                return list
+                    .map(|c| (c["name"].as_str().unwrap().to_owned(), c["count"].as_u64().unwrap()))
+                    .collect();
+            }
+        }
+    }
+
     /// The next event with an id (the message events), skipping chunk sizes and comments.
     fn next_message(&mut self) -> (u64, Value) {
         let (mut id, mut data) = (None, None);
@@ -194,6 +213,36 @@ fn the_event_stream_sends_new_messages_and_resumes_after_an_id() {
     let mut reply = String::new();
     bad.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+}
+
+#[test]
+fn the_channel_list_streams_counts_and_new_channels() {
+    let app = spawn_app();
+    app.post("b", "codex", "one");
+    let mut picker = EventStream::open(app.addr, "/channels/events", None);
+    let mut page = EventStream::open(app.addr, "/c/b/events", None);
+    let configured = [("claude".to_owned(), 0), ("codex".to_owned(), 0), ("proj-x".to_owned(), 0)];
+    let mut expected = vec![("b".to_owned(), 1)];
+    expected.extend(configured.iter().cloned());
+    expected.sort();
+    assert_eq!(picker.next_channels(), expected, "the list now, first");
+    assert_eq!(page.next_channels(), expected, "a channel page's stream carries it too");
+    app.post("b", "codex", "two");
+    expected[0].1 = 2;
+    assert_eq!(picker.next_channels(), expected, "a count grows");
+    app.post("a", "claude", "new");
+    expected.insert(0, ("a".to_owned(), 1));
+    assert_eq!(picker.next_channels(), expected, "a new channel appears");
+    // Three quick posts reach the picker as at most a few lists, ending with every count.
+    for text in ["x", "y", "z"] {
+        app.post("a", "claude", text);
+    }
+    expected[0].1 = 4;
+    let mut updates = 0;
+    while picker.next_channels() != expected {
+        updates += 1;
+        assert!(updates < 3, "the lists are coalesced");
+    }
 }
 
 #[test]
@@ -286,8 +335,10 @@ fn the_page_works_in_a_real_browser() {
 fn open_event_streams_do_not_hold_up_a_stop() {
     let work = tempfile::tempdir().unwrap();
     let mut relay = start_relay(work.path(), &[]);
-    let mut streams: Vec<EventStream> =
-        (0..3).map(|_| EventStream::open(relay.addr, "/c/live/events", None)).collect();
+    let mut streams: Vec<EventStream> = ["/c/live/events", "/c/live/events", "/channels/events"]
+        .iter()
+        .map(|path| EventStream::open(relay.addr, path, None))
+        .collect();
     let started = Instant::now();
     let status = Command::new("kill").args(["-TERM", &relay.child.id().to_string()]).status().unwrap();
     assert!(status.success());

@@ -163,6 +163,21 @@ try {
   await page.waitForSelector(`#m-${quietId}`, { timeout: 5000 });
   check("scroll position kept when not at the bottom", (await page.evaluate(() => window.scrollY)) === 0);
 
+  // The channel list stays current: this channel's count grows, and a new channel appears in
+  // its sorted place, without a reload.
+  const navCount = () => page.locator(`#channel-nav li[data-name="${channel}"] .count`).textContent();
+  const countBefore = Number(await navCount());
+  await post("Counted live", "codex");
+  await page.waitForFunction((n) => Number(document.querySelector(`#channel-nav li[data-name="${n[0]}"] .count`).textContent) === n[1],
+    [channel, countBefore + 1], { timeout: 5000 });
+  check("channel count grows live", Number(await navCount()) === countBefore + 1);
+  await post("A channel of its own", "codex", "aaa-new-channel");
+  await page.waitForSelector('#channel-nav li[data-name="aaa-new-channel"]', { timeout: 5000 });
+  const navNames = await page.locator("#channel-nav li").evaluateAll((items) => items.map((li) => li.dataset.name));
+  check("a new channel appears live, in order", navNames[0] === "aaa-new-channel" &&
+    JSON.stringify(navNames) === JSON.stringify([...navNames].sort()), navNames);
+  check("the current channel stays marked", (await page.locator('#channel-nav a[aria-current="page"]').count()) === 1);
+
   // The post form: Ctrl+Enter sends, the status names the new id, the message arrives live.
   await page.getByLabel("Sender").fill("user");
   await page.getByLabel("Message (markdown)").fill("Posted from the **form** with Ctrl+Enter");
@@ -201,7 +216,7 @@ try {
   await page.getByRole("button", { name: "Load older messages" }).click();
   await page.waitForFunction((n) => document.querySelectorAll("#messages > .msg").length > n, shownBefore, { timeout: 5000 });
   const after = await page.locator(`#${anchorId}`).evaluate((el) => el.getBoundingClientRect().top);
-  check("load older brings the rest of the channel", (await page.locator("#messages > .msg").count()) === 134);
+  check("load older brings the rest of the channel", (await page.locator("#messages > .msg").count()) === 135);
   check("load older keeps the reader's place", Math.abs(after - before) < 5, { before, after });
   check("no more older pages", (await page.locator("#load-older").count()) === 0);
   const ids = await page.$$eval("#messages > .msg", (els) => els.map((el) => Number(el.dataset.id)));
@@ -252,6 +267,14 @@ try {
   await page.emulateMedia({ colorScheme: "light" });
   await page.goto(`${base}/`);
   check("index lists the channel with its count", (await page.locator(`.cards a[href="/c/${channel}"]`).innerText()).includes("messages"));
+  await post("Appears on the index", "codex", "zzz-index-channel");
+  await page.waitForSelector('#channel-cards li[data-name="zzz-index-channel"]', { timeout: 5000 });
+  check("a new channel appears on the index live",
+    (await page.locator('#channel-cards li[data-name="zzz-index-channel"] .count').textContent()) === "1 messages");
+  await post("And counts", "codex", "zzz-index-channel");
+  await page.waitForFunction(() => document.querySelector('#channel-cards li[data-name="zzz-index-channel"] .count').textContent === "2 messages",
+    null, { timeout: 5000 });
+  check("an index count grows live", true);
   await page.screenshot({ path: join(shots, "index-light.png") });
   check("no script errors", pageErrors.length === 0, pageErrors);
   console.log(`screenshots in ${shots}`);
