@@ -208,7 +208,15 @@ impl Config {
 
     /// What the service takes from the settings.
     pub fn relay_settings(&self) -> crate::relay::Settings {
-        crate::relay::Settings { channels: self.channels.clone(), max_text_bytes: self.max_text_bytes }
+        crate::relay::Settings {
+            channels: self.channels.clone(),
+            max_text_bytes: self.max_text_bytes,
+            disk: vec![
+                ("data", self.data_dir.clone()),
+                ("archive", self.channel_log_path.clone()),
+                ("usage_log", self.log_path.clone()),
+            ],
+        }
     }
 
     /// Where the text archive goes and how it rotates.

@@ -8,6 +8,7 @@
 //! - [`store`]: the sled database: event log, channel views, text archive, group-commit writer,
 //!   export/import/check. The only module that touches sled.
 //! - [`relay`]: the service every front door calls (post, fetch since, tail, wait, channels).
+//! - [`metrics`]: what `/metrics` reports (Prometheus text format).
 //! - [`http`]: warp routes: host guard, token, REST, `/mcp` and its tools (rmcp), the web UI,
 //!   OpenAPI and docs, the pages and templates, the error mapping, and the server loop with its
 //!   connection limits.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod event;
 pub mod http;
 pub mod message;
+pub mod metrics;
 pub mod relay;
 pub mod render;
 pub mod rotating;

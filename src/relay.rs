@@ -2,6 +2,7 @@
 //! UI, CLI) calls this, so they validate, store and log the same way.
 
 use crate::message::{Message, NewMessage, Source, StoredMessage};
+use crate::metrics::{Metrics, Open, Snapshot};
 use crate::store::{ChannelStats, ExportFilter, Store, StoreError};
 use crate::values::{Invalid, Name, Text};
 use serde::Serialize;
@@ -58,6 +59,8 @@ pub struct Settings {
     pub channels: Vec<Name>,
     /// The largest text a post may carry.
     pub max_text_bytes: usize,
+    /// What `/metrics` reports the disk use of, by label (see [`Metrics::new`]).
+    pub disk: Vec<(&'static str, std::path::PathBuf)>,
 }
 
 /// The channel list as REST and MCP send it: the names (the Python relay's shape) and, beside
@@ -85,6 +88,7 @@ struct Inner {
     max_text_bytes: usize,
     usage_log: Logger,
     waiters: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
     /// Cancelled when the relay stops, so open waits answer at once instead of holding the stop.
     stopping: CancellationToken,
 }
@@ -96,6 +100,9 @@ pub fn clamp_limit(requested: Option<i128>, default: u64, max: u64) -> usize {
 
 impl Relay {
     pub fn new(store: Store, settings: Settings, usage_log: Logger) -> Relay {
+        let metrics = Arc::new(Metrics::new(settings.disk));
+        let observer = metrics.clone();
+        store.observe_groups(move |size| observer.group_committed(size));
         Relay {
             inner: Arc::new(Inner {
                 store,
@@ -103,6 +110,7 @@ impl Relay {
                 max_text_bytes: settings.max_text_bytes,
                 usage_log,
                 waiters: Arc::new(Semaphore::new(MAX_WAITERS)),
+                metrics,
                 stopping: CancellationToken::new(),
             }),
         }
@@ -116,6 +124,18 @@ impl Relay {
     /// Messages stored, over all channels.
     pub fn message_count(&self) -> u64 {
         self.inner.store.message_count()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The metrics as a scrape gets them.
+    pub async fn metrics_text(&self) -> Result<String, RelayError> {
+        let lags = self.inner.store.lags()?;
+        let now = Snapshot { last_id: self.last_id(), views_lag: lags.views, archive_lag: lags.archive };
+        let metrics = self.inner.metrics.clone();
+        Ok(blocking(move || Ok(metrics.render(now))).await?)
     }
 
     /// The tool-usage logger, for front doors that log calls the relay never saw.
@@ -141,7 +161,9 @@ impl Relay {
             text: Text::parse(text, self.inner.max_text_bytes)?,
             source,
         };
+        let started = Instant::now();
         let m = self.inner.store.append(message).await?;
+        self.inner.metrics.posted(source, started.elapsed());
         info!(self.inner.usage_log, "post_message";
             "target" => &m.target, "sender" => &m.sender, "id" => m.id,
             "text_len" => m.text.len(), "source" => source.as_str());
@@ -188,6 +210,7 @@ impl Relay {
         let name = target.as_str().to_owned();
         let messages = blocking(move || store.before(&name, before, limit)).await?;
         let page = page(target, messages, 0);
+        self.inner.metrics.fetched(source);
         info!(self.inner.usage_log, "fetch_messages";
             "target" => &page.target, "since_id" => 0, "limit" => limit, "returned" => page.messages.len(),
             "latest_id" => page.latest_id, "read" => "before", "before_id" => before, "source" => source.as_str());
@@ -236,6 +259,8 @@ impl Relay {
     ) -> Result<(Page, bool), RelayError> {
         let target = Name::parse("target", target)?;
         let _permit = self.wait_slot()?;
+        let _open = Open::new(&self.inner.metrics.open_waits);
+        self.inner.metrics.waited(source);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);
         let mut commits = self.inner.store.commit_watch();
@@ -269,6 +294,7 @@ impl Relay {
     /// One `fetch_messages` line of the usage log, with the keys the Python relay's log parsers
     /// read (target, since_id, limit, returned, latest_id); `read` says which kind of read.
     fn log_fetch(&self, page: &Page, since_id: u64, limit: usize, read: &'static str, source: Source) {
+        self.inner.metrics.fetched(source);
         info!(self.inner.usage_log, "fetch_messages";
             "target" => &page.target, "since_id" => since_id, "limit" => limit,
             "returned" => page.messages.len(), "latest_id" => page.latest_id, "read" => read,
@@ -412,7 +438,7 @@ mod tests {
 
     fn relay_in(dir: &std::path::Path) -> Relay {
         let logger = crate::usage_log::discard();
-        let settings = Settings { channels: Vec::new(), max_text_bytes: 1000 };
+        let settings = Settings { channels: Vec::new(), max_text_bytes: 1000, disk: Vec::new() };
         Relay::new(Store::open(dir, None, Default::default(), logger.clone()).unwrap(), settings, logger)
     }
 
@@ -463,7 +489,11 @@ mod tests {
         let path = dir.path().join("log/usage.log");
         let (logger, guard) = crate::usage_log::open(&path, 1 << 20, 1).unwrap();
         let store = Store::open(dir.path(), None, Default::default(), crate::usage_log::discard()).unwrap();
-        let relay = Relay::new(store, Settings { channels: Vec::new(), max_text_bytes: 1000 }, logger);
+        let relay = Relay::new(
+            store,
+            Settings { channels: Vec::new(), max_text_bytes: 1000, disk: Vec::new() },
+            logger,
+        );
         relay.post("t", "me", "hello".into(), Source::Rest).await.unwrap();
         relay.fetch_since("t", 0, 50, Source::Mcp).await.unwrap();
         relay.tail("t", 200, Source::Rest).await.unwrap();

@@ -107,7 +107,8 @@ impl Server {
         let http_logger = self.logger.new(o!("component" => "http"));
         let routes =
             http::routes(self.relay.clone(), self.policy, self.token, mcp_stop.clone(), http_logger.clone());
-        let serving = http::serve::serve(self.listener, routes, signal, http_logger);
+        let metrics = self.relay.metrics().clone();
+        let serving = http::serve::serve(self.listener, routes, signal, metrics, http_logger);
         let serving = tokio::spawn(serving);
         let _ = stopping_rx.await;
         info!(self.logger, "stopping"; "grace_s" => SHUTDOWN_GRACE.as_secs());

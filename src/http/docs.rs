@@ -28,9 +28,14 @@ fn error_reply(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 
-/// The routes beside the JSON API: MCP and the web UI.
+/// The routes beside the JSON API: metrics, MCP and the web UI.
 fn other_paths() -> Value {
     json!({
+        "/metrics": {"get": {
+            "summary": "Metrics",
+            "description": "The Prometheus text format: posts, fetches and waits by front door, refused requests by status, commit latency and group size, open waits, streams and connections, each projection's lag behind the log, the log's last id, and disk use. Each metric is described in docs/api.md.",
+            "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {}}}, "503": error_reply("The store is unavailable.")}
+        }},
         "/mcp": {
             "post": {
                 "summary": "MCP (Streamable HTTP)",

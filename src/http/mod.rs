@@ -31,10 +31,12 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     let max_text_bytes = relay.max_text_bytes();
     let relay_for_ui = relay.clone();
+    let metrics = relay.metrics().clone();
     // One line per refused or failed request, so a forged Host or a malformed call is visible.
     let log_errors = warp::log::custom(move |info| {
         let status = info.status().as_u16();
         if status >= 400 {
+            metrics.refused(status);
             slog::info!(logger, "http_error"; "status" => status, "method" => info.method().as_str(),
                 "path" => info.path(), "host" => info.host().unwrap_or(""));
         }

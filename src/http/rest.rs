@@ -46,10 +46,33 @@ pub fn routes(
         .and(get_or_head())
         .and(gate.api())
         .and(raw_query())
-        .and(with_relay)
+        .and(with_relay.clone())
         .then(export);
+    let metrics =
+        warp::path!("metrics").and(get_or_head()).and(gate.api()).and(with_relay.clone()).then(metrics);
     let health = warp::path!("healthz").and(get_or_head()).map(|| "ok".into_response());
-    get_messages.or(post_message).unify().or(channels).unify().or(export).unify().or(health).unify()
+    get_messages
+        .or(post_message)
+        .unify()
+        .or(channels)
+        .unify()
+        .or(export)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(health)
+        .unify()
+}
+
+/// `GET /metrics`: the Prometheus text format.
+async fn metrics(relay: Relay) -> Response {
+    match relay.metrics_text().await {
+        Ok(text) => {
+            warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8")
+                .into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// A page as REST sends it: `{"target":…,"messages":[…],"latest_id":…}`, then `"timed_out"`

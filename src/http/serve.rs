@@ -5,6 +5,7 @@
 //! open connections to finish their requests.
 
 use super::error::ApiError;
+use crate::metrics::{Metrics, Open};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -28,8 +29,13 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `routes` on `listener` until `shutdown` completes, then stops accepting and returns
 /// once every open connection is done.
-pub async fn serve<F>(listener: TcpListener, routes: F, shutdown: impl Future<Output = ()>, logger: Logger)
-where
+pub async fn serve<F>(
+    listener: TcpListener,
+    routes: F,
+    shutdown: impl Future<Output = ()>,
+    metrics: Arc<Metrics>,
+    logger: Logger,
+) where
     F: Filter + Clone + Send + Sync + 'static,
     F::Extract: warp::Reply,
 {
@@ -51,6 +57,7 @@ where
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             warn!(logger, "connection refused"; "reason" => "too many connections", "limit" => MAX_CONNECTIONS);
+            metrics.refused(503);
             tokio::spawn(refuse(stream));
             continue;
         };
@@ -62,9 +69,10 @@ where
         builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
+        let open = Open::new(&metrics.open_connections);
         tokio::spawn(async move {
             let _ = connection.await;
-            drop(permit);
+            drop((permit, open));
         });
     }
     drop(listener);

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::pages::{self, html};
 use super::request::{decode_segment, get_or_head, path_segment, raw_query, Query};
 use crate::message::{Message, Source, StoredMessage};
+use crate::metrics::Open;
 use crate::relay::Relay;
 use crate::render::Renderer;
 use crate::store::ChannelStats;
@@ -212,12 +213,11 @@ pub fn routes(
         .map(|name: String, query: String, last: Option<String>, (relay, ui): (Relay, Arc<Ui>)| {
             events(relay, ui, &name, &query, last).unwrap_or_else(ApiError::into_response)
         });
-    let channels = warp::path!("channels" / "events").and(get_or_head()).and(gate.ui()).and(with).map(
-        |(relay, _): (Relay, Arc<Ui>)| {
-            let stream = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(channel_events(&relay));
-            warp::sse::reply(stream).into_response()
-        },
-    );
+    let channels = warp::path!("channels" / "events")
+        .and(get_or_head())
+        .and(gate.ui())
+        .and(with)
+        .map(|(relay, _): (Relay, Arc<Ui>)| sse_reply(&relay, channel_events(&relay)));
     let files = warp::path!("static" / String).and(get_or_head()).map(|name: String| {
         match STATIC_FILES.iter().find(|(file, ..)| *file == name) {
             Some((_, kind, body)) => {
@@ -382,8 +382,20 @@ fn events(
             futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
         });
     let live = futures_util::stream::select(messages, channel_events(&relay));
-    let stream = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(first.chain(live));
-    Ok(warp::sse::reply(stream).into_response())
+    Ok(sse_reply(&relay, first.chain(live)))
+}
+
+/// An event stream with keep-alive comments, counted in `relay_open_event_streams` while open.
+fn sse_reply(
+    relay: &Relay,
+    events: impl Stream<Item = Result<warp::sse::Event, Infallible>> + Send + Sync + 'static,
+) -> Response {
+    let open = Open::new(&relay.metrics().open_streams);
+    let events = events.map(move |event| {
+        let _counted = &open;
+        event
+    });
+    warp::sse::reply(warp::sse::keep_alive().interval(KEEP_ALIVE).stream(events)).into_response()
 }
 
 #[cfg(test)]

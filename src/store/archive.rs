@@ -20,6 +20,7 @@ use file_rotate::{suffix::AppendCount, FileRotate};
 use slog::error;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::thread;
 
@@ -176,6 +177,7 @@ pub(super) fn spawn(
     let checkpoint = Checkpoint::open(&shared.db)?;
     let (mut archive, mut done) = open_at_checkpoint(&checkpoint, config)?;
     let mut upto = shared.log.last_id()?;
+    shared.archived.store(done, Ordering::Relaxed);
     let config = config.clone();
     let spawned = thread::Builder::new().name("relay-archive".into()).spawn(move || loop {
         // A panic in the rotating writer must not end the archive for the rest of the run.
@@ -185,6 +187,7 @@ pub(super) fn spawn(
         let error = match step {
             Ok(Ok(at)) => {
                 done = at;
+                shared.archived.store(done, Ordering::Relaxed);
                 None
             }
             Ok(Err(e)) => Some(e.to_string()),

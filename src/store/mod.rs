@@ -48,7 +48,8 @@ use shared::Shared;
 use sled_log::WriterSetup;
 use slog::{error, warn, Logger};
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
 use std::thread;
 use tokio::sync::watch;
 
@@ -57,6 +58,14 @@ use tokio::sync::watch;
 /// for real use. (Skipping only the flush would not do: sled hands writes to the OS at once,
 /// and a killed process does not lose the OS's cache.)
 const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
+
+/// How far the projections are behind the log, in events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lags {
+    pub views: u64,
+    /// `None` when the store keeps no archive.
+    pub archive: Option<u64>,
+}
 
 /// One channel as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -79,6 +88,7 @@ struct Inner {
     #[cfg(test)]
     sled_log: Arc<sled_log::SledLog>,
     archiver: Mutex<Option<thread::JoinHandle<()>>>,
+    has_archive: bool,
     /// `CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`: answer posters without waiting.
     ack_early: bool,
 }
@@ -123,6 +133,8 @@ impl Store {
             commits: watch::Sender::new(last_id),
             logger,
             failed: Mutex::new(None),
+            archived: AtomicU64::new(0),
+            group_observer: OnceLock::new(),
             #[cfg(feature = "faults")]
             faults,
             _lock: lock,
@@ -141,6 +153,7 @@ impl Store {
                 shared,
                 #[cfg(test)]
                 sled_log: log,
+                has_archive: archiver.is_some(),
                 archiver: Mutex::new(archiver),
                 ack_early,
             }),
@@ -247,6 +260,25 @@ impl Store {
     #[cfg(feature = "faults")]
     pub fn inject_faults(&self, plan: Option<FaultPlan>) {
         self.inner.shared.faults.arm(plan);
+    }
+
+    /// How far each projection is behind the log's last durable id, in events.
+    pub fn lags(&self) -> Result<Lags, StoreError> {
+        let shared = &self.inner.shared;
+        let log = shared.log.last_id()?;
+        Ok(Lags {
+            views: log.saturating_sub(*shared.commits.borrow()),
+            archive: self
+                .inner
+                .has_archive
+                .then(|| log.saturating_sub(shared.archived.load(Ordering::Relaxed))),
+        })
+    }
+
+    /// Calls `observe` with the size of each group the channel views apply from now on (the
+    /// first observer set stays).
+    pub fn observe_groups(&self, observe: impl Fn(usize) + Send + Sync + 'static) {
+        let _ = self.inner.shared.group_observer.set(Box::new(observe));
     }
 
     /// The commit watch: the last visible id, woken after each commit.

@@ -52,6 +52,9 @@ impl Projector {
         self.shared.injected_write_fault()?;
         self.shared.channel_views.apply(events, &mut self.channels)?;
         self.publish(events);
+        if let Some(observe) = self.shared.group_observer.get() {
+            observe(events.len());
+        }
         Ok(())
     }
 

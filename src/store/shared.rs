@@ -9,7 +9,8 @@ use super::faults::{FaultOp, Faults};
 use super::StoreError;
 use slog::Logger;
 use std::fs::File;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::watch;
 
 pub(super) struct Shared {
@@ -24,6 +25,10 @@ pub(super) struct Shared {
     pub(super) logger: Logger,
     /// Why the store takes no more writes, once the views could not take a durable group.
     pub(super) failed: Mutex<Option<String>>,
+    /// The id the archive is written up to (0 without an archive).
+    pub(super) archived: AtomicU64,
+    /// Told the size of each group the views apply (for metrics), once set.
+    pub(super) group_observer: OnceLock<Box<dyn Fn(usize) + Send + Sync>>,
     /// The seam I/O fault tests fail disk operations through (the `faults` feature; not in a
     /// release build): the log's writer and the projector share it.
     #[cfg(feature = "faults")]

@@ -17,19 +17,21 @@ const MCP_PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
 const POST_BODY: &str = r#"{"target":"t","sender":"s","text":"hello"}"#;
 
 /// (method, path, body, is a web UI route)
-const ROUTES: [(&str, &str, Option<&str>, bool); 12] = [
+const ROUTES: [(&str, &str, Option<&str>, bool); 14] = [
     ("GET", "/api/messages?target=t", None, false),
     ("POST", "/api/messages", Some(POST_BODY), false),
     ("GET", "/api/channels", None, false),
     ("GET", "/api/export", None, false),
     ("POST", "/mcp", Some(MCP_PING), false),
     ("GET", "/openapi.json", None, false),
+    ("GET", "/metrics", None, false),
     ("GET", "/", None, true),
     ("GET", "/c/t", None, true),
     ("GET", "/c/t/older?before=5", None, true),
     ("POST", "/ui/messages", Some(POST_BODY), true),
     ("GET", "/docs", None, true),
     ("GET", "/c/t/events?after=0", None, true),
+    ("GET", "/channels/events", None, true),
 ];
 
 fn call(app: &TestApp, method: &str, path: &str, body: Option<&str>, extra: &[(&str, &str)]) -> Reply {

@@ -12,6 +12,7 @@ mod helpers;
 mod limits;
 mod malformed;
 mod mcp;
+mod metrics;
 mod openapi;
 mod process;
 mod rest;

@@ -227,6 +227,8 @@ fn the_channel_list_streams_counts_and_new_channels() {
     expected.sort();
     assert_eq!(picker.next_channels(), expected, "the list now, first");
     assert_eq!(page.next_channels(), expected, "a channel page's stream carries it too");
+    let metrics = app.get("/metrics").text();
+    assert!(metrics.contains("\nrelay_open_event_streams 2\n"), "{metrics}");
     app.post("b", "codex", "two");
     expected[0].1 = 2;
     assert_eq!(picker.next_channels(), expected, "a count grows");
