@@ -18,6 +18,12 @@ pub fn env_var(key: &str) -> String {
     format!("CLAUDE_CODEX_{}", key.to_ascii_uppercase())
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogBackend {
+    Sled,
+    Nats,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: String,
@@ -45,6 +51,16 @@ pub struct Config {
     pub cache_bytes: u64,
     /// Whether a data directory created now compresses its database (`compression`).
     pub compression: bool,
+    /// Where the event log lives: `sled` in `data_dir` (the default) or `nats`, a JetStream
+    /// stream shared by several relay instances (docs/scale-out.md).
+    pub log_backend: LogBackend,
+    /// `nats_url`: the NATS servers, comma-separated.
+    pub nats_urls: Vec<String>,
+    pub nats_stream: String,
+    pub nats_replicas: usize,
+    pub nats_token: Option<String>,
+    pub nats_creds_file: Option<PathBuf>,
+    pub nats_tls_ca: Option<PathBuf>,
     /// What loading found odd but not wrong (a key the relay does not know), for the caller
     /// to print and log.
     pub warnings: Vec<String>,
@@ -72,6 +88,13 @@ impl Default for Config {
             fsync: true,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             compression: true,
+            log_backend: LogBackend::Sled,
+            nats_urls: Vec::new(),
+            nats_stream: "RELAY".into(),
+            nats_replicas: 3,
+            nats_token: None,
+            nats_creds_file: None,
+            nats_tls_ca: None,
             warnings: Vec::new(),
         }
     }
@@ -219,6 +242,23 @@ impl Config {
         }
     }
 
+    /// Where the event log lives, as the store takes it.
+    pub fn backend(&self) -> crate::store::Backend {
+        match self.log_backend {
+            LogBackend::Sled => crate::store::Backend::Sled,
+            LogBackend::Nats => crate::store::Backend::Nats(crate::store::nats_log::NatsConfig {
+                urls: self.nats_urls.clone(),
+                stream: self.nats_stream.clone(),
+                replicas: self.nats_replicas,
+                token: self.nats_token.clone(),
+                creds_file: self.nats_creds_file.clone(),
+                tls_ca: self.nats_tls_ca.clone(),
+                // The text and the names, in the log's record.
+                max_record_bytes: self.max_text_bytes + 4096,
+            }),
+        }
+    }
+
     /// Where the text archive goes and how it rotates.
     pub fn archive(&self) -> ArchiveConfig {
         ArchiveConfig {
@@ -278,6 +318,10 @@ impl Config {
                 value_error("auth_token_file", format!("cannot be read: {e}"), origin.clone())
             })?;
             config.auth_token = Some(Token::parse(&text).map_err(|r| value_error("auth_token", r, origin))?);
+        }
+        if config.log_backend == LogBackend::Nats && config.nats_urls.is_empty() {
+            let reason = "is needed with log_backend nats: the NATS servers, comma-separated".to_owned();
+            return Err(value_error("nats_url", reason, "the settings".into()));
         }
         Ok(config)
     }
@@ -403,6 +447,27 @@ const SETTINGS: &[(&str, Read)] = &[
     field!("fsync", fsync, |raw| raw.boolean()?),
     field!("cache_mb", cache_bytes, |raw| megabytes(raw)?),
     field!("compression", compression, |raw| raw.boolean()?),
+    field!("log_backend", log_backend, |raw| match raw.string()?.as_str() {
+        "sled" => LogBackend::Sled,
+        "nats" => LogBackend::Nats,
+        other => return Err(format!("{other:?} is not a log backend: use sled or nats")),
+    }),
+    field!("nats_url", nats_urls, |raw| raw.list()?),
+    field!("nats_stream", nats_stream, |raw| {
+        let name = raw.string()?;
+        let bad = |c: char| c.is_whitespace() || c.is_control() || ".*>/\\".contains(c);
+        if name.is_empty() || name.contains(bad) {
+            return Err(format!("{name:?} is not a stream name: no spaces, dots, *, >, slashes"));
+        }
+        name
+    }),
+    field!("nats_replicas", nats_replicas, |raw| match raw.whole_number()? {
+        n @ 1..=5 => n as usize,
+        n => return Err(format!("{n} is not a replica count: JetStream keeps 1 to 5")),
+    }),
+    field!("nats_token", nats_token, |raw| Some(raw.string()?)),
+    field!("nats_creds_file", nats_creds_file, |raw| Some(raw.string()?.into())),
+    field!("nats_tls_ca", nats_tls_ca, |raw| Some(raw.string()?.into())),
 ];
 
 /// Every setting's key, in the order layers apply them.

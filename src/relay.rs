@@ -132,10 +132,15 @@ impl Relay {
 
     /// The metrics as a scrape gets them.
     pub async fn metrics_text(&self) -> Result<String, RelayError> {
-        let lags = self.inner.store.lags()?;
-        let now = Snapshot { last_id: self.last_id(), views_lag: lags.views, archive_lag: lags.archive };
-        let metrics = self.inner.metrics.clone();
-        Ok(blocking(move || Ok(metrics.render(now))).await?)
+        let (store, metrics, last_id) =
+            (self.inner.store.clone(), self.inner.metrics.clone(), self.last_id());
+        // The lags ask the log (over the network in nats mode) and the disk figures read the
+        // file system: off the async workers.
+        Ok(blocking(move || {
+            let lags = store.lags()?;
+            Ok(metrics.render(Snapshot { last_id, views_lag: lags.views, archive_lag: lags.archive }))
+        })
+        .await?)
     }
 
     /// The tool-usage logger, for front doors that log calls the relay never saw.

@@ -37,6 +37,9 @@ pub enum StoreError {
     Crashed(String),
     #[error("the relay is shutting down")]
     Closed,
+    /// The NATS JetStream log (nats mode): unreachable, misconfigured, or not acknowledging.
+    #[error("NATS JetStream: {0}")]
+    Nats(String),
     /// An earlier write failed in a way that leaves the store unsure of its state: it takes no
     /// more writes until it is opened again.
     #[error("the store stopped accepting writes after an earlier failure ({0})")]

@@ -26,6 +26,7 @@ mod event_log;
 #[cfg(feature = "faults")]
 mod faults;
 mod lock;
+pub mod nats_log;
 mod offline;
 mod projector;
 mod recovery;
@@ -58,6 +59,15 @@ use tokio::sync::watch;
 /// for real use. (Skipping only the flush would not do: sled hands writes to the OS at once,
 /// and a killed process does not lose the OS's cache.)
 const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
+
+/// Where the event log lives.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// In the data directory's sled database (the default).
+    Sled,
+    /// In a NATS JetStream stream, shared by every relay instance in front of it.
+    Nats(nats_log::NatsConfig),
+}
 
 /// How far the projections are behind the log, in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,29 +112,55 @@ impl Store {
         options: Options,
         logger: Logger,
     ) -> Result<Store, StoreError> {
+        Store::open_on(dir, archive, options, &Backend::Sled, logger)
+    }
+
+    /// [`Store::open`] with the log where `backend` says: in `dir` (sled), or in a NATS
+    /// JetStream stream, `dir` then holding only the projections and their checkpoints.
+    pub fn open_on(
+        dir: &Path,
+        archive: Option<&ArchiveConfig>,
+        options: Options,
+        backend: &Backend,
+        logger: Logger,
+    ) -> Result<Store, StoreError> {
         let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
-        let (database, channels) = recovery::recover(dir, options, &logger)?;
-        let last_id = database.log.last_id().map_err(|e| e.found_in(&database::db_dir(dir)))?;
+        let nats = match backend {
+            Backend::Sled => None,
+            Backend::Nats(config) => Some(Arc::new(nats_log::NatsLog::connect(config, logger.clone())?)),
+        };
+        let external = nats.as_deref().map(|log| log as &dyn EventLog);
+        let (database, channels) = recovery::recover(dir, options, external, &logger)?;
+        let last_id = match external {
+            Some(log) => log.last_id()?,
+            None => database.log.last_id().map_err(|e| e.found_in(&database::db_dir(dir)))?,
+        };
         if ack_early {
             warn!(logger, "UNSAFE: posts are acknowledged before they are written"; "env" => UNSAFE_ACK_ENV);
         }
-        let database::Database { db, log, channel_views, lock } = database;
+        let database::Database { db, log: sled_log, channel_views, lock } = database;
         let channel_views = Arc::new(channel_views);
         #[cfg(feature = "faults")]
         let faults = Arc::new(faults::Faults::default());
         let views = channel_views.clone();
-        log.start(WriterSetup {
-            db: db.clone(),
-            data_dir: dir.to_owned(),
-            power_safe: options.power_safe,
-            // The views' blocks before sled's flush, which may make the views naming them durable.
-            before_flush: Box::new(move || views.sync_blocks()),
-            ack_early,
-            logger: logger.clone(),
-            #[cfg(feature = "faults")]
-            faults: faults.clone(),
-        })?;
-        let log = Arc::new(log);
+        let sled_log = Arc::new(sled_log);
+        let log: Arc<dyn EventLog> = match nats {
+            Some(nats) => nats,
+            None => {
+                sled_log.start(WriterSetup {
+                    db: db.clone(),
+                    data_dir: dir.to_owned(),
+                    power_safe: options.power_safe,
+                    // The views' blocks before sled's flush, which may make the views naming them durable.
+                    before_flush: Box::new(move || views.sync_blocks()),
+                    ack_early,
+                    logger: logger.clone(),
+                    #[cfg(feature = "faults")]
+                    faults: faults.clone(),
+                })?;
+                sled_log.clone()
+            }
+        };
         let shared = Arc::new(Shared {
             log: log.clone(),
             db,
@@ -152,7 +188,7 @@ impl Store {
             inner: Arc::new(Inner {
                 shared,
                 #[cfg(test)]
-                sled_log: log,
+                sled_log,
                 has_archive: archiver.is_some(),
                 archiver: Mutex::new(archiver),
                 ack_early,

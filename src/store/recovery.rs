@@ -30,19 +30,21 @@ pub fn set_release_freed_memory(release: fn()) {
     let _ = RELEASE_FREED_MEMORY.set(release);
 }
 
-/// Opens the database of `dir` and catches the channel views up with the log. Returns it with
-/// the channel records. A rebuild is announced on `logger` first, with why: it takes a while.
+/// Opens the database of `dir` and catches the channel views up with the log: `external` when
+/// given (a NATS stream), else the database's own. Returns it with the channel records. A
+/// rebuild is announced on `logger` first, with why: it takes a while.
 pub(super) fn recover(
     dir: &Path,
     options: Options,
+    external: Option<&dyn EventLog>,
     logger: &Logger,
 ) -> Result<(Database, Channels), StoreError> {
     let found_in = |e: StoreError| e.found_in(&db_dir(dir));
     let mut database = Database::open(dir, options)?;
-    let events = database.log.last_id().map_err(found_in)?;
+    let events = external.unwrap_or(&database.log).last_id().map_err(found_in)?;
     let mut rebuilding = |why: &str| warn!(logger, "rebuilding the channel views from the log"; "why" => why, "events" => events);
     let (mut channels, replayed) =
-        catch_up(&database.log, &database.channel_views, &mut |_, _| {}, &mut rebuilding)
+        catch_up(external.unwrap_or(&database.log), &database.channel_views, &mut |_, _| {}, &mut rebuilding)
             .map_err(found_in)?;
     if replayed > REOPEN_AFTER_REPLAY {
         let release = || {
@@ -51,8 +53,9 @@ pub(super) fn recover(
             }
         };
         database = database.reopen(dir, options, release)?;
-        (channels, _) = catch_up(&database.log, &database.channel_views, &mut |_, _| {}, &mut rebuilding)
-            .map_err(found_in)?;
+        let log = external.unwrap_or(&database.log);
+        (channels, _) =
+            catch_up(log, &database.channel_views, &mut |_, _| {}, &mut rebuilding).map_err(found_in)?;
     }
     if replayed > 0 {
         info!(logger, "caught up channel views"; "events" => replayed);

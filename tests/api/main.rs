@@ -13,6 +13,7 @@ mod limits;
 mod malformed;
 mod mcp;
 mod metrics;
+mod nats;
 mod openapi;
 mod process;
 mod rest;

@@ -1,0 +1,482 @@
+//! The event log in a NATS JetStream stream: the backend for several relay instances in front
+//! of one replicated log (see docs/scale-out.md). JetStream stores and replicates the log; this
+//! only maps the `EventLog` interface onto it:
+//! - one stream (default `RELAY`), file storage, no limits, `deny_delete` and `deny_purge`;
+//!   an existing stream whose configuration differs is refused, never changed;
+//! - a message of channel C goes to the subject `relay.<stream>.<C encoded>` (see [`subject`]);
+//! - the stream sequence is the message id, shared by every instance; the payload is the sled
+//!   log's versioned record with id 0, numbered by its sequence when read;
+//! - acknowledged means JetStream's PubAck: a post is answered only with it. Each post carries
+//!   a `Nats-Msg-Id`, reused by every retry, so a retry after a lost acknowledgement is stored
+//!   once (the stream's duplicate window is longer than the retries).
+//!
+//! The NATS client is async; the interface is called from plain threads too (recovery, the
+//! archive, export), so the backend runs its own small runtime and waits on it through a
+//! channel, which works from any thread.
+
+#[cfg(test)]
+mod tests;
+
+use super::event_log::{Appending, EventLog, Follower};
+use super::StoreError;
+use crate::event::{self, Event};
+use crate::message::{Message, NewMessage};
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+use slog::{error, warn, Logger};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
+
+/// How long a post keeps retrying (with the same Msg-Id) before it is answered "not stored".
+pub const PUBLISH_BOUND: Duration = Duration::from_secs(10);
+/// How long one attempt waits for its acknowledgement.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The stream's duplicate window: longer than every retry of one post.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// The oldest server that can sync every write and has what this backend asks of a stream.
+const MIN_SERVER: (u64, u64) = (2, 10);
+/// Events handed to a follower at once, at most.
+const FOLLOW_BATCH: usize = 1024;
+
+/// How to reach the stream.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// Servers, for example `nats://10.0.0.1:4222`.
+    pub urls: Vec<String>,
+    pub stream: String,
+    pub replicas: usize,
+    pub token: Option<String>,
+    pub creds_file: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    /// The largest record a post may make; the servers' `max_payload` must allow it.
+    pub max_record_bytes: usize,
+}
+
+pub(crate) struct NatsLog {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    js: jetstream::Context,
+    stream: String,
+    prefix: String,
+    /// Makes this instance's Msg-Ids unique: its start time and pid.
+    instance: String,
+    posts: AtomicU64,
+    closed: AtomicBool,
+    publishing: TaskTracker,
+    followers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    logger: Logger,
+}
+
+fn nats_error(doing: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Nats(format!("{doing}: {e}"))
+}
+
+/// A channel name as one subject token. NATS forbids `.`, `*`, `>` and whitespace in a token;
+/// every byte outside `A-Z a-z 0-9 - _` is written `%XX`, so the mapping is reversible.
+pub fn subject_token(channel: &str) -> String {
+    let mut out = String::with_capacity(channel.len());
+    for b in channel.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The subject a message of `channel` is published to.
+pub fn subject(stream: &str, channel: &str) -> String {
+    format!("relay.{stream}.{}", subject_token(channel))
+}
+
+/// The stream the relay needs.
+fn wanted(config: &NatsConfig) -> stream::Config {
+    stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![format!("relay.{}.>", config.stream)],
+        storage: stream::StorageType::File,
+        num_replicas: config.replicas,
+        retention: stream::RetentionPolicy::Limits,
+        max_messages: -1,
+        max_bytes: -1,
+        max_age: Duration::ZERO,
+        deny_delete: true,
+        deny_purge: true,
+        duplicate_window: DUPLICATE_WINDOW,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// What differs between an existing stream and what the relay needs, naming each field.
+fn differences(found: &stream::Config, wanted: &stream::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |same: bool, field: &str, found: String, needed: &str| {
+        if !same {
+            out.push(format!("{field} is {found}, the relay needs {needed}"));
+        }
+    };
+    check(
+        found.subjects == wanted.subjects,
+        "subjects",
+        format!("{:?}", found.subjects),
+        &format!("{:?}", wanted.subjects),
+    );
+    check(found.storage == wanted.storage, "storage", format!("{:?}", found.storage), "file");
+    check(
+        found.num_replicas == wanted.num_replicas,
+        "num_replicas",
+        found.num_replicas.to_string(),
+        &wanted.num_replicas.to_string(),
+    );
+    check(found.retention == wanted.retention, "retention", format!("{:?}", found.retention), "limits");
+    check(found.max_messages == -1, "max_msgs", found.max_messages.to_string(), "-1 (no limit)");
+    check(
+        found.max_messages_per_subject <= 0,
+        "max_msgs_per_subject",
+        found.max_messages_per_subject.to_string(),
+        "-1 (no limit)",
+    );
+    check(found.max_bytes == -1, "max_bytes", found.max_bytes.to_string(), "-1 (no limit)");
+    check(found.max_age.is_zero(), "max_age", format!("{}s", found.max_age.as_secs()), "0 (no limit)");
+    check(found.deny_delete, "deny_delete", found.deny_delete.to_string(), "true");
+    check(found.deny_purge, "deny_purge", found.deny_purge.to_string(), "true");
+    check(
+        found.duplicate_window >= wanted.duplicate_window,
+        "duplicate_window",
+        format!("{}s", found.duplicate_window.as_secs()),
+        &format!("at least {}s (longer than a post's retries)", wanted.duplicate_window.as_secs()),
+    );
+    out
+}
+
+/// `2.15.1` as (2, 15); `None` when it is not a version.
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim_start_matches('v').split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// A stored message as an event, numbered by its stream sequence.
+fn numbered(sequence: u64, payload: &[u8]) -> Result<Event, StoreError> {
+    let Event::MessagePosted(mut m) = event::decode(0, payload)
+        .map_err(|e| StoreError::corrupt(format!("stream message {sequence}: {e}")))?;
+    m.id = sequence;
+    Ok(Event::MessagePosted(m))
+}
+
+impl NatsLog {
+    /// Connects, checks the server and the stream (creating the stream when there is none).
+    pub(crate) fn connect(config: &NatsConfig, logger: Logger) -> Result<NatsLog, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("relay-nats")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::io("cannot start the NATS client's threads", e))?;
+        let handle = runtime.handle().clone();
+        let (js, stream) = run(&handle, open(config.clone()))?;
+        let instance = format!("{:x}-{}", (now_secs() * 1e6) as u64, std::process::id());
+        Ok(NatsLog {
+            runtime: Some(runtime),
+            handle,
+            js,
+            prefix: format!("relay.{stream}."),
+            stream,
+            instance,
+            posts: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            publishing: TaskTracker::new(),
+            followers: Mutex::new(Vec::new()),
+            logger,
+        })
+    }
+
+    fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
+        run(&self.handle, work)
+    }
+
+    async fn stream_handle(js: &jetstream::Context, name: &str) -> Result<stream::Stream, StoreError> {
+        js.get_stream(name).await.map_err(|e| nats_error(&format!("cannot reach the stream {name}"), e))
+    }
+}
+
+/// Runs `work` on the backend's runtime and waits for it, from any thread.
+fn run<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    work: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.recv().expect("the NATS runtime runs until the log is dropped")
+}
+
+async fn open(config: NatsConfig) -> Result<(jetstream::Context, String), StoreError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("claude-codex-relay")
+        .connection_timeout(Duration::from_secs(5));
+    if let Some(token) = &config.token {
+        options = options.token(token.clone());
+    }
+    if let Some(path) = &config.creds_file {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|e| nats_error(&format!("nats_creds_file {}", path.display()), e))?;
+    }
+    if let Some(path) = &config.tls_ca {
+        options = options.add_root_certificates(path.clone()).require_tls(true);
+    }
+    let urls = config.urls.join(",");
+    let client = options
+        .connect(config.urls.as_slice())
+        .await
+        .map_err(|e| nats_error(&format!("cannot connect to nats_url {urls}"), e))?;
+    let info = client.server_info();
+    match major_minor(&info.version) {
+        Some(v) if v >= MIN_SERVER => {}
+        _ => {
+            return Err(StoreError::Nats(format!(
+                "the NATS server at {urls} is version {:?}; the relay needs {}.{} or newer (older servers cannot sync every write)",
+                info.version, MIN_SERVER.0, MIN_SERVER.1
+            )))
+        }
+    }
+    if info.max_payload < config.max_record_bytes {
+        return Err(StoreError::Nats(format!(
+            "the NATS servers' max_payload is {} bytes, below the largest post ({} bytes with max_text_bytes); \
+             raise max_payload in the servers' configuration or lower max_text_bytes",
+            info.max_payload, config.max_record_bytes
+        )));
+    }
+    let js = jetstream::new(client);
+    let wanted = wanted(&config);
+    match js.get_stream(&config.stream).await {
+        Ok(mut existing) => {
+            let found = existing
+                .info()
+                .await
+                .map_err(|e| nats_error(&format!("cannot read the stream {}", config.stream), e))?
+                .config
+                .clone();
+            let differs = differences(&found, &wanted);
+            if !differs.is_empty() {
+                return Err(StoreError::Nats(format!(
+                    "the stream {} exists with another configuration, which the relay does not change: {}",
+                    config.stream,
+                    differs.join("; ")
+                )));
+            }
+        }
+        Err(e)
+            if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
+                if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            js.create_stream(wanted)
+                .await
+                .map_err(|e| nats_error(&format!("cannot create the stream {}", config.stream), e))?;
+        }
+        Err(e) => return Err(nats_error(&format!("cannot reach the stream {}", config.stream), e)),
+    }
+    Ok((js, config.stream))
+}
+
+/// Publishes one record, retrying with the same Msg-Id until it is acknowledged or
+/// [`PUBLISH_BOUND`] passes. Returns its sequence.
+async fn publish(
+    js: jetstream::Context,
+    subject: String,
+    payload: bytes::Bytes,
+    id: String,
+) -> Result<u64, StoreError> {
+    let deadline = Instant::now() + PUBLISH_BOUND;
+    let mut last_error = String::new();
+    while Instant::now() < deadline {
+        let message = jetstream::message::PublishMessage::build().payload(payload.clone()).message_id(&id);
+        let attempt = async {
+            let ack = js.send_publish(subject.clone(), message).await.map_err(|e| e.to_string())?;
+            ack.await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
+            Ok(Ok(ack)) => return Ok(ack.sequence),
+            Ok(Err(e)) => last_error = e,
+            Err(_) => last_error = format!("no acknowledgement within {ATTEMPT_TIMEOUT:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(StoreError::Nats(format!(
+        "not stored: JetStream did not acknowledge the post within {PUBLISH_BOUND:?} (is a quorum of the stream's servers up?): {last_error}"
+    )))
+}
+
+impl EventLog for NatsLog {
+    fn append(&self, message: NewMessage) -> Result<Appending, StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        let stored = Message {
+            id: 0,
+            ts: now_secs(),
+            target: message.target.as_str().to_owned(),
+            sender: message.sender.as_str().to_owned(),
+            text: message.text.into_string(),
+            source: message.source,
+        };
+        let payload = bytes::Bytes::from(event::encode(&Event::MessagePosted(stored.clone())));
+        let subject = format!("{}{}", self.prefix, subject_token(&stored.target));
+        let id = format!("{}-{}", self.instance, self.posts.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        let js = self.js.clone();
+        self.handle.spawn(self.publishing.track_future(async move {
+            let answer =
+                publish(js, subject, payload, id).await.map(|sequence| Message { id: sequence, ..stored });
+            let _ = tx.send(answer);
+        }));
+        Ok(rx)
+    }
+
+    fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let (js, name) = (self.js.clone(), self.stream.clone());
+        self.run(async move {
+            let stream = NatsLog::stream_handle(&js, &name).await?;
+            let last = stream
+                .get_info()
+                .await
+                .map_err(|e| nats_error(&format!("cannot read the stream {name}"), e))?
+                .state
+                .last_sequence;
+            let from = from.max(1);
+            if from > last || limit == 0 {
+                return Ok(Vec::new());
+            }
+            let upto = last.min(from.saturating_add(limit as u64 - 1));
+            let mut messages = ordered(&stream, from).await?;
+            let mut events = Vec::new();
+            while events.last().map_or(0, Event::id) < upto {
+                let next = tokio::time::timeout(Duration::from_secs(10), messages.next()).await;
+                let message = match next {
+                    Ok(Some(Ok(m))) => m,
+                    Ok(Some(Err(e))) => return Err(nats_error(&format!("reading the stream {name}"), e)),
+                    Ok(None) => break,
+                    Err(_) => {
+                        return Err(StoreError::Nats(format!(
+                            "reading the stream {name}: no message within 10 s"
+                        )))
+                    }
+                };
+                let sequence =
+                    message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
+                events.push(numbered(sequence, &message.payload)?);
+            }
+            Ok(events)
+        })
+    }
+
+    fn last_id(&self) -> Result<u64, StoreError> {
+        let (js, name) = (self.js.clone(), self.stream.clone());
+        self.run(async move {
+            let stream = NatsLog::stream_handle(&js, &name).await?;
+            let info = stream
+                .get_info()
+                .await
+                .map_err(|e| nats_error(&format!("cannot read the stream {name}"), e))?;
+            Ok(info.state.last_sequence)
+        })
+    }
+
+    fn follow(&self, after: u64, mut follower: Follower) -> Result<(), StoreError> {
+        // The follower writes to disk: it runs on a thread of its own, fed in batches.
+        let (tx, rx) = mpsc::channel::<Event>();
+        std::thread::Builder::new()
+            .name("relay-nats-follower".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter().take(FOLLOW_BATCH - 1));
+                    follower(batch);
+                }
+            })
+            .map_err(|e| StoreError::io("cannot start the NATS follower thread", e))?;
+        let (js, name, logger) = (self.js.clone(), self.stream.clone(), self.logger.clone());
+        let task = self.handle.spawn(async move {
+            let mut next = after + 1;
+            loop {
+                let consumed = async {
+                    let stream = NatsLog::stream_handle(&js, &name).await?;
+                    let mut messages = ordered(&stream, next).await?;
+                    while let Some(message) = messages.next().await {
+                        let message = message.map_err(|e| nats_error("following the stream", e))?;
+                        let sequence =
+                            message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
+                        if sequence < next {
+                            continue;
+                        }
+                        let event = numbered(sequence, &message.payload)?;
+                        next = sequence + 1;
+                        if tx.send(event).is_err() {
+                            return Ok(true);
+                        }
+                    }
+                    Ok::<_, StoreError>(false)
+                };
+                match consumed.await {
+                    // The follower is gone (the store closed).
+                    Ok(true) => return,
+                    Ok(false) => warn!(logger, "the stream's consumer ended; following again"; "from" => next),
+                    Err(e @ StoreError::Corrupt { .. }) => {
+                        error!(logger, "following the stream stopped"; "error" => %e);
+                        return;
+                    }
+                    Err(e) => warn!(logger, "following the stream failed; trying again"; "error" => %e, "from" => next),
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        self.followers.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+        Ok(())
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        self.closed.store(true, Ordering::SeqCst);
+        let publishing = self.publishing.clone();
+        publishing.close();
+        self.run(async move { publishing.wait().await });
+        for task in self.followers.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            task.abort();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NatsLog {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Allowed anywhere, an async context included.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// An ordered consumer of the whole stream from `from`.
+async fn ordered(stream: &stream::Stream, from: u64) -> Result<consumer::pull::Ordered, StoreError> {
+    let config = consumer::pull::OrderedConfig {
+        deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
+        ..Default::default()
+    };
+    let consumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| nats_error("cannot create a consumer of the stream", e))?;
+    consumer.messages().await.map_err(|e| nats_error("cannot read the stream", e))
+}

