@@ -38,7 +38,7 @@ pub struct Config {
     pub channel_log_backup_count: usize,
     pub channels: Vec<Name>,
     pub allowed_hosts: Vec<HostPattern>,
-    /// When set, every route but `/healthz` and static files needs it (`http::auth`).
+    /// When set, every route but `/healthz`, `/readyz` and static files needs it (`http::auth`).
     pub auth_token: Option<Token>,
     /// A file holding the token (read at start), instead of `auth_token`.
     pub auth_token_file: Option<PathBuf>,

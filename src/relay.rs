@@ -126,6 +126,11 @@ impl Relay {
         self.inner.store.message_count()
     }
 
+    /// Whether the relay takes posts now; if not, what is missing. Reads are served either way.
+    pub fn ready(&self) -> Result<(), String> {
+        self.inner.store.ready()
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
     }

@@ -1,4 +1,4 @@
-//! The optional bearer token (`auth_token`). With one set, every route but `/healthz`,
+//! The optional bearer token (`auth_token`). With one set, every route but `/healthz`, `/readyz`,
 //! `/static/*` and the sign-in form needs it; each route says which [`Gate`] it is behind,
 //! where it is declared:
 //! - agents and scripts send `Authorization: Bearer TOKEN`;
@@ -38,7 +38,7 @@ enum Access {
 }
 
 /// The token check, put on each route by the module that declares it, right after its path
-/// and method: a route without a gate is open (`/healthz`, `/static/*`, the sign-in form).
+/// and method: a route without a gate is open (`/healthz`, `/readyz`, `/static/*`, the sign-in form).
 #[derive(Clone, Default)]
 pub struct Gate {
     token: Option<Arc<Token>>,

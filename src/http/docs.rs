@@ -109,7 +109,7 @@ pub fn spec(max_text_bytes: usize) -> Value {
         "info": {
             "title": "claude-codex-relay",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "A durable local message relay for coding agents. Every route first checks the Host header (loopback or allowed_hosts, else 421) and, for writes, the Origin (foreign or null gets 403). When the relay has an auth_token, every route but /healthz and /static/* needs Authorization: Bearer TOKEN (else 401); a token in the query string gets 400."
+            "description": "A durable local message relay for coding agents. Every route first checks the Host header (loopback or allowed_hosts, else 421) and, for writes, the Origin (foreign or null gets 403). When the relay has an auth_token, every route but /healthz, /readyz and /static/* needs Authorization: Bearer TOKEN (else 401); a token in the query string gets 400."
         },
         "servers": [{"url": "/", "description": "This relay: the address this description was fetched from"}],
         "paths": {
@@ -184,6 +184,11 @@ pub fn spec(max_text_bytes: usize) -> Value {
                 }
             },
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The text ok", "content": {"text/plain": {"schema": {"const": "ok"}}}}}}},
+            "/readyz": {"get": {
+                "summary": "Readiness: whether posts are taken now",
+                "description": "In nats mode, 503 while the stream has no quorum (or no server answers), saying what is missing; reads are served from the local views meanwhile. In sled mode, 503 after a store failure.",
+                "responses": {"200": {"description": "The text ready", "content": {"text/plain": {"schema": {"const": "ready"}}}}, "503": error_reply("What is missing.")}
+            }},
             "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3.1 JSON"}}}},
             "/docs": {"get": {"summary": "This description as a page", "responses": {"200": {"description": "HTML"}}}}
         },

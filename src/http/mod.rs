@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use warp::Filter;
 
 /// Every route of the relay, guarded, with errors turned into JSON replies.
-/// `token`: when set, every route but `/healthz`, `/static/*` and the sign-in form needs it
+/// `token`: when set, every route but `/healthz`, `/readyz`, `/static/*` and the sign-in form needs it
 /// (see [`auth`]). `mcp_stop` ends rmcp's in-flight requests; cancel it once the grace period is over.
 pub fn routes(
     relay: Relay,

@@ -1,4 +1,4 @@
-//! The REST API: `/api/messages` (GET, POST), `/api/channels`, `/healthz`. Shapes are the
+//! The REST API: `/api/messages` (GET, POST), `/api/channels`, `/healthz`, `/readyz`. Shapes are the
 //! Python relay's, with fields added beside them (`latest_id`, `since_id`, channel details).
 
 use super::auth::Gate;
@@ -51,6 +51,15 @@ pub fn routes(
     let metrics =
         warp::path!("metrics").and(get_or_head()).and(gate.api()).and(with_relay.clone()).then(metrics);
     let health = warp::path!("healthz").and(get_or_head()).map(|| "ok".into_response());
+    // Liveness says the process answers; readiness says whether it can take posts.
+    let ready = warp::path!("readyz").and(get_or_head()).and(with_relay.clone()).map(|relay: Relay| {
+        match relay.ready() {
+            Ok(()) => "ready".into_response(),
+            Err(missing) => {
+                ApiError::Unavailable(format!("not ready: {missing}; reads are still served")).into_response()
+            }
+        }
+    });
     get_messages
         .or(post_message)
         .unify()
@@ -61,6 +70,8 @@ pub fn routes(
         .or(metrics)
         .unify()
         .or(health)
+        .unify()
+        .or(ready)
         .unify()
 }
 

@@ -31,6 +31,11 @@ pub(crate) trait EventLog: Send + Sync {
     /// log. It is dropped when the log closes.
     fn follow(&self, after: u64, follower: Follower) -> Result<(), StoreError>;
 
+    /// Whether the log takes appends now, and if not, what is missing (for `/readyz`).
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Stops taking appends, answers what is queued and makes it durable.
     fn close(&self) -> Result<(), StoreError>;
 }

@@ -311,6 +311,14 @@ impl Store {
         })
     }
 
+    /// Whether the store takes posts now; if not, what is missing.
+    pub fn ready(&self) -> Result<(), String> {
+        if let Some(reason) = self.inner.shared.failure() {
+            return Err(format!("the store stopped accepting writes after an earlier failure ({reason})"));
+        }
+        self.inner.shared.log.ready()
+    }
+
     /// Calls `observe` with the size of each group the channel views apply from now on (the
     /// first observer set stays).
     pub fn observe_groups(&self, observe: impl Fn(usize) + Send + Sync + 'static) {

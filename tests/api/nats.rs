@@ -103,3 +103,36 @@ fn nats_mode_without_servers_or_with_none_reachable_stops_start_up_naming_the_se
         "{stderr}"
     );
 }
+
+#[test]
+fn without_a_quorum_posts_get_503_readyz_says_why_and_reads_go_on() {
+    let mut cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &nats_env(&cluster.urls[0]));
+    assert_eq!(request(relay.addr, "GET", "/readyz", &[], None).text(), "ready");
+    let id = post(relay.addr, "t", "with a quorum");
+    cluster.kill(1);
+    cluster.kill(2);
+    // Readiness notices within a few health checks, and says what is missing.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let not_ready = loop {
+        let reply = request(relay.addr, "GET", "/readyz", &[], None);
+        if reply.status == 503 {
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "still ready without a quorum");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    not_ready.assert_error(503, "quorum");
+    // Once the outage has lasted past the fail-fast delay, a post is refused at once.
+    std::thread::sleep(Duration::from_secs(6));
+    let body = json!({"target": "t", "sender": "tester", "text": "without"}).to_string();
+    let started = Instant::now();
+    let refused = request(relay.addr, "POST", "/api/messages", &JSON, Some(body.as_bytes()));
+    refused.assert_error(503, "not stored");
+    assert!(started.elapsed() < Duration::from_secs(2), "refused quickly: {:?}", started.elapsed());
+    // Reads go on from the local views.
+    let page = request(relay.addr, "GET", "/api/messages?target=t", &[], None);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(page.json()["messages"][0]["id"].as_u64(), Some(id));
+}

@@ -42,6 +42,11 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 const MIN_SERVER: (u64, u64) = (2, 10);
 /// Events handed to a follower at once, at most.
 const FOLLOW_BATCH: usize = 1024;
+/// How often the stream's health is checked, and how long one check may take.
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// How long the stream must have been unreachable before posts are refused at once instead of
+/// retried: longer than a leader election after the loss of one server.
+const FAIL_FAST_AFTER: Duration = Duration::from_secs(5);
 
 /// How to reach the stream.
 #[derive(Debug, Clone)]
@@ -69,6 +74,8 @@ pub(crate) struct NatsLog {
     closed: AtomicBool,
     publishing: TaskTracker,
     followers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Since when, and why, the stream has not answered (`None` while it does).
+    down: std::sync::Arc<Mutex<Option<(Instant, String)>>>,
     logger: Logger,
 }
 
@@ -186,6 +193,8 @@ impl NatsLog {
         let handle = runtime.handle().clone();
         let (js, stream) = run(&handle, open(config.clone()))?;
         let instance = format!("{:x}-{}", (now_secs() * 1e6) as u64, std::process::id());
+        let down = std::sync::Arc::new(Mutex::new(None));
+        let monitor = handle.spawn(watch_health(js.clone(), stream.clone(), down.clone(), logger.clone()));
         Ok(NatsLog {
             runtime: Some(runtime),
             handle,
@@ -196,13 +205,20 @@ impl NatsLog {
             posts: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             publishing: TaskTracker::new(),
-            followers: Mutex::new(Vec::new()),
+            followers: Mutex::new(vec![monitor]),
+            down,
             logger,
         })
     }
 
     fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
         run(&self.handle, work)
+    }
+
+    /// Why the stream has not answered for at least `long`, if it has not.
+    fn down_for(&self, long: Duration) -> Option<String> {
+        let down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        down.as_ref().filter(|(since, _)| since.elapsed() >= long).map(|(_, why)| why.clone())
     }
 
     async fn stream_handle(js: &jetstream::Context, name: &str) -> Result<stream::Stream, StoreError> {
@@ -292,6 +308,63 @@ async fn open(config: NatsConfig) -> Result<(jetstream::Context, String), StoreE
     Ok((js, config.stream))
 }
 
+/// Why a post to the stream would not be acknowledged now, as its leader sees its replicas: a
+/// leader that lost its followers answers for a while before it steps down, so its answering
+/// alone does not show a quorum.
+fn quorum_problem(name: &str, info: &stream::Info) -> Option<String> {
+    let cluster = info.cluster.as_ref()?;
+    if cluster.leader.is_none() {
+        return Some(format!("the stream {name} has no leader: no quorum of its servers"));
+    }
+    let replicas = cluster.replicas.len() + 1;
+    let needed = replicas / 2 + 1;
+    // A follower that lags behind under load still counts: it was heard from lately.
+    let seen = |p: &&stream::PeerInfo| !p.offline && p.active < FAIL_FAST_AFTER;
+    let up = 1 + cluster.replicas.iter().filter(seen).count();
+    (up < needed).then(|| {
+        format!("only {up} of the {replicas} servers of the stream {name} answer; a post needs a quorum of {needed}")
+    })
+}
+
+/// Asks the stream for its state every [`HEALTH_EVERY`]: it answers only while a quorum of its
+/// replicas has a leader. Records since when it has not, and why.
+async fn watch_health(
+    js: jetstream::Context,
+    name: String,
+    down: std::sync::Arc<Mutex<Option<(Instant, String)>>>,
+    logger: Logger,
+) {
+    loop {
+        let asked = tokio::time::timeout(HEALTH_EVERY, async {
+            let stream = NatsLog::stream_handle(&js, &name).await?;
+            stream.get_info().await.map_err(|e| nats_error("reading its state", e))
+        })
+        .await;
+        let problem = match asked {
+            Ok(Ok(info)) => quorum_problem(&name, &info),
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!(
+                "the stream {name} did not answer within {HEALTH_EVERY:?}: no quorum of its servers, or none reachable"
+            )),
+        };
+        {
+            let mut down = down.lock().unwrap_or_else(|p| p.into_inner());
+            match (problem, down.is_some()) {
+                (None, true) => {
+                    warn!(logger, "the NATS stream takes posts again"; "stream" => &name);
+                    *down = None;
+                }
+                (Some(why), false) => {
+                    warn!(logger, "the NATS stream cannot take posts"; "stream" => &name, "why" => &why);
+                    *down = Some((Instant::now(), why));
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(HEALTH_EVERY).await;
+    }
+}
+
 /// Publishes one record, retrying with the same Msg-Id until it is acknowledged or
 /// [`PUBLISH_BOUND`] passes. Returns its sequence.
 async fn publish(
@@ -324,6 +397,9 @@ impl EventLog for NatsLog {
     fn append(&self, message: NewMessage) -> Result<Appending, StoreError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(StoreError::Closed);
+        }
+        if let Some(why) = self.down_for(FAIL_FAST_AFTER) {
+            return Err(StoreError::Nats(format!("not stored: {why}")));
         }
         let stored = Message {
             id: 0,
@@ -377,6 +453,11 @@ impl EventLog for NatsLog {
                 };
                 let sequence =
                     message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
+                // An ordered consumer that restarts itself before its first message starts
+                // again from the stream's beginning: skip what comes before `from`.
+                if sequence < from {
+                    continue;
+                }
                 events.push(numbered(sequence, &message.payload)?);
             }
             Ok(events)
@@ -445,6 +526,13 @@ impl EventLog for NatsLog {
         });
         self.followers.lock().unwrap_or_else(|p| p.into_inner()).push(task);
         Ok(())
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        match self.down_for(Duration::ZERO) {
+            Some(why) => Err(format!("NATS JetStream: {why}")),
+            None => Ok(()),
+        }
     }
 
     fn close(&self) -> Result<(), StoreError> {

@@ -168,6 +168,22 @@ fn without_a_quorum_a_post_is_not_acknowledged() {
     let took = started.elapsed();
     assert!(refused.to_string().contains("not stored"), "{refused}");
     assert!(took < PUBLISH_BOUND + ATTEMPT_TIMEOUT * 2, "answered within the bound: {took:?}");
+    // The stream's leader steps down once it sees it lost its quorum: from then on readiness
+    // says so, and once that has lasted FAIL_FAST_AFTER, posts are refused at once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let missing = loop {
+        match log.ready() {
+            Err(missing) => break missing,
+            Ok(()) => assert!(Instant::now() < deadline, "still ready without a quorum"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(missing.contains("quorum"), "{missing}");
+    std::thread::sleep(FAIL_FAST_AFTER + HEALTH_EVERY);
+    let started = Instant::now();
+    let refused = post(&log, "c", "still without").expect_err("no quorum, no acknowledgement");
+    assert!(refused.to_string().contains("not stored"), "{refused}");
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once: {:?}", started.elapsed());
 }
 
 #[test]
@@ -225,4 +241,28 @@ fn two_stores_on_one_stream_see_each_others_posts_and_catch_up_after_a_restart()
     assert_eq!(a.last_id(), 3);
     assert_eq!(a.since("other", 0, 10).unwrap(), b.since("other", 0, 10).unwrap());
     assert_eq!(a.channels(), b.channels());
+}
+
+#[test]
+fn losing_the_streams_leader_stalls_posts_then_they_are_stored_once() {
+    let mut cluster = Cluster::start();
+    let log = NatsLog::connect(&config(&cluster, "LEADER"), logger()).unwrap();
+    post(&log, "c", "before").unwrap();
+    let (js, name) = (log.js.clone(), log.stream.clone());
+    let leader = log
+        .run(async move {
+            let mut stream = js.get_stream(&name).await.unwrap();
+            stream.info().await.unwrap().cluster.clone().unwrap().leader.unwrap()
+        })
+        .trim_start_matches('n')
+        .parse::<usize>()
+        .unwrap();
+    cluster.kill(leader);
+    let started = Instant::now();
+    let after = post(&log, "c", "after").expect("a new leader takes the retry");
+    eprintln!("a post after the leader was killed took {:?}", started.elapsed());
+    assert!(started.elapsed() < PUBLISH_BOUND + ATTEMPT_TIMEOUT, "within the bound: {:?}", started.elapsed());
+    assert_eq!(after.id, 2);
+    let events = log.read_from(1, 10).unwrap();
+    assert_eq!(ids(&events), [1, 2], "each post once");
 }
