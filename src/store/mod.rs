@@ -52,6 +52,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
 use std::thread;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// Test-only switch: acknowledge each group before writing it, as a write-behind relay would.
@@ -59,6 +60,9 @@ use tokio::sync::watch;
 /// for real use. (Skipping only the flush would not do: sled hands writes to the OS at once,
 /// and a killed process does not lose the OS's cache.)
 const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
+/// How long a post's answer waits for the channel views to apply it (at once with the sled
+/// log, whose follower runs before the answer; in nats mode, the follower's next batch).
+const APPLY_WAIT: Duration = Duration::from_secs(10);
 
 /// Where the event log lives.
 #[derive(Debug, Clone)]
@@ -204,8 +208,11 @@ impl Store {
         }
         let answer = self.inner.shared.log.append(message)?;
         let message = answer.await.map_err(|_| StoreError::Closed)??;
-        if !self.inner.ack_early {
-            self.applied(message.id).await;
+        if !self.inner.ack_early && tokio::time::timeout(APPLY_WAIT, self.applied(message.id)).await.is_err()
+        {
+            // Durable all the same (in nats mode, the stream has it); the views are behind.
+            warn!(self.inner.shared.logger, "a post is stored but the channel views have not applied it yet";
+                "id" => message.id, "waited_s" => APPLY_WAIT.as_secs());
         }
         Ok(message)
     }

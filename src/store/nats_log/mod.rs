@@ -73,7 +73,9 @@ pub(crate) struct NatsLog {
     posts: AtomicU64,
     closed: AtomicBool,
     publishing: TaskTracker,
+    /// The tasks feeding the followers (and the health check).
     followers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    follower_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Since when, and why, the stream has not answered (`None` while it does).
     down: std::sync::Arc<Mutex<Option<(Instant, String)>>>,
     logger: Logger,
@@ -206,6 +208,7 @@ impl NatsLog {
             closed: AtomicBool::new(false),
             publishing: TaskTracker::new(),
             followers: Mutex::new(vec![monitor]),
+            follower_threads: Mutex::new(Vec::new()),
             down,
             logger,
         })
@@ -224,6 +227,17 @@ impl NatsLog {
     async fn stream_handle(js: &jetstream::Context, name: &str) -> Result<stream::Stream, StoreError> {
         js.get_stream(name).await.map_err(|e| nats_error(&format!("cannot reach the stream {name}"), e))
     }
+}
+
+/// The stream and its state now.
+async fn stream_info(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<(stream::Stream, stream::Info), StoreError> {
+    let stream = NatsLog::stream_handle(js, name).await?;
+    let info =
+        stream.get_info().await.map_err(|e| nats_error(&format!("cannot read the stream {name}"), e))?;
+    Ok((stream, info))
 }
 
 /// Runs `work` on the backend's runtime and waits for it, from any thread.
@@ -335,13 +349,9 @@ async fn watch_health(
     logger: Logger,
 ) {
     loop {
-        let asked = tokio::time::timeout(HEALTH_EVERY, async {
-            let stream = NatsLog::stream_handle(&js, &name).await?;
-            stream.get_info().await.map_err(|e| nats_error("reading its state", e))
-        })
-        .await;
+        let asked = tokio::time::timeout(HEALTH_EVERY, stream_info(&js, &name)).await;
         let problem = match asked {
-            Ok(Ok(info)) => quorum_problem(&name, &info),
+            Ok(Ok((_, info))) => quorum_problem(&name, &info),
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some(format!(
                 "the stream {name} did not answer within {HEALTH_EVERY:?}: no quorum of its servers, or none reachable"
@@ -424,62 +434,20 @@ impl EventLog for NatsLog {
 
     fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let (js, name) = (self.js.clone(), self.stream.clone());
-        self.run(async move {
-            let stream = NatsLog::stream_handle(&js, &name).await?;
-            let last = stream
-                .get_info()
-                .await
-                .map_err(|e| nats_error(&format!("cannot read the stream {name}"), e))?
-                .state
-                .last_sequence;
-            let from = from.max(1);
-            if from > last || limit == 0 {
-                return Ok(Vec::new());
-            }
-            let upto = last.min(from.saturating_add(limit as u64 - 1));
-            let mut messages = ordered(&stream, from).await?;
-            let mut events = Vec::new();
-            while events.last().map_or(0, Event::id) < upto {
-                let next = tokio::time::timeout(Duration::from_secs(10), messages.next()).await;
-                let message = match next {
-                    Ok(Some(Ok(m))) => m,
-                    Ok(Some(Err(e))) => return Err(nats_error(&format!("reading the stream {name}"), e)),
-                    Ok(None) => break,
-                    Err(_) => {
-                        return Err(StoreError::Nats(format!(
-                            "reading the stream {name}: no message within 10 s"
-                        )))
-                    }
-                };
-                let sequence =
-                    message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
-                // An ordered consumer that restarts itself before its first message starts
-                // again from the stream's beginning: skip what comes before `from`.
-                if sequence < from {
-                    continue;
-                }
-                events.push(numbered(sequence, &message.payload)?);
-            }
-            Ok(events)
-        })
+        self.run(async move { retrying(|| read(&js, &name, from, limit)).await })
     }
 
     fn last_id(&self) -> Result<u64, StoreError> {
         let (js, name) = (self.js.clone(), self.stream.clone());
         self.run(async move {
-            let stream = NatsLog::stream_handle(&js, &name).await?;
-            let info = stream
-                .get_info()
-                .await
-                .map_err(|e| nats_error(&format!("cannot read the stream {name}"), e))?;
-            Ok(info.state.last_sequence)
+            retrying(|| async { Ok(stream_info(&js, &name).await?.1.state.last_sequence) }).await
         })
     }
 
     fn follow(&self, after: u64, mut follower: Follower) -> Result<(), StoreError> {
         // The follower writes to disk: it runs on a thread of its own, fed in batches.
         let (tx, rx) = mpsc::channel::<Event>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("relay-nats-follower".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
@@ -525,6 +493,7 @@ impl EventLog for NatsLog {
             }
         });
         self.followers.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+        self.follower_threads.lock().unwrap_or_else(|p| p.into_inner()).push(thread);
         Ok(())
     }
 
@@ -543,6 +512,11 @@ impl EventLog for NatsLog {
         for task in self.followers.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             task.abort();
         }
+        // Without its feed, each follower thread finishes its batch and ends, dropping the
+        // follower, as the sled log's close does.
+        for thread in self.follower_threads.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            let _ = thread.join();
+        }
         Ok(())
     }
 }
@@ -554,6 +528,58 @@ impl Drop for NatsLog {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Runs `attempt` until it succeeds, fails for good (damage), or [`PUBLISH_BOUND`] passes: a
+/// read during a leader election fails for a few seconds, then works.
+async fn retrying<T, F: Future<Output = Result<T, StoreError>>>(
+    attempt: impl Fn() -> F,
+) -> Result<T, StoreError> {
+    let deadline = Instant::now() + PUBLISH_BOUND;
+    loop {
+        match attempt().await {
+            Err(StoreError::Nats(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Up to `limit` events from `from`, as far as the stream's last one now.
+async fn read(
+    js: &jetstream::Context,
+    name: &str,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    let (stream, info) = stream_info(js, name).await?;
+    let last = info.state.last_sequence;
+    let from = from.max(1);
+    if from > last || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let upto = last.min(from.saturating_add(limit as u64 - 1));
+    let mut messages = ordered(&stream, from).await?;
+    let mut events = Vec::new();
+    while events.last().map_or(0, Event::id) < upto {
+        let message = match tokio::time::timeout(Duration::from_secs(10), messages.next()).await {
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => return Err(nats_error(&format!("reading the stream {name}"), e)),
+            Ok(None) => break,
+            Err(_) => {
+                return Err(StoreError::Nats(format!("reading the stream {name}: no message within 10 s")))
+            }
+        };
+        let sequence = message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
+        // An ordered consumer that restarts itself before its first message starts again
+        // from the stream's beginning: skip what comes before `from`.
+        if sequence < from {
+            continue;
+        }
+        events.push(numbered(sequence, &message.payload)?);
+    }
+    Ok(events)
 }
 
 /// An ordered consumer of the whole stream from `from`.
