@@ -5,7 +5,7 @@
 mod client;
 pub mod watch;
 
-use crate::config::{Config, Flags};
+use crate::config::{Config, Flags, LogBackend};
 use crate::server::{Server, StartError};
 use crate::store::{ExportFilter, ImportError, StoreError};
 use crate::{store, usage_log};
@@ -157,6 +157,27 @@ fn load_config(store: &StoreArgs, flags: Flags) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// The settings of a command that opens the data directory's own log (`rebuild`, `replay`,
+/// `export`, `import`, `check`): refused in nats mode, where the log is the stream and the
+/// data directory holds only this instance's views, rather than reading an empty log.
+fn offline_config(store: &StoreArgs, command: &str) -> anyhow::Result<Config> {
+    let config = load_config(store, Flags::default())?;
+    if config.log_backend == LogBackend::Nats {
+        let what_to_do = match command {
+            "export" => "export from a running instance instead: curl -s http://HOST:PORT/api/export > backup.jsonl",
+            "rebuild" | "replay" => {
+                "to rebuild an instance's views, stop it, remove its data_dir and start it: it rebuilds them from the stream"
+            }
+            _ => "it is not available in nats mode yet (docs/scale-out.md)",
+        };
+        anyhow::bail!(
+            "`{command}` reads the log in data_dir, but log_backend is nats: the log is the stream {}; {what_to_do}",
+            config.nats_stream
+        );
+    }
+    Ok(config)
+}
+
 /// Runs a command; the exit code is 0 unless `check` found damage (errors are `Err`).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -165,14 +186,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Rebuild(args)) => rebuild(&args),
         Some(Command::Replay(args)) if !args.print => rebuild(&args.store),
         Some(Command::Replay(args)) => {
-            let config = load_config(&args.store, Flags::default())?;
+            let config = offline_config(&args.store, "replay")?;
             let data_dir = &config.data_dir;
             store::replay_print(data_dir, &mut std::io::stdout().lock()).map_err(|e| advise(e, data_dir))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Export(args)) => export(&args),
         Some(Command::Import(args)) => {
-            let config = load_config(&args.store, Flags::default())?;
+            let config = offline_config(&args.store, "import")?;
             let (archive, options) = (config.archive(), config.store_options());
             let report = store::import(&config.data_dir, &args.file, args.merge, Some(&archive), options)
                 .map_err(|e| match e {
@@ -200,7 +221,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Watch(args)) => watch::watch(&args),
         Some(Command::Check(args)) => {
-            let config = load_config(&args, Flags::default())?;
+            let config = offline_config(&args, "check")?;
             let report = store::check(&config.data_dir).map_err(|e| advise(e, &config.data_dir))?;
             if report.problems.is_empty() {
                 println!("{}: {} events, log and views sound", config.data_dir.display(), report.events);
@@ -222,7 +243,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(args, Flags::default())?;
+    let config = offline_config(args, "rebuild")?;
     // A progress bar on a terminal; nothing when the output goes to a file or a pipe.
     let bar = std::io::stdout().is_terminal().then(|| {
         indicatif::ProgressBar::new(0).with_style(
@@ -250,7 +271,7 @@ fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&args.store, Flags::default())?;
+    let config = offline_config(&args.store, "export")?;
     let filter =
         ExportFilter { target: args.target.clone(), since_id: args.since_id, until_id: args.until_id };
     let mut out: Box<dyn Write> = match &args.out {
