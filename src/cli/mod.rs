@@ -7,7 +7,7 @@ pub mod watch;
 
 use crate::config::{Config, Flags, LogBackend};
 use crate::server::{Server, StartError};
-use crate::store::{ExportFilter, ImportError, StoreError};
+use crate::store::{Backend, ExportFilter, ImportError, StoreError};
 use crate::{store, usage_log};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -158,13 +158,12 @@ fn load_config(store: &StoreArgs, flags: Flags) -> anyhow::Result<Config> {
 }
 
 /// The settings of a command that opens the data directory's own log (`rebuild`, `replay`,
-/// `export`, `import`, `check`): refused in nats mode, where the log is the stream and the
+/// `check`): refused in nats mode, where the log is the stream and the
 /// data directory holds only this instance's views, rather than reading an empty log.
 fn offline_config(store: &StoreArgs, command: &str) -> anyhow::Result<Config> {
     let config = load_config(store, Flags::default())?;
     if config.log_backend == LogBackend::Nats {
         let what_to_do = match command {
-            "export" => "export from a running instance instead: curl -s http://HOST:PORT/api/export > backup.jsonl",
             "rebuild" | "replay" => {
                 "to rebuild an instance's views, stop it, remove its data_dir and start it: it rebuilds them from the stream"
             }
@@ -193,13 +192,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Export(args)) => export(&args),
         Some(Command::Import(args)) => {
-            let config = offline_config(&args.store, "import")?;
+            let config = load_config(&args.store, Flags::default())?;
+            let advised = |e| match e {
+                ImportError::Store(e) => advise(e, &config.data_dir),
+                other => other.into(),
+            };
+            if let Backend::Nats(nats) = config.backend() {
+                anyhow::ensure!(
+                    !args.merge,
+                    "--merge is for a sled data dir; a stream is imported into only when empty"
+                );
+                let report = store::import_stream(&nats, &args.file).map_err(advised)?;
+                println!("imported {} events into the stream {}", report.imported, nats.stream);
+                return Ok(ExitCode::SUCCESS);
+            }
             let (archive, options) = (config.archive(), config.store_options());
             let report = store::import(&config.data_dir, &args.file, args.merge, Some(&archive), options)
-                .map_err(|e| match e {
-                    ImportError::Store(e) => advise(e, &config.data_dir),
-                    other => other.into(),
-                })?;
+                .map_err(advised)?;
             println!(
                 "imported {} events into {} ({} already there, skipped)",
                 report.imported,
@@ -271,7 +280,7 @@ fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let config = offline_config(&args.store, "export")?;
+    let config = load_config(&args.store, Flags::default())?;
     let filter =
         ExportFilter { target: args.target.clone(), since_id: args.since_id, until_id: args.until_id };
     let mut out: Box<dyn Write> = match &args.out {
@@ -280,6 +289,11 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    if let Backend::Nats(nats) = config.backend() {
+        // The stream is shared and live: export it while the relays run.
+        store::export_stream(&nats, &filter, &mut out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     match store::export(&config.data_dir, &filter, &mut out) {
         Err(e @ StoreError::Locked { .. }) => {
             anyhow::bail!(

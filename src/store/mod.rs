@@ -41,7 +41,8 @@ use event_log::EventLog;
 #[cfg(feature = "faults")]
 pub use faults::{FaultOp, FaultPlan};
 pub use offline::{
-    check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
+    check, export, export_stream, import, import_stream, replay_print, CheckReport, ExportFilter,
+    ImportError, ImportReport,
 };
 use projector::Projector;
 pub use recovery::{rebuild, set_release_freed_memory, Progress};

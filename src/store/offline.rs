@@ -4,6 +4,7 @@
 use super::archive::ArchiveConfig;
 use super::database::{Database, Options};
 use super::event_log::EventLog;
+use super::nats_log::{NatsConfig, NatsLog};
 use super::recovery::rebuild_projections;
 use super::StoreError;
 use crate::event::Event;
@@ -59,7 +60,20 @@ pub(crate) fn export_chunk(
 /// Exports the log of the store in `dir` as JSON Lines. Returns the bytes written.
 pub fn export(dir: &Path, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
     let database = Database::open_existing(dir)?;
-    let log = &database.log;
+    export_log(&database.log, filter, out)
+}
+
+/// [`export`] of a NATS JetStream stream (nats mode): the same lines.
+pub fn export_stream(
+    config: &NatsConfig,
+    filter: &ExportFilter,
+    out: &mut dyn Write,
+) -> Result<u64, StoreError> {
+    let log = NatsLog::connect(config, crate::usage_log::discard())?;
+    export_log(&log, filter, out)
+}
+
+fn export_log(log: &dyn EventLog, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
     let upto = log.last_id()?;
     let io_error = |e| StoreError::io("writing the export", e);
     let (mut after, mut written) = (0, 0);
@@ -76,7 +90,7 @@ pub fn export(dir: &Path, filter: &ExportFilter, out: &mut dyn Write) -> Result<
 pub enum ImportError {
     #[error("{path}:{line}: {reason}; nothing was imported")]
     Line { path: String, line: u64, reason: String },
-    #[error("the store in {dir} already holds messages (last id {last}); import into an empty data dir, or pass --merge")]
+    #[error("the store in {dir} already holds messages (last id {last}); import into an empty data dir or stream, or (sled) pass --merge")]
     NotEmpty { dir: String, last: u64 },
     #[error("{path}:{line}: id {id} is already in the store with different content; nothing was imported")]
     Conflict { path: String, line: u64, id: u64 },
@@ -177,6 +191,41 @@ pub fn import(
     database.log.flushed()?;
     rebuild_projections(&database, archive, &mut |_, _| {})?;
     database.flush()?;
+    Ok(report)
+}
+
+/// Appends an export to an empty NATS JetStream stream (nats mode), keeping ids, timestamps and
+/// sources. The stream numbers messages itself, so the ids must run 1, 2, 3... without a gap;
+/// the whole file is checked for that before anything is stored, and each message is
+/// published on condition that the stream's last sequence is the id before it.
+pub fn import_stream(config: &NatsConfig, path: &Path) -> Result<ImportReport, ImportError> {
+    let shown = path.display().to_string();
+    for (expected, item) in (1u64..).zip(read_export(path)?) {
+        let (line, event) = item?;
+        if event.id() != expected {
+            return Err(ImportError::Line {
+                path: shown,
+                line,
+                reason: format!(
+                    "id {} where {expected} was next: a stream numbers its messages 1, 2, 3... itself, so an \
+                     import into one keeps ids only when they run without gaps (import a file with gaps into \
+                     a sled data dir instead)",
+                    event.id()
+                ),
+            });
+        }
+    }
+    let log = NatsLog::connect(config, crate::usage_log::discard())?;
+    let last = log.last_id()?;
+    if last > 0 {
+        return Err(ImportError::NotEmpty { dir: format!("stream {}", config.stream), last });
+    }
+    let mut report = ImportReport { imported: 0, skipped: 0 };
+    for item in read_export(path)? {
+        let (_, event) = item?;
+        log.import(event)?;
+        report.imported += 1;
+    }
     Ok(report)
 }
 

@@ -136,3 +136,51 @@ fn without_a_quorum_posts_get_503_readyz_says_why_and_reads_go_on() {
     assert_eq!(page.status, 200, "{}", page.text());
     assert_eq!(page.json()["messages"][0]["id"].as_u64(), Some(id));
 }
+
+#[test]
+fn a_sled_store_moves_to_a_stream_by_export_then_import_keeping_ids() {
+    let cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    // A sled relay with some history, stopped, then exported.
+    let sled = start_relay(work.path(), &[]);
+    for i in 0..5 {
+        post(sled.addr, if i % 2 == 0 { "a.b" } else { "c d" }, &format!("message {i}"));
+    }
+    drop(sled);
+    let export = relay_command(work.path(), &["export", "--data-dir", "data"], &[]).output().unwrap();
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let backup = work.path().join("backup.jsonl");
+    std::fs::write(&backup, &export.stdout).unwrap();
+
+    let env = nats_env(&cluster.urls[0]);
+    let imported = relay_command(work.path(), &["import", "backup.jsonl"], &env).output().unwrap();
+    let said = String::from_utf8_lossy(&imported.stdout);
+    assert!(
+        imported.status.success() && said.contains("imported 5 events into the stream E2E"),
+        "{said}{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    // Again: the stream is no longer empty.
+    let again = relay_command(work.path(), &["import", "backup.jsonl"], &env).output().unwrap();
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("last id 5"));
+
+    // An instance in front of the stream serves the same ids, and the stream exports the
+    // same lines, from the command and from the running relay.
+    let nats_dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(nats_dir.path(), &env);
+    let from_relay = request(relay.addr, "GET", "/api/export", &[], None);
+    assert_eq!(from_relay.body, export.stdout, "the stream holds the sled log, line for line");
+    let from_command = relay_command(work.path(), &["export"], &env).output().unwrap();
+    assert_eq!(from_command.stdout, export.stdout);
+    assert_eq!(post(relay.addr, "a.b", "after the move"), 6);
+
+    // A file whose ids do not run 1..N cannot keep them in a stream: refused, naming the line.
+    let gappy = work.path().join("gappy.jsonl");
+    let lines: Vec<&str> = std::str::from_utf8(&export.stdout).unwrap().lines().collect();
+    std::fs::write(&gappy, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+    let mut other = nats_env(&cluster.urls[1]);
+    other[2] = ("CLAUDE_CODEX_NATS_STREAM", "OTHER");
+    let refused = relay_command(work.path(), &["import", "gappy.jsonl"], &other).output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("gappy.jsonl:2: id 3 where 2 was next"), "{stderr}");
+}

@@ -218,6 +218,32 @@ impl NatsLog {
         run(&self.handle, work)
     }
 
+    /// Stores an exported event under its own id, which must be the stream's next sequence:
+    /// published on condition that the stream's last sequence is the id before it (so a
+    /// concurrent post cannot shift it), with a Msg-Id naming the id (so a retry is stored once).
+    pub(crate) fn import(&self, event: Event) -> Result<(), StoreError> {
+        let id = event.id();
+        let Event::MessagePosted(mut m) = event;
+        m.id = 0;
+        let payload = bytes::Bytes::from(event::encode(&Event::MessagePosted(m.clone())));
+        let (js, subject) = (self.js.clone(), format!("{}{}", self.prefix, subject_token(&m.target)));
+        let stored = self.run(async move {
+            let message = jetstream::message::PublishMessage::build()
+                .payload(payload)
+                .message_id(format!("import-{id}"))
+                .expected_last_sequence(id - 1);
+            let ack = js.send_publish(subject, message).await.map_err(|e| nats_error("importing", e))?;
+            ack.await.map_err(|e| nats_error(&format!("importing id {id}"), e))
+        })?;
+        if stored.sequence != id {
+            return Err(StoreError::Nats(format!(
+                "id {id} was stored as {}; the stream was not empty",
+                stored.sequence
+            )));
+        }
+        Ok(())
+    }
+
     /// Why the stream has not answered for at least `long`, if it has not.
     fn down_for(&self, long: Duration) -> Option<String> {
         let down = self.down.lock().unwrap_or_else(|p| p.into_inner());
