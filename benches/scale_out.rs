@@ -1,0 +1,156 @@
+//! Scale-out figures, side by side in one run: two relay instances in nats mode on a 3-node
+//! JetStream cluster (R3, every write synced), and one relay in sled mode (fsync on), all
+//! processes on this machine:
+//! - posts/s with 32 posters (through both instances in nats mode);
+//! - wake-up: a REST wait woken by a post (in nats mode, posted through the other instance);
+//! - pages/s: a page of 200 messages from the local views;
+//! - catch-up: a fresh instance reading the whole stream at start.
+//!
+//! Plain timing, not criterion: these are throughputs of many threads and processes.
+//! Run: `cargo bench --bench scale_out` (needs RELAY_NATS_SERVER, which scripts/test sets up);
+//! `RELAY_BENCH_QUICK=1` runs each part once, briefly (CI).
+
+#[allow(dead_code)] // the bench uses a part of the tests' harness
+#[path = "../tests/api/helpers.rs"]
+mod helpers;
+#[path = "../tests/support/nats_cluster.rs"]
+mod nats_cluster;
+
+use helpers::{request, start_relay};
+use nats_cluster::Cluster;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const POSTERS: usize = 32;
+
+fn post(addr: SocketAddr, target: &str, text: &str) -> Option<u64> {
+    let body = serde_json::json!({"target": target, "sender": "bench", "text": text}).to_string();
+    let reply = request(
+        addr,
+        "POST",
+        "/api/messages",
+        &[("Content-Type", "application/json")],
+        Some(body.as_bytes()),
+    );
+    (reply.status == 201).then(|| reply.json()["posted"].as_u64().unwrap())
+}
+
+/// Posts of about 1 KB from [`POSTERS`] threads for `span`, spread over `relays`.
+fn posts_per_second(relays: &[SocketAddr], span: Duration) -> f64 {
+    let text = "x".repeat(1000);
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..POSTERS)
+        .map(|i| {
+            let (addr, done, text) = (relays[i % relays.len()], done.clone(), text.clone());
+            std::thread::spawn(move || {
+                while started.elapsed() < span {
+                    if post(addr, "bench", &text).is_some() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Waits on `waiter` woken by posts through `poster`: the time from sending the post to the
+/// wait's answer, per round.
+fn wake_ups(waiter: SocketAddr, poster: SocketAddr, rounds: usize) -> Vec<Duration> {
+    let mut last = post(poster, "wake", "start").unwrap();
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        // Let the waiter catch up to `last` first, so the wait is for the next post.
+        let path = format!("/api/messages?target=wake&since_id={last}&wait=20");
+        let woken = std::thread::spawn(move || {
+            let reply = request(waiter, "GET", &path, &[], None);
+            (Instant::now(), reply.json()["latest_id"].as_u64().unwrap())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let sent = Instant::now();
+        let id = post(poster, "wake", "ping").unwrap();
+        let (at, latest) = woken.join().unwrap();
+        assert_eq!(latest, id, "woken by the post");
+        times.push(at - sent);
+        last = id;
+    }
+    times.sort();
+    times
+}
+
+fn pages_per_second(addr: SocketAddr, span: Duration) -> f64 {
+    let (started, mut pages) = (Instant::now(), 0u64);
+    while started.elapsed() < span {
+        let reply = request(addr, "GET", "/api/messages?target=bench&limit=200", &[], None);
+        assert_eq!(reply.status, 200);
+        pages += 1;
+    }
+    pages as f64 / started.elapsed().as_secs_f64()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let quick = std::env::var_os("RELAY_BENCH_QUICK").is_some();
+    let (span, rounds) = if quick { (Duration::from_millis(300), 3) } else { (Duration::from_secs(10), 200) };
+    let cluster = Cluster::start();
+    let nats_env = |url: &str| {
+        [("CLAUDE_CODEX_LOG_BACKEND", "nats".to_owned()), ("CLAUDE_CODEX_NATS_URL", url.to_owned())]
+    };
+    let start = |dir: &std::path::Path, env: &[(&str, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        start_relay(dir, &env)
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let sled = start(dirs[0].path(), &[]);
+    let a = start(dirs[1].path(), &nats_env(&cluster.urls[0]));
+    let b = start(dirs[2].path(), &nats_env(&cluster.urls[1]));
+
+    let sled_posts = posts_per_second(&[sled.addr], span);
+    let nats_posts = posts_per_second(&[a.addr, b.addr], span);
+    println!(
+        "posts/s, {POSTERS} posters, 1 KB: sled {sled_posts:.0}; nats via 2 instances {nats_posts:.0} ({:.2}x sled)",
+        nats_posts / sled_posts
+    );
+
+    let sled_wake = wake_ups(sled.addr, sled.addr, rounds);
+    let nats_wake = wake_ups(a.addr, b.addr, rounds);
+    let pct = |t: &[Duration], p: usize| t[(t.len() * p / 100).min(t.len() - 1)];
+    println!(
+        "wake-up, {rounds} rounds: sled (same instance) p50 {} p99 {}; nats (posted through B, waiting on A) p50 {} p99 {}",
+        ms(pct(&sled_wake, 50)),
+        ms(pct(&sled_wake, 99)),
+        ms(pct(&nats_wake, 50)),
+        ms(pct(&nats_wake, 99))
+    );
+
+    let sled_pages = pages_per_second(sled.addr, span);
+    let nats_pages = pages_per_second(a.addr, span);
+    println!(
+        "pages/s, 200 messages, one client: sled {sled_pages:.0}; nats instance A {nats_pages:.0} ({:.2}x sled)",
+        nats_pages / sled_pages
+    );
+
+    let events = request(a.addr, "GET", "/api/channels", &[], None).json()["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["last_id"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let started = Instant::now();
+    let c = start(dirs[3].path(), &nats_env(&cluster.urls[2]));
+    let took = started.elapsed();
+    println!(
+        "catch-up: a fresh instance read {events} events and listened after {:.2} s ({:.0} events/s, start-up included)",
+        took.as_secs_f64(),
+        events as f64 / took.as_secs_f64()
+    );
+    drop(c);
+}
