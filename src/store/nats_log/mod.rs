@@ -42,6 +42,8 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 const MIN_SERVER: (u64, u64) = (2, 10);
 /// Events handed to a follower at once, at most.
 const FOLLOW_BATCH: usize = 1024;
+/// The most messages one pull request of a read asks for.
+const READ_BATCH: usize = 4096;
 /// How often the stream's health is checked, and how long one check may take.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
 /// How long the stream must have been unreachable before posts are refused at once instead of
@@ -572,7 +574,9 @@ async fn retrying<T, F: Future<Output = Result<T, StoreError>>>(
     }
 }
 
-/// Up to `limit` events from `from`, as far as the stream's last one now.
+/// Up to `limit` events from `from`, as far as the stream's last one now. Each read has a
+/// consumer of its own, deleted when the read ends (the server's inactivity threshold removes
+/// one a failed read leaves behind), so frequent reads do not pile consumers up on the stream.
 async fn read(
     js: &jetstream::Context,
     name: &str,
@@ -586,24 +590,55 @@ async fn read(
         return Ok(Vec::new());
     }
     let upto = last.min(from.saturating_add(limit as u64 - 1));
-    let mut messages = ordered(&stream, from).await?;
-    let mut events = Vec::new();
-    while events.last().map_or(0, Event::id) < upto {
-        let message = match tokio::time::timeout(Duration::from_secs(10), messages.next()).await {
-            Ok(Some(Ok(m))) => m,
-            Ok(Some(Err(e))) => return Err(nats_error(&format!("reading the stream {name}"), e)),
-            Ok(None) => break,
-            Err(_) => {
-                return Err(StoreError::Nats(format!("reading the stream {name}: no message within 10 s")))
+    let config = consumer::pull::Config {
+        deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
+        ack_policy: consumer::AckPolicy::None,
+        inactive_threshold: Duration::from_secs(30),
+        memory_storage: true,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    let consumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| nats_error("cannot create a consumer of the stream", e))?;
+    let events = read_upto(&consumer, name, from, upto).await;
+    // A consumer that cannot be deleted now goes when its inactivity threshold passes.
+    let _ = stream.delete_consumer(&consumer.cached_info().name).await;
+    events
+}
+
+/// The events `consumer` delivers, from the one numbered `from` up to the one numbered `upto`.
+async fn read_upto(
+    consumer: &consumer::PullConsumer,
+    name: &str,
+    from: u64,
+    upto: u64,
+) -> Result<Vec<Event>, StoreError> {
+    let mut events: Vec<Event> = Vec::new();
+    let mut next = from;
+    while next <= upto {
+        let wanted = usize::try_from(upto - next + 1).unwrap_or(usize::MAX).min(READ_BATCH);
+        let mut batch = consumer
+            .batch()
+            .max_messages(wanted)
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await
+            .map_err(|e| nats_error(&format!("reading the stream {name}"), e))?;
+        let before = events.len();
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| nats_error(&format!("reading the stream {name}"), e))?;
+            let sequence =
+                message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
+            if (next..=upto).contains(&sequence) {
+                events.push(numbered(sequence, &message.payload)?);
+                next = sequence + 1;
             }
-        };
-        let sequence = message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
-        // An ordered consumer that restarts itself before its first message starts again
-        // from the stream's beginning: skip what comes before `from`.
-        if sequence < from {
-            continue;
         }
-        events.push(numbered(sequence, &message.payload)?);
+        if events.len() == before {
+            return Err(StoreError::Nats(format!("reading the stream {name}: no message within 10 s")));
+        }
     }
     Ok(events)
 }

@@ -58,6 +58,15 @@ fn posts_are_numbered_by_the_stream_and_read_back_whole() {
     assert_eq!(ids(&log.read_from(2, 1).unwrap()), [2]);
     assert_eq!(ids(&log.read_from(3, 10).unwrap()), [3]);
     assert!(log.read_from(4, 10).unwrap().is_empty());
+    // Each read's consumer goes when the read ends: frequent reads (the archive's, a page's read
+    // back) do not pile consumers up on the stream.
+    for _ in 0..50 {
+        assert_eq!(log.read_from(2, 10).unwrap().len(), 2);
+    }
+    let (js, name) = (log.js.clone(), log.stream.clone());
+    let consumers =
+        log.run(async move { stream_info(&js, &name).await.map(|(_, i)| i.state.consumer_count) });
+    assert_eq!(consumers.unwrap(), 0);
     // A second instance on another node sees the same log.
     let mut other_config = config(&cluster, "READ");
     other_config.urls = vec![cluster.urls[2].clone()];
