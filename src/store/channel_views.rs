@@ -44,6 +44,7 @@ const CHECKPOINT: u8 = 0;
 const CHANNEL: u8 = 1;
 const BLOCK: u8 = 3;
 const FORMAT_KEY: u8 = 4;
+const ORIGIN_KEY: u8 = 5;
 
 /// The layout version, raised whenever the layout changes: views of another version are
 /// rebuilt from the log on open.
@@ -204,6 +205,17 @@ impl ChannelViews {
     /// Whether the views are laid out as this version writes them (empty views are).
     pub(crate) fn is_current(&self) -> Result<bool, StoreError> {
         Ok(self.tree.get([FORMAT_KEY])?.is_some_and(|v| *v == [FORMAT]) || self.tree.is_empty())
+    }
+
+    /// The log the views were built from, as [`EventLog::origin`] names it (`None` when not
+    /// recorded).
+    pub(crate) fn origin(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.tree.get([ORIGIN_KEY])?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub(crate) fn set_origin(&self, origin: &str) -> Result<(), StoreError> {
+        self.tree.insert([ORIGIN_KEY], origin.as_bytes())?;
+        Ok(())
     }
 
     /// The checkpoint and every channel record; places the next block where the checkpoint

@@ -31,6 +31,13 @@ pub(crate) trait EventLog: Send + Sync {
     /// log. It is dropped when the log closes.
     fn follow(&self, after: u64, follower: Follower) -> Result<(), StoreError>;
 
+    /// Which log this is, when it lives outside the data directory and so could be swapped
+    /// under its projections (a NATS stream deleted and created again, or another cluster's):
+    /// the views remember it and are rebuilt when it changes. `None` for a log kept beside them.
+    fn origin(&self) -> Option<String> {
+        None
+    }
+
     /// Whether the log takes appends now, and if not, what is missing (for `/readyz`).
     fn ready(&self) -> Result<(), String> {
         Ok(())

@@ -78,6 +78,14 @@ pub(super) fn catch_up(
         views.clear()?;
         rebuilding("they are laid out by an older version");
     }
+    if let Some(origin) = log.origin() {
+        if let Some(seen) = views.origin()?.filter(|seen| *seen != origin) {
+            // The same ids would name other messages: nothing in the views can be kept.
+            views.clear()?;
+            rebuilding(&format!("they were built from {seen}, and the log is now {origin}"));
+        }
+        views.set_origin(&origin)?;
+    }
     let (mut checkpoint, mut channels) = views.load(log)?;
     // Views ahead of the log cannot come from this relay's commit order, and views naming
     // blocks the file lost come from a power cut: the log is the truth, rebuild from it.

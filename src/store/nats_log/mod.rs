@@ -70,6 +70,8 @@ pub(crate) struct NatsLog {
     js: jetstream::Context,
     stream: String,
     prefix: String,
+    /// The stream and when it was created ([`EventLog::origin`]).
+    origin: String,
     /// Makes this instance's Msg-Ids unique: its start time and pid.
     instance: String,
     posts: AtomicU64,
@@ -195,7 +197,7 @@ impl NatsLog {
             .build()
             .map_err(|e| StoreError::io("cannot start the NATS client's threads", e))?;
         let handle = runtime.handle().clone();
-        let (js, stream) = run(&handle, open(config.clone()))?;
+        let (js, stream, created) = run(&handle, open(config.clone()))?;
         let instance = format!("{:x}-{}", (now_secs() * 1e6) as u64, std::process::id());
         let down = std::sync::Arc::new(Mutex::new(None));
         let monitor = handle.spawn(watch_health(js.clone(), stream.clone(), down.clone(), logger.clone()));
@@ -204,6 +206,7 @@ impl NatsLog {
             handle,
             js,
             prefix: format!("relay.{stream}."),
+            origin: format!("the NATS stream {stream} created {created}"),
             stream,
             instance,
             posts: AtomicU64::new(0),
@@ -280,7 +283,9 @@ fn run<T: Send + 'static>(
     rx.recv().expect("the NATS runtime runs until the log is dropped")
 }
 
-async fn open(config: NatsConfig) -> Result<(jetstream::Context, String), StoreError> {
+/// Connects and checks the server and the stream, creating the stream when there is none.
+/// Returns the stream's name and when it was created.
+async fn open(config: NatsConfig) -> Result<(jetstream::Context, String, String), StoreError> {
     let mut options = async_nats::ConnectOptions::new()
         .name("claude-codex-relay")
         .connection_timeout(Duration::from_secs(5));
@@ -320,15 +325,13 @@ async fn open(config: NatsConfig) -> Result<(jetstream::Context, String), StoreE
     }
     let js = jetstream::new(client);
     let wanted = wanted(&config);
-    match js.get_stream(&config.stream).await {
+    let created = match js.get_stream(&config.stream).await {
         Ok(mut existing) => {
             let found = existing
                 .info()
                 .await
-                .map_err(|e| nats_error(&format!("cannot read the stream {}", config.stream), e))?
-                .config
-                .clone();
-            let differs = differences(&found, &wanted);
+                .map_err(|e| nats_error(&format!("cannot read the stream {}", config.stream), e))?;
+            let differs = differences(&found.config, &wanted);
             if !differs.is_empty() {
                 return Err(StoreError::Nats(format!(
                     "the stream {} exists with another configuration, which the relay does not change: {}",
@@ -336,6 +339,7 @@ async fn open(config: NatsConfig) -> Result<(jetstream::Context, String), StoreE
                     differs.join("; ")
                 )));
             }
+            found.created.to_string()
         }
         Err(e)
             if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
@@ -343,11 +347,14 @@ async fn open(config: NatsConfig) -> Result<(jetstream::Context, String), StoreE
         {
             js.create_stream(wanted)
                 .await
-                .map_err(|e| nats_error(&format!("cannot create the stream {}", config.stream), e))?;
+                .map_err(|e| nats_error(&format!("cannot create the stream {}", config.stream), e))?
+                .cached_info()
+                .created
+                .to_string()
         }
         Err(e) => return Err(nats_error(&format!("cannot reach the stream {}", config.stream), e)),
-    }
-    Ok((js, config.stream))
+    };
+    Ok((js, config.stream, created))
 }
 
 /// Why a post to the stream would not be acknowledged now, as its leader sees its replicas: a
@@ -523,6 +530,10 @@ impl EventLog for NatsLog {
         self.followers.lock().unwrap_or_else(|p| p.into_inner()).push(task);
         self.follower_threads.lock().unwrap_or_else(|p| p.into_inner()).push(thread);
         Ok(())
+    }
+
+    fn origin(&self) -> Option<String> {
+        Some(self.origin.clone())
     }
 
     fn ready(&self) -> Result<(), String> {

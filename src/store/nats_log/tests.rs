@@ -275,3 +275,41 @@ fn losing_the_streams_leader_stalls_posts_then_they_are_stored_once() {
     let events = log.read_from(1, 10).unwrap();
     assert_eq!(ids(&events), [1, 2], "each post once");
 }
+
+#[test]
+fn views_built_from_a_stream_deleted_and_created_again_are_rebuilt_from_the_new_one() {
+    use crate::store::{Backend, Store};
+    let cluster = Cluster::start();
+    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let backend = Backend::Nats(config(&cluster, "AGAIN"));
+    let open = |dir: &tempfile::TempDir| {
+        Store::open_on(dir.path(), None, Default::default(), &backend, logger()).unwrap()
+    };
+    let texts = |store: &Store| -> Vec<String> {
+        let messages = store.since("c", 0, 10).unwrap();
+        messages.iter().map(|m| serde_json::from_slice::<Message>(m.json()).unwrap().text).collect()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = open(&dir);
+    for text in ["old 1", "old 2", "old 3"] {
+        runtime.block_on(store.append(new_message("c", text))).unwrap();
+    }
+    store.close().unwrap();
+    drop(store);
+    // The stream is deleted and made again; another instance posts more than there were.
+    let urls = cluster.urls.clone();
+    runtime.block_on(async move {
+        let js = jetstream::new(async_nats::connect(urls.as_slice()).await.unwrap());
+        js.delete_stream("AGAIN").await.unwrap();
+    });
+    let other = open(&other_dir);
+    for text in ["new 1", "new 2", "new 3", "new 4", "new 5"] {
+        runtime.block_on(other.append(new_message("c", text))).unwrap();
+    }
+    // The first instance's checkpoint (3) is within the new stream (5), yet ids 1-3 now name
+    // other messages: its views are rebuilt from the stream it finds.
+    let store = open(&dir);
+    assert_eq!(texts(&store), ["new 1", "new 2", "new 3", "new 4", "new 5"]);
+    assert_eq!(texts(&store), texts(&other));
+    assert_eq!(store.channels(), other.channels());
+}
