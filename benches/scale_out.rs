@@ -6,6 +6,10 @@
 //! - pages/s: a page of 200 messages from the local views;
 //! - catch-up: a fresh instance reading the whole stream at start.
 //!
+//! `RELAY_BENCH_CATCH_UP=N` first fills the stream up to N events for the catch-up (published
+//! straight into the stream, 1,024 in flight: through the relays a million posts would take
+//! most of an hour).
+//!
 //! Plain timing, not criterion: these are throughputs of many threads and processes.
 //! Run: `cargo bench --bench scale_out` (needs RELAY_NATS_SERVER, which scripts/test sets up);
 //! `RELAY_BENCH_QUICK=1` runs each part once, briefly (CI).
@@ -13,10 +17,11 @@
 #[allow(dead_code)] // the bench uses a part of the tests' harness
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
+#[allow(dead_code)]
 #[path = "../tests/support/nats_cluster.rs"]
 mod nats_cluster;
 
-use helpers::{request, start_relay};
+use helpers::{request, start_relay_within};
 use nats_cluster::Cluster;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +97,38 @@ fn pages_per_second(addr: SocketAddr, span: Duration) -> f64 {
     pages as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Publishes `count` messages of about 200 bytes to channel `seed` of the stream `RELAY`,
+/// as a relay would write them.
+fn seed(url: &str, count: u64) {
+    use relay::event::{encode, Event};
+    use relay::message::{Message, Source};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+        let subject = relay::store::nats_log::subject("RELAY", "seed");
+        let mut acks = std::collections::VecDeque::new();
+        for i in 0..count {
+            let message = Message {
+                id: 0,
+                ts: 1.7e9 + i as f64,
+                target: "seed".into(),
+                sender: "bench".into(),
+                text: format!("seeded message {i} {}", "x".repeat(160)),
+                source: Source::Rest,
+            };
+            acks.push_back(
+                js.publish(subject.clone(), encode(&Event::MessagePosted(message)).into()).await.unwrap(),
+            );
+            if acks.len() >= 1024 {
+                acks.pop_front().unwrap().await.unwrap();
+            }
+        }
+        for ack in acks {
+            ack.await.unwrap();
+        }
+    });
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -105,7 +142,8 @@ fn main() {
     };
     let start = |dir: &std::path::Path, env: &[(&str, String)]| {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        start_relay(dir, &env)
+        // Long enough for the catch-up of a large stream at start.
+        start_relay_within(dir, 0, &env, Duration::from_secs(600))
     };
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let sled = start(dirs[0].path(), &[]);
@@ -144,6 +182,17 @@ fn main() {
         .map(|c| c["last_id"].as_u64().unwrap())
         .max()
         .unwrap();
+    let wanted: u64 =
+        std::env::var("RELAY_BENCH_CATCH_UP").map_or(0, |n| n.parse().expect("a number of events"));
+    let events = if wanted > events {
+        let started = Instant::now();
+        seed(&cluster.urls[2], wanted - events);
+        let took = started.elapsed().as_secs_f64();
+        println!("seeded {} events straight into the stream in {took:.1} s", wanted - events);
+        wanted
+    } else {
+        events
+    };
     let started = Instant::now();
     let c = start(dirs[3].path(), &nats_env(&cluster.urls[2]));
     let took = started.elapsed();

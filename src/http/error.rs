@@ -114,6 +114,10 @@ impl From<RelayError> for ApiError {
                      damage (`rebuild` repairs the channel views)"
                 )
             }
+            StoreError::Unacknowledged(_) => format!(
+                "not acknowledged: {store}; the post may still be stored once the servers recover: \
+                 fetch the channel before posting it again"
+            ),
             _ => format!("not stored: {store}"),
         })
     }

@@ -213,9 +213,13 @@ impl ChannelViews {
         Ok(self.tree.get([ORIGIN_KEY])?.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// Records the log the views are built from; they must be in the current layout (a crash
+    /// may keep this without the batches after it, so it names the layout too).
     pub(crate) fn set_origin(&self, origin: &str) -> Result<(), StoreError> {
-        self.tree.insert([ORIGIN_KEY], origin.as_bytes())?;
-        Ok(())
+        let mut batch = sled::Batch::default();
+        batch.insert(&[ORIGIN_KEY], origin.as_bytes());
+        batch.insert(&[FORMAT_KEY], &[FORMAT]);
+        Ok(self.tree.apply_batch(batch)?)
     }
 
     /// The checkpoint and every channel record; places the next block where the checkpoint

@@ -37,9 +37,13 @@ pub enum StoreError {
     Crashed(String),
     #[error("the relay is shutting down")]
     Closed,
-    /// The NATS JetStream log (nats mode): unreachable, misconfigured, or not acknowledging.
+    /// The NATS JetStream log (nats mode): unreachable, misconfigured, or without a quorum.
     #[error("NATS JetStream: {0}")]
     Nats(String),
+    /// A post sent to the replicated log whose acknowledgement never came: it may yet be
+    /// stored once the log's servers recover.
+    #[error("NATS JetStream: {0}")]
+    Unacknowledged(String),
     /// An earlier write failed in a way that leaves the store unsure of its state: it takes no
     /// more writes until it is opened again.
     #[error("the store stopped accepting writes after an earlier failure ({0})")]

@@ -291,6 +291,11 @@ pub fn start_relay(workdir: &Path, env: &[(&str, &str)]) -> RelayProcess {
 
 /// Starts the binary on `port` (0: a free one) and waits for its `listening on` line.
 pub fn start_relay_on(workdir: &Path, port: u16, env: &[(&str, &str)]) -> RelayProcess {
+    start_relay_within(workdir, port, env, IO_TIMEOUT)
+}
+
+/// [`start_relay_on`], waiting up to `wait` (a start that catches up a long log).
+pub fn start_relay_within(workdir: &Path, port: u16, env: &[(&str, &str)], wait: Duration) -> RelayProcess {
     let port = port.to_string();
     let mut child = relay_command(workdir, &["--port", &port, "--data-dir", "data"], env)
         .stdout(Stdio::piped())
@@ -304,7 +309,7 @@ pub fn start_relay_on(workdir: &Path, port: u16, env: &[(&str, &str)]) -> RelayP
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(IO_TIMEOUT).expect("relay prints its address in time");
+    let line = rx.recv_timeout(wait).expect("relay prints its address in time");
     let addr = line
         .strip_prefix("listening on http://")
         .and_then(|rest| rest.split(' ').next())

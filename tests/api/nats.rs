@@ -4,11 +4,14 @@
 #[path = "../support/nats_cluster.rs"]
 mod cluster;
 
-use crate::helpers::{relay_command, request, start_relay};
+use crate::helpers::{relay_command, request, start_relay, RelayProcess};
+use crate::process::{lost_messages_after, start_writers, Acked};
 use cluster::{free_port, Cluster};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
@@ -27,6 +30,20 @@ fn nats_env(url: &str) -> [(&str, &str); 3] {
         ("CLAUDE_CODEX_NATS_URL", url),
         ("CLAUDE_CODEX_NATS_STREAM", "E2E"),
     ]
+}
+
+/// Until the relay at `addr` has applied id `last` (the largest of its channels' last ids), within 10 s.
+fn caught_up(addr: SocketAddr, last: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let page: Value = request(addr, "GET", "/api/channels", &[], None).json();
+        let max = page["details"].as_array().unwrap().iter().map(|c| c["last_id"].as_u64().unwrap()).max();
+        if max >= Some(last) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{addr} did not catch up to {last}");
 }
 
 #[test]
@@ -62,21 +79,8 @@ fn two_instances_serve_one_log_and_wake_each_other() {
         post(if i % 2 == 0 { a.addr } else { b.addr }, "t", &format!("post {i}"));
     }
     let last = post(a.addr, "u", "last");
-    let caught_up = |addr| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let page: Value = request(addr, "GET", "/api/channels", &[], None).json();
-            let max =
-                page["details"].as_array().unwrap().iter().map(|c| c["last_id"].as_u64().unwrap()).max();
-            if max == Some(last) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{addr} did not catch up to {last}");
-    };
-    caught_up(a.addr);
-    caught_up(b.addr);
+    caught_up(a.addr, last);
+    caught_up(b.addr, last);
     for path in
         ["/api/messages?target=t", "/api/messages?target=u&since_id=0", "/api/channels", "/api/export"]
     {
@@ -183,4 +187,142 @@ fn a_sled_store_moves_to_a_stream_by_export_then_import_keeping_ids() {
     let refused = relay_command(work.path(), &["import", "gappy.jsonl"], &other).output().unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("gappy.jsonl:2: id 3 where 2 was next"), "{stderr}");
+}
+
+/// Kill cycles in CI; `RELAY_NATS_KILL_CYCLES` asks for more.
+const DEFAULT_NATS_KILL_CYCLES: usize = 4;
+
+/// Eight writers post through two instances over REST and MCP while each cycle kills (SIGKILL)
+/// the stream's leader node or one instance, then starts it again. After each cycle both
+/// instances hold every acknowledged post exactly once, under its id. The check is the sled
+/// crash test's, which `the_crash_check_detects_posts_acknowledged_before_the_flush` shows
+/// failing on lost posts.
+#[test]
+fn acknowledged_posts_survive_killing_the_streams_leader_or_an_instance() {
+    let cycles = std::env::var("RELAY_NATS_KILL_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_NATS_KILL_CYCLES);
+    let mut cluster = Cluster::start();
+    // Each instance knows every server, so it reconnects elsewhere when its own is killed.
+    let servers = |first: usize| {
+        let mut urls = cluster.urls.clone();
+        urls.rotate_left(first);
+        urls.join(",")
+    };
+    let servers = [servers(0), servers(1)];
+    let works = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let start = |i: usize| start_relay(works[i].path(), &nats_env(&servers[i]));
+    let mut relays: [RelayProcess; 2] = [start(0), start(1)];
+    let acked: Acked = Arc::default();
+    let mut rng = fastrand::Rng::new();
+    let mut checked_to = 0;
+    let (mut leader_kills, mut instance_kills) = (0, 0);
+    for cycle in 0..cycles {
+        let highest = acked.lock().unwrap().keys().last().copied().unwrap_or(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = start_writers(&[relays[0].addr, relays[1].addr], cycle, &acked, &stop);
+        let started = Instant::now();
+        while acked.lock().unwrap().range(highest + 1..).next().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(10), "cycle {cycle}: no post acknowledged");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(100 + rng.u64(..400)));
+        let victim = rng.usize(..3);
+        if victim == 2 {
+            let leader = cluster.settled_leader("E2E");
+            cluster.kill(leader);
+            // Posts stall while the others elect a leader, then go on.
+            std::thread::sleep(Duration::from_secs(3));
+            stop.store(true, Ordering::Relaxed);
+            writers.into_iter().for_each(|w| w.join().unwrap());
+            cluster.restart(leader);
+            leader_kills += 1;
+        } else {
+            relays[victim].child.kill().unwrap();
+            relays[victim].child.wait().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::Relaxed);
+            writers.into_iter().for_each(|w| w.join().unwrap());
+            relays[victim] = start(victim);
+            instance_kills += 1;
+        }
+        cluster.settled_leader("E2E");
+        let last = acked.lock().unwrap().keys().last().copied().unwrap_or(0);
+        assert!(last > highest, "cycle {cycle}: posts were acknowledged");
+        for relay in &relays {
+            caught_up(relay.addr, last);
+            let lost = lost_messages_after(relay.addr, &acked, checked_to);
+            assert!(lost.is_empty(), "cycle {cycle}: {} lost or changed {lost:?}", relay.addr);
+        }
+        checked_to = highest;
+    }
+    for relay in &relays {
+        assert_eq!(lost_messages_after(relay.addr, &acked, 0), Vec::<u64>::new());
+    }
+    let exports = relays.each_ref().map(|r| request(r.addr, "GET", "/api/export", &[], None).body);
+    assert_eq!(exports[0], exports[1], "both instances export the same lines");
+    eprintln!(
+        "nats kill cycles: {cycles} ({leader_kills} of the stream's leader, {instance_kills} of an instance), \
+         acknowledged posts: {}, lost: 0",
+        acked.lock().unwrap().len()
+    );
+}
+
+/// SIGSTOP stands in for a partition. A stopped leader is replaced: a post through an instance
+/// on another node is stored once, within the bound, and the old leader's return forks nothing.
+/// With two of three nodes stopped no post is acknowledged, the 503 comes within the bound,
+/// reads go on, and a post refused as "not acknowledged" is stored at most once afterwards.
+#[test]
+fn a_stopped_leader_is_replaced_and_two_stopped_nodes_acknowledge_nothing() {
+    let cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    // The stream is made through node 0; the instance under test then runs on a node that does
+    // not lead it, so the stop cuts off the leader and not the instance's own server.
+    let first = start_relay(work.path(), &nats_env(&cluster.urls[0]));
+    post(first.addr, "p", "before");
+    drop(first);
+    let leader = cluster.settled_leader("E2E");
+    let home = (leader + 1) % 3;
+    let relay = start_relay(work.path(), &nats_env(&cluster.urls[home]));
+    let body = |text: &str| json!({"target": "p", "sender": "tester", "text": text}).to_string();
+    let send = |text: &str| {
+        let started = Instant::now();
+        let reply = request(relay.addr, "POST", "/api/messages", &JSON, Some(body(text).as_bytes()));
+        (reply, started.elapsed())
+    };
+
+    cluster.signal(leader, "STOP");
+    let (reply, took) = send("while the leader is stopped");
+    assert_eq!(reply.status, 201, "a new leader takes it: {}", reply.text());
+    assert!(took < Duration::from_secs(12), "within the bound: {took:?}");
+    cluster.signal(leader, "CONT");
+    cluster.settled_leader("E2E");
+    post(relay.addr, "p", "after the old leader came back");
+
+    let others = [(home + 1) % 3, (home + 2) % 3];
+    others.iter().for_each(|&n| cluster.signal(n, "STOP"));
+    let (reply, took) = send("without a quorum");
+    reply.assert_error(503, "not acknowledged");
+    assert!(took < Duration::from_secs(12), "within the bound: {took:?}");
+    let page = request(relay.addr, "GET", "/api/messages?target=p", &[], None);
+    assert_eq!(page.status, 200, "reads go on: {}", page.text());
+    others.iter().for_each(|&n| cluster.signal(n, "CONT"));
+    cluster.settled_leader("E2E");
+    post(relay.addr, "p", "last");
+
+    let texts: Vec<String> = crate::helpers::all_messages(relay.addr, "p")
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .filter(|t| t != "without a quorum")
+        .collect();
+    assert_eq!(texts, ["before", "while the leader is stopped", "after the old leader came back", "last"]);
+    let unacknowledged = crate::helpers::all_messages(relay.addr, "p")
+        .iter()
+        .filter(|m| m["text"] == "without a quorum")
+        .count();
+    assert!(unacknowledged <= 1, "stored {unacknowledged} times");
+    eprintln!(
+        "the post refused without a quorum was stored {unacknowledged} time(s) once the nodes came back"
+    );
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,16 +20,25 @@ const DEFAULT_KILL_CYCLES: usize = 50;
 const WRITERS: usize = 8;
 
 /// What the relay acknowledged: id → (target, text).
-type Acked = Arc<Mutex<BTreeMap<u64, (String, String)>>>;
+pub(crate) type Acked = Arc<Mutex<BTreeMap<u64, (String, String)>>>;
 
-/// Posts from `WRITERS` threads until the relay stops answering; records every acknowledged
-/// post (REST: 201; MCP: a result with `ok: true`).
-fn start_writers(addr: SocketAddr, cycle: usize, acked: &Acked) -> Vec<thread::JoinHandle<()>> {
+/// Posts from `WRITERS` threads, writer `w` through `relays[w % relays.len()]`, until its relay
+/// stops answering or `stop` is set; records every acknowledged post (REST: 201; MCP: a result
+/// with `ok: true`).
+pub(crate) fn start_writers(
+    relays: &[SocketAddr],
+    cycle: usize,
+    acked: &Acked,
+    stop: &Arc<AtomicBool>,
+) -> Vec<thread::JoinHandle<()>> {
     (0..WRITERS)
         .map(|w| {
-            let acked = acked.clone();
+            let (acked, stop, addr) = (acked.clone(), stop.clone(), relays[w % relays.len()]);
             thread::spawn(move || {
                 for n in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let target = CHANNELS[(w + n) % CHANNELS.len()];
                     let text = format!("cycle {cycle} writer {w} post {n}");
                     let message = json!({"target": target, "sender": format!("w{w}"), "text": text});
@@ -75,9 +85,11 @@ fn lost_messages(addr: SocketAddr, acked: &Acked) -> Vec<u64> {
 }
 
 /// The same, for the messages with id > `after` only (so a long run's check per cycle does not
-/// grow with everything posted before).
-fn lost_messages_after(addr: SocketAddr, acked: &Acked, after: u64) -> Vec<u64> {
+/// grow with everything posted before). A text stored twice (a post's retry stored again) is
+/// an inconsistency too.
+pub(crate) fn lost_messages_after(addr: SocketAddr, acked: &Acked, after: u64) -> Vec<u64> {
     let mut stored = BTreeMap::new();
+    let mut texts = HashSet::new();
     for target in CHANNELS {
         let messages = messages_after(addr, target, after);
         let ids: Vec<u64> = messages.iter().map(|m| m["id"].as_u64().unwrap()).collect();
@@ -85,6 +97,7 @@ fn lost_messages_after(addr: SocketAddr, acked: &Acked, after: u64) -> Vec<u64> 
         for m in messages {
             let id = m["id"].as_u64().unwrap();
             let text = m["text"].as_str().unwrap().to_owned();
+            assert!(texts.insert(text.clone()), "{text:?} is stored twice");
             assert!(stored.insert(id, (target.to_owned(), text)).is_none(), "id {id} appears twice");
         }
     }
@@ -164,7 +177,7 @@ fn acknowledged_posts_survive_sigkill_mid_stream() {
         assert!(lost.is_empty(), "cycle {cycle}: acknowledged posts lost or changed: {lost:?}");
         let highest_acked = acked.lock().unwrap().keys().last().copied().unwrap_or(0);
         marks = [marks[1], highest_acked];
-        let writers = start_writers(relay.addr, cycle, &acked);
+        let writers = start_writers(&[relay.addr], cycle, &acked, &Arc::default());
         // The kill lands mid-stream: a random moment after the first acknowledgement (which a
         // loaded machine can delay past a fixed sleep), within a bound.
         let started = Instant::now();
@@ -229,7 +242,7 @@ fn the_crash_check_detects_posts_acknowledged_before_the_flush() {
     let work = tempfile::tempdir().unwrap();
     let acked: Acked = Arc::default();
     let mut relay = start_relay(work.path(), &[("CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH", "1")]);
-    let writers = start_writers(relay.addr, 0, &acked);
+    let writers = start_writers(&[relay.addr], 0, &acked, &Arc::default());
     let deadline = Instant::now() + Duration::from_secs(10);
     while acked.lock().unwrap().len() < 200 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
@@ -281,7 +294,7 @@ fn sigterm_stops_cleanly_and_keeps_every_post() {
     let work = tempfile::tempdir().unwrap();
     let acked: Acked = Arc::default();
     let mut relay = start_relay(work.path(), &[]);
-    let writers = start_writers(relay.addr, 0, &acked);
+    let writers = start_writers(&[relay.addr], 0, &acked, &Arc::default());
     thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     let status =

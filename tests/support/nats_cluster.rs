@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Cluster {
     nodes: Vec<Child>,
     pub urls: Vec<String>,
-    _dir: tempfile::TempDir,
+    server: std::ffi::OsString,
+    dir: tempfile::TempDir,
 }
 
 pub fn free_port() -> u16 {
@@ -28,7 +29,6 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let routes: Vec<String> = ports.iter().map(|(_, c)| format!("nats://127.0.0.1:{c}")).collect();
-        let mut nodes = Vec::new();
         for (i, (client, cluster)) in ports.iter().enumerate() {
             let store = dir.path().join(format!("n{i}"));
             let config = format!(
@@ -37,22 +37,70 @@ impl Cluster {
                  cluster {{ name: relay-test, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
                 routes.join(", ")
             );
-            let path = dir.path().join(format!("n{i}.conf"));
-            std::fs::write(&path, config).unwrap();
-            let log = std::fs::File::create(dir.path().join(format!("n{i}.log"))).unwrap();
-            let child = Command::new(&server)
-                .arg("-c")
-                .arg(&path)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("nats-server starts");
-            nodes.push(child);
+            std::fs::write(dir.path().join(format!("n{i}.conf")), config).unwrap();
         }
         let urls = ports.iter().map(|(c, _)| format!("nats://127.0.0.1:{c}")).collect();
-        let cluster = Cluster { nodes, urls, _dir: dir };
+        let mut cluster = Cluster { nodes: Vec::new(), urls, server, dir };
+        cluster.nodes = (0..3).map(|i| cluster.spawn(i)).collect();
         cluster.wait_for_meta_leader();
         cluster
+    }
+
+    /// Starts node `node` from its configuration (its log appended to).
+    fn spawn(&self, node: usize) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("n{node}.log")))
+            .unwrap();
+        Command::new(&self.server)
+            .arg("-c")
+            .arg(self.dir.path().join(format!("n{node}.conf")))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts")
+    }
+
+    /// Starts a killed node again, on its store.
+    pub fn restart(&mut self, node: usize) {
+        self.nodes[node] = self.spawn(node);
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to node `node`: a stopped node stands in for one cut
+    /// off by a partition.
+    pub fn signal(&self, node: usize, signal: &str) {
+        let pid = self.nodes[node].id().to_string();
+        assert!(Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap().success());
+    }
+
+    /// The node that leads `stream`, once it has a leader and both other replicas are
+    /// current (a restarted node has caught up), within 30 s.
+    pub fn settled_leader(&self, stream: &str) -> usize {
+        let (urls, stream) = (self.urls.clone(), stream.to_owned());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(client) = async_nats::connect(urls.as_slice()).await {
+                    let js = async_nats::jetstream::new(client);
+                    if let Ok(mut found) = js.get_stream(&stream).await {
+                        let cluster = found.info().await.ok().and_then(|i| i.cluster.clone());
+                        if let Some(cluster) = cluster.filter(|c| {
+                            c.replicas.len() == 2 && c.replicas.iter().all(|r| r.current && !r.offline)
+                        }) {
+                            if let Some(node) =
+                                cluster.leader.and_then(|l| l.trim_start_matches('n').parse().ok())
+                            {
+                                return node;
+                            }
+                        }
+                    }
+                }
+                assert!(Instant::now() < deadline, "{stream} did not settle within 30 s");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
     }
 
     /// Until JetStream answers account queries (a meta leader is elected), within 30 s.

@@ -27,12 +27,13 @@ use slog::{error, warn, Logger};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
-/// How long a post keeps retrying (with the same Msg-Id) before it is answered "not stored".
+/// How long a post keeps retrying (with the same Msg-Id) before it is answered "not
+/// acknowledged".
 pub const PUBLISH_BOUND: Duration = Duration::from_secs(10);
 /// How long one attempt waits for its acknowledgement.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,6 +43,10 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 const MIN_SERVER: (u64, u64) = (2, 10);
 /// Events handed to a follower at once, at most.
 const FOLLOW_BATCH: usize = 1024;
+/// How long a follower's consumer may deliver nothing while the stream is known to hold more
+/// before it is made again (a consumer on a server that stopped answering stalls until its
+/// heartbeats are missed, which takes far longer).
+const STALL_AFTER: Duration = Duration::from_secs(1);
 /// The most messages one pull request of a read asks for.
 const READ_BATCH: usize = 4096;
 /// How often the stream's health is checked, and how long one check may take.
@@ -80,8 +85,7 @@ pub(crate) struct NatsLog {
     /// The tasks feeding the followers (and the health check).
     followers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     follower_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// Since when, and why, the stream has not answered (`None` while it does).
-    down: std::sync::Arc<Mutex<Option<(Instant, String)>>>,
+    health: Arc<Health>,
     logger: Logger,
 }
 
@@ -199,8 +203,8 @@ impl NatsLog {
         let handle = runtime.handle().clone();
         let (js, stream, created) = run(&handle, open(config.clone()))?;
         let instance = format!("{:x}-{}", (now_secs() * 1e6) as u64, std::process::id());
-        let down = std::sync::Arc::new(Mutex::new(None));
-        let monitor = handle.spawn(watch_health(js.clone(), stream.clone(), down.clone(), logger.clone()));
+        let health = Arc::new(Health { down: Mutex::new(None), known_last: AtomicU64::new(0) });
+        let monitor = handle.spawn(watch_health(js.clone(), stream.clone(), health.clone(), logger.clone()));
         Ok(NatsLog {
             runtime: Some(runtime),
             handle,
@@ -214,7 +218,7 @@ impl NatsLog {
             publishing: TaskTracker::new(),
             followers: Mutex::new(vec![monitor]),
             follower_threads: Mutex::new(Vec::new()),
-            down,
+            health,
             logger,
         })
     }
@@ -251,7 +255,7 @@ impl NatsLog {
 
     /// Why the stream has not answered for at least `long`, if it has not.
     fn down_for(&self, long: Duration) -> Option<String> {
-        let down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        let down = self.health.down.lock().unwrap_or_else(|p| p.into_inner());
         down.as_ref().filter(|(since, _)| since.elapsed() >= long).map(|(_, why)| why.clone())
     }
 
@@ -375,25 +379,32 @@ fn quorum_problem(name: &str, info: &stream::Info) -> Option<String> {
     })
 }
 
+/// What the health check keeps up to date for the log.
+struct Health {
+    /// Since when, and why, the stream has not answered (`None` while it does).
+    down: Mutex<Option<(Instant, String)>>,
+    /// The highest sequence known to be in the stream: from the stream's state and this
+    /// instance's acknowledgements.
+    known_last: AtomicU64,
+}
+
 /// Asks the stream for its state every [`HEALTH_EVERY`]: it answers only while a quorum of its
-/// replicas has a leader. Records since when it has not, and why.
-async fn watch_health(
-    js: jetstream::Context,
-    name: String,
-    down: std::sync::Arc<Mutex<Option<(Instant, String)>>>,
-    logger: Logger,
-) {
+/// replicas has a leader. Records since when it has not, and why, and its last sequence.
+async fn watch_health(js: jetstream::Context, name: String, health: Arc<Health>, logger: Logger) {
     loop {
         let asked = tokio::time::timeout(HEALTH_EVERY, stream_info(&js, &name)).await;
         let problem = match asked {
-            Ok(Ok((_, info))) => quorum_problem(&name, &info),
+            Ok(Ok((_, info))) => {
+                health.known_last.fetch_max(info.state.last_sequence, Ordering::Relaxed);
+                quorum_problem(&name, &info)
+            }
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some(format!(
                 "the stream {name} did not answer within {HEALTH_EVERY:?}: no quorum of its servers, or none reachable"
             )),
         };
         {
-            let mut down = down.lock().unwrap_or_else(|p| p.into_inner());
+            let mut down = health.down.lock().unwrap_or_else(|p| p.into_inner());
             match (problem, down.is_some()) {
                 (None, true) => {
                     warn!(logger, "the NATS stream takes posts again"; "stream" => &name);
@@ -433,8 +444,8 @@ async fn publish(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(StoreError::Nats(format!(
-        "not stored: JetStream did not acknowledge the post within {PUBLISH_BOUND:?} (is a quorum of the stream's servers up?): {last_error}"
+    Err(StoreError::Unacknowledged(format!(
+        "no acknowledgement of the post within {PUBLISH_BOUND:?} (is a quorum of the stream's servers up?): {last_error}"
     )))
 }
 
@@ -444,7 +455,7 @@ impl EventLog for NatsLog {
             return Err(StoreError::Closed);
         }
         if let Some(why) = self.down_for(FAIL_FAST_AFTER) {
-            return Err(StoreError::Nats(format!("not stored: {why}")));
+            return Err(StoreError::Nats(why));
         }
         let stored = Message {
             id: 0,
@@ -458,10 +469,15 @@ impl EventLog for NatsLog {
         let subject = format!("{}{}", self.prefix, subject_token(&stored.target));
         let id = format!("{}-{}", self.instance, self.posts.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
-        let js = self.js.clone();
+        let (js, health) = (self.js.clone(), self.health.clone());
         self.handle.spawn(self.publishing.track_future(async move {
-            let answer =
-                publish(js, subject, payload, id).await.map(|sequence| Message { id: sequence, ..stored });
+            let answer = publish(js, subject, payload, id).await.map(|sequence| {
+                health.known_last.fetch_max(sequence, Ordering::Relaxed);
+                // An acknowledgement shows the stream takes posts, whatever the health check
+                // last saw (its info requests can fail for a while after an election).
+                *health.down.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Message { id: sequence, ..stored }
+            });
             let _ = tx.send(answer);
         }));
         Ok(rx)
@@ -493,13 +509,23 @@ impl EventLog for NatsLog {
             })
             .map_err(|e| StoreError::io("cannot start the NATS follower thread", e))?;
         let (js, name, logger) = (self.js.clone(), self.stream.clone(), self.logger.clone());
+        let health = self.health.clone();
         let task = self.handle.spawn(async move {
             let mut next = after + 1;
             loop {
                 let consumed = async {
                     let stream = NatsLog::stream_handle(&js, &name).await?;
                     let mut messages = ordered(&stream, next).await?;
-                    while let Some(message) = messages.next().await {
+                    loop {
+                        let Ok(message) = tokio::time::timeout(STALL_AFTER, messages.next()).await else {
+                            if health.known_last.load(Ordering::Relaxed) >= next {
+                                return Err(StoreError::Nats(format!(
+                                    "the stream's consumer delivered nothing for {STALL_AFTER:?} while the stream holds {next}"
+                                )));
+                            }
+                            continue;
+                        };
+                        let Some(message) = message else { break };
                         let message = message.map_err(|e| nats_error("following the stream", e))?;
                         let sequence =
                             message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
