@@ -51,8 +51,13 @@ fn assert_client_passed(name: &str, out: &Output) -> String {
 #[test]
 fn python_sdk_client_passes_every_check() {
     let app = spawn_app();
+    python_sdk_checks(app.addr);
+}
+
+/// The Python SDK client's full run against the relay at `addr`.
+pub(crate) fn python_sdk_checks(addr: std::net::SocketAddr) {
     let mut cmd = Command::new(client_path("RELAY_MCP_PYTHON"));
-    cmd.arg(clients_dir().join("python_client.py")).arg(format!("http://{}/mcp", app.addr)).arg("full");
+    cmd.arg(clients_dir().join("python_client.py")).arg(format!("http://{addr}/mcp")).arg("full");
     let stdout = assert_client_passed("python", &run_client(cmd));
     let delay =
         stdout.lines().find(|l| l.starts_with("wake-up delay")).expect("client reports the wake-up delay");
@@ -71,12 +76,17 @@ fn python_sdk_client_speaks_protocol_2026_07_28() {
 #[test]
 fn typescript_sdk_client_passes_every_check() {
     let app = spawn_app();
+    typescript_sdk_checks(app.addr);
+}
+
+/// The TypeScript SDK client's run against the relay at `addr`.
+pub(crate) fn typescript_sdk_checks(addr: std::net::SocketAddr) {
     let node_dir = client_path("RELAY_MCP_NODE_DIR");
     // Node resolves packages from the script's folder, so the script runs beside node_modules.
     let script = node_dir.join("ts_client.mjs");
     std::fs::copy(clients_dir().join("ts_client.mjs"), &script).unwrap();
     let mut cmd = Command::new("node");
-    cmd.arg(&script).arg(format!("http://{}/mcp/", app.addr));
+    cmd.arg(&script).arg(format!("http://{addr}/mcp/"));
     assert_client_passed("typescript", &run_client(cmd));
 }
 

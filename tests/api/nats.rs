@@ -326,3 +326,20 @@ fn a_stopped_leader_is_replaced_and_two_stopped_nodes_acknowledge_nothing() {
         "the post refused without a quorum was stored {unacknowledged} time(s) once the nodes came back"
     );
 }
+
+/// The real MCP clients (the Python and TypeScript SDKs) and the browser checks, unchanged,
+/// against instances in nats mode.
+#[test]
+fn mcp_sdk_clients_and_the_browser_work_in_nats_mode() {
+    let cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &nats_env(&cluster.urls[0]));
+    crate::mcp::python_sdk_checks(relay.addr);
+    crate::mcp::typescript_sdk_checks(relay.addr);
+    drop(relay);
+    // The browser checks count what they see: a stream of their own.
+    let servers = cluster.urls.join(",");
+    let mut env = nats_env(&servers);
+    env[2] = ("CLAUDE_CODEX_NATS_STREAM", "UI");
+    crate::ui::browser_checks(&env, "ui-screenshots-nats");
+}

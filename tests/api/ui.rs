@@ -264,6 +264,12 @@ fn the_event_stream_refuses_cross_site_readers() {
 /// Screenshots go to `<target>/tmp/ui-screenshots/`.
 #[test]
 fn the_page_works_in_a_real_browser() {
+    browser_checks(&[], "ui-screenshots");
+}
+
+/// Runs tests/clients/ui_browser.mjs against a relay started with `env` (restarted halfway with
+/// it too); screenshots go to `<target>/tmp/<shots>/`.
+pub(crate) fn browser_checks(env: &[(&str, &str)], shots: &str) {
     let node_dir = PathBuf::from(std::env::var_os("RELAY_MCP_NODE_DIR").unwrap_or_else(|| {
         panic!(
             "RELAY_MCP_NODE_DIR is not set: run the tests with scripts/test, which installs playwright-core"
@@ -275,12 +281,12 @@ fn the_page_works_in_a_real_browser() {
         "{chromium} is missing: run the tests with scripts/test, which installs chromium"
     );
     let work = tempfile::tempdir().unwrap();
-    let relay = start_relay(work.path(), &[]);
+    let relay = start_relay(work.path(), env);
     let addr = relay.addr;
     let script = node_dir.join("ui_browser.mjs");
     std::fs::copy(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ui_browser.mjs"), &script)
         .unwrap();
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(shots);
     let mut browser = Command::new("node")
         .arg(&script)
         .arg(format!("http://{addr}"))
@@ -302,7 +308,7 @@ fn the_page_works_in_a_real_browser() {
             // Kill the relay, start it again on the same port, and post before the page's
             // reconnect (which waits a second) so only a correct resume shows the message.
             drop(relay.take());
-            let again = start_relay_on(work.path(), addr.port(), &[]);
+            let again = start_relay_on(work.path(), addr.port(), env);
             let body =
                 json!({"target": "ui-test", "sender": "codex", "text": "Posted while the page was away"});
             let posted = request(

@@ -203,7 +203,11 @@ impl NatsLog {
         let handle = runtime.handle().clone();
         let (js, stream, created) = run(&handle, open(config.clone()))?;
         let instance = format!("{:x}-{}", (now_secs() * 1e6) as u64, std::process::id());
-        let health = Arc::new(Health { down: Mutex::new(None), known_last: AtomicU64::new(0) });
+        let health = Arc::new(Health {
+            down: Mutex::new(None),
+            known_last: AtomicU64::new(0),
+            stopped: Mutex::new(None),
+        });
         let monitor = handle.spawn(watch_health(js.clone(), stream.clone(), health.clone(), logger.clone()));
         Ok(NatsLog {
             runtime: Some(runtime),
@@ -251,6 +255,10 @@ impl NatsLog {
             )));
         }
         Ok(())
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.health.stopped.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Why the stream has not answered for at least `long`, if it has not.
@@ -386,6 +394,9 @@ struct Health {
     /// The highest sequence known to be in the stream: from the stream's state and this
     /// instance's acknowledgements.
     known_last: AtomicU64,
+    /// Why following the stream stopped for good (a damaged record), if it did: the local
+    /// views would never show another post, so the instance takes none and is not ready.
+    stopped: Mutex<Option<String>>,
 }
 
 /// Asks the stream for its state every [`HEALTH_EVERY`]: it answers only while a quorum of its
@@ -453,6 +464,9 @@ impl EventLog for NatsLog {
     fn append(&self, message: NewMessage) -> Result<Appending, StoreError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(StoreError::Closed);
+        }
+        if let Some(why) = self.stopped() {
+            return Err(StoreError::Failed(why));
         }
         if let Some(why) = self.down_for(FAIL_FAST_AFTER) {
             return Err(StoreError::Nats(why));
@@ -546,6 +560,8 @@ impl EventLog for NatsLog {
                     Ok(false) => warn!(logger, "the stream's consumer ended; following again"; "from" => next),
                     Err(e @ StoreError::Corrupt { .. }) => {
                         error!(logger, "following the stream stopped"; "error" => %e);
+                        *health.stopped.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(format!("following the stream stopped at {next}: {e}"));
                         return;
                     }
                     Err(e) => warn!(logger, "following the stream failed; trying again"; "error" => %e, "from" => next),
@@ -563,7 +579,7 @@ impl EventLog for NatsLog {
     }
 
     fn ready(&self) -> Result<(), String> {
-        match self.down_for(Duration::ZERO) {
+        match self.stopped().or_else(|| self.down_for(Duration::ZERO)) {
             Some(why) => Err(format!("NATS JetStream: {why}")),
             None => Ok(()),
         }

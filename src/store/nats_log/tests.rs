@@ -306,3 +306,28 @@ fn views_built_from_a_stream_deleted_and_created_again_are_rebuilt_from_the_new_
     assert_eq!(texts(&store), texts(&other));
     assert_eq!(store.channels(), other.channels());
 }
+
+#[test]
+fn a_damaged_record_stops_the_follower_and_the_instance_says_so() {
+    let cluster = Cluster::start();
+    let log = NatsLog::connect(&config(&cluster, "DAMAGED"), logger()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    log.follow(0, Box::new(move |events| tx.send(ids(&events)).unwrap())).unwrap();
+    post(&log, "c", "fine").unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), [1]);
+    // Something other than a relay publishes on the stream's subjects.
+    let (js, subject) = (log.js.clone(), subject("DAMAGED", "c"));
+    log.run(publish(js, subject, bytes::Bytes::from_static(b"not a record"), "junk".into())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let why = loop {
+        if let Err(why) = log.ready() {
+            break why;
+        }
+        assert!(Instant::now() < deadline, "still ready after a damaged record");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(why.contains("following the stream stopped at 2"), "{why}");
+    let refused = post(&log, "c", "after").expect_err("no post the views could not show");
+    assert!(matches!(refused, StoreError::Failed(_)), "{refused}");
+    assert!(rx.try_recv().is_err(), "nothing past the damage reached the follower");
+}
