@@ -42,8 +42,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the relay (what happens with no subcommand).
     Serve(ServeArgs),
-    /// Drop the channel views and the text archive and rebuild them from the event log. The relay
-    /// must be stopped.
+    /// Drop the channel views and the text archive and rebuild them from the event log (in nats
+    /// mode, the stream). The relay must be stopped.
     Rebuild(StoreArgs),
     /// Rebuild like `rebuild`, or with --print list the events as readable lines instead.
     Replay(ReplayArgs),
@@ -53,8 +53,8 @@ pub enum Command {
     /// Append an exported log into an empty data dir (or, with --merge, a used one), keeping ids,
     /// then rebuild the views and the archive. The relay must be stopped.
     Import(ImportArgs),
-    /// Read the whole log and the channel views and report any damage; changes nothing.
-    /// Exit 0 when sound, 1 otherwise. The relay must be stopped.
+    /// Read the whole log (in nats mode, the stream) and the channel views and report any damage
+    /// or difference; changes nothing. Exit 0 when sound, 1 otherwise. The relay must be stopped.
     Check(StoreArgs),
     /// Post a message to a running relay (for scripts). Sends the token in
     /// CLAUDE_CODEX_AUTH_TOKEN when it is set.
@@ -157,20 +157,15 @@ fn load_config(store: &StoreArgs, flags: Flags) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// The settings of a command that opens the data directory's own log (`rebuild`, `replay`,
-/// `check`): refused in nats mode, where the log is the stream and the
-/// data directory holds only this instance's views, rather than reading an empty log.
-fn offline_config(store: &StoreArgs, command: &str) -> anyhow::Result<Config> {
+/// The settings of `replay --print`, which prints the data directory's own log: refused in
+/// nats mode, where the log is the stream and the data directory holds only this instance's
+/// views, rather than printing an empty log.
+fn sled_only_config(store: &StoreArgs) -> anyhow::Result<Config> {
     let config = load_config(store, Flags::default())?;
     if config.log_backend == LogBackend::Nats {
-        let what_to_do = match command {
-            "rebuild" | "replay" => {
-                "to rebuild an instance's views, stop it, remove its data_dir and start it: it rebuilds them from the stream"
-            }
-            _ => "it is not available in nats mode yet (docs/scale-out.md)",
-        };
         anyhow::bail!(
-            "`{command}` reads the log in data_dir, but log_backend is nats: the log is the stream {}; {what_to_do}",
+            "`replay --print` reads the log in data_dir, but log_backend is nats: the log is the stream {}; \
+             `export` reads it",
             config.nats_stream
         );
     }
@@ -185,7 +180,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Rebuild(args)) => rebuild(&args),
         Some(Command::Replay(args)) if !args.print => rebuild(&args.store),
         Some(Command::Replay(args)) => {
-            let config = offline_config(&args.store, "replay")?;
+            let config = sled_only_config(&args.store)?;
             let data_dir = &config.data_dir;
             store::replay_print(data_dir, &mut std::io::stdout().lock()).map_err(|e| advise(e, data_dir))?;
             Ok(ExitCode::SUCCESS)
@@ -230,8 +225,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Watch(args)) => watch::watch(&args),
         Some(Command::Check(args)) => {
-            let config = offline_config(&args, "check")?;
-            let report = store::check(&config.data_dir).map_err(|e| advise(e, &config.data_dir))?;
+            let config = load_config(&args, Flags::default())?;
+            let report = store::check_on(&config.data_dir, &config.backend())
+                .map_err(|e| advise(e, &config.data_dir))?;
             if report.problems.is_empty() {
                 println!("{}: {} events, log and views sound", config.data_dir.display(), report.events);
                 return Ok(ExitCode::SUCCESS);
@@ -252,7 +248,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
-    let config = offline_config(args, "rebuild")?;
+    let config = load_config(args, Flags::default())?;
     // A progress bar on a terminal; nothing when the output goes to a file or a pipe.
     let bar = std::io::stdout().is_terminal().then(|| {
         indicatif::ProgressBar::new(0).with_style(
@@ -266,8 +262,9 @@ fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
             bar.set_position(at);
         }
     };
-    let replayed = store::rebuild(&config.data_dir, Some(&config.archive()), &mut progress)
-        .map_err(|e| advise(e, &config.data_dir))?;
+    let replayed =
+        store::rebuild_on(&config.data_dir, Some(&config.archive()), &config.backend(), &mut progress)
+            .map_err(|e| advise(e, &config.data_dir))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -41,11 +41,11 @@ use event_log::EventLog;
 #[cfg(feature = "faults")]
 pub use faults::{FaultOp, FaultPlan};
 pub use offline::{
-    check, export, export_stream, import, import_stream, replay_print, CheckReport, ExportFilter,
+    check, check_on, export, export_stream, import, import_stream, replay_print, CheckReport, ExportFilter,
     ImportError, ImportReport,
 };
 use projector::Projector;
-pub use recovery::{rebuild, set_release_freed_memory, Progress};
+pub use recovery::{rebuild, rebuild_on, set_release_freed_memory, Progress};
 use shared::Shared;
 use sled_log::WriterSetup;
 use slog::{error, warn, Logger};

@@ -5,8 +5,8 @@ use super::archive::ArchiveConfig;
 use super::database::{Database, Options};
 use super::event_log::EventLog;
 use super::nats_log::{NatsConfig, NatsLog};
-use super::recovery::rebuild_projections;
-use super::StoreError;
+use super::recovery::{log_of, rebuild_projections, stream_of};
+use super::{Backend, StoreError};
 use crate::event::Event;
 use crate::message::{summary_line, Message};
 use crate::values::Name;
@@ -189,7 +189,7 @@ pub fn import(
     log.set_reserved(highest.max(log.reserved()?))?;
     database.flush()?;
     database.log.flushed()?;
-    rebuild_projections(&database, archive, &mut |_, _| {})?;
+    rebuild_projections(&database, &database.log, archive, &mut |_, _| {})?;
     database.flush()?;
     Ok(report)
 }
@@ -238,11 +238,22 @@ pub struct CheckReport {
 
 /// Reads the whole log and the channel views, changing nothing.
 pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
+    check_on(dir, &Backend::Sled)
+}
+
+/// [`check`] against the log where `backend` says: in nats mode, the stream.
+pub fn check_on(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
     let database = Database::open_existing(dir)?;
-    let (log, views) = (&database.log, &database.channel_views);
+    let stream = stream_of(backend)?;
+    let (log, views) = (log_of(&database, &stream), &database.channel_views);
     let mut report = CheckReport::default();
     if !views.is_current()? {
         report.problems.push("the channel views are laid out by an older version".to_owned());
+    }
+    if let (Some(origin), Some(seen)) = (log.origin(), views.origin()?) {
+        if seen != origin {
+            report.problems.push(format!("the channel views were built from {seen}; the log is {origin}"));
+        }
     }
     let (checkpoint, channels) = match views.load(log) {
         Ok(loaded) => loaded,
@@ -258,7 +269,17 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
     }
     let mut in_views = std::collections::HashMap::<String, (u64, u64)>::new();
     let mut previous = 0;
-    for item in log.events().scan_raw() {
+    let records: Box<dyn Iterator<Item = Result<Record, StoreError>>> = match &stream {
+        Some(stream) => Box::new(stream_records(stream)),
+        None => Box::new(
+            database
+                .log
+                .events()
+                .scan_raw()
+                .map(|item| item.map(|(id, e)| (id, e.map_err(|e| e.to_string())))),
+        ),
+    };
+    for item in records {
         let (id, result) = item?;
         report.events += 1;
         if id <= previous {
@@ -268,7 +289,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
         let event = match result {
             Ok(e) => e,
             Err(e) => {
-                report.problems.push(e.to_string());
+                report.problems.push(e);
                 continue;
             }
         };
@@ -316,6 +337,34 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
         Err(e) => report.problems.push(e.to_string()),
     }
     Ok(report)
+}
+
+/// A record of the log as `check` reads it: its id, and the event or what is wrong with it.
+type Record = (u64, Result<Event, String>);
+
+/// Every event of a stream in id order, read in chunks. A read that fails (a damaged record
+/// among the chunk, the stream unreachable) is reported at the id it was to start from, and
+/// the scan ends there.
+fn stream_records(log: &dyn EventLog) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+    let (mut after, mut buffered, mut done) = (0, std::collections::VecDeque::new(), false);
+    std::iter::from_fn(move || {
+        if buffered.is_empty() && !done {
+            match log.read_from(after + 1, CHUNK) {
+                Ok(events) => {
+                    done = events.is_empty();
+                    buffered.extend(events);
+                }
+                Err(e) => {
+                    done = true;
+                    let problem = format!("event {}: the stream cannot be read from here on: {e}", after + 1);
+                    return Some(Ok((after + 1, Err(problem))));
+                }
+            }
+        }
+        let event: Event = buffered.pop_front()?;
+        after = event.id();
+        Some(Ok((after, Ok(event))))
+    })
 }
 
 /// Writes each event as a readable line: `#id [sender -> target] first line of text`.

@@ -6,7 +6,8 @@ use super::archive::{Archive, ArchiveConfig, Checkpoint};
 use super::channel_views::{ChannelViews, Channels};
 use super::database::{db_dir, Database, Options};
 use super::event_log::EventLog;
-use super::StoreError;
+use super::nats_log::NatsLog;
+use super::{Backend, StoreError};
 use slog::{info, warn, Logger};
 use std::path::Path;
 
@@ -116,20 +117,48 @@ pub(super) fn catch_up(
 /// from the log. Returns the number of events replayed. Needs the data directory to itself (the
 /// relay must not be running on it).
 pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>, progress: Progress) -> Result<u64, StoreError> {
+    rebuild_on(dir, archive, &Backend::Sled, progress)
+}
+
+/// [`rebuild`] from the log where `backend` says: in nats mode, from the stream.
+pub fn rebuild_on(
+    dir: &Path,
+    archive: Option<&ArchiveConfig>,
+    backend: &Backend,
+    progress: Progress,
+) -> Result<u64, StoreError> {
     let database = Database::open_existing(dir)?;
-    let replayed = rebuild_projections(&database, archive, progress)?;
+    let stream = stream_of(backend)?;
+    let replayed = rebuild_projections(&database, log_of(&database, &stream), archive, progress)?;
     database.flush()?;
     Ok(replayed)
 }
 
-/// Drops the views (and the archive) of `database` and replays the whole log into them; the
-/// archive on a thread of its own, since the two only share the log they read.
+/// The stream a command reads in nats mode; `None` in sled mode.
+pub(super) fn stream_of(backend: &Backend) -> Result<Option<NatsLog>, StoreError> {
+    match backend {
+        Backend::Sled => Ok(None),
+        Backend::Nats(config) => NatsLog::connect(config, crate::usage_log::discard()).map(Some),
+    }
+}
+
+/// The log a command reads: the stream when there is one, else the data directory's own.
+pub(super) fn log_of<'a>(database: &'a Database, stream: &'a Option<NatsLog>) -> &'a dyn EventLog {
+    match stream {
+        Some(stream) => stream,
+        None => &database.log,
+    }
+}
+
+/// Drops the views (and the archive) of `database` and replays the whole of `log` into them;
+/// the archive on a thread of its own, since the two only share the log they read.
 pub(super) fn rebuild_projections(
     database: &Database,
+    log: &dyn EventLog,
     archive: Option<&ArchiveConfig>,
     progress: Progress,
 ) -> Result<u64, StoreError> {
-    let (log, views) = (&database.log, &database.channel_views);
+    let views = &database.channel_views;
     let checkpoint = Checkpoint::open(&database.db)?;
     std::thread::scope(|scope| {
         let archived = archive.map(|config| scope.spawn(|| rebuild_archive(log, &checkpoint, config)));

@@ -343,3 +343,56 @@ fn mcp_sdk_clients_and_the_browser_work_in_nats_mode() {
     env[2] = ("CLAUDE_CODEX_NATS_STREAM", "UI");
     crate::ui::browser_checks(&env, "ui-screenshots-nats");
 }
+
+/// `check` and `rebuild` of a stopped instance, through the binary: the stream against the
+/// instance's views.
+#[test]
+fn check_and_rebuild_compare_and_rebuild_an_instances_views_from_the_stream() {
+    let cluster = Cluster::start();
+    let (work, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let env = nats_env(&cluster.urls[0]);
+    let relay = start_relay(work.path(), &env);
+    for i in 0..3 {
+        post(relay.addr, "c", &format!("message {i}"));
+    }
+    drop(relay);
+    let run = |args: &[&str]| {
+        let out = relay_command(work.path(), args, &env).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, said) = run(&["check", "--data-dir", "data"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("3 events, log and views sound"), "{said}");
+    // The stream is made again with other messages, while the instance is stopped.
+    let urls = cluster.urls.clone();
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let js = async_nats::jetstream::new(async_nats::connect(urls.as_slice()).await.unwrap());
+        js.delete_stream("E2E").await.unwrap();
+    });
+    let elsewhere = start_relay(other.path(), &env);
+    for i in 0..4 {
+        post(elsewhere.addr, "c", &format!("new {i}"));
+    }
+    let (code, said) = run(&["check", "--data-dir", "data"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("the channel views were built from the NATS stream E2E created"), "{said}");
+    // (Its open messages are read back from whichever stream is there: the origin is what tells.)
+    assert!(said.contains("4 events, 1 problem"), "{said}");
+    let (code, said) = run(&["rebuild", "--data-dir", "data"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("from 4 events"), "{said}");
+    let (code, said) = run(&["check", "--data-dir", "data"]);
+    assert_eq!(code, Some(0), "{said}");
+    // The rebuilt instance serves what the stream holds, as the other instance does.
+    let relay = start_relay(work.path(), &env);
+    let path = "/api/messages?target=c";
+    assert_eq!(
+        request(relay.addr, "GET", path, &[], None).body,
+        request(elsewhere.addr, "GET", path, &[], None).body
+    );
+    let archive = std::fs::read_to_string(work.path().join("log/channel_messages.log")).unwrap();
+    assert!(archive.contains("new 3") && !archive.contains("message 0"), "the archive rewritten: {archive}");
+}
