@@ -104,22 +104,28 @@ fn archived_ids(config: &ArchiveConfig) -> Vec<u64> {
 
 #[test]
 fn rebuilt_projections_equal_incremental_ones() {
+    rebuilt_projections_equal_incremental_ones_on(&Backend::Sled);
+}
+
+#[test]
+fn rebuilt_projections_equal_incremental_ones_with_the_log_in_nats() {
+    let cluster = nats_log::tests::cluster::Cluster::start();
+    rebuilt_projections_equal_incremental_ones_on(&Backend::Nats(nats_log::tests::config(
+        &cluster, "REBUILT",
+    )));
+}
+
+fn rebuilt_projections_equal_incremental_ones_on(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     let archive = archive_in(dir.path(), 1 << 30);
-    let store = Store::open(dir.path(), Some(&archive), Options::default(), quiet()).unwrap();
+    let store = Store::open_on(dir.path(), Some(&archive), Options::default(), backend, quiet()).unwrap();
     post_concurrently(&store, 500);
     store.close().unwrap();
     drop(store);
-    let incremental = {
-        let database = database::Database::open_existing(dir.path()).unwrap();
-        let (_db, log, views) = (&database.db, &database.log, &database.channel_views);
-        views.dump(log)
-    };
+    let incremental = dump_views(dir.path(), backend);
     let incremental_archive = std::fs::read(&archive.path).unwrap();
-    assert_eq!(rebuild(dir.path(), Some(&archive), &mut |_, _| {}).unwrap(), 500);
-    let database = database::Database::open_existing(dir.path()).unwrap();
-    let (_db, log, views) = (&database.db, &database.log, &database.channel_views);
-    let rebuilt = views.dump(log);
+    assert_eq!(rebuild_on(dir.path(), Some(&archive), backend, &mut |_, _| {}).unwrap(), 500);
+    let rebuilt = dump_views(dir.path(), backend);
     let blocks = incremental.iter().filter(|(k, _)| k[0] == 3).count();
     assert!(blocks >= 6, "166 messages a channel seal two blocks each: {blocks}");
     assert_eq!(incremental, rebuilt);
@@ -137,6 +143,17 @@ fn seeded(seed: u64) -> impl FnMut() -> u64 {
 /// does for random channels, ids and limits.
 #[test]
 fn views_answer_like_a_plain_model_across_blocks() {
+    views_answer_like_a_plain_model(&Backend::Sled);
+}
+
+/// The same test body with the log in a NATS JetStream stream (a 3-node cluster on loopback).
+#[test]
+fn views_answer_like_a_plain_model_with_the_log_in_nats() {
+    let cluster = nats_log::tests::cluster::Cluster::start();
+    views_answer_like_a_plain_model(&Backend::Nats(nats_log::tests::config(&cluster, "MODEL")));
+}
+
+fn views_answer_like_a_plain_model(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut next = seeded(0x2545_F491_4F6C_DD1D);
     type Model = std::collections::BTreeMap<String, Vec<(u64, String)>>;
@@ -205,8 +222,9 @@ fn views_answer_like_a_plain_model_across_blocks() {
         }
     };
 
-    let store =
-        Store::open(dir.path(), None, Options { power_safe: false, ..Options::default() }, quiet()).unwrap(); // what is tested here is the layout, not the disk
+    // What is tested here is the layout, not the disk.
+    let open = |options| Store::open_on(dir.path(), None, options, backend, quiet()).unwrap();
+    let store = open(Options { power_safe: false, ..Options::default() });
     for n in [1, 5, 64, 130, 1, 300, 7] {
         post_some(&store, &mut model, &mut next, n);
         verify(&store, &model, n as u64);
@@ -214,17 +232,16 @@ fn views_answer_like_a_plain_model_across_blocks() {
     store.close().unwrap();
     drop(store);
     // Reopened: the open messages are read back from the log, and sealing goes on from there.
-    let store =
-        Store::open(dir.path(), None, Options { power_safe: false, ..Options::default() }, quiet()).unwrap();
+    let store = open(Options { power_safe: false, ..Options::default() });
     verify(&store, &model, 99);
     post_some(&store, &mut model, &mut next, 200);
     verify(&store, &model, 100);
     assert_eq!(store.message_count(), model.values().map(|m| m.len() as u64).sum::<u64>());
     store.close().unwrap();
     drop(store);
-    assert_rebuild_seals_the_same_blocks(dir.path());
-    assert!(check(dir.path()).unwrap().problems.is_empty());
-    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    assert_rebuild_on_seals_the_same_blocks(dir.path(), backend);
+    assert!(check_on(dir.path(), backend).unwrap().problems.is_empty());
+    let store = open(Options::default());
     verify(&store, &model, 101);
     store.close().unwrap();
 }
@@ -290,14 +307,22 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
 /// Rebuilds the views of the stopped store in `dir` from its log and compares them with the
 /// views built incrementally, blocks and open messages included.
 fn assert_rebuild_seals_the_same_blocks(dir: &Path) {
-    let dump = || {
-        let database = database::Database::open_existing(dir).unwrap();
-        let (_db, log, views) = (&database.db, &database.log, &database.channel_views);
-        views.dump(log)
-    };
-    let incremental = dump();
-    rebuild(dir, None, &mut |_, _| {}).unwrap();
-    assert!(incremental == dump(), "a rebuild seals the same blocks");
+    assert_rebuild_on_seals_the_same_blocks(dir, &Backend::Sled)
+}
+
+/// [`assert_rebuild_seals_the_same_blocks`] with the log where `backend` says.
+fn assert_rebuild_on_seals_the_same_blocks(dir: &Path, backend: &Backend) {
+    let incremental = dump_views(dir, backend);
+    rebuild_on(dir, None, backend, &mut |_, _| {}).unwrap();
+    assert!(incremental == dump_views(dir, backend), "a rebuild seals the same blocks");
+}
+
+/// Everything the channel views of the stopped store in `dir` hold, open messages included
+/// (read back from the log where `backend` says).
+fn dump_views(dir: &Path, backend: &Backend) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let database = database::Database::open_existing(dir).unwrap();
+    let stream = recovery::stream_of(backend).unwrap();
+    database.channel_views.dump(recovery::log_of(&database, &stream))
 }
 
 /// Readers racing the writer's seals never see a page with a hole or a repeat: in a channel of its own, ids

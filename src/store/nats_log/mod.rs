@@ -15,7 +15,7 @@
 //! channel, which works from any thread.
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::event_log::{Appending, EventLog, Follower};
 use super::StoreError;

@@ -2,14 +2,15 @@
 
 #[allow(dead_code)] // what the process tests use of it
 #[path = "../../../tests/support/nats_cluster.rs"]
-mod cluster;
+pub(crate) mod cluster;
 
 use super::*;
 use crate::message::Source;
 use crate::values::{Name, Text};
 use cluster::{free_port, Cluster};
 
-fn config(cluster: &Cluster, stream: &str) -> NatsConfig {
+/// An instance's settings for `stream` on `cluster`.
+pub(crate) fn config(cluster: &Cluster, stream: &str) -> NatsConfig {
     NatsConfig {
         urls: cluster.urls.clone(),
         stream: stream.into(),
