@@ -115,8 +115,8 @@ impl From<RelayError> for ApiError {
                 )
             }
             StoreError::Unacknowledged(_) => format!(
-                "not acknowledged: {store}; the post may still be stored once the servers recover: \
-                 fetch the channel before posting it again"
+                "not acknowledged: {store}; the post may be stored, or be stored once the servers \
+                 recover: fetch the channel before posting it again"
             ),
             _ => format!("not stored: {store}"),
         })

@@ -40,9 +40,9 @@ pub enum StoreError {
     /// The NATS JetStream log (nats mode): unreachable, misconfigured, or without a quorum.
     #[error("NATS JetStream: {0}")]
     Nats(String),
-    /// A post sent to the replicated log whose acknowledgement never came: it may yet be
-    /// stored once the log's servers recover.
-    #[error("NATS JetStream: {0}")]
+    /// A post sent to the log whose acknowledgement never came (in nats mode, from the
+    /// replicated stream): it may be stored, or be stored once the log's servers recover.
+    #[error("{0}")]
     Unacknowledged(String),
     /// An earlier write failed in a way that leaves the store unsure of its state: it takes no
     /// more writes until it is opened again.

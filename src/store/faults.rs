@@ -1,21 +1,34 @@
-//! A seam for I/O fault tests: every disk operation of the writer thread (a write to the log,
-//! the views or the id reservation; a flush) asks [`Faults::check`] first, and a test can arm it
-//! to fail the k-th operation of a kind, once or from then on. Unarmed, a check is one relaxed
-//! atomic load.
+//! Seams for fault tests; a test arms [`Faults`] to fail the k-th operation of a kind, once or
+//! from then on. Unarmed, a check is one relaxed atomic load.
 //!
-//! A failed write has written nothing. A failed flush has flushed: the data may well be on
-//! disk, and only the answer is lost, the worse case for a store that must not report a post as
-//! failed and then keep it.
+//! - Around any log, [`FaultyLog`] wraps the [`EventLog`] interface, so one test body runs
+//!   against both backends: an append refused before the log sees it (`Append`), or stored with
+//!   its acknowledgement lost (`Answer`, what a lost PubAck or a dropped connection does).
+//! - Inside the sled backend, where a wrapper cannot reach, every disk operation of the writer
+//!   thread (a write to the log, the views or the id reservation; a flush) asks
+//!   [`Faults::check`] first (`Write`, `Flush`), which tests the writer's undo and its refusal
+//!   to go on. A failed write has written nothing. A failed flush has flushed: the data may well
+//!   be on disk, and only the answer is lost, the worse case for a store that must not report a
+//!   post as failed and then keep it.
 
+use super::event_log::{Appending, EventLog, Follower};
 use super::StoreError;
+use crate::event::Event;
+use crate::message::NewMessage;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-/// The kinds of disk operation a fault can hit.
+/// The kinds of operation a fault can hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultOp {
+    /// A disk write of the sled writer.
     Write,
+    /// A disk flush of the sled writer.
     Flush,
+    /// An append to the log, refused before the log sees it (either backend).
+    Append,
+    /// An append's acknowledgement, lost after the log stored it (either backend).
+    Answer,
 }
 
 /// Which operation fails, and whether the disk recovers after it.
@@ -41,6 +54,12 @@ impl Faults {
         self.armed.store(plan.is_some(), Ordering::Relaxed);
     }
 
+    /// Whether a plan for `op` is armed.
+    fn aims_at(&self, op: FaultOp) -> bool {
+        self.armed.load(Ordering::Relaxed)
+            && self.state.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|(plan, _)| plan.op == op)
+    }
+
     /// Fails when the armed plan says this operation fails.
     pub(super) fn check(&self, op: FaultOp) -> Result<(), StoreError> {
         if !self.armed.load(Ordering::Relaxed) {
@@ -54,15 +73,73 @@ impl Faults {
         *seen += 1;
         if *seen == plan.nth || (plan.sticky && *seen > plan.nth) {
             let what = match op {
-                FaultOp::Write => "write",
-                FaultOp::Flush => "flush",
+                FaultOp::Write => "disk write",
+                FaultOp::Flush => "disk flush",
+                FaultOp::Append => "append",
+                FaultOp::Answer => {
+                    return Err(StoreError::Unacknowledged(format!(
+                        "injected fault: the acknowledgement of append #{seen} was lost"
+                    )))
+                }
             };
             return Err(StoreError::io(
                 "injected fault",
-                std::io::Error::other(format!("disk {what} #{seen} failed")),
+                std::io::Error::other(format!("{what} #{seen} failed")),
             ));
         }
         Ok(())
+    }
+}
+
+/// A log whose appends fail as the armed plan says, around a real one.
+pub(super) struct FaultyLog {
+    pub(super) inner: Arc<dyn EventLog>,
+    pub(super) faults: Arc<Faults>,
+}
+
+impl EventLog for FaultyLog {
+    fn append(&self, message: NewMessage) -> Result<Appending, StoreError> {
+        self.faults.check(FaultOp::Append)?;
+        let stored = self.inner.append(message)?;
+        if !self.faults.aims_at(FaultOp::Answer) {
+            return Ok(stored);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let faults = self.faults.clone();
+        // The answer comes once the log has the message; only then can it be lost.
+        std::thread::spawn(move || {
+            let answer = match stored.blocking_recv() {
+                Ok(Ok(message)) => faults.check(FaultOp::Answer).map(|()| message),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(StoreError::Closed),
+            };
+            let _ = tx.send(answer);
+        });
+        Ok(rx)
+    }
+
+    fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.inner.read_from(from, limit)
+    }
+
+    fn last_id(&self) -> Result<u64, StoreError> {
+        self.inner.last_id()
+    }
+
+    fn follow(&self, after: u64, follower: Follower) -> Result<(), StoreError> {
+        self.inner.follow(after, follower)
+    }
+
+    fn origin(&self) -> Option<String> {
+        self.inner.origin()
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        self.inner.ready()
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        self.inner.close()
     }
 }
 

@@ -166,6 +166,8 @@ impl Store {
                 sled_log.clone()
             }
         };
+        #[cfg(feature = "faults")]
+        let log: Arc<dyn EventLog> = Arc::new(faults::FaultyLog { inner: log, faults: faults.clone() });
         let shared = Arc::new(Shared {
             log: log.clone(),
             db,
@@ -299,8 +301,9 @@ impl Store {
         offline::export_chunk(&*self.inner.shared.log, filter, after, upto)
     }
 
-    /// For I/O fault tests (the `faults` feature): from now on, fail the writer's disk
-    /// operations as `plan` says (`None` clears it). See `store/faults.rs`.
+    /// For fault tests (the `faults` feature): from now on, fail appends to the log or their
+    /// answers, or the sled writer's disk operations, as `plan` says (`None` clears it). See
+    /// `store/faults.rs`.
     #[cfg(feature = "faults")]
     pub fn inject_faults(&self, plan: Option<FaultPlan>) {
         self.inner.shared.faults.arm(plan);

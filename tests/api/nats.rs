@@ -2,7 +2,7 @@
 //! 3-node cluster (tests/support/nats_cluster.rs).
 
 #[path = "../support/nats_cluster.rs"]
-mod cluster;
+pub(crate) mod cluster;
 
 use crate::helpers::{relay_command, request, start_relay, RelayProcess};
 use crate::process::{lost_messages_after, start_writers, Acked};

@@ -456,7 +456,7 @@ async fn publish(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Err(StoreError::Unacknowledged(format!(
-        "no acknowledgement of the post within {PUBLISH_BOUND:?} (is a quorum of the stream's servers up?): {last_error}"
+        "NATS JetStream: no acknowledgement of the post within {PUBLISH_BOUND:?} (is a quorum of the stream's servers up?): {last_error}"
     )))
 }
 
