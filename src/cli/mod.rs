@@ -226,7 +226,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Watch(args)) => watch::watch(&args),
         Some(Command::Check(args)) => {
             let config = load_config(&args, Flags::default())?;
-            let report = store::check_on(&config.data_dir, &config.backend())
+            let report = store::check_on(&config.data_dir, config.backend().stream())
                 .map_err(|e| advise(e, &config.data_dir))?;
             if report.problems.is_empty() {
                 println!("{}: {} events, log and views sound", config.data_dir.display(), report.events);
@@ -262,9 +262,13 @@ fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
             bar.set_position(at);
         }
     };
-    let replayed =
-        store::rebuild_on(&config.data_dir, Some(&config.archive()), &config.backend(), &mut progress)
-            .map_err(|e| advise(e, &config.data_dir))?;
+    let replayed = store::rebuild_on(
+        &config.data_dir,
+        Some(&config.archive()),
+        config.backend().stream(),
+        &mut progress,
+    )
+    .map_err(|e| advise(e, &config.data_dir))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -74,6 +74,16 @@ pub enum Backend {
     Nats(nats_log::NatsConfig),
 }
 
+impl Backend {
+    /// The stream's settings in nats mode.
+    pub fn stream(&self) -> Option<&nats_log::NatsConfig> {
+        match self {
+            Backend::Sled => None,
+            Backend::Nats(config) => Some(config),
+        }
+    }
+}
+
 /// How far the projections are behind the log, in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lags {

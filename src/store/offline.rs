@@ -6,7 +6,7 @@ use super::database::{Database, Options};
 use super::event_log::EventLog;
 use super::nats_log::{NatsConfig, NatsLog};
 use super::recovery::{log_of, rebuild_projections, stream_of};
-use super::{Backend, StoreError};
+use super::StoreError;
 use crate::event::Event;
 use crate::message::{summary_line, Message};
 use crate::values::Name;
@@ -238,13 +238,13 @@ pub struct CheckReport {
 
 /// Reads the whole log and the channel views, changing nothing.
 pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
-    check_on(dir, &Backend::Sled)
+    check_on(dir, None)
 }
 
-/// [`check`] against the log where `backend` says: in nats mode, the stream.
-pub fn check_on(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
+/// [`check`] against `stream` when given (nats mode), else the data directory's own log.
+pub fn check_on(dir: &Path, stream: Option<&NatsConfig>) -> Result<CheckReport, StoreError> {
     let database = Database::open_existing(dir)?;
-    let stream = stream_of(backend)?;
+    let stream = stream_of(stream)?;
     let (log, views) = (log_of(&database, &stream), &database.channel_views);
     let mut report = CheckReport::default();
     if !views.is_current()? {

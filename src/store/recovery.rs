@@ -6,8 +6,8 @@ use super::archive::{Archive, ArchiveConfig, Checkpoint};
 use super::channel_views::{ChannelViews, Channels};
 use super::database::{db_dir, Database, Options};
 use super::event_log::EventLog;
-use super::nats_log::NatsLog;
-use super::{Backend, StoreError};
+use super::nats_log::{NatsConfig, NatsLog};
+use super::StoreError;
 use slog::{info, warn, Logger};
 use std::path::Path;
 
@@ -117,29 +117,26 @@ pub(super) fn catch_up(
 /// from the log. Returns the number of events replayed. Needs the data directory to itself (the
 /// relay must not be running on it).
 pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>, progress: Progress) -> Result<u64, StoreError> {
-    rebuild_on(dir, archive, &Backend::Sled, progress)
+    rebuild_on(dir, archive, None, progress)
 }
 
-/// [`rebuild`] from the log where `backend` says: in nats mode, from the stream.
+/// [`rebuild`] from `stream` when given (nats mode), else from the data directory's own log.
 pub fn rebuild_on(
     dir: &Path,
     archive: Option<&ArchiveConfig>,
-    backend: &Backend,
+    stream: Option<&NatsConfig>,
     progress: Progress,
 ) -> Result<u64, StoreError> {
     let database = Database::open_existing(dir)?;
-    let stream = stream_of(backend)?;
+    let stream = stream_of(stream)?;
     let replayed = rebuild_projections(&database, log_of(&database, &stream), archive, progress)?;
     database.flush()?;
     Ok(replayed)
 }
 
-/// The stream a command reads in nats mode; `None` in sled mode.
-pub(super) fn stream_of(backend: &Backend) -> Result<Option<NatsLog>, StoreError> {
-    match backend {
-        Backend::Sled => Ok(None),
-        Backend::Nats(config) => NatsLog::connect(config, crate::usage_log::discard()).map(Some),
-    }
+/// The stream a command reads in nats mode, connected; `None` in sled mode.
+pub(super) fn stream_of(config: Option<&NatsConfig>) -> Result<Option<NatsLog>, StoreError> {
+    config.map(|config| NatsLog::connect(config, crate::usage_log::discard())).transpose()
 }
 
 /// The log a command reads: the stream when there is one, else the data directory's own.

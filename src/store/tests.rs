@@ -124,7 +124,7 @@ fn rebuilt_projections_equal_incremental_ones_on(backend: &Backend) {
     drop(store);
     let incremental = dump_views(dir.path(), backend);
     let incremental_archive = std::fs::read(&archive.path).unwrap();
-    assert_eq!(rebuild_on(dir.path(), Some(&archive), backend, &mut |_, _| {}).unwrap(), 500);
+    assert_eq!(rebuild_on(dir.path(), Some(&archive), backend.stream(), &mut |_, _| {}).unwrap(), 500);
     let rebuilt = dump_views(dir.path(), backend);
     let blocks = incremental.iter().filter(|(k, _)| k[0] == 3).count();
     assert!(blocks >= 6, "166 messages a channel seal two blocks each: {blocks}");
@@ -240,7 +240,7 @@ fn views_answer_like_a_plain_model(backend: &Backend) {
     store.close().unwrap();
     drop(store);
     assert_rebuild_on_seals_the_same_blocks(dir.path(), backend);
-    assert!(check_on(dir.path(), backend).unwrap().problems.is_empty());
+    assert!(check_on(dir.path(), backend.stream()).unwrap().problems.is_empty());
     let store = open(Options::default());
     verify(&store, &model, 101);
     store.close().unwrap();
@@ -313,7 +313,7 @@ fn assert_rebuild_seals_the_same_blocks(dir: &Path) {
 /// [`assert_rebuild_seals_the_same_blocks`] with the log where `backend` says.
 fn assert_rebuild_on_seals_the_same_blocks(dir: &Path, backend: &Backend) {
     let incremental = dump_views(dir, backend);
-    rebuild_on(dir, None, backend, &mut |_, _| {}).unwrap();
+    rebuild_on(dir, None, backend.stream(), &mut |_, _| {}).unwrap();
     assert!(incremental == dump_views(dir, backend), "a rebuild seals the same blocks");
 }
 
@@ -321,7 +321,7 @@ fn assert_rebuild_on_seals_the_same_blocks(dir: &Path, backend: &Backend) {
 /// (read back from the log where `backend` says).
 fn dump_views(dir: &Path, backend: &Backend) -> Vec<(Vec<u8>, Vec<u8>)> {
     let database = database::Database::open_existing(dir).unwrap();
-    let stream = recovery::stream_of(backend).unwrap();
+    let stream = recovery::stream_of(backend.stream()).unwrap();
     database.channel_views.dump(recovery::log_of(&database, &stream))
 }
 

@@ -128,9 +128,13 @@ fn without_a_quorum_posts_get_503_readyz_says_why_and_reads_go_on() {
         std::thread::sleep(Duration::from_millis(200));
     };
     not_ready.assert_error(503, "quorum");
-    // Once the outage has lasted past the fail-fast delay, a post is refused at once.
-    std::thread::sleep(Duration::from_secs(6));
+    // The first post is sent and goes unacknowledged within the bound; once the outage has
+    // lasted past the fail-fast delay, the next is refused at once without being sent.
     let body = json!({"target": "t", "sender": "tester", "text": "without"}).to_string();
+    let started = Instant::now();
+    let first = request(relay.addr, "POST", "/api/messages", &JSON, Some(body.as_bytes()));
+    first.assert_error(503, "not acknowledged");
+    assert!(started.elapsed() < Duration::from_secs(12), "within the bound: {:?}", started.elapsed());
     let started = Instant::now();
     let refused = request(relay.addr, "POST", "/api/messages", &JSON, Some(body.as_bytes()));
     refused.assert_error(503, "not stored");
@@ -309,6 +313,12 @@ fn a_stopped_leader_is_replaced_and_two_stopped_nodes_acknowledge_nothing() {
     assert_eq!(page.status, 200, "reads go on: {}", page.text());
     others.iter().for_each(|&n| cluster.signal(n, "CONT"));
     cluster.settled_leader("E2E");
+    // Posts refused at once after a failed one until the instance sees the stream back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while request(relay.addr, "GET", "/readyz", &[], None).status != 200 {
+        assert!(Instant::now() < deadline, "not ready again within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     post(relay.addr, "p", "last");
 
     let texts: Vec<String> = crate::helpers::all_messages(relay.addr, "p")
@@ -395,4 +405,21 @@ fn check_and_rebuild_compare_and_rebuild_an_instances_views_from_the_stream() {
     );
     let archive = std::fs::read_to_string(work.path().join("log/channel_messages.log")).unwrap();
     assert!(archive.contains("new 3") && !archive.contains("message 0"), "the archive rewritten: {archive}");
+}
+
+/// The command-line clients: `watch` on one instance shows what `post` sends through the other.
+#[test]
+fn watch_on_one_instance_shows_what_post_sends_through_the_other() {
+    let cluster = Cluster::start();
+    let (work_a, work_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_relay(work_a.path(), &nats_env(&cluster.urls[0]));
+    let b = start_relay(work_b.path(), &nats_env(&cluster.urls[1]));
+    let (mut watch, lines) = crate::watch::start_watch(work_a.path(), a.addr.port(), &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    crate::watch::post(work_b.path(), b.addr.port(), "claude", "through B");
+    crate::watch::post(work_b.path(), b.addr.port(), "codex", "again");
+    assert_eq!(crate::watch::next_line(&lines), "#1 [claude -> rv] through B");
+    assert_eq!(crate::watch::next_line(&lines), "#2 [codex -> rv] again");
+    let _ = watch.kill();
+    let _ = watch.wait();
 }

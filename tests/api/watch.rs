@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 /// Starts `watch` and hands back its stdout lines as they come.
-fn start_watch(work: &Path, port: u16, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
+pub(crate) fn start_watch(work: &Path, port: u16, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let url = format!("http://127.0.0.1:{port}");
     let mut args = vec!["watch", "--url", &url, "--target", "rv", "--wait", "2"];
     args.extend_from_slice(extra);
@@ -27,7 +27,8 @@ fn start_watch(work: &Path, port: u16, extra: &[&str]) -> (Child, mpsc::Receiver
     (child, rx)
 }
 
-fn post(work: &Path, port: u16, sender: &str, text: &str) {
+/// `post` to channel `rv` of the relay on `port`.
+pub(crate) fn post(work: &Path, port: u16, sender: &str, text: &str) {
     let url = format!("http://127.0.0.1:{port}");
     let out = relay_command(work, &["post", "--url", &url, "--target", "rv", "--sender", sender, text], &[])
         .output()
@@ -35,7 +36,7 @@ fn post(work: &Path, port: u16, sender: &str, text: &str) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn next_line(lines: &mpsc::Receiver<String>) -> String {
+pub(crate) fn next_line(lines: &mpsc::Receiver<String>) -> String {
     lines.recv_timeout(Duration::from_secs(20)).expect("watch printed a line in time")
 }
 

@@ -205,6 +205,7 @@ impl NatsLog {
         let instance = format!("{:x}-{}", (now_secs() * 1e6) as u64, std::process::id());
         let health = Arc::new(Health {
             down: Mutex::new(None),
+            publish_failed: AtomicBool::new(false),
             known_last: AtomicU64::new(0),
             stopped: Mutex::new(None),
         });
@@ -261,10 +262,21 @@ impl NatsLog {
         self.health.stopped.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Why the stream has not answered for at least `long`, if it has not.
-    fn down_for(&self, long: Duration) -> Option<String> {
+    /// Why the stream does not answer as posts need, if it does not.
+    fn down(&self) -> Option<String> {
+        self.health.down.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|o| o.why.clone())
+    }
+
+    /// Why a post is refused at once without being sent, if it is: the health check has seen
+    /// the stream down for [`FAIL_FAST_AFTER`] and the last post sent was not acknowledged
+    /// either. The health check alone is not enough: after an election a server can report no
+    /// leader, or not answer info requests, for seconds while posts go through.
+    fn refusing(&self) -> Option<String> {
         let down = self.health.down.lock().unwrap_or_else(|p| p.into_inner());
-        down.as_ref().filter(|(since, _)| since.elapsed() >= long).map(|(_, why)| why.clone())
+        down.as_ref()
+            .filter(|o| o.since.elapsed() >= FAIL_FAST_AFTER)
+            .filter(|_| self.health.publish_failed.load(Ordering::Relaxed))
+            .map(|o| o.why.clone())
     }
 
     async fn stream_handle(js: &jetstream::Context, name: &str) -> Result<stream::Stream, StoreError> {
@@ -379,18 +391,28 @@ fn quorum_problem(name: &str, info: &stream::Info) -> Option<String> {
     }
     let replicas = cluster.replicas.len() + 1;
     let needed = replicas / 2 + 1;
-    // A follower that lags behind under load still counts: it was heard from lately.
-    let seen = |p: &&stream::PeerInfo| !p.offline && p.active < FAIL_FAST_AFTER;
+    // A follower counts when it is caught up, or was heard from lately (one that lags behind
+    // under load). Neither alone will do: after a leader change the new leader can report a
+    // caught-up follower as not heard from for a long while (seen with a SIGSTOPped leader).
+    let seen = |p: &&stream::PeerInfo| !p.offline && (p.current || p.active < FAIL_FAST_AFTER);
     let up = 1 + cluster.replicas.iter().filter(seen).count();
     (up < needed).then(|| {
         format!("only {up} of the {replicas} servers of the stream {name} answer; a post needs a quorum of {needed}")
     })
 }
 
+/// A time the stream has not answered as posts need.
+struct Outage {
+    since: Instant,
+    why: String,
+}
+
 /// What the health check keeps up to date for the log.
 struct Health {
     /// Since when, and why, the stream has not answered (`None` while it does).
-    down: Mutex<Option<(Instant, String)>>,
+    down: Mutex<Option<Outage>>,
+    /// Whether the last post sent went unacknowledged.
+    publish_failed: AtomicBool,
     /// The highest sequence known to be in the stream: from the stream's state and this
     /// instance's acknowledgements.
     known_last: AtomicU64,
@@ -423,7 +445,7 @@ async fn watch_health(js: jetstream::Context, name: String, health: Arc<Health>,
                 }
                 (Some(why), false) => {
                     warn!(logger, "the NATS stream cannot take posts"; "stream" => &name, "why" => &why);
-                    *down = Some((Instant::now(), why));
+                    *down = Some(Outage { since: Instant::now(), why });
                 }
                 _ => {}
             }
@@ -468,7 +490,7 @@ impl EventLog for NatsLog {
         if let Some(why) = self.stopped() {
             return Err(StoreError::Failed(why));
         }
-        if let Some(why) = self.down_for(FAIL_FAST_AFTER) {
+        if let Some(why) = self.refusing() {
             return Err(StoreError::Nats(why));
         }
         let stored = Message {
@@ -492,6 +514,7 @@ impl EventLog for NatsLog {
                 *health.down.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Message { id: sequence, ..stored }
             });
+            health.publish_failed.store(answer.is_err(), Ordering::Relaxed);
             let _ = tx.send(answer);
         }));
         Ok(rx)
@@ -579,7 +602,7 @@ impl EventLog for NatsLog {
     }
 
     fn ready(&self) -> Result<(), String> {
-        match self.stopped().or_else(|| self.down_for(Duration::ZERO)) {
+        match self.stopped().or_else(|| self.down()) {
             Some(why) => Err(format!("NATS JetStream: {why}")),
             None => Ok(()),
         }
