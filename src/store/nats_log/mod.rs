@@ -51,8 +51,9 @@ const STALL_AFTER: Duration = Duration::from_secs(1);
 const READ_BATCH: usize = 4096;
 /// How often the stream's health is checked, and how long one check may take.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
-/// How long the stream must have been unreachable before posts are refused at once instead of
-/// retried: longer than a leader election after the loss of one server.
+/// How long the stream must have been unreachable (and a post unacknowledged) before posts are
+/// refused at once instead of retried: longer than a leader election after the loss of one
+/// server. Also how recently a follower must have been heard from to count toward a quorum.
 const FAIL_FAST_AFTER: Duration = Duration::from_secs(5);
 
 /// How to reach the stream.
@@ -348,37 +349,47 @@ async fn open(config: NatsConfig) -> Result<(jetstream::Context, String, String)
         )));
     }
     let js = jetstream::new(client);
-    let wanted = wanted(&config);
-    let created = match js.get_stream(&config.stream).await {
-        Ok(mut existing) => {
-            let found = existing
-                .info()
-                .await
-                .map_err(|e| nats_error(&format!("cannot read the stream {}", config.stream), e))?;
-            let differs = differences(&found.config, &wanted);
-            if !differs.is_empty() {
-                return Err(StoreError::Nats(format!(
-                    "the stream {} exists with another configuration, which the relay does not change: {}",
-                    config.stream,
-                    differs.join("; ")
-                )));
-            }
-            found.created.to_string()
-        }
-        Err(e)
-            if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
-                if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
-        {
-            js.create_stream(wanted)
-                .await
-                .map_err(|e| nats_error(&format!("cannot create the stream {}", config.stream), e))?
-                .cached_info()
-                .created
-                .to_string()
-        }
-        Err(e) => return Err(nats_error(&format!("cannot reach the stream {}", config.stream), e)),
-    };
+    let created = ensure_stream(&js, &config).await?;
     Ok((js, config.stream, created))
+}
+
+/// The stream the relay needs, created when there is none; returns when it was created. A
+/// request that fails is tried again for up to [`PUBLISH_BOUND`] (a stream just deleted, an
+/// election under way); a stream with another configuration is refused at once.
+async fn ensure_stream(js: &jetstream::Context, config: &NatsConfig) -> Result<String, StoreError> {
+    let (name, wanted) = (&config.stream, wanted(config));
+    let deadline = Instant::now() + PUBLISH_BOUND;
+    loop {
+        let failed = match js.get_stream(name).await {
+            Ok(mut existing) => match existing.info().await {
+                Ok(found) => {
+                    let differs = differences(&found.config, &wanted);
+                    if !differs.is_empty() {
+                        return Err(StoreError::Nats(format!(
+                            "the stream {name} exists with another configuration, which the relay does not change: {}",
+                            differs.join("; ")
+                        )));
+                    }
+                    return Ok(found.created.to_string());
+                }
+                Err(e) => nats_error(&format!("cannot read the stream {name}"), e),
+            },
+            Err(e)
+                if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
+                    if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                match js.create_stream(wanted.clone()).await {
+                    Ok(created) => return Ok(created.cached_info().created.to_string()),
+                    Err(e) => nats_error(&format!("cannot create the stream {name}"), e),
+                }
+            }
+            Err(e) => nats_error(&format!("cannot reach the stream {name}"), e),
+        };
+        if Instant::now() >= deadline {
+            return Err(failed);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Why a post to the stream would not be acknowledged now, as its leader sees its replicas: a
