@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::usage_log::discard as quiet;
 
-fn new_message(target: &str, text: &str) -> NewMessage {
+/// A message from `tester` (the NATS backend's tests use it too).
+pub(super) fn new_message(target: &str, text: &str) -> NewMessage {
     NewMessage {
         target: Name::parse("target", target).unwrap(),
         sender: Name::parse("sender", "tester").unwrap(),

@@ -84,8 +84,8 @@ impl Cluster {
             loop {
                 if let Ok(client) = async_nats::connect(urls.as_slice()).await {
                     let js = async_nats::jetstream::new(client);
-                    if let Ok(mut found) = js.get_stream(&stream).await {
-                        let cluster = found.info().await.ok().and_then(|i| i.cluster.clone());
+                    if let Ok(found) = js.get_stream(&stream).await {
+                        let cluster = found.cached_info().cluster.clone();
                         if let Some(cluster) = cluster.filter(|c| {
                             c.replicas.len() == 2 && c.replicas.iter().all(|r| r.current && !r.offline)
                         }) {

@@ -279,21 +279,11 @@ impl NatsLog {
             .filter(|_| self.health.publish_failed.load(Ordering::Relaxed))
             .map(|o| o.why.clone())
     }
-
-    async fn stream_handle(js: &jetstream::Context, name: &str) -> Result<stream::Stream, StoreError> {
-        js.get_stream(name).await.map_err(|e| nats_error(&format!("cannot reach the stream {name}"), e))
-    }
 }
 
-/// The stream and its state now.
-async fn stream_info(
-    js: &jetstream::Context,
-    name: &str,
-) -> Result<(stream::Stream, stream::Info), StoreError> {
-    let stream = NatsLog::stream_handle(js, name).await?;
-    let info =
-        stream.get_info().await.map_err(|e| nats_error(&format!("cannot read the stream {name}"), e))?;
-    Ok((stream, info))
+/// The stream, with its state now (`cached_info`: one info request fetches both).
+async fn stream_info(js: &jetstream::Context, name: &str) -> Result<stream::Stream, StoreError> {
+    js.get_stream(name).await.map_err(|e| nats_error(&format!("cannot reach the stream {name}"), e))
 }
 
 /// Runs `work` on the backend's runtime and waits for it, from any thread.
@@ -361,19 +351,17 @@ async fn ensure_stream(js: &jetstream::Context, config: &NatsConfig) -> Result<S
     let deadline = Instant::now() + PUBLISH_BOUND;
     loop {
         let failed = match js.get_stream(name).await {
-            Ok(mut existing) => match existing.info().await {
-                Ok(found) => {
-                    let differs = differences(&found.config, &wanted);
-                    if !differs.is_empty() {
-                        return Err(StoreError::Nats(format!(
-                            "the stream {name} exists with another configuration, which the relay does not change: {}",
-                            differs.join("; ")
-                        )));
-                    }
-                    return Ok(found.created.to_string());
+            Ok(existing) => {
+                let found = existing.cached_info();
+                let differs = differences(&found.config, &wanted);
+                if !differs.is_empty() {
+                    return Err(StoreError::Nats(format!(
+                        "the stream {name} exists with another configuration, which the relay does not change: {}",
+                        differs.join("; ")
+                    )));
                 }
-                Err(e) => nats_error(&format!("cannot read the stream {name}"), e),
-            },
+                return Ok(found.created.to_string());
+            }
             Err(e)
                 if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
                     if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
@@ -438,9 +426,10 @@ async fn watch_health(js: jetstream::Context, name: String, health: Arc<Health>,
     loop {
         let asked = tokio::time::timeout(HEALTH_EVERY, stream_info(&js, &name)).await;
         let problem = match asked {
-            Ok(Ok((_, info))) => {
+            Ok(Ok(stream)) => {
+                let info = stream.cached_info();
                 health.known_last.fetch_max(info.state.last_sequence, Ordering::Relaxed);
-                quorum_problem(&name, &info)
+                quorum_problem(&name, info)
             }
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some(format!(
@@ -539,7 +528,7 @@ impl EventLog for NatsLog {
     fn last_id(&self) -> Result<u64, StoreError> {
         let (js, name) = (self.js.clone(), self.stream.clone());
         self.run(async move {
-            retrying(|| async { Ok(stream_info(&js, &name).await?.1.state.last_sequence) }).await
+            retrying(|| async { Ok(stream_info(&js, &name).await?.cached_info().state.last_sequence) }).await
         })
     }
 
@@ -562,7 +551,7 @@ impl EventLog for NatsLog {
             let mut next = after + 1;
             loop {
                 let consumed = async {
-                    let stream = NatsLog::stream_handle(&js, &name).await?;
+                    let stream = stream_info(&js, &name).await?;
                     let mut messages = ordered(&stream, next).await?;
                     loop {
                         let Ok(message) = tokio::time::timeout(STALL_AFTER, messages.next()).await else {
@@ -670,8 +659,8 @@ async fn read(
     from: u64,
     limit: usize,
 ) -> Result<Vec<Event>, StoreError> {
-    let (stream, info) = stream_info(js, name).await?;
-    let last = info.state.last_sequence;
+    let stream = stream_info(js, name).await?;
+    let last = stream.cached_info().state.last_sequence;
     let from = from.max(1);
     if from > last || limit == 0 {
         return Ok(Vec::new());

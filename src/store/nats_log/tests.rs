@@ -6,7 +6,7 @@ pub(crate) mod cluster;
 
 use super::*;
 use crate::message::Source;
-use crate::values::{Name, Text};
+use crate::store::tests::new_message;
 use cluster::{free_port, Cluster};
 
 /// An instance's settings for `stream` on `cluster`.
@@ -26,13 +26,9 @@ fn logger() -> Logger {
     crate::usage_log::discard()
 }
 
-fn new_message(target: &str, text: &str) -> NewMessage {
-    NewMessage {
-        target: Name::parse("target", target).unwrap(),
-        sender: Name::parse("sender", "tester").unwrap(),
-        text: Text::parse(text.into(), 1 << 20).unwrap(),
-        source: Source::Rest,
-    }
+/// A store in `dir` whose log is the stream `backend` names.
+fn nats_store(dir: &tempfile::TempDir, backend: &crate::store::Backend) -> crate::store::Store {
+    crate::store::Store::open_on(dir.path(), None, Default::default(), backend, logger()).unwrap()
 }
 
 fn post(log: &NatsLog, target: &str, text: &str) -> Result<Message, StoreError> {
@@ -67,7 +63,7 @@ fn posts_are_numbered_by_the_stream_and_read_back_whole() {
     }
     let (js, name) = (log.js.clone(), log.stream.clone());
     let consumers =
-        log.run(async move { stream_info(&js, &name).await.map(|(_, i)| i.state.consumer_count) });
+        log.run(async move { stream_info(&js, &name).await.map(|s| s.cached_info().state.consumer_count) });
     assert_eq!(consumers.unwrap(), 0);
     // A second instance on another node sees the same log.
     let mut other_config = config(&cluster, "READ");
@@ -220,13 +216,10 @@ fn server_versions_read_as_major_and_minor() {
 
 #[test]
 fn two_stores_on_one_stream_see_each_others_posts_and_catch_up_after_a_restart() {
-    use crate::store::{Backend, Store};
     let cluster = Cluster::start();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let backend = Backend::Nats(config(&cluster, "STORES"));
-    let open = |dir: &tempfile::TempDir| {
-        Store::open_on(dir.path(), None, Default::default(), &backend, logger()).unwrap()
-    };
+    let backend = crate::store::Backend::Nats(config(&cluster, "STORES"));
+    let open = |dir| nats_store(dir, &backend);
     let (a, b) = (open(&dir_a), open(&dir_b));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut b_commits = b.commit_watch();
@@ -272,13 +265,11 @@ fn losing_the_streams_leader_stalls_posts_then_they_are_stored_once() {
 
 #[test]
 fn views_built_from_a_stream_deleted_and_created_again_are_rebuilt_from_the_new_one() {
-    use crate::store::{Backend, Store};
+    use crate::store::Store;
     let cluster = Cluster::start();
     let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let backend = Backend::Nats(config(&cluster, "AGAIN"));
-    let open = |dir: &tempfile::TempDir| {
-        Store::open_on(dir.path(), None, Default::default(), &backend, logger()).unwrap()
-    };
+    let backend = crate::store::Backend::Nats(config(&cluster, "AGAIN"));
+    let open = |dir| nats_store(dir, &backend);
     let texts = |store: &Store| -> Vec<String> {
         let messages = store.since("c", 0, 10).unwrap();
         messages.iter().map(|m| serde_json::from_slice::<Message>(m.json()).unwrap().text).collect()
