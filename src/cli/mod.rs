@@ -48,10 +48,12 @@ pub enum Command {
     /// Rebuild like `rebuild`, or with --print list the events as readable lines instead.
     Replay(ReplayArgs),
     /// Write the event log as JSON Lines, one event per line in id order. The relay must be
-    /// stopped; from a running relay use GET /api/export.
+    /// stopped; from a running relay use GET /api/export. In nats mode it reads the stream, while
+    /// the relays run.
     Export(ExportArgs),
     /// Append an exported log into an empty data dir (or, with --merge, a used one), keeping ids,
-    /// then rebuild the views and the archive. The relay must be stopped.
+    /// then rebuild the views and the archive. The relay must be stopped. In nats mode, into an
+    /// empty stream, keeping ids that run 1..N without a gap.
     Import(ImportArgs),
     /// Read the whole log (in nats mode, the stream) and the channel views and report any damage
     /// or difference; changes nothing. Exit 0 when sound, 1 otherwise. The relay must be stopped.
@@ -83,7 +85,8 @@ pub struct PostArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
-    /// Print each event as `#id [sender -> target] first line of text` instead of rebuilding
+    /// Print each event as `#id [sender -> target] first line of text` instead of rebuilding (the
+    /// data dir's own log: not in nats mode, where `export` reads the stream)
     #[arg(long)]
     pub print: bool,
     #[command(flatten)]
