@@ -1,6 +1,7 @@
 //! HTTP round trips on one keep-alive loopback connection: a bare warp route returning a small
 //! JSON (the ceiling), the relay's empty poll, a page of 200 messages of 1 KB, and a durable
-//! post. Latency per request, one request at a time (concurrent load is a job for wrk).
+//! post. Latency per request, one request at a time (concurrent load is a job for wrk). A
+//! one-message MCP fetch straight to /mcp and through the stdio bridge: the bridge's own cost.
 //! Then the web UI's channel page (the newest 100 messages, rendered) for channels of 10, 100
 //! and 100,000 messages: a long history must not make the page slower.
 //!
@@ -81,6 +82,46 @@ impl Conn {
     }
 }
 
+/// `claude-codex-relay bridge` as an MCP client starts it, initialized, without wake-ups.
+struct StdioBridge {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl StdioBridge {
+    fn start(relay: SocketAddr) -> StdioBridge {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .args(["bridge", "--url", &format!("http://{relay}"), "--as", "bench", "--wake", "none"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (stdin, stdout) =
+            (child.stdin.take().unwrap(), std::io::BufReader::new(child.stdout.take().unwrap()));
+        let mut bridge = StdioBridge { child, stdin, stdout };
+        let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
+        bridge.call(&init);
+        writeln!(bridge.stdin, r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#).unwrap();
+        bridge
+    }
+
+    fn call(&mut self, request: &serde_json::Value) -> String {
+        writeln!(self.stdin, "{request}").unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut self.stdout, &mut line).unwrap();
+        line
+    }
+}
+
+impl Drop for StdioBridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A relay on `dir` in its own runtime thread (the socket tests' harness), with its archive in
 /// `archive_dir` so the shared data sets stay as they are; it stops when dropped.
 fn start_relay(dir: &Path, archive_dir: &Path) -> TestApp {
@@ -153,6 +194,27 @@ fn http(c: &mut Criterion) {
                 "arguments": {"target": common::channel_name(i % 10), "since_id": (i >> 33) % 7000, "limit": 200}}});
             let (status, length) = conn.send("POST", "/mcp", &call.to_string());
             assert!(status == 200 && length > 200_000, "{status} {length}");
+        })
+    });
+
+    // What the stdio bridge adds per tool call: the same one-message fetch straight to /mcp and
+    // through `claude-codex-relay bridge` (a JSON line in, HTTP to the relay, a JSON line out).
+    let one = |i: u64| {
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "fetch_messages", "arguments": {"target": common::channel_name(i % 10), "limit": 1}}})
+    };
+    let mut i = 0u64;
+    group.bench_function("relay_mcp_fetch_messages_1", |b| {
+        b.iter(|| {
+            i += 1;
+            assert_eq!(conn.send("POST", "/mcp", &one(i).to_string()).0, 200);
+        })
+    });
+    let mut bridge = StdioBridge::start(relay.addr);
+    group.bench_function("bridge_mcp_fetch_messages_1", |b| {
+        b.iter(|| {
+            i += 1;
+            assert!(bridge.call(&one(i)).contains(r#""isError":false"#));
         })
     });
 

@@ -29,6 +29,7 @@ pub mod event;
 pub mod http;
 pub mod message;
 pub mod metrics;
+pub mod presence;
 pub mod relay;
 pub mod render;
 pub mod rotating;

@@ -53,7 +53,7 @@ pub struct Message {
 /// A message in one line, as `watch` and `replay --print` show it:
 /// `#id [sender -> target] first line of text`.
 pub fn summary_line(id: u64, sender: &str, target: &str, text: &str) -> String {
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
     format!("#{id} [{sender} -> {target}] {first}")
 }
 

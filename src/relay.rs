@@ -3,6 +3,7 @@
 
 use crate::message::{Message, NewMessage, Source, StoredMessage};
 use crate::metrics::{Metrics, Open, Snapshot};
+use crate::presence::Presence;
 use crate::store::{ChannelStats, ExportFilter, Store, StoreError};
 use crate::values::{Invalid, Name, Text};
 use serde::Serialize;
@@ -91,6 +92,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Cancelled when the relay stops, so open waits answer at once instead of holding the stop.
     stopping: CancellationToken,
+    presence: Arc<Presence>,
 }
 
 /// Clamps a requested page size into `1..=max` (the Python relay clamped rather than refused).
@@ -112,6 +114,7 @@ impl Relay {
                 waiters: Arc::new(Semaphore::new(MAX_WAITERS)),
                 metrics,
                 stopping: CancellationToken::new(),
+                presence: Presence::new(),
             }),
         }
     }
@@ -270,6 +273,7 @@ impl Relay {
         let target = Name::parse("target", target)?;
         let _permit = self.wait_slot()?;
         let _open = Open::new(&self.inner.metrics.open_waits);
+        let _listening = exclude_sender.map(|name| self.inner.presence.listen(target.as_str(), name));
         self.inner.metrics.waited(source);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);
@@ -389,39 +393,50 @@ impl Relay {
         all
     }
 
-    /// The channel list now, then each time it changes (a count grows, a channel appears), at
-    /// most once per [`CHANNELS_EVERY`]; woken by commits, never by polling. Ends when the relay
-    /// stops.
+    /// The channel list now, then each time it changes (a count grows, a channel appears, a
+    /// listener comes or goes), at most once per [`CHANNELS_EVERY`]; woken by commits and
+    /// presence changes, never by polling. Ends when the relay stops.
     pub fn follow_channels(&self) -> impl futures_util::Stream<Item = Vec<ChannelStats>> + Send + 'static {
-        let state = (self.clone(), self.inner.store.commit_watch(), None);
-        futures_util::stream::unfold(state, |(relay, mut commits, mut last)| async move {
-            loop {
-                if last.is_some() {
-                    let stopping = relay.inner.stopping.clone();
-                    tokio::select! {
-                        changed = async {
-                            tokio::time::sleep(CHANNELS_EVERY).await;
-                            commits.changed().await
-                        } => if changed.is_err() { return None },
-                        () = stopping.cancelled() => return None,
+        let watches = (self.inner.store.commit_watch(), self.inner.presence.changes());
+        futures_util::stream::unfold(
+            (self.clone(), watches, None),
+            |(relay, mut watches, mut last)| async move {
+                loop {
+                    if last.is_some() {
+                        let stopping = relay.inner.stopping.clone();
+                        let (commits, presence) = &mut watches;
+                        tokio::time::sleep(CHANNELS_EVERY).await;
+                        tokio::select! {
+                            changed = commits.changed() => if changed.is_err() { return None },
+                            changed = presence.changed() => if changed.is_err() { return None },
+                            () = stopping.cancelled() => return None,
+                        }
+                    }
+                    watches.0.borrow_and_update();
+                    watches.1.borrow_and_update();
+                    let now = relay.channel_list();
+                    if last.as_ref() != Some(&now) {
+                        last = Some(now.clone());
+                        return Some((now, (relay, watches, last)));
                     }
                 }
-                commits.borrow_and_update();
-                let now = relay.channel_list();
-                if last.as_ref() != Some(&now) {
-                    last = Some(now.clone());
-                    return Some((now, (relay, commits, last)));
-                }
-            }
-        })
+            },
+        )
     }
 
+    /// Configured channels, channels with messages and channels someone listens on.
     fn channel_list(&self) -> Vec<ChannelStats> {
+        let mut listening = self.inner.presence.snapshot();
         let mut all = self.inner.store.channels();
-        for name in &self.inner.channels {
-            if !all.iter().any(|c| c.name == name.as_str()) {
-                all.push(ChannelStats { name: name.as_str().to_owned(), count: 0, last_id: 0 });
+        let empty =
+            self.inner.channels.iter().map(|n| n.as_str().to_owned()).chain(listening.keys().cloned());
+        for name in empty.collect::<Vec<_>>() {
+            if !all.iter().any(|c| c.name == name) {
+                all.push(ChannelStats { name, count: 0, last_id: 0, listening: Vec::new() });
             }
+        }
+        for channel in &mut all {
+            channel.listening = listening.remove(&channel.name).unwrap_or_default();
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all

@@ -123,8 +123,9 @@
     live.textContent = text;
   }
 
-  // ---- The channel list, kept current from the relay's `channels` events: counts grow and new
-  // channels appear in place, without a reload (channels are never removed).
+  // ---- The channel list, kept current from the relay's `channels` events: counts grow, new
+  // channels appear in place and who is listening changes, without a reload (channels are
+  // never removed).
   function channelItem(c, card) {
     const item = document.createElement("li");
     item.dataset.name = c.name;
@@ -137,7 +138,9 @@
     const count = document.createElement("span");
     count.className = "count";
     link.append(name, " ", count);
-    item.appendChild(link);
+    const listening = document.createElement("span");
+    listening.className = "listening";
+    item.append(link, listening);
     return item;
   }
   function syncList(listEl, channels, card) {
@@ -155,6 +158,8 @@
       const text = card ? c.count + " messages" : String(c.count);
       if (count.textContent !== text) count.textContent = text;
       if (!card) count.setAttribute("aria-label", c.count + " messages");
+      const listening = item.querySelector(".listening");
+      if (listening.textContent !== c.listening) listening.textContent = c.listening;
       previous = item;
     });
   }

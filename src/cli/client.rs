@@ -1,4 +1,5 @@
-//! The relay's REST client, for the `post` and `watch` commands: plain HTTP to a running relay.
+//! The relay's HTTP client, for the `post`, `watch` and `bridge` commands: plain HTTP to a
+//! running relay (REST, and one JSON-RPC message at a time to its stateless `/mcp`).
 
 use crate::relay::REST_DEFAULT_LIMIT;
 use serde_json::{json, Value};
@@ -82,6 +83,30 @@ impl Client {
             self.with_token(self.agent.post(format!("{}/api/messages", self.base))).send_json(&body),
         )?;
         Ok(reply["posted"].as_u64().unwrap_or(0))
+    }
+
+    /// Sends one JSON-RPC request to the relay's `/mcp` and returns the JSON-RPC reply whole
+    /// (`result` or `error`). `/mcp` runs stateless, so no `initialize` is needed first.
+    pub fn mcp(&self, method: &str, params: &Value) -> Result<Value, ClientError> {
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let reply = self
+            .with_token(self.agent.post(format!("{}/mcp", self.base)))
+            .header("Accept", "application/json, text/event-stream")
+            .send_json(&request);
+        let unreachable = |reason: String| ClientError::Unreachable { url: self.base.clone(), reason };
+        let mut response = reply.map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body: Value = response.body_mut().read_json().map_err(|e| ClientError::Unavailable {
+            status,
+            error: format!("/mcp gave an unreadable reply: {e}"),
+        })?;
+        match status {
+            200..=299 => Ok(body),
+            _ => Err(ClientError::Unavailable {
+                status,
+                error: body["error"]["message"].as_str().unwrap_or("no reason given").to_owned(),
+            }),
+        }
     }
 
     /// The id of the last message of `target` (0 when it has none).

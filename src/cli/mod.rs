@@ -1,7 +1,8 @@
 //! The command line: `serve` (the default), `rebuild`, `replay`, `export`, `import` and `check`
-//! on a data directory, and `post` and `watch`, which talk to a running relay over REST
-//! (`client`).
+//! on a data directory, and `post`, `watch` and `bridge`, which talk to a running relay over
+//! HTTP (`client`).
 
+pub mod bridge;
 mod client;
 pub mod watch;
 
@@ -65,6 +66,10 @@ pub enum Command {
     /// batch (for example `codex exec`). Waits on the relay instead of polling. Sends the token
     /// in CLAUDE_CODEX_AUTH_TOKEN when it is set.
     Watch(WatchArgs),
+    /// Serve the relay's tools over stdio, forwarded to a running relay, and wake the session
+    /// when someone else posts on a followed channel. For Claude Code:
+    /// `claude mcp add relay -- claude-codex-relay bridge --as claude --follow proj-x`.
+    Bridge(bridge::BridgeArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -227,6 +232,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Watch(args)) => watch::watch(&args),
+        Some(Command::Bridge(args)) => bridge::bridge(args),
         Some(Command::Check(args)) => {
             let config = load_config(&args, Flags::default())?;
             let report = store::check_on(&config.data_dir, config.backend().stream())

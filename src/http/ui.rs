@@ -90,6 +90,8 @@ struct ChannelLink {
     name: String,
     count: u64,
     current: bool,
+    /// "codex is listening on proj-x", or empty when nobody waits there.
+    listening: String,
 }
 
 /// Bytes of rendered message HTML kept in memory.
@@ -241,10 +243,19 @@ fn channel_links(channels: Vec<ChannelStats>, current: Option<&str>) -> Vec<Chan
         .map(|c| ChannelLink {
             href: channel_href(&c.name),
             current: Some(c.name.as_str()) == current,
+            listening: listening_text(&c.listening, &c.name),
             name: c.name,
             count: c.count,
         })
         .collect()
+}
+
+fn listening_text(names: &[String], channel: &str) -> String {
+    match names {
+        [] => String::new(),
+        [one] => format!("{one} is listening on {channel}"),
+        [rest @ .., last] => format!("{} and {last} are listening on {channel}", rest.join(", ")),
+    }
 }
 
 /// The channel list as Server-Sent Events named `channels`, each `{"channels": [{"name",
@@ -304,6 +315,11 @@ fn render_page(
         "senders": senders,
         "mcp_url": mcp,
         "claude_cmd": format!("claude mcp add --transport http relay {mcp}"),
+        "bridge_cmd": format!(
+            "claude mcp add relay -- claude-codex-relay bridge --url {} --as claude --follow {}",
+            mcp.strip_suffix("/mcp").unwrap_or(mcp),
+            channel.unwrap_or("proj-x")
+        ),
         "codex_cmd": format!("codex mcp add relay --url {mcp}"),
         "version": env!("CARGO_PKG_VERSION"),
     });
@@ -436,6 +452,7 @@ mod tests {
                 name: "<x> & \"y\"".into(),
                 count: 1,
                 current: true,
+                listening: listening_text(&["<i>codex</i>".into(), "b".into(), "c".into()], "<x>"),
             }],
             mcp_url: "http://127.0.0.1:8010/mcp".into(),
         };
@@ -447,5 +464,14 @@ mod tests {
         assert!(page.contains("<strong>hi</strong>"));
         assert!(page.contains(r#"<time datetime="2026-11-18T"#), "{page}");
         assert!(page.contains("claude mcp add --transport http relay http://127.0.0.1:8010/mcp"));
+        assert!(
+            page.contains(
+                "bridge --url http://127.0.0.1:8010 --as claude --follow &lt;x&gt; &amp; &quot;y&quot;"
+            ),
+            "{page}"
+        );
+        let listening =
+            r#"<span class="listening">&lt;i&gt;codex&lt;/i&gt;, b and c are listening on &lt;x&gt;</span>"#;
+        assert!(page.contains(listening), "{page}");
     }
 }

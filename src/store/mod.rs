@@ -92,12 +92,14 @@ pub struct Lags {
     pub archive: Option<u64>,
 }
 
-/// One channel as the store knows it.
+/// One channel as the store knows it, and who is listening there (the relay's live state).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ChannelStats {
     pub name: String,
     pub count: u64,
     pub last_id: u64,
+    /// Who waits on the channel now (wait_for_messages with exclude_sender, watch, bridge).
+    pub listening: Vec<String>,
 }
 
 /// A handle on the open store; clones share it. The writer stops, after a final flush, when
@@ -284,7 +286,12 @@ impl Store {
         let published = self.inner.shared.published.read().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<_> = published
             .iter()
-            .map(|(name, c)| ChannelStats { name: name.clone(), count: c.count, last_id: c.last_id })
+            .map(|(name, c)| ChannelStats {
+                name: name.clone(),
+                count: c.count,
+                last_id: c.last_id,
+                listening: Vec::new(),
+            })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out

@@ -2,6 +2,7 @@
 //! loopback port and its own temp data dir.
 
 mod auth;
+mod bridge;
 mod damage;
 mod diskfull;
 #[cfg(feature = "faults")]

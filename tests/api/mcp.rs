@@ -11,19 +11,19 @@ use std::time::{Duration, Instant};
 /// Bounds one client run; the full Python run takes about a second.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn client_path(var: &str) -> PathBuf {
+pub(crate) fn client_path(var: &str) -> PathBuf {
     let path = std::env::var_os(var).unwrap_or_else(|| {
         panic!("{var} is not set: run the tests with scripts/test, which installs the MCP clients")
     });
     PathBuf::from(path)
 }
 
-fn clients_dir() -> PathBuf {
+pub(crate) fn clients_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
 
 /// Runs a client to completion within [`CLIENT_TIMEOUT`], killing it if it hangs.
-fn run_client(mut cmd: Command) -> Output {
+pub(crate) fn run_client(mut cmd: Command) -> Output {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client starts");
     let deadline = Instant::now() + CLIENT_TIMEOUT;
     while child.try_wait().unwrap().is_none() {
@@ -36,7 +36,7 @@ fn run_client(mut cmd: Command) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn assert_client_passed(name: &str, out: &Output) -> String {
+pub(crate) fn assert_client_passed(name: &str, out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -114,7 +114,7 @@ fn a_session_keeps_working_across_a_relay_restart() {
     assert!(rest.iter().any(|l| l == "ok same session works after the restart"), "{rest:?}");
 }
 
-fn mcp(app: &TestApp, body: &str, extra: &[(&str, &str)]) -> Reply {
+pub(crate) fn mcp(app: &TestApp, body: &str, extra: &[(&str, &str)]) -> Reply {
     let mut headers = vec![
         ("Content-Type", "application/json"),
         ("Accept", "application/json, text/event-stream"),

@@ -105,7 +105,10 @@ fn channels_lists_configured_and_seen_with_counts() {
     assert_eq!(body["channels"], json!(["alpha", "zeta"]));
     assert_eq!(
         body["details"],
-        json!([{"name": "alpha", "count": 2, "last_id": last}, {"name": "zeta", "count": 0, "last_id": 0}])
+        json!([
+            {"name": "alpha", "count": 2, "last_id": last, "listening": []},
+            {"name": "zeta", "count": 0, "last_id": 0, "listening": []}
+        ])
     );
 }
 

@@ -178,6 +178,20 @@ try {
     JSON.stringify(navNames) === JSON.stringify([...navNames].sort()), navNames);
   check("the current channel stays marked", (await page.locator('#channel-nav a[aria-current="page"]').count()) === 1);
 
+  // Presence, live: a long poll by codex shows "codex is listening on ...", and goes away
+  // within seconds once the poll has ended.
+  const listening = page.locator(`#channel-nav li[data-name="${channel}"] .listening`);
+  const poll = fetch(`${base}/api/messages?target=${channel}&since_id=999999999&wait=2&exclude_sender=codex`);
+  await page.waitForFunction((n) => document.querySelector(`#channel-nav li[data-name="${n}"] .listening`).textContent !== "",
+    channel, { timeout: 5000 });
+  check("a listener appears live", (await listening.textContent()) === `codex is listening on ${channel}`,
+    await listening.textContent());
+  await page.screenshot({ path: join(shots, "listening.png") });
+  await poll;
+  await page.waitForFunction((n) => document.querySelector(`#channel-nav li[data-name="${n}"] .listening`).textContent === "",
+    channel, { timeout: 8000 });
+  check("a listener that went away drops out", (await listening.isVisible()) === false);
+
   // The post form: Ctrl+Enter sends, the status names the new id, the message arrives live.
   await page.getByLabel("Sender").fill("user");
   await page.getByLabel("Message (markdown)").fill("Posted from the **form** with Ctrl+Enter");

@@ -293,7 +293,7 @@ impl RelayMcp {
     }
 
     #[tool(
-        description = "List channels: the configured ones and every channel with messages, sorted. Returns {\"channels\": [...]}.",
+        description = "List channels: the configured ones, every channel with messages and every one someone waits on, sorted. Returns {\"channels\": [...], \"details\": [...]}.",
         input_schema = schema::<NoArgs>(),
         output_schema = output_schema::<ChannelList>()
     )]
