@@ -4,7 +4,8 @@
 //! standard config). New kinds of event are added at the end of [`Event`], so old records keep
 //! decoding; a new incompatible layout gets a new version byte.
 
-use crate::message::Message;
+use crate::message::{Message, NewMessage};
+use crate::values::Name;
 use serde::{Deserialize, Serialize};
 
 /// The record layout written today.
@@ -13,12 +14,79 @@ pub const FORMAT_VERSION: u8 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     MessagePosted(Message),
+    CursorMoved(CursorMoved),
+}
+
+/// A reader acknowledged a channel's messages up to `to`: its cursor there moves on (never back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CursorMoved {
+    pub id: u64,
+    /// Seconds since the Unix epoch, with fractions.
+    pub ts: f64,
+    pub reader: String,
+    pub target: String,
+    pub to: u64,
 }
 
 impl Event {
     pub fn id(&self) -> u64 {
         match self {
             Event::MessagePosted(m) => m.id,
+            Event::CursorMoved(c) => c.id,
+        }
+    }
+
+    /// The channel the event is about.
+    pub fn target(&self) -> &str {
+        match self {
+            Event::MessagePosted(m) => &m.target,
+            Event::CursorMoved(c) => &c.target,
+        }
+    }
+
+    /// The same event under another id (a NATS stream numbers events by their sequence).
+    pub fn with_id(mut self, id: u64) -> Event {
+        match &mut self {
+            Event::MessagePosted(m) => m.id = id,
+            Event::CursorMoved(c) => c.id = id,
+        }
+        self
+    }
+}
+
+/// What a log is asked to append, validated; the log gives it its id and time.
+#[derive(Debug, Clone)]
+pub enum NewEvent {
+    Message(NewMessage),
+    Cursor { reader: Name, target: Name, to: u64 },
+}
+
+impl NewEvent {
+    pub fn stamp(self, id: u64, ts: f64) -> Event {
+        match self {
+            NewEvent::Message(m) => Event::MessagePosted(Message {
+                id,
+                ts,
+                target: m.target.as_str().to_owned(),
+                sender: m.sender.as_str().to_owned(),
+                text: m.text.into_string(),
+                source: m.source,
+            }),
+            NewEvent::Cursor { reader, target, to } => Event::CursorMoved(CursorMoved {
+                id,
+                ts,
+                reader: reader.as_str().to_owned(),
+                target: target.as_str().to_owned(),
+                to,
+            }),
+        }
+    }
+
+    pub fn target(&self) -> &str {
+        match self {
+            NewEvent::Message(m) => m.target.as_str(),
+            NewEvent::Cursor { target, .. } => target.as_str(),
         }
     }
 }
@@ -30,19 +98,22 @@ impl Event {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum JsonEvent {
     MessagePosted(Message),
+    CursorMoved(CursorMoved),
 }
 
 impl Event {
     pub fn to_json_line(&self) -> String {
-        let Event::MessagePosted(m) = self;
-        let json =
-            serde_json::to_string(&JsonEvent::MessagePosted(m.clone())).expect("events encode as JSON");
-        json + "\n"
+        let json = match self.clone() {
+            Event::MessagePosted(m) => serde_json::to_string(&JsonEvent::MessagePosted(m)),
+            Event::CursorMoved(c) => serde_json::to_string(&JsonEvent::CursorMoved(c)),
+        };
+        json.expect("events encode as JSON") + "\n"
     }
 
     pub fn from_json_line(line: &str) -> Result<Event, String> {
         match serde_json::from_str::<JsonEvent>(line) {
             Ok(JsonEvent::MessagePosted(m)) => Ok(Event::MessagePosted(m)),
+            Ok(JsonEvent::CursorMoved(c)) => Ok(Event::CursorMoved(c)),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -151,6 +222,22 @@ mod tests {
     #[test]
     fn round_trip() {
         assert_eq!(decode(3, &encode(&sample(3))).unwrap(), sample(3));
+        let cursor = Event::CursorMoved(CursorMoved {
+            id: 4,
+            ts: 1.5,
+            reader: "codex".into(),
+            target: "proj-x".into(),
+            to: 3,
+        });
+        assert_eq!(decode(4, &encode(&cursor)).unwrap(), cursor);
+        let line = cursor.to_json_line();
+        assert_eq!(
+            line,
+            "{\"type\":\"cursor_moved\",\"id\":4,\"ts\":1.5,\"reader\":\"codex\",\"target\":\"proj-x\",\"to\":3}\n"
+        );
+        assert_eq!(Event::from_json_line(&line).unwrap(), cursor);
+        // A record written before cursors existed still decodes as it did.
+        assert_eq!(encode(&sample(3))[1], 0, "MessagePosted stays variant 0");
     }
 
     #[test]

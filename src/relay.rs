@@ -64,6 +64,35 @@ pub struct Settings {
     pub disk: Vec<(&'static str, std::path::PathBuf)>,
 }
 
+/// Where a reader new to a channel starts: `start=end` in a read that names a `reader`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Start {
+    #[default]
+    Beginning,
+    End,
+}
+
+impl Start {
+    pub fn parse(raw: Option<&str>) -> Result<Start, Invalid> {
+        match raw.map(str::trim) {
+            None | Some("" | "beginning" | "0") => Ok(Start::Beginning),
+            Some("end") => Ok(Start::End),
+            Some(_) => Err(Invalid::new("start", r#"must be "end" (or "beginning", the default)"#)),
+        }
+    }
+}
+
+/// Who waits: whose messages do not end the wait, and the reader it waits as. Either names it
+/// as listening on the channel (the reader first).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Waiter<'a> {
+    pub exclude_sender: Option<&'a str>,
+    pub reader: Option<&'a str>,
+}
+
+/// Unread counts stop here: a count of 1000 means 1000 or more.
+pub const UNREAD_CAP: u64 = 1000;
+
 /// The channel list as REST and MCP send it: the names (the Python relay's shape) and, beside
 /// them, each channel's message count and last id.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -258,22 +287,25 @@ impl Relay {
         }))
     }
 
-    /// Waits until `target` has a message after `since_id` (one not from `exclude_sender`, when
-    /// given), or `timeout` (capped at [`MAX_WAIT`]) passes. Woken by each commit, never by polling.
-    /// Returns the page and whether it timed out; an empty page keeps `latest_id` = `since_id`.
+    /// Waits until `target` has a message after `since_id` (one not from `who.exclude_sender`,
+    /// when given), or `timeout` (capped at [`MAX_WAIT`]) passes. Woken by each commit, never by
+    /// polling. Returns the page and whether it timed out; an empty page keeps `latest_id` =
+    /// `since_id`. Meanwhile `who` is listed as listening on the channel.
     pub async fn wait(
         &self,
         target: &str,
         since_id: u64,
         limit: usize,
         timeout: Duration,
-        exclude_sender: Option<&str>,
+        who: Waiter<'_>,
         source: Source,
     ) -> Result<(Page, bool), RelayError> {
         let target = Name::parse("target", target)?;
         let _permit = self.wait_slot()?;
         let _open = Open::new(&self.inner.metrics.open_waits);
-        let _listening = exclude_sender.map(|name| self.inner.presence.listen(target.as_str(), name));
+        let exclude_sender = who.exclude_sender;
+        let _listening =
+            who.reader.or(exclude_sender).map(|name| self.inner.presence.listen(target.as_str(), name));
         self.inner.metrics.waited(source);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);
@@ -386,42 +418,112 @@ impl Relay {
             .map_err(|e| StoreError::Crashed(format!("closing the store failed: {e}")))?
     }
 
-    /// Configured channels and every channel that holds a message, sorted by name.
+    /// Configured channels, every channel that holds a message and every one someone listens
+    /// on, sorted by name.
     pub fn channels(&self, source: Source) -> Vec<ChannelStats> {
         let all = self.channel_list();
         info!(self.inner.usage_log, "list_channels"; "returned" => all.len(), "source" => source.as_str());
         all
     }
 
+    /// [`Relay::channels`], with each one's count of messages after `reader`'s cursor.
+    pub async fn channels_unread_by(
+        &self,
+        reader: &str,
+        source: Source,
+    ) -> Result<Vec<ChannelStats>, RelayError> {
+        let reader = Name::parse("reader", reader)?;
+        let mut all = self.channels(source);
+        self.count_unread(&mut all, &reader).await?;
+        Ok(all)
+    }
+
+    async fn count_unread(&self, channels: &mut [ChannelStats], reader: &Name) -> Result<(), StoreError> {
+        for channel in channels {
+            let after = channel.readers.get(reader.as_str()).copied().unwrap_or(0);
+            channel.unread = Some(self.unread(&channel.name, after).await?);
+        }
+        Ok(())
+    }
+
+    /// Messages of `channel` after `after`, counted up to [`UNREAD_CAP`].
+    async fn unread(&self, channel: &str, after: u64) -> Result<u64, StoreError> {
+        let (store, channel) = (self.inner.store.clone(), channel.to_owned());
+        blocking(move || {
+            let (mut count, mut after) = (0, after);
+            while count < UNREAD_CAP {
+                let page = store.since(&channel, after, REST_MAX_LIMIT as usize)?;
+                let Some(last) = page.last() else { break };
+                (count, after) = (count + page.len() as u64, last.id);
+            }
+            Ok(count.min(UNREAD_CAP))
+        })
+        .await
+    }
+
+    /// The id a read of `target` starts after. Without a reader: `since_id` as given. With a
+    /// reader and a `since_id`: that id, and the reader's cursor moves up to it (an
+    /// acknowledgement, durable before this returns; never past the channel's last message,
+    /// never back). With a reader alone: its cursor; a reader new to the channel starts at 0,
+    /// or with [`Start::End`] at the channel's end (recorded, so its next read goes on from
+    /// there).
+    pub async fn start_after(
+        &self,
+        target: &str,
+        since_id: Option<u64>,
+        reader: Option<&str>,
+        start: Start,
+    ) -> Result<Option<u64>, RelayError> {
+        let Some(reader) = reader else { return Ok(since_id) };
+        let (reader, target) = (Name::parse("reader", reader)?, Name::parse("target", target)?);
+        let store = &self.inner.store;
+        let end = store.channel_last_id(target.as_str());
+        match (since_id, store.cursor(reader.as_str(), target.as_str())) {
+            (Some(since), _) => {
+                store.move_cursor(&reader, &target, since.min(end)).await?;
+                Ok(Some(since))
+            }
+            (None, Some(at)) => Ok(Some(at)),
+            (None, None) if start == Start::End => Ok(Some(store.move_cursor(&reader, &target, end).await?)),
+            (None, None) => Ok(Some(0)),
+        }
+    }
+
     /// The channel list now, then each time it changes (a count grows, a channel appears, a
     /// listener comes or goes), at most once per [`CHANNELS_EVERY`]; woken by commits and
     /// presence changes, never by polling. Ends when the relay stops.
-    pub fn follow_channels(&self) -> impl futures_util::Stream<Item = Vec<ChannelStats>> + Send + 'static {
+    /// With a `reader`, each channel comes with its unread count for that reader.
+    pub fn follow_channels(
+        &self,
+        reader: Option<Name>,
+    ) -> impl futures_util::Stream<Item = Vec<ChannelStats>> + Send + 'static {
         let watches = (self.inner.store.commit_watch(), self.inner.presence.changes());
-        futures_util::stream::unfold(
-            (self.clone(), watches, None),
-            |(relay, mut watches, mut last)| async move {
-                loop {
-                    if last.is_some() {
-                        let stopping = relay.inner.stopping.clone();
-                        let (commits, presence) = &mut watches;
-                        tokio::time::sleep(CHANNELS_EVERY).await;
-                        tokio::select! {
-                            changed = commits.changed() => if changed.is_err() { return None },
-                            changed = presence.changed() => if changed.is_err() { return None },
-                            () = stopping.cancelled() => return None,
-                        }
-                    }
-                    watches.0.borrow_and_update();
-                    watches.1.borrow_and_update();
-                    let now = relay.channel_list();
-                    if last.as_ref() != Some(&now) {
-                        last = Some(now.clone());
-                        return Some((now, (relay, watches, last)));
+        let state = (self.clone(), watches, reader, None);
+        futures_util::stream::unfold(state, |(relay, mut watches, reader, mut last)| async move {
+            loop {
+                if last.is_some() {
+                    let stopping = relay.inner.stopping.clone();
+                    let (commits, presence) = &mut watches;
+                    tokio::time::sleep(CHANNELS_EVERY).await;
+                    tokio::select! {
+                        changed = commits.changed() => if changed.is_err() { return None },
+                        changed = presence.changed() => if changed.is_err() { return None },
+                        () = stopping.cancelled() => return None,
                     }
                 }
-            },
-        )
+                watches.0.borrow_and_update();
+                watches.1.borrow_and_update();
+                let mut now = relay.channel_list();
+                if let Some(reader) = &reader {
+                    // A count that cannot be read now is left out; the next change tries again.
+                    let _ = relay.count_unread(&mut now, reader).await;
+                }
+                if last.as_ref() != Some(&now) {
+                    last = Some(now.clone());
+                    return Some((now, (relay, watches, reader, last)));
+                }
+            }
+        })
     }
 
     /// Configured channels, channels with messages and channels someone listens on.
@@ -432,11 +534,13 @@ impl Relay {
             self.inner.channels.iter().map(|n| n.as_str().to_owned()).chain(listening.keys().cloned());
         for name in empty.collect::<Vec<_>>() {
             if !all.iter().any(|c| c.name == name) {
-                all.push(ChannelStats { name, count: 0, last_id: 0, listening: Vec::new() });
+                let (listening, readers) = Default::default();
+                all.push(ChannelStats { name, count: 0, last_id: 0, listening, readers, unread: None });
             }
         }
         for channel in &mut all {
             channel.listening = listening.remove(&channel.name).unwrap_or_default();
+            channel.readers = self.inner.store.cursors(&channel.name).into_iter().collect();
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
@@ -474,14 +578,16 @@ mod tests {
         let waits: Vec<_> = (0..MAX_WAITERS)
             .map(|_| {
                 let relay = relay.clone();
-                tokio::spawn(async move { relay.wait("t", 0, 200, MAX_WAIT, None, Source::Mcp).await })
+                tokio::spawn(async move {
+                    relay.wait("t", 0, 200, MAX_WAIT, Waiter::default(), Source::Mcp).await
+                })
             })
             .collect();
         // Let every wait take its place.
         while relay.inner.waiters.available_permits() > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let refused = relay.wait("t", 0, 200, MAX_WAIT, None, Source::Mcp).await.unwrap_err();
+        let refused = relay.wait("t", 0, 200, MAX_WAIT, Waiter::default(), Source::Mcp).await.unwrap_err();
         assert!(refused.to_string().contains("too many waits"), "{refused}");
         relay.stop();
         for w in waits {
@@ -496,7 +602,18 @@ mod tests {
         let relay = relay_in(dir.path());
         let waiter = {
             let relay = relay.clone();
-            tokio::spawn(async move { relay.wait("t", 0, 200, MAX_WAIT, Some("me"), Source::Mcp).await })
+            tokio::spawn(async move {
+                relay
+                    .wait(
+                        "t",
+                        0,
+                        200,
+                        MAX_WAIT,
+                        Waiter { exclude_sender: Some("me"), reader: None },
+                        Source::Mcp,
+                    )
+                    .await
+            })
         };
         relay.post("t", "me", "mine".into(), Source::Rest).await.unwrap();
         let theirs = relay.post("t", "you", "theirs".into(), Source::Rest).await.unwrap();

@@ -115,6 +115,8 @@
     const empty = document.getElementById("no-messages");
     if (empty) empty.remove();
     enhance(item);
+    const here = lastChannels.find(function (c) { return c.name === channel; });
+    if (here) showSeen(here.readers);
     if (stick) window.scrollTo(0, document.documentElement.scrollHeight);
   }
 
@@ -155,17 +157,62 @@
         if (previous) previous.after(item); else listEl.prepend(item);
       }
       const count = item.querySelector(".count");
-      const text = card ? c.count + " messages" : String(c.count);
+      const unread = c.unread === undefined || c.unread === null ? null : c.unread;
+      const label = (unread === null ? "" : unread + " unread of ") + c.count + " messages";
+      const text = card ? label : (unread === null ? String(c.count) : unread + "/" + c.count);
       if (count.textContent !== text) count.textContent = text;
-      if (!card) count.setAttribute("aria-label", c.count + " messages");
+      count.classList.toggle("unread", unread !== null && unread > 0);
+      if (!card) count.setAttribute("aria-label", label);
       const listening = item.querySelector(".listening");
       if (listening.textContent !== c.listening) listening.textContent = c.listening;
       previous = item;
     });
   }
+  // ---- Readers: "seen by" under the last message each reader acknowledged (its cursor), and
+  // the unread counts of the reader picked above the channel list (remembered here).
+  const readerPick = document.getElementById("reader-pick");
+  let picked = "";
+  try { picked = localStorage.getItem("relay-reader") || ""; } catch (e) { /* not remembered */ }
+  function readerQuery(sep) {
+    return picked ? sep + "reader=" + encodeURIComponent(picked) : "";
+  }
+  function syncReaders(channels) {
+    const names = new Set();
+    channels.forEach(function (c) { Object.keys(c.readers || {}).forEach(function (r) { names.add(r); }); });
+    if (picked) names.add(picked);
+    const known = new Set(Array.from(readerPick.options, function (o) { return o.value; }));
+    Array.from(names).sort().forEach(function (name) {
+      if (!known.has(name)) readerPick.appendChild(new Option(name, name));
+    });
+    readerPick.value = picked;
+  }
+  function showSeen(readers) {
+    if (!list) return;
+    list.querySelectorAll(".seen").forEach(function (p) { p.remove(); });
+    const items = Array.from(list.querySelectorAll(".msg"));
+    const at = new Map();
+    Object.keys(readers || {}).sort().forEach(function (reader) {
+      // The newest message shown that the reader's cursor covers.
+      let last = null;
+      items.forEach(function (li) { if (Number(li.dataset.id) <= readers[reader]) last = li; });
+      if (last) at.set(last, (at.get(last) || []).concat(reader));
+    });
+    at.forEach(function (names, li) {
+      const seen = document.createElement("p");
+      seen.className = "seen";
+      seen.textContent = "seen by " + names.join(", ");
+      li.querySelector("article").appendChild(seen);
+    });
+  }
+  let lastChannels = [];
+
   function showChannels(event) {
     let data;
     try { data = JSON.parse(event.data); } catch (e) { return; }
+    lastChannels = data.channels;
+    syncReaders(data.channels);
+    const here = data.channels.find(function (c) { return c.name === channel; });
+    if (here) showSeen(here.readers);
     syncList(document.getElementById("channel-nav"), data.channels, false);
     syncList(document.getElementById("channel-cards"), data.channels, true);
     const names = document.getElementById("channel-list");
@@ -180,8 +227,9 @@
       });
     }
   }
+  let source = null;
   function listenChannels() {
-    const source = new EventSource("/channels/events");
+    source = new EventSource("/channels/events" + readerQuery("?"));
     source.addEventListener("channels", showChannels);
     source.addEventListener("error", function () {
       if (source.readyState === EventSource.CLOSED) setTimeout(listenChannels, 2000);
@@ -189,8 +237,8 @@
   }
 
   function listen() {
-    const url = "/c/" + encodeURIComponent(channel) + "/events?after=" + lastId;
-    const source = new EventSource(url);
+    const url = "/c/" + encodeURIComponent(channel) + "/events?after=" + lastId + readerQuery("&");
+    source = new EventSource(url);
     source.addEventListener("channels", showChannels);
     source.addEventListener("open", function () { setLive(true, "live"); });
     source.addEventListener("message", function (event) {
@@ -206,7 +254,14 @@
       }
     });
   }
-  if (channel && list) listen(); else listenChannels();
+  const start = channel && list ? listen : listenChannels;
+  start();
+  readerPick.addEventListener("change", function () {
+    picked = readerPick.value;
+    try { localStorage.setItem("relay-reader", picked); } catch (e) { /* not remembered */ }
+    source.close();
+    start();
+  });
 
   // ---- Load older: the page before the first shown, keeping the reader's place.
   const older = document.getElementById("load-older");

@@ -127,12 +127,30 @@ impl Client {
         wait: Duration,
         exclude_sender: Option<&str>,
     ) -> Result<Value, ClientError> {
+        self.wait_as(target, Some(since_id), None, wait, exclude_sender)
+    }
+
+    /// [`Client::wait`] as `reader`: without `since_id`, after the reader's cursor (a reader new
+    /// to the channel starts at its end); with it, the cursor first moves up to `since_id`.
+    pub fn wait_as(
+        &self,
+        target: &str,
+        since_id: Option<u64>,
+        reader: Option<&str>,
+        wait: Duration,
+        exclude_sender: Option<&str>,
+    ) -> Result<Value, ClientError> {
         let mut request = self
             .with_token(self.agent.get(format!("{}/api/messages", self.base)))
             .query("target", target)
-            .query("since_id", since_id.to_string())
             .query("limit", WAIT_PAGE.to_string())
             .query("wait", wait.as_secs_f64().to_string());
+        if let Some(since_id) = since_id {
+            request = request.query("since_id", since_id.to_string());
+        }
+        if let Some(reader) = reader {
+            request = request.query("reader", reader).query("start", "end");
+        }
         if let Some(sender) = exclude_sender {
             request = request.query("exclude_sender", sender);
         }

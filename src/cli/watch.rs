@@ -30,11 +30,15 @@ pub struct WatchArgs {
     #[arg(long, value_name = "SENDER")]
     pub not_from: Option<String>,
     /// Remember the last id handled in FILE, so a restart goes on where it stopped
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "reader")]
     pub state_file: Option<PathBuf>,
+    /// Keep your place on the relay instead, as the reader NAME (a cursor in the relay's log,
+    /// moved on only after --exec succeeded); a reader new to the channel starts at its end
+    #[arg(long, value_name = "NAME")]
+    pub reader: Option<String>,
     /// Start after this id when there is no state file [default: the channel's last id, so only
     /// new messages]
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "reader")]
     pub since_id: Option<u64>,
     /// Run CMD (with sh -c) once per batch of new messages: the messages as a JSON array on its
     /// stdin, RELAY_TARGET, RELAY_LAST_ID and RELAY_SENDER in its environment. The batch counts as
@@ -133,18 +137,21 @@ impl Retry {
 pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.url);
     let mut retry = Retry { pause: FIRST_RETRY, down: false };
+    let reader = args.reader.as_deref();
+    // With a reader, the relay knows where to start: `None` until the first batch is handled.
     let mut last = match args.state_file.as_deref().map(read_state).transpose()?.flatten().or(args.since_id) {
-        Some(id) => id,
+        Some(id) => Some(id),
+        None if reader.is_some() => None,
         None => loop {
             match client.latest_id(&args.target) {
-                Ok(id) => break id,
+                Ok(id) => break Some(id),
                 Err(e) if e.is_retryable() => retry.relay_down(&e),
                 Err(e) => return Err(e.into()),
             }
         },
     };
     loop {
-        let page = match client.wait(&args.target, last, args.wait, args.not_from.as_deref()) {
+        let page = match client.wait_as(&args.target, last, reader, args.wait, args.not_from.as_deref()) {
             Ok(page) => page,
             Err(e) if e.is_retryable() => {
                 retry.relay_down(&e);
@@ -170,11 +177,16 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         }
-        last = page["latest_id"].as_u64().unwrap_or(last);
-        if let Some(path) = &args.state_file {
+        // Handled: the next poll's since_id acknowledges it (with a reader, on the relay).
+        last = page["latest_id"].as_u64().or(last);
+        if let (Some(path), Some(last)) = (&args.state_file, last) {
             write_state(path, last)?;
         }
         if args.once && !batch.is_empty() {
+            if reader.is_some() {
+                // No next poll to acknowledge the batch: a poll that waits for nothing does.
+                client.wait_as(&args.target, last, reader, Duration::ZERO, None)?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
     }

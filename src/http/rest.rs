@@ -6,7 +6,7 @@ use super::error::ApiError;
 use super::request::{bad, get_or_head, max_body_bytes, raw_query, read_body, Query};
 use crate::message::Source;
 use crate::relay::{
-    clamp_limit, ChannelList, Page, Relay, DEFAULT_TARGET, REST_DEFAULT_LIMIT, REST_MAX_LIMIT,
+    clamp_limit, ChannelList, Page, Relay, Start, Waiter, DEFAULT_TARGET, REST_DEFAULT_LIMIT, REST_MAX_LIMIT,
 };
 use crate::store::ExportFilter;
 use crate::values::Name;
@@ -40,8 +40,9 @@ pub fn routes(
     let channels = warp::path!("api" / "channels")
         .and(get_or_head())
         .and(gate.api())
+        .and(raw_query())
         .and(with_relay.clone())
-        .map(list_channels);
+        .then(list_channels);
     let export = warp::path!("api" / "export")
         .and(get_or_head())
         .and(gate.api())
@@ -115,15 +116,28 @@ async fn get_messages(raw_query: String, relay: Relay) -> Response {
         let target = query.get("target").unwrap_or(DEFAULT_TARGET);
         let limit = clamp_limit(query.limit()?, REST_DEFAULT_LIMIT, REST_MAX_LIMIT);
         let wait = query.seconds("wait")?;
-        let since_id = query.id("since_id")?;
+        let reader = query.get("reader");
+        let start = Start::parse(query.get("start")).map_err(|e| bad(e.to_string()))?;
+        let since_id = relay.start_after(target, query.id("since_id")?, reader, start).await?;
         let (page, timed_out) = match (since_id, wait) {
             (Some(since), Some(wait)) => {
                 let exclude = query.get("exclude_sender").map(|s| s.trim());
-                let (page, timed_out) = relay.wait(target, since, limit, wait, exclude, Source::Rest).await?;
+                let (page, timed_out) = relay
+                    .wait(
+                        target,
+                        since,
+                        limit,
+                        wait,
+                        Waiter { exclude_sender: exclude, reader },
+                        Source::Rest,
+                    )
+                    .await?;
                 (page, Some(timed_out))
             }
             (Some(since), None) => (relay.fetch_since(target, since, limit, Source::Rest).await?, None),
-            (None, Some(_)) => return Err(bad("wait: needs since_id (wait for messages after which id?)")),
+            (None, Some(_)) => {
+                return Err(bad("wait: needs since_id or reader (wait for messages after which id?)"))
+            }
             (None, None) => (relay.tail(target, limit, Source::Rest).await?, None),
         };
         Ok::<_, ApiError>(page_reply(&page, timed_out))
@@ -196,6 +210,14 @@ fn export_filter(raw_query: &str) -> Result<ExportFilter, ApiError> {
     })
 }
 
-fn list_channels(relay: Relay) -> Response {
-    warp::reply::json(&ChannelList::from(relay.channels(Source::Rest))).into_response()
+async fn list_channels(raw_query: String, relay: Relay) -> Response {
+    let result = async {
+        let query = Query::parse(&raw_query)?;
+        let channels = match query.get("reader") {
+            Some(reader) => relay.channels_unread_by(reader, Source::Rest).await?,
+            None => relay.channels(Source::Rest),
+        };
+        Ok::<_, ApiError>(warp::reply::json(&ChannelList::from(channels)).into_response())
+    };
+    result.await.unwrap_or_else(ApiError::into_response)
 }

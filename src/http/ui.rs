@@ -21,12 +21,13 @@ use crate::metrics::Open;
 use crate::relay::Relay;
 use crate::render::Renderer;
 use crate::store::ChannelStats;
+use crate::values::Name;
 use chrono::{DateTime, Local, SecondsFormat, TimeZone};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 use slog::{error, Logger};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -92,6 +93,10 @@ struct ChannelLink {
     current: bool,
     /// "codex is listening on proj-x", or empty when nobody waits there.
     listening: String,
+    /// Each reader's cursor: the last id it acknowledged.
+    readers: BTreeMap<String, u64>,
+    /// Messages after the cursor of the reader the page picked.
+    unread: Option<u64>,
 }
 
 /// Bytes of rendered message HTML kept in memory.
@@ -215,11 +220,13 @@ pub fn routes(
         .map(|name: String, query: String, last: Option<String>, (relay, ui): (Relay, Arc<Ui>)| {
             events(relay, ui, &name, &query, last).unwrap_or_else(ApiError::into_response)
         });
-    let channels = warp::path!("channels" / "events")
-        .and(get_or_head())
-        .and(gate.ui())
-        .and(with)
-        .map(|(relay, _): (Relay, Arc<Ui>)| sse_reply(&relay, channel_events(&relay)));
+    let channels =
+        warp::path!("channels" / "events").and(get_or_head()).and(gate.ui()).and(raw_query()).and(with).map(
+            |query: String, (relay, _): (Relay, Arc<Ui>)| match reader_of(&query) {
+                Ok(reader) => sse_reply(&relay, channel_events(&relay, reader)),
+                Err(e) => e.into_response(),
+            },
+        );
     let files = warp::path!("static" / String).and(get_or_head()).map(|name: String| {
         match STATIC_FILES.iter().find(|(file, ..)| *file == name) {
             Some((_, kind, body)) => {
@@ -246,6 +253,8 @@ fn channel_links(channels: Vec<ChannelStats>, current: Option<&str>) -> Vec<Chan
             listening: listening_text(&c.listening, &c.name),
             name: c.name,
             count: c.count,
+            readers: c.readers,
+            unread: c.unread,
         })
         .collect()
 }
@@ -258,12 +267,21 @@ fn listening_text(names: &[String], channel: &str) -> String {
     }
 }
 
+/// The `reader` a page picked, whose unread counts the channel list then carries.
+fn reader_of(query: &str) -> Result<Option<Name>, ApiError> {
+    let query = Query::parse(query)?;
+    let reader = query.get("reader").filter(|r| !r.trim().is_empty());
+    reader.map(|r| Name::parse("reader", r)).transpose().map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
 /// The channel list as Server-Sent Events named `channels`, each `{"channels": [{"name",
-/// "href", "count", "current"}]}`: the list now, then each time it changes.
+/// "href", "count", "current", "listening", "readers", "unread"}]}`: the list now, then each
+/// time it changes.
 fn channel_events(
     relay: &Relay,
+    reader: Option<Name>,
 ) -> impl Stream<Item = Result<warp::sse::Event, Infallible>> + Send + 'static {
-    relay.follow_channels().map(|list| {
+    relay.follow_channels(reader).map(|list| {
         let data = json!({"channels": channel_links(list, None)});
         Ok(warp::sse::Event::default().event("channels").json_data(data).unwrap_or_default())
     })
@@ -397,7 +415,7 @@ fn events(
             });
             futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
         });
-    let live = futures_util::stream::select(messages, channel_events(&relay));
+    let live = futures_util::stream::select(messages, channel_events(&relay, reader_of(query)?));
     Ok(sse_reply(&relay, first.chain(live)))
 }
 
@@ -453,6 +471,8 @@ mod tests {
                 count: 1,
                 current: true,
                 listening: listening_text(&["<i>codex</i>".into(), "b".into(), "c".into()], "<x>"),
+                readers: BTreeMap::new(),
+                unread: None,
             }],
             mcp_url: "http://127.0.0.1:8010/mcp".into(),
         };

@@ -101,9 +101,11 @@ impl Archive {
     }
 
     fn append(&mut self, events: &[Event]) -> io::Result<()> {
+        // The archive is the messages' text; cursor moves are not part of it.
         for event in events {
-            let Event::MessagePosted(m) = event;
-            self.file.write_all(line(m).as_bytes())?;
+            if let Event::MessagePosted(m) = event {
+                self.file.write_all(line(m).as_bytes())?;
+            }
         }
         self.file.flush()
     }

@@ -7,7 +7,9 @@
 //! - `[1] name` → the channel's record (number, message count, last id, first open id);
 //! - `[3] number(4 BE) first id(8 BE)` → where a block lies in the blocks file ([`BlockRef`]); a
 //!   block is consecutive messages of the channel, each as `id(8 BE) length(4 BE) JSON`;
-//! - `[4]` → the layout's version ([`FORMAT`]); views of another version are rebuilt.
+//! - `[4]` → the layout's version ([`FORMAT`]); views of another version are rebuilt;
+//! - `[6] channel 0 reader` → the reader's cursor on the channel (8 BE): the highest id it
+//!   acknowledged (`CursorMoved` events; a cursor never moves back).
 //!
 //! A channel's newest messages, not sealed yet ("open"), are held in memory only, as JSON ready
 //! to send: the log has them, and on open they are read back from it. Once a channel has
@@ -34,7 +36,7 @@ use crate::event::Event;
 use crate::message::{Message, StoredMessage};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +47,7 @@ const CHANNEL: u8 = 1;
 const BLOCK: u8 = 3;
 const FORMAT_KEY: u8 = 4;
 const ORIGIN_KEY: u8 = 5;
+const CURSOR: u8 = 6;
 
 /// The layout version, raised whenever the layout changes: views of another version are
 /// rebuilt from the log on open.
@@ -93,10 +96,14 @@ pub(crate) type Channels = HashMap<String, ChannelRecord>;
 /// Each channel's open messages, oldest first, by channel number.
 type Open = HashMap<u32, Vec<StoredMessage>>;
 
+/// Readers' cursors, by channel then reader.
+type Cursors = BTreeMap<(String, String), u64>;
+
 pub(crate) struct ChannelViews {
     tree: sled::Tree,
     blocks: BlockFile,
     open: RwLock<Open>,
+    cursors: RwLock<Cursors>,
     /// Odd while a batch that seals blocks is being applied; bumped twice per such batch.
     seals: AtomicU64,
 }
@@ -107,6 +114,7 @@ pub(crate) struct ChannelViews {
 struct Applying {
     fresh: Open,
     sealed: HashSet<u32>,
+    cursors: Cursors,
 }
 
 fn channel_key(name: &str) -> Vec<u8> {
@@ -114,6 +122,10 @@ fn channel_key(name: &str) -> Vec<u8> {
     k.push(CHANNEL);
     k.extend_from_slice(name.as_bytes());
     k
+}
+
+fn cursor_key(channel: &str, reader: &str) -> Vec<u8> {
+    [&[CURSOR], channel.as_bytes(), &[0], reader.as_bytes()].concat()
 }
 
 fn keyed(kind: u8, no: u32, id: u64) -> [u8; 13] {
@@ -198,8 +210,31 @@ impl ChannelViews {
             tree: db.open_tree("views")?,
             blocks,
             open: RwLock::new(Open::new()),
+            cursors: RwLock::default(),
             seals: AtomicU64::new(0),
         })
+    }
+
+    /// The id up to which `reader` acknowledged `channel` (`None` when it never did).
+    pub(crate) fn cursor(&self, channel: &str, reader: &str) -> Option<u64> {
+        let cursors = self.cursors.read().unwrap_or_else(|p| p.into_inner());
+        cursors.get(&(channel.to_owned(), reader.to_owned())).copied()
+    }
+
+    /// Every cursor, by channel then reader.
+    pub(crate) fn all_cursors(&self) -> Cursors {
+        self.cursors.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every reader of `channel` with its cursor, by name.
+    pub(crate) fn cursors(&self, channel: &str) -> Vec<(String, u64)> {
+        let cursors = self.cursors.read().unwrap_or_else(|p| p.into_inner());
+        let from = (channel.to_owned(), String::new());
+        cursors
+            .range(from..)
+            .take_while(|((c, _), _)| c == channel)
+            .map(|((_, r), to)| (r.clone(), *to))
+            .collect()
     }
 
     /// Whether the views are laid out as this version writes them (empty views are).
@@ -242,6 +277,15 @@ impl ChannelViews {
         }
         let open = read_back(log, checkpoint, &mut channels)?;
         *self.open.write().unwrap_or_else(|p| p.into_inner()) = open;
+        let mut cursors = Cursors::new();
+        for item in self.tree.scan_prefix([CURSOR]) {
+            let (key, value) = item?;
+            let key = String::from_utf8(key[1..].to_vec()).map_err(|_| corrupt("bad cursor key"))?;
+            let (channel, reader) = key.split_once('\0').ok_or_else(|| corrupt("bad cursor key"))?;
+            let to = value.as_ref().try_into().map(u64::from_be_bytes).map_err(|_| corrupt("bad cursor"))?;
+            cursors.insert((channel.to_owned(), reader.to_owned()), to);
+        }
+        *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = cursors;
         Ok((checkpoint, channels))
     }
 
@@ -263,24 +307,22 @@ impl ChannelViews {
         let mut touched: Vec<&str> = Vec::new();
         let mut swept = Vec::new();
         for event in events {
-            let Event::MessagePosted(m) = event;
-            let next_no = channels.len() as u32;
-            let record = channels.entry(m.target.clone()).or_insert(ChannelRecord::new(next_no));
-            let message = stored(m)?;
-            record.count += 1;
-            record.last_id = m.id;
-            if record.open == 0 {
-                record.open_from = m.id;
+            match event {
+                Event::MessagePosted(m) => {
+                    self.add_message(m, channels, &mut work, &mut batch)?;
+                    touched.push(m.target.as_str());
+                }
+                Event::CursorMoved(c) => {
+                    let key = (c.target.clone(), c.reader.clone());
+                    let now = work.cursors.get(&key).copied().or_else(|| self.cursor(&key.0, &key.1));
+                    if now.is_none_or(|at| c.to > at) {
+                        batch.insert(cursor_key(&c.target, &c.reader), &c.to.to_be_bytes());
+                        work.cursors.insert(key, c.to);
+                    }
+                }
             }
-            record.open += 1;
-            record.open_bytes = record.open_bytes.saturating_add(message.json().len() as u32);
-            work.fresh.entry(record.no).or_default().push(message);
-            if record.open >= BLOCK_MESSAGES || record.open_bytes >= BLOCK_BYTES {
-                self.seal(record, &mut work, &mut batch)?;
-            }
-            touched.push(m.target.as_str());
-            if m.id.is_multiple_of(SWEEP_EVERY) {
-                swept.extend(self.sweep(m.id, channels, &mut work, &mut batch)?);
+            if event.id().is_multiple_of(SWEEP_EVERY) {
+                swept.extend(self.sweep(event.id(), channels, &mut work, &mut batch)?);
             }
         }
         touched.extend(swept.iter().map(String::as_str));
@@ -309,11 +351,37 @@ impl ChannelViews {
             for (no, messages) in work.fresh {
                 open.entry(no).or_default().extend(messages);
             }
+            self.cursors.write().unwrap_or_else(|p| p.into_inner()).extend(work.cursors);
         }
         if sealing {
             self.seals.fetch_add(1, Ordering::SeqCst);
         }
         Ok(result?)
+    }
+
+    /// Adds a message to its channel's open messages, sealing them into a block when full.
+    fn add_message(
+        &self,
+        m: &Message,
+        channels: &mut Channels,
+        work: &mut Applying,
+        batch: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        let next_no = channels.len() as u32;
+        let record = channels.entry(m.target.clone()).or_insert(ChannelRecord::new(next_no));
+        let message = stored(m)?;
+        record.count += 1;
+        record.last_id = m.id;
+        if record.open == 0 {
+            record.open_from = m.id;
+        }
+        record.open += 1;
+        record.open_bytes = record.open_bytes.saturating_add(message.json().len() as u32);
+        work.fresh.entry(record.no).or_default().push(message);
+        if record.open >= BLOCK_MESSAGES || record.open_bytes >= BLOCK_BYTES {
+            self.seal(record, work, batch)?;
+        }
+        Ok(())
     }
 
     /// Writes the open messages of the channel `record` as one block to the blocks file: those
@@ -569,7 +637,7 @@ fn read_back(log: &dyn EventLog, checkpoint: u64, channels: &mut Channels) -> Re
         let Some(last) = events.last() else { break };
         from = last.id() + 1;
         for event in events.iter().filter(|e| e.id() <= checkpoint) {
-            let Event::MessagePosted(m) = event;
+            let Event::MessagePosted(m) = event else { continue };
             // A message of a channel the views do not know is for `check` to report.
             let Some(record) = channels.get_mut(&m.target) else { continue };
             if record.open_from == 0 || m.id < record.open_from {

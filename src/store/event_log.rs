@@ -4,20 +4,19 @@
 //! and follow the log through this, so they work the same on either.
 
 use super::StoreError;
-use crate::event::Event;
-use crate::message::{Message, NewMessage};
+use crate::event::{Event, NewEvent};
 use tokio::sync::oneshot;
 
-/// An answer to come: the message with its id and time once it is durable, or why not.
-pub(crate) type Appending = oneshot::Receiver<Result<Message, StoreError>>;
+/// An answer to come: the event with its id and time once it is durable, or why not.
+pub(crate) type Appending = oneshot::Receiver<Result<Event, StoreError>>;
 
 /// What follows the log: called with each durable group of events, in order.
 pub(crate) type Follower = Box<dyn FnMut(Vec<Event>) + Send>;
 
 pub(crate) trait EventLog: Send + Sync {
-    /// Takes `message` to append; the answer comes once it is durable (acknowledged by the
+    /// Takes `event` to append; the answer comes once it is durable (acknowledged by the
     /// backend), with the id the log gave it.
-    fn append(&self, message: NewMessage) -> Result<Appending, StoreError>;
+    fn append(&self, event: NewEvent) -> Result<Appending, StoreError>;
 
     /// Events with id >= `from`, in id order, at most `limit` of them (durable ones only).
     fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError>;

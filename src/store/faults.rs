@@ -14,7 +14,7 @@
 use super::event_log::{Appending, EventLog, Follower};
 use super::StoreError;
 use crate::event::Event;
-use crate::message::NewMessage;
+use crate::event::NewEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -98,9 +98,9 @@ pub(super) struct FaultyLog {
 }
 
 impl EventLog for FaultyLog {
-    fn append(&self, message: NewMessage) -> Result<Appending, StoreError> {
+    fn append(&self, event: NewEvent) -> Result<Appending, StoreError> {
         self.faults.check(FaultOp::Append)?;
-        let stored = self.inner.append(message)?;
+        let stored = self.inner.append(event)?;
         if !self.faults.aims_at(FaultOp::Answer) {
             return Ok(stored);
         }

@@ -33,7 +33,9 @@ mod recovery;
 mod shared;
 mod sled_log;
 
+use crate::event::{Event, NewEvent};
 use crate::message::{Message, NewMessage, StoredMessage};
+use crate::values::Name;
 pub use archive::ArchiveConfig;
 pub use database::{Options, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
@@ -100,6 +102,11 @@ pub struct ChannelStats {
     pub last_id: u64,
     /// Who waits on the channel now (wait_for_messages with exclude_sender, watch, bridge).
     pub listening: Vec<String>,
+    /// Each reader's cursor: the last id it acknowledged.
+    pub readers: std::collections::BTreeMap<String, u64>,
+    /// Messages after the cursor of the reader asked about (counted up to 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<u64>,
 }
 
 /// A handle on the open store; clones share it. The writer stops, after a final flush, when
@@ -218,18 +225,45 @@ impl Store {
     /// Appends a message; returns it with its id once it is durable and readers see it (so
     /// the poster reads its own write).
     pub async fn append(&self, message: NewMessage) -> Result<Message, StoreError> {
+        match self.append_event(NewEvent::Message(message)).await? {
+            Event::MessagePosted(m) => Ok(m),
+            other => Err(StoreError::Crashed(format!("the log stored a message as {other:?}"))),
+        }
+    }
+
+    /// Moves `reader`'s cursor on `target` to `to`, unless it is there or further already (a
+    /// cursor never moves back). Returns the cursor once the move is durable and readers see it.
+    pub async fn move_cursor(&self, reader: &Name, target: &Name, to: u64) -> Result<u64, StoreError> {
+        if self.cursor(reader.as_str(), target.as_str()).is_some_and(|at| at >= to) {
+            return Ok(self.cursor(reader.as_str(), target.as_str()).unwrap_or(0));
+        }
+        self.append_event(NewEvent::Cursor { reader: reader.clone(), target: target.clone(), to }).await?;
+        Ok(self.cursor(reader.as_str(), target.as_str()).unwrap_or(to))
+    }
+
+    /// Where `reader` acknowledged `target` up to, `None` for a reader the channel never saw.
+    pub fn cursor(&self, reader: &str, target: &str) -> Option<u64> {
+        self.inner.shared.channel_views.cursor(target, reader)
+    }
+
+    /// Every reader of `target` with its cursor, by name.
+    pub fn cursors(&self, target: &str) -> Vec<(String, u64)> {
+        self.inner.shared.channel_views.cursors(target)
+    }
+
+    async fn append_event(&self, event: NewEvent) -> Result<Event, StoreError> {
         if let Some(reason) = self.inner.shared.failure() {
             return Err(StoreError::Failed(reason));
         }
-        let answer = self.inner.shared.log.append(message)?;
-        let message = answer.await.map_err(|_| StoreError::Closed)??;
-        if !self.inner.ack_early && tokio::time::timeout(APPLY_WAIT, self.applied(message.id)).await.is_err()
+        let answer = self.inner.shared.log.append(event)?;
+        let event = answer.await.map_err(|_| StoreError::Closed)??;
+        if !self.inner.ack_early && tokio::time::timeout(APPLY_WAIT, self.applied(event.id())).await.is_err()
         {
             // Durable all the same (in nats mode, the stream has it); the views are behind.
             warn!(self.inner.shared.logger, "a post is stored but the channel views have not applied it yet";
-                "id" => message.id, "waited_s" => APPLY_WAIT.as_secs());
+                "id" => event.id(), "waited_s" => APPLY_WAIT.as_secs());
         }
-        Ok(message)
+        Ok(event)
     }
 
     /// Waits until readers see `id`, or the views can no longer take it (the store failed; the
@@ -291,6 +325,8 @@ impl Store {
                 count: c.count,
                 last_id: c.last_id,
                 listening: Vec::new(),
+                readers: Default::default(),
+                unread: None,
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

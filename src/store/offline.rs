@@ -8,7 +8,7 @@ use super::nats_log::{NatsConfig, NatsLog};
 use super::recovery::{log_of, rebuild_projections, stream_of};
 use super::StoreError;
 use crate::event::Event;
-use crate::message::{summary_line, Message};
+use crate::message::summary_line;
 use crate::values::Name;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -28,8 +28,7 @@ pub struct ExportFilter {
 
 impl ExportFilter {
     fn keeps(&self, event: &Event) -> bool {
-        let Event::MessagePosted(m) = event;
-        self.target.as_deref().is_none_or(|t| t == m.target)
+        self.target.as_deref().is_none_or(|t| t == event.target())
     }
 }
 
@@ -124,20 +123,40 @@ fn read_export(path: &Path) -> Result<impl Iterator<Item = Result<(u64, Event), 
             Ok(e) => e,
             Err(reason) => return bad(format!("not an exported event: {reason}")),
         };
-        let Event::MessagePosted(Message { id, target, sender, text, .. }) = &event;
-        if let Err(e) = Name::parse("target", target).and_then(|_| Name::parse("sender", sender)) {
-            return bad(e.to_string());
+        if let Err(reason) = importable(&event) {
+            return bad(reason);
         }
-        if text.trim().is_empty() {
-            return bad("text: must not be empty".into());
-        }
-        if *id <= previous {
+        let id = event.id();
+        if id <= previous {
             return bad(format!("id {id} does not follow {previous}: ids must increase"));
         }
-        previous = *id;
+        previous = id;
         Some(Ok((n, event)))
     });
     Ok(lines)
+}
+
+/// Whether an exported event holds what the relay itself would store.
+fn importable(event: &Event) -> Result<(), String> {
+    match event {
+        Event::MessagePosted(m) => {
+            Name::parse("target", &m.target)
+                .and(Name::parse("sender", &m.sender))
+                .map_err(|e| e.to_string())?;
+            if m.text.trim().is_empty() {
+                return Err("text: must not be empty".into());
+            }
+        }
+        Event::CursorMoved(c) => {
+            Name::parse("target", &c.target)
+                .and(Name::parse("reader", &c.reader))
+                .map_err(|e| e.to_string())?;
+            if c.to >= c.id {
+                return Err(format!("to: {} must be an id before the event's own, {}", c.to, c.id));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Appends an export to the store in `dir` (creating its database with `options` when it has
@@ -268,6 +287,7 @@ pub fn check_on(dir: &Path, stream: Option<&NatsConfig>) -> Result<CheckReport, 
         Err(e) => report.problems.push(e.to_string()),
     }
     let mut in_views = std::collections::HashMap::<String, (u64, u64)>::new();
+    let mut cursors = std::collections::BTreeMap::<(String, String), u64>::new();
     let mut previous = 0;
     let records: Box<dyn Iterator<Item = Result<Record, StoreError>>> = match &stream {
         Some(stream) => Box::new(stream_records(stream)),
@@ -296,7 +316,14 @@ pub fn check_on(dir: &Path, stream: Option<&NatsConfig>) -> Result<CheckReport, 
         if id > checkpoint {
             continue; // not applied yet: the views catch up on the next start
         }
-        let Event::MessagePosted(m) = &event;
+        let m = match &event {
+            Event::MessagePosted(m) => m,
+            Event::CursorMoved(c) => {
+                let expected = cursors.entry((c.target.clone(), c.reader.clone())).or_default();
+                *expected = c.to.max(*expected);
+                continue;
+            }
+        };
         let Some(record) = channels.get(&m.target) else {
             report.problems.push(format!("event {id}: channel {:?} missing from the views", m.target));
             continue;
@@ -318,6 +345,12 @@ pub fn check_on(dir: &Path, stream: Option<&NatsConfig>) -> Result<CheckReport, 
         report
             .problems
             .push(format!("views checkpoint {checkpoint} is past the log's last event {previous}"));
+    }
+    if views.all_cursors() != cursors {
+        report.problems.push(format!(
+            "the readers' cursors in the views ({:?}) differ from the log's ({cursors:?})",
+            views.all_cursors()
+        ));
     }
     for (name, record) in &channels {
         let (count, last_id) = in_views.get(name).copied().unwrap_or_default();
@@ -377,8 +410,13 @@ pub fn replay_print(dir: &Path, out: &mut dyn Write) -> Result<u64, StoreError> 
         let events = log.read_from(after + 1, CHUNK)?;
         let Some(last) = events.last().map(Event::id) else { break };
         for event in &events {
-            let Event::MessagePosted(m) = event;
-            writeln!(out, "{}", summary_line(m.id, &m.sender, &m.target, &m.text)).map_err(io_error)?;
+            let line = match event {
+                Event::MessagePosted(m) => summary_line(m.id, &m.sender, &m.target, &m.text),
+                Event::CursorMoved(c) => {
+                    format!("#{} [{} read {} up to #{}]", c.id, c.reader, c.target, c.to)
+                }
+            };
+            writeln!(out, "{line}").map_err(io_error)?;
             count += 1;
         }
         after = last;

@@ -65,9 +65,9 @@ impl Projector {
             let mut published = self.shared.published.write().unwrap_or_else(|p| p.into_inner());
             let touched: HashSet<&str> = events
                 .iter()
-                .map(|e| {
-                    let Event::MessagePosted(m) = e;
-                    m.target.as_str()
+                .filter_map(|e| match e {
+                    Event::MessagePosted(m) => Some(m.target.as_str()),
+                    Event::CursorMoved(_) => None,
                 })
                 .collect();
             for name in touched {

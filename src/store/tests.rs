@@ -121,14 +121,24 @@ fn rebuilt_projections_equal_incremental_ones_on(backend: &Backend) {
     let archive = archive_in(dir.path(), 1 << 30);
     let store = Store::open_on(dir.path(), Some(&archive), Options::default(), backend, quiet()).unwrap();
     post_concurrently(&store, 500);
+    // Cursor moves among the messages, one of them backwards (no event).
+    for (reader, channel, to) in
+        [("codex", "a", 90), ("claude", "a", 400), ("codex", "a", 30), ("codex", "b", 500)]
+    {
+        let (reader, channel) =
+            (Name::parse("reader", reader).unwrap(), Name::parse("target", channel).unwrap());
+        runtime().block_on(store.move_cursor(&reader, &channel, to)).unwrap();
+    }
+    post_concurrently(&store, 100);
     store.close().unwrap();
     drop(store);
     let incremental = dump_views(dir.path(), backend);
     let incremental_archive = std::fs::read(&archive.path).unwrap();
-    assert_eq!(rebuild_on(dir.path(), Some(&archive), backend.stream(), &mut |_, _| {}).unwrap(), 500);
+    assert_eq!(rebuild_on(dir.path(), Some(&archive), backend.stream(), &mut |_, _| {}).unwrap(), 603);
     let rebuilt = dump_views(dir.path(), backend);
     let blocks = incremental.iter().filter(|(k, _)| k[0] == 3).count();
-    assert!(blocks >= 6, "166 messages a channel seal two blocks each: {blocks}");
+    assert!(blocks >= 6, "200 messages a channel seal three blocks each: {blocks}");
+    assert_eq!(incremental.iter().filter(|(k, _)| k[0] == 6).count(), 3, "three cursors");
     assert_eq!(incremental, rebuilt);
     assert_eq!(std::fs::read(&archive.path).unwrap(), incremental_archive, "archive rebuilt byte for byte");
 }
@@ -773,6 +783,72 @@ fn start_up_reports_a_damaged_record_it_must_read() {
 }
 
 #[test]
+fn cursors_move_only_forward_and_survive_a_reopen_an_export_and_an_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    for i in 0..5 {
+        rt.block_on(store.append(new_message("c", &format!("m{i}")))).unwrap();
+    }
+    let (codex, c) = (Name::parse("reader", "codex").unwrap(), Name::parse("target", "c").unwrap());
+    assert_eq!(store.cursor("codex", "c"), None);
+    assert_eq!(rt.block_on(store.move_cursor(&codex, &c, 3)).unwrap(), 3);
+    assert_eq!(rt.block_on(store.move_cursor(&codex, &c, 2)).unwrap(), 3, "never back");
+    assert_eq!(rt.block_on(store.move_cursor(&codex, &c, 3)).unwrap(), 3);
+    assert_eq!(store.last_id(), 6, "one event: the moves that change nothing are not logged");
+    assert_eq!(store.cursors("c"), [("codex".to_owned(), 3)]);
+    assert!(store.cursors("other").is_empty());
+    assert_eq!(store.since("c", 0, 10).unwrap().len(), 5, "a cursor is no message");
+    store.close().unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    assert_eq!(store.cursor("codex", "c"), Some(3));
+    store.close().unwrap();
+    drop(store);
+    assert!(check(dir.path()).unwrap().problems.is_empty());
+    let mut exported = Vec::new();
+    export(dir.path(), &ExportFilter::default(), &mut exported).unwrap();
+    let exported = String::from_utf8(exported).unwrap();
+    let line = r#"{"type":"cursor_moved","id":6,"ts":"#;
+    assert!(exported.lines().nth(5).unwrap().starts_with(line), "{exported}");
+    assert!(exported.lines().nth(5).unwrap().ends_with(r#","reader":"codex","target":"c","to":3}"#));
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, &exported).unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    import(copy.path(), &file, false, None, Options::default()).unwrap();
+    let store = Store::open(copy.path(), None, Options::default(), quiet()).unwrap();
+    assert_eq!(store.cursor("codex", "c"), Some(3));
+    assert_eq!(store.last_id(), 6);
+    store.close().unwrap();
+
+    // An import refuses a cursor that does not point before itself.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, exported.replace(r#""to":3"#, r#""to":6"#)).unwrap();
+    let e = import(tempfile::tempdir().unwrap().path(), &bad, false, None, Options::default()).unwrap_err();
+    assert!(e.to_string().contains("bad.jsonl:6: to: 6 must be an id before"), "{e}");
+}
+
+#[test]
+fn check_reports_a_cursor_the_views_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    runtime().block_on(store.append(new_message("c", "m"))).unwrap();
+    let (codex, c) = (Name::parse("reader", "codex").unwrap(), Name::parse("target", "c").unwrap());
+    runtime().block_on(store.move_cursor(&codex, &c, 1)).unwrap();
+    store.close().unwrap();
+    drop(store);
+    let database = database::Database::open_existing(dir.path()).unwrap();
+    let views = database.db.open_tree("views").unwrap();
+    assert!(views.remove(b"\x06c\x00codex").unwrap().is_some());
+    database.flush().unwrap();
+    drop(views);
+    drop(database);
+    let problems = check(dir.path()).unwrap().problems;
+    assert!(problems.iter().any(|p| p.contains("cursors")), "{problems:?}");
+}
+
+#[test]
 fn replay_prints_one_readable_line_per_event() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
@@ -781,7 +857,7 @@ fn replay_prints_one_readable_line_per_event() {
     drop(store);
     let mut out = Vec::new();
     assert_eq!(replay_print(dir.path(), &mut out).unwrap(), 1);
-    assert_eq!(String::from_utf8(out).unwrap(), "#1 [tester -> proj-x]   Review please\n");
+    assert_eq!(String::from_utf8(out).unwrap(), "#1 [tester -> proj-x] Review please\n");
 }
 
 #[test]

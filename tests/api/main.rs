@@ -3,6 +3,7 @@
 
 mod auth;
 mod bridge;
+mod cursors;
 mod damage;
 mod diskfull;
 #[cfg(feature = "faults")]

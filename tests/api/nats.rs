@@ -88,6 +88,26 @@ fn two_instances_serve_one_log_and_wake_each_other() {
         assert_eq!(on_a.status, 200, "{path}: {}", on_a.text());
         assert_eq!(on_a.body, on_b.body, "{path} differs between the instances");
     }
+
+    // A reader's acknowledgement through A is its place on B too.
+    let reply = request(
+        a.addr,
+        "GET",
+        &format!("/api/messages?target=t&reader=codex&since_id={}", id + 1),
+        &[],
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let from_b = loop {
+        let page = request(b.addr, "GET", "/api/messages?target=t&reader=codex", &[], None).json();
+        if page["messages"].as_array().unwrap().len() == 4 || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let texts: Vec<_> = from_b["messages"].as_array().unwrap().iter().map(|m| m["text"].clone()).collect();
+    assert_eq!(texts, ["post 1", "post 2", "post 3", "post 4"], "{from_b}");
 }
 
 #[test]

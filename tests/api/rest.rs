@@ -106,8 +106,8 @@ fn channels_lists_configured_and_seen_with_counts() {
     assert_eq!(
         body["details"],
         json!([
-            {"name": "alpha", "count": 2, "last_id": last, "listening": []},
-            {"name": "zeta", "count": 0, "last_id": 0, "listening": []}
+            {"name": "alpha", "count": 2, "last_id": last, "listening": [], "readers": {}},
+            {"name": "zeta", "count": 0, "last_id": 0, "listening": [], "readers": {}}
         ])
     );
 }

@@ -106,6 +106,43 @@ fn a_failing_exec_gets_the_batch_again() {
     drop(relay);
 }
 
+/// `watch --reader`: the relay keeps the place, moved on only once --exec succeeded; a second
+/// watch as the same reader after a restart of the relay starts after what the first handled.
+#[test]
+fn watch_with_a_reader_keeps_its_place_on_the_relay() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &[]);
+    let port = relay.addr.port();
+    post(work.path(), port, "claude", "history: skipped by a new reader");
+    let cmd = r#"if [ -f tried ]; then cat >> got.json; else touch tried; exit 3; fi"#;
+    let (mut watch, lines) = start_watch(work.path(), port, &["--reader", "codex", "--exec", cmd, "--once"]);
+    thread::sleep(Duration::from_millis(500));
+    let cursor = |port: u16| {
+        let channels =
+            crate::helpers::request(([127, 0, 0, 1], port).into(), "GET", "/api/channels", &[], None).json();
+        let rv = channels["details"].as_array().unwrap().iter().find(|c| c["name"] == "rv").unwrap().clone();
+        rv["readers"]["codex"].as_u64()
+    };
+    assert_eq!(cursor(port), Some(1), "a new reader starts at the channel's end, recorded");
+    post(work.path(), port, "claude", "review me");
+    // Id 2 is the new reader's cursor event: the message is 3.
+    assert_eq!(next_line(&lines), "#3 [claude -> rv] review me");
+    assert_eq!(next_line(&lines), "#3 [claude -> rv] review me", "delivered again after the failure");
+    assert!(watch.wait().unwrap().success());
+    assert_eq!(cursor(port), Some(3), "acknowledged once the command succeeded");
+
+    drop(relay); // SIGKILL
+    let relay = start_relay_on(work.path(), port, &[]);
+    post(work.path(), port, "claude", "after the restart");
+    let (mut watch, lines) = start_watch(work.path(), port, &["--reader", "codex", "--once"]);
+    let line = next_line(&lines);
+    assert!(line.ends_with("[claude -> rv] after the restart"), "{line}");
+    assert!(watch.wait().unwrap().success());
+    let got = std::fs::read_to_string(work.path().join("got.json")).unwrap();
+    assert_eq!(got.matches("review me").count(), 1, "{got}");
+    drop(relay);
+}
+
 #[test]
 fn post_reads_stdin_and_reports_refusals() {
     let work = tempfile::tempdir().unwrap();

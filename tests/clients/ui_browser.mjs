@@ -192,6 +192,26 @@ try {
     channel, { timeout: 8000 });
   check("a listener that went away drops out", (await listening.isVisible()) === false);
 
+  // Readers: codex's cursor shows as "seen by codex" under the last message it covers, live;
+  // picking codex above the channel list shows its unread counts instead of message counts.
+  const covered = await page.locator("#messages .msg").last().getAttribute("data-id");
+  await fetch(`${base}/api/messages?target=${channel}&reader=codex&since_id=${covered}`);
+  await page.waitForSelector(`#m-${covered} .seen`, { timeout: 5000 });
+  check("seen by under the acknowledged message", (await page.locator(`#m-${covered} .seen`).textContent()) === "seen by codex");
+  const unseen = await post("After codex's cursor", "claude");
+  await page.waitForSelector(`#m-${unseen}`, { timeout: 5000 });
+  check("a newer message is not marked seen", (await page.locator(`#m-${unseen} .seen`).count()) === 0 &&
+    (await page.locator(".seen").count()) === 1);
+  await page.selectOption("#reader-pick", "codex");
+  await page.waitForFunction((n) => /^1\//.test(document.querySelector(`#channel-nav li[data-name="${n}"] .count`).textContent),
+    channel, { timeout: 5000 });
+  check("the picked reader's unread count", (await navCount()).startsWith("1/"), await navCount());
+  await page.locator(`#m-${covered}`).scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(shots, "seen-and-unread.png") });
+  await page.selectOption("#reader-pick", "");
+  await page.waitForFunction((n) => !document.querySelector(`#channel-nav li[data-name="${n}"] .count`).textContent.includes("/"),
+    channel, { timeout: 5000 });
+
   // The post form: Ctrl+Enter sends, the status names the new id, the message arrives live.
   await page.getByLabel("Sender").fill("user");
   await page.getByLabel("Message (markdown)").fill("Posted from the **form** with Ctrl+Enter");
@@ -230,7 +250,7 @@ try {
   await page.getByRole("button", { name: "Load older messages" }).click();
   await page.waitForFunction((n) => document.querySelectorAll("#messages > .msg").length > n, shownBefore, { timeout: 5000 });
   const after = await page.locator(`#${anchorId}`).evaluate((el) => el.getBoundingClientRect().top);
-  check("load older brings the rest of the channel", (await page.locator("#messages > .msg").count()) === 135);
+  check("load older brings the rest of the channel", (await page.locator("#messages > .msg").count()) === 136);
   check("load older keeps the reader's place", Math.abs(after - before) < 5, { before, after });
   check("no more older pages", (await page.locator("#load-older").count()) === 0);
   const ids = await page.$$eval("#messages > .msg", (els) => els.map((el) => Number(el.dataset.id)));

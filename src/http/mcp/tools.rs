@@ -9,7 +9,8 @@ use super::{prompts, resources};
 use crate::http::error::ApiError;
 use crate::message::{Source, StoredMessage};
 use crate::relay::{
-    clamp_limit, ChannelList, Page, Relay, RelayError, DEFAULT_WAIT, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT,
+    clamp_limit, ChannelList, Page, Relay, RelayError, Start, Waiter, DEFAULT_WAIT, MCP_DEFAULT_LIMIT,
+    MCP_MAX_LIMIT,
 };
 use crate::values::seconds;
 use rmcp::handler::server::common::{schema_for_input, schema_for_output};
@@ -33,7 +34,8 @@ A message relay between coding agents and their humans, on named channels (for e
 Review workflow: the author posts a review packet with post_message (a summary, the change as a
 ```diff fenced block, questions); the reviewer fetches it with fetch_messages or waits for it with
 wait_for_messages, reviews, and posts feedback on the same channel (verdict, issues, tests to run).
-Keep the latest_id of each reply and pass it as since_id next time, so you see each message once.
+Keep the latest_id of each reply and pass it as since_id next time, so you see each message once;
+add reader=<your name> and the relay keeps your place, so after a restart reader alone resumes.
 The prompts post_review_packet and review_latest_packet (argument: channel) walk through each side
 of a review. Each channel is a resource, relay://channel/NAME: its last 50 messages as JSON.";
 
@@ -59,6 +61,10 @@ struct FetchArgs {
     /// At most this many messages, oldest first (1 to 200).
     #[schemars(default = "default_limit")]
     limit: Option<i64>,
+    /// Your name. Alone: what you have not acknowledged. With since_id: acknowledges up to it.
+    reader: Option<String>,
+    /// "end": a new reader starts at the channel's end.
+    start: Option<String>,
 }
 
 #[allow(dead_code)] // read only for its schema
@@ -66,13 +72,22 @@ struct FetchArgs {
 struct WaitArgs {
     /// The channel.
     target: String,
-    /// Wait for a message with a greater id: the latest_id you last saw.
-    since_id: u64,
-    /// Give up after this many seconds (at most 50) and return an empty list.
+    /// Wait for a message with a greater id: the latest_id you last saw (or pass reader).
+    since_id: Option<u64>,
+    /// Give up after this many seconds (at most 50): an empty list.
     #[schemars(default = "default_wait")]
     timeout_s: Option<f64>,
     /// Ignore messages from this sender (pass your own name to wait for the other side).
     exclude_sender: Option<String>,
+    /// Your name, as in fetch_messages.
+    reader: Option<String>,
+}
+
+#[allow(dead_code)] // read only for its schema
+#[derive(JsonSchema)]
+struct ListArgs {
+    /// Your name: adds each channel's unread count for you.
+    reader: Option<String>,
 }
 
 #[allow(dead_code)] // read only for its schema
@@ -99,8 +114,8 @@ fn output_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
 
 /// Agents pay for tool definitions in tokens on every turn, so a schema keeps only what a
 /// client checks or a model reads: no `$schema` (MCP's default dialect is the same), no
-/// `format` annotations, and no descriptions of shared definitions (those are the Rust doc
-/// comments of the types, written for this code's readers).
+/// `format` annotations, and no descriptions of shared definitions or their fields (those are the
+/// Rust doc comments of the types, written for this code's readers).
 fn compact(schema: Arc<JsonObject>) -> Arc<JsonObject> {
     // None of the relay's types has a field named `format` or `$schema`.
     fn strip(map: &mut JsonObject) {
@@ -109,6 +124,11 @@ fn compact(schema: Arc<JsonObject>) -> Arc<JsonObject> {
         if let Some(Value::Object(defs)) = map.get_mut("$defs") {
             for def in defs.values_mut().filter_map(Value::as_object_mut) {
                 def.remove("description");
+                if let Some(Value::Object(fields)) = def.get_mut("properties") {
+                    fields.values_mut().filter_map(Value::as_object_mut).for_each(|f| {
+                        f.remove("description");
+                    });
+                }
             }
         }
         for value in map.values_mut() {
@@ -154,6 +174,14 @@ fn structured(value: impl Serialize) -> Result<CallToolResult, ToolError> {
 
 /// What a tool call answers with when its arguments or the relay refuse it.
 type ToolError = String;
+
+fn optional_str<'a>(args: &'a JsonObject, field: &str) -> Result<Option<&'a str>, ToolError> {
+    match args.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("{field}: must be a string")),
+    }
+}
 
 fn required_str<'a>(args: &'a JsonObject, field: &str) -> Result<&'a str, ToolError> {
     match args.get(field) {
@@ -231,6 +259,13 @@ impl RelayMcp {
         RelayMcp { relay, tool_router: Self::tool_router() }
     }
 
+    /// The id a read starts after, from `since_id`, `reader` and `start` ([`Relay::start_after`]).
+    async fn start_after(&self, args: &JsonObject, target: &str) -> Result<Option<u64>, ToolError> {
+        let start = Start::parse(optional_str(args, "start")?).map_err(|e| e.to_string())?;
+        let (since_id, reader) = (optional_id(args, "since_id")?, optional_str(args, "reader")?);
+        self.relay.start_after(target, since_id, reader, start).await.map_err(relay_error)
+    }
+
     /// Refused calls get their line in the tool-usage log here; the relay logs the rest.
     fn logged(
         &self,
@@ -271,7 +306,7 @@ impl RelayMcp {
     }
 
     #[tool(
-        description = "Fetch messages of a channel with id > since_id, oldest first. Returns {\"messages\": [...], \"latest_id\": <id>}; pass latest_id as since_id next time.",
+        description = "Fetch messages of a channel with id > since_id, oldest first. Returns {\"messages\": [...], \"latest_id\": <id>}; pass latest_id as since_id next time, with reader=<your name> so the relay keeps your place.",
         input_schema = schema::<FetchArgs>(),
         output_schema = output_schema::<Fetched>()
     )]
@@ -281,7 +316,7 @@ impl RelayMcp {
     ) -> Result<CallToolResult, ToolError> {
         let result = async {
             let target = required_str(&args, "target")?;
-            let since_id = optional_id(&args, "since_id")?.unwrap_or(0);
+            let since_id = self.start_after(&args, target).await?.unwrap_or(0);
             let limit = optional_number(&args, "limit")?.map(|n| n as i128);
             let limit = clamp_limit(limit, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT);
             let page =
@@ -293,12 +328,24 @@ impl RelayMcp {
     }
 
     #[tool(
-        description = "List channels: the configured ones, every channel with messages and every one someone waits on, sorted. Returns {\"channels\": [...], \"details\": [...]}.",
-        input_schema = schema::<NoArgs>(),
+        description = "List channels, sorted. Returns {\"channels\": [names], \"details\": [{count, last_id, listening, readers' cursors}]}.",
+        input_schema = schema::<ListArgs>(),
         output_schema = output_schema::<ChannelList>()
     )]
-    async fn list_channels(&self) -> Result<CallToolResult, ToolError> {
-        let result = structured(ChannelList::from(self.relay.channels(Source::Mcp)));
+    async fn list_channels(
+        &self,
+        Parameters(args): Parameters<JsonObject>,
+    ) -> Result<CallToolResult, ToolError> {
+        let result = async {
+            let channels = match optional_str(&args, "reader")? {
+                Some(reader) => {
+                    self.relay.channels_unread_by(reader, Source::Mcp).await.map_err(relay_error)?
+                }
+                None => self.relay.channels(Source::Mcp),
+            };
+            structured(ChannelList::from(channels))
+        }
+        .await;
         self.logged("list_channels", result)
     }
 
@@ -313,19 +360,24 @@ impl RelayMcp {
     ) -> Result<CallToolResult, ToolError> {
         let result = async {
             let target = required_str(&args, "target")?;
-            let since_id = optional_id(&args, "since_id")?.ok_or("since_id: is required")?;
+            let since_id =
+                self.start_after(&args, target).await?.ok_or("since_id: is required (or pass reader)")?;
             let timeout = match optional_number(&args, "timeout_s")? {
                 Some(s) => seconds("timeout_s", s).map_err(|e| e.to_string())?,
                 None => DEFAULT_WAIT,
             };
-            let exclude = match args.get("exclude_sender") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.trim()),
-                Some(_) => return Err("exclude_sender: must be a string".into()),
-            };
+            let exclude = optional_str(&args, "exclude_sender")?.map(str::trim);
+            let reader = optional_str(&args, "reader")?;
             let (page, timed_out) = self
                 .relay
-                .wait(target, since_id, MCP_MAX_LIMIT as usize, timeout, exclude, Source::Mcp)
+                .wait(
+                    target,
+                    since_id,
+                    MCP_MAX_LIMIT as usize,
+                    timeout,
+                    Waiter { exclude_sender: exclude, reader },
+                    Source::Mcp,
+                )
                 .await
                 .map_err(relay_error)?;
             structured(Waited { page: fetched(&page), timed_out })

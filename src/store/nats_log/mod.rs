@@ -19,8 +19,8 @@ pub(crate) mod tests;
 
 use super::event_log::{Appending, EventLog, Follower};
 use super::StoreError;
-use crate::event::{self, Event};
-use crate::message::{Message, NewMessage};
+use crate::event::{self, Event, NewEvent};
+
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use slog::{error, warn, Logger};
@@ -184,12 +184,11 @@ fn now_secs() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// A stored message as an event, numbered by its stream sequence.
+/// A stored event, numbered by its stream sequence.
 fn numbered(sequence: u64, payload: &[u8]) -> Result<Event, StoreError> {
-    let Event::MessagePosted(mut m) = event::decode(0, payload)
+    let event = event::decode(0, payload)
         .map_err(|e| StoreError::corrupt(format!("stream message {sequence}: {e}")))?;
-    m.id = sequence;
-    Ok(Event::MessagePosted(m))
+    Ok(event.with_id(sequence))
 }
 
 impl NatsLog {
@@ -238,10 +237,9 @@ impl NatsLog {
     /// concurrent post cannot shift it), with a Msg-Id naming the id (so a retry is stored once).
     pub(crate) fn import(&self, event: Event) -> Result<(), StoreError> {
         let id = event.id();
-        let Event::MessagePosted(mut m) = event;
-        m.id = 0;
-        let payload = bytes::Bytes::from(event::encode(&Event::MessagePosted(m.clone())));
-        let (js, subject) = (self.js.clone(), format!("{}{}", self.prefix, subject_token(&m.target)));
+        let subject = format!("{}{}", self.prefix, subject_token(event.target()));
+        let payload = bytes::Bytes::from(event::encode(&event.with_id(0)));
+        let js = self.js.clone();
         let stored = self.run(async move {
             let message = jetstream::message::PublishMessage::build()
                 .payload(payload)
@@ -483,7 +481,7 @@ async fn publish(
 }
 
 impl EventLog for NatsLog {
-    fn append(&self, message: NewMessage) -> Result<Appending, StoreError> {
+    fn append(&self, event: NewEvent) -> Result<Appending, StoreError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(StoreError::Closed);
         }
@@ -493,16 +491,9 @@ impl EventLog for NatsLog {
         if let Some(why) = self.refusing() {
             return Err(StoreError::Nats(why));
         }
-        let stored = Message {
-            id: 0,
-            ts: now_secs(),
-            target: message.target.as_str().to_owned(),
-            sender: message.sender.as_str().to_owned(),
-            text: message.text.into_string(),
-            source: message.source,
-        };
-        let payload = bytes::Bytes::from(event::encode(&Event::MessagePosted(stored.clone())));
-        let subject = format!("{}{}", self.prefix, subject_token(&stored.target));
+        let subject = format!("{}{}", self.prefix, subject_token(event.target()));
+        let stored = event.stamp(0, now_secs());
+        let payload = bytes::Bytes::from(event::encode(&stored));
         let id = format!("{}-{}", self.instance, self.posts.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         let (js, health) = (self.js.clone(), self.health.clone());
@@ -512,7 +503,7 @@ impl EventLog for NatsLog {
                 // An acknowledgement shows the stream takes posts, whatever the health check
                 // last saw (its info requests can fail for a while after an election).
                 *health.down.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                Message { id: sequence, ..stored }
+                stored.with_id(sequence)
             });
             health.publish_failed.store(answer.is_err(), Ordering::Relaxed);
             let _ = tx.send(answer);

@@ -13,7 +13,7 @@ use super::database::db_dir;
 use super::event_log::{Appending, EventLog, Follower};
 use super::StoreError;
 use crate::event::Event;
-use crate::message::NewMessage;
+use crate::event::NewEvent;
 use disk_sync::DiskSync;
 #[cfg(test)]
 pub(crate) use events::key;
@@ -106,11 +106,11 @@ impl SledLog {
 }
 
 impl EventLog for SledLog {
-    fn append(&self, message: NewMessage) -> Result<Appending, StoreError> {
+    fn append(&self, event: NewEvent) -> Result<Appending, StoreError> {
         let (reply, answer) = oneshot::channel();
         let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let tx = queue.as_ref().ok_or(StoreError::Closed)?;
-        tx.send(Request { message, reply }).map_err(|_| StoreError::Closed)?;
+        tx.send(Request { event, reply }).map_err(|_| StoreError::Closed)?;
         Ok(answer)
     }
 

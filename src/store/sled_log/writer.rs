@@ -4,8 +4,7 @@
 
 use super::disk_sync::DiskSync;
 use super::events::Events;
-use crate::event::Event;
-use crate::message::{Message, NewMessage};
+use crate::event::{Event, NewEvent};
 use crate::store::event_log::Follower;
 use crate::store::StoreError;
 use slog::{error, Logger};
@@ -49,8 +48,8 @@ pub(crate) struct WriterSetup {
 }
 
 pub(super) struct Request {
-    pub(super) message: NewMessage,
-    pub(super) reply: oneshot::Sender<Result<Message, StoreError>>,
+    pub(super) event: NewEvent,
+    pub(super) reply: oneshot::Sender<Result<Event, StoreError>>,
 }
 
 /// The writer thread's own state.
@@ -151,11 +150,10 @@ impl Writer {
             }
             return;
         }
-        let (messages, mut replies): (Vec<_>, Vec<_>) =
-            group.into_iter().map(|r| (r.message, r.reply)).unzip();
-        let events = self.assign_ids(messages);
+        let (new, mut replies): (Vec<_>, Vec<_>) = group.into_iter().map(|r| (r.event, r.reply)).unzip();
+        let events = self.assign_ids(new);
         if self.ack_early {
-            answer(messages_of(&events), std::mem::take(&mut replies));
+            answer(events.clone(), std::mem::take(&mut replies));
             thread::sleep(UNSAFE_WRITE_DELAY);
         }
         if let Err(e) = self.write_durably(&events) {
@@ -168,31 +166,18 @@ impl Writer {
         // The events are durable from here on: the followers get them (the channel views, which
         // publish them to readers), then every poster gets "posted", even if the views could
         // not take them (they catch up from the log on the next start).
-        let messages = messages_of(&events);
+        let answers = events.clone();
         self.hand_on(events);
-        answer(messages, replies);
+        answer(answers, replies);
     }
 
-    /// Gives each message the next id. Ids are spent even if the commit fails, so an
+    /// Gives each event the next id. Ids are spent even if the commit fails, so an
     /// id is never handed out twice.
-    fn assign_ids(&mut self, messages: Vec<NewMessage>) -> Vec<Event> {
+    fn assign_ids(&mut self, events: Vec<NewEvent>) -> Vec<Event> {
         let ts = now_secs();
         let first = self.next_id;
-        self.next_id += messages.len() as u64;
-        messages
-            .into_iter()
-            .zip(first..)
-            .map(|(m, id)| {
-                Event::MessagePosted(Message {
-                    id,
-                    ts,
-                    target: m.target.as_str().to_owned(),
-                    sender: m.sender.as_str().to_owned(),
-                    text: m.text.into_string(),
-                    source: m.source,
-                })
-            })
-            .collect()
+        self.next_id += events.len() as u64;
+        events.into_iter().zip(first..).map(|(e, id)| e.stamp(id, ts)).collect()
     }
 
     /// The protocol's *reserve* and *write*. On failure the events are taken out again (best effort)
@@ -236,20 +221,9 @@ impl Writer {
     }
 }
 
-/// The messages of a group, in order, to answer its posters with.
-fn messages_of(events: &[Event]) -> Vec<Message> {
-    events
-        .iter()
-        .map(|e| {
-            let Event::MessagePosted(m) = e;
-            m.clone()
-        })
-        .collect()
-}
-
-/// Tells each poster its message (in the order of the replies).
-fn answer(messages: Vec<Message>, replies: Vec<oneshot::Sender<Result<Message, StoreError>>>) {
-    for (m, reply) in messages.into_iter().zip(replies) {
-        let _ = reply.send(Ok(m));
+/// Tells each poster its event (in the order of the replies).
+fn answer(events: Vec<Event>, replies: Vec<oneshot::Sender<Result<Event, StoreError>>>) {
+    for (e, reply) in events.into_iter().zip(replies) {
+        let _ = reply.send(Ok(e));
     }
 }
