@@ -1,6 +1,7 @@
 //! Who is listening on which channel: live state, never logged. A listener is a name with a
 //! wait open on a channel (`wait_for_messages`, a REST long poll, which is what `watch` and the
-//! bridge make), named by the wait's `exclude_sender`. A name stays listed for [`LINGER`] after
+//! bridge make), named by the wait's `reader` or `exclude_sender`, or a channel page's live
+//! stream that picked a reader. A name stays listed for [`LINGER`] after
 //! its last wait ends, so one that waits again at once (the usual loop) does not flicker, and
 //! one that went away drops out within seconds.
 

@@ -3,7 +3,7 @@
 
 use crate::message::{Message, NewMessage, Source, StoredMessage};
 use crate::metrics::{Metrics, Open, Snapshot};
-use crate::presence::Presence;
+use crate::presence::{Listening, Presence};
 use crate::store::{ChannelStats, ExportFilter, Store, StoreError};
 use crate::values::{Invalid, Name, Text};
 use serde::Serialize;
@@ -416,6 +416,13 @@ impl Relay {
         tokio::task::spawn_blocking(move || store.close())
             .await
             .map_err(|e| StoreError::Crashed(format!("closing the store failed: {e}")))?
+    }
+
+    /// Lists `name` as listening on `target` until the result is dropped (a stream that names
+    /// its reader; waits do this themselves).
+    pub fn listen(&self, target: &str, name: &Name) -> Result<Listening, RelayError> {
+        let target = Name::parse("target", target)?;
+        Ok(self.inner.presence.listen(target.as_str(), name.as_str()))
     }
 
     /// Configured channels, every channel that holds a message and every one someone listens

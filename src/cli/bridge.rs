@@ -229,8 +229,12 @@ fn follow(client: &Client, channel: &str, name: &str, out: &mpsc::UnboundedSende
                     let _ = out.send(m);
                 }
             }
+            Err(e) if !e.is_retryable() => {
+                eprintln!("bridge: stopped following {channel}: {e}");
+                return;
+            }
             Err(e) => {
-                if !down || !e.is_retryable() {
+                if !down {
                     eprintln!("bridge: cannot follow {channel}: {e}; trying again");
                 }
                 down = true;

@@ -415,7 +415,13 @@ fn events(
             });
             futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
         });
-    let live = futures_util::stream::select(messages, channel_events(&relay, reader_of(query)?));
+    // A page that picked a reader listens on the channel as that reader while it is open.
+    let reader = reader_of(query)?;
+    let listening = reader.as_ref().map(|r| relay.listen(&name, r)).transpose()?;
+    let live = futures_util::stream::select(messages, channel_events(&relay, reader)).map(move |event| {
+        let _held = &listening;
+        event
+    });
     Ok(sse_reply(&relay, first.chain(live)))
 }
 

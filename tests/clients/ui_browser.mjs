@@ -206,6 +206,10 @@ try {
   await page.waitForFunction((n) => /^1\//.test(document.querySelector(`#channel-nav li[data-name="${n}"] .count`).textContent),
     channel, { timeout: 5000 });
   check("the picked reader's unread count", (await navCount()).startsWith("1/"), await navCount());
+  await page.waitForFunction((n) => document.querySelector(`#channel-nav li[data-name="${n}"] .listening`).textContent !== "",
+    channel, { timeout: 5000 });
+  check("a page with a reader picked listens as that reader", (await listening.textContent()) === `codex is listening on ${channel}`,
+    await listening.textContent());
   await page.locator(`#m-${covered}`).scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, "seen-and-unread.png") });
   await page.selectOption("#reader-pick", "");

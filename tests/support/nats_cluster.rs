@@ -20,12 +20,34 @@ pub fn free_port() -> u16 {
 }
 
 impl Cluster {
+    /// Starts a cluster and waits for its meta leader. Ports are picked free but may be taken
+    /// again by another test before a node binds them: a cluster that elects no leader is
+    /// started once more on fresh ports.
     pub fn start() -> Cluster {
         let server = std::env::var_os("RELAY_NATS_SERVER").unwrap_or_else(|| {
             panic!(
                 "RELAY_NATS_SERVER is not set: run the tests with scripts/test, which installs nats-server"
             )
         });
+        let first = Cluster::start_once(server.clone());
+        if first.wait_for_meta_leader() {
+            return first;
+        }
+        eprintln!(
+            "nats cluster: no meta leader within 30 s; starting another on fresh ports\n{}",
+            first.logs()
+        );
+        drop(first);
+        let second = Cluster::start_once(server);
+        assert!(
+            second.wait_for_meta_leader(),
+            "no JetStream meta leader within 30 s, twice\n{}",
+            second.logs()
+        );
+        second
+    }
+
+    fn start_once(server: std::ffi::OsString) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let routes: Vec<String> = ports.iter().map(|(_, c)| format!("nats://127.0.0.1:{c}")).collect();
@@ -34,7 +56,8 @@ impl Cluster {
             let config = format!(
                 "server_name: n{i}\nlisten: 127.0.0.1:{client}\nmax_payload: 8MB\n\
                  jetstream {{ store_dir: {store:?}, sync_interval: always }}\n\
-                 cluster {{ name: relay-test, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
+                 cluster {{ name: relay-test-{}, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
+                ports[0].0,
                 routes.join(", ")
             );
             std::fs::write(dir.path().join(format!("n{i}.conf")), config).unwrap();
@@ -42,8 +65,20 @@ impl Cluster {
         let urls = ports.iter().map(|(c, _)| format!("nats://127.0.0.1:{c}")).collect();
         let mut cluster = Cluster { nodes: Vec::new(), urls, server, dir };
         cluster.nodes = (0..3).map(|i| cluster.spawn(i)).collect();
-        cluster.wait_for_meta_leader();
         cluster
+    }
+
+    /// The last lines of each node's log.
+    fn logs(&self) -> String {
+        (0..self.nodes.len())
+            .map(|node| {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join(format!("n{node}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                format!("n{node}:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Starts node `node` from its configuration (its log appended to).
@@ -103,22 +138,22 @@ impl Cluster {
         })
     }
 
-    /// Until JetStream answers account queries (a meta leader is elected), within 30 s.
-    fn wait_for_meta_leader(&self) {
+    /// Whether JetStream answers account queries (a meta leader is elected) within 30 s.
+    fn wait_for_meta_leader(&self) -> bool {
         let urls = self.urls.clone();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async move {
             let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
+            while Instant::now() < deadline {
                 if let Ok(client) = async_nats::connect(urls.as_slice()).await {
                     if async_nats::jetstream::new(client).query_account().await.is_ok() {
-                        return;
+                        return true;
                     }
                 }
-                assert!(Instant::now() < deadline, "no JetStream meta leader within 30 s");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        });
+            false
+        })
     }
 
     /// Kills node `node` (SIGKILL) and waits for it.
