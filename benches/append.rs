@@ -16,6 +16,7 @@ fn message(poster: usize, n: u64) -> NewMessage {
         sender: Name::parse("sender", &format!("poster-{poster}")).unwrap(),
         text: Text::parse(format!("post {n} of poster {poster}: {}", "x".repeat(200)), 1 << 20).unwrap(),
         source: Source::Rest,
+        reply_to: None,
     }
 }
 

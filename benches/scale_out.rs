@@ -117,6 +117,7 @@ fn seed(url: &str, count: u64) {
                 sender: "bench".into(),
                 text: format!("seeded message {i} {}", "x".repeat(160)),
                 source: Source::Rest,
+                reply_to: None,
             };
             acks.push_back(
                 js.publish(subject.clone(), encode(&Event::MessagePosted(message)).into()).await.unwrap(),

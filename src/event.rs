@@ -8,8 +8,42 @@ use crate::message::{Message, NewMessage};
 use crate::values::Name;
 use serde::{Deserialize, Serialize};
 
-/// The record layout written today.
-pub const FORMAT_VERSION: u8 = 1;
+/// The record layout written today: 2 added `reply_to` to messages. Layout 1 is still read.
+pub const FORMAT_VERSION: u8 = 2;
+
+/// Layout 1 of the records, read only: messages without `reply_to`.
+mod v1 {
+    use crate::message::Source;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub(super) enum Event {
+        MessagePosted(Message),
+        CursorMoved(super::CursorMoved),
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Message {
+        id: u64,
+        ts: f64,
+        target: String,
+        sender: String,
+        text: String,
+        source: Source,
+    }
+
+    impl From<Event> for super::Event {
+        fn from(event: Event) -> super::Event {
+            match event {
+                Event::MessagePosted(Message { id, ts, target, sender, text, source }) => {
+                    let m = crate::message::Message { id, ts, target, sender, text, source, reply_to: None };
+                    super::Event::MessagePosted(m)
+                }
+                Event::CursorMoved(c) => super::Event::CursorMoved(c),
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
@@ -72,6 +106,7 @@ impl NewEvent {
                 sender: m.sender.as_str().to_owned(),
                 text: m.text.into_string(),
                 source: m.source,
+                reply_to: m.reply_to,
             }),
             NewEvent::Cursor { reader, target, to } => Event::CursorMoved(CursorMoved {
                 id,
@@ -123,7 +158,7 @@ impl Event {
 pub enum DecodeError {
     #[error("event {id}: empty record")]
     Empty { id: u64 },
-    #[error("event {id}: unknown format version {version} (this relay reads version {FORMAT_VERSION}); is the data dir from a newer relay?")]
+    #[error("event {id}: unknown format version {version} (this relay reads versions 1 to {FORMAT_VERSION}); is the data dir from a newer relay?")]
     Version { id: u64, version: u8 },
     #[error("event {id}: cannot decode record: {reason}")]
     Body { id: u64, reason: String },
@@ -154,18 +189,25 @@ pub fn encode(event: &Event) -> Vec<u8> {
 /// Decodes the record stored under `id`, checking that it is whole and holds that id.
 pub fn decode(id: u64, bytes: &[u8]) -> Result<Event, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty { id })?;
-    if version != FORMAT_VERSION {
-        return Err(DecodeError::Version { id, version });
-    }
-    let (event, used): (Event, usize) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|e| DecodeError::Body { id, reason: e.to_string() })?;
-    if used != body.len() {
-        return Err(DecodeError::Body { id, reason: format!("{} trailing bytes", body.len() - used) });
-    }
+    let event = match version {
+        FORMAT_VERSION => decode_body::<Event>(id, body)?,
+        1 => decode_body::<v1::Event>(id, body)?.into(),
+        _ => return Err(DecodeError::Version { id, version }),
+    };
     if event.id() != id {
         return Err(DecodeError::IdMismatch { id, found: event.id() });
     }
     Ok(event)
+}
+
+/// The whole of `body` as one `T`.
+fn decode_body<T: serde::de::DeserializeOwned>(id: u64, body: &[u8]) -> Result<T, DecodeError> {
+    let (value, used): (T, usize) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| DecodeError::Body { id, reason: e.to_string() })?;
+    if used != body.len() {
+        return Err(DecodeError::Body { id, reason: format!("{} trailing bytes", body.len() - used) });
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -181,7 +223,34 @@ mod tests {
             sender: "claude".into(),
             text: "```diff\n+x\n```".into(),
             source: Source::Mcp,
+            reply_to: None,
         })
+    }
+
+    #[test]
+    fn records_of_layout_1_still_decode_and_replies_round_trip() {
+        #[derive(Serialize)]
+        enum OldEvent {
+            MessagePosted { id: u64, ts: f64, target: String, sender: String, text: String, source: Source },
+        }
+        let old = OldEvent::MessagePosted {
+            id: 7,
+            ts: 1_700_000_000.25,
+            target: "proj-x".into(),
+            sender: "claude".into(),
+            text: "```diff\n+x\n```".into(),
+            source: Source::Mcp,
+        };
+        let mut record = vec![1];
+        bincode::serde::encode_into_std_write(&old, &mut record, config()).unwrap();
+        assert_eq!(decode(7, &record).unwrap(), sample(7));
+        let Event::MessagePosted(mut reply) = sample(9) else { unreachable!() };
+        reply.reply_to = Some(7);
+        let reply = Event::MessagePosted(reply);
+        assert_eq!(encode(&reply)[0], 2);
+        assert_eq!(decode(9, &encode(&reply)).unwrap(), reply);
+        assert!(reply.to_json_line().contains(r#""reply_to":7"#));
+        assert!(!sample(7).to_json_line().contains("reply_to"), "no field when it answers nothing");
     }
 
     proptest::proptest! {

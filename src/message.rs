@@ -34,11 +34,13 @@ pub struct NewMessage {
     pub sender: Name,
     pub text: Text,
     pub source: Source,
+    pub reply_to: Option<u64>,
 }
 
 /// A stored message, in the shape every front door returns (the Python relay's fields plus
-/// `source`). Reading one refuses unknown fields: an import must not drop data silently.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// `source`, and `reply_to` on a reply). Reading one refuses unknown fields: an import must not
+/// drop data silently.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
     pub id: u64,
@@ -48,6 +50,30 @@ pub struct Message {
     pub sender: String,
     pub text: String,
     pub source: Source,
+    /// The id of the message of the same channel this one answers (threads). (The attributes
+    /// serve deserializing and the schema; serializing is written out below.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+}
+
+/// JSON leaves `reply_to` out when the message answers nothing (the Python relay's shape); the
+/// log's binary records always hold it, since bincode reads fields by position.
+impl Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let reply_to = self.reply_to.is_some() || !serializer.is_human_readable();
+        let mut out = serializer.serialize_struct("Message", 6 + usize::from(reply_to))?;
+        out.serialize_field("id", &self.id)?;
+        out.serialize_field("ts", &self.ts)?;
+        out.serialize_field("target", &self.target)?;
+        out.serialize_field("sender", &self.sender)?;
+        out.serialize_field("text", &self.text)?;
+        out.serialize_field("source", &self.source)?;
+        if reply_to {
+            out.serialize_field("reply_to", &self.reply_to)?;
+        }
+        out.end()
+    }
 }
 
 /// A message in one line, as `watch` and `replay --print` show it:
@@ -75,6 +101,16 @@ impl StoredMessage {
     /// The message as JSON, as stored.
     pub fn json(&self) -> &[u8] {
         &self.json
+    }
+
+    /// The message this one answers, read without decoding the rest.
+    pub fn reply_to(&self) -> Result<Option<u64>, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct ReplyTo {
+            #[serde(default)]
+            reply_to: Option<u64>,
+        }
+        Ok(serde_json::from_slice::<ReplyTo>(&self.json)?.reply_to)
     }
 
     /// The sender, read without decoding the rest.
@@ -142,6 +178,7 @@ mod tests {
             sender: "s".into(),
             text: "x".into(),
             source: Source::Rest,
+            reply_to: None,
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(

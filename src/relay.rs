@@ -197,12 +197,29 @@ impl Relay {
         text: String,
         source: Source,
     ) -> Result<Message, RelayError> {
+        self.post_reply(target, sender, text, None, source).await
+    }
+
+    /// [`Relay::post`] of a message that answers `reply_to`, which must be a message of the
+    /// same channel (else nothing is stored).
+    pub async fn post_reply(
+        &self,
+        target: &str,
+        sender: &str,
+        text: String,
+        reply_to: Option<u64>,
+        source: Source,
+    ) -> Result<Message, RelayError> {
         let message = NewMessage {
             target: Name::parse("target", target)?,
             sender: Name::parse("sender", sender)?,
             text: Text::parse(text, self.inner.max_text_bytes)?,
             source,
+            reply_to,
         };
+        if let Some(parent) = reply_to {
+            self.message_of(&message.target, parent, "reply_to").await?;
+        }
         let started = Instant::now();
         let m = self.inner.store.append(message).await?;
         self.inner.metrics.posted(source, started.elapsed());
@@ -210,6 +227,66 @@ impl Relay {
             "target" => &m.target, "sender" => &m.sender, "id" => m.id,
             "text_len" => m.text.len(), "source" => source.as_str());
         Ok(m)
+    }
+
+    /// The text of message `id` of `target`, if it has one and it can be read (quotes in the web
+    /// UI). Reads the store: call it off the async workers.
+    pub fn message_text(&self, target: &str, id: u64) -> Option<String> {
+        Some(self.inner.store.message(target, id).ok()??.decode().ok()?.text)
+    }
+
+    /// Message `id` of `target`, or an error naming `field` when the channel has no such message.
+    async fn message_of(
+        &self,
+        target: &Name,
+        id: u64,
+        field: &'static str,
+    ) -> Result<StoredMessage, RelayError> {
+        let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
+        blocking(move || store.message(&name, id)).await?.ok_or_else(|| {
+            Invalid::new(field, format!("there is no message {id} in the channel {}", target.as_str())).into()
+        })
+    }
+
+    /// The thread of message `root` of `target`: it and every message answering it, or
+    /// answering an answer, oldest first, those after `since_id`, at most `limit`.
+    pub async fn thread(
+        &self,
+        target: &str,
+        root: u64,
+        since_id: u64,
+        limit: usize,
+        source: Source,
+    ) -> Result<Page, RelayError> {
+        let target = Name::parse("target", target)?;
+        let first = self.message_of(&target, root, "thread").await?;
+        let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
+        let messages = blocking(move || {
+            let mut members = std::collections::HashSet::from([root]);
+            let mut out: Vec<StoredMessage> = (root > since_id).then_some(first).into_iter().collect();
+            let mut after = root;
+            // Answers come after what they answer: one pass from the root gathers them all.
+            while out.len() < limit {
+                let page = store.since(&name, after, REST_MAX_LIMIT as usize)?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                for m in page {
+                    let parent =
+                        m.reply_to().map_err(|e| StoreError::corrupt(format!("message {}: {e}", m.id)))?;
+                    if parent.is_some_and(|p| members.contains(&p)) {
+                        members.insert(m.id);
+                        if m.id > since_id && out.len() < limit {
+                            out.push(m);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+        let page = page(target, messages, since_id);
+        self.log_fetch(&page, since_id, limit, "thread", source);
+        Ok(page)
     }
 
     /// Up to `limit` messages of `target` after `since_id`, oldest first.

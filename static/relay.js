@@ -7,6 +7,10 @@
   const body = document.body;
   const channel = body.dataset.channel;
   const list = document.getElementById("messages");
+  // On a thread's page: its messages' ids; new messages are shown only when they answer one.
+  const thread = body.dataset.thread ? Number(body.dataset.thread) : null;
+  const inThread = new Set();
+  if (list && thread) list.querySelectorAll(".msg").forEach(function (li) { inThread.add(Number(li.dataset.id)); });
   const live = document.getElementById("live");
 
   // ---- Theme: follows the system until the reader picks one; the pick is remembered.
@@ -102,8 +106,12 @@
   // ---- Live: new messages pushed by the relay. EventSource reconnects by itself and resumes
   // from the last event id it saw; when the relay answers a reconnect with an error, start over
   // from the last id shown.
-  function placeNew(id, html) {
+  function placeNew(id, html, replyTo) {
     if (id <= lastId || document.getElementById("m-" + id)) return;
+    if (thread) {
+      if (!inThread.has(replyTo)) { lastId = id; return; }
+      inThread.add(id);
+    }
     const stick = atBottom();
     const holder = document.createElement("template");
     holder.innerHTML = html.trim();
@@ -244,7 +252,7 @@
     source.addEventListener("message", function (event) {
       let data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
-      placeNew(data.id, data.html);
+      placeNew(data.id, data.html, data.reply_to);
     });
     source.addEventListener("relay-error", function (event) { setLive(false, event.data); });
     source.addEventListener("error", function () {
@@ -305,6 +313,24 @@
       form.requestSubmit();
     }
   });
+  // Reply: the next post answers that message (on a thread's page, its first one by default).
+  const replyTo = document.getElementById("post-reply-to");
+  const replying = document.getElementById("replying");
+  function setReply(id) {
+    replyTo.value = id ? String(id) : "";
+    replying.hidden = !id;
+    const link = document.getElementById("replying-link");
+    link.textContent = "#" + id;
+    link.href = "#m-" + id;
+  }
+  document.getElementById("replying-cancel").addEventListener("click", function () { setReply(""); });
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest && event.target.closest("button.reply");
+    if (!button) return;
+    setReply(button.dataset.id);
+    if (channel) form.elements.target.value = channel;
+    text.focus();
+  });
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     const message = {
@@ -312,6 +338,7 @@
       sender: sender.value.trim(),
       text: text.value,
     };
+    if (replyTo.value) message.reply_to = Number(replyTo.value);
     status.className = "status";
     status.textContent = "Sending…";
     try {
@@ -324,6 +351,7 @@
       if (!reply.ok || !answer.ok) throw new Error(answer.error || reply.status + " " + reply.statusText);
       try { localStorage.setItem("relay-sender", message.sender); } catch (e) { /* not remembered */ }
       text.value = "";
+      setReply(thread ? String(thread) : "");
       status.className = "status ok";
       if (message.target === channel) {
         status.textContent = "Posted #" + answer.posted;

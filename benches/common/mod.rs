@@ -31,6 +31,7 @@ pub fn message(id: u64, channels: u64) -> Message {
         sender: if id.is_multiple_of(2) { "claude".into() } else { "codex".into() },
         text,
         source: Source::Mcp,
+        reply_to: None,
     }
 }
 

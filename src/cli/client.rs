@@ -76,9 +76,16 @@ impl Client {
         }
     }
 
-    /// Posts a message; returns its id once the relay has stored it.
-    pub fn post(&self, target: &str, sender: &str, text: &str) -> Result<u64, ClientError> {
-        let body = json!({"target": target, "sender": sender, "text": text});
+    /// Posts a message (answering `reply_to`, when given); returns its id once the relay has
+    /// stored it.
+    pub fn post(
+        &self,
+        target: &str,
+        sender: &str,
+        text: &str,
+        reply_to: Option<u64>,
+    ) -> Result<u64, ClientError> {
+        let body = json!({"target": target, "sender": sender, "text": text, "reply_to": reply_to});
         let reply = self.answer(
             self.with_token(self.agent.post(format!("{}/api/messages", self.base))).send_json(&body),
         )?;

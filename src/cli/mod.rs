@@ -86,6 +86,9 @@ pub struct PostArgs {
     /// The message; `-` or nothing reads it from standard input
     #[arg(value_name = "TEXT")]
     pub text: Option<String>,
+    /// The id of the message this answers (in the same channel)
+    #[arg(long, value_name = "ID")]
+    pub reply_to: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -227,7 +230,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::io::read_to_string(std::io::stdin()).context("cannot read the message from stdin")?
                 }
             };
-            let id = Client::new(&args.url).post(&args.target, &args.sender, &text)?;
+            let id = Client::new(&args.url).post(&args.target, &args.sender, &text, args.reply_to)?;
             println!("posted #{id}");
             Ok(ExitCode::SUCCESS)
         }

@@ -56,6 +56,11 @@ fn other_paths() -> Value {
             "parameters": [path_param("channel", "The channel name, percent-encoded")],
             "responses": {"200": html_reply("The newest 100 messages, rendered, and the post form"), "400": html_reply("A bad channel name")}
         }},
+        "/c/{channel}/t/{id}": {"get": {
+            "summary": "The web UI: one thread",
+            "parameters": [path_param("channel", "The channel name, percent-encoded"), path_param("id", "The thread's first message")],
+            "responses": {"200": html_reply("The message and its replies, rendered and live, and the post form answering it"), "400": html_reply("A bad channel name, or no such message in the channel")}
+        }},
         "/c/{channel}/older": {"get": {
             "summary": "The web UI: an older page",
             "parameters": [path_param("channel", "The channel name, percent-encoded"), param("before", true, json!({"type": "integer", "minimum": 0}), "The 100 messages before this id.")],
@@ -63,13 +68,14 @@ fn other_paths() -> Value {
         }},
         "/c/{channel}/events": {"get": {
             "summary": "The web UI: live updates",
-            "description": "Server-Sent Events, one per new message (id: the message id; data: {\"id\", \"html\"}). Starts after Last-Event-ID, else after `after`, else at the newest message.",
-            "parameters": [path_param("channel", "The channel name, percent-encoded"), param("after", false, json!({"type": "integer", "minimum": 0}), "Send messages after this id.")],
+            "description": "Server-Sent Events, one per new message (id: the message id; data: {\"id\", \"html\", \"reply_to\"}). Starts after Last-Event-ID, else after `after`, else at the newest message. Carries the channel list too, as /channels/events does.",
+            "parameters": [path_param("channel", "The channel name, percent-encoded"), param("after", false, json!({"type": "integer", "minimum": 0}), "Send messages after this id."), param("reader", false, json!({"type": "string"}), "The page's reader: the channel list carries its unread counts, and the reader is listed as listening here while the stream is open.")],
             "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}, "400": error_reply("A parameter is malformed.")}
         }},
         "/channels/events": {"get": {
             "summary": "The web UI: the channel list, live",
-            "description": "Server-Sent Events named channels, each {\"channels\": [{\"name\", \"href\", \"count\", \"current\"}]}: the list now, then each time a count grows or a channel appears (at most 4 a second). The channel pages' streams carry the same events.",
+            "description": "Server-Sent Events named channels, each {\"channels\": [{\"name\", \"href\", \"count\", \"current\", \"listening\", \"readers\", \"unread\"}]}: the list now, then each time a count grows, a channel appears, a listener comes or goes or a cursor moves (at most 4 a second). The channel pages' streams carry the same events.",
+            "parameters": [param("reader", false, json!({"type": "string"}), "Adds each channel's unread count for this reader.")],
             "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}}
         }},
         "/ui/messages": {"post": {
@@ -123,6 +129,9 @@ pub fn spec(max_text_bytes: usize) -> Value {
                         param("limit", false, json!({"type": "integer", "default": REST_DEFAULT_LIMIT}), &format!("Page size, clamped to 1..{REST_MAX_LIMIT}.")),
                         param("wait", false, json!({"type": "number", "minimum": 0, "maximum": MAX_WAIT.as_secs()}), "With since_id: when nothing is newer, wait up to this many seconds for a message (long poll); the reply then has timed_out."),
                         param("exclude_sender", false, json!({"type": "string"}), "With wait: messages from this sender do not end the wait (they are not returned)."),
+                        param("reader", false, json!({"type": "string"}), "Your name: the relay keeps your place. Alone: the messages after your cursor. With since_id: your cursor first moves up to since_id (an acknowledgement)."),
+                        param("start", false, json!({"type": "string", "enum": ["end", "beginning"]}), "With reader: where a reader new to the channel starts (default beginning)."),
+                        param("thread", false, json!({"type": "integer", "minimum": 0}), "Only this message of the channel and the messages answering it (and their answers)."),
                     ],
                     "responses": {
                         "200": {"description": "A page of messages", "content": {"application/json": {"schema": message_list}}},
@@ -136,7 +145,8 @@ pub fn spec(max_text_bytes: usize) -> Value {
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {
                         "type": "object",
                         "required": ["target", "sender", "text"],
-                        "properties": {"target": {"type": "string"}, "sender": {"type": "string"}, "text": {"type": "string"}}
+                        "properties": {"target": {"type": "string"}, "sender": {"type": "string"}, "text": {"type": "string"},
+                            "reply_to": {"type": "integer", "description": "The id of the message of the same channel this answers; an id that names none is refused (400)."}}
                     }}}},
                     "responses": {
                         "201": {"description": "Stored", "content": {"application/json": {"schema": {
@@ -169,7 +179,8 @@ pub fn spec(max_text_bytes: usize) -> Value {
             "/api/channels": {
                 "get": {
                     "summary": "List channels",
-                    "description": "Configured channels and every channel that holds a message, sorted by name.",
+                    "description": "Configured channels, every channel that holds a message and every one someone listens on, sorted by name.",
+                    "parameters": [param("reader", false, json!({"type": "string"}), "Adds each channel's unread count for this reader (counted up to 1000).")],
                     "responses": {"200": {"description": "The channels", "content": {"application/json": {"schema": {
                         "type": "object",
                         "required": ["channels", "details"],
@@ -177,7 +188,10 @@ pub fn spec(max_text_bytes: usize) -> Value {
                             "channels": {"type": "array", "items": {"type": "string"}},
                             "details": {"type": "array", "items": {
                                 "type": "object",
-                                "properties": {"name": {"type": "string"}, "count": {"type": "integer"}, "last_id": {"type": "integer"}}
+                                "properties": {"name": {"type": "string"}, "count": {"type": "integer"}, "last_id": {"type": "integer"},
+                                    "listening": {"type": "array", "items": {"type": "string"}, "description": "Who waits on the channel now."},
+                                    "readers": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "Each reader's cursor."},
+                                    "unread": {"type": "integer", "description": "With reader: messages after its cursor."}}
                             }}
                         }
                     }}}}}
@@ -202,7 +216,8 @@ pub fn spec(max_text_bytes: usize) -> Value {
                     "target": {"type": "string"},
                     "sender": {"type": "string"},
                     "text": {"type": "string"},
-                    "source": {"type": "string", "enum": ["rest", "mcp", "ui", "cli"], "description": "The front door it came in through."}
+                    "source": {"type": "string", "enum": ["rest", "mcp", "ui", "cli"], "description": "The front door it came in through."},
+                    "reply_to": {"type": "integer", "description": "On a reply: the id of the message it answers."}
                 }
             },
             "Error": {

@@ -119,6 +119,10 @@ async fn get_messages(raw_query: String, relay: Relay) -> Response {
         let reader = query.get("reader");
         let start = Start::parse(query.get("start")).map_err(|e| bad(e.to_string()))?;
         let since_id = relay.start_after(target, query.id("since_id")?, reader, start).await?;
+        if let Some(root) = query.id("thread")? {
+            let page = relay.thread(target, root, since_id.unwrap_or(0), limit, Source::Rest).await?;
+            return Ok(page_reply(&page, None));
+        }
         let (page, timed_out) = match (since_id, wait) {
             (Some(since), Some(wait)) => {
                 let exclude = query.get("exclude_sender").map(|s| s.trim());
@@ -168,7 +172,15 @@ async fn post_message(
         };
         let (target, sender) = (string_field(&fields, "target")?, string_field(&fields, "sender")?);
         let text = string_field(&fields, "text")?;
-        let m = relay.post(&target, &sender, text, source).await?;
+        let reply_to = match fields.get("reply_to") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) if n.is_u64() => n.as_u64(),
+            // The web UI's form sends it as text.
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) if s.trim().parse::<u64>().is_ok() => s.trim().parse().ok(),
+            Some(_) => return Err(bad("reply_to: must be a message id, a whole number")),
+        };
+        let m = relay.post_reply(&target, &sender, text, reply_to, source).await?;
         let reply = warp::reply::json(&json!({"ok": true, "posted": m.id, "message": m}));
         Ok(warp::reply::with_status(reply, StatusCode::CREATED).into_response())
     };

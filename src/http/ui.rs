@@ -18,7 +18,7 @@ use super::pages::{self, html};
 use super::request::{decode_segment, get_or_head, path_segment, raw_query, Query};
 use crate::message::{Message, Source, StoredMessage};
 use crate::metrics::Open;
-use crate::relay::Relay;
+use crate::relay::{Relay, REST_MAX_LIMIT};
 use crate::render::Renderer;
 use crate::store::ChannelStats;
 use crate::values::Name;
@@ -83,6 +83,12 @@ struct MessageView {
     time: String,
     /// Sanitised HTML of the text.
     html: String,
+    /// On a reply: the message it answers, a link to it and the start of its text.
+    reply_to: Option<u64>,
+    reply_href: String,
+    quote: String,
+    /// The page of this message's thread.
+    thread_href: String,
 }
 
 #[derive(Serialize)]
@@ -129,11 +135,28 @@ struct Ui {
     renderer: &'static Renderer,
     rendered: Mutex<HtmlCache>,
     logger: Logger,
+    /// Where the quotes of replies come from (`None` in the template tests).
+    relay: Option<Relay>,
 }
 
+/// Characters of a quoted message shown above a reply.
+const QUOTE_CHARS: usize = 80;
+
 impl Ui {
-    fn new(logger: Logger) -> Ui {
-        Ui { renderer: renderer(), rendered: Mutex::default(), logger }
+    fn new(logger: Logger, relay: Option<Relay>) -> Ui {
+        Ui { renderer: renderer(), rendered: Mutex::default(), logger, relay }
+    }
+
+    /// The first line of message `id` of `channel`, cut to [`QUOTE_CHARS`]; empty when it
+    /// cannot be read. Reads the store: called off the async workers.
+    fn quote(&self, channel: &str, id: u64) -> String {
+        let text = self.relay.as_ref().and_then(|relay| relay.message_text(channel, id));
+        let first =
+            text.as_deref().unwrap_or("").lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+        match first.char_indices().nth(QUOTE_CHARS) {
+            Some((at, _)) => format!("{}…", &first[..at]),
+            None => first.to_owned(),
+        }
     }
 
     fn view(&self, stored: &StoredMessage) -> Result<MessageView, ApiError> {
@@ -141,12 +164,17 @@ impl Ui {
             stored.decode().map_err(|e| ApiError::Unavailable(format!("message {}: {e}", stored.id)))?;
         let when = DateTime::from_timestamp_micros((m.ts * 1e6) as i64).unwrap_or_default();
         let hue = m.sender.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % 8;
+        let href = channel_href(&m.target);
         Ok(MessageView {
             id: m.id,
             html: self.html(m.id, &m.text).to_string(),
             hue,
             iso: when.to_rfc3339_opts(SecondsFormat::Millis, true),
             time: Local.from_utc_datetime(&when.naive_utc()).format("%Y-%m-%d %H:%M:%S").to_string(),
+            reply_to: m.reply_to,
+            reply_href: m.reply_to.map_or_else(String::new, |parent| format!("{href}#m-{parent}")),
+            quote: m.reply_to.map_or_else(String::new, |parent| self.quote(&m.target, parent)),
+            thread_href: format!("{href}/t/{}", m.id),
             target: m.target,
             sender: m.sender,
         })
@@ -180,29 +208,41 @@ impl Ui {
 struct PageContext {
     channels: Vec<ChannelLink>,
     mcp_url: String,
+    /// On a thread's page: its first message.
+    thread: Option<u64>,
 }
 
 pub fn routes(
     relay: Relay,
     gate: &Gate,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let ui = Arc::new(Ui::new(relay.usage_log().clone()));
+    let ui = Arc::new(Ui::new(relay.usage_log().clone(), Some(relay.clone())));
     let with = warp::any().map(move || (relay.clone(), ui.clone()));
     let host = warp::header::optional::<String>("host").map(|h: Option<String>| h.unwrap_or_default());
 
-    let index =
-        warp::path::end().and(get_or_head()).and(gate.page()).and(host).and(with.clone()).then(
-            |host: String, (relay, ui): (Relay, Arc<Ui>)| async move { page(relay, ui, host, None).await },
-        );
+    let index = warp::path::end().and(get_or_head()).and(gate.page()).and(host).and(with.clone()).then(
+        |host: String, (relay, ui): (Relay, Arc<Ui>)| async move { page(relay, ui, host, None, None).await },
+    );
     let channel =
         warp::path!("c" / String).and(get_or_head()).and(gate.page()).and(host).and(with.clone()).then(
             |name: String, host: String, (relay, ui): (Relay, Arc<Ui>)| async move {
                 match decode_segment(&name) {
-                    Ok(name) => page(relay, ui, host, Some(name)).await,
+                    Ok(name) => page(relay, ui, host, Some(name), None).await,
                     Err(e) => error_page(&e),
                 }
             },
         );
+    let thread = warp::path!("c" / String / "t" / u64)
+        .and(get_or_head())
+        .and(gate.page())
+        .and(host)
+        .and(with.clone())
+        .then(|name: String, root: u64, host: String, (relay, ui): (Relay, Arc<Ui>)| async move {
+            match decode_segment(&name) {
+                Ok(name) => page(relay, ui, host, Some(name), Some(root)).await,
+                Err(e) => error_page(&e),
+            }
+        });
     let older = warp::path!("c" / String / "older")
         .and(get_or_head())
         .and(gate.ui())
@@ -236,7 +276,19 @@ pub fn routes(
             None => ApiError::NotFound.into_response(),
         }
     });
-    index.or(channel).unify().or(older).unify().or(events).unify().or(channels).unify().or(files).unify()
+    index
+        .or(channel)
+        .unify()
+        .or(thread)
+        .unify()
+        .or(older)
+        .unify()
+        .or(events)
+        .unify()
+        .or(channels)
+        .unify()
+        .or(files)
+        .unify()
 }
 
 /// The page of a channel.
@@ -287,15 +339,27 @@ fn channel_events(
     })
 }
 
-async fn page(relay: Relay, ui: Arc<Ui>, host: String, channel: Option<String>) -> Response {
+/// The index (no channel), a channel's page, or the page of one thread of it (`thread`: its
+/// first message).
+async fn page(
+    relay: Relay,
+    ui: Arc<Ui>,
+    host: String,
+    channel: Option<String>,
+    thread: Option<u64>,
+) -> Response {
     let context = PageContext {
         channels: channel_links(relay.channels(Source::Ui), channel.as_deref()),
         mcp_url: format!("http://{host}/mcp"),
+        thread,
     };
     let result = async {
-        let messages = match &channel {
-            Some(name) => relay.tail(name, PAGE_SIZE + 1, Source::Ui).await?.messages,
-            None => Vec::new(),
+        let messages = match (&channel, thread) {
+            (Some(name), Some(root)) => {
+                relay.thread(name, root, 0, REST_MAX_LIMIT as usize, Source::Ui).await?.messages
+            }
+            (Some(name), None) => relay.tail(name, PAGE_SIZE + 1, Source::Ui).await?.messages,
+            (None, _) => Vec::new(),
         };
         tokio::task::spawn_blocking(move || render_page(&ui, &context, channel.as_deref(), &messages))
             .await
@@ -313,8 +377,10 @@ fn render_page(
     channel: Option<&str>,
     messages: &[StoredMessage],
 ) -> Result<String, ApiError> {
-    let more = messages.len() > PAGE_SIZE;
-    let shown = &messages[messages.len().saturating_sub(PAGE_SIZE)..];
+    // A thread's page shows the whole thread; a channel's, its newest PAGE_SIZE messages.
+    let page_size = if context.thread.is_some() { messages.len() } else { PAGE_SIZE };
+    let more = messages.len() > page_size;
+    let shown = &messages[messages.len() - page_size.min(messages.len())..];
     let views = ui.message_views(shown)?;
     let mut senders: Vec<&str> = DEFAULT_SENDERS.to_vec();
     for v in &views {
@@ -325,6 +391,8 @@ fn render_page(
     let mcp = &context.mcp_url;
     let data = json!({
         "channel": channel,
+        "thread": context.thread,
+        "channel_href": channel.map(channel_href),
         "channels": context.channels,
         "messages": views,
         "more": more,
@@ -398,7 +466,9 @@ fn events(
                         let html = render_messages(&ui, std::slice::from_ref(m))?;
                         let event = warp::sse::Event::default()
                             .id(m.id.to_string())
-                            .json_data(json!({"id": m.id, "html": html}))
+                            .json_data(
+                                json!({"id": m.id, "html": html, "reply_to": m.reply_to().ok().flatten()}),
+                            )
                             .map_err(|_| ApiError::Internal)?;
                         out.push(event);
                     }
@@ -443,7 +513,7 @@ mod tests {
     use super::*;
 
     fn ui() -> Ui {
-        Ui::new(crate::usage_log::discard())
+        Ui::new(crate::usage_log::discard(), None)
     }
 
     #[test]
@@ -481,6 +551,7 @@ mod tests {
                 unread: None,
             }],
             mcp_url: "http://127.0.0.1:8010/mcp".into(),
+            thread: None,
         };
         let json = r#"{"id":7,"ts":1795000000.5,"target":"<x> & \"y\"","sender":"<b>me</b>","text":"**hi**","source":"rest"}"#;
         let stored = StoredMessage::new(7, bytes::Bytes::from_static(json.as_bytes()));

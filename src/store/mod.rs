@@ -289,6 +289,12 @@ impl Store {
         self.channel(channel).map_or(0, |c| c.last_id)
     }
 
+    /// Message `id` of `channel`, if it has one.
+    pub fn message(&self, channel: &str, id: u64) -> Result<Option<StoredMessage>, StoreError> {
+        let found = self.since(channel, id.saturating_sub(1), 1)?;
+        Ok(found.into_iter().next().filter(|m| m.id == id))
+    }
+
     /// Up to `limit` messages of `channel` with id > `after`, oldest first.
     pub fn since(&self, channel: &str, after: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {

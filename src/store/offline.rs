@@ -146,6 +146,9 @@ fn importable(event: &Event) -> Result<(), String> {
             if m.text.trim().is_empty() {
                 return Err("text: must not be empty".into());
             }
+            if m.reply_to.is_some_and(|parent| parent >= m.id) {
+                return Err(format!("reply_to: must be an id before the message's own, {}", m.id));
+            }
         }
         Event::CursorMoved(c) => {
             Name::parse("target", &c.target)

@@ -14,6 +14,7 @@ pub(super) fn new_message(target: &str, text: &str) -> NewMessage {
         sender: Name::parse("sender", "tester").unwrap(),
         text: Text::parse(text.to_owned(), 1 << 20).unwrap(),
         source: Source::Cli,
+        reply_to: None,
     }
 }
 
@@ -272,6 +273,7 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
         sender: "tester".to_owned(),
         text,
         source: Source::Cli,
+        reply_to: None,
     };
     // Three in "quiet", then enough in "busy" to pass OPEN_SPAN, then one large message in
     // each of many channels until the open bytes pass OPEN_BYTES.
@@ -418,6 +420,7 @@ fn archive_lines_have_the_python_relays_format() {
         sender: "claude".into(),
         text: "a \"quoted\"\nline".into(),
         source: Source::Rest,
+        reply_to: None,
     };
     let line = archive::line(&m);
     assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "one line: {line:?}");
@@ -539,6 +542,7 @@ fn views_catch_up_with_events_they_missed() {
                     sender: "s".into(),
                     text: format!("late {i}"),
                     source: Source::Rest,
+                    reply_to: None,
                 })
             })
             .collect();
@@ -675,6 +679,7 @@ fn merge_reports_a_conflicting_id_and_stores_nothing() {
             sender: "s".into(),
             text: "new one".into(),
             source: Source::Cli,
+            reply_to: None,
         })
         .to_json_line(),
     );

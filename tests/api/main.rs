@@ -19,5 +19,6 @@ mod nats;
 mod openapi;
 mod process;
 mod rest;
+mod threads;
 mod ui;
 mod watch;

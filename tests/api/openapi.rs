@@ -75,7 +75,8 @@ fn every_described_route_answers_exactly_its_methods() {
     let paths = spec["paths"].as_object().unwrap();
     assert!(paths.contains_key("/mcp"));
     for (template, operations) in paths {
-        let path = template.replace("{channel}", "proj-x").replace("{file}", "relay.css");
+        let path =
+            template.replace("{channel}", "proj-x").replace("{file}", "relay.css").replace("{id}", "1");
         for method in METHODS {
             let got = status(app.addr, method, &path);
             if operations.get(method.to_lowercase()).is_some() {
@@ -134,5 +135,8 @@ fn openapi_describes_routes_that_answer() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(params, ["target", "since_id", "limit", "wait", "exclude_sender"]);
+    assert_eq!(
+        params,
+        ["target", "since_id", "limit", "wait", "exclude_sender", "reader", "start", "thread"]
+    );
 }

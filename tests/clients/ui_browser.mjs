@@ -228,6 +228,41 @@ try {
   check("form post stored as sent from the UI by its sender",
     stored.messages[0].source === "ui" && stored.messages[0].sender === "user", stored.messages[0]);
   check("form cleared after posting", (await page.getByLabel("Message (markdown)").inputValue()) === "");
+
+  // Threads: Reply on a message, post from the form; the reply quotes and links what it answers;
+  // the thread's page shows it and its replies and takes new replies live, nothing else.
+  await page.locator(`#m-${formId} button.reply`).click();
+  check("Reply says what it answers", (await page.locator("#replying").isVisible()) &&
+    (await page.locator("#replying-link").textContent()) === `#${formId}`);
+  await page.getByLabel("Message (markdown)").fill("Answering the form post");
+  await page.getByLabel("Message (markdown)").press("Control+Enter");
+  await page.waitForFunction(() => /Posted #\d+/.test(document.getElementById("post-status").textContent), null, { timeout: 5000 });
+  const replyId = Number((await page.locator("#post-status").textContent()).match(/#(\d+)/)[1]);
+  await page.waitForSelector(`#m-${replyId} .in-reply`, { timeout: 5000 });
+  check("a reply shows what it answers, quoted, with a link",
+    (await page.locator(`#m-${replyId} .in-reply a`).textContent()) === `↩ #${formId}` &&
+    (await page.locator(`#m-${replyId} .in-reply q`).textContent()) === "Posted from the **form** with Ctrl+Enter" &&
+    (await page.locator(`#m-${replyId} .in-reply a`).getAttribute("href")) === `/c/${channel}#m-${formId}`);
+  check("replying ends after the post", (await page.locator("#replying").isHidden()));
+  await page.locator(`#m-${replyId}`).scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(shots, "reply.png") });
+  const threadPage = await browser.newPage();
+  await threadPage.goto(`${base}/c/${channel}/t/${formId}`);
+  const threadIds = () => threadPage.locator("#messages > .msg").evaluateAll((items) => items.map((li) => Number(li.dataset.id)));
+  check("the thread page shows the message and its reply", JSON.stringify(await threadIds()) === JSON.stringify([formId, replyId]),
+    await threadIds());
+  await threadPage.waitForFunction(() => document.getElementById("live").textContent === "live", null, { timeout: 5000 });
+  await post("Not in the thread", "codex");
+  const late = await (await fetch(`${base}/api/messages`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ target: channel, sender: "codex", text: "A late reply", reply_to: replyId }),
+  })).json();
+  await threadPage.waitForSelector(`#m-${late.posted}`, { timeout: 5000 });
+  check("a new reply reaches the thread page live, and nothing else does",
+    JSON.stringify(await threadIds()) === JSON.stringify([formId, replyId, late.posted]), await threadIds());
+  check("the thread page's form answers the thread", (await threadPage.locator("#post-reply-to").inputValue()) === String(formId));
+  await threadPage.screenshot({ path: join(shots, "thread.png") });
+  await threadPage.close();
   await page.getByLabel("Message (markdown)").fill("   ");
   await page.getByLabel("Message (markdown)").press("Control+Enter");
   await page.waitForFunction(() => /Not posted/.test(document.getElementById("post-status").textContent), null, { timeout: 5000 });
@@ -254,7 +289,7 @@ try {
   await page.getByRole("button", { name: "Load older messages" }).click();
   await page.waitForFunction((n) => document.querySelectorAll("#messages > .msg").length > n, shownBefore, { timeout: 5000 });
   const after = await page.locator(`#${anchorId}`).evaluate((el) => el.getBoundingClientRect().top);
-  check("load older brings the rest of the channel", (await page.locator("#messages > .msg").count()) === 136);
+  check("load older brings the rest of the channel", (await page.locator("#messages > .msg").count()) === 139);
   check("load older keeps the reader's place", Math.abs(after - before) < 5, { before, after });
   check("no more older pages", (await page.locator("#load-older").count()) === 0);
   const ids = await page.$$eval("#messages > .msg", (els) => els.map((el) => Number(el.dataset.id)));

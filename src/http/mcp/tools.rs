@@ -48,6 +48,8 @@ struct PostArgs {
     sender: String,
     /// The message, markdown. Put code changes in a ```diff fenced block.
     text: String,
+    /// The id of the message this answers (same channel).
+    reply_to: Option<u64>,
 }
 
 #[allow(dead_code)] // read only for its schema
@@ -65,6 +67,8 @@ struct FetchArgs {
     reader: Option<String>,
     /// "end": a new reader starts at the channel's end.
     start: Option<String>,
+    /// Only this message and its replies.
+    thread: Option<u64>,
 }
 
 #[allow(dead_code)] // read only for its schema
@@ -114,13 +118,16 @@ fn output_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
 
 /// Agents pay for tool definitions in tokens on every turn, so a schema keeps only what a
 /// client checks or a model reads: no `$schema` (MCP's default dialect is the same), no
-/// `format` annotations, and no descriptions of shared definitions or their fields (those are the
-/// Rust doc comments of the types, written for this code's readers).
+/// `format` annotations or `minimum: 0` on ids and counts, and no descriptions of shared
+/// definitions or their fields (those are the Rust doc comments of the types, written for this
+/// code's readers).
 fn compact(schema: Arc<JsonObject>) -> Arc<JsonObject> {
-    // None of the relay's types has a field named `format` or `$schema`.
+    // None of the relay's types has a field named `format`, `minimum` or `$schema`.
     fn strip(map: &mut JsonObject) {
         map.remove("$schema");
         map.remove("format");
+        // Every number is an id or a count: the relay checks them itself.
+        map.remove("minimum");
         if let Some(Value::Object(defs)) = map.get_mut("$defs") {
             for def in defs.values_mut().filter_map(Value::as_object_mut) {
                 def.remove("description");
@@ -287,7 +294,7 @@ impl RelayMcp {
     }
 
     #[tool(
-        description = "Post a message to a channel. Returns {\"ok\": true, \"posted\": <id>} once it is stored on disk.",
+        description = "Post a message to a channel; answers with its id once it is stored on disk.",
         input_schema = schema::<PostArgs>(),
         output_schema = output_schema::<Posted>()
     )]
@@ -298,7 +305,12 @@ impl RelayMcp {
         let result = async {
             let (target, sender) = (required_str(&args, "target")?, required_str(&args, "sender")?);
             let text = required_str(&args, "text")?.to_owned();
-            let m = self.relay.post(target, sender, text, Source::Mcp).await.map_err(relay_error)?;
+            let reply_to = optional_id(&args, "reply_to")?;
+            let m = self
+                .relay
+                .post_reply(target, sender, text, reply_to, Source::Mcp)
+                .await
+                .map_err(relay_error)?;
             structured(Posted { ok: true, posted: m.id })
         }
         .await;
@@ -306,7 +318,7 @@ impl RelayMcp {
     }
 
     #[tool(
-        description = "Fetch messages of a channel with id > since_id, oldest first. Returns {\"messages\": [...], \"latest_id\": <id>}; pass latest_id as since_id next time, with reader=<your name> so the relay keeps your place.",
+        description = "Fetch messages of a channel with id > since_id, oldest first. Pass latest_id as since_id next time, with reader=<your name> so the relay keeps your place.",
         input_schema = schema::<FetchArgs>(),
         output_schema = output_schema::<Fetched>()
     )]
@@ -319,8 +331,11 @@ impl RelayMcp {
             let since_id = self.start_after(&args, target).await?.unwrap_or(0);
             let limit = optional_number(&args, "limit")?.map(|n| n as i128);
             let limit = clamp_limit(limit, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT);
-            let page =
-                self.relay.fetch_since(target, since_id, limit, Source::Mcp).await.map_err(relay_error)?;
+            let page = match optional_id(&args, "thread")? {
+                Some(root) => self.relay.thread(target, root, since_id, limit, Source::Mcp).await,
+                None => self.relay.fetch_since(target, since_id, limit, Source::Mcp).await,
+            }
+            .map_err(relay_error)?;
             structured(fetched(&page))
         }
         .await;
@@ -328,7 +343,7 @@ impl RelayMcp {
     }
 
     #[tool(
-        description = "List channels, sorted. Returns {\"channels\": [names], \"details\": [{count, last_id, listening, readers' cursors}]}.",
+        description = "List channels, sorted, with each one's count, last_id, listeners and readers' cursors.",
         input_schema = schema::<ListArgs>(),
         output_schema = output_schema::<ChannelList>()
     )]
@@ -350,7 +365,7 @@ impl RelayMcp {
     }
 
     #[tool(
-        description = "Wait for the next message on a channel instead of polling: returns as soon as a message with id > since_id arrives (skipping exclude_sender's), or after timeout_s (default 25, at most 50) with an empty list and the same latest_id. Returns {\"messages\": [...], \"latest_id\": <id>, \"timed_out\": bool}.",
+        description = "Wait for the next message on a channel instead of polling: returns as soon as a message with id > since_id arrives (skipping exclude_sender's), or after timeout_s (default 25, at most 50) with an empty list, the same latest_id and timed_out.",
         input_schema = schema::<WaitArgs>(),
         output_schema = output_schema::<Waited>()
     )]
