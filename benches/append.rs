@@ -23,10 +23,13 @@ fn message(poster: usize, n: u64) -> NewMessage {
 fn append(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut group = c.benchmark_group("append");
-    // power_safe: each commit also fdatasyncs (the default); crash_safe: sled's flush alone.
-    for (mode, power_safe) in [("power_safe", true), ("crash_safe", false)] {
+    // power_safe: each commit also fdatasyncs (the default); crash_safe: sled's flush alone;
+    // search_off: power_safe without the search index's thread (posts with search on vs off).
+    for (mode, power_safe, search) in
+        [("power_safe", true, true), ("crash_safe", false, true), ("power_safe_search_off", true, false)]
+    {
         let dir = tempfile::tempdir().unwrap();
-        let options = Options { power_safe, ..Options::default() };
+        let options = Options { power_safe, search, ..Options::default() };
         let store = Store::open(dir.path(), None, options, relay::usage_log::discard()).unwrap();
         for posters in [1usize, 8, 32] {
             // One iteration = one acknowledged post per poster.

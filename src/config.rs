@@ -47,6 +47,8 @@ pub struct Config {
     /// Each commit also fdatasyncs, so acknowledged posts survive a power cut, not only a
     /// process crash (store/sled_log/disk_sync.rs).
     pub fsync: bool,
+    /// Keep the full-text search index (`search`).
+    pub search: bool,
     /// sled's page cache, in bytes (`cache_mb`).
     pub cache_bytes: u64,
     /// Whether a data directory created now compresses its database (`compression`).
@@ -86,6 +88,7 @@ impl Default for Config {
             auth_token_file: None,
             insecure_no_auth: false,
             fsync: true,
+            search: true,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             compression: true,
             log_backend: LogBackend::Sled,
@@ -220,12 +223,13 @@ fn backup_count(raw: &Raw) -> Result<usize, String> {
 }
 
 impl Config {
-    /// How the store opens its database (`cache_mb`, `compression`, `fsync`).
+    /// How the store opens its database (`cache_mb`, `compression`, `fsync`, `search`).
     pub fn store_options(&self) -> crate::store::Options {
         crate::store::Options {
             cache_bytes: self.cache_bytes,
             compress: self.compression,
             power_safe: self.fsync,
+            search: self.search,
         }
     }
 
@@ -445,6 +449,7 @@ const SETTINGS: &[(&str, Read)] = &[
     field!("auth_token", auth_token, |raw| Some(Token::parse(&raw.string()?)?)),
     field!("auth_token_file", auth_token_file, |raw| Some(raw.string()?.into())),
     field!("fsync", fsync, |raw| raw.boolean()?),
+    field!("search", search, |raw| raw.boolean()?),
     field!("cache_mb", cache_bytes, |raw| megabytes(raw)?),
     field!("compression", compression, |raw| raw.boolean()?),
     field!("log_backend", log_backend, |raw| match raw.string()?.as_str() {

@@ -4,7 +4,7 @@
 use crate::message::{Message, NewMessage, Source, StoredMessage};
 use crate::metrics::{Metrics, Open, Snapshot};
 use crate::presence::{Listening, Presence};
-use crate::store::{ChannelStats, ExportFilter, Store, StoreError};
+use crate::store::{ChannelStats, ExportFilter, Hit, SearchError, SearchOrder, Store, StoreError};
 use crate::values::{Invalid, Name, Text};
 use serde::Serialize;
 use slog::{info, Logger};
@@ -89,6 +89,9 @@ pub struct Waiter<'a> {
     pub exclude_sender: Option<&'a str>,
     pub reader: Option<&'a str>,
 }
+
+/// Search results per page unless asked otherwise.
+pub const SEARCH_DEFAULT_LIMIT: u64 = 20;
 
 /// Unread counts stop here: a count of 1000 means 1000 or more.
 pub const UNREAD_CAP: u64 = 1000;
@@ -233,6 +236,59 @@ impl Relay {
     /// UI). Reads the store: call it off the async workers.
     pub fn message_text(&self, target: &str, id: u64) -> Option<String> {
         Some(self.inner.store.message(target, id).ok()??.decode().ok()?.text)
+    }
+
+    /// Messages matching the full-text `query` (in `target` when given), at most `limit`,
+    /// newest or best first, and how many match in all. A query that cannot be parsed is refused naming what is wrong.
+    pub async fn search(
+        &self,
+        query: &str,
+        target: Option<&str>,
+        order: SearchOrder,
+        limit: usize,
+        source: Source,
+    ) -> Result<(Vec<Hit>, u64), RelayError> {
+        if query.trim().is_empty() {
+            return Err(Invalid::new(
+                "q",
+                "must not be empty: words, \"a phrase\", sender:NAME, channel:NAME",
+            )
+            .into());
+        }
+        let target = target.map(|t| Name::parse("target", t)).transpose()?;
+        let (store, query_text) = (self.inner.store.clone(), query.to_owned());
+        let found = tokio::task::spawn_blocking(move || {
+            store.search(&query_text, target.as_ref().map(Name::as_str), order, limit)
+        })
+        .await
+        .map_err(|e| StoreError::Crashed(format!("a search failed: {e}")))?;
+        let (hits, total) = match found {
+            Ok(found) => found,
+            Err(SearchError::Query(why)) => return Err(Invalid::new("q", why).into()),
+            Err(SearchError::Store(e)) => return Err(e.into()),
+        };
+        info!(self.inner.usage_log, "search_messages";
+            "query" => query, "returned" => hits.len(), "total" => total, "source" => source.as_str());
+        Ok((hits, total))
+    }
+
+    /// The messages of `target` matching `query`, newest first, whole (MCP's fetch_messages with
+    /// `q`); `latest_id` is the newest of them.
+    pub async fn search_page(
+        &self,
+        query: &str,
+        target: &str,
+        limit: usize,
+        source: Source,
+    ) -> Result<Page, RelayError> {
+        let (hits, _) = self.search(query, Some(target), SearchOrder::Newest, limit, source).await?;
+        let target = Name::parse("target", target)?;
+        let mut messages = Vec::with_capacity(hits.len());
+        for hit in hits {
+            messages.push(self.message_of(&target, hit.id, "q").await?);
+        }
+        let latest_id = messages.first().map_or(0, |m| m.id);
+        Ok(Page { target: target.as_str().to_owned(), messages, latest_id })
     }
 
     /// Message `id` of `target`, or an error naming `field` when the channel has no such message.

@@ -116,6 +116,25 @@ impl Client {
         }
     }
 
+    /// A full-text search (`GET /api/search`): the reply, `{"query", "total", "hits"}`.
+    pub fn search(
+        &self,
+        query: &str,
+        target: Option<&str>,
+        limit: u64,
+        order: &str,
+    ) -> Result<Value, ClientError> {
+        let mut request = self
+            .with_token(self.agent.get(format!("{}/api/search", self.base)))
+            .query("q", query)
+            .query("limit", limit.to_string())
+            .query("order", order);
+        if let Some(target) = target {
+            request = request.query("target", target);
+        }
+        self.answer(request.call())
+    }
+
     /// The id of the last message of `target` (0 when it has none).
     pub fn latest_id(&self, target: &str) -> Result<u64, ClientError> {
         let request = self

@@ -70,6 +70,28 @@ pub enum Command {
     /// when someone else posts on a followed channel. For Claude Code:
     /// `claude mcp add relay -- claude-codex-relay bridge --as claude --follow proj-x`.
     Bridge(bridge::BridgeArgs),
+    /// Search every message of a running relay: words (all must match), "exact phrases",
+    /// sender:NAME, channel:NAME, id:[100 TO 200], OR, -word. Newest first.
+    Search(SearchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SearchArgs {
+    /// The relay's base URL
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8010")]
+    pub url: String,
+    /// Only this channel
+    #[arg(long, value_name = "CHANNEL")]
+    pub target: Option<String>,
+    /// At most this many results
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: u64,
+    /// Best match first instead of newest first
+    #[arg(long)]
+    pub relevance: bool,
+    /// The query
+    #[arg(value_name = "QUERY", required = true, num_args = 1..)]
+    pub query: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -236,6 +258,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Watch(args)) => watch::watch(&args),
         Some(Command::Bridge(args)) => bridge::bridge(args),
+        Some(Command::Search(args)) => {
+            let order = if args.relevance { "relevance" } else { "newest" };
+            let query = args.query.join(" ");
+            let found = Client::new(&args.url).search(&query, args.target.as_deref(), args.limit, order)?;
+            let hits = found["hits"].as_array().cloned().unwrap_or_default();
+            for hit in &hits {
+                let field = |name: &str| hit[name].as_str().unwrap_or_default().to_owned();
+                let snippet = plain(&field("snippet"));
+                println!(
+                    "{}",
+                    crate::message::summary_line(
+                        hit["id"].as_u64().unwrap_or(0),
+                        &field("sender"),
+                        &field("target"),
+                        &snippet
+                    )
+                );
+            }
+            println!("{} of {} matching", hits.len(), found["total"].as_u64().unwrap_or(0));
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Check(args)) => {
             let config = load_config(&args, Flags::default())?;
             let report = store::check_on(&config.data_dir, config.backend().stream())
@@ -257,6 +300,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// A search snippet (HTML: escaped text, matches in `<b>`) as plain text, matches in `*`.
+fn plain(snippet: &str) -> String {
+    let marked = snippet.replace("<b>", "*").replace("</b>", "*");
+    marked
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }
 
 fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {

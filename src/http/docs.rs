@@ -5,7 +5,7 @@ use super::auth::Gate;
 use super::error::ApiError;
 use super::pages;
 use super::request::get_or_head;
-use crate::relay::{DEFAULT_TARGET, MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT};
+use crate::relay::{DEFAULT_TARGET, MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT, SEARCH_DEFAULT_LIMIT};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use warp::http::StatusCode;
@@ -55,6 +55,11 @@ fn other_paths() -> Value {
             "summary": "The web UI: one channel",
             "parameters": [path_param("channel", "The channel name, percent-encoded")],
             "responses": {"200": html_reply("The newest 100 messages, rendered, and the post form"), "400": html_reply("A bad channel name")}
+        }},
+        "/search": {"get": {
+            "summary": "The web UI: search results",
+            "parameters": [param("q", true, json!({"type": "string"}), "The query, as GET /api/search takes it."), param("target", false, json!({"type": "string"}), "Only this channel.")],
+            "responses": {"200": html_reply("The newest 50 matches, each linking to its place in its channel"), "400": html_reply("The query is empty or malformed: the page says why")}
         }},
         "/c/{channel}/t/{id}": {"get": {
             "summary": "The web UI: one thread",
@@ -158,6 +163,23 @@ pub fn spec(max_text_bytes: usize) -> Value {
                         "403": error_reply("A foreign Origin or a cross-site request; nothing was stored."),
                         "413": error_reply("The body is over the size limit; nothing was stored."),
                         "503": error_reply("Not stored (the store failed or the relay is stopping); safe to retry.")
+                    }
+                }
+            },
+            "/api/search": {
+                "get": {
+                    "summary": "Search every message",
+                    "description": "Full text over the whole history (an index kept from the log by its own thread: the newest posts may show a moment later). q: words (all must match), \"exact phrases\", sender:NAME, channel:NAME, id:[100 TO 200], ts:[1795000000 TO 1796000000], OR, -word.",
+                    "parameters": [
+                        param("q", true, json!({"type": "string"}), "The query."),
+                        param("target", false, json!({"type": "string"}), "Only this channel."),
+                        param("limit", false, json!({"type": "integer", "default": SEARCH_DEFAULT_LIMIT}), &format!("Results, clamped to 1..{REST_MAX_LIMIT}.")),
+                        param("order", false, json!({"type": "string", "enum": ["newest", "relevance"], "default": "newest"}), "Newest first, or best match first."),
+                    ],
+                    "responses": {
+                        "200": {"description": "{\"query\", \"total\", \"hits\": [{\"id\", \"target\", \"sender\", \"ts\", \"snippet\"}]}: snippet is HTML, escaped, the matches in <b>", "content": {"application/json": {}}},
+                        "400": error_reply("The query is empty or malformed, or a parameter is; the error says what."),
+                        "503": error_reply("The index cannot be read.")
                     }
                 }
             },

@@ -7,8 +7,9 @@ use super::request::{bad, get_or_head, max_body_bytes, raw_query, read_body, Que
 use crate::message::Source;
 use crate::relay::{
     clamp_limit, ChannelList, Page, Relay, Start, Waiter, DEFAULT_TARGET, REST_DEFAULT_LIMIT, REST_MAX_LIMIT,
+    SEARCH_DEFAULT_LIMIT,
 };
-use crate::store::ExportFilter;
+use crate::store::{ExportFilter, SearchOrder};
 use crate::values::Name;
 use bytes::Buf;
 use futures_util::Stream;
@@ -43,6 +44,12 @@ pub fn routes(
         .and(raw_query())
         .and(with_relay.clone())
         .then(list_channels);
+    let search = warp::path!("api" / "search")
+        .and(get_or_head())
+        .and(gate.api())
+        .and(raw_query())
+        .and(with_relay.clone())
+        .then(search);
     let export = warp::path!("api" / "export")
         .and(get_or_head())
         .and(gate.api())
@@ -65,6 +72,8 @@ pub fn routes(
         .or(post_message)
         .unify()
         .or(channels)
+        .unify()
+        .or(search)
         .unify()
         .or(export)
         .unify()
@@ -220,6 +229,26 @@ fn export_filter(raw_query: &str) -> Result<ExportFilter, ApiError> {
         since_id: query.id("since_id")?.unwrap_or(0),
         until_id: query.id("until_id")?,
     })
+}
+
+/// `GET /api/search?q=…&target=…&limit=…&order=newest|relevance`: `{"query", "total", "hits":
+/// [{"id", "target", "sender", "ts", "snippet"}]}`.
+async fn search(raw_query: String, relay: Relay) -> Response {
+    let result = async {
+        let query = Query::parse(&raw_query)?;
+        let q = query.get("q").unwrap_or_default();
+        let limit = clamp_limit(query.limit()?, SEARCH_DEFAULT_LIMIT, REST_MAX_LIMIT);
+        let order = match query.get("order").map(str::trim) {
+            None | Some("" | "newest") => SearchOrder::Newest,
+            Some("relevance") => SearchOrder::Relevance,
+            Some(_) => return Err(bad(r#"order: must be "newest" (the default) or "relevance""#)),
+        };
+        let (hits, total) = relay.search(q, query.get("target"), order, limit, Source::Rest).await?;
+        Ok::<_, ApiError>(
+            warp::reply::json(&json!({"query": q, "total": total, "hits": hits})).into_response(),
+        )
+    };
+    result.await.unwrap_or_else(ApiError::into_response)
 }
 
 async fn list_channels(raw_query: String, relay: Relay) -> Response {

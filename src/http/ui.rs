@@ -18,9 +18,10 @@ use super::pages::{self, html};
 use super::request::{decode_segment, get_or_head, path_segment, raw_query, Query};
 use crate::message::{Message, Source, StoredMessage};
 use crate::metrics::Open;
-use crate::relay::{Relay, REST_MAX_LIMIT};
+use crate::relay::{Relay, RelayError, REST_MAX_LIMIT};
 use crate::render::Renderer;
 use crate::store::ChannelStats;
+use crate::store::SearchOrder;
 use crate::values::Name;
 use chrono::{DateTime, Local, SecondsFormat, TimeZone};
 use futures_util::{Stream, StreamExt};
@@ -162,15 +163,14 @@ impl Ui {
     fn view(&self, stored: &StoredMessage) -> Result<MessageView, ApiError> {
         let m: Message =
             stored.decode().map_err(|e| ApiError::Unavailable(format!("message {}: {e}", stored.id)))?;
-        let when = DateTime::from_timestamp_micros((m.ts * 1e6) as i64).unwrap_or_default();
-        let hue = m.sender.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % 8;
+        let (iso, time) = times(m.ts);
         let href = channel_href(&m.target);
         Ok(MessageView {
             id: m.id,
             html: self.html(m.id, &m.text).to_string(),
-            hue,
-            iso: when.to_rfc3339_opts(SecondsFormat::Millis, true),
-            time: Local.from_utc_datetime(&when.naive_utc()).format("%Y-%m-%d %H:%M:%S").to_string(),
+            hue: hue(&m.sender),
+            iso,
+            time,
             reply_to: m.reply_to,
             reply_href: m.reply_to.map_or_else(String::new, |parent| format!("{href}#m-{parent}")),
             quote: m.reply_to.map_or_else(String::new, |parent| self.quote(&m.target, parent)),
@@ -210,6 +210,68 @@ struct PageContext {
     mcp_url: String,
     /// On a thread's page: its first message.
     thread: Option<u64>,
+    /// On the search page: the query and what it found.
+    search: Option<serde_json::Value>,
+}
+
+/// One of eight colours for a sender, the same everywhere.
+fn hue(sender: &str) -> u32 {
+    sender.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % 8
+}
+
+/// A message's time as RFC 3339 UTC (for `<time datetime>`) and in the relay's local time.
+fn times(ts: f64) -> (String, String) {
+    let when = DateTime::from_timestamp_micros((ts * 1e6) as i64).unwrap_or_default();
+    let local = Local.from_utc_datetime(&when.naive_utc()).format("%Y-%m-%d %H:%M:%S").to_string();
+    (when.to_rfc3339_opts(SecondsFormat::Millis, true), local)
+}
+
+/// Results shown on the search page.
+const SEARCH_PAGE: usize = 50;
+
+/// `/search?q=…&target=…`: the newest matches, each linking to its place in its channel. A
+/// query that cannot be parsed gets the page with the reason, as a 400.
+async fn search_page(relay: Relay, ui: Arc<Ui>, host: String, raw_query: String) -> Response {
+    let result = async {
+        let query = Query::parse(&raw_query)?;
+        let q = query.get("q").unwrap_or_default().to_owned();
+        let target = query.get("target").filter(|t| !t.trim().is_empty());
+        let (search, status) =
+            match relay.search(&q, target, SearchOrder::Newest, SEARCH_PAGE, Source::Ui).await {
+                Ok((hits, total)) => {
+                    let shown = hits.len();
+                    let hits: Vec<_> = hits
+                        .into_iter()
+                        .map(|h| {
+                            let (iso, time) = times(h.ts);
+                            let href = format!("{}#m-{}", channel_href(&h.target), h.id);
+                            json!({"href": href, "id": h.id, "hue": hue(&h.sender), "sender": h.sender,
+                            "target": h.target, "iso": iso, "time": time, "snippet": h.snippet})
+                        })
+                        .collect();
+                    let found = json!({"query": q, "total": total, "one": total == 1, "hits": hits,
+                    "more": total > shown as u64, "shown": shown, "error": null});
+                    (found, StatusCode::OK)
+                }
+                Err(RelayError::Invalid(why)) => (
+                    json!({"query": q, "total": 0, "one": false, "hits": [], "more": false, "shown": 0,
+                        "error": why.to_string()}),
+                    StatusCode::BAD_REQUEST,
+                ),
+                Err(e) => return Err(ApiError::from(e)),
+            };
+        let context = PageContext {
+            channels: channel_links(relay.channels(Source::Ui), None),
+            mcp_url: format!("http://{host}/mcp"),
+            thread: None,
+            search: Some(search),
+        };
+        let body = tokio::task::spawn_blocking(move || render_page(&ui, &context, None, &[]))
+            .await
+            .map_err(|_| ApiError::Internal)??;
+        Ok::<_, ApiError>(html(status, body))
+    };
+    result.await.unwrap_or_else(|e| error_page(&e))
 }
 
 pub fn routes(
@@ -232,6 +294,15 @@ pub fn routes(
                 }
             },
         );
+    let search = warp::path!("search")
+        .and(get_or_head())
+        .and(gate.page())
+        .and(host)
+        .and(raw_query())
+        .and(with.clone())
+        .then(|host: String, query: String, (relay, ui): (Relay, Arc<Ui>)| {
+            search_page(relay, ui, host, query)
+        });
     let thread = warp::path!("c" / String / "t" / u64)
         .and(get_or_head())
         .and(gate.page())
@@ -280,6 +351,8 @@ pub fn routes(
         .or(channel)
         .unify()
         .or(thread)
+        .unify()
+        .or(search)
         .unify()
         .or(older)
         .unify()
@@ -352,6 +425,7 @@ async fn page(
         channels: channel_links(relay.channels(Source::Ui), channel.as_deref()),
         mcp_url: format!("http://{host}/mcp"),
         thread,
+        search: None,
     };
     let result = async {
         let messages = match (&channel, thread) {
@@ -392,6 +466,7 @@ fn render_page(
     let data = json!({
         "channel": channel,
         "thread": context.thread,
+        "search": context.search,
         "channel_href": channel.map(channel_href),
         "channels": context.channels,
         "messages": views,
@@ -552,6 +627,7 @@ mod tests {
             }],
             mcp_url: "http://127.0.0.1:8010/mcp".into(),
             thread: None,
+            search: None,
         };
         let json = r#"{"id":7,"ts":1795000000.5,"target":"<x> & \"y\"","sender":"<b>me</b>","text":"**hi**","source":"rest"}"#;
         let stored = StoredMessage::new(7, bytes::Bytes::from_static(json.as_bytes()));

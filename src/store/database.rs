@@ -35,11 +35,13 @@ pub struct Options {
     /// Whether each commit is also made durable against a power cut (`fsync`); off keeps
     /// sled's own guarantee, survival of a process crash (see `store/sled_log/disk_sync.rs`).
     pub power_safe: bool,
+    /// Whether the store keeps the full-text search index (`search/`), a projection of the log.
+    pub search: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { cache_bytes: DEFAULT_CACHE_BYTES, compress: true, power_safe: true }
+        Options { cache_bytes: DEFAULT_CACHE_BYTES, compress: true, power_safe: true, search: true }
     }
 }
 

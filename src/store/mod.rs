@@ -30,6 +30,7 @@ pub mod nats_log;
 mod offline;
 mod projector;
 mod recovery;
+mod search;
 mod shared;
 mod sled_log;
 
@@ -48,6 +49,7 @@ pub use offline::{
 };
 use projector::Projector;
 pub use recovery::{rebuild, rebuild_on, set_release_freed_memory, Progress};
+pub use search::{Hit, SearchError, SearchOrder};
 use shared::Shared;
 use sled_log::WriterSetup;
 use slog::{error, warn, Logger};
@@ -121,7 +123,9 @@ struct Inner {
     /// The log as what it is, for the tests that look inside it.
     #[cfg(test)]
     sled_log: Arc<sled_log::SledLog>,
-    archiver: Mutex<Option<thread::JoinHandle<()>>>,
+    /// The archive's and the search index's threads, joined on close.
+    projection_threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    search: Option<Arc<search::SearchIndex>>,
     has_archive: bool,
     /// `CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`: answer posters without waiting.
     ack_early: bool,
@@ -201,22 +205,33 @@ impl Store {
             faults,
             _lock: lock,
         });
-        let (archive_tx, archiver) = match archive {
-            Some(config) => {
+        let mut followers = Vec::new();
+        let mut threads = Vec::new();
+        if let Some(config) = archive {
+            let (tx, rx) = mpsc::channel();
+            followers.push(tx);
+            threads.push(archive::spawn(shared.clone(), config, rx)?);
+        }
+        let search_index = match options.search {
+            true => {
+                let index = Arc::new(search::SearchIndex::open(dir)?);
                 let (tx, rx) = mpsc::channel();
-                (Some(tx), Some(archive::spawn(shared.clone(), config, rx)?))
+                followers.push(tx);
+                threads.push(search::spawn(shared.clone(), index.clone(), rx)?);
+                Some(index)
             }
-            None => (None, None),
+            false => None,
         };
         // The views follow the log (the follower holds the shared state; `close` drops it).
-        log.follow(last_id, Projector::new(shared.clone(), channels, archive_tx).into_follower())?;
+        log.follow(last_id, Projector::new(shared.clone(), channels, followers).into_follower())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 shared,
                 #[cfg(test)]
                 sled_log,
-                has_archive: archiver.is_some(),
-                archiver: Mutex::new(archiver),
+                has_archive: archive.is_some(),
+                search: search_index,
+                projection_threads: Mutex::new(threads),
                 ack_early,
             }),
         })
@@ -287,6 +302,22 @@ impl Store {
     /// The id of the last message of `channel` readers can see (0 when it has none).
     pub fn channel_last_id(&self, channel: &str) -> u64 {
         self.channel(channel).map_or(0, |c| c.last_id)
+    }
+
+    /// Messages matching `query` (in `target` when given), at most `limit`: what the search
+    /// index holds, which may lag the newest posts by a moment. Reads the index: call it off the
+    /// async workers.
+    pub fn search(
+        &self,
+        query: &str,
+        target: Option<&str>,
+        order: SearchOrder,
+        limit: usize,
+    ) -> Result<(Vec<Hit>, u64), SearchError> {
+        match &self.inner.search {
+            Some(index) => index.search(query, target, order, limit),
+            None => Err(SearchError::Store(StoreError::Failed("this relay keeps no search index".into()))),
+        }
     }
 
     /// Message `id` of `channel`, if it has one.
@@ -417,8 +448,9 @@ impl Inner {
             // replay it.
             result = self.shared.flush_projections();
         }
-        if let Some(archiver) = self.archiver.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = archiver.join();
+        for thread in std::mem::take(&mut *self.projection_threads.lock().unwrap_or_else(|p| p.into_inner()))
+        {
+            let _ = thread.join();
         }
         result
     }

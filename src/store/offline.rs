@@ -349,6 +349,9 @@ pub fn check_on(dir: &Path, stream: Option<&NatsConfig>) -> Result<CheckReport, 
             .problems
             .push(format!("views checkpoint {checkpoint} is past the log's last event {previous}"));
     }
+    if dir.join(super::search::DIR).exists() {
+        search_problems(dir, log, &mut report.problems)?;
+    }
     if views.all_cursors() != cursors {
         report.problems.push(format!(
             "the readers' cursors in the views ({:?}) differ from the log's ({cursors:?})",
@@ -401,6 +404,29 @@ fn stream_records(log: &dyn EventLog) -> impl Iterator<Item = Result<Record, Sto
         after = event.id();
         Some(Ok((after, Ok(event))))
     })
+}
+
+/// Compares the search index with the log: it must hold each message up to its checkpoint once.
+fn search_problems(dir: &Path, log: &dyn EventLog, problems: &mut Vec<String>) -> Result<(), StoreError> {
+    let index = super::search::SearchIndex::open(dir)?;
+    let checkpoint = index.checkpoint()?;
+    let (mut messages, mut after) = (0, 0);
+    while after < checkpoint {
+        // Damage in the log is reported by the scan above; the index is then not compared.
+        let Ok(events) = log.read_from(after + 1, CHUNK) else { return Ok(()) };
+        let Some(last) = events.last().map(Event::id) else { break };
+        messages +=
+            events.iter().filter(|e| e.id() <= checkpoint && matches!(e, Event::MessagePosted(_))).count()
+                as u64;
+        after = last;
+    }
+    let indexed = index.count()?;
+    if indexed != messages {
+        problems.push(format!(
+            "the search index holds {indexed} messages; the log has {messages} up to its checkpoint {checkpoint}"
+        ));
+    }
+    Ok(())
 }
 
 /// Writes each event as a readable line: `#id [sender -> target] first line of text`.

@@ -20,13 +20,14 @@ use std::sync::{mpsc, Arc};
 pub(super) struct Projector {
     shared: Arc<Shared>,
     channels: Channels,
-    /// Told the last id of each applied group, when the text archive is on.
-    archive: Option<mpsc::Sender<u64>>,
+    /// Told the last id of each applied group: the text archive's and the search index's
+    /// threads, when they are on.
+    followers: Vec<mpsc::Sender<u64>>,
 }
 
 impl Projector {
-    pub(super) fn new(shared: Arc<Shared>, channels: Channels, archive: Option<mpsc::Sender<u64>>) -> Self {
-        Projector { shared, channels, archive }
+    pub(super) fn new(shared: Arc<Shared>, channels: Channels, followers: Vec<mpsc::Sender<u64>>) -> Self {
+        Projector { shared, channels, followers }
     }
 
     /// The projector as the log's follower.
@@ -75,8 +76,8 @@ impl Projector {
             }
         }
         self.shared.commits.send_replace(last.id());
-        if let Some(archive) = &self.archive {
-            let _ = archive.send(last.id());
+        for follower in &self.followers {
+            let _ = follower.send(last.id());
         }
     }
 }

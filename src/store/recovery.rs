@@ -129,8 +129,10 @@ pub fn rebuild_on(
 ) -> Result<u64, StoreError> {
     let database = Database::open_existing(dir)?;
     let stream = stream_of(stream)?;
-    let replayed = rebuild_projections(&database, log_of(&database, &stream), archive, progress)?;
+    let log = log_of(&database, &stream);
+    let replayed = rebuild_projections(&database, log, archive, progress)?;
     database.flush()?;
+    super::search::rebuild(dir, log)?;
     Ok(replayed)
 }
 

@@ -19,6 +19,7 @@ mod nats;
 mod openapi;
 mod process;
 mod rest;
+mod search;
 mod threads;
 mod ui;
 mod watch;

@@ -108,6 +108,17 @@ fn two_instances_serve_one_log_and_wake_each_other() {
     };
     let texts: Vec<_> = from_b["messages"].as_array().unwrap().iter().map(|m| m["text"].clone()).collect();
     assert_eq!(texts, ["post 1", "post 2", "post 3", "post 4"], "{from_b}");
+
+    // Each instance keeps its own search index, fed from the stream: A finds what B took.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let found = request(a.addr, "GET", "/api/search?q=through", &[], None).json();
+        if found["total"] == 1 || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(found["hits"][0]["id"], id, "{found}");
 }
 
 #[test]

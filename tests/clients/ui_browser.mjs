@@ -262,6 +262,23 @@ try {
     JSON.stringify(await threadIds()) === JSON.stringify([formId, replyId, late.posted]), await threadIds());
   check("the thread page's form answers the thread", (await threadPage.locator("#post-reply-to").inputValue()) === String(formId));
   await threadPage.screenshot({ path: join(shots, "thread.png") });
+
+  // Search: the box on every page; results link to the message in its channel.
+  await threadPage.getByLabel("Search all messages").fill("late reply");
+  await threadPage.getByLabel("Search all messages").press("Enter");
+  await threadPage.waitForSelector("#results-title", { timeout: 10000 });
+  const deadline = Date.now() + 10000;
+  while ((await threadPage.locator("#hits .hit").count()) === 0 && Date.now() < deadline) {
+    await threadPage.reload();
+  }
+  const hit = threadPage.locator("#hits .hit").first();
+  check("search finds the message, highlighted, linking to it",
+    (await hit.locator("a").getAttribute("href")) === `/c/${channel}#m-${late.posted}` &&
+    (await hit.locator(".snippet b").allTextContents()).join(" ") === "late reply", await hit.innerHTML());
+  await threadPage.screenshot({ path: join(shots, "search.png") });
+  const bad = await threadPage.goto(`${base}/search?q=%28unclosed`);
+  check("a malformed query gets 400 and says why", bad.status() === 400 &&
+    (await threadPage.locator("#search-error").textContent()).startsWith("q: "));
   await threadPage.close();
   await page.getByLabel("Message (markdown)").fill("   ");
   await page.getByLabel("Message (markdown)").press("Control+Enter");

@@ -57,10 +57,10 @@ struct PostArgs {
 struct FetchArgs {
     /// The channel.
     target: String,
-    /// Only messages with a greater id: the latest_id of your previous fetch (0 for the start).
+    /// Only ids above this: your previous latest_id.
     #[schemars(default = "zero")]
     since_id: Option<u64>,
-    /// At most this many messages, oldest first (1 to 200).
+    /// At most this many (1 to 200).
     #[schemars(default = "default_limit")]
     limit: Option<i64>,
     /// Your name. Alone: what you have not acknowledged. With since_id: acknowledges up to it.
@@ -69,6 +69,8 @@ struct FetchArgs {
     start: Option<String>,
     /// Only this message and its replies.
     thread: Option<u64>,
+    /// Search instead: words, "a phrase", sender:NAME. Newest first.
+    q: Option<String>,
 }
 
 #[allow(dead_code)] // read only for its schema
@@ -76,7 +78,7 @@ struct FetchArgs {
 struct WaitArgs {
     /// The channel.
     target: String,
-    /// Wait for a message with a greater id: the latest_id you last saw (or pass reader).
+    /// The latest_id you last saw (or pass reader).
     since_id: Option<u64>,
     /// Give up after this many seconds (at most 50): an empty list.
     #[schemars(default = "default_wait")]
@@ -331,9 +333,10 @@ impl RelayMcp {
             let since_id = self.start_after(&args, target).await?.unwrap_or(0);
             let limit = optional_number(&args, "limit")?.map(|n| n as i128);
             let limit = clamp_limit(limit, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT);
-            let page = match optional_id(&args, "thread")? {
-                Some(root) => self.relay.thread(target, root, since_id, limit, Source::Mcp).await,
-                None => self.relay.fetch_since(target, since_id, limit, Source::Mcp).await,
+            let page = match (optional_str(&args, "q")?, optional_id(&args, "thread")?) {
+                (Some(q), _) => self.relay.search_page(q, target, limit, Source::Mcp).await,
+                (None, Some(root)) => self.relay.thread(target, root, since_id, limit, Source::Mcp).await,
+                (None, None) => self.relay.fetch_since(target, since_id, limit, Source::Mcp).await,
             }
             .map_err(relay_error)?;
             structured(fetched(&page))

@@ -1,0 +1,261 @@
+//! Full-text search over every message: a projection of the log into a tantivy index in the
+//! data directory (`search/`), like the channel views and the archive. Its own thread follows
+//! the log, never the request path: posts do not wait for it, and it may lag behind them.
+//!
+//! Checkpoint: each tantivy commit carries, as its payload, the id of the last event it holds.
+//! Documents added after the last commit are lost in a crash and added again from the
+//! checkpoint on the next start, so the index holds every message once.
+//!
+//! Queries: words (all of them must match), "exact phrases", `sender:NAME`, `channel:NAME`,
+//! ranges `id:[100 TO 200]` and `ts:[1795000000 TO 1796000000]` (seconds), `OR`, `-word`.
+
+use super::event_log::EventLog;
+use super::StoreError;
+use crate::event::Event;
+use std::path::Path;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::QueryParser;
+use tantivy::schema::{Field, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{doc, DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument};
+
+/// The index's folder in the data directory.
+pub(crate) const DIR: &str = "search";
+/// Events read from the log per batch.
+const CHUNK: usize = 4096;
+/// Characters of a message shown when no word of it matched.
+const SNIPPET_CHARS: usize = 150;
+/// The indexing thread's memory budget (tantivy's smallest is 15 MB).
+const WRITER_BYTES: usize = 32 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The query cannot be parsed: the caller's mistake (400).
+    #[error("q: {0}")]
+    Query(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One message found: where it is, and the part of its text that matched, as HTML (escaped,
+/// matches in `<b>`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Hit {
+    pub id: u64,
+    pub target: String,
+    pub sender: String,
+    pub ts: f64,
+    pub snippet: String,
+}
+
+/// Newest first, or best match first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SearchOrder {
+    #[default]
+    Newest,
+    Relevance,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    ts: Field,
+    channel: Field,
+    sender: Field,
+    text: Field,
+}
+
+pub(crate) struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::corrupt(format!("search index: {what}: {e}"))
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir` (the data directory), creating it when there is none.
+    pub(crate) fn open(dir: &Path) -> Result<SearchIndex, StoreError> {
+        let mut schema = Schema::builder();
+        let fields = Fields {
+            id: schema.add_u64_field("id", INDEXED | STORED | FAST),
+            ts: schema.add_f64_field("ts", INDEXED | STORED),
+            channel: schema.add_text_field("channel", STRING | STORED),
+            sender: schema.add_text_field("sender", STRING | STORED),
+            text: schema.add_text_field("text", TEXT | STORED),
+        };
+        let path = dir.join(DIR);
+        std::fs::create_dir_all(&path)
+            .map_err(|e| StoreError::io(format!("cannot create {}", path.display()), e))?;
+        let directory = tantivy::directory::MmapDirectory::open(&path).map_err(|e| failed("opening", e))?;
+        let index = Index::open_or_create(directory, schema.build()).map_err(|e| failed("opening", e))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()
+            .map_err(|e| failed("opening a reader", e))?;
+        Ok(SearchIndex { index, reader, fields })
+    }
+
+    /// The id of the last event the index holds (0 for a new index).
+    pub(crate) fn checkpoint(&self) -> Result<u64, StoreError> {
+        let metas = self.index.load_metas().map_err(|e| failed("reading its metadata", e))?;
+        Ok(metas.payload.and_then(|p| p.parse().ok()).unwrap_or(0))
+    }
+
+    pub(crate) fn writer(&self) -> Result<IndexWriter, StoreError> {
+        self.index.writer_with_num_threads(1, WRITER_BYTES).map_err(|e| failed("opening its writer", e))
+    }
+
+    /// Indexes the messages after `from` up to `upto` and commits them with `upto`'s id as the
+    /// checkpoint; returns the new checkpoint.
+    pub(crate) fn follow(
+        &self,
+        writer: &mut IndexWriter,
+        log: &dyn EventLog,
+        mut from: u64,
+        upto: u64,
+    ) -> Result<u64, StoreError> {
+        let start = from;
+        while from < upto {
+            let mut events = log.read_from(from + 1, CHUNK)?;
+            events.retain(|e| e.id() <= upto);
+            let Some(last) = events.last().map(Event::id) else { break };
+            for event in &events {
+                if let Event::MessagePosted(m) = event {
+                    let f = self.fields;
+                    let document = doc!(f.id => m.id, f.ts => m.ts, f.channel => m.target.as_str(),
+                        f.sender => m.sender.as_str(), f.text => m.text.as_str());
+                    writer.add_document(document).map_err(|e| failed("adding a message", e))?;
+                }
+            }
+            from = last;
+        }
+        if from > start {
+            let mut commit = writer.prepare_commit().map_err(|e| failed("committing", e))?;
+            commit.set_payload(&from.to_string());
+            commit.commit().map_err(|e| failed("committing", e))?;
+        }
+        Ok(from)
+    }
+
+    /// Messages matching `query` (within `target` when given), at most `limit`, and how many
+    /// match in all.
+    pub fn search(
+        &self,
+        query: &str,
+        target: Option<&str>,
+        order: SearchOrder,
+        limit: usize,
+    ) -> Result<(Vec<Hit>, u64), SearchError> {
+        let f = self.fields;
+        let mut parser = QueryParser::for_index(&self.index, vec![f.text]);
+        parser.set_conjunction_by_default();
+        let text = match target {
+            // A channel name is one term: quoted, any character in it is literal.
+            Some(channel) => format!("({query}) AND channel:\"{}\"", channel.replace(['\\', '"'], " ")),
+            None => query.to_owned(),
+        };
+        let parsed = parser.parse_query(&text).map_err(|e| SearchError::Query(e.to_string()))?;
+        self.reader.reload().map_err(|e| failed("reloading", e))?;
+        let searcher = self.reader.searcher();
+        let top = TopDocs::with_limit(limit.max(1));
+        let (found, total): (Vec<DocAddress>, usize) = match order {
+            SearchOrder::Newest => {
+                let newest = top.order_by_fast_field::<u64>("id", Order::Desc);
+                let (top, total) =
+                    searcher.search(&parsed, &(newest, Count)).map_err(|e| failed("searching", e))?;
+                (top.into_iter().map(|(_, at)| at).collect(), total)
+            }
+            SearchOrder::Relevance => {
+                let best = top.order_by_score();
+                let (top, total) =
+                    searcher.search(&parsed, &(best, Count)).map_err(|e| failed("searching", e))?;
+                (top.into_iter().map(|(_, at)| at).collect(), total)
+            }
+        };
+        let snippets =
+            SnippetGenerator::create(&searcher, &*parsed, f.text).map_err(|e| failed("snippets", e))?;
+        let mut hits = Vec::with_capacity(found.len());
+        for at in found {
+            let document: TantivyDocument = searcher.doc(at).map_err(|e| failed("reading a document", e))?;
+            let text =
+                |field| document.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+            let mut snippet = snippets.snippet_from_doc(&document).to_html();
+            if snippet.is_empty() {
+                // Nothing in the text matched (a query on id, ts, sender or channel alone).
+                snippet = escape(&text(f.text).chars().take(SNIPPET_CHARS).collect::<String>());
+            }
+            hits.push(Hit {
+                id: document.get_first(f.id).and_then(|v| v.as_u64()).unwrap_or(0),
+                ts: document.get_first(f.ts).and_then(|v| v.as_f64()).unwrap_or(0.0),
+                target: text(f.channel),
+                sender: text(f.sender),
+                snippet,
+            });
+        }
+        Ok((hits, total as u64))
+    }
+
+    /// How many messages the index holds.
+    pub(crate) fn count(&self) -> Result<u64, StoreError> {
+        self.reader.reload().map_err(|e| failed("reloading", e))?;
+        Ok(self.reader.searcher().num_docs())
+    }
+}
+
+/// The index is committed at most this often, so a burst of posts makes a few commits (and
+/// segments), not one each.
+const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Starts the thread that keeps the index: it catches up with the log, then follows each commit
+/// it is told of, until the log's followers are gone (the store closes).
+pub(super) fn spawn(
+    shared: std::sync::Arc<super::shared::Shared>,
+    index: std::sync::Arc<SearchIndex>,
+    commits: std::sync::mpsc::Receiver<u64>,
+) -> Result<std::thread::JoinHandle<()>, StoreError> {
+    let mut writer = index.writer()?;
+    let mut done = index.checkpoint()?;
+    let mut upto = shared.log.last_id()?;
+    let spawned = std::thread::Builder::new().name("relay-search".into()).spawn(move || loop {
+        let started = std::time::Instant::now();
+        match index.follow(&mut writer, &*shared.log, done, upto) {
+            Ok(at) => done = at,
+            Err(e) => {
+                // Posts go on; what was added since the last commit is dropped and added again.
+                slog::error!(shared.logger, "search index behind the log"; "error" => %e, "at" => done);
+                if let Err(e) = writer.rollback() {
+                    slog::error!(shared.logger, "search index: rolling back failed"; "error" => %e);
+                }
+            }
+        }
+        std::thread::sleep(COMMIT_EVERY.saturating_sub(started.elapsed()));
+        let Ok(next) = commits.recv() else { return };
+        upto = commits.try_iter().last().unwrap_or(next);
+    });
+    spawned.map_err(|e| StoreError::io("cannot start the search thread", e))
+}
+
+/// Drops the index in `dir` and indexes the whole of `log` again (`rebuild`).
+pub(super) fn rebuild(dir: &Path, log: &dyn EventLog) -> Result<u64, StoreError> {
+    let path = dir.join(DIR);
+    match std::fs::remove_dir_all(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(StoreError::io(format!("cannot remove {}", path.display()), e))
+        }
+        _ => {}
+    }
+    let index = SearchIndex::open(dir)?;
+    let mut writer = index.writer()?;
+    let last = log.last_id()?;
+    index.follow(&mut writer, log, 0, last)?;
+    writer.wait_merging_threads().map_err(|e| failed("merging", e))?;
+    Ok(last)
+}
