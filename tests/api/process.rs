@@ -135,6 +135,30 @@ fn archived_ids(workdir: &Path) -> (Vec<u64>, bool) {
     (ids, full)
 }
 
+/// The search index went through every crash too: once caught up, it finds each stored message
+/// exactly once (asked by id ranges, 500 at a time).
+fn search_finds_each_once(addr: SocketAddr, stored: &[u64]) {
+    let Some(&last) = stored.last() else { return };
+    let found = |from: u64, to: u64| {
+        let reply =
+            request(addr, "GET", &format!("/api/search?q=id:%5B{from}+TO+{to}%5D&limit=500"), &[], None);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while found(1, last)["total"] != stored.len() as u64 {
+        assert!(Instant::now() < deadline, "the search index did not catch up: {}", found(1, last)["total"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for chunk in stored.chunks(500) {
+        let hits = found(chunk[0], chunk[chunk.len() - 1]);
+        let mut ids: Vec<u64> =
+            hits["hits"].as_array().unwrap().iter().map(|h| h["id"].as_u64().unwrap()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, chunk, "the search index holds each message once");
+    }
+}
+
 fn stop_with_sigterm(mut relay: RelayProcess) {
     let status =
         std::process::Command::new("kill").args(["-TERM", &relay.child.id().to_string()]).status().unwrap();
@@ -217,6 +241,7 @@ fn acknowledged_posts_survive_sigkill_mid_stream() {
         .map(|m| m["id"].as_u64().unwrap())
         .collect();
     stored.sort_unstable();
+    search_finds_each_once(relay.addr, &stored);
     stop_with_sigterm(relay);
     // A long run fills every rotated file; the archive then holds the newest messages.
     let (archived, full) = archived_ids(work.path());
