@@ -73,6 +73,26 @@ fn search(c: &mut Criterion) {
         })
     });
     group.finish();
+    // p50 and p99 of single queries, timed one by one (criterion reports estimates of the mean).
+    for (name, query) in
+        [("rare word", "777777"), ("common word", "compute"), ("phrase", "\"review packet\"")]
+    {
+        let query = if n < 1_000_000 && name == "rare word" { "7777" } else { query };
+        let mut took: Vec<Duration> = (0..200)
+            .map(|_| {
+                let started = Instant::now();
+                store.search(query, None, SearchOrder::Newest, 20).unwrap();
+                started.elapsed()
+            })
+            .collect();
+        took.sort_unstable();
+        eprintln!(
+            "{name}: p50 {:?}, p99 {:?} over {} queries",
+            took[took.len() / 2],
+            took[took.len() * 99 / 100],
+            took.len()
+        );
+    }
     eprintln!("RSS after the searches: {} MiB", rss_mib());
     store.close().unwrap();
 }
