@@ -221,18 +221,27 @@ pub(super) fn spawn(
     index: std::sync::Arc<SearchIndex>,
     commits: std::sync::mpsc::Receiver<u64>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
-    let mut writer = index.writer()?;
     let mut done = index.checkpoint()?;
     let mut upto = shared.log.last_id()?;
+    // Opened when there is something to index: an idle writer holds memory (and starts merges).
+    let mut writer: Option<IndexWriter> = None;
     let spawned = std::thread::Builder::new().name("relay-search".into()).spawn(move || loop {
         let started = std::time::Instant::now();
-        match index.follow(&mut writer, &*shared.log, done, upto) {
-            Ok(at) => done = at,
-            Err(e) => {
-                // Posts go on; what was added since the last commit is dropped and added again.
-                slog::error!(shared.logger, "search index behind the log"; "error" => %e, "at" => done);
-                if let Err(e) = writer.rollback() {
-                    slog::error!(shared.logger, "search index: rolling back failed"; "error" => %e);
+        if done < upto && writer.is_none() {
+            match index.writer() {
+                Ok(opened) => writer = Some(opened),
+                Err(e) => slog::error!(shared.logger, "search index: no writer"; "error" => %e),
+            }
+        }
+        if let Some(writer) = writer.as_mut() {
+            match index.follow(writer, &*shared.log, done, upto) {
+                Ok(at) => done = at,
+                Err(e) => {
+                    // Posts go on; what was added since the last commit is dropped and added again.
+                    slog::error!(shared.logger, "search index behind the log"; "error" => %e, "at" => done);
+                    if let Err(e) = writer.rollback() {
+                        slog::error!(shared.logger, "search index: rolling back failed"; "error" => %e);
+                    }
                 }
             }
         }
