@@ -249,8 +249,8 @@ impl Store {
     /// Moves `reader`'s cursor on `target` to `to`, unless it is there or further already (a
     /// cursor never moves back). Returns the cursor once the move is durable and readers see it.
     pub async fn move_cursor(&self, reader: &Name, target: &Name, to: u64) -> Result<u64, StoreError> {
-        if self.cursor(reader.as_str(), target.as_str()).is_some_and(|at| at >= to) {
-            return Ok(self.cursor(reader.as_str(), target.as_str()).unwrap_or(0));
+        if let Some(at) = self.cursor(reader.as_str(), target.as_str()).filter(|&at| at >= to) {
+            return Ok(at);
         }
         self.append_event(NewEvent::Cursor { reader: reader.clone(), target: target.clone(), to }).await?;
         Ok(self.cursor(reader.as_str(), target.as_str()).unwrap_or(to))
