@@ -107,7 +107,7 @@ fn seed(url: &str, count: u64) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
-        let subject = relay::store::nats_log::subject("RELAY", "seed");
+        let subject = relay::store::stream_subject("RELAY", "seed");
         let mut acks = std::collections::VecDeque::new();
         for i in 0..count {
             let message = Message {

@@ -6,8 +6,20 @@ deepest module file that exists (an item a mod.rs re-exports with `pub use child
 as the child's), and reports every group of modules that reach each other. Exit 1 if any.
 A text heuristic, not a compiler: macros and glob imports are not followed.
 
-Usage: scripts/module-cycles.py [SRC_DIR] [-v]   (-v lists every module's edges)"""
-import os, re, sys
+Usage: scripts/module-cycles.py [SRC_DIR] [-v]   (-v lists every module's edges)
+       scripts/module-cycles.py --self-test    (shows it finds a planted cycle through `super::`)"""
+import os, re, subprocess, sys, tempfile
+if '--self-test' in sys.argv:
+    # A cycle whose one edge is `super::` inside a mod.rs: `super` there is the parent module.
+    with tempfile.TemporaryDirectory() as tree:
+        os.makedirs(os.path.join(tree, 'a'))
+        for name, text in {'lib.rs': 'mod a;\nmod b;\n', 'a/mod.rs': 'use super::b::f;\npub fn g() {}\n',
+                           'b.rs': 'use crate::a::g;\npub fn f() {}\n'}.items():
+            open(os.path.join(tree, name), 'w').write(text)
+        run = subprocess.run([sys.executable, __file__, tree], capture_output=True, text=True)
+        found = run.returncode == 1 and 'cycle: a <-> b' in run.stdout
+        print('self-test:', 'the planted cycle is found' if found else 'MISSED the planted cycle\n' + run.stdout)
+        sys.exit(0 if found else 1)
 args = [a for a in sys.argv[1:] if not a.startswith('-')]
 root = args[0] if args else 'src'
 files = {}
@@ -47,7 +59,8 @@ for mod, p in files.items():
             base = []
             segs = segs[1:]
         else:
-            base = list(mod) if files[mod].endswith(('mod.rs',)) else list(mod[:-1])
+            # `super` is the parent module, in a mod.rs as in any other file.
+            base = list(mod[:-1])
             segs = segs[1:]
             while segs and segs[0] == 'super':
                 base = base[:-1]; segs = segs[1:]

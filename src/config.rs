@@ -2,7 +2,7 @@
 //! `config.json` over defaults. Every value is checked as it is read, and an error names the key
 //! and where the bad value came from.
 
-use crate::store::ArchiveConfig;
+use crate::store::{ArchiveConfig, Backend, BackendKind};
 use crate::values::{HostPattern, Name, Token, DEFAULT_MAX_TEXT_BYTES};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -16,12 +16,6 @@ pub const MAX_TEXT_BYTES_LIMIT: u64 = 64 * MIB;
 /// The environment variable for a key: `port` → `CLAUDE_CODEX_PORT`.
 pub fn env_var(key: &str) -> String {
     format!("CLAUDE_CODEX_{}", key.to_ascii_uppercase())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogBackend {
-    Sled,
-    Nats,
 }
 
 #[derive(Debug, Clone)]
@@ -53,16 +47,10 @@ pub struct Config {
     pub cache_bytes: u64,
     /// Whether a data directory created now compresses its database (`compression`).
     pub compression: bool,
-    /// Where the event log lives: `sled` in `data_dir` (the default) or `nats`, a JetStream
-    /// stream shared by several relay instances (docs/scale-out.md).
-    pub log_backend: LogBackend,
-    /// `nats_url`: the NATS servers, comma-separated.
-    pub nats_urls: Vec<String>,
-    pub nats_stream: String,
-    pub nats_replicas: usize,
-    pub nats_token: Option<String>,
-    pub nats_creds_file: Option<PathBuf>,
-    pub nats_tls_ca: Option<PathBuf>,
+    /// Where the event log lives (`log_backend`): `sled` in `data_dir` (the default) or `nats`,
+    /// a JetStream stream shared by several relay instances (the `nats_*` settings;
+    /// docs/scale-out.md).
+    pub log: Backend,
     /// What loading found odd but not wrong (a key the relay does not know), for the caller
     /// to print and log.
     pub warnings: Vec<String>,
@@ -91,13 +79,7 @@ impl Default for Config {
             search: true,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             compression: true,
-            log_backend: LogBackend::Sled,
-            nats_urls: Vec::new(),
-            nats_stream: "RELAY".into(),
-            nats_replicas: 3,
-            nats_token: None,
-            nats_creds_file: None,
-            nats_tls_ca: None,
+            log: Backend::sled(),
             warnings: Vec::new(),
         }
     }
@@ -230,6 +212,7 @@ impl Config {
             compress: self.compression,
             power_safe: self.fsync,
             search: self.search,
+            max_text_bytes: self.max_text_bytes,
         }
     }
 
@@ -243,23 +226,6 @@ impl Config {
                 ("archive", self.channel_log_path.clone()),
                 ("usage_log", self.log_path.clone()),
             ],
-        }
-    }
-
-    /// Where the event log lives, as the store takes it.
-    pub fn backend(&self) -> crate::store::Backend {
-        match self.log_backend {
-            LogBackend::Sled => crate::store::Backend::Sled,
-            LogBackend::Nats => crate::store::Backend::Nats(crate::store::nats_log::NatsConfig {
-                urls: self.nats_urls.clone(),
-                stream: self.nats_stream.clone(),
-                replicas: self.nats_replicas,
-                token: self.nats_token.clone(),
-                creds_file: self.nats_creds_file.clone(),
-                tls_ca: self.nats_tls_ca.clone(),
-                // The text and the names, in the log's record.
-                max_record_bytes: self.max_text_bytes + 4096,
-            }),
         }
     }
 
@@ -323,7 +289,7 @@ impl Config {
             })?;
             config.auth_token = Some(Token::parse(&text).map_err(|r| value_error("auth_token", r, origin))?);
         }
-        if config.log_backend == LogBackend::Nats && config.nats_urls.is_empty() {
+        if config.log.kind == BackendKind::Nats && config.log.nats.urls.is_empty() {
             let reason = "is needed with log_backend nats: the NATS servers, comma-separated".to_owned();
             return Err(value_error("nats_url", reason, "the settings".into()));
         }
@@ -384,9 +350,9 @@ impl Config {
 
 /// A setting whose value, as `read` makes it from the raw value, goes into `field`.
 macro_rules! field {
-    ($key:literal, $field:ident, |$raw:ident| $read:expr) => {
+    ($key:literal, $($field:ident).+, |$raw:ident| $read:expr) => {
         ($key, |config: &mut Config, $raw: &Raw| {
-            config.$field = $read;
+            config.$($field).+ = $read;
             Ok(())
         })
     };
@@ -452,13 +418,13 @@ const SETTINGS: &[(&str, Read)] = &[
     field!("search", search, |raw| raw.boolean()?),
     field!("cache_mb", cache_bytes, |raw| megabytes(raw)?),
     field!("compression", compression, |raw| raw.boolean()?),
-    field!("log_backend", log_backend, |raw| match raw.string()?.as_str() {
-        "sled" => LogBackend::Sled,
-        "nats" => LogBackend::Nats,
+    field!("log_backend", log.kind, |raw| match raw.string()?.as_str() {
+        "sled" => BackendKind::Sled,
+        "nats" => BackendKind::Nats,
         other => return Err(format!("{other:?} is not a log backend: use sled or nats")),
     }),
-    field!("nats_url", nats_urls, |raw| raw.list()?),
-    field!("nats_stream", nats_stream, |raw| {
+    field!("nats_url", log.nats.urls, |raw| raw.list()?),
+    field!("nats_stream", log.nats.stream, |raw| {
         let name = raw.string()?;
         let bad = |c: char| c.is_whitespace() || c.is_control() || ".*>/\\".contains(c);
         if name.is_empty() || name.contains(bad) {
@@ -466,13 +432,13 @@ const SETTINGS: &[(&str, Read)] = &[
         }
         name
     }),
-    field!("nats_replicas", nats_replicas, |raw| match raw.whole_number()? {
+    field!("nats_replicas", log.nats.replicas, |raw| match raw.whole_number()? {
         n @ 1..=5 => n as usize,
         n => return Err(format!("{n} is not a replica count: JetStream keeps 1 to 5")),
     }),
-    field!("nats_token", nats_token, |raw| Some(raw.string()?)),
-    field!("nats_creds_file", nats_creds_file, |raw| Some(raw.string()?.into())),
-    field!("nats_tls_ca", nats_tls_ca, |raw| Some(raw.string()?.into())),
+    field!("nats_token", log.nats.token, |raw| Some(raw.string()?)),
+    field!("nats_creds_file", log.nats.creds_file, |raw| Some(raw.string()?.into())),
+    field!("nats_tls_ca", log.nats.tls_ca, |raw| Some(raw.string()?.into())),
 ];
 
 /// Every setting's key, in the order layers apply them.

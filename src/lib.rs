@@ -5,14 +5,18 @@
 //!   enter; a leaf that imports nothing of ours.
 //! - [`message`]: a message as posted and as stored.
 //! - [`event`]: the log's records and their encoding (version byte + bincode 2).
-//! - [`store`]: the sled database: event log, channel views, text archive, group-commit writer,
-//!   export/import/check. The only module that touches sled.
-//! - [`relay`]: the service every front door calls (post, fetch since, tail, wait, channels).
+//! - [`store`]: the event log (sled, or a NATS JetStream stream) and its backends; the
+//!   projections (channel views and readers' cursors, text archive, search index); the
+//!   commands on a stopped store (export, import, check, rebuild). The only module that
+//!   touches sled or NATS.
+//! - [`relay`]: the service every front door calls, split by concern: posting, reading and
+//!   cursors, search, the channel list, presence; each call carries the [`relay::Caller`] its
+//!   front door made of the request.
 //! - [`metrics`]: what `/metrics` reports (Prometheus text format).
-//! - [`http`]: warp routes: host guard, token, REST, `/mcp` and its tools (rmcp), the web UI,
+//! - [`http`]: warp routes: host guard, token (where a request becomes a caller), REST, `/mcp`
+//!   and its tools (rmcp), the web UI (with `render`, agent text to safe, highlighted HTML),
 //!   OpenAPI and docs, the pages and templates, the error mapping, and the server loop with its
 //!   connection limits.
-//! - [`render`]: agent text (markdown) to safe, highlighted HTML.
 //! - [`server`]: bind, serve, stop.
 //! - [`config`]: layered settings (flags, environment, config.json, defaults).
 //! - [`usage_log`]: the rotating tool-usage log behind slog; [`rotating`]: the size-rotated files
@@ -29,9 +33,7 @@ pub mod event;
 pub mod http;
 pub mod message;
 pub mod metrics;
-pub mod presence;
 pub mod relay;
-pub mod render;
 pub mod rotating;
 pub mod server;
 pub mod store;

@@ -38,7 +38,7 @@ fn check_exposure(config: &Config, logger: &Logger) -> Result<(), StartError> {
 /// Opens the store in `config`'s data directory, with its archive and options.
 pub async fn open_store(config: &Config, logger: Logger) -> Result<Store, StoreError> {
     let (dir, archive, options) = (config.data_dir.clone(), config.archive(), config.store_options());
-    let backend = config.backend();
+    let backend = config.log.clone();
     tokio::task::spawn_blocking(move || Store::open_on(&dir, Some(&archive), options, &backend, logger))
         .await
         .map_err(|e| StoreError::Crashed(format!("opening the store failed: {e}")))?

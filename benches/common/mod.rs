@@ -3,7 +3,7 @@
 
 use relay::event::Event;
 use relay::message::{Message, Source};
-use relay::store::import;
+use relay::store::{import, Backend};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -58,7 +58,7 @@ pub fn data_set(n: u64, channels: u64) -> PathBuf {
             out.write_all(Event::MessagePosted(message(id, channels)).to_json_line().as_bytes()).unwrap();
         }
     }
-    import(&dir, &export, false, None, Default::default()).unwrap();
+    import(&dir, &Backend::sled(), &export, false, None, Default::default()).unwrap();
     std::fs::remove_file(&export).unwrap();
     std::fs::write(dir.join("READY"), "").unwrap();
     dir

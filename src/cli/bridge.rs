@@ -8,7 +8,7 @@
 //! session), or as a `notifications/claude/channel` notification (Claude Code's channels, shown to
 //! the model as a `<channel>` tag). One of the two per session, never both, and each message once.
 
-use super::client::Client;
+use super::client::{Client, Retry};
 use crate::message::summary_line;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomNotification, ErrorCode,
@@ -38,9 +38,6 @@ const BURST: Duration = Duration::from_millis(150);
 const LISTED: usize = 5;
 /// Each long poll on the relay waits up to this long.
 const POLL: Duration = Duration::from_secs(25);
-/// Pauses after a failed poll, doubling up to the last.
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-const LAST_RETRY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BridgeArgs {
@@ -207,8 +204,7 @@ impl ServerHandler for Bridge {
 /// Follows one channel from its current end and sends each message from someone else on.
 /// Runs on its own thread (the client blocks) until the bridge stops.
 fn follow(client: &Client, channel: &str, name: &str, out: &mpsc::UnboundedSender<Value>) {
-    let mut pause = FIRST_RETRY;
-    let mut down = false;
+    let mut retry = Retry::new("bridge");
     let mut last = None;
     while !out.is_closed() {
         let polled = match last {
@@ -220,10 +216,7 @@ fn follow(client: &Client, channel: &str, name: &str, out: &mpsc::UnboundedSende
         };
         match polled {
             Ok((latest, messages)) => {
-                if down {
-                    eprintln!("bridge: following {channel} again");
-                }
-                (down, pause) = (false, FIRST_RETRY);
+                retry.worked(format_args!("following {channel} again"));
                 last = Some(latest);
                 for m in messages.into_iter().filter(|m| m["sender"] != name) {
                     let _ = out.send(m);
@@ -233,14 +226,7 @@ fn follow(client: &Client, channel: &str, name: &str, out: &mpsc::UnboundedSende
                 eprintln!("bridge: stopped following {channel}: {e}");
                 return;
             }
-            Err(e) => {
-                if !down {
-                    eprintln!("bridge: cannot follow {channel}: {e}; trying again");
-                }
-                down = true;
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(LAST_RETRY);
-            }
+            Err(e) => retry.failed(format_args!("cannot follow {channel}: {e}")),
         }
     }
 }

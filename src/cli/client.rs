@@ -183,3 +183,45 @@ impl Client {
         self.answer(request.call())
     }
 }
+
+/// The first pause after a failed try, doubled each time up to [`LAST_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LAST_RETRY: Duration = Duration::from_secs(10);
+
+/// Retrying a relay that does not answer: doubling pauses between tries, and saying once that
+/// it is down and once that it is back (each line starting with `who`, the command).
+pub struct Retry {
+    who: &'static str,
+    pause: Duration,
+    down: bool,
+}
+
+impl Retry {
+    pub fn new(who: &'static str) -> Retry {
+        Retry { who, pause: FIRST_RETRY, down: false }
+    }
+
+    /// Waits before the next try, longer each time.
+    pub fn pause(&mut self) {
+        std::thread::sleep(self.pause);
+        self.pause = (self.pause * 2).min(LAST_RETRY);
+    }
+
+    /// A try failed (`what` says how): say so the first time, then wait before the next.
+    pub fn failed(&mut self, what: impl std::fmt::Display) {
+        if !self.down {
+            eprintln!("{}: {what}; trying again until it works", self.who);
+            self.down = true;
+        }
+        self.pause();
+    }
+
+    /// A try worked: say so when earlier ones had failed (`what`), and start the pauses over.
+    pub fn worked(&mut self, what: impl std::fmt::Display) {
+        if self.down {
+            eprintln!("{}: {what}", self.who);
+            self.down = false;
+        }
+        self.pause = FIRST_RETRY;
+    }
+}

@@ -6,9 +6,9 @@ pub mod bridge;
 mod client;
 pub mod watch;
 
-use crate::config::{Config, Flags, LogBackend};
+use crate::config::{Config, Flags};
 use crate::server::{Server, StartError};
-use crate::store::{Backend, ExportFilter, ImportError, StoreError};
+use crate::store::{ExportFilter, ImportError, StoreError};
 use crate::{store, usage_log};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -115,8 +115,8 @@ pub struct PostArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
-    /// Print each event as `#id [sender -> target] first line of text` instead of rebuilding (the
-    /// data dir's own log: not in nats mode, where `export` reads the stream)
+    /// Print each event as `#id [sender -> target] first line of text` instead of rebuilding (in
+    /// nats mode, the stream's events, while the relays run)
     #[arg(long)]
     pub print: bool,
     #[command(flatten)]
@@ -190,21 +190,6 @@ fn load_config(store: &StoreArgs, flags: Flags) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// The settings of `replay --print`, which prints the data directory's own log: refused in
-/// nats mode, where the log is the stream and the data directory holds only this instance's
-/// views, rather than printing an empty log.
-fn sled_only_config(store: &StoreArgs) -> anyhow::Result<Config> {
-    let config = load_config(store, Flags::default())?;
-    if config.log_backend == LogBackend::Nats {
-        anyhow::bail!(
-            "`replay --print` reads the log in data_dir, but log_backend is nats: the log is the stream {}; \
-             `export` reads it",
-            config.nats_stream
-        );
-    }
-    Ok(config)
-}
-
 /// Runs a command; the exit code is 0 unless `check` found damage (errors are `Err`).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -213,9 +198,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Rebuild(args)) => rebuild(&args),
         Some(Command::Replay(args)) if !args.print => rebuild(&args.store),
         Some(Command::Replay(args)) => {
-            let config = sled_only_config(&args.store)?;
+            let config = load_config(&args.store, Flags::default())?;
             let data_dir = &config.data_dir;
-            store::replay_print(data_dir, &mut std::io::stdout().lock()).map_err(|e| advise(e, data_dir))?;
+            store::replay_print(data_dir, &config.log, &mut std::io::stdout().lock())
+                .map_err(|e| advise(e, data_dir))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Export(args)) => export(&args),
@@ -225,23 +211,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ImportError::Store(e) => advise(e, &config.data_dir),
                 other => other.into(),
             };
-            if let Backend::Nats(nats) = config.backend() {
-                anyhow::ensure!(
-                    !args.merge,
-                    "--merge is for a sled data dir; a stream is imported into only when empty"
-                );
-                let report = store::import_stream(&nats, &args.file).map_err(advised)?;
-                println!("imported {} events into the stream {}", report.imported, nats.stream);
-                return Ok(ExitCode::SUCCESS);
-            }
             let (archive, options) = (config.archive(), config.store_options());
-            let report = store::import(&config.data_dir, &args.file, args.merge, Some(&archive), options)
-                .map_err(advised)?;
+            let report =
+                store::import(&config.data_dir, &config.log, &args.file, args.merge, Some(&archive), options)
+                    .map_err(advised)?;
             println!(
                 "imported {} events into {} ({} already there, skipped)",
-                report.imported,
-                config.data_dir.display(),
-                report.skipped
+                report.imported, report.into, report.skipped
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -265,7 +241,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let hits = found["hits"].as_array().cloned().unwrap_or_default();
             for hit in &hits {
                 let field = |name: &str| hit[name].as_str().unwrap_or_default().to_owned();
-                let snippet = plain(&field("snippet"));
+                let snippet = starred(&field("snippet"), &hit["highlights"]);
                 println!(
                     "{}",
                     crate::message::summary_line(
@@ -281,8 +257,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Check(args)) => {
             let config = load_config(&args, Flags::default())?;
-            let report = store::check_on(&config.data_dir, config.backend().stream())
-                .map_err(|e| advise(e, &config.data_dir))?;
+            let report =
+                store::check(&config.data_dir, &config.log).map_err(|e| advise(e, &config.data_dir))?;
             if report.problems.is_empty() {
                 println!("{}: {} events, log and views sound", config.data_dir.display(), report.events);
                 return Ok(ExitCode::SUCCESS);
@@ -302,15 +278,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A search snippet (HTML: escaped text, matches in `<b>`) as plain text, matches in `*`.
-fn plain(snippet: &str) -> String {
-    let marked = snippet.replace("<b>", "*").replace("</b>", "*");
-    marked
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+/// A search snippet with its matches (`[start, end)` in characters) between `*`.
+fn starred(snippet: &str, highlights: &serde_json::Value) -> String {
+    let mut marks: Vec<usize> = highlights
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r.as_array().into_iter().flatten().filter_map(|n| n.as_u64().map(|n| n as usize)))
+        .collect();
+    marks.sort_unstable();
+    let mut out = String::with_capacity(snippet.len() + marks.len());
+    for (at, c) in snippet.chars().enumerate() {
+        out.extend(std::iter::repeat_n('*', marks.iter().filter(|&&m| m == at).count()));
+        out.push(c);
+    }
+    out.extend(std::iter::repeat_n('*', marks.iter().filter(|&&m| m >= snippet.chars().count()).count()));
+    out
 }
 
 fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
@@ -328,13 +311,8 @@ fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {
             bar.set_position(at);
         }
     };
-    let replayed = store::rebuild_on(
-        &config.data_dir,
-        Some(&config.archive()),
-        config.backend().stream(),
-        &mut progress,
-    )
-    .map_err(|e| advise(e, &config.data_dir))?;
+    let replayed = store::rebuild(&config.data_dir, Some(&config.archive()), &config.log, &mut progress)
+        .map_err(|e| advise(e, &config.data_dir))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -356,12 +334,7 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    if let Backend::Nats(nats) = config.backend() {
-        // The stream is shared and live: export it while the relays run.
-        store::export_stream(&nats, &filter, &mut out)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    match store::export(&config.data_dir, &filter, &mut out) {
+    match store::export(&config.data_dir, &config.log, &filter, &mut out) {
         Err(e @ StoreError::Locked { .. }) => {
             anyhow::bail!(
                 "{e}; stop it, or export from the running relay: curl -s http://HOST:PORT/api/export"

@@ -1,7 +1,7 @@
 //! `claude-codex-relay watch`: follow a channel on a running relay, print each new message, and
 //! optionally run a command per batch. The built-in replacement for the old polling scripts.
 
-use super::client::{Client, ClientError};
+use super::client::{Client, Retry};
 use crate::message::summary_line;
 use crate::values::seconds;
 use anyhow::Context;
@@ -10,10 +10,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
-
-/// Retry pauses after a failure (relay down, command failed): doubling from the first to the last.
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-const LAST_RETRY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WatchArgs {
@@ -104,39 +100,9 @@ fn run_command(cmd: &str, target: &str, batch: &[Value]) -> anyhow::Result<bool>
     Ok(status.success())
 }
 
-/// Doubling pauses between tries, and whether the relay is known to be down (said once).
-struct Retry {
-    pause: Duration,
-    down: bool,
-}
-
-impl Retry {
-    fn pause(&mut self) {
-        std::thread::sleep(self.pause);
-        self.pause = (self.pause * 2).min(LAST_RETRY);
-    }
-
-    /// The relay did not answer: say so the first time, then wait before trying again.
-    fn relay_down(&mut self, e: &ClientError) {
-        if !self.down {
-            eprintln!("watch: {e}; retrying until it is back");
-            self.down = true;
-        }
-        self.pause();
-    }
-
-    fn relay_up(&mut self, url: &str) {
-        if self.down {
-            eprintln!("watch: the relay at {url} is back");
-            self.down = false;
-        }
-        self.pause = FIRST_RETRY;
-    }
-}
-
 pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.url);
-    let mut retry = Retry { pause: FIRST_RETRY, down: false };
+    let mut retry = Retry::new("watch");
     let reader = args.reader.as_deref();
     // With a reader, the relay knows where to start: `None` until the first batch is handled.
     let mut last = match args.state_file.as_deref().map(read_state).transpose()?.flatten().or(args.since_id) {
@@ -145,7 +111,7 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         None => loop {
             match client.latest_id(&args.target) {
                 Ok(id) => break Some(id),
-                Err(e) if e.is_retryable() => retry.relay_down(&e),
+                Err(e) if e.is_retryable() => retry.failed(&e),
                 Err(e) => return Err(e.into()),
             }
         },
@@ -154,12 +120,12 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         let page = match client.wait_as(&args.target, last, reader, args.wait, args.not_from.as_deref()) {
             Ok(page) => page,
             Err(e) if e.is_retryable() => {
-                retry.relay_down(&e);
+                retry.failed(&e);
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
-        retry.relay_up(&args.url);
+        retry.worked(format_args!("the relay at {} is back", args.url));
         let batch: Vec<Value> = page["messages"]
             .as_array()
             .into_iter()

@@ -5,11 +5,16 @@
 //! - the web UI asks for it once (`POST /ui/login`) and keeps it in an HttpOnly,
 //!   SameSite=Strict cookie, which counts on the UI's own routes only (not on `/api` or `/mcp`).
 //!
+//! Passing its gate is where a request becomes a [`Caller`], once: anonymous on a relay without
+//! a token, the token's holder (an admin) on one with it.
+//!
 //! A token in the query string is refused (URLs end up in logs and browser history). Tokens are
 //! compared in constant time and never logged.
 
 use super::error::ApiError;
 use super::request::{raw_query, read_body, Query};
+use crate::message::Source;
+use crate::relay::{Caller, Who};
 use crate::values::Token;
 use bytes::Buf;
 use futures_util::Stream;
@@ -39,6 +44,7 @@ enum Access {
 
 /// The token check, put on each route by the module that declares it, right after its path
 /// and method: a route without a gate is open (`/healthz`, `/readyz`, `/static/*`, the sign-in form).
+/// Each gate gives the request's [`Caller`], coming through the front door `source`.
 #[derive(Clone, Default)]
 pub struct Gate {
     token: Option<Arc<Token>>,
@@ -50,34 +56,37 @@ impl Gate {
     }
 
     /// For agents and scripts: `Authorization: Bearer TOKEN`.
-    pub fn api(&self) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-        self.filter(Access::Api)
+    pub fn api(&self, source: Source) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone {
+        self.filter(Access::Api, source)
     }
 
     /// For the requests of the web UI's pages: the bearer token or the sign-in cookie.
-    pub fn ui(&self) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-        self.filter(Access::Ui)
+    pub fn ui(&self) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone {
+        self.filter(Access::Ui, Source::Ui)
     }
 
     /// For the web UI's pages: as [`Gate::ui`], and a refusal is the sign-in page.
-    pub fn page(&self) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-        self.filter(Access::Page)
+    pub fn page(&self) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone {
+        self.filter(Access::Page, Source::Ui)
     }
 
-    fn filter(&self, access: Access) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    fn filter(
+        &self,
+        access: Access,
+        source: Source,
+    ) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone {
         let token = self.token.clone();
-        warp::path::full()
-            .and(warp::header::headers_cloned())
-            .and_then(move |path: FullPath, headers: HeaderMap| {
+        warp::path::full().and(warp::header::headers_cloned()).and_then(
+            move |path: FullPath, headers: HeaderMap| {
                 let result = match &token {
-                    None => Ok(()),
-                    Some(token) => {
-                        check(token, access, path.as_str(), &headers).map_err(warp::reject::custom)
-                    }
+                    None => Ok(Caller::new(Who::Anonymous, source)),
+                    Some(token) => check(token, access, path.as_str(), &headers)
+                        .map(|()| Caller::new(Who::Admin, source))
+                        .map_err(warp::reject::custom),
                 };
                 async move { result }
-            })
-            .untuple_one()
+            },
+        )
     }
 }
 

@@ -5,7 +5,10 @@ use super::auth::Gate;
 use super::error::ApiError;
 use super::pages;
 use super::request::get_or_head;
-use crate::relay::{DEFAULT_TARGET, MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT, SEARCH_DEFAULT_LIMIT};
+use crate::message::Source;
+use crate::relay::{
+    Caller, DEFAULT_TARGET, MAX_WAIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT, SEARCH_DEFAULT_LIMIT,
+};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use warp::http::StatusCode;
@@ -177,7 +180,7 @@ pub fn spec(max_text_bytes: usize) -> Value {
                         param("order", false, json!({"type": "string", "enum": ["newest", "relevance"], "default": "newest"}), "Newest first, or best match first."),
                     ],
                     "responses": {
-                        "200": {"description": "{\"query\", \"total\", \"hits\": [{\"id\", \"target\", \"sender\", \"ts\", \"snippet\"}]}: snippet is HTML, escaped, the matches in <b>", "content": {"application/json": {}}},
+                        "200": {"description": "{\"query\", \"total\", \"hits\": [{\"id\", \"target\", \"sender\", \"ts\", \"snippet\", \"highlights\"}]}: snippet is plain text; highlights are the matches' [start, end) in it, in characters", "content": {"application/json": {}}},
                         "400": error_reply("The query is empty or malformed, or a parameter is; the error says what."),
                         "503": error_reply("The index cannot be read.")
                     }
@@ -297,13 +300,14 @@ pub fn routes(
         let spec = spec.clone();
         warp::path!("openapi.json")
             .and(get_or_head())
-            .and(gate.api())
-            .map(move || warp::reply::json(&*spec).into_response())
+            .and(gate.api(Source::Rest))
+            .map(move |_: Caller| warp::reply::json(&*spec).into_response())
     };
-    let docs = warp::path!("docs").and(get_or_head()).and(gate.page()).map(move || match &*docs_page {
-        Ok(body) => pages::html(StatusCode::OK, body.clone()),
-        Err(_) => ApiError::Internal.into_response(),
-    });
+    let docs =
+        warp::path!("docs").and(get_or_head()).and(gate.page()).map(move |_: Caller| match &*docs_page {
+            Ok(body) => pages::html(StatusCode::OK, body.clone()),
+            Err(_) => ApiError::Internal.into_response(),
+        });
     openapi.or(docs).unify()
 }
 

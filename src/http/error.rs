@@ -31,6 +31,8 @@ pub enum ApiError {
         message: String,
     },
     NotFound,
+    /// A feature the relay's settings turned off: 404, with what to change.
+    Off(String),
     MethodNotAllowed,
     Unavailable(String),
     Internal,
@@ -47,7 +49,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::Off(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -64,6 +66,7 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::Misdirected(m)
             | ApiError::Unavailable(m)
+            | ApiError::Off(m)
             | ApiError::Unauthorized { reason: m, .. } => m.clone(),
             ApiError::NotFound => "no such route; see /docs for the API".into(),
             ApiError::MethodNotAllowed => "method not allowed on this route; see /docs for the API".into(),
@@ -102,6 +105,7 @@ impl From<RelayError> for ApiError {
         let store = match e {
             RelayError::Invalid(invalid) => return ApiError::BadRequest(invalid.to_string()),
             RelayError::Busy(m) => return ApiError::Unavailable(m),
+            RelayError::Off(m) => return ApiError::Off(m),
             RelayError::Store(e) => e,
         };
         ApiError::Unavailable(match &store {

@@ -4,6 +4,7 @@
 pub mod auth;
 mod docs;
 pub mod error;
+mod fields;
 pub mod guard;
 mod mcp;
 mod pages;

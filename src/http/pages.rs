@@ -1,4 +1,4 @@
-//! The HTML the relay serves: the handlebars templates in `templates/` (compiled into the
+//! The HTML the relay serves: the handlebars templates in `views/` (compiled into the
 //! binary, one registry), and every HTML reply with the page security headers. The error and
 //! sign-in pages are here so that every route can answer with them.
 
@@ -15,11 +15,11 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
      connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const TEMPLATES: [(&str, &str); 5] = [
-    ("page", include_str!("../../templates/page.hbs")),
-    ("message", include_str!("../../templates/message.hbs")),
-    ("docs", include_str!("../../templates/docs.hbs")),
-    ("error", include_str!("../../templates/error.hbs")),
-    ("sign_in", include_str!("../../templates/sign_in.hbs")),
+    ("page", include_str!("../../views/page.hbs")),
+    ("message", include_str!("../../views/message.hbs")),
+    ("docs", include_str!("../../views/docs.hbs")),
+    ("error", include_str!("../../views/error.hbs")),
+    ("sign_in", include_str!("../../views/sign_in.hbs")),
 ];
 
 /// Every template, registered once. Strict: a template naming a field its data lacks is an
@@ -28,7 +28,7 @@ static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
     for (name, text) in TEMPLATES {
-        registry.register_template_string(name, text).unwrap_or_else(|e| panic!("templates/{name}.hbs: {e}"));
+        registry.register_template_string(name, text).unwrap_or_else(|e| panic!("views/{name}.hbs: {e}"));
     }
     registry
 });

@@ -3,17 +3,18 @@
 
 use super::auth::Gate;
 use super::error::ApiError;
+use super::fields::PostFields;
 use super::request::{bad, get_or_head, max_body_bytes, raw_query, read_body, Query};
 use crate::message::Source;
 use crate::relay::{
-    clamp_limit, ChannelList, Page, Relay, Start, Waiter, DEFAULT_TARGET, REST_DEFAULT_LIMIT, REST_MAX_LIMIT,
-    SEARCH_DEFAULT_LIMIT,
+    clamp_limit, Caller, ChannelList, Page, Relay, Start, Waiter, DEFAULT_TARGET, REST_DEFAULT_LIMIT,
+    REST_MAX_LIMIT, SEARCH_DEFAULT_LIMIT,
 };
 use crate::store::{ExportFilter, SearchOrder};
 use crate::values::Name;
 use bytes::Buf;
 use futures_util::Stream;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
@@ -25,39 +26,41 @@ pub fn routes(
     let with_relay = warp::any().map(move || relay.clone());
     let get_messages = warp::path!("api" / "messages")
         .and(get_or_head())
-        .and(gate.api())
+        .and(gate.api(Source::Rest))
         .and(raw_query())
         .and(with_relay.clone())
         .then(get_messages);
     // The web UI's post form has its own path so its posts are recorded as from the UI.
-    let post_message =
-        (warp::path!("api" / "messages").and(warp::post()).and(gate.api()).map(|| Source::Rest))
-            .or(warp::path!("ui" / "messages").and(warp::post()).and(gate.ui()).map(|| Source::Ui))
-            .unify()
-            .and(with_relay.clone())
-            .and(warp::header::optional::<u64>("content-length"))
-            .and(warp::body::stream())
-            .then(post_message);
+    let post_message = (warp::path!("api" / "messages").and(warp::post()).and(gate.api(Source::Rest)))
+        .or(warp::path!("ui" / "messages").and(warp::post()).and(gate.ui()))
+        .unify()
+        .and(with_relay.clone())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(post_message);
     let channels = warp::path!("api" / "channels")
         .and(get_or_head())
-        .and(gate.api())
+        .and(gate.api(Source::Rest))
         .and(raw_query())
         .and(with_relay.clone())
         .then(list_channels);
     let search = warp::path!("api" / "search")
         .and(get_or_head())
-        .and(gate.api())
+        .and(gate.api(Source::Rest))
         .and(raw_query())
         .and(with_relay.clone())
         .then(search);
     let export = warp::path!("api" / "export")
         .and(get_or_head())
-        .and(gate.api())
+        .and(gate.api(Source::Rest))
         .and(raw_query())
         .and(with_relay.clone())
         .then(export);
-    let metrics =
-        warp::path!("metrics").and(get_or_head()).and(gate.api()).and(with_relay.clone()).then(metrics);
+    let metrics = warp::path!("metrics")
+        .and(get_or_head())
+        .and(gate.api(Source::Rest))
+        .and(with_relay.clone())
+        .then(metrics);
     let health = warp::path!("healthz").and(get_or_head()).map(|| "ok".into_response());
     // Liveness says the process answers; readiness says whether it can take posts.
     let ready = warp::path!("readyz").and(get_or_head()).and(with_relay.clone()).map(|relay: Relay| {
@@ -86,7 +89,7 @@ pub fn routes(
 }
 
 /// `GET /metrics`: the Prometheus text format.
-async fn metrics(relay: Relay) -> Response {
+async fn metrics(_: Caller, relay: Relay) -> Response {
     match relay.metrics_text().await {
         Ok(text) => {
             warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8")
@@ -119,7 +122,7 @@ fn page_reply(page: &Page, timed_out: Option<bool>) -> Response {
     warp::reply::with_header(body, "content-type", "application/json").into_response()
 }
 
-async fn get_messages(raw_query: String, relay: Relay) -> Response {
+async fn get_messages(caller: Caller, raw_query: String, relay: Relay) -> Response {
     let result = async {
         let query = Query::parse(&raw_query)?;
         let target = query.get("target").unwrap_or(DEFAULT_TARGET);
@@ -129,45 +132,30 @@ async fn get_messages(raw_query: String, relay: Relay) -> Response {
         let start = Start::parse(query.get("start")).map_err(|e| bad(e.to_string()))?;
         let since_id = relay.start_after(target, query.id("since_id")?, reader, start).await?;
         if let Some(root) = query.id("thread")? {
-            let page = relay.thread(target, root, since_id.unwrap_or(0), limit, Source::Rest).await?;
+            let page = relay.thread(target, root, since_id.unwrap_or(0), limit, &caller).await?;
             return Ok(page_reply(&page, None));
         }
         let (page, timed_out) = match (since_id, wait) {
             (Some(since), Some(wait)) => {
                 let exclude = query.get("exclude_sender").map(|s| s.trim());
                 let (page, timed_out) = relay
-                    .wait(
-                        target,
-                        since,
-                        limit,
-                        wait,
-                        Waiter { exclude_sender: exclude, reader },
-                        Source::Rest,
-                    )
+                    .wait(target, since, limit, wait, Waiter { exclude_sender: exclude, reader }, &caller)
                     .await?;
                 (page, Some(timed_out))
             }
-            (Some(since), None) => (relay.fetch_since(target, since, limit, Source::Rest).await?, None),
+            (Some(since), None) => (relay.fetch_since(target, since, limit, &caller).await?, None),
             (None, Some(_)) => {
                 return Err(bad("wait: needs since_id or reader (wait for messages after which id?)"))
             }
-            (None, None) => (relay.tail(target, limit, Source::Rest).await?, None),
+            (None, None) => (relay.tail(target, limit, &caller).await?, None),
         };
         Ok::<_, ApiError>(page_reply(&page, timed_out))
     };
     result.await.unwrap_or_else(ApiError::into_response)
 }
 
-fn string_field(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
-    match body.get(field) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(bad(format!("{field}: must be a string"))),
-        None => Err(bad(format!("{field}: is required"))),
-    }
-}
-
 async fn post_message(
-    source: Source,
+    caller: Caller,
     relay: Relay,
     declared: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
@@ -179,17 +167,9 @@ async fn post_message(
         let Value::Object(fields) = json else {
             return Err(bad("body must be a JSON object with target, sender and text"));
         };
-        let (target, sender) = (string_field(&fields, "target")?, string_field(&fields, "sender")?);
-        let text = string_field(&fields, "text")?;
-        let reply_to = match fields.get("reply_to") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) if n.is_u64() => n.as_u64(),
-            // The web UI's form sends it as text.
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) if s.trim().parse::<u64>().is_ok() => s.trim().parse().ok(),
-            Some(_) => return Err(bad("reply_to: must be a message id, a whole number")),
-        };
-        let m = relay.post_reply(&target, &sender, text, reply_to, source).await?;
+        let post = PostFields::parse(&fields).map_err(bad)?;
+        let m =
+            relay.post_reply(post.target, post.sender, post.text.to_owned(), post.reply_to, &caller).await?;
         let reply = warp::reply::json(&json!({"ok": true, "posted": m.id, "message": m}));
         Ok(warp::reply::with_status(reply, StatusCode::CREATED).into_response())
     };
@@ -198,7 +178,7 @@ async fn post_message(
 
 /// `GET /api/export`: the log as JSON Lines, streamed chunk by chunk, up to the last id when the
 /// request came in (a snapshot). Filters as `claude-codex-relay export`.
-async fn export(raw_query: String, relay: Relay) -> Response {
+async fn export(_: Caller, raw_query: String, relay: Relay) -> Response {
     let filter = match export_filter(&raw_query) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
@@ -232,8 +212,8 @@ fn export_filter(raw_query: &str) -> Result<ExportFilter, ApiError> {
 }
 
 /// `GET /api/search?q=…&target=…&limit=…&order=newest|relevance`: `{"query", "total", "hits":
-/// [{"id", "target", "sender", "ts", "snippet"}]}`.
-async fn search(raw_query: String, relay: Relay) -> Response {
+/// [{"id", "target", "sender", "ts", "snippet", "highlights"}]}`.
+async fn search(caller: Caller, raw_query: String, relay: Relay) -> Response {
     let result = async {
         let query = Query::parse(&raw_query)?;
         let q = query.get("q").unwrap_or_default();
@@ -243,7 +223,7 @@ async fn search(raw_query: String, relay: Relay) -> Response {
             Some("relevance") => SearchOrder::Relevance,
             Some(_) => return Err(bad(r#"order: must be "newest" (the default) or "relevance""#)),
         };
-        let (hits, total) = relay.search(q, query.get("target"), order, limit, Source::Rest).await?;
+        let (hits, total) = relay.search(q, query.get("target"), order, limit, &caller).await?;
         Ok::<_, ApiError>(
             warp::reply::json(&json!({"query": q, "total": total, "hits": hits})).into_response(),
         )
@@ -251,12 +231,12 @@ async fn search(raw_query: String, relay: Relay) -> Response {
     result.await.unwrap_or_else(ApiError::into_response)
 }
 
-async fn list_channels(raw_query: String, relay: Relay) -> Response {
+async fn list_channels(caller: Caller, raw_query: String, relay: Relay) -> Response {
     let result = async {
         let query = Query::parse(&raw_query)?;
         let channels = match query.get("reader") {
-            Some(reader) => relay.channels_unread_by(reader, Source::Rest).await?,
-            None => relay.channels(Source::Rest),
+            Some(reader) => relay.channels_unread_by(reader, &caller).await?,
+            None => relay.channels(&caller),
         };
         Ok::<_, ApiError>(warp::reply::json(&ChannelList::from(channels)).into_response())
     };

@@ -1,10 +1,10 @@
 //! Opening a data directory's sled database: its options (cache, compression), with the
 //! directory's lock held, as the parts the store is made of (the event log, the channel views).
 
-use super::channel_views::ChannelViews;
-use super::lock::lock_dir;
-use super::sled_log::SledLog;
-use super::StoreError;
+use crate::store::event_log::sled::SledLog;
+use crate::store::lock::lock_dir;
+use crate::store::projections::channel_views::ChannelViews;
+use crate::store::StoreError;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -37,11 +37,20 @@ pub struct Options {
     pub power_safe: bool,
     /// Whether the store keeps the full-text search index (`search/`), a projection of the log.
     pub search: bool,
+    /// The largest text a post may carry (`max_text_bytes`): in nats mode, the servers must take
+    /// a record that size.
+    pub max_text_bytes: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { cache_bytes: DEFAULT_CACHE_BYTES, compress: true, power_safe: true, search: true }
+        Options {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            compress: true,
+            power_safe: true,
+            search: true,
+            max_text_bytes: crate::values::DEFAULT_MAX_TEXT_BYTES,
+        }
     }
 }
 

@@ -1,57 +1,57 @@
-//! The store: the event log, its channel views and the text archive's checkpoint in one sled
-//! database; the log written by one thread, the views following it. Plus the commands on a
-//! stopped store (export, import, check, rebuild).
+//! The store: the event log (in the data directory's sled database, or a NATS JetStream
+//! stream) and its projections (the channel views with the readers' cursors, the text archive,
+//! the search index), each following the log from its own checkpoint. Plus the commands on a
+//! stopped store (export, import, check, rebuild, replay).
 //!
-//! Nothing outside this module touches sled. The rest of the relay sees [`Store`]: append a
-//! message (answered once it is durable and readers see it), read a channel since an id or its
-//! tail, list channels, the last visible id, and the commit watch. The commit protocol is
-//! described once, in ARCHITECTURE.md ("The commit protocol"); `sled_log/writer.rs` and
-//! `projector.rs` follow it.
+//! Nothing outside this module touches sled or NATS. The rest of the relay sees [`Store`]:
+//! append a message or a cursor move (answered once it is durable and readers see it), read a
+//! channel since an id or before one, search, list channels, the last visible id, and the
+//! commit watch. The commit protocol is described once, in ARCHITECTURE.md ("The commit
+//! protocol"); `event_log/sled/writer.rs` and `projections/projector.rs` follow it.
 //!
-//! The files: `database` (opening sled with the directory's lock, from `lock`), `recovery`
-//! (catching the views up on open; `rebuild`), `event_log` (the interface the log is seen
-//! through) and `sled_log` (its sled backend: the trees, the group-commit writer, the disk
-//! syncs), `projector` (the log's follower: applies each durable group to the views and
-//! publishes it), `shared` (what the projector, the archive thread and the readers share),
-//! `channel_views` and `blocks` (the views' sealed blocks), `archive` (the text archive, its
-//! checkpoint and its thread), `offline` (export, import, check, replay), `error`, and `faults`
-//! (I/O fault injection, with the `faults` feature only).
+//! The files, by kind:
+//! - the log: `event_log` (the interface it is seen through), its backends `event_log::sled`
+//!   (the trees, the group-commit writer, the disk syncs) and `event_log::nats` (the stream),
+//!   `event_log::backend` (the choice between them) and `event_log::faults` (fault injection
+//!   around either, with the `faults` feature only);
+//! - the projections: `projections::projector` (the log's follower: applies each durable group
+//!   to the views, publishes it, feeds the others), `channel_views` (with `cursors` and the
+//!   sealed `blocks`), `archive`, `search`;
+//! - the commands on a stopped store: `commands` (export, import, check, replay) and
+//!   `commands::rebuild`;
+//! - and what holds them together: `database` (opening sled with the directory's `lock`),
+//!   `recovery` (catching the views up on open), `shared` (what the projector, the projection
+//!   threads and the readers share), `error`.
 
-mod archive;
-mod blocks;
-mod channel_views;
+mod commands;
 mod database;
 mod error;
 mod event_log;
-#[cfg(feature = "faults")]
-mod faults;
 mod lock;
-pub mod nats_log;
-mod offline;
-mod projector;
+mod projections;
 mod recovery;
-mod search;
 mod shared;
-mod sled_log;
 
 use crate::event::{Event, NewEvent};
 use crate::message::{Message, NewMessage, StoredMessage};
 use crate::values::Name;
-pub use archive::ArchiveConfig;
+pub use commands::rebuild::rebuild;
+pub use commands::{
+    check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
+};
 pub use database::{Options, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
-use event_log::EventLog;
+pub use event_log::backend::{Backend, BackendKind};
 #[cfg(feature = "faults")]
-pub use faults::{FaultOp, FaultPlan};
-pub use offline::{
-    check, check_on, export, export_stream, import, import_stream, replay_print, CheckReport, ExportFilter,
-    ImportError, ImportReport,
-};
-use projector::Projector;
-pub use recovery::{rebuild, rebuild_on, set_release_freed_memory, Progress};
-pub use search::{Hit, SearchError, SearchOrder};
+pub use event_log::faults::{FaultOp, FaultPlan};
+pub use event_log::nats::{subject as stream_subject, NatsSettings};
+use event_log::sled::WriterSetup;
+use event_log::EventLog;
+pub use projections::archive::ArchiveConfig;
+use projections::projector::Projector;
+pub use projections::search::{Hit, SearchError, SearchOrder};
+pub use recovery::{set_release_freed_memory, Progress};
 use shared::Shared;
-use sled_log::WriterSetup;
 use slog::{error, warn, Logger};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,33 +60,9 @@ use std::thread;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Test-only switch: acknowledge each group before writing it, as a write-behind relay would.
-/// It exists so the crash test can show that it detects lost acknowledged posts; never set it
-/// for real use. (Skipping only the flush would not do: sled hands writes to the OS at once,
-/// and a killed process does not lose the OS's cache.)
-const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
 /// How long a post's answer waits for the channel views to apply it (at once with the sled
 /// log, whose follower runs before the answer; in nats mode, the follower's next batch).
 const APPLY_WAIT: Duration = Duration::from_secs(10);
-
-/// Where the event log lives.
-#[derive(Debug, Clone)]
-pub enum Backend {
-    /// In the data directory's sled database (the default).
-    Sled,
-    /// In a NATS JetStream stream, shared by every relay instance in front of it.
-    Nats(nats_log::NatsConfig),
-}
-
-impl Backend {
-    /// The stream's settings in nats mode.
-    pub fn stream(&self) -> Option<&nats_log::NatsConfig> {
-        match self {
-            Backend::Sled => None,
-            Backend::Nats(config) => Some(config),
-        }
-    }
-}
 
 /// How far the projections are behind the log, in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,12 +98,13 @@ struct Inner {
     shared: Arc<Shared>,
     /// The log as what it is, for the tests that look inside it.
     #[cfg(test)]
-    sled_log: Arc<sled_log::SledLog>,
+    sled_log: Arc<event_log::sled::SledLog>,
     /// The archive's and the search index's threads, joined on close.
     projection_threads: Mutex<Vec<thread::JoinHandle<()>>>,
-    search: Option<Arc<search::SearchIndex>>,
+    search: Option<Arc<projections::search::SearchIndex>>,
     has_archive: bool,
-    /// `CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`: answer posters without waiting.
+    /// The `faults` feature's `CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`: answer posters without
+    /// waiting.
     ack_early: bool,
 }
 
@@ -140,7 +117,7 @@ impl Store {
         options: Options,
         logger: Logger,
     ) -> Result<Store, StoreError> {
-        Store::open_on(dir, archive, options, &Backend::Sled, logger)
+        Store::open_on(dir, archive, options, &Backend::sled(), logger)
     }
 
     /// [`Store::open`] with the log where `backend` says: in `dir` (sled), or in a NATS
@@ -152,10 +129,17 @@ impl Store {
         backend: &Backend,
         logger: Logger,
     ) -> Result<Store, StoreError> {
-        let ack_early = std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1");
-        let nats = match backend {
-            Backend::Sled => None,
-            Backend::Nats(config) => Some(Arc::new(nats_log::NatsLog::connect(config, logger.clone())?)),
+        #[cfg(feature = "faults")]
+        let ack_early = event_log::faults::ack_early_asked();
+        #[cfg(not(feature = "faults"))]
+        let ack_early = false;
+        let nats = match backend.stream() {
+            None => None,
+            Some(settings) => Some(Arc::new(event_log::nats::NatsLog::connect(
+                settings,
+                options.max_text_bytes,
+                logger.clone(),
+            )?)),
         };
         let external = nats.as_deref().map(|log| log as &dyn EventLog);
         let (database, channels) = recovery::recover(dir, options, external, &logger)?;
@@ -164,12 +148,12 @@ impl Store {
             None => database.log.last_id().map_err(|e| e.found_in(&database::db_dir(dir)))?,
         };
         if ack_early {
-            warn!(logger, "UNSAFE: posts are acknowledged before they are written"; "env" => UNSAFE_ACK_ENV);
+            warn!(logger, "UNSAFE: posts are acknowledged before they are written (a test switch)");
         }
         let database::Database { db, log: sled_log, channel_views, lock } = database;
         let channel_views = Arc::new(channel_views);
         #[cfg(feature = "faults")]
-        let faults = Arc::new(faults::Faults::default());
+        let faults = Arc::new(event_log::faults::Faults::default());
         let views = channel_views.clone();
         let sled_log = Arc::new(sled_log);
         let log: Arc<dyn EventLog> = match nats {
@@ -178,6 +162,7 @@ impl Store {
                 sled_log.start(WriterSetup {
                     db: db.clone(),
                     data_dir: dir.to_owned(),
+                    db_dir: database::db_dir(dir),
                     power_safe: options.power_safe,
                     // The views' blocks before sled's flush, which may make the views naming them durable.
                     before_flush: Box::new(move || views.sync_blocks()),
@@ -190,7 +175,8 @@ impl Store {
             }
         };
         #[cfg(feature = "faults")]
-        let log: Arc<dyn EventLog> = Arc::new(faults::FaultyLog { inner: log, faults: faults.clone() });
+        let log: Arc<dyn EventLog> =
+            Arc::new(event_log::faults::FaultyLog { inner: log, faults: faults.clone() });
         let shared = Arc::new(Shared {
             log: log.clone(),
             db,
@@ -210,14 +196,14 @@ impl Store {
         if let Some(config) = archive {
             let (tx, rx) = mpsc::channel();
             followers.push(tx);
-            threads.push(archive::spawn(shared.clone(), config, rx)?);
+            threads.push(projections::archive::spawn(shared.clone(), config, rx)?);
         }
         let search_index = match options.search {
             true => {
-                let index = Arc::new(search::SearchIndex::open(dir)?);
+                let index = Arc::new(projections::search::SearchIndex::open(dir)?);
                 let (tx, rx) = mpsc::channel();
                 followers.push(tx);
-                threads.push(search::spawn(shared.clone(), index.clone(), rx)?);
+                threads.push(projections::search::spawn(shared.clone(), index.clone(), rx)?);
                 Some(index)
             }
             false => None,
@@ -258,12 +244,12 @@ impl Store {
 
     /// Where `reader` acknowledged `target` up to, `None` for a reader the channel never saw.
     pub fn cursor(&self, reader: &str, target: &str) -> Option<u64> {
-        self.inner.shared.channel_views.cursor(target, reader)
+        self.inner.shared.channel_views.cursors.get(target, reader)
     }
 
     /// Every reader of `target` with its cursor, by name.
     pub fn cursors(&self, target: &str) -> Vec<(String, u64)> {
-        self.inner.shared.channel_views.cursors(target)
+        self.inner.shared.channel_views.cursors.of_channel(target)
     }
 
     async fn append_event(&self, event: NewEvent) -> Result<Event, StoreError> {
@@ -295,7 +281,7 @@ impl Store {
         }
     }
 
-    fn channel(&self, name: &str) -> Option<channel_views::ChannelRecord> {
+    fn channel(&self, name: &str) -> Option<projections::channel_views::ChannelRecord> {
         self.inner.shared.published.read().unwrap_or_else(|p| p.into_inner()).get(name).copied()
     }
 
@@ -316,7 +302,7 @@ impl Store {
     ) -> Result<(Vec<Hit>, u64), SearchError> {
         match &self.inner.search {
             Some(index) => index.search(query, target, order, limit),
-            None => Err(SearchError::Store(StoreError::Failed("this relay keeps no search index".into()))),
+            None => Err(SearchError::Off),
         }
     }
 
@@ -336,13 +322,11 @@ impl Store {
 
     /// The last `limit` messages of `channel`, oldest first.
     pub fn tail(&self, channel: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
-        match self.channel(channel) {
-            Some(c) => self.inner.shared.channel_views.tail(c.no, c.last_id, limit),
-            None => Ok(Vec::new()),
-        }
+        self.before(channel, u64::MAX, limit)
     }
 
-    /// The last `limit` messages of `channel` with id < `before`, oldest first.
+    /// The last `limit` messages of `channel` with id < `before`, oldest first (`u64::MAX`: its
+    /// last `limit`).
     pub fn before(&self, channel: &str, before: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {
             Some(c) if before > 0 => {
@@ -388,7 +372,7 @@ impl Store {
         after: u64,
         upto: u64,
     ) -> Result<(Vec<u8>, Option<u64>), StoreError> {
-        offline::export_chunk(&*self.inner.shared.log, filter, after, upto)
+        commands::export_chunk(&*self.inner.shared.log, filter, after, upto)
     }
 
     /// For fault tests (the `faults` feature): from now on, fail appends to the log or their

@@ -1,13 +1,11 @@
-//! Bringing the projections up to date with the log: on open (catch up from the checkpoint,
-//! or rebuild views that an older version laid out or a power cut damaged), and on `rebuild`
-//! and `import` (drop them and replay the whole log).
+//! Bringing the channel views up to date with the log on open: catch up from the checkpoint,
+//! or rebuild views that an older version laid out or a power cut damaged. (`rebuild`, which
+//! drops every projection and replays the whole log, is `commands/rebuild.rs`.)
 
-use super::archive::{Archive, ArchiveConfig, Checkpoint};
-use super::channel_views::{ChannelViews, Channels};
-use super::database::{db_dir, Database, Options};
-use super::event_log::EventLog;
-use super::nats_log::{NatsConfig, NatsLog};
-use super::StoreError;
+use crate::store::database::{db_dir, Database, Options};
+use crate::store::event_log::EventLog;
+use crate::store::projections::channel_views::{ChannelViews, Channels};
+use crate::store::StoreError;
 use slog::{info, warn, Logger};
 use std::path::Path;
 
@@ -34,7 +32,7 @@ pub fn set_release_freed_memory(release: fn()) {
 /// Opens the database of `dir` and catches the channel views up with the log: `external` when
 /// given (a NATS stream), else the database's own. Returns it with the channel records. A
 /// rebuild is announced on `logger` first, with why: it takes a while.
-pub(super) fn recover(
+pub(crate) fn recover(
     dir: &Path,
     options: Options,
     external: Option<&dyn EventLog>,
@@ -67,7 +65,7 @@ pub(super) fn recover(
 /// Applies every event after the views' checkpoint. Views that must be rebuilt from the whole
 /// log are cleared first, and `rebuilding` is told why. Returns the channel records and how many
 /// events were replayed.
-pub(super) fn catch_up(
+pub(crate) fn catch_up(
     log: &dyn EventLog,
     views: &ChannelViews,
     progress: Progress,
@@ -111,74 +109,4 @@ pub(super) fn catch_up(
         progress(checkpoint, last_id);
     }
     Ok((channels, replayed))
-}
-
-/// Drops every projection (the channel views, and the text archive when given) and rebuilds it
-/// from the log. Returns the number of events replayed. Needs the data directory to itself (the
-/// relay must not be running on it).
-pub fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>, progress: Progress) -> Result<u64, StoreError> {
-    rebuild_on(dir, archive, None, progress)
-}
-
-/// [`rebuild`] from `stream` when given (nats mode), else from the data directory's own log.
-pub fn rebuild_on(
-    dir: &Path,
-    archive: Option<&ArchiveConfig>,
-    stream: Option<&NatsConfig>,
-    progress: Progress,
-) -> Result<u64, StoreError> {
-    let database = Database::open_existing(dir)?;
-    let stream = stream_of(stream)?;
-    let log = log_of(&database, &stream);
-    let replayed = rebuild_projections(&database, log, archive, progress)?;
-    database.flush()?;
-    super::search::rebuild(dir, log)?;
-    Ok(replayed)
-}
-
-/// The stream a command reads in nats mode, connected; `None` in sled mode.
-pub(super) fn stream_of(config: Option<&NatsConfig>) -> Result<Option<NatsLog>, StoreError> {
-    config.map(|config| NatsLog::connect(config, crate::usage_log::discard())).transpose()
-}
-
-/// The log a command reads: the stream when there is one, else the data directory's own.
-pub(super) fn log_of<'a>(database: &'a Database, stream: &'a Option<NatsLog>) -> &'a dyn EventLog {
-    match stream {
-        Some(stream) => stream,
-        None => &database.log,
-    }
-}
-
-/// Drops the views (and the archive) of `database` and replays the whole of `log` into them;
-/// the archive on a thread of its own, since the two only share the log they read.
-pub(super) fn rebuild_projections(
-    database: &Database,
-    log: &dyn EventLog,
-    archive: Option<&ArchiveConfig>,
-    progress: Progress,
-) -> Result<u64, StoreError> {
-    let views = &database.channel_views;
-    let checkpoint = Checkpoint::open(&database.db)?;
-    std::thread::scope(|scope| {
-        let archived = archive.map(|config| scope.spawn(|| rebuild_archive(log, &checkpoint, config)));
-        views.clear()?;
-        let (_, replayed) = catch_up(log, views, progress, &mut |_| {})?;
-        if let Some(archived) = archived {
-            archived.join().map_err(|_| StoreError::Crashed("rebuilding the archive panicked".into()))??;
-        }
-        Ok(replayed)
-    })
-}
-
-fn rebuild_archive(
-    log: &dyn EventLog,
-    checkpoint: &Checkpoint,
-    config: &ArchiveConfig,
-) -> Result<(), StoreError> {
-    let archive_error = |e| StoreError::io(format!("archive {}", config.path.display()), e);
-    Archive::remove_files(config).map_err(archive_error)?;
-    checkpoint.set(0)?;
-    let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
-    archive.follow(log, checkpoint, 0, log.last_id()?)?;
-    Ok(())
 }

@@ -2,11 +2,11 @@
 //! the database holding the projections, the channel records readers may see, and the commit
 //! watch.
 
-use super::channel_views::{ChannelViews, Channels};
-use super::event_log::EventLog;
 #[cfg(feature = "faults")]
-use super::faults::{FaultOp, Faults};
-use super::StoreError;
+use crate::store::event_log::faults::{FaultOp, Faults};
+use crate::store::event_log::EventLog;
+use crate::store::projections::channel_views::{ChannelViews, Channels};
+use crate::store::StoreError;
 use slog::Logger;
 use std::fs::File;
 use std::sync::atomic::AtomicU64;

@@ -6,6 +6,36 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::usage_log::discard as quiet;
+use commands::rebuild::{log_of, stream_of};
+use event_log::{nats as nats_log, sled as sled_log};
+use projections::{archive, blocks, channel_views};
+
+// The commands on a stopped store, in sled mode: most tests here are about the data directory.
+fn check(dir: &Path) -> Result<CheckReport, StoreError> {
+    super::check(dir, &Backend::sled())
+}
+
+fn rebuild(dir: &Path, archive: Option<&ArchiveConfig>, progress: Progress) -> Result<u64, StoreError> {
+    super::rebuild(dir, archive, &Backend::sled(), progress)
+}
+
+fn export(dir: &Path, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
+    super::export(dir, &Backend::sled(), filter, out)
+}
+
+fn import(
+    dir: &Path,
+    path: &Path,
+    merge: bool,
+    archive: Option<&ArchiveConfig>,
+    options: Options,
+) -> Result<ImportReport, ImportError> {
+    super::import(dir, &Backend::sled(), path, merge, archive, options)
+}
+
+fn replay_print(dir: &Path, out: &mut dyn Write) -> Result<u64, StoreError> {
+    super::replay_print(dir, &Backend::sled(), out)
+}
 
 /// A message from `tester` (the NATS backend's tests use it too).
 pub(super) fn new_message(target: &str, text: &str) -> NewMessage {
@@ -106,13 +136,13 @@ fn archived_ids(config: &ArchiveConfig) -> Vec<u64> {
 
 #[test]
 fn rebuilt_projections_equal_incremental_ones() {
-    rebuilt_projections_equal_incremental_ones_on(&Backend::Sled);
+    rebuilt_projections_equal_incremental_ones_on(&Backend::sled());
 }
 
 #[test]
 fn rebuilt_projections_equal_incremental_ones_with_the_log_in_nats() {
     let cluster = nats_log::tests::cluster::Cluster::start();
-    rebuilt_projections_equal_incremental_ones_on(&Backend::Nats(nats_log::tests::config(
+    rebuilt_projections_equal_incremental_ones_on(&Backend::nats(nats_log::tests::config(
         &cluster, "REBUILT",
     )));
 }
@@ -135,7 +165,7 @@ fn rebuilt_projections_equal_incremental_ones_on(backend: &Backend) {
     drop(store);
     let incremental = dump_views(dir.path(), backend);
     let incremental_archive = std::fs::read(&archive.path).unwrap();
-    assert_eq!(rebuild_on(dir.path(), Some(&archive), backend.stream(), &mut |_, _| {}).unwrap(), 603);
+    assert_eq!(super::rebuild(dir.path(), Some(&archive), backend, &mut |_, _| {}).unwrap(), 603);
     let rebuilt = dump_views(dir.path(), backend);
     let blocks = incremental.iter().filter(|(k, _)| k[0] == 3).count();
     assert!(blocks >= 6, "200 messages a channel seal three blocks each: {blocks}");
@@ -155,14 +185,14 @@ fn seeded(seed: u64) -> impl FnMut() -> u64 {
 /// does for random channels, ids and limits.
 #[test]
 fn views_answer_like_a_plain_model_across_blocks() {
-    views_answer_like_a_plain_model(&Backend::Sled);
+    views_answer_like_a_plain_model(&Backend::sled());
 }
 
 /// The same test body with the log in a NATS JetStream stream (a 3-node cluster on loopback).
 #[test]
 fn views_answer_like_a_plain_model_with_the_log_in_nats() {
     let cluster = nats_log::tests::cluster::Cluster::start();
-    views_answer_like_a_plain_model(&Backend::Nats(nats_log::tests::config(&cluster, "MODEL")));
+    views_answer_like_a_plain_model(&Backend::nats(nats_log::tests::config(&cluster, "MODEL")));
 }
 
 fn views_answer_like_a_plain_model(backend: &Backend) {
@@ -252,7 +282,7 @@ fn views_answer_like_a_plain_model(backend: &Backend) {
     store.close().unwrap();
     drop(store);
     assert_rebuild_on_seals_the_same_blocks(dir.path(), backend);
-    assert!(check_on(dir.path(), backend.stream()).unwrap().problems.is_empty());
+    assert!(super::check(dir.path(), backend).unwrap().problems.is_empty());
     let store = open(Options::default());
     verify(&store, &model, 101);
     store.close().unwrap();
@@ -264,7 +294,7 @@ fn views_answer_like_a_plain_model(backend: &Backend) {
 /// and a rebuild (other commit sizes) agree.
 #[test]
 fn open_messages_are_sealed_early_when_old_or_too_large() {
-    use channel_views::{OPEN_BYTES, OPEN_SPAN};
+    use channel_views::apply::{OPEN_BYTES, OPEN_SPAN};
     let dir = tempfile::tempdir().unwrap();
     let message = |id: u64, target: &str, text: String| Message {
         id,
@@ -320,13 +350,13 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
 /// Rebuilds the views of the stopped store in `dir` from its log and compares them with the
 /// views built incrementally, blocks and open messages included.
 fn assert_rebuild_seals_the_same_blocks(dir: &Path) {
-    assert_rebuild_on_seals_the_same_blocks(dir, &Backend::Sled)
+    assert_rebuild_on_seals_the_same_blocks(dir, &Backend::sled())
 }
 
 /// [`assert_rebuild_seals_the_same_blocks`] with the log where `backend` says.
 fn assert_rebuild_on_seals_the_same_blocks(dir: &Path, backend: &Backend) {
     let incremental = dump_views(dir, backend);
-    rebuild_on(dir, None, backend.stream(), &mut |_, _| {}).unwrap();
+    super::rebuild(dir, None, backend, &mut |_, _| {}).unwrap();
     assert!(incremental == dump_views(dir, backend), "a rebuild seals the same blocks");
 }
 
@@ -334,8 +364,8 @@ fn assert_rebuild_on_seals_the_same_blocks(dir: &Path, backend: &Backend) {
 /// (read back from the log where `backend` says).
 fn dump_views(dir: &Path, backend: &Backend) -> Vec<(Vec<u8>, Vec<u8>)> {
     let database = database::Database::open_existing(dir).unwrap();
-    let stream = recovery::stream_of(backend.stream()).unwrap();
-    database.channel_views.dump(recovery::log_of(&database, &stream))
+    let stream = stream_of(backend).unwrap();
+    database.channel_views.dump(log_of(&database, &stream))
 }
 
 /// Readers racing the writer's seals never see a page with a hole or a repeat: in a channel of its own, ids
@@ -632,7 +662,7 @@ fn export_import_export_is_byte_identical() {
     let target = tempfile::tempdir().unwrap();
     let archive = archive_in(target.path(), 1 << 30);
     let report = import(target.path(), &file, false, Some(&archive), Options::default()).unwrap();
-    assert_eq!(report, ImportReport { imported: 300, skipped: 0 });
+    assert_eq!(report, ImportReport { imported: 300, skipped: 0, into: target.path().display().to_string() });
     assert_eq!(export_string(target.path(), &ExportFilter::default()), first);
     assert_eq!(archived_ids(&archive), (1..=300).collect::<Vec<_>>(), "import builds the archive");
     assert!(check(target.path()).unwrap().problems.is_empty(), "import builds sound views");
@@ -664,7 +694,7 @@ fn import_refuses_a_used_store_unless_merging() {
     let err = import(source.path(), &file, false, None, Options::default()).unwrap_err();
     assert!(err.to_string().contains("--merge"), "{err}");
     let report = import(source.path(), &file, true, None, Options::default()).unwrap();
-    assert_eq!(report, ImportReport { imported: 0, skipped: 20 });
+    assert_eq!(report, ImportReport { imported: 0, skipped: 20, into: source.path().display().to_string() });
 }
 
 #[test]
@@ -692,7 +722,7 @@ fn merge_reports_a_conflicting_id_and_stores_nothing() {
     std::fs::write(&file, lines).unwrap();
     assert_eq!(
         import(source.path(), &file, true, None, Options::default()).unwrap(),
-        ImportReport { imported: 1, skipped: 5 }
+        ImportReport { imported: 1, skipped: 5, into: source.path().display().to_string() }
     );
 }
 

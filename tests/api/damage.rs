@@ -6,11 +6,23 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Opens the relay's sled database at `dir` directly, in the compression mode it was made with
-/// (sled refuses another).
+/// (sled refuses another). A relay just killed may hold sled's file lock for a moment still: the
+/// kernel lets go once it has torn the process down.
 fn open_db(dir: &Path) -> sled::Db {
     let conf = std::fs::read(dir.join("conf")).unwrap();
     let compressed = conf.windows(21).any(|w| w == b"use_compression: true");
-    sled::Config::new().path(dir).use_compression(compressed).open().unwrap()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::Config::new().path(dir).use_compression(compressed).open() {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            opened => return opened.unwrap(),
+        }
+    }
 }
 
 /// Every record of every tree in the sled database at `dir` (sled itself may rewrite its files

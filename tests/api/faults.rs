@@ -6,8 +6,8 @@
 //! posts work again.
 
 use crate::helpers::{spawn_app_in, TestApp};
-use relay::config::{Config, LogBackend};
-use relay::store::{FaultOp, FaultPlan};
+use relay::config::Config;
+use relay::store::{Backend, FaultOp, FaultPlan, NatsSettings};
 use std::collections::BTreeMap;
 
 /// Positions swept: each post costs two writes (log, views) and one flush, so the posts after
@@ -164,10 +164,10 @@ fn every_log_fault_is_answered_503_on_both_backends_and_loses_nothing_acknowledg
     let streams = std::sync::atomic::AtomicUsize::new(0);
     let sled: &dyn Fn(&mut Config) = &|_| {};
     let in_nats = |config: &mut Config| {
-        config.log_backend = LogBackend::Nats;
-        config.nats_urls = nats.urls.clone();
         // Each case starts from an empty stream; its restart reopens the same one.
-        config.nats_stream = format!("F{}", streams.load(std::sync::atomic::Ordering::Relaxed));
+        let stream = format!("F{}", streams.load(std::sync::atomic::Ordering::Relaxed));
+        config.log =
+            Backend::nats(NatsSettings { urls: nats.urls.clone(), stream, ..NatsSettings::default() });
     };
     for (name, backend) in [("sled", sled), ("nats", &in_nats as &dyn Fn(&mut Config))] {
         let mut tally = Tally::default();

@@ -224,13 +224,7 @@ fn acknowledged_posts_survive_sigkill_mid_stream() {
     }
     let relay = start_relay(work.path(), &[]);
     assert_eq!(lost_messages(relay.addr, &acked), Vec::<u64>::new());
-    let next = request(
-        relay.addr,
-        "POST",
-        "/api/messages",
-        &[],
-        Some(br#"{"target":"alpha","sender":"s","text":"after"}"#),
-    );
+    let next = post_after(relay.addr);
     let next_id = next.json()["posted"].as_u64().unwrap();
     let acked = acked.lock().unwrap();
     assert!(next_id > *acked.keys().last().unwrap(), "ids keep increasing after the crashes");
@@ -286,9 +280,41 @@ fn failed_start(work: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = relay_command(work, args, env).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "exit code 1; stderr: {}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line, no panic trace: {stderr}");
+    // A locked data directory is waited for first, which says so on a line of its own.
+    let lines = stderr.trim_end().lines().filter(|l| !l.contains("waiting up to 10 s for it to let go"));
+    assert_eq!(lines.count(), 1, "one line, no panic trace: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
+}
+
+/// A relay started at once after a kill -9 under load, before the killed process is even
+/// reaped (a supervisor's restart), waits for the lock the dying process still holds, then
+/// serves everything acknowledged.
+#[test]
+fn a_restart_right_after_kill_9_waits_for_the_lock_and_serves() {
+    let work = tempfile::tempdir().unwrap();
+    let acked: Acked = Arc::default();
+    let mut old = start_relay(work.path(), &[]);
+    let writers = start_writers(&[old.addr], 0, &acked, &Arc::default());
+    let started = Instant::now();
+    while acked.lock().unwrap().len() < 100 && started.elapsed() < Duration::from_secs(20) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let status = std::process::Command::new("kill").args(["-KILL", &old.child.id().to_string()]).status();
+    assert!(status.unwrap().success());
+    let relay = start_relay(work.path(), &[]);
+    old.child.wait().unwrap();
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(acked.lock().unwrap().len() >= 100, "the writers got posts acknowledged before the kill");
+    assert_eq!(lost_messages(relay.addr, &acked), Vec::<u64>::new());
+    assert_eq!(post_after(relay.addr).status, 201);
+}
+
+/// A post made after the crashes.
+fn post_after(addr: SocketAddr) -> crate::helpers::Reply {
+    request(addr, "POST", "/api/messages", &[], Some(br#"{"target":"alpha","sender":"s","text":"after"}"#))
 }
 
 #[test]
@@ -383,10 +409,18 @@ fn store_commands_refuse_a_running_relays_dir_and_round_trip_when_stopped() {
         request(relay.addr, "POST", "/api/messages", &[], Some(body.as_bytes()));
     }
     let from_http = request(relay.addr, "GET", "/api/export", &[], None).text();
-    for command in [&["export"][..], &["check"], &["rebuild"], &["import", "x.jsonl"]] {
-        let mut args = command.to_vec();
-        args.extend(["--data-dir", "data"]);
-        let e = failed_start(work.path(), &args, &[]);
+    // Each waits for the lock (up to 10 s) before it gives up: side by side, not one after another.
+    let refusals: Vec<_> = [&["export"][..], &["check"], &["rebuild"], &["import", "x.jsonl"]]
+        .into_iter()
+        .map(|command| {
+            let mut args = command.to_vec();
+            args.extend(["--data-dir", "data"]);
+            let dir = work.path().to_owned();
+            (command, thread::spawn(move || failed_start(&dir, &args, &[])))
+        })
+        .collect();
+    for (command, refusal) in refusals {
+        let e = refusal.join().unwrap();
         assert!(e.contains("locked by another relay"), "{command:?}: {e}");
         if command[0] == "export" {
             assert!(e.contains("/api/export"), "export points to the running relay's export: {e}");

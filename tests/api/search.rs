@@ -1,7 +1,7 @@
 //! Full-text search: `GET /api/search`, MCP `fetch_messages` with `q`, `claude-codex-relay
 //! search`, bad queries, and the index across a kill -9, `check` and `rebuild`.
 
-use crate::helpers::{relay_command, request, spawn_app, start_relay, TestApp};
+use crate::helpers::{relay_command, request, spawn_app, spawn_app_with, start_relay, TestApp};
 use crate::mcp::mcp;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -29,6 +29,16 @@ fn indexed(addr: SocketAddr, q: &str, total: u64) -> Value {
     }
 }
 
+/// The parts of a hit's snippet its highlights name (character ranges).
+fn highlighted(hit: &Value) -> Vec<String> {
+    let chars: Vec<char> = hit["snippet"].as_str().unwrap().chars().collect();
+    let ranges = hit["highlights"].as_array().unwrap();
+    ranges
+        .iter()
+        .map(|r| chars[r[0].as_u64().unwrap() as usize..r[1].as_u64().unwrap() as usize].iter().collect())
+        .collect()
+}
+
 fn post(app: &TestApp, target: &str, sender: &str, text: &str) -> u64 {
     app.post(target, sender, text).json()["posted"].as_u64().unwrap()
 }
@@ -50,7 +60,8 @@ fn search_finds_words_phrases_senders_channels_and_ranges() {
     let (_, found) = search(app.addr, "q=retry+policy");
     assert_eq!(ids(&found), [verdict, packet], "every word must match; newest first");
     let snippet = found["hits"][1]["snippet"].as_str().unwrap();
-    assert!(snippet.starts_with("Review packet: change the <b>retry</b> <b>policy</b>"), "{snippet}");
+    assert!(snippet.starts_with("Review packet: change the retry policy"), "{snippet}");
+    assert_eq!(highlighted(&found["hits"][1]), ["retry", "policy"]);
     assert_eq!(found["hits"][0]["target"], "proj-x");
     assert_eq!(found["hits"][0]["sender"], "codex");
     assert!(found["hits"][0]["ts"].as_f64().unwrap() > 1.7e9);
@@ -68,9 +79,15 @@ fn search_finds_words_phrases_senders_channels_and_ranges() {
     assert_eq!((ids(&found), found["total"].as_u64()), (vec![elsewhere], Some(3)));
     let (_, found) = search(app.addr, "q=deploy+OR+policy&order=relevance");
     assert_eq!(ids(&found)[0], elsewhere, "deploy twice: the best match first");
+    // The API gives the text as it is, the matches beside it; the UI's results page escapes it.
     let (_, found) = search(app.addr, "q=alert");
     let snippet = found["hits"][0]["snippet"].as_str().unwrap();
-    assert!(snippet.contains("&lt;script&gt;") && !snippet.contains("<script>"), "{snippet}");
+    assert!(snippet.contains("<script>alert(1)"), "{snippet}");
+    assert_eq!(highlighted(&found["hits"][0]), ["alert"]);
+    let page = request(app.addr, "GET", "/search?q=alert", &[], None);
+    assert_eq!(page.status, 200);
+    let page = page.text();
+    assert!(page.contains("&lt;script&gt;<b>alert</b>(1)") && !page.contains("<script>alert"), "{page}");
     let (_, found) = search(app.addr, "q=nothing+like+this");
     assert_eq!((ids(&found), found["total"].as_u64()), (vec![], Some(0)));
 
@@ -128,6 +145,29 @@ fn a_bad_query_gets_400_saying_what_is_wrong_never_5xx() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// With `search: false` a search is refused with 404 naming the setting (not a 503 that says to
+/// restart); the MCP tool says the same; the rest of the relay works.
+#[test]
+fn a_relay_with_search_turned_off_says_so() {
+    let app = spawn_app_with(|config| config.search = false);
+    post(&app, "proj-x", "claude", "something to find");
+    let (status, body) = search(app.addr, "q=something");
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("search is turned off in this relay's settings (search: false)"),
+        "{body}"
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "fetch_messages", "arguments": {"target": "proj-x", "q": "something"}}});
+    let result = mcp(&app, &call.to_string(), &[]).json()["result"].clone();
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(result.to_string().contains("search is turned off"), "{result}");
+    assert_eq!(crate::helpers::all_messages(app.addr, "proj-x").len(), 1);
 }
 
 /// Posts acknowledged just before a kill -9 are found once the relay is back; `check` finds the

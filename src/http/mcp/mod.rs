@@ -16,7 +16,8 @@ use crate::http::auth::Gate;
 use crate::http::error::ApiError;
 use crate::http::guard::HostPolicy;
 use crate::http::request::{max_body_bytes, raw_query, read_body};
-use crate::relay::Relay;
+use crate::message::Source;
+use crate::relay::{Caller, Relay};
 use bytes::{Buf, Bytes};
 use futures_util::Stream;
 use http_body_util::Full;
@@ -63,20 +64,20 @@ pub fn routes(
         })
         .untuple_one();
     at_mcp
-        .and(gate.api())
+        .and(gate.api(Source::Mcp))
         .and(warp::method())
         .and(warp::path::full())
         .and(raw_query())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
-        .then(move |method, path: FullPath, query: String, headers, body| {
+        .then(move |caller, method, path: FullPath, query: String, headers, body| {
             let service = service.clone();
             let uri = if query.is_empty() {
                 path.as_str().to_owned()
             } else {
                 format!("{}?{query}", path.as_str())
             };
-            handle(service, method, uri, headers, body, max_body)
+            handle(service, caller, method, uri, headers, body, max_body)
         })
 }
 
@@ -133,6 +134,7 @@ fn check_jsonrpc(body: &[u8]) -> Result<(), (i64, String)> {
 /// with the same limit as REST, so an oversized or malformed one gets a clear answer first.
 async fn handle<S, B>(
     service: Arc<Service>,
+    caller: Caller,
     method: Method,
     uri: String,
     headers: HeaderMap,
@@ -159,6 +161,8 @@ where
         Err(_) => return ApiError::BadRequest("malformed request line".into()).into_response(),
     };
     *request.headers_mut() = headers;
+    // The tools read who is asking from here (rmcp hands the request's parts to them).
+    request.extensions_mut().insert(caller);
     let (parts, body) = service.handle(request).await.into_parts();
     let mut reply = warp::reply::stream(http_body_util::BodyExt::into_data_stream(body)).into_response();
     *reply.status_mut() = parts.status;

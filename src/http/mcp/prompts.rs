@@ -5,8 +5,8 @@
 //!   answer it.
 
 use crate::http::error::ApiError;
-use crate::message::{Message, Source};
-use crate::relay::{Relay, MCP_DEFAULT_LIMIT};
+use crate::message::Message;
+use crate::relay::{Caller, Relay, MCP_DEFAULT_LIMIT};
 use rmcp::model::{
     ErrorData, GetPromptResult, JsonObject, ListPromptsResult, Prompt, PromptArgument, PromptMessage, Role,
 };
@@ -35,7 +35,12 @@ pub fn list() -> ListPromptsResult {
     ])
 }
 
-pub async fn get(relay: &Relay, name: &str, args: Option<JsonObject>) -> Result<GetPromptResult, ErrorData> {
+pub async fn get(
+    relay: &Relay,
+    caller: &Caller,
+    name: &str,
+    args: Option<JsonObject>,
+) -> Result<GetPromptResult, ErrorData> {
     let args = args.unwrap_or_default();
     let text = |field: &str| match args.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -48,13 +53,13 @@ pub async fn get(relay: &Relay, name: &str, args: Option<JsonObject>) -> Result<
         POST => {
             let sender = text("sender")?.unwrap_or_else(|| "claude".into());
             // Validates the channel the same way a post would, so a bad name is refused now.
-            relay.tail(&channel, 1, Source::Mcp).await.map_err(|e| refused(e.into()))?;
+            relay.tail(&channel, 1, caller).await.map_err(|e| refused(e.into()))?;
             (format!("Post a review packet on {channel}"), post_packet(&channel, &sender))
         }
         REVIEW => {
             let reviewer = text("reviewer")?.unwrap_or_else(|| "codex".into());
             let page = relay
-                .tail(&channel, MCP_DEFAULT_LIMIT as usize, Source::Mcp)
+                .tail(&channel, MCP_DEFAULT_LIMIT as usize, caller)
                 .await
                 .map_err(|e| refused(e.into()))?;
             let mut latest = None;

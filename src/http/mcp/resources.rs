@@ -4,8 +4,7 @@
 
 use crate::http::error::ApiError;
 use crate::http::request::{decode_segment, path_segment};
-use crate::message::Source;
-use crate::relay::{Relay, MCP_DEFAULT_LIMIT};
+use crate::relay::{Caller, Relay, MCP_DEFAULT_LIMIT};
 use rmcp::model::{
     ErrorData, ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource,
     ResourceContents, ResourceTemplate,
@@ -21,9 +20,9 @@ pub fn uri(channel: &str) -> String {
 }
 
 /// One resource per channel the relay lists.
-pub fn list(relay: &Relay) -> ListResourcesResult {
+pub fn list(relay: &Relay, caller: &Caller) -> ListResourcesResult {
     let resources = relay
-        .channels(Source::Mcp)
+        .channels(caller)
         .into_iter()
         .map(|c| {
             Resource::new(uri(&c.name), c.name.clone())
@@ -47,13 +46,13 @@ pub fn templates() -> ListResourceTemplatesResult {
     ListResourceTemplatesResult::with_all_items(vec![template])
 }
 
-pub async fn read(relay: &Relay, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+pub async fn read(relay: &Relay, caller: &Caller, uri: &str) -> Result<ReadResourceResult, ErrorData> {
     let segment = uri.strip_prefix(PREFIX).ok_or_else(|| {
         ErrorData::resource_not_found(format!("no resource {uri}: channels are {PREFIX}NAME"), None)
     })?;
     let refused = |e: ApiError| ErrorData::invalid_params(e.message(), None);
     let channel = decode_segment(segment).map_err(refused)?;
-    let page = relay.tail(&channel, RECENT, Source::Mcp).await.map_err(|e| refused(e.into()))?;
+    let page = relay.tail(&channel, RECENT, caller).await.map_err(|e| refused(e.into()))?;
     let body = json!({"target": page.target, "messages": page.messages, "latest_id": page.latest_id});
     let contents = ResourceContents::text(body.to_string(), uri).with_mime_type(JSON);
     Ok(ReadResourceResult::new(vec![contents]))

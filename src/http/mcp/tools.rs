@@ -7,12 +7,14 @@
 
 use super::{prompts, resources};
 use crate::http::error::ApiError;
+use crate::http::fields::{optional_id, optional_number, optional_str, required_str, PostFields};
 use crate::message::{Source, StoredMessage};
 use crate::relay::{
-    clamp_limit, ChannelList, Page, Relay, RelayError, Start, Waiter, DEFAULT_WAIT, MCP_DEFAULT_LIMIT,
-    MCP_MAX_LIMIT,
+    clamp_limit, Caller, ChannelList, Page, Relay, RelayError, Start, Waiter, DEFAULT_WAIT,
+    MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT,
 };
 use crate::values::seconds;
+use rmcp::handler::server::common::Extension;
 use rmcp::handler::server::common::{schema_for_input, schema_for_output};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -28,6 +30,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use slog::info;
 use std::sync::Arc;
+use warp::http::request::Parts;
 
 const INSTRUCTIONS: &str = "\
 A message relay between coding agents and their humans, on named channels (for example proj-x).
@@ -184,41 +187,16 @@ fn structured(value: impl Serialize) -> Result<CallToolResult, ToolError> {
 /// What a tool call answers with when its arguments or the relay refuse it.
 type ToolError = String;
 
-fn optional_str<'a>(args: &'a JsonObject, field: &str) -> Result<Option<&'a str>, ToolError> {
-    match args.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(format!("{field}: must be a string")),
-    }
+/// The caller the front door made of the HTTP request (`mcp::handle` puts it in the request's
+/// extensions, which rmcp hands on). A request that came in any other way is nobody's: the
+/// relay's own anonymous caller.
+fn caller(parts: &Parts) -> Caller {
+    parts.extensions.get::<Caller>().copied().unwrap_or(Caller::anonymous(Source::Mcp))
 }
 
-fn required_str<'a>(args: &'a JsonObject, field: &str) -> Result<&'a str, ToolError> {
-    match args.get(field) {
-        Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(format!("{field}: is required")),
-        Some(_) => Err(format!("{field}: must be a string")),
-    }
-}
-
-/// A whole number of 0 or more; agents sometimes send numbers as strings, which is accepted.
-fn optional_id(args: &JsonObject, field: &str) -> Result<Option<u64>, ToolError> {
-    let invalid = || format!("{field}: must be a whole number of 0 or more");
-    match args.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(invalid),
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| invalid()),
-        Some(_) => Err(invalid()),
-    }
-}
-
-fn optional_number(args: &JsonObject, field: &str) -> Result<Option<f64>, ToolError> {
-    let invalid = || format!("{field}: must be a number");
-    match args.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(invalid),
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| invalid()),
-        Some(_) => Err(invalid()),
-    }
+/// [`caller`], for the handlers that get the request's context rather than its parts.
+fn caller_in(context: &RequestContext<RoleServer>) -> Caller {
+    context.extensions.get::<Parts>().map_or(Caller::anonymous(Source::Mcp), caller)
 }
 
 fn relay_error(e: RelayError) -> ToolError {
@@ -303,16 +281,14 @@ impl RelayMcp {
     async fn post_message(
         &self,
         Parameters(args): Parameters<JsonObject>,
+        Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ToolError> {
+        let caller = caller(&parts);
         let result = async {
-            let (target, sender) = (required_str(&args, "target")?, required_str(&args, "sender")?);
-            let text = required_str(&args, "text")?.to_owned();
-            let reply_to = optional_id(&args, "reply_to")?;
-            let m = self
-                .relay
-                .post_reply(target, sender, text, reply_to, Source::Mcp)
-                .await
-                .map_err(relay_error)?;
+            let post = PostFields::parse(&args)?;
+            let (text, reply_to) = (post.text.to_owned(), post.reply_to);
+            let m = self.relay.post_reply(post.target, post.sender, text, reply_to, &caller).await;
+            let m = m.map_err(relay_error)?;
             structured(Posted { ok: true, posted: m.id })
         }
         .await;
@@ -327,16 +303,18 @@ impl RelayMcp {
     async fn fetch_messages(
         &self,
         Parameters(args): Parameters<JsonObject>,
+        Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ToolError> {
+        let caller = caller(&parts);
         let result = async {
             let target = required_str(&args, "target")?;
             let since_id = self.start_after(&args, target).await?.unwrap_or(0);
             let limit = optional_number(&args, "limit")?.map(|n| n as i128);
             let limit = clamp_limit(limit, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT);
             let page = match (optional_str(&args, "q")?, optional_id(&args, "thread")?) {
-                (Some(q), _) => self.relay.search_page(q, target, limit, Source::Mcp).await,
-                (None, Some(root)) => self.relay.thread(target, root, since_id, limit, Source::Mcp).await,
-                (None, None) => self.relay.fetch_since(target, since_id, limit, Source::Mcp).await,
+                (Some(q), _) => self.relay.search_page(q, target, limit, &caller).await,
+                (None, Some(root)) => self.relay.thread(target, root, since_id, limit, &caller).await,
+                (None, None) => self.relay.fetch_since(target, since_id, limit, &caller).await,
             }
             .map_err(relay_error)?;
             structured(fetched(&page))
@@ -353,13 +331,13 @@ impl RelayMcp {
     async fn list_channels(
         &self,
         Parameters(args): Parameters<JsonObject>,
+        Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ToolError> {
+        let caller = caller(&parts);
         let result = async {
             let channels = match optional_str(&args, "reader")? {
-                Some(reader) => {
-                    self.relay.channels_unread_by(reader, Source::Mcp).await.map_err(relay_error)?
-                }
-                None => self.relay.channels(Source::Mcp),
+                Some(reader) => self.relay.channels_unread_by(reader, &caller).await.map_err(relay_error)?,
+                None => self.relay.channels(&caller),
             };
             structured(ChannelList::from(channels))
         }
@@ -375,7 +353,9 @@ impl RelayMcp {
     async fn wait_for_messages(
         &self,
         Parameters(args): Parameters<JsonObject>,
+        Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ToolError> {
+        let caller = caller(&parts);
         let result = async {
             let target = required_str(&args, "target")?;
             let since_id =
@@ -394,7 +374,7 @@ impl RelayMcp {
                     MCP_MAX_LIMIT as usize,
                     timeout,
                     Waiter { exclude_sender: exclude, reader },
-                    Source::Mcp,
+                    &caller,
                 )
                 .await
                 .map_err(relay_error)?;
@@ -426,18 +406,19 @@ impl ServerHandler for RelayMcp {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let result = prompts::get(&self.relay, &request.name, request.arguments).await;
+        let caller = caller_in(&context);
+        let result = prompts::get(&self.relay, &caller, &request.name, request.arguments).await;
         self.logged_protocol("prompts/get", result).map(Into::into)
     }
 
     async fn list_resources(
         &self,
         _: Option<PaginatedRequestParams>,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(resources::list(&self.relay))
+        Ok(resources::list(&self.relay, &caller_in(&context)))
     }
 
     async fn list_resource_templates(
@@ -451,9 +432,9 @@ impl ServerHandler for RelayMcp {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let result = resources::read(&self.relay, &request.uri).await;
+        let result = resources::read(&self.relay, &caller_in(&context), &request.uri).await;
         self.logged_protocol("resources/read", result).map(Into::into)
     }
 }
@@ -461,30 +442,6 @@ impl ServerHandler for RelayMcp {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(v: Value) -> JsonObject {
-        v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn required_strings_name_the_field() {
-        assert_eq!(required_str(&args(json!({})), "target").unwrap_err(), "target: is required");
-        assert_eq!(
-            required_str(&args(json!({"target": 1})), "target").unwrap_err(),
-            "target: must be a string"
-        );
-        assert_eq!(required_str(&args(json!({"target": "x"})), "target").unwrap(), "x");
-    }
-
-    #[test]
-    fn ids_accept_numbers_and_digit_strings_only() {
-        assert_eq!(optional_id(&args(json!({"since_id": 5})), "since_id").unwrap(), Some(5));
-        assert_eq!(optional_id(&args(json!({"since_id": "7"})), "since_id").unwrap(), Some(7));
-        assert_eq!(optional_id(&args(json!({})), "since_id").unwrap(), None);
-        for bad in [json!(-1), json!(1.5), json!("x"), json!([1])] {
-            assert!(optional_id(&args(json!({"since_id": bad})), "since_id").is_err());
-        }
-    }
 
     #[test]
     fn schemas_declare_the_python_relays_arguments() {

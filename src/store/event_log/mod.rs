@@ -2,9 +2,19 @@
 //! keeps the log durably. sled (`sled_log`) is the embedded default; a backend in front of a
 //! replicated log (NATS JetStream) goes beside it. The channel views and the archive only read
 //! and follow the log through this, so they work the same on either.
+//!
+//! The backends: `sled` (the embedded default) and `nats` (a JetStream stream several
+//! instances share); `backend` the choice between them; `faults` a wrapper that fails either
+//! on purpose (tests only).
 
-use super::StoreError;
+pub(crate) mod backend;
+#[cfg(feature = "faults")]
+pub(crate) mod faults;
+pub(crate) mod nats;
+pub(crate) mod sled;
+
 use crate::event::{Event, NewEvent};
+use crate::store::StoreError;
 use tokio::sync::oneshot;
 
 /// An answer to come: the event with its id and time once it is durable, or why not.

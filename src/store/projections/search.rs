@@ -9,9 +9,9 @@
 //! Queries: words (all of them must match), "exact phrases", `sender:NAME`, `channel:NAME`,
 //! ranges `id:[100 TO 200]` and `ts:[1795000000 TO 1796000000]` (seconds), `OR`, `-word`.
 
-use super::event_log::EventLog;
-use super::StoreError;
 use crate::event::Event;
+use crate::store::event_log::EventLog;
+use crate::store::StoreError;
 use std::path::Path;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
@@ -33,19 +33,49 @@ pub enum SearchError {
     /// The query cannot be parsed: the caller's mistake (400).
     #[error("q: {0}")]
     Query(String),
+    /// This relay keeps no index (`search: false` in its settings).
+    #[error("search is turned off in this relay's settings (search: false); set it to true and restart the relay to build the index")]
+    Off,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// One message found: where it is, and the part of its text that matched, as HTML (escaped,
-/// matches in `<b>`).
+/// One message found: where it is, and the part of its text that matched, as plain text with
+/// the matched words' places in it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Hit {
     pub id: u64,
     pub target: String,
     pub sender: String,
     pub ts: f64,
+    /// A part of the text: around the matches, or its start when only other fields matched.
     pub snippet: String,
+    /// Where the matches lie in `snippet`: `[start, end)` in characters (Unicode scalar
+    /// values), in order, not overlapping.
+    pub highlights: Vec<[usize; 2]>,
+}
+
+impl Hit {
+    /// The snippet cut at its highlights: each piece with whether it is a match.
+    pub fn pieces(&self) -> Vec<(&str, bool)> {
+        let byte =
+            |chars: usize| self.snippet.char_indices().nth(chars).map_or(self.snippet.len(), |(at, _)| at);
+        let (mut pieces, mut at) = (Vec::new(), 0);
+        for &[start, end] in &self.highlights {
+            let (start, end) = (byte(start).max(at), byte(end).max(at));
+            if start > at {
+                pieces.push((&self.snippet[at..start], false));
+            }
+            if end > start {
+                pieces.push((&self.snippet[start..end], true));
+            }
+            at = end;
+        }
+        if at < self.snippet.len() {
+            pieces.push((&self.snippet[at..], false));
+        }
+        pieces
+    }
 }
 
 /// Newest first, or best match first.
@@ -69,10 +99,6 @@ pub(crate) struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -187,17 +213,23 @@ impl SearchIndex {
             let document: TantivyDocument = searcher.doc(at).map_err(|e| failed("reading a document", e))?;
             let text =
                 |field| document.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-            let mut snippet = snippets.snippet_from_doc(&document).to_html();
-            if snippet.is_empty() {
+            let found = snippets.snippet_from_doc(&document);
+            let (snippet, highlights) = if found.is_empty() {
                 // Nothing in the text matched (a query on id, ts, sender or channel alone).
-                snippet = escape(&text(f.text).chars().take(SNIPPET_CHARS).collect::<String>());
-            }
+                (text(f.text).chars().take(SNIPPET_CHARS).collect(), Vec::new())
+            } else {
+                let fragment = found.fragment();
+                let chars = |byte: usize| fragment[..byte].chars().count();
+                let ranges = found.highlighted().iter().map(|r| [chars(r.start), chars(r.end)]).collect();
+                (fragment.to_owned(), ranges)
+            };
             hits.push(Hit {
                 id: document.get_first(f.id).and_then(|v| v.as_u64()).unwrap_or(0),
                 ts: document.get_first(f.ts).and_then(|v| v.as_f64()).unwrap_or(0.0),
                 target: text(f.channel),
                 sender: text(f.sender),
                 snippet,
+                highlights,
             });
         }
         Ok((hits, total as u64))
@@ -216,8 +248,8 @@ const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Starts the thread that keeps the index: it catches up with the log, then follows each commit
 /// it is told of, until the log's followers are gone (the store closes).
-pub(super) fn spawn(
-    shared: std::sync::Arc<super::shared::Shared>,
+pub(crate) fn spawn(
+    shared: std::sync::Arc<crate::store::shared::Shared>,
     index: std::sync::Arc<SearchIndex>,
     commits: std::sync::mpsc::Receiver<u64>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
@@ -253,7 +285,7 @@ pub(super) fn spawn(
 }
 
 /// Drops the index in `dir` and indexes the whole of `log` again (`rebuild`).
-pub(super) fn rebuild(dir: &Path, log: &dyn EventLog) -> Result<u64, StoreError> {
+pub(crate) fn rebuild(dir: &Path, log: &dyn EventLog) -> Result<u64, StoreError> {
     let path = dir.join(DIR);
     match std::fs::remove_dir_all(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -9,12 +9,12 @@
 //! the last whole line in the file and skips up to it, and it cuts off a partial last line.
 //! Nothing is lost and nothing is written twice.
 
-use super::event_log::EventLog;
-use super::shared::Shared;
-use super::StoreError;
 use crate::event::Event;
 use crate::message::Message;
 use crate::rotating::{self, backups};
+use crate::store::event_log::EventLog;
+use crate::store::shared::Shared;
+use crate::store::StoreError;
 use chrono::TimeZone;
 use file_rotate::{suffix::AppendCount, FileRotate};
 use slog::error;
@@ -171,7 +171,7 @@ fn open_at_checkpoint(checkpoint: &Checkpoint, config: &ArchiveConfig) -> Result
 
 /// Starts the thread that writes the archive: it catches up with the log, then follows each
 /// commit it is told of, until the writer is gone.
-pub(super) fn spawn(
+pub(crate) fn spawn(
     shared: Arc<Shared>,
     config: &ArchiveConfig,
     commits: mpsc::Receiver<u64>,

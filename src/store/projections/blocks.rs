@@ -16,7 +16,7 @@
 //! The newest [`RECENT_BYTES`] of blocks also stay in memory, where the pages agents ask for
 //! most are read without a copy: those just sealed, and on open those the tail check read.
 
-use super::StoreError;
+use crate::store::StoreError;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

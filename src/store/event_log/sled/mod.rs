@@ -9,11 +9,10 @@ mod disk_sync;
 mod events;
 mod writer;
 
-use super::database::db_dir;
-use super::event_log::{Appending, EventLog, Follower};
-use super::StoreError;
 use crate::event::Event;
 use crate::event::NewEvent;
+use crate::store::event_log::{Appending, EventLog, Follower};
+use crate::store::StoreError;
 use disk_sync::DiskSync;
 #[cfg(test)]
 pub(crate) use events::key;
@@ -79,7 +78,7 @@ impl SledLog {
         let last_id = self.events.last_id()?;
         let reserved = self.events.reserved()?.max(last_id);
         let dir = &setup.data_dir;
-        let mut disk_sync = DiskSync::open(dir, &db_dir(dir)).map_err(|e| StoreError::dir(dir, e))?;
+        let mut disk_sync = DiskSync::open(dir, &setup.db_dir).map_err(|e| StoreError::dir(dir, e))?;
         disk_sync.set_enabled(setup.power_safe);
         let disk_sync = Arc::new(Mutex::new(disk_sync));
         #[cfg(test)]

@@ -32,8 +32,9 @@ pub(super) type Followers = Arc<Mutex<Vec<Follower>>>;
 /// What the writer needs beyond the trees.
 pub(crate) struct WriterSetup {
     pub(crate) db: sled::Db,
-    /// The data directory, whose database the writer syncs when `power_safe`.
+    /// The data directory and sled's directory in it, which the writer syncs when `power_safe`.
     pub(crate) data_dir: PathBuf,
+    pub(crate) db_dir: PathBuf,
     /// Whether each commit is also made durable against a power cut (see `disk_sync.rs`).
     pub(crate) power_safe: bool,
     /// Run before each flush when power safety is on: what must be on disk before sled's flush
@@ -44,7 +45,7 @@ pub(crate) struct WriterSetup {
     pub(crate) ack_early: bool,
     pub(crate) logger: Logger,
     #[cfg(feature = "faults")]
-    pub(crate) faults: Arc<crate::store::faults::Faults>,
+    pub(crate) faults: Arc<crate::store::event_log::faults::Faults>,
 }
 
 pub(super) struct Request {
@@ -68,7 +69,7 @@ pub(super) struct Writer {
     ack_early: bool,
     logger: Logger,
     #[cfg(feature = "faults")]
-    faults: Arc<crate::store::faults::Faults>,
+    faults: Arc<crate::store::event_log::faults::Faults>,
 }
 
 fn now_secs() -> f64 {
@@ -132,14 +133,14 @@ impl Writer {
         self.db.flush()?;
         disk_sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
         #[cfg(feature = "faults")]
-        self.faults.check(crate::store::faults::FaultOp::Flush)?;
+        self.faults.check(crate::store::event_log::faults::FaultOp::Flush)?;
         Ok(())
     }
 
     /// With the `faults` feature, whether an armed fault fails the next write.
     fn injected_write_fault(&self) -> Result<(), StoreError> {
         #[cfg(feature = "faults")]
-        self.faults.check(crate::store::faults::FaultOp::Write)?;
+        self.faults.check(crate::store::event_log::faults::FaultOp::Write)?;
         Ok(())
     }
 

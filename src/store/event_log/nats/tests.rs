@@ -1,26 +1,24 @@
 //! The JetStream backend against a real 3-node cluster on loopback (tests/support).
 
 #[allow(dead_code)] // what the process tests use of it
-#[path = "../../../tests/support/nats_cluster.rs"]
+#[path = "../../../../tests/support/nats_cluster.rs"]
 pub(crate) mod cluster;
 
+use super::health::HEALTH_EVERY;
+use super::stream::{major_minor, wanted, MIN_SERVER};
 use super::*;
 use crate::message::{Message, Source};
 use crate::store::tests::new_message;
+use async_nats::jetstream::stream;
 use cluster::{free_port, Cluster};
 
 /// An instance's settings for `stream` on `cluster`.
-pub(crate) fn config(cluster: &Cluster, stream: &str) -> NatsConfig {
-    NatsConfig {
-        urls: cluster.urls.clone(),
-        stream: stream.into(),
-        replicas: 3,
-        token: None,
-        creds_file: None,
-        tls_ca: None,
-        max_record_bytes: 1 << 20,
-    }
+pub(crate) fn config(cluster: &Cluster, stream: &str) -> NatsSettings {
+    NatsSettings { urls: cluster.urls.clone(), stream: stream.into(), ..NatsSettings::default() }
 }
+
+/// The largest text the tests' posts may carry.
+const MAX_TEXT: usize = 1 << 20;
 
 fn logger() -> Logger {
     crate::usage_log::discard()
@@ -45,7 +43,7 @@ fn ids(events: &[Event]) -> Vec<u64> {
 #[test]
 fn posts_are_numbered_by_the_stream_and_read_back_whole() {
     let cluster = Cluster::start();
-    let log = NatsLog::connect(&config(&cluster, "READ"), logger()).unwrap();
+    let log = NatsLog::connect(&config(&cluster, "READ"), MAX_TEXT, logger()).unwrap();
     assert_eq!(log.last_id().unwrap(), 0);
     let odd = "a.b *> c ßé";
     let posted: Vec<Message> = ["one", "two", "three"].iter().map(|t| post(&log, odd, t).unwrap()).collect();
@@ -70,7 +68,7 @@ fn posts_are_numbered_by_the_stream_and_read_back_whole() {
     // A second instance on another node sees the same log.
     let mut other_config = config(&cluster, "READ");
     other_config.urls = vec![cluster.urls[2].clone()];
-    let other = NatsLog::connect(&other_config, logger()).unwrap();
+    let other = NatsLog::connect(&other_config, MAX_TEXT, logger()).unwrap();
     assert_eq!(other.read_from(1, 10).unwrap(), events);
     log.close().unwrap();
     assert!(matches!(log.append(NewEvent::Message(new_message("c", "late"))), Err(StoreError::Closed)));
@@ -79,8 +77,8 @@ fn posts_are_numbered_by_the_stream_and_read_back_whole() {
 #[test]
 fn followers_get_every_event_once_in_order_across_instances() {
     let cluster = Cluster::start();
-    let a = NatsLog::connect(&config(&cluster, "FOLLOW"), logger()).unwrap();
-    let b = NatsLog::connect(&config(&cluster, "FOLLOW"), logger()).unwrap();
+    let a = NatsLog::connect(&config(&cluster, "FOLLOW"), MAX_TEXT, logger()).unwrap();
+    let b = NatsLog::connect(&config(&cluster, "FOLLOW"), MAX_TEXT, logger()).unwrap();
     for i in 0..3 {
         post(&a, "c", &format!("before {i}")).unwrap();
     }
@@ -117,7 +115,7 @@ fn followers_get_every_event_once_in_order_across_instances() {
 #[test]
 fn a_retry_with_the_same_msg_id_is_stored_once() {
     let cluster = Cluster::start();
-    let log = NatsLog::connect(&config(&cluster, "RETRY"), logger()).unwrap();
+    let log = NatsLog::connect(&config(&cluster, "RETRY"), MAX_TEXT, logger()).unwrap();
     let payload = bytes::Bytes::from(event::encode(&Event::MessagePosted(Message {
         id: 0,
         ts: 1.5,
@@ -147,29 +145,28 @@ fn start_up_refuses_a_stream_it_would_have_to_change_and_payloads_too_big() {
         let js = jetstream::new(async_nats::connect(urls.as_slice()).await.unwrap());
         js.create_stream(made).await.unwrap();
     });
-    let refused = NatsLog::connect(&other, logger()).err().expect("refused").to_string();
+    let refused = NatsLog::connect(&other, MAX_TEXT, logger()).err().expect("refused").to_string();
     assert!(refused.contains("max_age is 3600s") && refused.contains("deny_purge is false"), "{refused}");
     assert!(refused.contains("does not change"), "{refused}");
-    let log = NatsLog::connect(&config(&cluster, "FRESH"), logger()).unwrap();
+    let log = NatsLog::connect(&config(&cluster, "FRESH"), MAX_TEXT, logger()).unwrap();
     drop(log);
     other.stream = "FRESH".into();
     other.replicas = 1;
-    let refused = NatsLog::connect(&other, logger()).err().expect("refused").to_string();
+    let refused = NatsLog::connect(&other, MAX_TEXT, logger()).err().expect("refused").to_string();
     assert!(refused.contains("num_replicas is 3, the relay needs 1"), "{refused}");
-    let mut big = config(&cluster, "BIG");
-    big.max_record_bytes = 64 << 20;
-    let refused = NatsLog::connect(&big, logger()).err().expect("refused").to_string();
+    let big = config(&cluster, "BIG");
+    let refused = NatsLog::connect(&big, 64 << 20, logger()).err().expect("refused").to_string();
     assert!(refused.contains("max_payload") && refused.contains("max_text_bytes"), "{refused}");
     let mut nowhere = config(&cluster, "X");
     nowhere.urls = vec![format!("nats://127.0.0.1:{}", free_port())];
-    let refused = NatsLog::connect(&nowhere, logger()).err().expect("refused").to_string();
+    let refused = NatsLog::connect(&nowhere, MAX_TEXT, logger()).err().expect("refused").to_string();
     assert!(refused.contains("cannot connect to nats_url nats://127.0.0.1:"), "{refused}");
 }
 
 #[test]
 fn without_a_quorum_a_post_is_not_acknowledged() {
     let mut cluster = Cluster::start();
-    let log = NatsLog::connect(&config(&cluster, "QUORUM"), logger()).unwrap();
+    let log = NatsLog::connect(&config(&cluster, "QUORUM"), MAX_TEXT, logger()).unwrap();
     post(&log, "c", "with quorum").unwrap();
     cluster.kill(1);
     cluster.kill(2);
@@ -221,7 +218,7 @@ fn server_versions_read_as_major_and_minor() {
 fn two_stores_on_one_stream_see_each_others_posts_and_catch_up_after_a_restart() {
     let cluster = Cluster::start();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let backend = crate::store::Backend::Nats(config(&cluster, "STORES"));
+    let backend = crate::store::Backend::nats(config(&cluster, "STORES"));
     let open = |dir| nats_store(dir, &backend);
     let (a, b) = (open(&dir_a), open(&dir_b));
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -253,7 +250,7 @@ fn two_stores_on_one_stream_see_each_others_posts_and_catch_up_after_a_restart()
 #[test]
 fn losing_the_streams_leader_stalls_posts_then_they_are_stored_once() {
     let mut cluster = Cluster::start();
-    let log = NatsLog::connect(&config(&cluster, "LEADER"), logger()).unwrap();
+    let log = NatsLog::connect(&config(&cluster, "LEADER"), MAX_TEXT, logger()).unwrap();
     post(&log, "c", "before").unwrap();
     let leader = cluster.settled_leader("LEADER");
     cluster.kill(leader);
@@ -279,7 +276,7 @@ fn views_built_from_a_stream_deleted_and_created_again_are_rebuilt_from_the_new_
     use crate::store::Store;
     let cluster = Cluster::start();
     let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let backend = crate::store::Backend::Nats(config(&cluster, "AGAIN"));
+    let backend = crate::store::Backend::nats(config(&cluster, "AGAIN"));
     let open = |dir| nats_store(dir, &backend);
     let texts = |store: &Store| -> Vec<String> {
         let messages = store.since("c", 0, 10).unwrap();
@@ -313,7 +310,7 @@ fn views_built_from_a_stream_deleted_and_created_again_are_rebuilt_from_the_new_
 #[test]
 fn a_damaged_record_stops_the_follower_and_the_instance_says_so() {
     let cluster = Cluster::start();
-    let log = NatsLog::connect(&config(&cluster, "DAMAGED"), logger()).unwrap();
+    let log = NatsLog::connect(&config(&cluster, "DAMAGED"), MAX_TEXT, logger()).unwrap();
     let (tx, rx) = mpsc::channel();
     log.follow(0, Box::new(move |events| tx.send(ids(&events)).unwrap())).unwrap();
     post(&log, "c", "fine").unwrap();

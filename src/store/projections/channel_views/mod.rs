@@ -8,35 +8,40 @@
 //! - `[3] number(4 BE) first id(8 BE)` → where a block lies in the blocks file ([`BlockRef`]); a
 //!   block is consecutive messages of the channel, each as `id(8 BE) length(4 BE) JSON`;
 //! - `[4]` → the layout's version ([`FORMAT`]); views of another version are rebuilt;
-//! - `[6] channel 0 reader` → the reader's cursor on the channel (8 BE): the highest id it
-//!   acknowledged (`CursorMoved` events; a cursor never moves back).
+//! - `[6] channel 0 reader` → a reader's cursor on the channel (`store/cursors.rs`).
 //!
 //! A channel's newest messages, not sealed yet ("open"), are held in memory only, as JSON ready
 //! to send: the log has them, and on open they are read back from it. Once a channel has
-//! [`BLOCK_MESSAGES`] open, or [`BLOCK_BYTES`], they are sealed into one block, appended to the
+//! `BLOCK_MESSAGES` open, or `BLOCK_BYTES`, they are sealed into one block, appended to the
 //! blocks file (`store/blocks.rs`) before the batch that names it. So a commit writes one entry
 //! per channel to the views, not one per message, and a page of 200 is a handful of block
 //! reads, each one buffer the page's messages point into (docs/benchmarks.md). Open messages
-//! never start more than [`OPEN_SPAN`] ids back, nor hold more than [`OPEN_BYTES`] over all
-//! channels: at every id that is a multiple of [`SWEEP_EVERY`], channels past either bound are
+//! never start more than `OPEN_SPAN` ids back, nor hold more than `OPEN_BYTES` over all
+//! channels: at every id that is a multiple of `SWEEP_EVERY`, channels past either bound are
 //! sealed early into a shorter block, which bounds the read-back on open. Sealing depends only
 //! on the sequence of messages, so a rebuild gives the same blocks.
 //!
 //! Reads see either the state before a seal or after it, never half of each: a seal moves
 //! messages from memory to a block, so a read that overlaps one starts again ([`ChannelViews::read`]).
 //!
+//! Applying events (and sealing) is `apply.rs`; the cursors kept beside the views are
+//! `store/cursors.rs`.
+//!
 //! Reads hand out the stored JSON without parsing it: the views are written by this module
 //! only; sled checks its files' checksums on load, and each block read checks the block's.
 //! `check` parses every message.
 
-use super::blocks::{BlockFile, BlockRef, RECENT_BYTES};
-use super::event_log::EventLog;
-use super::StoreError;
+pub(crate) mod apply;
+
 use crate::event::Event;
 use crate::message::{Message, StoredMessage};
+use crate::store::event_log::EventLog;
+use crate::store::projections::blocks::{BlockFile, BlockRef, RECENT_BYTES};
+use crate::store::projections::cursors::Cursors;
+use crate::store::StoreError;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,25 +52,12 @@ const CHANNEL: u8 = 1;
 const BLOCK: u8 = 3;
 const FORMAT_KEY: u8 = 4;
 const ORIGIN_KEY: u8 = 5;
-const CURSOR: u8 = 6;
 
 /// The layout version, raised whenever the layout changes: views of another version are
 /// rebuilt from the log on open.
 const FORMAT: u8 = 4;
-/// Messages sealed into one block: a page of 200 touches four or five blocks.
-const BLOCK_MESSAGES: u32 = 64;
-/// Bytes of JSON that seal a block early, so large messages do not make huge blocks (a message
-/// larger than this is a block of its own).
-const BLOCK_BYTES: u32 = 96 * 1024;
 /// Bytes before each message in a block: id and length.
 const ENTRY_HEADER: usize = 12;
-/// A channel's open messages are sealed once the log is this many ids past the first of them,
-/// so opening reads back at most about this many events.
-pub(super) const OPEN_SPAN: u64 = 16_384;
-/// Bytes of open messages over all channels past which all of them are sealed.
-pub(super) const OPEN_BYTES: u64 = 32 * 1024 * 1024;
-/// How often, in ids, the two bounds above are checked.
-const SWEEP_EVERY: u64 = 256;
 /// Events read back from the log at a time on open.
 const READ_BACK_CHUNK: usize = 4096;
 
@@ -96,25 +88,14 @@ pub(crate) type Channels = HashMap<String, ChannelRecord>;
 /// Each channel's open messages, oldest first, by channel number.
 type Open = HashMap<u32, Vec<StoredMessage>>;
 
-/// Readers' cursors, by channel then reader.
-type Cursors = BTreeMap<(String, String), u64>;
-
 pub(crate) struct ChannelViews {
     tree: sled::Tree,
     blocks: BlockFile,
     open: RwLock<Open>,
-    cursors: RwLock<Cursors>,
+    /// Readers' cursors, written in the views' batches.
+    pub(crate) cursors: Cursors,
     /// Odd while a batch that seals blocks is being applied; bumped twice per such batch.
     seals: AtomicU64,
-}
-
-/// A batch being applied: its messages not sealed yet, by channel number, and the channels
-/// whose open messages from earlier batches it sealed.
-#[derive(Default)]
-struct Applying {
-    fresh: Open,
-    sealed: HashSet<u32>,
-    cursors: Cursors,
 }
 
 fn channel_key(name: &str) -> Vec<u8> {
@@ -122,10 +103,6 @@ fn channel_key(name: &str) -> Vec<u8> {
     k.push(CHANNEL);
     k.extend_from_slice(name.as_bytes());
     k
-}
-
-fn cursor_key(channel: &str, reader: &str) -> Vec<u8> {
-    [&[CURSOR], channel.as_bytes(), &[0], reader.as_bytes()].concat()
 }
 
 fn keyed(kind: u8, no: u32, id: u64) -> [u8; 13] {
@@ -146,13 +123,6 @@ fn key_id(key: &[u8]) -> Result<u64, StoreError> {
         .and_then(|b| b.try_into().ok())
         .map(u64::from_be_bytes)
         .ok_or_else(|| corrupt("bad block key"))
-}
-
-/// Appends one message to a block being built.
-fn push_entry(block: &mut Vec<u8>, id: u64, json: &[u8]) {
-    block.extend_from_slice(&id.to_be_bytes());
-    block.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    block.extend_from_slice(json);
 }
 
 /// The messages of a block: id and where its JSON lies. A damaged block is an error, never a
@@ -210,31 +180,9 @@ impl ChannelViews {
             tree: db.open_tree("views")?,
             blocks,
             open: RwLock::new(Open::new()),
-            cursors: RwLock::default(),
+            cursors: Cursors::default(),
             seals: AtomicU64::new(0),
         })
-    }
-
-    /// The id up to which `reader` acknowledged `channel` (`None` when it never did).
-    pub(crate) fn cursor(&self, channel: &str, reader: &str) -> Option<u64> {
-        let cursors = self.cursors.read().unwrap_or_else(|p| p.into_inner());
-        cursors.get(&(channel.to_owned(), reader.to_owned())).copied()
-    }
-
-    /// Every cursor, by channel then reader.
-    pub(crate) fn all_cursors(&self) -> Cursors {
-        self.cursors.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Every reader of `channel` with its cursor, by name.
-    pub(crate) fn cursors(&self, channel: &str) -> Vec<(String, u64)> {
-        let cursors = self.cursors.read().unwrap_or_else(|p| p.into_inner());
-        let from = (channel.to_owned(), String::new());
-        cursors
-            .range(from..)
-            .take_while(|((c, _), _)| c == channel)
-            .map(|((_, r), to)| (r.clone(), *to))
-            .collect()
     }
 
     /// Whether the views are laid out as this version writes them (empty views are).
@@ -277,165 +225,8 @@ impl ChannelViews {
         }
         let open = read_back(log, checkpoint, &mut channels)?;
         *self.open.write().unwrap_or_else(|p| p.into_inner()) = open;
-        let mut cursors = Cursors::new();
-        for item in self.tree.scan_prefix([CURSOR]) {
-            let (key, value) = item?;
-            let key = String::from_utf8(key[1..].to_vec()).map_err(|_| corrupt("bad cursor key"))?;
-            let (channel, reader) = key.split_once('\0').ok_or_else(|| corrupt("bad cursor key"))?;
-            let to = value.as_ref().try_into().map(u64::from_be_bytes).map_err(|_| corrupt("bad cursor"))?;
-            cursors.insert((channel.to_owned(), reader.to_owned()), to);
-        }
-        *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = cursors;
+        self.cursors.load(&self.tree)?;
         Ok((checkpoint, channels))
-    }
-
-    /// Applies events in one atomic batch, updating `channels` (the caller's copy) to match.
-    pub(crate) fn apply(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
-        let end = self.blocks.end();
-        let result = self.apply_batch(events, channels);
-        if result.is_err() {
-            // Blocks this batch appended belong to nothing: the next ones go over them.
-            self.blocks.set_end(end);
-        }
-        result
-    }
-
-    fn apply_batch(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
-        let Some(last) = events.last() else { return Ok(()) };
-        let mut batch = sled::Batch::default();
-        let mut work = Applying::default();
-        let mut touched: Vec<&str> = Vec::new();
-        let mut swept = Vec::new();
-        for event in events {
-            match event {
-                Event::MessagePosted(m) => {
-                    self.add_message(m, channels, &mut work, &mut batch)?;
-                    touched.push(m.target.as_str());
-                }
-                Event::CursorMoved(c) => {
-                    let key = (c.target.clone(), c.reader.clone());
-                    let now = work.cursors.get(&key).copied().or_else(|| self.cursor(&key.0, &key.1));
-                    if now.is_none_or(|at| c.to > at) {
-                        batch.insert(cursor_key(&c.target, &c.reader), &c.to.to_be_bytes());
-                        work.cursors.insert(key, c.to);
-                    }
-                }
-            }
-            if event.id().is_multiple_of(SWEEP_EVERY) {
-                swept.extend(self.sweep(event.id(), channels, &mut work, &mut batch)?);
-            }
-        }
-        touched.extend(swept.iter().map(String::as_str));
-        touched.sort_unstable();
-        touched.dedup();
-        for name in touched {
-            let bytes = bincode::serde::encode_to_vec(channels[name], bincode::config::standard())
-                .map_err(corrupt)?;
-            batch.insert(channel_key(name), bytes);
-        }
-        let mut checkpoint = [0u8; 16];
-        checkpoint[..8].copy_from_slice(&last.id().to_be_bytes());
-        checkpoint[8..].copy_from_slice(&self.blocks.end().to_be_bytes());
-        batch.insert(&[CHECKPOINT], &checkpoint);
-        batch.insert(&[FORMAT_KEY], &[FORMAT]);
-        let sealing = !work.sealed.is_empty();
-        if sealing {
-            self.seals.fetch_add(1, Ordering::SeqCst);
-        }
-        let result = self.tree.apply_batch(batch);
-        if result.is_ok() {
-            let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
-            for no in &work.sealed {
-                open.remove(no);
-            }
-            for (no, messages) in work.fresh {
-                open.entry(no).or_default().extend(messages);
-            }
-            self.cursors.write().unwrap_or_else(|p| p.into_inner()).extend(work.cursors);
-        }
-        if sealing {
-            self.seals.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(result?)
-    }
-
-    /// Adds a message to its channel's open messages, sealing them into a block when full.
-    fn add_message(
-        &self,
-        m: &Message,
-        channels: &mut Channels,
-        work: &mut Applying,
-        batch: &mut sled::Batch,
-    ) -> Result<(), StoreError> {
-        let next_no = channels.len() as u32;
-        let record = channels.entry(m.target.clone()).or_insert(ChannelRecord::new(next_no));
-        let message = stored(m)?;
-        record.count += 1;
-        record.last_id = m.id;
-        if record.open == 0 {
-            record.open_from = m.id;
-        }
-        record.open += 1;
-        record.open_bytes = record.open_bytes.saturating_add(message.json().len() as u32);
-        work.fresh.entry(record.no).or_default().push(message);
-        if record.open >= BLOCK_MESSAGES || record.open_bytes >= BLOCK_BYTES {
-            self.seal(record, work, batch)?;
-        }
-        Ok(())
-    }
-
-    /// Writes the open messages of the channel `record` as one block to the blocks file: those
-    /// of earlier batches (unless a seal in this batch took them already), then this batch's;
-    /// adds to `batch` where it lies, keyed by its first id (`open_from`).
-    fn seal(
-        &self,
-        record: &mut ChannelRecord,
-        work: &mut Applying,
-        batch: &mut sled::Batch,
-    ) -> Result<(), StoreError> {
-        let fresh = work.fresh.remove(&record.no).unwrap_or_default();
-        if record.open == 0 {
-            return Ok(());
-        }
-        let mut block = Vec::with_capacity(record.open_bytes as usize + ENTRY_HEADER * record.open as usize);
-        if work.sealed.insert(record.no) {
-            let open = self.open.read().unwrap_or_else(|p| p.into_inner());
-            for m in open.get(&record.no).into_iter().flatten() {
-                push_entry(&mut block, m.id, m.json());
-            }
-        }
-        for m in &fresh {
-            push_entry(&mut block, m.id, m.json());
-        }
-        let at = self.blocks.append(block)?;
-        batch.insert(&block_key(record.no, record.open_from), &at.encode());
-        (record.open, record.open_bytes, record.open_from) = (0, 0, 0);
-        Ok(())
-    }
-
-    /// At id `id`, seals the channels whose open messages start [`OPEN_SPAN`] ids back or
-    /// more, or all open ones when they hold more than [`OPEN_BYTES`]. Returns their names.
-    fn sweep(
-        &self,
-        id: u64,
-        channels: &mut Channels,
-        work: &mut Applying,
-        batch: &mut sled::Batch,
-    ) -> Result<Vec<String>, StoreError> {
-        let open_bytes: u64 = channels.values().map(|c| u64::from(c.open_bytes)).sum();
-        let mut due: Vec<(u32, String)> = channels
-            .iter()
-            .filter(|(_, c)| c.open > 0 && (open_bytes > OPEN_BYTES || c.open_from + OPEN_SPAN <= id))
-            .map(|(name, c)| (c.no, name.clone()))
-            .collect();
-        // In channel order, so a rebuild appends the blocks in the same order.
-        due.sort_unstable();
-        for (_, name) in &due {
-            if let Some(record) = channels.get_mut(name) {
-                self.seal(record, work, batch)?;
-            }
-        }
-        Ok(due.into_iter().map(|(_, name)| name).collect())
     }
 
     /// Runs `read` until it ran while no seal was applied, so it saw the views before a seal or

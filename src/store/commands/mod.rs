@@ -1,15 +1,21 @@
 //! Commands on a store no relay is running on: export, import, check, replay. Each takes the
-//! data directory's lock, so a running relay makes them fail with a message that says so.
+//! data directory's lock, so a running relay makes them fail with a message that says so. Each
+//! reads the log where the [`Backend`] says: the data directory's own, or the stream in nats
+//! mode (which `export` reads while the relays run: it needs no data directory). `rebuild`
+//! drops the projections and replays the log into them.
 
-use super::archive::ArchiveConfig;
-use super::database::{Database, Options};
-use super::event_log::EventLog;
-use super::nats_log::{NatsConfig, NatsLog};
-use super::recovery::{log_of, rebuild_projections, stream_of};
-use super::StoreError;
+pub(crate) mod rebuild;
+
 use crate::event::Event;
 use crate::message::summary_line;
+use crate::store::database::{Database, Options};
+use crate::store::event_log::backend::Backend;
+use crate::store::event_log::nats::{NatsLog, NatsSettings};
+use crate::store::event_log::EventLog;
+use crate::store::projections::archive::ArchiveConfig;
+use crate::store::StoreError;
 use crate::values::Name;
+use rebuild::{log_of, rebuild_projections, stream_of};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
@@ -56,20 +62,18 @@ pub(crate) fn export_chunk(
     Ok((out, Some(last)))
 }
 
-/// Exports the log of the store in `dir` as JSON Lines. Returns the bytes written.
-pub fn export(dir: &Path, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
-    let database = Database::open_existing(dir)?;
-    export_log(&database.log, filter, out)
-}
-
-/// [`export`] of a NATS JetStream stream (nats mode): the same lines.
-pub fn export_stream(
-    config: &NatsConfig,
+/// Exports the log as JSON Lines: the store's in `dir`, or the stream (shared and live: read
+/// while the relays run, `dir` unused). Returns the bytes written.
+pub fn export(
+    dir: &Path,
+    backend: &Backend,
     filter: &ExportFilter,
     out: &mut dyn Write,
 ) -> Result<u64, StoreError> {
-    let log = NatsLog::connect(config, crate::usage_log::discard())?;
-    export_log(&log, filter, out)
+    match stream_of(backend)? {
+        Some(stream) => export_log(&stream, filter, out),
+        None => export_log(&Database::open_existing(dir)?.log, filter, out),
+    }
 }
 
 fn export_log(log: &dyn EventLog, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
@@ -95,6 +99,8 @@ pub enum ImportError {
     Conflict { path: String, line: u64, id: u64 },
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
+    #[error("--merge is for a sled data dir; a stream is imported into only when empty")]
+    Merge,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -104,6 +110,8 @@ pub struct ImportReport {
     pub imported: u64,
     /// Already present with identical content (`--merge`).
     pub skipped: u64,
+    /// Where the events went: the data directory, or `the stream NAME`.
+    pub into: String,
 }
 
 /// Reads an export: each line's event, checked, with its line number. Blank lines are skipped.
@@ -162,16 +170,24 @@ fn importable(event: &Event) -> Result<(), String> {
     Ok(())
 }
 
-/// Appends an export to the store in `dir` (creating its database with `options` when it has
-/// none), keeping ids, timestamps and sources, then rebuilds the projections. The whole file
-/// is checked before anything is stored.
+/// Appends an export to the log, keeping ids, timestamps and sources. In sled mode, to the store
+/// in `dir` (creating its database with `options` when it has none; `merge` lets it hold
+/// messages already), then rebuilds the projections; in nats mode, to an empty stream. The
+/// whole file is checked before anything is stored.
 pub fn import(
     dir: &Path,
+    backend: &Backend,
     path: &Path,
     merge: bool,
     archive: Option<&ArchiveConfig>,
     options: Options,
 ) -> Result<ImportReport, ImportError> {
+    if let Some(settings) = backend.stream() {
+        if merge {
+            return Err(ImportError::Merge);
+        }
+        return import_stream(settings, path, options.max_text_bytes);
+    }
     let database = Database::open(dir, options)?;
     let log = database.log.events();
     let last = log.last_id()?;
@@ -189,7 +205,7 @@ pub fn import(
         }
     }
     // Pass 2: store what is new, in batches.
-    let mut report = ImportReport { imported: 0, skipped: 0 };
+    let mut report = ImportReport { imported: 0, skipped: 0, into: dir.display().to_string() };
     let mut batch = Vec::with_capacity(CHUNK);
     let mut highest = last;
     for item in read_export(path)? {
@@ -220,7 +236,11 @@ pub fn import(
 /// sources. The stream numbers messages itself, so the ids must run 1, 2, 3... without a gap;
 /// the whole file is checked for that before anything is stored, and each message is
 /// published on condition that the stream's last sequence is the id before it.
-pub fn import_stream(config: &NatsConfig, path: &Path) -> Result<ImportReport, ImportError> {
+fn import_stream(
+    config: &NatsSettings,
+    path: &Path,
+    max_text_bytes: usize,
+) -> Result<ImportReport, ImportError> {
     let shown = path.display().to_string();
     for (expected, item) in (1u64..).zip(read_export(path)?) {
         let (line, event) = item?;
@@ -237,12 +257,13 @@ pub fn import_stream(config: &NatsConfig, path: &Path) -> Result<ImportReport, I
             });
         }
     }
-    let log = NatsLog::connect(config, crate::usage_log::discard())?;
+    let log = NatsLog::connect(config, max_text_bytes, crate::usage_log::discard())?;
     let last = log.last_id()?;
+    let into = format!("the stream {}", config.stream);
     if last > 0 {
-        return Err(ImportError::NotEmpty { dir: format!("stream {}", config.stream), last });
+        return Err(ImportError::NotEmpty { dir: into, last });
     }
-    let mut report = ImportReport { imported: 0, skipped: 0 };
+    let mut report = ImportReport { imported: 0, skipped: 0, into };
     for item in read_export(path)? {
         let (_, event) = item?;
         log.import(event)?;
@@ -258,15 +279,10 @@ pub struct CheckReport {
     pub problems: Vec<String>,
 }
 
-/// Reads the whole log and the channel views, changing nothing.
-pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
-    check_on(dir, None)
-}
-
-/// [`check`] against `stream` when given (nats mode), else the data directory's own log.
-pub fn check_on(dir: &Path, stream: Option<&NatsConfig>) -> Result<CheckReport, StoreError> {
+/// Reads the whole log and the channel views of `dir`, changing nothing.
+pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
     let database = Database::open_existing(dir)?;
-    let stream = stream_of(stream)?;
+    let stream = stream_of(backend)?;
     let (log, views) = (log_of(&database, &stream), &database.channel_views);
     let mut report = CheckReport::default();
     if !views.is_current()? {
@@ -349,13 +365,13 @@ pub fn check_on(dir: &Path, stream: Option<&NatsConfig>) -> Result<CheckReport, 
             .problems
             .push(format!("views checkpoint {checkpoint} is past the log's last event {previous}"));
     }
-    if dir.join(super::search::DIR).exists() {
+    if dir.join(crate::store::projections::search::DIR).exists() {
         search_problems(dir, log, &mut report.problems)?;
     }
-    if views.all_cursors() != cursors {
+    if views.cursors.all() != cursors {
         report.problems.push(format!(
             "the readers' cursors in the views ({:?}) differ from the log's ({cursors:?})",
-            views.all_cursors()
+            views.cursors.all()
         ));
     }
     for (name, record) in &channels {
@@ -408,7 +424,7 @@ fn stream_records(log: &dyn EventLog) -> impl Iterator<Item = Result<Record, Sto
 
 /// Compares the search index with the log: it must hold each message up to its checkpoint once.
 fn search_problems(dir: &Path, log: &dyn EventLog, problems: &mut Vec<String>) -> Result<(), StoreError> {
-    let index = super::search::SearchIndex::open(dir)?;
+    let index = crate::store::projections::search::SearchIndex::open(dir)?;
     let checkpoint = index.checkpoint()?;
     let (mut messages, mut after) = (0, 0);
     while after < checkpoint {
@@ -430,9 +446,14 @@ fn search_problems(dir: &Path, log: &dyn EventLog, problems: &mut Vec<String>) -
 }
 
 /// Writes each event as a readable line: `#id [sender -> target] first line of text`.
-pub fn replay_print(dir: &Path, out: &mut dyn Write) -> Result<u64, StoreError> {
-    let database = Database::open_existing(dir)?;
-    let log = &database.log;
+pub fn replay_print(dir: &Path, backend: &Backend, out: &mut dyn Write) -> Result<u64, StoreError> {
+    match stream_of(backend)? {
+        Some(stream) => print_log(&stream, out),
+        None => print_log(&Database::open_existing(dir)?.log, out),
+    }
+}
+
+fn print_log(log: &dyn EventLog, out: &mut dyn Write) -> Result<u64, StoreError> {
     let (mut after, mut count) = (0, 0);
     let io_error = |e| StoreError::io("writing", e);
     loop {

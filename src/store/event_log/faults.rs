@@ -11,12 +11,23 @@
 //!   be on disk, and only the answer is lost, the worse case for a store that must not report a
 //!   post as failed and then keep it.
 
-use super::event_log::{Appending, EventLog, Follower};
-use super::StoreError;
 use crate::event::Event;
 use crate::event::NewEvent;
+use crate::store::event_log::{Appending, EventLog, Follower};
+use crate::store::StoreError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Test-only switch: acknowledge each group before writing it, as a write-behind relay would.
+/// It exists so the crash test can show that it detects lost acknowledged posts. (Skipping only
+/// the flush would not do: sled hands writes to the OS at once, and a killed process does not
+/// lose the OS's cache.) Read only in builds with the `faults` feature.
+const UNSAFE_ACK_ENV: &str = "CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH";
+
+/// Whether the environment asks for [`UNSAFE_ACK_ENV`]'s unsafe acknowledgements.
+pub(crate) fn ack_early_asked() -> bool {
+    std::env::var_os(UNSAFE_ACK_ENV).is_some_and(|v| v == "1")
+}
 
 /// The kinds of operation a fault can hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +53,14 @@ pub struct FaultPlan {
 }
 
 #[derive(Default)]
-pub(super) struct Faults {
+pub(crate) struct Faults {
     armed: AtomicBool,
     /// The plan and how many operations of its kind have been seen.
     state: Mutex<Option<(FaultPlan, u64)>>,
 }
 
 impl Faults {
-    pub(super) fn arm(&self, plan: Option<FaultPlan>) {
+    pub(crate) fn arm(&self, plan: Option<FaultPlan>) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = plan.map(|p| (p, 0));
         self.armed.store(plan.is_some(), Ordering::Relaxed);
     }
@@ -61,7 +72,7 @@ impl Faults {
     }
 
     /// Fails when the armed plan says this operation fails.
-    pub(super) fn check(&self, op: FaultOp) -> Result<(), StoreError> {
+    pub(crate) fn check(&self, op: FaultOp) -> Result<(), StoreError> {
         if !self.armed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -92,9 +103,9 @@ impl Faults {
 }
 
 /// A log whose appends fail as the armed plan says, around a real one.
-pub(super) struct FaultyLog {
-    pub(super) inner: Arc<dyn EventLog>,
-    pub(super) faults: Arc<Faults>,
+pub(crate) struct FaultyLog {
+    pub(crate) inner: Arc<dyn EventLog>,
+    pub(crate) faults: Arc<Faults>,
 }
 
 impl EventLog for FaultyLog {

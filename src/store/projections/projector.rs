@@ -8,16 +8,16 @@
 //! again, when the views catch up from their checkpoint); the posts already durable are still
 //! acknowledged, since they are in the log.
 
-use super::channel_views::Channels;
-use super::event_log::Follower;
-use super::shared::Shared;
-use super::StoreError;
 use crate::event::Event;
+use crate::store::event_log::Follower;
+use crate::store::projections::channel_views::Channels;
+use crate::store::shared::Shared;
+use crate::store::StoreError;
 use slog::error;
 use std::collections::HashSet;
 use std::sync::{mpsc, Arc};
 
-pub(super) struct Projector {
+pub(crate) struct Projector {
     shared: Arc<Shared>,
     channels: Channels,
     /// Told the last id of each applied group: the text archive's and the search index's
@@ -26,12 +26,12 @@ pub(super) struct Projector {
 }
 
 impl Projector {
-    pub(super) fn new(shared: Arc<Shared>, channels: Channels, followers: Vec<mpsc::Sender<u64>>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, channels: Channels, followers: Vec<mpsc::Sender<u64>>) -> Self {
         Projector { shared, channels, followers }
     }
 
     /// The projector as the log's follower.
-    pub(super) fn into_follower(mut self) -> Follower {
+    pub(crate) fn into_follower(mut self) -> Follower {
         Box::new(move |events| self.follow(&events))
     }
 

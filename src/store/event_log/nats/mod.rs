@@ -1,0 +1,359 @@
+//! The event log in a NATS JetStream stream: the backend for several relay instances in front
+//! of one replicated log (see docs/scale-out.md). JetStream stores and replicates the log; this
+//! only maps the `EventLog` interface onto it:
+//! - one stream (default `RELAY`), file storage, no limits, `deny_delete` and `deny_purge`;
+//!   an existing stream whose configuration differs is refused, never changed;
+//! - a message of channel C goes to the subject `relay.<stream>.<C encoded>` (see [`subject`]);
+//! - the stream sequence is the message id, shared by every instance; the payload is the sled
+//!   log's versioned record with id 0, numbered by its sequence when read;
+//! - acknowledged means JetStream's PubAck: a post is answered only with it. Each post carries
+//!   a `Nats-Msg-Id`, reused by every retry, so a retry after a lost acknowledgement is stored
+//!   once (the stream's duplicate window is longer than the retries).
+//!
+//! The NATS client is async; the interface is called from plain threads too (recovery, the
+//! archive, export), so the backend runs its own small runtime and waits on it through a
+//! channel, which works from any thread.
+
+//!
+//! The files: `stream` (the settings, the stream's configuration, connecting and checking),
+//! `health` (the health check that makes posts fail fast without a quorum), `read` (reads and
+//! the followers' consumers); this one is the log itself: posts, follows, close.
+
+mod health;
+mod read;
+mod stream;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use stream::{subject, NatsSettings};
+
+use crate::event::{self, Event, NewEvent};
+use crate::store::event_log::{Appending, EventLog, Follower};
+use crate::store::StoreError;
+use async_nats::jetstream;
+use futures_util::StreamExt;
+use health::{watch_health, Health, FAIL_FAST_AFTER};
+use read::{ordered, read, retrying};
+use slog::{error, warn, Logger};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use stream::{nats_error, numbered, open, stream_info, subject_token, PUBLISH_BOUND};
+use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
+
+/// What a record holds beside its text (the names, the numbers, the encoding), at most.
+const RECORD_OVERHEAD: usize = 4096;
+/// How long one attempt waits for its acknowledgement.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Events handed to a follower at once, at most.
+const FOLLOW_BATCH: usize = 1024;
+/// How long a follower's consumer may deliver nothing while the stream is known to hold more
+/// before it is made again (a consumer on a server that stopped answering stalls until its
+/// heartbeats are missed, which takes far longer).
+const STALL_AFTER: Duration = Duration::from_secs(1);
+
+pub(crate) struct NatsLog {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    js: jetstream::Context,
+    stream: String,
+    prefix: String,
+    /// The stream and when it was created ([`EventLog::origin`]).
+    origin: String,
+    /// Makes this instance's Msg-Ids unique: its start time and pid.
+    instance: String,
+    posts: AtomicU64,
+    closed: AtomicBool,
+    publishing: TaskTracker,
+    /// The tasks feeding the followers (and the health check).
+    followers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    follower_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    health: Arc<Health>,
+    logger: Logger,
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl NatsLog {
+    /// Connects, checks the server and the stream (creating the stream when there is none).
+    /// `max_text_bytes`: the largest text a post may carry; the servers' `max_payload` must
+    /// take its record (0 for a command that only reads).
+    pub(crate) fn connect(
+        config: &NatsSettings,
+        max_text_bytes: usize,
+        logger: Logger,
+    ) -> Result<NatsLog, StoreError> {
+        let max_record_bytes = if max_text_bytes == 0 { 0 } else { max_text_bytes + RECORD_OVERHEAD };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("relay-nats")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::io("cannot start the NATS client's threads", e))?;
+        let handle = runtime.handle().clone();
+        let (js, stream, created) = run(&handle, open(config.clone(), max_record_bytes))?;
+        let instance = format!("{:x}-{}", (now_secs() * 1e6) as u64, std::process::id());
+        let health = Arc::new(Health {
+            down: Mutex::new(None),
+            publish_failed: AtomicBool::new(false),
+            known_last: AtomicU64::new(0),
+            stopped: Mutex::new(None),
+        });
+        let monitor = handle.spawn(watch_health(js.clone(), stream.clone(), health.clone(), logger.clone()));
+        Ok(NatsLog {
+            runtime: Some(runtime),
+            handle,
+            js,
+            prefix: format!("relay.{stream}."),
+            origin: format!("the NATS stream {stream} created {created}"),
+            stream,
+            instance,
+            posts: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            publishing: TaskTracker::new(),
+            followers: Mutex::new(vec![monitor]),
+            follower_threads: Mutex::new(Vec::new()),
+            health,
+            logger,
+        })
+    }
+
+    fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
+        run(&self.handle, work)
+    }
+
+    /// Stores an exported event under its own id, which must be the stream's next sequence:
+    /// published on condition that the stream's last sequence is the id before it (so a
+    /// concurrent post cannot shift it), with a Msg-Id naming the id (so a retry is stored once).
+    pub(crate) fn import(&self, event: Event) -> Result<(), StoreError> {
+        let id = event.id();
+        let subject = format!("{}{}", self.prefix, subject_token(event.target()));
+        let payload = bytes::Bytes::from(event::encode(&event.with_id(0)));
+        let js = self.js.clone();
+        let stored = self.run(async move {
+            let message = jetstream::message::PublishMessage::build()
+                .payload(payload)
+                .message_id(format!("import-{id}"))
+                .expected_last_sequence(id - 1);
+            let ack = js.send_publish(subject, message).await.map_err(|e| nats_error("importing", e))?;
+            ack.await.map_err(|e| nats_error(&format!("importing id {id}"), e))
+        })?;
+        if stored.sequence != id {
+            return Err(StoreError::Nats(format!(
+                "id {id} was stored as {}; the stream was not empty",
+                stored.sequence
+            )));
+        }
+        Ok(())
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.health.stopped.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Why the stream does not answer as posts need, if it does not.
+    fn down(&self) -> Option<String> {
+        self.health.down.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|o| o.why.clone())
+    }
+
+    /// Why a post is refused at once without being sent, if it is: the health check has seen
+    /// the stream down for [`FAIL_FAST_AFTER`] and the last post sent was not acknowledged
+    /// either. The health check alone is not enough: after an election a server can report no
+    /// leader, or not answer info requests, for seconds while posts go through.
+    fn refusing(&self) -> Option<String> {
+        let down = self.health.down.lock().unwrap_or_else(|p| p.into_inner());
+        down.as_ref()
+            .filter(|o| o.since.elapsed() >= FAIL_FAST_AFTER)
+            .filter(|_| self.health.publish_failed.load(Ordering::Relaxed))
+            .map(|o| o.why.clone())
+    }
+}
+
+/// Runs `work` on the backend's runtime and waits for it, from any thread.
+fn run<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    work: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.recv().expect("the NATS runtime runs until the log is dropped")
+}
+
+/// Publishes one record, retrying with the same Msg-Id until it is acknowledged or
+/// [`PUBLISH_BOUND`] passes. Returns its sequence.
+async fn publish(
+    js: jetstream::Context,
+    subject: String,
+    payload: bytes::Bytes,
+    id: String,
+) -> Result<u64, StoreError> {
+    let deadline = Instant::now() + PUBLISH_BOUND;
+    let mut last_error = String::new();
+    while Instant::now() < deadline {
+        let message = jetstream::message::PublishMessage::build().payload(payload.clone()).message_id(&id);
+        let attempt = async {
+            let ack = js.send_publish(subject.clone(), message).await.map_err(|e| e.to_string())?;
+            ack.await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
+            Ok(Ok(ack)) => return Ok(ack.sequence),
+            Ok(Err(e)) => last_error = e,
+            Err(_) => last_error = format!("no acknowledgement within {ATTEMPT_TIMEOUT:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(StoreError::Unacknowledged(format!(
+        "NATS JetStream: no acknowledgement of the post within {PUBLISH_BOUND:?} (is a quorum of the stream's servers up?): {last_error}"
+    )))
+}
+
+impl EventLog for NatsLog {
+    fn append(&self, event: NewEvent) -> Result<Appending, StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        if let Some(why) = self.stopped() {
+            return Err(StoreError::Failed(why));
+        }
+        if let Some(why) = self.refusing() {
+            return Err(StoreError::Nats(why));
+        }
+        let subject = format!("{}{}", self.prefix, subject_token(event.target()));
+        let stored = event.stamp(0, now_secs());
+        let payload = bytes::Bytes::from(event::encode(&stored));
+        let id = format!("{}-{}", self.instance, self.posts.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        let (js, health) = (self.js.clone(), self.health.clone());
+        self.handle.spawn(self.publishing.track_future(async move {
+            let answer = publish(js, subject, payload, id).await.map(|sequence| {
+                health.known_last.fetch_max(sequence, Ordering::Relaxed);
+                // An acknowledgement shows the stream takes posts, whatever the health check
+                // last saw (its info requests can fail for a while after an election).
+                *health.down.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                stored.with_id(sequence)
+            });
+            health.publish_failed.store(answer.is_err(), Ordering::Relaxed);
+            let _ = tx.send(answer);
+        }));
+        Ok(rx)
+    }
+
+    fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let (js, name) = (self.js.clone(), self.stream.clone());
+        self.run(async move { retrying(|| read(&js, &name, from, limit)).await })
+    }
+
+    fn last_id(&self) -> Result<u64, StoreError> {
+        let (js, name) = (self.js.clone(), self.stream.clone());
+        self.run(async move {
+            retrying(|| async { Ok(stream_info(&js, &name).await?.cached_info().state.last_sequence) }).await
+        })
+    }
+
+    fn follow(&self, after: u64, mut follower: Follower) -> Result<(), StoreError> {
+        // The follower writes to disk: it runs on a thread of its own, fed in batches.
+        let (tx, rx) = mpsc::channel::<Event>();
+        let thread = std::thread::Builder::new()
+            .name("relay-nats-follower".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter().take(FOLLOW_BATCH - 1));
+                    follower(batch);
+                }
+            })
+            .map_err(|e| StoreError::io("cannot start the NATS follower thread", e))?;
+        let (js, name, logger) = (self.js.clone(), self.stream.clone(), self.logger.clone());
+        let health = self.health.clone();
+        let task = self.handle.spawn(async move {
+            let mut next = after + 1;
+            loop {
+                let consumed = async {
+                    let stream = stream_info(&js, &name).await?;
+                    let mut messages = ordered(&stream, next).await?;
+                    loop {
+                        let Ok(message) = tokio::time::timeout(STALL_AFTER, messages.next()).await else {
+                            if health.known_last.load(Ordering::Relaxed) >= next {
+                                return Err(StoreError::Nats(format!(
+                                    "the stream's consumer delivered nothing for {STALL_AFTER:?} while the stream holds {next}"
+                                )));
+                            }
+                            continue;
+                        };
+                        let Some(message) = message else { break };
+                        let message = message.map_err(|e| nats_error("following the stream", e))?;
+                        let sequence =
+                            message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
+                        if sequence < next {
+                            continue;
+                        }
+                        let event = numbered(sequence, &message.payload)?;
+                        next = sequence + 1;
+                        if tx.send(event).is_err() {
+                            return Ok(true);
+                        }
+                    }
+                    Ok::<_, StoreError>(false)
+                };
+                match consumed.await {
+                    // The follower is gone (the store closed).
+                    Ok(true) => return,
+                    Ok(false) => warn!(logger, "the stream's consumer ended; following again"; "from" => next),
+                    Err(e @ StoreError::Corrupt { .. }) => {
+                        error!(logger, "following the stream stopped"; "error" => %e);
+                        *health.stopped.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(format!("following the stream stopped at {next}: {e}"));
+                        return;
+                    }
+                    Err(e) => warn!(logger, "following the stream failed; trying again"; "error" => %e, "from" => next),
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        self.followers.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+        self.follower_threads.lock().unwrap_or_else(|p| p.into_inner()).push(thread);
+        Ok(())
+    }
+
+    fn origin(&self) -> Option<String> {
+        Some(self.origin.clone())
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        match self.stopped().or_else(|| self.down()) {
+            Some(why) => Err(format!("NATS JetStream: {why}")),
+            None => Ok(()),
+        }
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        self.closed.store(true, Ordering::SeqCst);
+        let publishing = self.publishing.clone();
+        publishing.close();
+        self.run(async move { publishing.wait().await });
+        for task in self.followers.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            task.abort();
+        }
+        // Without its feed, each follower thread finishes its batch and ends, dropping the
+        // follower, as the sled log's close does.
+        for thread in self.follower_threads.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NatsLog {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Allowed anywhere, an async context included.
+            runtime.shutdown_background();
+        }
+    }
+}

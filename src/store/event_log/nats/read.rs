@@ -1,0 +1,114 @@
+//! Reading the stream: a range of events through a pull consumer of its own, and an ordered
+//! consumer for a follower; reads retried through a leader election.
+
+use super::stream::{nats_error, numbered, stream_info, PUBLISH_BOUND};
+use crate::event::Event;
+use crate::store::StoreError;
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// The most messages one pull request of a read asks for.
+pub(super) const READ_BATCH: usize = 4096;
+
+/// Runs `attempt` until it succeeds, fails for good (damage), or [`PUBLISH_BOUND`] passes: a
+/// read during a leader election fails for a few seconds, then works.
+pub(super) async fn retrying<T, F: Future<Output = Result<T, StoreError>>>(
+    attempt: impl Fn() -> F,
+) -> Result<T, StoreError> {
+    let deadline = Instant::now() + PUBLISH_BOUND;
+    loop {
+        match attempt().await {
+            Err(StoreError::Nats(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Up to `limit` events from `from`, as far as the stream's last one now. Each read has a
+/// consumer of its own, deleted when the read ends (the server's inactivity threshold removes
+/// one a failed read leaves behind), so frequent reads do not pile consumers up on the stream.
+pub(super) async fn read(
+    js: &jetstream::Context,
+    name: &str,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    let stream = stream_info(js, name).await?;
+    let last = stream.cached_info().state.last_sequence;
+    let from = from.max(1);
+    if from > last || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let upto = last.min(from.saturating_add(limit as u64 - 1));
+    let config = consumer::pull::Config {
+        deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
+        ack_policy: consumer::AckPolicy::None,
+        inactive_threshold: Duration::from_secs(30),
+        memory_storage: true,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    let consumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| nats_error("cannot create a consumer of the stream", e))?;
+    let events = read_upto(&consumer, name, from, upto).await;
+    // A consumer that cannot be deleted now goes when its inactivity threshold passes.
+    let _ = stream.delete_consumer(&consumer.cached_info().name).await;
+    events
+}
+
+/// The events `consumer` delivers, from the one numbered `from` up to the one numbered `upto`.
+pub(super) async fn read_upto(
+    consumer: &consumer::PullConsumer,
+    name: &str,
+    from: u64,
+    upto: u64,
+) -> Result<Vec<Event>, StoreError> {
+    let mut events: Vec<Event> = Vec::new();
+    let mut next = from;
+    while next <= upto {
+        let wanted = usize::try_from(upto - next + 1).unwrap_or(usize::MAX).min(READ_BATCH);
+        let mut batch = consumer
+            .batch()
+            .max_messages(wanted)
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await
+            .map_err(|e| nats_error(&format!("reading the stream {name}"), e))?;
+        let before = events.len();
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| nats_error(&format!("reading the stream {name}"), e))?;
+            let sequence =
+                message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
+            if (next..=upto).contains(&sequence) {
+                events.push(numbered(sequence, &message.payload)?);
+                next = sequence + 1;
+            }
+        }
+        if events.len() == before {
+            return Err(StoreError::Nats(format!("reading the stream {name}: no message within 10 s")));
+        }
+    }
+    Ok(events)
+}
+
+/// An ordered consumer of the whole stream from `from`.
+pub(super) async fn ordered(
+    stream: &stream::Stream,
+    from: u64,
+) -> Result<consumer::pull::Ordered, StoreError> {
+    let config = consumer::pull::OrderedConfig {
+        deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
+        ..Default::default()
+    };
+    let consumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| nats_error("cannot create a consumer of the stream", e))?;
+    consumer.messages().await.map_err(|e| nats_error("cannot read the stream", e))
+}

@@ -1,0 +1,187 @@
+//! Applying the log's events to the channel views: one atomic batch per group, messages added
+//! to their channels' open messages and sealed into blocks when full (or when a sweep finds
+//! them too old or too many), cursors moved, the checkpoint written.
+
+use super::{
+    block_key, channel_key, corrupt, stored, ChannelRecord, ChannelViews, Channels, Open, CHECKPOINT,
+    ENTRY_HEADER, FORMAT, FORMAT_KEY,
+};
+use crate::event::Event;
+use crate::message::Message;
+use crate::store::projections::cursors::Moves;
+use crate::store::StoreError;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+/// Messages sealed into one block: a page of 200 touches four or five blocks.
+const BLOCK_MESSAGES: u32 = 64;
+/// Bytes of JSON that seal a block early, so large messages do not make huge blocks (a message
+/// larger than this is a block of its own).
+const BLOCK_BYTES: u32 = 96 * 1024;
+/// A channel's open messages are sealed once the log is this many ids past the first of them,
+/// so opening reads back at most about this many events.
+pub(crate) const OPEN_SPAN: u64 = 16_384;
+/// Bytes of open messages over all channels past which all of them are sealed.
+pub(crate) const OPEN_BYTES: u64 = 32 * 1024 * 1024;
+/// How often, in ids, the two bounds above are checked.
+const SWEEP_EVERY: u64 = 256;
+
+/// A batch being applied: its messages not sealed yet, by channel number, and the channels
+/// whose open messages from earlier batches it sealed.
+#[derive(Default)]
+struct Applying {
+    fresh: Open,
+    sealed: HashSet<u32>,
+    cursors: Moves,
+}
+
+/// Appends one message to a block being built.
+fn push_entry(block: &mut Vec<u8>, id: u64, json: &[u8]) {
+    block.extend_from_slice(&id.to_be_bytes());
+    block.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    block.extend_from_slice(json);
+}
+
+impl ChannelViews {
+    /// Applies events in one atomic batch, updating `channels` (the caller's copy) to match.
+    pub(crate) fn apply(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
+        let end = self.blocks.end();
+        let result = self.apply_batch(events, channels);
+        if result.is_err() {
+            // Blocks this batch appended belong to nothing: the next ones go over them.
+            self.blocks.set_end(end);
+        }
+        result
+    }
+
+    fn apply_batch(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
+        let Some(last) = events.last() else { return Ok(()) };
+        let mut batch = sled::Batch::default();
+        let mut work = Applying::default();
+        let mut touched: Vec<&str> = Vec::new();
+        let mut swept = Vec::new();
+        for event in events {
+            match event {
+                Event::MessagePosted(m) => {
+                    self.add_message(m, channels, &mut work, &mut batch)?;
+                    touched.push(m.target.as_str());
+                }
+                Event::CursorMoved(c) => self.cursors.apply(c, &mut work.cursors, &mut batch),
+            }
+            if event.id().is_multiple_of(SWEEP_EVERY) {
+                swept.extend(self.sweep(event.id(), channels, &mut work, &mut batch)?);
+            }
+        }
+        touched.extend(swept.iter().map(String::as_str));
+        touched.sort_unstable();
+        touched.dedup();
+        for name in touched {
+            let bytes = bincode::serde::encode_to_vec(channels[name], bincode::config::standard())
+                .map_err(corrupt)?;
+            batch.insert(channel_key(name), bytes);
+        }
+        let mut checkpoint = [0u8; 16];
+        checkpoint[..8].copy_from_slice(&last.id().to_be_bytes());
+        checkpoint[8..].copy_from_slice(&self.blocks.end().to_be_bytes());
+        batch.insert(&[CHECKPOINT], &checkpoint);
+        batch.insert(&[FORMAT_KEY], &[FORMAT]);
+        let sealing = !work.sealed.is_empty();
+        if sealing {
+            self.seals.fetch_add(1, Ordering::SeqCst);
+        }
+        let result = self.tree.apply_batch(batch);
+        if result.is_ok() {
+            let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
+            for no in &work.sealed {
+                open.remove(no);
+            }
+            for (no, messages) in work.fresh {
+                open.entry(no).or_default().extend(messages);
+            }
+            self.cursors.publish(work.cursors);
+        }
+        if sealing {
+            self.seals.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(result?)
+    }
+
+    /// Adds a message to its channel's open messages, sealing them into a block when full.
+    fn add_message(
+        &self,
+        m: &Message,
+        channels: &mut Channels,
+        work: &mut Applying,
+        batch: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        let next_no = channels.len() as u32;
+        let record = channels.entry(m.target.clone()).or_insert(ChannelRecord::new(next_no));
+        let message = stored(m)?;
+        record.count += 1;
+        record.last_id = m.id;
+        if record.open == 0 {
+            record.open_from = m.id;
+        }
+        record.open += 1;
+        record.open_bytes = record.open_bytes.saturating_add(message.json().len() as u32);
+        work.fresh.entry(record.no).or_default().push(message);
+        if record.open >= BLOCK_MESSAGES || record.open_bytes >= BLOCK_BYTES {
+            self.seal(record, work, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the open messages of the channel `record` as one block to the blocks file: those
+    /// of earlier batches (unless a seal in this batch took them already), then this batch's;
+    /// adds to `batch` where it lies, keyed by its first id (`open_from`).
+    fn seal(
+        &self,
+        record: &mut ChannelRecord,
+        work: &mut Applying,
+        batch: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        let fresh = work.fresh.remove(&record.no).unwrap_or_default();
+        if record.open == 0 {
+            return Ok(());
+        }
+        let mut block = Vec::with_capacity(record.open_bytes as usize + ENTRY_HEADER * record.open as usize);
+        if work.sealed.insert(record.no) {
+            let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+            for m in open.get(&record.no).into_iter().flatten() {
+                push_entry(&mut block, m.id, m.json());
+            }
+        }
+        for m in &fresh {
+            push_entry(&mut block, m.id, m.json());
+        }
+        let at = self.blocks.append(block)?;
+        batch.insert(&block_key(record.no, record.open_from), &at.encode());
+        (record.open, record.open_bytes, record.open_from) = (0, 0, 0);
+        Ok(())
+    }
+
+    /// At id `id`, seals the channels whose open messages start [`OPEN_SPAN`] ids back or
+    /// more, or all open ones when they hold more than [`OPEN_BYTES`]. Returns their names.
+    fn sweep(
+        &self,
+        id: u64,
+        channels: &mut Channels,
+        work: &mut Applying,
+        batch: &mut sled::Batch,
+    ) -> Result<Vec<String>, StoreError> {
+        let open_bytes: u64 = channels.values().map(|c| u64::from(c.open_bytes)).sum();
+        let mut due: Vec<(u32, String)> = channels
+            .iter()
+            .filter(|(_, c)| c.open > 0 && (open_bytes > OPEN_BYTES || c.open_from + OPEN_SPAN <= id))
+            .map(|(name, c)| (c.no, name.clone()))
+            .collect();
+        // In channel order, so a rebuild appends the blocks in the same order.
+        due.sort_unstable();
+        for (_, name) in &due {
+            if let Some(record) = channels.get_mut(name) {
+                self.seal(record, work, batch)?;
+            }
+        }
+        Ok(due.into_iter().map(|(_, name)| name).collect())
+    }
+}
