@@ -234,6 +234,25 @@ mod tests {
         assert_eq!(status(Access::Page, "", &[("cookie", "relay_token=nope")]), 401);
     }
 
+    /// The gate is where a request becomes its caller: the token's holder on a relay with one,
+    /// anonymous on an open relay, through the front door the route names.
+    #[tokio::test]
+    async fn the_gate_makes_the_caller() {
+        let gated = Gate::new(Some(token()));
+        let caller = warp::test::request()
+            .header("authorization", "Bearer s3cret-token-0123456789")
+            .filter(&gated.api(Source::Mcp))
+            .await
+            .unwrap();
+        assert_eq!(caller, Caller::new(Who::Admin, Source::Mcp));
+        let cookie = warp::test::request().header("cookie", "relay_token=s3cret-token-0123456789");
+        assert_eq!(cookie.filter(&gated.page()).await.unwrap(), Caller::new(Who::Admin, Source::Ui));
+        assert!(warp::test::request().filter(&gated.api(Source::Rest)).await.is_err());
+        let open = Gate::new(None);
+        let caller = warp::test::request().filter(&open.api(Source::Rest)).await.unwrap();
+        assert_eq!(caller, Caller::anonymous(Source::Rest));
+    }
+
     #[test]
     fn ui_refusals_ask_to_sign_in() {
         let e = check(&token(), Access::Page, "/c/x", &HeaderMap::new()).unwrap_err();

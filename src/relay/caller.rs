@@ -14,15 +14,6 @@ pub enum Who {
     Admin,
 }
 
-impl Who {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Who::Anonymous => "anonymous",
-            Who::Admin => "admin",
-        }
-    }
-}
-
 /// A request's caller: who it is and the front door it came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
