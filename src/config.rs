@@ -38,6 +38,9 @@ pub struct Config {
     pub auth_token_file: Option<PathBuf>,
     /// `--insecure-no-auth`: allow listening beyond loopback without a token.
     pub insecure_no_auth: bool,
+    /// Serve HTTPS with this certificate chain and private key (PEM files), read at start.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Each commit also fdatasyncs, so acknowledged posts survive a power cut, not only a
     /// process crash (store/sled_log/disk_sync.rs).
     pub fsync: bool,
@@ -75,6 +78,8 @@ impl Default for Config {
             auth_token: None,
             auth_token_file: None,
             insecure_no_auth: false,
+            tls_cert: None,
+            tls_key: None,
             fsync: true,
             search: true,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
@@ -289,6 +294,13 @@ impl Config {
             })?;
             config.auth_token = Some(Token::parse(&text).map_err(|r| value_error("auth_token", r, origin))?);
         }
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            let (key, other) =
+                if config.tls_cert.is_some() { ("tls_key", "tls_cert") } else { ("tls_cert", "tls_key") };
+            let reason =
+                format!("is needed with {other}: HTTPS takes a certificate chain and its private key");
+            return Err(value_error(key, reason, "the settings".into()));
+        }
         if config.log.kind == BackendKind::Nats && config.log.nats.urls.is_empty() {
             let reason = "is needed with log_backend nats: the NATS servers, comma-separated".to_owned();
             return Err(value_error("nats_url", reason, "the settings".into()));
@@ -303,7 +315,12 @@ impl Config {
         let loopback = host.eq_ignore_ascii_case("localhost")
             || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
         match (loopback, &self.auth_token, self.insecure_no_auth) {
-            (true, ..) | (false, Some(_), _) => Ok(None),
+            (true, ..) => Ok(None),
+            (false, Some(_), _) if self.tls_cert.is_some() => Ok(None),
+            (false, Some(_), _) => Ok(Some(format!(
+                "WARNING: listening on {host} with a token but without TLS: the token crosses the network in clear text. \
+                 Set tls_cert and tls_key (HTTPS), or keep the relay on loopback behind a TLS reverse proxy (docs/api.md#https)"
+            ))),
             (false, None, true) => Ok(Some(format!(
                 "WARNING: listening on {host} without a token (--insecure-no-auth): anyone who can reach this address can read and post"
             ))),
@@ -414,6 +431,8 @@ const SETTINGS: &[(&str, Read)] = &[
     }),
     field!("auth_token", auth_token, |raw| Some(Token::parse(&raw.string()?)?)),
     field!("auth_token_file", auth_token_file, |raw| Some(raw.string()?.into())),
+    field!("tls_cert", tls_cert, |raw| Some(raw.string()?.into())),
+    field!("tls_key", tls_key, |raw| Some(raw.string()?.into())),
     field!("fsync", fsync, |raw| raw.boolean()?),
     field!("search", search, |raw| raw.boolean()?),
     field!("cache_mb", cache_bytes, |raw| megabytes(raw)?),
@@ -656,10 +675,29 @@ mod tests {
         for host in ["0.0.0.0", "::", "192.168.2.3", "relay.lan"] {
             let refused = with(host, false, false).check_exposure().unwrap_err();
             assert!(refused.contains("--insecure-no-auth") && refused.contains("auth_token"), "{refused}");
-            assert_eq!(with(host, true, false).check_exposure(), Ok(None), "{host}");
             let warning = with(host, false, true).check_exposure().unwrap().unwrap();
             assert!(warning.starts_with("WARNING") && warning.contains(host), "{warning}");
+            // A token in clear text: started, with a warning that names both fixes.
+            let clear = with(host, true, false).check_exposure().unwrap().unwrap();
+            assert!(clear.contains("tls_cert") && clear.contains("reverse proxy"), "{clear}");
+            let tls = Config {
+                tls_cert: Some("c.pem".into()),
+                tls_key: Some("k.pem".into()),
+                ..with(host, true, false)
+            };
+            assert_eq!(tls.check_exposure(), Ok(None), "{host}");
         }
+    }
+
+    #[test]
+    fn tls_needs_both_the_certificate_and_the_key() {
+        let e = err(Some(r#"{"tls_cert": "c.pem"}"#), &[]);
+        assert!(e.contains("tls_key is needed with tls_cert"), "{e}");
+        let e = err(None, &[("CLAUDE_CODEX_TLS_KEY", "k.pem")]);
+        assert!(e.contains("tls_cert is needed with tls_key"), "{e}");
+        let both =
+            load_with(Some(r#"{"tls_cert": "c.pem", "tls_key": "k.pem"}"#), &[], Flags::default()).unwrap();
+        assert_eq!((both.tls_cert.unwrap(), both.tls_key.unwrap()), ("c.pem".into(), "k.pem".into()));
     }
 
     #[test]

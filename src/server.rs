@@ -11,6 +11,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// How long a stop waits for in-flight requests before closing anyway.
@@ -24,6 +25,8 @@ pub enum StartError {
     Listen { addr: String, reason: String },
     #[error("{0}")]
     Exposed(String),
+    #[error(transparent)]
+    Tls(#[from] http::tls::TlsError),
 }
 
 /// Refuses to listen beyond loopback without a token (unless told to, with a warning).
@@ -50,6 +53,8 @@ pub struct Server {
     listener: TcpListener,
     policy: HostPolicy,
     token: Option<Token>,
+    /// Set when the relay serves HTTPS.
+    tls: Option<TlsAcceptor>,
     logger: Logger,
 }
 
@@ -69,6 +74,10 @@ impl Server {
     }
 
     async fn listen(config: &Config, store: Store, logger: Logger) -> Result<Server, StartError> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(http::tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let host = config.host.trim_start_matches('[').trim_end_matches(']');
         let addr = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind((host, config.port)).await.map_err(|e| StartError::Listen {
@@ -85,11 +94,17 @@ impl Server {
         }
         let relay = Relay::new(store, config.relay_settings(), logger.new(o!("component" => "relay")));
         let policy = HostPolicy::new(config.allowed_hosts.clone());
-        Ok(Server { relay, listener, policy, token: config.auth_token.clone(), logger })
+        Ok(Server { relay, listener, policy, token: config.auth_token.clone(), tls, logger })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Where clients reach it: `http://ADDR`, or `https://ADDR` when it serves HTTPS.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
     }
 
     pub fn relay(&self) -> &Relay {
@@ -106,10 +121,17 @@ impl Server {
         };
         let mcp_stop = CancellationToken::new();
         let http_logger = self.logger.new(o!("component" => "http"));
-        let routes =
-            http::routes(self.relay.clone(), self.policy, self.token, mcp_stop.clone(), http_logger.clone());
+        let secure = self.tls.is_some();
+        let routes = http::routes(
+            self.relay.clone(),
+            self.policy,
+            self.token,
+            secure,
+            mcp_stop.clone(),
+            http_logger.clone(),
+        );
         let metrics = self.relay.metrics().clone();
-        let serving = http::serve::serve(self.listener, routes, signal, metrics, http_logger);
+        let serving = http::serve::serve(self.listener, self.tls, routes, signal, metrics, http_logger);
         let serving = tokio::spawn(serving);
         let _ = stopping_rx.await;
         info!(self.logger, "stopping"; "grace_s" => SHUTDOWN_GRACE.as_secs());

@@ -367,8 +367,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             other => other.into(),
         })?;
         println!(
-            "listening on http://{} (data: {}, {} messages)",
-            server.local_addr(),
+            "listening on {} (data: {}, {} messages)",
+            server.url(),
             config.data_dir.display(),
             server.relay().message_count()
         );

@@ -150,7 +150,11 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// `POST /ui/login`: checks the token from the sign-in form; on success sets the cookie and
 /// sends the browser on to `next` (a path on this relay only).
-pub fn login(token: Option<Token>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+/// `secure`: the relay serves HTTPS, so the cookie is marked `Secure` (never sent in clear text).
+pub fn login(
+    token: Option<Token>,
+    secure: bool,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let token = token.map(Arc::new);
     warp::path!("ui" / "login")
         .and(warp::post())
@@ -158,12 +162,17 @@ pub fn login(token: Option<Token>) -> impl Filter<Extract = (Response,), Error =
         .and(warp::body::stream())
         .then(move |declared: Option<u64>, body| {
             let token = token.clone();
-            async move { sign_in(token.as_deref(), declared, body).await.unwrap_or_else(ApiError::into_response) }
+            async move {
+                sign_in(token.as_deref(), secure, declared, body)
+                    .await
+                    .unwrap_or_else(ApiError::into_response)
+            }
         })
 }
 
 async fn sign_in(
     token: Option<&Token>,
+    secure: bool,
     declared: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
 ) -> Result<Response, ApiError> {
@@ -184,7 +193,8 @@ async fn sign_in(
             Some("That token is not this relay's."),
         ));
     }
-    let cookie = format!("{COOKIE}={presented}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000");
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={presented}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000{secure}");
     Ok(redirect(next, Some(cookie)))
 }
 

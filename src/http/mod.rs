@@ -11,6 +11,7 @@ mod pages;
 pub mod request;
 mod rest;
 pub mod serve;
+pub mod tls;
 mod ui;
 
 use crate::relay::Relay;
@@ -22,11 +23,13 @@ use warp::Filter;
 
 /// Every route of the relay, guarded, with errors turned into JSON replies.
 /// `token`: when set, every route but `/healthz`, `/readyz`, `/static/*` and the sign-in form needs it
-/// (see [`auth`]). `mcp_stop` ends rmcp's in-flight requests; cancel it once the grace period is over.
+/// (see [`auth`]). `secure`: the relay serves HTTPS (its sign-in cookie is then `Secure`).
+/// `mcp_stop` ends rmcp's in-flight requests; cancel it once the grace period is over.
 pub fn routes(
     relay: Relay,
     policy: HostPolicy,
     token: Option<Token>,
+    secure: bool,
     mcp_stop: CancellationToken,
     logger: Logger,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
@@ -46,7 +49,7 @@ pub fn routes(
     guard::filter(policy.clone())
         .and(auth::no_token_in_query(token.clone()))
         .and(
-            auth::login(token)
+            auth::login(token, secure)
                 .or(rest::routes(relay.clone(), &gate))
                 .unify()
                 .or(mcp::routes(relay, &policy, &gate, mcp_stop))

@@ -2,7 +2,8 @@
 //! set. Past [`MAX_CONNECTIONS`] a new connection gets a 503 and is closed (never queued); a
 //! client that has not sent a request's headers within [`HEADER_READ_TIMEOUT`] is dropped (the
 //! body has its own limit, `request::BODY_READ_TIMEOUT`). A stop closes the listener and waits for
-//! open connections to finish their requests.
+//! open connections to finish their requests. With TLS, each connection's handshake is done on
+//! its own task, within the same header timeout, before HTTP is spoken on it.
 
 use super::error::ApiError;
 use crate::metrics::{Metrics, Open};
@@ -17,6 +18,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use warp::Filter;
 
 /// Connections open at once. Each costs a task and buffers; agents and a few browser tabs use
@@ -31,6 +33,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// once every open connection is done.
 pub async fn serve<F>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     routes: F,
     shutdown: impl Future<Output = ()>,
     metrics: Arc<Metrics>,
@@ -58,20 +61,34 @@ pub async fn serve<F>(
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             warn!(logger, "connection refused"; "reason" => "too many connections", "limit" => MAX_CONNECTIONS);
             metrics.refused(503);
-            tokio::spawn(refuse(stream));
+            tokio::spawn(refuse(stream, tls.clone()));
             continue;
         };
         // Replies go out as written: with Nagle's algorithm a reply's last small write (the end
         // of a chunked body) waits for the client's delayed ACK, tens of milliseconds.
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(warp::service(routes.clone()));
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
-        let open = Open::new(&metrics.open_connections);
+        let (watcher, open) = (graceful.watcher(), Open::new(&metrics.open_connections));
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            match tls {
+                None => {
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                }
+                Some(tls) => {
+                    // A client that does not finish its handshake in time is dropped, as one that
+                    // does not send its headers.
+                    let Ok(Ok(stream)) = tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await
+                    else {
+                        return drop((permit, open));
+                    };
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                }
+            }
             drop((permit, open));
         });
     }
@@ -79,8 +96,20 @@ pub async fn serve<F>(
     graceful.shutdown().await;
 }
 
-/// Answers a connection over the limit with 503 and closes it.
-async fn refuse(mut stream: TcpStream) {
+/// Answers a connection over the limit with 503 (over TLS when the relay serves HTTPS) and
+/// closes it.
+async fn refuse(stream: TcpStream, tls: Option<TlsAcceptor>) {
+    match tls {
+        None => refuse_on(stream).await,
+        Some(tls) => {
+            if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(1), tls.accept(stream)).await {
+                refuse_on(stream).await;
+            }
+        }
+    }
+}
+
+async fn refuse_on(mut stream: impl tokio::io::AsyncWrite + Unpin) {
     let error =
         ApiError::Unavailable(format!("too many connections (limit {MAX_CONNECTIONS}); retry shortly"));
     let (status, body) = (error.status(), error.body().to_string());

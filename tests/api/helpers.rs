@@ -312,6 +312,7 @@ pub fn start_relay_within(workdir: &Path, port: u16, env: &[(&str, &str)], wait:
     let line = rx.recv_timeout(wait).expect("relay prints its address in time");
     let addr = line
         .strip_prefix("listening on http://")
+        .or_else(|| line.strip_prefix("listening on https://"))
         .and_then(|rest| rest.split(' ').next())
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));

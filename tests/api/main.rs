@@ -21,5 +21,6 @@ mod process;
 mod rest;
 mod search;
 mod threads;
+mod tls;
 mod ui;
 mod watch;
