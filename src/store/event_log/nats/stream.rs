@@ -194,15 +194,21 @@ pub(super) async fn open(
     Ok((js, config.stream, created))
 }
 
+/// How long opening keeps asking for the stream (or to create it) while the servers answer
+/// with a failure or not at all. A cluster that just elected its meta leader, or that is busy
+/// deleting a stream of the same name, can time out creation requests for longer than a post's
+/// bound (seen in CI: "jetstream request timed out" twice within 10 s, on a loaded machine).
+const STREAM_READY_BOUND: Duration = Duration::from_secs(30);
+
 /// The stream the relay needs, created when there is none; returns when it was created. A
-/// request that fails is tried again for up to [`PUBLISH_BOUND`] (a stream just deleted, an
-/// election under way); a stream with another configuration is refused at once.
+/// request that fails is tried again for up to [`STREAM_READY_BOUND`] (a stream just deleted,
+/// an election under way); a stream with another configuration is refused at once.
 pub(super) async fn ensure_stream(
     js: &jetstream::Context,
     config: &NatsSettings,
 ) -> Result<String, StoreError> {
     let (name, wanted) = (&config.stream, wanted(config));
-    let deadline = Instant::now() + PUBLISH_BOUND;
+    let deadline = Instant::now() + STREAM_READY_BOUND;
     loop {
         let failed = match js.get_stream(name).await {
             Ok(existing) => {
