@@ -4,15 +4,24 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// One cluster at a time in a test process: two 3-node clusters electing leaders at once on
+/// this 2-core machine (the tests run two at a time) made an election outlast the bounds the
+/// tests check (seen in CI: a post after its leader was killed unacknowledged for 10 s; a
+/// stream not created within 10 s).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// Three JetStream servers clustered on loopback, each syncing every write. Killed (SIGKILL)
-/// when dropped.
+/// when dropped, then the next test's cluster may start.
 pub struct Cluster {
     nodes: Vec<Child>,
     pub urls: Vec<String>,
     server: std::ffi::OsString,
     dir: tempfile::TempDir,
+    /// Held while the cluster runs (dropped after the nodes are killed).
+    _turn: Option<MutexGuard<'static, ()>>,
 }
 
 pub fn free_port() -> u16 {
@@ -29,8 +38,10 @@ impl Cluster {
                 "RELAY_NATS_SERVER is not set: run the tests with scripts/test, which installs nats-server"
             )
         });
-        let first = Cluster::start_once(server.clone());
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let mut first = Cluster::start_once(server.clone());
         if first.wait_for_meta_leader() {
+            first._turn = Some(turn);
             return first;
         }
         eprintln!(
@@ -38,12 +49,13 @@ impl Cluster {
             first.logs()
         );
         drop(first);
-        let second = Cluster::start_once(server);
+        let mut second = Cluster::start_once(server);
         assert!(
             second.wait_for_meta_leader(),
             "no JetStream meta leader within 30 s, twice\n{}",
             second.logs()
         );
+        second._turn = Some(turn);
         second
     }
 
@@ -63,7 +75,7 @@ impl Cluster {
             std::fs::write(dir.path().join(format!("n{i}.conf")), config).unwrap();
         }
         let urls = ports.iter().map(|(c, _)| format!("nats://127.0.0.1:{c}")).collect();
-        let mut cluster = Cluster { nodes: Vec::new(), urls, server, dir };
+        let mut cluster = Cluster { nodes: Vec::new(), urls, server, dir, _turn: None };
         cluster.nodes = (0..3).map(|i| cluster.spawn(i)).collect();
         cluster
     }
