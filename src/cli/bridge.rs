@@ -81,14 +81,11 @@ pub fn bridge(args: BridgeArgs) -> anyhow::Result<ExitCode> {
         (Wake::Auto | Wake::Channel, _) => Delivery::Channel,
         _ => Delivery::None,
     };
+    let client = Arc::new(Client::new(&args.url)?);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let bridge = Bridge {
-            client: Arc::new(Client::new(&args.url)),
-            args: Arc::new(args),
-            wake,
-            following: Arc::new(AtomicBool::new(false)),
-        };
+        let bridge =
+            Bridge { client, args: Arc::new(args), wake, following: Arc::new(AtomicBool::new(false)) };
         let service = bridge.serve(rmcp::transport::stdio()).await?;
         service.waiting().await?;
         Ok(ExitCode::SUCCESS)

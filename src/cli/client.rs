@@ -1,5 +1,7 @@
-//! The relay's HTTP client, for the `post`, `watch` and `bridge` commands: plain HTTP to a
-//! running relay (REST, and one JSON-RPC message at a time to its stateless `/mcp`).
+//! The relay's HTTP client, for the `post`, `watch`, `search` and `bridge` commands: HTTP or
+//! HTTPS to a running relay (REST, and one JSON-RPC message at a time to its stateless `/mcp`).
+//! Over HTTPS it trusts the certificates in [`CA_VAR`]'s file when set, else those of
+//! `SSL_CERT_FILE`, else the system's bundle.
 
 use crate::relay::REST_DEFAULT_LIMIT;
 use serde_json::{json, Value};
@@ -21,11 +23,14 @@ pub enum ClientError {
     /// The relay refused the request (4xx): retrying will not help.
     #[error("the relay refused the request ({status}): {error}")]
     Refused { status: u16, error: String },
+    /// The certificates to trust for an https URL cannot be read.
+    #[error("{0}")]
+    Trust(String),
 }
 
 impl ClientError {
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ClientError::Refused { .. })
+        !matches!(self, ClientError::Refused { .. } | ClientError::Trust(_))
     }
 }
 
@@ -38,18 +43,23 @@ pub struct Client {
 
 /// Where `post` and `watch` find the relay's token.
 pub const TOKEN_VAR: &str = "CLAUDE_CODEX_AUTH_TOKEN";
+/// A PEM file of the certificates to trust for an https relay (a self-signed relay's own).
+pub const CA_VAR: &str = "CLAUDE_CODEX_TLS_CA";
+/// Where Debian (and most Linux systems) keep the bundle of public CAs.
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 impl Client {
     /// `url` is the relay's base URL, for example `http://127.0.0.1:8010`. The token, when the
-    /// relay has one, comes from [`TOKEN_VAR`].
-    pub fn new(url: &str) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .build()
-            .into();
+    /// relay has one, comes from [`TOKEN_VAR`]; for an `https` URL, the certificates to trust as
+    /// the module says.
+    pub fn new(url: &str) -> Result<Client, ClientError> {
+        let mut config =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(REQUEST_TIMEOUT));
+        if url.trim_start().to_ascii_lowercase().starts_with("https:") {
+            config = config.tls_config(tls_config()?);
+        }
         let token = std::env::var(TOKEN_VAR).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        Client { base: url.trim_end_matches('/').to_owned(), agent, token }
+        Ok(Client { base: url.trim_end_matches('/').to_owned(), agent: config.build().into(), token })
     }
 
     fn with_token<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
@@ -224,4 +234,31 @@ impl Retry {
         }
         self.pause = FIRST_RETRY;
     }
+}
+
+/// rustls with ring, trusting the certificates of the first of [`CA_VAR`], `SSL_CERT_FILE` and
+/// the system's bundle that is set (or, for the bundle, there).
+fn tls_config() -> Result<ureq::tls::TlsConfig, ClientError> {
+    let named =
+        |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(|v| (var.to_owned(), v.into()));
+    let (from, path): (String, std::path::PathBuf) = named(CA_VAR)
+        .or_else(|| named("SSL_CERT_FILE"))
+        .unwrap_or_else(|| ("the system's bundle".to_owned(), SYSTEM_BUNDLE.into()));
+    let trust =
+        |reason: String| ClientError::Trust(format!("cannot trust {} ({from}): {reason}", path.display()));
+    let pem = std::fs::read(&path).map_err(|e| trust(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(cert) = item.map_err(|e| trust(e.to_string()))? {
+            certs.push(cert);
+        }
+    }
+    if certs.is_empty() {
+        return Err(trust("it holds no certificate".to_owned()));
+    }
+    Ok(ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+        .build())
 }

@@ -60,7 +60,8 @@ pub enum Command {
     /// or difference; changes nothing. Exit 0 when sound, 1 otherwise. The relay must be stopped.
     Check(StoreArgs),
     /// Post a message to a running relay (for scripts). Sends the token in
-    /// CLAUDE_CODEX_AUTH_TOKEN when it is set.
+    /// CLAUDE_CODEX_AUTH_TOKEN when it is set; over https, trusts the certificates in the PEM file
+    /// CLAUDE_CODEX_TLS_CA (else SSL_CERT_FILE's, else the system's), as watch, search and bridge do.
     Post(PostArgs),
     /// Follow a channel on a running relay: print each new message, optionally run a command per
     /// batch (for example `codex exec`). Waits on the relay instead of polling. Sends the token
@@ -228,7 +229,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::io::read_to_string(std::io::stdin()).context("cannot read the message from stdin")?
                 }
             };
-            let id = Client::new(&args.url).post(&args.target, &args.sender, &text, args.reply_to)?;
+            let id = Client::new(&args.url)?.post(&args.target, &args.sender, &text, args.reply_to)?;
             println!("posted #{id}");
             Ok(ExitCode::SUCCESS)
         }
@@ -237,7 +238,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Search(args)) => {
             let order = if args.relevance { "relevance" } else { "newest" };
             let query = args.query.join(" ");
-            let found = Client::new(&args.url).search(&query, args.target.as_deref(), args.limit, order)?;
+            let found = Client::new(&args.url)?.search(&query, args.target.as_deref(), args.limit, order)?;
             let hits = found["hits"].as_array().cloned().unwrap_or_default();
             for hit in &hits {
                 let field = |name: &str| hit[name].as_str().unwrap_or_default().to_owned();

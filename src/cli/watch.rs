@@ -101,7 +101,7 @@ fn run_command(cmd: &str, target: &str, batch: &[Value]) -> anyhow::Result<bool>
 }
 
 pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.url);
+    let client = Client::new(&args.url)?;
     let mut retry = Retry::new("watch");
     let reader = args.reader.as_deref();
     // With a reader, the relay knows where to start: `None` until the first batch is handled.

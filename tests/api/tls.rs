@@ -20,6 +20,8 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
             "-addext",
             "subjectAltName=IP:127.0.0.1,DNS:localhost",
         ])
+        // Not a CA: rustls (the command line's client) refuses a CA certificate as a server's.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -80,6 +82,40 @@ fn https_serves_rest_and_mcp_to_curl_and_both_sdks() {
     let plain =
         send_raw(relay.addr, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     assert!(plain.is_err(), "plain HTTP must not be served: {plain:?}");
+
+    // The command line's client trusts the relay's certificate through CLAUDE_CODEX_TLS_CA, and
+    // no other: a relay whose certificate it does not trust is refused, saying why.
+    let cli = |args: &[&str], ca: &Path| {
+        let env = [("CLAUDE_CODEX_TLS_CA", ca.to_str().unwrap())];
+        relay_command(work.path(), args, &env).output().unwrap()
+    };
+    let post = ["post", "--url", &base, "--target", "proj-x", "--sender", "ci", "from the CLI"];
+    let out = cli(&post, &cert);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("posted #"));
+    // The index follows the log within moments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = cli(&["search", "--url", &base, "CLI"], &cert);
+        // The matched word is starred.
+        if String::from_utf8_lossy(&out.stdout).contains("from the *CLI*") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "search over https found nothing: {out:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stranger = work.path().join("stranger");
+    std::fs::create_dir(&stranger).unwrap();
+    let (other, _) = certificate(&stranger);
+    let out = cli(&post, &other);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("certificate"), "{stderr}");
+    let out = cli(&post, &work.path().join("missing.pem"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("cannot trust") && stderr.contains("missing.pem"),
+        "{stderr}"
+    );
 
     let mut python = Command::new(client_path("RELAY_MCP_PYTHON"));
     python.arg(clients_dir().join("python_client.py")).arg(format!("{base}/mcp")).arg("modern");
