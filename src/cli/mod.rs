@@ -29,8 +29,11 @@ survive restarts and crashes.
 Settings come from, highest first: flags, CLAUDE_CODEX_* environment variables, config.json
 (or --config PATH), defaults. See README.md for every key.";
 
+/// `--version`: the crate's version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RELAY_GIT_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
-#[command(name = "claude-codex-relay", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "claude-codex-relay", version = VERSION, about = ABOUT, long_about = LONG_ABOUT)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]

@@ -374,6 +374,23 @@ fn help_describes_the_commands() {
     }
 }
 
+/// `--version` names the commit the binary was built from (this checkout's HEAD).
+#[test]
+fn version_names_the_commit() {
+    let work = tempfile::tempdir().unwrap();
+    let out = relay_command(work.path(), &["--version"], &[]).output().unwrap();
+    let version = String::from_utf8(out.stdout).unwrap();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".to_owned(), |o| String::from_utf8(o.stdout).unwrap().trim().to_owned());
+    let expected = format!("claude-codex-relay {} (commit {head}", env!("CARGO_PKG_VERSION"));
+    assert!(out.status.success() && version.starts_with(&expected), "{version:?} vs {expected:?}");
+}
+
 #[test]
 fn rebuild_replays_the_log_and_keeps_every_message() {
     let work = tempfile::tempdir().unwrap();
