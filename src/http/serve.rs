@@ -19,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::either::Either;
 use warp::Filter;
 
 /// Connections open at once. Each costs a task and buffers; agents and a few browser tabs use
@@ -71,25 +72,21 @@ pub async fn serve<F>(
         let (watcher, open) = (graceful.watcher(), Open::new(&metrics.open_connections));
         let tls = tls.clone();
         tokio::spawn(async move {
+            // Held while the connection is open.
+            let _held = (permit, open);
+            let stream = match tls {
+                None => Either::Left(stream),
+                // A client that does not finish its handshake in time is dropped, as one that
+                // does not send its headers.
+                Some(tls) => match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => Either::Right(stream),
+                    _ => return,
+                },
+            };
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-            match tls {
-                None => {
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection.into_owned()).await;
-                }
-                Some(tls) => {
-                    // A client that does not finish its handshake in time is dropped, as one that
-                    // does not send its headers.
-                    let Ok(Ok(stream)) = tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await
-                    else {
-                        return drop((permit, open));
-                    };
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection.into_owned()).await;
-                }
-            }
-            drop((permit, open));
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = watcher.watch(connection.into_owned()).await;
         });
     }
     drop(listener);
