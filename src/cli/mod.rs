@@ -292,11 +292,15 @@ fn starred(snippet: &str, highlights: &serde_json::Value) -> String {
         .collect();
     marks.sort_unstable();
     let mut out = String::with_capacity(snippet.len() + marks.len());
+    let mut marks = marks.into_iter().peekable();
     for (at, c) in snippet.chars().enumerate() {
-        out.extend(std::iter::repeat_n('*', marks.iter().filter(|&&m| m == at).count()));
+        while marks.next_if(|&m| m <= at).is_some() {
+            out.push('*');
+        }
         out.push(c);
     }
-    out.extend(std::iter::repeat_n('*', marks.iter().filter(|&&m| m >= snippet.chars().count()).count()));
+    // Matches that end with the snippet.
+    out.extend(marks.map(|_| '*'));
     out
 }
 
