@@ -23,10 +23,9 @@ pub(super) fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     let mut waiting_for = None;
     loop {
         match try_lock_dir(dir) {
-            // This process's own lock (a second store on one directory) is not let go by waiting.
-            Err(StoreError::Locked { pid, .. })
-                if Instant::now() < deadline && pid != std::process::id().to_string() =>
-            {
+            // This process's own lock too: a store closing on another thread (its last handle
+            // dropped by a task still finishing) lets go within moments.
+            Err(StoreError::Locked { pid, .. }) if Instant::now() < deadline => {
                 if waiting_for.as_ref() != Some(&pid) {
                     // Said on stderr, where the person or supervisor that started it looks:
                     // every command that opens a store comes through here, not all with a log.
