@@ -249,6 +249,8 @@ fn acknowledged_posts_survive_killing_the_streams_leader_or_an_instance() {
     let works = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let start = |i: usize| start_relay(works[i].path(), &nats_env(&servers[i]));
     let mut relays: [RelayProcess; 2] = [start(0), start(1)];
+    // Both replicas of the new stream are current before the first writer posts.
+    cluster.settled_leader("E2E");
     let acked: Acked = Arc::default();
     let mut rng = fastrand::Rng::new();
     let mut checked_to = 0;

@@ -24,7 +24,7 @@ pub(crate) type Acked = Arc<Mutex<BTreeMap<u64, (String, String)>>>;
 
 /// Posts from `WRITERS` threads, writer `w` through `relays[w % relays.len()]`, until its relay
 /// stops answering or `stop` is set; records every acknowledged post (REST: 201; MCP: a result
-/// with `ok: true`).
+/// with `ok: true`). A post answered without an acknowledgement is followed by the next one.
 pub(crate) fn start_writers(
     relays: &[SocketAddr],
     cycle: usize,
@@ -54,9 +54,14 @@ pub(crate) fn start_writers(
                          Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     );
-                    // Killed: the connection failed, the reply was cut off, or the post failed.
-                    let Some(id) = send_raw(addr, raw.as_bytes()).ok().and_then(|reply| acknowledged(&reply)) else {
+                    // Killed: the connection failed or the reply was cut off.
+                    let Ok(reply) = send_raw(addr, raw.as_bytes()) else {
                         return;
+                    };
+                    // Answered but not acknowledged (a stream without a leader: 503): again, shortly.
+                    let Some(id) = acknowledged(&reply) else {
+                        thread::sleep(Duration::from_millis(50));
+                        continue;
                     };
                     let previous = acked.lock().unwrap().insert(id, (target.to_owned(), text));
                     assert!(previous.is_none(), "id {id} acknowledged twice");
