@@ -4,6 +4,7 @@
 //! standard config). New kinds of event are added at the end of [`Event`], so old records keep
 //! decoding; a new incompatible layout gets a new version byte.
 
+use crate::identity::Role;
 use crate::message::{Message, NewMessage};
 use crate::values::Name;
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,7 @@ mod v1 {
 pub enum Event {
     MessagePosted(Message),
     CursorMoved(CursorMoved),
+    PrincipalChanged(PrincipalChanged),
 }
 
 /// A reader acknowledged a channel's messages up to `to`: its cursor there moves on (never back).
@@ -63,19 +65,73 @@ pub struct CursorMoved {
     pub to: u64,
 }
 
+/// A principal was added or changed (see [`crate::identity`]): who may speak, as whom, where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalChanged {
+    pub id: u64,
+    /// Seconds since the Unix epoch, with fractions.
+    pub ts: f64,
+    pub name: String,
+    pub change: Change,
+}
+
+/// What happened to a principal. Applying these is deterministic (the first `Added` of a name
+/// wins; a change to a principal or key that does not exist does nothing), so every instance
+/// that reads the same log knows the same principals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Added {
+        role: Role,
+        read: Vec<String>,
+        write: Vec<String>,
+    },
+    /// `hash`: the SHA-256 of the credential, in hex; the credential itself is never stored.
+    CredentialIssued {
+        key_id: String,
+        hash: String,
+    },
+    CredentialRevoked {
+        key_id: String,
+    },
+    GrantsChanged {
+        read: Vec<String>,
+        write: Vec<String>,
+    },
+}
+
+impl Change {
+    /// One line for people (`replay --print`, the usage log): never a secret, nor its hash.
+    pub fn describe(&self) -> String {
+        let grants =
+            |read: &[String], write: &[String]| format!("read {}; write {}", read.join(","), write.join(","));
+        match self {
+            Change::Added { role, read, write } => {
+                format!("added as {}, {}", role.as_str(), grants(read, write))
+            }
+            Change::CredentialIssued { key_id, .. } => format!("credential {key_id} issued"),
+            Change::CredentialRevoked { key_id } => format!("credential {key_id} revoked"),
+            Change::GrantsChanged { read, write } => format!("grants now {}", grants(read, write)),
+        }
+    }
+}
+
 impl Event {
     pub fn id(&self) -> u64 {
         match self {
             Event::MessagePosted(m) => m.id,
             Event::CursorMoved(c) => c.id,
+            Event::PrincipalChanged(p) => p.id,
         }
     }
 
-    /// The channel the event is about.
-    pub fn target(&self) -> &str {
+    /// The channel the event is about; `None` for a principal's change.
+    pub fn target(&self) -> Option<&str> {
         match self {
-            Event::MessagePosted(m) => &m.target,
-            Event::CursorMoved(c) => &c.target,
+            Event::MessagePosted(m) => Some(&m.target),
+            Event::CursorMoved(c) => Some(&c.target),
+            Event::PrincipalChanged(_) => None,
         }
     }
 
@@ -84,6 +140,7 @@ impl Event {
         match &mut self {
             Event::MessagePosted(m) => m.id = id,
             Event::CursorMoved(c) => c.id = id,
+            Event::PrincipalChanged(p) => p.id = id,
         }
         self
     }
@@ -94,6 +151,7 @@ impl Event {
 pub enum NewEvent {
     Message(NewMessage),
     Cursor { reader: Name, target: Name, to: u64 },
+    Principal { name: Name, change: Change },
 }
 
 impl NewEvent {
@@ -115,13 +173,18 @@ impl NewEvent {
                 target: target.as_str().to_owned(),
                 to,
             }),
+            NewEvent::Principal { name, change } => {
+                Event::PrincipalChanged(PrincipalChanged { id, ts, name: name.as_str().to_owned(), change })
+            }
         }
     }
 
-    pub fn target(&self) -> &str {
+    /// The channel the event is about; `None` for a principal's change.
+    pub fn target(&self) -> Option<&str> {
         match self {
-            NewEvent::Message(m) => m.target.as_str(),
-            NewEvent::Cursor { target, .. } => target.as_str(),
+            NewEvent::Message(m) => Some(m.target.as_str()),
+            NewEvent::Cursor { target, .. } => Some(target.as_str()),
+            NewEvent::Principal { .. } => None,
         }
     }
 }
@@ -134,6 +197,7 @@ impl NewEvent {
 enum JsonEvent {
     MessagePosted(Message),
     CursorMoved(CursorMoved),
+    PrincipalChanged(PrincipalChanged),
 }
 
 impl Event {
@@ -141,6 +205,7 @@ impl Event {
         let json = match self.clone() {
             Event::MessagePosted(m) => serde_json::to_string(&JsonEvent::MessagePosted(m)),
             Event::CursorMoved(c) => serde_json::to_string(&JsonEvent::CursorMoved(c)),
+            Event::PrincipalChanged(p) => serde_json::to_string(&JsonEvent::PrincipalChanged(p)),
         };
         json.expect("events encode as JSON") + "\n"
     }
@@ -149,6 +214,7 @@ impl Event {
         match serde_json::from_str::<JsonEvent>(line) {
             Ok(JsonEvent::MessagePosted(m)) => Ok(Event::MessagePosted(m)),
             Ok(JsonEvent::CursorMoved(c)) => Ok(Event::CursorMoved(c)),
+            Ok(JsonEvent::PrincipalChanged(p)) => Ok(Event::PrincipalChanged(p)),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -307,6 +373,26 @@ mod tests {
         assert_eq!(Event::from_json_line(&line).unwrap(), cursor);
         // A record written before cursors existed still decodes as it did.
         assert_eq!(encode(&sample(3))[1], 0, "MessagePosted stays variant 0");
+    }
+
+    #[test]
+    fn principal_changes_round_trip_on_disk_and_as_json() {
+        let added = Event::PrincipalChanged(PrincipalChanged {
+            id: 5,
+            ts: 2.5,
+            name: "codex".into(),
+            change: Change::Added { role: Role::Agent, read: vec!["proj-*".into()], write: vec![] },
+        });
+        assert_eq!(decode(5, &encode(&added)).unwrap(), added);
+        let line = added.to_json_line();
+        assert_eq!(
+            line,
+            "{\"type\":\"principal_changed\",\"id\":5,\"ts\":2.5,\"name\":\"codex\",\
+             \"change\":{\"added\":{\"role\":\"agent\",\"read\":[\"proj-*\"],\"write\":[]}}}\n"
+        );
+        assert_eq!(Event::from_json_line(&line).unwrap(), added);
+        assert_eq!(added.target(), None);
+        assert_eq!(encode(&sample(3))[1], 0, "older kinds keep their variant numbers");
     }
 
     #[test]

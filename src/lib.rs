@@ -4,6 +4,8 @@
 //! - [`values`]: parsed values (names, text, tokens, host patterns, seconds), checked where they
 //!   enter; a leaf that imports nothing of ours.
 //! - [`message`]: a message as posted and as stored.
+//! - [`identity`]: principals (roles, channel grants) and their credentials; a leaf beside
+//!   `values`.
 //! - [`event`]: the log's records and their encoding (version byte + bincode 2).
 //! - [`store`]: the event log (sled, or a NATS JetStream stream) and its backends; the
 //!   projections (channel views and readers' cursors, text archive, search index); the
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod http;
+pub mod identity;
 pub mod message;
 pub mod metrics;
 pub mod relay;

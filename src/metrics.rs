@@ -13,6 +13,17 @@ use std::time::Duration;
 
 const SOURCES: [Source; 4] = [Source::Rest, Source::Mcp, Source::Ui, Source::Cli];
 
+/// Why a request was refused for who sent it (`relay_denied_total`'s reasons): 401s first.
+pub const DENIAL_REASONS: [&str; 7] = [
+    "no_credential",
+    "unknown_credential",
+    "revoked_credential",
+    "wrong_sender",
+    "wrong_reader",
+    "no_grant",
+    "not_admin",
+];
+
 /// What the relay counts as it works; the gauges of its state are set at each scrape.
 pub struct Metrics {
     registry: Registry,
@@ -20,6 +31,7 @@ pub struct Metrics {
     fetches: IntCounterVec,
     waits: IntCounterVec,
     refused: IntCounterVec,
+    denied: IntCounterVec,
     commit_seconds: Histogram,
     group_size: Histogram,
     pub open_waits: IntGauge,
@@ -59,6 +71,7 @@ impl Metrics {
             fetches: by("relay_fetches_total", "Reads of a channel's messages, by front door.", "source"),
             waits: by("relay_waits_total", "Waits for a new message (MCP wait_for_messages, REST ?wait=), by front door.", "source"),
             refused: by("relay_refused_requests_total", "HTTP requests answered with an error status, by status.", "status"),
+            denied: by("relay_denied_total", "Requests refused for who sent them (401 and 403), by reason.", "reason"),
             commit_seconds: histogram(
                 "relay_commit_seconds",
                 "From a post reaching the store to its acknowledgement: queueing, its group's write and flush, and the channel views applying it.",
@@ -77,7 +90,8 @@ impl Metrics {
             disk_bytes: gauges_by("relay_disk_bytes", "Bytes on disk: the data directory, the archive and the usage log (with their rotated copies).", "what"),
             disk,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
+            Box::new(metrics.denied.clone()),
             Box::new(metrics.posts.clone()),
             Box::new(metrics.fetches.clone()),
             Box::new(metrics.waits.clone()),
@@ -100,6 +114,9 @@ impl Metrics {
                 counter.with_label_values(&[source.as_str()]);
             }
         }
+        for reason in DENIAL_REASONS {
+            metrics.denied.with_label_values(&[reason]);
+        }
         metrics
     }
 
@@ -114,6 +131,12 @@ impl Metrics {
 
     pub fn waited(&self, source: Source) {
         self.waits.with_label_values(&[source.as_str()]).inc();
+    }
+
+    /// A request refused for who sent it; `reason` is one of [`DENIAL_REASONS`].
+    pub fn denied(&self, reason: &'static str) {
+        debug_assert!(DENIAL_REASONS.contains(&reason), "{reason} is listed");
+        self.denied.with_label_values(&[reason]).inc();
     }
 
     pub fn refused(&self, status: u16) {

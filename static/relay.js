@@ -306,7 +306,10 @@
   const status = document.getElementById("post-status");
   const sender = document.getElementById("post-sender");
   const text = document.getElementById("post-text");
-  try { sender.value = localStorage.getItem("relay-sender") || sender.value; } catch (e) { /* default */ }
+  // Signed in with one's own credential, the sender is one's name (the field is read-only).
+  if (!sender.readOnly) {
+    try { sender.value = localStorage.getItem("relay-sender") || sender.value; } catch (e) { /* default */ }
+  }
   text.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();

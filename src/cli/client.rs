@@ -23,7 +23,7 @@ pub enum ClientError {
     /// The relay refused the request (4xx): retrying will not help.
     #[error("the relay refused the request ({status}): {error}")]
     Refused { status: u16, error: String },
-    /// The certificates to trust for an https URL cannot be read.
+    /// The certificates to trust for an https URL, or the credential's file, cannot be read.
     #[error("{0}")]
     Trust(String),
 }
@@ -37,28 +37,43 @@ impl ClientError {
 pub struct Client {
     base: String,
     agent: ureq::Agent,
-    /// The relay's `auth_token`, sent as `Authorization: Bearer` when set.
+    /// The credential (a principal's own, or the relay's `auth_token`), sent as
+    /// `Authorization: Bearer` when set.
     token: Option<String>,
 }
 
-/// Where `post` and `watch` find the relay's token.
+/// Where the client commands find their credential.
 pub const TOKEN_VAR: &str = "CLAUDE_CODEX_AUTH_TOKEN";
+/// A file holding the credential, read when [`TOKEN_VAR`] is not set (or `--token-file`).
+pub const TOKEN_FILE_VAR: &str = "CLAUDE_CODEX_TOKEN_FILE";
 /// A PEM file of the certificates to trust for an https relay (a self-signed relay's own).
 pub const CA_VAR: &str = "CLAUDE_CODEX_TLS_CA";
 /// Where Debian (and most Linux systems) keep the bundle of public CAs.
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 impl Client {
-    /// `url` is the relay's base URL, for example `http://127.0.0.1:8010`. The token, when the
-    /// relay has one, comes from [`TOKEN_VAR`]; for an `https` URL, the certificates to trust as
-    /// the module says.
+    /// `url` is the relay's base URL, for example `http://127.0.0.1:8010`. The credential comes
+    /// from [`TOKEN_VAR`], else from the file [`TOKEN_FILE_VAR`] names; for an `https` URL, the
+    /// certificates to trust as the module says.
     pub fn new(url: &str) -> Result<Client, ClientError> {
+        let file = std::env::var_os(TOKEN_FILE_VAR).map(std::path::PathBuf::from);
+        Client::with_token_file(url, file.as_deref())
+    }
+
+    /// [`Client::new`], with the credential read from `token_file` unless [`TOKEN_VAR`] is set.
+    pub fn with_token_file(url: &str, token_file: Option<&std::path::Path>) -> Result<Client, ClientError> {
         let mut config =
             ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(REQUEST_TIMEOUT));
         if url.trim_start().to_ascii_lowercase().starts_with("https:") {
             config = config.tls_config(tls_config()?);
         }
-        let token = std::env::var(TOKEN_VAR).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        let mut token = std::env::var(TOKEN_VAR).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        if let (None, Some(file)) = (&token, token_file) {
+            let read = std::fs::read_to_string(file).map_err(|e| {
+                ClientError::Trust(format!("cannot read the credential file {}: {e}", file.display()))
+            })?;
+            token = Some(read.trim().to_owned()).filter(|t| !t.is_empty());
+        }
         Ok(Client { base: url.trim_end_matches('/').to_owned(), agent: config.build().into(), token })
     }
 
@@ -88,10 +103,11 @@ impl Client {
 
     /// Posts a message (answering `reply_to`, when given); returns its id once the relay has
     /// stored it.
+    /// Without a `sender`, the relay posts under the credential's principal.
     pub fn post(
         &self,
         target: &str,
-        sender: &str,
+        sender: Option<&str>,
         text: &str,
         reply_to: Option<u64>,
     ) -> Result<u64, ClientError> {
@@ -100,6 +116,19 @@ impl Client {
             self.with_token(self.agent.post(format!("{}/api/messages", self.base))).send_json(&body),
         )?;
         Ok(reply["posted"].as_u64().unwrap_or(0))
+    }
+
+    /// A REST call: `method` on `path` (from the base URL) with an optional JSON body; the
+    /// reply's JSON.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let result = match (method, body) {
+            ("GET", _) => self.with_token(self.agent.get(&url)).call(),
+            ("DELETE", _) => self.with_token(self.agent.delete(&url)).call(),
+            ("PUT", body) => self.with_token(self.agent.put(&url)).send_json(body.unwrap_or(&json!({}))),
+            (_, body) => self.with_token(self.agent.post(&url)).send_json(body.unwrap_or(&json!({}))),
+        };
+        self.answer(result)
     }
 
     /// Sends one JSON-RPC request to the relay's `/mcp` and returns the JSON-RPC reply whole

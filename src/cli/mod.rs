@@ -1,9 +1,10 @@
 //! The command line: `serve` (the default), `rebuild`, `replay`, `export`, `import` and `check`
-//! on a data directory, and `post`, `watch` and `bridge`, which talk to a running relay over
-//! HTTP (`client`).
+//! on a data directory, `principals` on either, and `post`, `watch`, `search` and `bridge`,
+//! which talk to a running relay over HTTP (`client`).
 
 pub mod bridge;
 mod client;
+mod principals;
 pub mod watch;
 
 use crate::config::{Config, Flags};
@@ -74,6 +75,11 @@ pub enum Command {
     /// when someone else posts on a followed channel. For Claude Code:
     /// `claude mcp add relay -- claude-codex-relay bridge --as claude --follow proj-x`.
     Bridge(bridge::BridgeArgs),
+    /// Manage who may speak: add principals (agents, people, admins) with their own
+    /// credentials, list them, issue more credentials, revoke, change what they may read and
+    /// post to. On a stopped data directory, or on a running relay with --url and an admin
+    /// credential (CLAUDE_CODEX_AUTH_TOKEN or --token-file).
+    Principals(PrincipalsArgs),
     /// Search every message of a running relay: words (all must match), "exact phrases",
     /// sender:NAME, channel:NAME, id:[100 TO 200], OR, -word. Newest first.
     Search(SearchArgs),
@@ -99,6 +105,24 @@ pub struct SearchArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct PrincipalsArgs {
+    #[command(subcommand)]
+    pub action: principals::Action,
+    /// A running relay's base URL; without it, the stopped data directory is changed
+    #[arg(long, value_name = "URL", global = true)]
+    pub url: Option<String>,
+    /// A file holding an admin credential for --url (else CLAUDE_CODEX_AUTH_TOKEN)
+    #[arg(long, value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+    /// Config file [default: ./config.json when it exists]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory holding the event log [default: storage; env CLAUDE_CODEX_DATA_DIR]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct PostArgs {
     /// The relay's base URL
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8010")]
@@ -106,9 +130,12 @@ pub struct PostArgs {
     /// The channel
     #[arg(long, value_name = "CHANNEL")]
     pub target: String,
-    /// Who is posting
+    /// Who is posting; with a principal's credential, leave it out (it posts as the principal)
     #[arg(long, value_name = "SENDER")]
-    pub sender: String,
+    pub sender: Option<String>,
+    /// A file holding the credential (else CLAUDE_CODEX_AUTH_TOKEN, else CLAUDE_CODEX_TOKEN_FILE)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// The message; `-` or nothing reads it from standard input
     #[arg(value_name = "TEXT")]
     pub text: Option<String>,
@@ -232,7 +259,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::io::read_to_string(std::io::stdin()).context("cannot read the message from stdin")?
                 }
             };
-            let id = Client::new(&args.url)?.post(&args.target, &args.sender, &text, args.reply_to)?;
+            let client = match &args.token_file {
+                Some(file) => Client::with_token_file(&args.url, Some(file))?,
+                None => Client::new(&args.url)?,
+            };
+            let id = client.post(&args.target, args.sender.as_deref(), &text, args.reply_to)?;
             println!("posted #{id}");
             Ok(ExitCode::SUCCESS)
         }
@@ -257,6 +288,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             println!("{} of {} matching", hits.len(), found["total"].as_u64().unwrap_or(0));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Principals(args)) => {
+            let lines = match &args.url {
+                Some(url) => principals::remote(
+                    &args.action,
+                    &Client::with_token_file(url, args.token_file.as_deref())?,
+                )?,
+                None => principals_here(&args)?,
+            };
+            for line in lines {
+                println!("{line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Check(args)) => {
@@ -302,6 +346,26 @@ fn starred(snippet: &str, highlights: &serde_json::Value) -> String {
     // Matches that end with the snippet.
     out.extend(marks.map(|_| '*'));
     out
+}
+
+/// `principals` on the stopped data directory: its store opened as the relay opens it.
+fn principals_here(args: &PrincipalsArgs) -> anyhow::Result<Vec<String>> {
+    let store = StoreArgs { config: args.config.clone(), data_dir: args.data_dir.clone() };
+    let config = load_config(&store, Flags::default())?;
+    let logger = usage_log::discard();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let store =
+        store::Store::open_on(&config.data_dir, None, config.store_options(), &config.log, logger.clone())
+            .map_err(|e| match e {
+                e @ StoreError::Locked { .. } => {
+                    anyhow::anyhow!("{e}; stop it, or manage principals on the running relay with --url")
+                }
+                e => advise(e, &config.data_dir),
+            })?;
+    let relay = crate::relay::Relay::new(store, config.relay_settings(), logger);
+    let lines = runtime.block_on(principals::local(&args.action, &relay));
+    runtime.block_on(relay.close()).map_err(|e| advise(e, &config.data_dir))?;
+    lines
 }
 
 fn rebuild(args: &StoreArgs) -> anyhow::Result<ExitCode> {

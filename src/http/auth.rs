@@ -1,20 +1,23 @@
-//! The optional bearer token (`auth_token`). With one set, every route but `/healthz`, `/readyz`,
-//! `/static/*` and the sign-in form needs it; each route says which [`Gate`] it is behind,
-//! where it is declared:
-//! - agents and scripts send `Authorization: Bearer TOKEN`;
+//! Credentials: the optional shared bearer token (`auth_token`) and the principals' own
+//! (`ccr_...`, see [`crate::identity`]). With a token set or any principal added, every route
+//! but `/healthz`, `/readyz`, `/static/*` and the sign-in form needs one; each route says which
+//! [`Gate`] it is behind, where it is declared:
+//! - agents and scripts send `Authorization: Bearer CREDENTIAL`;
 //! - the web UI asks for it once (`POST /ui/login`) and keeps it in an HttpOnly,
 //!   SameSite=Strict cookie, which counts on the UI's own routes only (not on `/api` or `/mcp`).
 //!
-//! Passing its gate is where a request becomes a [`Caller`], once: anonymous on a relay without
-//! a token, the token's holder (an admin) on one with it.
+//! Passing its gate is where a request becomes a [`Caller`], once: the principal its credential
+//! names, the token's holder (an admin), or anonymous on a relay with neither token nor
+//! principals. Refusals are counted in `/metrics` by reason.
 //!
 //! A token in the query string is refused (URLs end up in logs and browser history). Tokens are
 //! compared in constant time and never logged.
 
 use super::error::ApiError;
 use super::request::{raw_query, read_body, Query};
+use crate::identity::{MAX_CREDENTIAL_BYTES, PREFIX};
 use crate::message::Source;
-use crate::relay::{Caller, Who};
+use crate::relay::{Caller, Denied, Relay, Who};
 use crate::values::Token;
 use bytes::Buf;
 use futures_util::Stream;
@@ -31,28 +34,29 @@ const QUERY_SECRETS: [&str; 5] = ["token", "access_token", "auth", "auth_token",
 /// The sign-in form's body: the token and where to go next.
 const LOGIN_BODY_LIMIT: usize = 4096;
 
-/// Who may use a route when the relay has a token.
+/// Who may use a route when the relay has a token or principals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
-    /// Agents and scripts: the bearer token only.
+    /// Agents and scripts: the bearer header only.
     Api,
-    /// Requests the web UI's own pages make: the bearer token or the sign-in cookie.
+    /// Requests the web UI's own pages make: the bearer header or the sign-in cookie.
     Ui,
     /// The web UI's pages: as `Ui`, and a refusal is the sign-in page, returning here.
     Page,
 }
 
-/// The token check, put on each route by the module that declares it, right after its path
-/// and method: a route without a gate is open (`/healthz`, `/readyz`, `/static/*`, the sign-in form).
-/// Each gate gives the request's [`Caller`], coming through the front door `source`.
-#[derive(Clone, Default)]
+/// The credential check, put on each route by the module that declares it, right after its
+/// path and method: a route without a gate is open (`/healthz`, `/readyz`, `/static/*`, the
+/// sign-in form). Each gate gives the request's [`Caller`], coming through the front door `source`.
+#[derive(Clone)]
 pub struct Gate {
     token: Option<Arc<Token>>,
+    relay: Relay,
 }
 
 impl Gate {
-    pub fn new(token: Option<Token>) -> Gate {
-        Gate { token: token.map(Arc::new) }
+    pub fn new(token: Option<Token>, relay: Relay) -> Gate {
+        Gate { token: token.map(Arc::new), relay }
     }
 
     /// For agents and scripts: `Authorization: Bearer TOKEN`.
@@ -75,28 +79,98 @@ impl Gate {
         access: Access,
         source: Source,
     ) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone {
-        let token = self.token.clone();
+        let gate = self.clone();
         warp::path::full().and(warp::header::headers_cloned()).and_then(
             move |path: FullPath, headers: HeaderMap| {
-                let result = match &token {
-                    None => Ok(Caller::new(Who::Anonymous, source)),
-                    Some(token) => check(token, access, path.as_str(), &headers)
-                        .map(|()| Caller::new(Who::Admin, source))
-                        .map_err(warp::reject::custom),
-                };
+                let result =
+                    gate.caller(access, source, path.as_str(), &headers).map_err(warp::reject::custom);
                 async move { result }
             },
         )
     }
+
+    /// Whether requests need a credential: the relay has a token or a principal.
+    fn guarded(&self) -> bool {
+        self.token.is_some() || self.relay.has_principals()
+    }
+
+    /// Who the request's credential names, or why it names no one.
+    fn caller(
+        &self,
+        access: Access,
+        source: Source,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Caller, ApiError> {
+        if !self.guarded() {
+            return Ok(Caller::anonymous(source));
+        }
+        let sign_in = (access == Access::Page).then(|| path.to_owned());
+        let denied = |d: Denied| ApiError::Unauthorized { reason: d.message, sign_in: sign_in.clone() };
+        let refuse = |reason, message: &str| {
+            let anonymous = Caller::anonymous(source);
+            denied(self.relay.count_denied(Denied::new(reason, message), &anonymous))
+        };
+        let presented = presented(access, headers).map_err(|m| refuse("unknown_credential", m))?;
+        let Some(presented) = presented else {
+            return Err(refuse(
+                "no_credential",
+                "this relay needs a credential: send Authorization: Bearer CREDENTIAL (your own ccr_... or the relay's auth_token)",
+            ));
+        };
+        if presented.len() > MAX_CREDENTIAL_BYTES {
+            return Err(refuse(
+                "unknown_credential",
+                "the credential is too long to be one this relay issued",
+            ));
+        }
+        if presented.starts_with(PREFIX) {
+            return self.relay.authenticate(presented, source).map_err(denied);
+        }
+        match &self.token {
+            Some(token) if token.matches(presented.as_bytes()) => Ok(Caller::new(Who::Admin, source)),
+            _ => Err(refuse(
+                "unknown_credential",
+                "the bearer credential is wrong or malformed (expected Authorization: Bearer CREDENTIAL)",
+            )),
+        }
+    }
+
+    /// Whether `presented` (from the sign-in form) is a credential the UI may keep: the
+    /// relay's token or a principal's live credential.
+    fn signs_in(&self, presented: &str) -> bool {
+        match &self.token {
+            Some(token) if token.matches(presented.as_bytes()) => true,
+            _ => presented.starts_with(PREFIX) && self.relay.authenticate(presented, Source::Ui).is_ok(),
+        }
+    }
 }
 
-/// On a relay with a token, refuses a token in the query string on every route (URLs end up
-/// in logs and history). Put it in front of every route.
-pub fn no_token_in_query(token: Option<Token>) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-    let guarded = token.is_some();
+/// The credential a request carries: the bearer header (one, well formed), else on the UI's
+/// routes the sign-in cookie; `Err` says what is wrong with the header.
+fn presented(access: Access, headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+    let mut authorizations = headers.get_all(header::AUTHORIZATION).iter();
+    if let Some(value) = authorizations.next() {
+        if authorizations.next().is_some() {
+            return Err("more than one Authorization header");
+        }
+        let bearer = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        return match bearer {
+            Some(credential) if !credential.is_empty() => Ok(Some(credential)),
+            _ => Err("the Authorization header is malformed (expected Authorization: Bearer CREDENTIAL)"),
+        };
+    }
+    Ok(if access == Access::Api { None } else { cookie(headers) })
+}
+
+/// Refuses a credential in the query string on every route of a relay that needs credentials
+/// (URLs end up in logs and history). Put it in front of every route.
+pub fn no_token_in_query(gate: &Gate) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    let gate = gate.clone();
     raw_query()
         .and_then(move |query: String| {
-            let result = if guarded { check_query(&query).map_err(warp::reject::custom) } else { Ok(()) };
+            let result =
+                if gate.guarded() { check_query(&query).map_err(warp::reject::custom) } else { Ok(()) };
             async move { result }
         })
         .untuple_one()
@@ -116,28 +190,6 @@ fn check_query(query: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check(token: &Token, access: Access, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
-    let sign_in = (access == Access::Page).then(|| path.to_owned());
-    let unauthorized =
-        |reason: &str| ApiError::Unauthorized { reason: reason.into(), sign_in: sign_in.clone() };
-    let mut authorizations = headers.get_all(header::AUTHORIZATION).iter();
-    if let Some(value) = authorizations.next() {
-        if authorizations.next().is_some() {
-            return Err(unauthorized("more than one Authorization header"));
-        }
-        let presented = value.as_bytes().strip_prefix(b"Bearer ").unwrap_or(b"");
-        return if token.matches(presented) {
-            Ok(())
-        } else {
-            Err(unauthorized("the bearer token is wrong or malformed (expected Authorization: Bearer TOKEN)"))
-        };
-    }
-    if access != Access::Api && cookie(headers).is_some_and(|c| token.matches(c.as_bytes())) {
-        return Ok(());
-    }
-    Err(unauthorized("this relay needs a token: send Authorization: Bearer TOKEN (the relay's auth_token)"))
-}
-
 /// The value of our cookie, when the request carries it.
 fn cookie(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -148,30 +200,27 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
         .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
 }
 
-/// `POST /ui/login`: checks the token from the sign-in form; on success sets the cookie and
-/// sends the browser on to `next` (a path on this relay only).
-/// `secure`: the relay serves HTTPS, so the cookie is marked `Secure` (never sent in clear text).
+/// `POST /ui/login`: checks the credential from the sign-in form (the relay's token or a
+/// principal's own); on success sets the cookie and sends the browser on to `next` (a path on
+/// this relay only). `secure`: the relay serves HTTPS, so the cookie is marked `Secure` (never
+/// sent in clear text).
 pub fn login(
-    token: Option<Token>,
+    gate: &Gate,
     secure: bool,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let token = token.map(Arc::new);
+    let gate = gate.clone();
     warp::path!("ui" / "login")
         .and(warp::post())
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .then(move |declared: Option<u64>, body| {
-            let token = token.clone();
-            async move {
-                sign_in(token.as_deref(), secure, declared, body)
-                    .await
-                    .unwrap_or_else(ApiError::into_response)
-            }
+            let gate = gate.clone();
+            async move { sign_in(&gate, secure, declared, body).await.unwrap_or_else(ApiError::into_response) }
         })
 }
 
 async fn sign_in(
-    token: Option<&Token>,
+    gate: &Gate,
     secure: bool,
     declared: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
@@ -182,15 +231,15 @@ async fn sign_in(
     let form = Query::parse(text)?;
     let field = |name: &str| form.get(name);
     let next = field("next").filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or("/");
-    let Some(token) = token else {
+    if !gate.guarded() {
         return Ok(redirect(next, None));
-    };
+    }
     let presented = field("token").unwrap_or("").trim();
-    if !token.matches(presented.as_bytes()) {
+    if !gate.signs_in(presented) {
         return Ok(super::pages::sign_in_page(
             StatusCode::UNAUTHORIZED,
             next,
-            Some("That token is not this relay's."),
+            Some("That is not this relay's token, nor a live credential it issued."),
         ));
     }
     let secure = if secure { "; Secure" } else { "" };
@@ -214,20 +263,28 @@ fn redirect(to: &str, cookie: Option<String>) -> Response {
 mod tests {
     use super::*;
     use crate::http::test_headers as headers;
+    use crate::identity::Role;
+    use crate::relay::NewPrincipal;
 
     fn token() -> Token {
         Token::parse("s3cret-token-0123456789").unwrap()
     }
 
-    fn status(access: Access, query: &str, pairs: &[(&'static str, &'static str)]) -> u16 {
-        match check_query(query).and_then(|()| check(&token(), access, "/c/x", &headers(pairs))) {
-            Ok(()) => 200,
+    fn status(gate: &Gate, access: Access, query: &str, pairs: &[(&'static str, &'static str)]) -> u16 {
+        let checked =
+            check_query(query).and_then(|()| gate.caller(access, Source::Rest, "/c/x", &headers(pairs)));
+        match checked {
+            Ok(_) => 200,
             Err(e) => e.status().as_u16(),
         }
     }
 
-    #[test]
-    fn bearer_header_cookie_and_query() {
+    #[tokio::test]
+    async fn bearer_header_cookie_and_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = Gate::new(Some(token()), Relay::for_tests(dir.path()));
+        let status =
+            |access, query, pairs: &[(&'static str, &'static str)]| status(&gate, access, query, pairs);
         let right = ("authorization", "Bearer s3cret-token-0123456789");
         assert_eq!(status(Access::Api, "", &[right]), 200);
         assert_eq!(status(Access::Api, "", &[]), 401);
@@ -248,27 +305,79 @@ mod tests {
     /// anonymous on an open relay, through the front door the route names.
     #[tokio::test]
     async fn the_gate_makes_the_caller() {
-        let gated = Gate::new(Some(token()));
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Relay::for_tests(dir.path());
+        let gated = Gate::new(Some(token()), relay.clone());
         let caller = warp::test::request()
             .header("authorization", "Bearer s3cret-token-0123456789")
             .filter(&gated.api(Source::Mcp))
             .await
             .unwrap();
-        assert_eq!(caller, Caller::new(Who::Admin, Source::Mcp));
+        assert_eq!((caller.name(), caller.source), (None, Source::Mcp));
+        assert!(matches!(caller.who, Who::Admin));
         let cookie = warp::test::request().header("cookie", "relay_token=s3cret-token-0123456789");
-        assert_eq!(cookie.filter(&gated.page()).await.unwrap(), Caller::new(Who::Admin, Source::Ui));
+        assert!(matches!(cookie.filter(&gated.page()).await.unwrap().who, Who::Admin));
         assert!(warp::test::request().filter(&gated.api(Source::Rest)).await.is_err());
-        let open = Gate::new(None);
+        let open = Gate::new(None, relay);
         let caller = warp::test::request().filter(&open.api(Source::Rest)).await.unwrap();
-        assert_eq!(caller, Caller::anonymous(Source::Rest));
+        assert!(matches!(caller.who, Who::Anonymous));
     }
 
-    #[test]
-    fn ui_refusals_ask_to_sign_in() {
-        let e = check(&token(), Access::Page, "/c/x", &HeaderMap::new()).unwrap_err();
+    /// A principal's credential names it; once one exists an open relay needs credentials, and
+    /// hostile ones get 401 saying which, counted by reason.
+    #[tokio::test]
+    async fn principals_credentials_name_them_and_hostile_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Relay::for_tests(dir.path());
+        let gate = Gate::new(None, relay.clone());
+        let admin = Caller::anonymous(Source::Cli);
+        let new = NewPrincipal { name: "codex".into(), role: Role::Agent, read: None, write: None };
+        let credential = relay.add_principal(new, &admin).await.unwrap();
+        let bearer = format!("Bearer {credential}");
+        let caller =
+            warp::test::request().header("authorization", &bearer).filter(&gate.api(Source::Rest)).await;
+        assert_eq!(caller.unwrap().name(), Some("codex"));
+        let long = format!("Bearer ccr_{}", "a".repeat(400));
+        let forged = format!("Bearer {}0", &credential[..credential.len() - 1]);
+        for (value, want) in [
+            (None, "needs a credential"),
+            (Some("Bearer "), "malformed"),
+            (Some("Basic Y29kZXg6eA=="), "malformed"),
+            (Some(long.as_str()), "too long"),
+            (Some(forged.as_str()), "not one this relay issued"),
+            (Some("Bearer ccr_\u{e9}"), "malformed"),
+        ] {
+            let mut request = warp::test::request();
+            if let Some(value) = value {
+                request = request.header("authorization", value);
+            }
+            let refused = request.filter(&gate.api(Source::Rest)).await.unwrap_err();
+            let e = refused.find::<ApiError>().unwrap();
+            assert_eq!(e.status(), StatusCode::UNAUTHORIZED, "{value:?}");
+            assert!(e.message().contains(want), "{value:?}: {}", e.message());
+        }
+        relay.revoke("codex", &admin).await.unwrap();
+        let refused =
+            warp::test::request().header("authorization", &bearer).filter(&gate.api(Source::Rest)).await;
+        assert!(refused.unwrap_err().find::<ApiError>().unwrap().message().contains("was revoked"));
+        let metrics = relay.metrics_text().await.unwrap();
+        for line in [
+            r#"relay_denied_total{reason="no_credential"} 1"#,
+            r#"relay_denied_total{reason="revoked_credential"} 1"#,
+        ] {
+            assert!(metrics.contains(line), "{line} in {metrics}");
+        }
+        assert!(!metrics.contains(&credential[17..]), "no secret in the metrics");
+    }
+
+    #[tokio::test]
+    async fn ui_refusals_ask_to_sign_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = Gate::new(Some(token()), Relay::for_tests(dir.path()));
+        let e = gate.caller(Access::Page, Source::Ui, "/c/x", &HeaderMap::new()).unwrap_err();
         assert!(matches!(e, ApiError::Unauthorized { sign_in: Some(p), .. } if p == "/c/x"));
         for access in [Access::Api, Access::Ui] {
-            let e = check(&token(), access, "/c/x/older", &HeaderMap::new()).unwrap_err();
+            let e = gate.caller(access, Source::Ui, "/c/x/older", &HeaderMap::new()).unwrap_err();
             assert!(matches!(e, ApiError::Unauthorized { sign_in: None, .. }), "{access:?}");
         }
     }

@@ -252,8 +252,10 @@ pub fn spec(max_text_bytes: usize) -> Value {
             }
         }}
     });
-    if let (Some(paths), Value::Object(other)) = (spec["paths"].as_object_mut(), other_paths()) {
-        paths.extend(other);
+    for more in [other_paths(), principal_paths()] {
+        if let (Some(paths), Value::Object(more)) = (spec["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
     }
     spec
 }
@@ -309,6 +311,64 @@ pub fn routes(
             Err(_) => ApiError::Internal.into_response(),
         });
     openapi.or(docs).unify()
+}
+
+/// The admin API's routes (`http/admin.rs`): principals and their credentials.
+fn principal_paths() -> Value {
+    json!({
+    "/api/principals": {
+        "get": {
+            "summary": "List principals (admins)",
+            "description": "Every principal: name, role, read and write patterns, and its credentials' key ids (never secrets).",
+            "responses": {
+                "200": {"description": "`{\"principals\": [{\"name\", \"role\", \"read\", \"write\", \"credentials\": [{\"key_id\", \"issued\", \"revoked\"}]}]}`", "content": {"application/json": {}}},
+                "403": error_reply("The credential is not an admin's.")
+            }
+        },
+        "post": {
+            "summary": "Add a principal (admins)",
+            "description": "Body `{\"name\", \"role\": \"agent\"|\"person\"|\"admin\", \"read\", \"write\"}`; `read` and `write` are channel patterns (globs), a list or one comma-separated string, `*` when left out. The reply holds its first credential, shown this once.",
+            "responses": {
+                "201": {"description": "`{\"ok\": true, \"name\", \"credential\"}`", "content": {"application/json": {}}},
+                "400": error_reply("A field is invalid, or the name is taken; nothing was stored."),
+                "403": error_reply("The credential is not an admin's.")
+            }
+        }
+    },
+    "/api/principals/{name}/credentials": {
+        "post": {
+            "summary": "Issue another credential (admins)",
+            "description": "A new credential for the principal `name`, beside those it has; the reply holds it, shown this once.",
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The principal's name."}],
+            "responses": {
+                "201": {"description": "`{\"ok\": true, \"name\", \"credential\"}`, shown this once", "content": {"application/json": {}}},
+                "400": error_reply("No such principal.")
+            }
+        }
+    },
+    "/api/principals/{name}/grants": {
+        "put": {
+            "summary": "Change what a principal may read and post to (admins)",
+            "description": "Body `{\"read\", \"write\"}`: the lists given replace the principal's.",
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The principal's name."}],
+            "responses": {
+                "200": {"description": "`{\"ok\": true, \"name\"}`", "content": {"application/json": {}}},
+                "400": error_reply("No such principal, or a pattern that does not parse.")
+            }
+        }
+    },
+    "/api/credentials/{which}": {
+        "delete": {
+            "summary": "Revoke credentials (admins)",
+            "description": "`which` is a key id (revokes that credential) or a principal's name (revokes every live one of it). Every instance refuses them from then on. The last admin credential cannot be revoked.",
+            "parameters": [{"name": "which", "in": "path", "required": true, "schema": {"type": "string"}, "description": "A credential's key id, or a principal's name."}],
+            "responses": {
+                "200": {"description": "`{\"ok\": true, \"revoked\": [key ids]}`", "content": {"application/json": {}}},
+                "400": error_reply("No such principal or credential, or the last admin credential.")
+            }
+        }
+    }
+    })
 }
 
 #[cfg(test)]

@@ -106,6 +106,10 @@ impl From<RelayError> for ApiError {
             RelayError::Invalid(invalid) => return ApiError::BadRequest(invalid.to_string()),
             RelayError::Busy(m) => return ApiError::Unavailable(m),
             RelayError::Off(m) => return ApiError::Off(m),
+            RelayError::Denied(d) if d.unauthenticated() => {
+                return ApiError::Unauthorized { reason: d.message, sign_in: None }
+            }
+            RelayError::Denied(d) => return ApiError::Forbidden(d.message),
             RelayError::Store(e) => e,
         };
         ApiError::Unavailable(match &store {

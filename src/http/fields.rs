@@ -50,7 +50,8 @@ pub fn optional_number(object: &Object, field: &str) -> Result<Option<f64>, Stri
 /// What a post carries, from REST's body or `post_message`'s arguments.
 pub struct PostFields<'a> {
     pub target: &'a str,
-    pub sender: &'a str,
+    /// Left out by a principal, who posts as itself.
+    pub sender: Option<&'a str>,
     pub text: &'a str,
     /// The message this answers.
     pub reply_to: Option<u64>,
@@ -60,7 +61,7 @@ impl<'a> PostFields<'a> {
     pub fn parse(object: &'a Object) -> Result<PostFields<'a>, String> {
         Ok(PostFields {
             target: required_str(object, "target")?,
-            sender: required_str(object, "sender")?,
+            sender: optional_str(object, "sender")?,
             text: required_str(object, "text")?,
             reply_to: optional_id(object, "reply_to")?,
         })
@@ -102,10 +103,13 @@ mod tests {
     }
 
     #[test]
-    fn a_post_needs_its_three_strings_in_order() {
+    fn a_post_needs_its_target_and_text_first() {
         let post = object(json!({"target": "c", "sender": "me", "text": "hi", "reply_to": "3"}));
         let fields = PostFields::parse(&post).unwrap();
-        assert_eq!((fields.target, fields.sender, fields.text, fields.reply_to), ("c", "me", "hi", Some(3)));
+        assert_eq!(
+            (fields.target, fields.sender, fields.text, fields.reply_to),
+            ("c", Some("me"), "hi", Some(3))
+        );
         let missing = object(json!({"sender": "me"}));
         assert_eq!(PostFields::parse(&missing).err().unwrap(), "target: is required");
     }

@@ -1,6 +1,7 @@
 //! The HTTP front doors (REST, MCP, docs, web UI): every route behind the host guard, every error
 //! through one mapping.
 
+mod admin;
 pub mod auth;
 mod docs;
 pub mod error;
@@ -22,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use warp::Filter;
 
 /// Every route of the relay, guarded, with errors turned into JSON replies.
-/// `token`: when set, every route but `/healthz`, `/readyz`, `/static/*` and the sign-in form needs it
-/// (see [`auth`]). `secure`: the relay serves HTTPS (its sign-in cookie is then `Secure`).
+/// `token`: when set (or once a principal exists), every route but `/healthz`, `/readyz`,
+/// `/static/*` and the sign-in form needs a credential (see [`auth`]). `secure`: the relay serves HTTPS (its sign-in cookie is then `Secure`).
 /// `mcp_stop` ends rmcp's in-flight requests; cancel it once the grace period is over.
 pub fn routes(
     relay: Relay,
@@ -45,12 +46,14 @@ pub fn routes(
                 "path" => info.path(), "host" => info.host().unwrap_or(""));
         }
     });
-    let gate = auth::Gate::new(token.clone());
+    let gate = auth::Gate::new(token, relay.clone());
     guard::filter(policy.clone())
-        .and(auth::no_token_in_query(token.clone()))
+        .and(auth::no_token_in_query(&gate))
         .and(
-            auth::login(token, secure)
+            auth::login(&gate, secure)
                 .or(rest::routes(relay.clone(), &gate))
+                .unify()
+                .or(admin::routes(relay.clone(), &gate))
                 .unify()
                 .or(mcp::routes(relay, &policy, &gate, mcp_stop))
                 .unify()

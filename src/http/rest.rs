@@ -130,7 +130,7 @@ async fn get_messages(caller: Caller, raw_query: String, relay: Relay) -> Respon
         let wait = query.seconds("wait")?;
         let reader = query.get("reader");
         let start = Start::parse(query.get("start")).map_err(|e| bad(e.to_string()))?;
-        let since_id = relay.start_after(target, query.id("since_id")?, reader, start).await?;
+        let since_id = relay.start_after(target, query.id("since_id")?, reader, start, &caller).await?;
         if let Some(root) = query.id("thread")? {
             let page = relay.thread(target, root, since_id.unwrap_or(0), limit, &caller).await?;
             return Ok(page_reply(&page, None));
@@ -178,7 +178,10 @@ async fn post_message(
 
 /// `GET /api/export`: the log as JSON Lines, streamed chunk by chunk, up to the last id when the
 /// request came in (a snapshot). Filters as `claude-codex-relay export`.
-async fn export(_: Caller, raw_query: String, relay: Relay) -> Response {
+async fn export(caller: Caller, raw_query: String, relay: Relay) -> Response {
+    if let Err(e) = relay.may_administer(&caller) {
+        return ApiError::from(e).into_response();
+    }
     let filter = match export_filter(&raw_query) {
         Ok(f) => f,
         Err(e) => return e.into_response(),

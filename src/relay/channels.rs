@@ -34,9 +34,9 @@ impl From<Vec<ChannelStats>> for ChannelList {
 
 impl Relay {
     /// Configured channels, every channel that holds a message and every one someone listens
-    /// on, sorted by name.
+    /// on, sorted by name: those the caller may read.
     pub fn channels(&self, caller: &Caller) -> Vec<ChannelStats> {
-        let all = self.channel_list();
+        let all = self.channel_list(caller);
         info!(self.inner.usage_log, "list_channels"; "returned" => all.len(), "source" => caller.source.as_str());
         all
     }
@@ -47,6 +47,7 @@ impl Relay {
         reader: &str,
         caller: &Caller,
     ) -> Result<Vec<ChannelStats>, RelayError> {
+        let reader = self.allowed(caller, caller.reader(Some(reader)))?.unwrap_or(reader);
         let reader = Name::parse("reader", reader)?;
         let mut all = self.channels(caller);
         self.count_unread(&mut all, &reader).await?;
@@ -79,42 +80,48 @@ impl Relay {
     /// The channel list now, then each time it changes (a count grows, a channel appears, a
     /// listener comes or goes), at most once per [`CHANNELS_EVERY`]; woken by commits and
     /// presence changes, never by polling. Ends when the relay stops.
-    /// With a `reader`, each channel comes with its unread count for that reader.
+    /// With a `reader`, each channel comes with its unread count for that reader. Only the
+    /// channels `caller` may read.
     pub fn follow_channels(
         &self,
         reader: Option<Name>,
+        caller: Caller,
     ) -> impl futures_util::Stream<Item = Vec<ChannelStats>> + Send + 'static {
         let watches = (self.inner.store.commit_watch(), self.inner.presence.changes());
         let state = (self.clone(), watches, reader, None);
-        futures_util::stream::unfold(state, |(relay, mut watches, reader, mut last)| async move {
-            loop {
-                if last.is_some() {
-                    let stopping = relay.inner.stopping.clone();
-                    let (commits, presence) = &mut watches;
-                    tokio::time::sleep(CHANNELS_EVERY).await;
-                    tokio::select! {
-                        changed = commits.changed() => if changed.is_err() { return None },
-                        changed = presence.changed() => if changed.is_err() { return None },
-                        () = stopping.cancelled() => return None,
+        futures_util::stream::unfold(state, move |(relay, mut watches, reader, mut last)| {
+            let caller = caller.clone();
+            async move {
+                loop {
+                    if last.is_some() {
+                        let stopping = relay.inner.stopping.clone();
+                        let (commits, presence) = &mut watches;
+                        tokio::time::sleep(CHANNELS_EVERY).await;
+                        tokio::select! {
+                            changed = commits.changed() => if changed.is_err() { return None },
+                            changed = presence.changed() => if changed.is_err() { return None },
+                            () = stopping.cancelled() => return None,
+                        }
                     }
-                }
-                watches.0.borrow_and_update();
-                watches.1.borrow_and_update();
-                let mut now = relay.channel_list();
-                if let Some(reader) = &reader {
-                    // A count that cannot be read now is left out; the next change tries again.
-                    let _ = relay.count_unread(&mut now, reader).await;
-                }
-                if last.as_ref() != Some(&now) {
-                    last = Some(now.clone());
-                    return Some((now, (relay, watches, reader, last)));
+                    watches.0.borrow_and_update();
+                    watches.1.borrow_and_update();
+                    let mut now = relay.channel_list(&caller);
+                    if let Some(reader) = &reader {
+                        // A count that cannot be read now is left out; the next change tries again.
+                        let _ = relay.count_unread(&mut now, reader).await;
+                    }
+                    if last.as_ref() != Some(&now) {
+                        last = Some(now.clone());
+                        return Some((now, (relay, watches, reader, last)));
+                    }
                 }
             }
         })
     }
 
-    /// Configured channels, channels with messages and channels someone listens on.
-    fn channel_list(&self) -> Vec<ChannelStats> {
+    /// Configured channels, channels with messages and channels someone listens on: those
+    /// `caller` may read.
+    fn channel_list(&self, caller: &Caller) -> Vec<ChannelStats> {
         let mut listening = self.inner.presence.snapshot();
         let mut all = self.inner.store.channels();
         let empty =
@@ -129,14 +136,16 @@ impl Relay {
             channel.listening = listening.remove(&channel.name).unwrap_or_default();
             channel.readers = self.inner.store.cursors(&channel.name).into_iter().collect();
         }
+        all.retain(|c| caller.sees(&c.name));
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }
 
     /// Lists `name` as listening on `target` until the result is dropped (a stream that names
     /// its reader; waits do this themselves).
-    pub fn listen(&self, target: &str, name: &Name) -> Result<Listening, RelayError> {
-        let target = Name::parse("target", target)?;
+    pub fn listen(&self, target: &str, name: &Name, caller: &Caller) -> Result<Listening, RelayError> {
+        let target = self.readable(target, caller)?;
+        self.allowed(caller, caller.reader(Some(name.as_str())))?;
         Ok(self.inner.presence.listen(target.as_str(), name.as_str()))
     }
 }

@@ -9,7 +9,8 @@
 //! - `search`: full-text search over the index the store keeps;
 //! - `channels`: the channel list, unread counts, and the list as it changes;
 //! - `presence`: who is listening where (live state only);
-//! - `caller`: who is asking;
+//! - `caller`: who is asking, and what it may do;
+//! - `principals`: who a credential names, and their management (admins);
 //! - `service`: the handle itself, its settings and errors, and what is left (readiness,
 //!   metrics, export, stop, close); `limits`: the limits every front door shares.
 
@@ -18,16 +19,18 @@ mod channels;
 mod limits;
 mod post;
 mod presence;
+mod principals;
 mod read;
 mod search;
 mod service;
 
-pub use caller::{Caller, Who};
+pub use caller::{Caller, Denied, Who};
 pub use channels::{ChannelList, CHANNELS_EVERY, UNREAD_CAP};
 pub use limits::{
     clamp_limit, DEFAULT_TARGET, DEFAULT_WAIT, MAX_WAIT, MAX_WAITERS, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT,
     REST_DEFAULT_LIMIT, REST_MAX_LIMIT, SEARCH_DEFAULT_LIMIT,
 };
 pub use presence::{Listening, LINGER};
+pub use principals::{CredentialInfo, NewPrincipal, PrincipalInfo};
 pub use read::{Page, Start, Waiter};
 pub use service::{Relay, RelayError, Settings};

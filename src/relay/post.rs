@@ -17,22 +17,26 @@ impl Relay {
         text: String,
         caller: &Caller,
     ) -> Result<Message, RelayError> {
-        self.post_reply(target, sender, text, None, caller).await
+        self.post_reply(target, Some(sender), text, None, caller).await
     }
 
     /// [`Relay::post`] of a message that answers `reply_to`, which must be a message of the
-    /// same channel (else nothing is stored).
+    /// same channel (else nothing is stored). A principal posts as itself: `sender` may be left
+    /// out, and one naming someone else is refused.
     pub async fn post_reply(
         &self,
         target: &str,
-        sender: &str,
+        sender: Option<&str>,
         text: String,
         reply_to: Option<u64>,
         caller: &Caller,
     ) -> Result<Message, RelayError> {
+        let sender = self.allowed(caller, caller.sender(sender))?;
+        let target = Name::parse("target", target)?;
+        self.allowed(caller, caller.may_write(target.as_str()))?;
         let message = NewMessage {
-            target: Name::parse("target", target)?,
-            sender: Name::parse("sender", sender)?,
+            target,
+            sender: Name::parse("sender", sender.ok_or_else(|| Invalid::new("sender", "is required"))?)?,
             text: Text::parse(text, self.inner.max_text_bytes)?,
             source: caller.source,
             reply_to,

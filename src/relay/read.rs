@@ -58,7 +58,7 @@ impl Relay {
         limit: usize,
         caller: &Caller,
     ) -> Result<Page, RelayError> {
-        let target = Name::parse("target", target)?;
+        let target = self.readable(target, caller)?;
         let first = self.message_of(&target, root, "thread").await?;
         let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
         let messages = blocking(move || {
@@ -97,7 +97,7 @@ impl Relay {
         limit: usize,
         caller: &Caller,
     ) -> Result<Page, RelayError> {
-        let target = Name::parse("target", target)?;
+        let target = self.readable(target, caller)?;
         let messages = self.since(&target, since_id, limit).await?;
         let page = page(target, messages, since_id);
         self.log_fetch(&page, since_id, limit, "since", caller);
@@ -106,7 +106,7 @@ impl Relay {
 
     /// The last `limit` messages of `target`, oldest first.
     pub async fn tail(&self, target: &str, limit: usize, caller: &Caller) -> Result<Page, RelayError> {
-        let page = self.newest_before(target, u64::MAX, limit).await?;
+        let page = self.newest_before(self.readable(target, caller)?, u64::MAX, limit).await?;
         self.log_fetch(&page, 0, limit, "tail", caller);
         Ok(page)
     }
@@ -120,7 +120,7 @@ impl Relay {
         limit: usize,
         caller: &Caller,
     ) -> Result<Page, RelayError> {
-        let page = self.newest_before(target, before, limit).await?;
+        let page = self.newest_before(self.readable(target, caller)?, before, limit).await?;
         self.inner.metrics.fetched(caller.source);
         info!(self.inner.usage_log, "fetch_messages";
             "target" => &page.target, "since_id" => 0, "limit" => limit, "returned" => page.messages.len(),
@@ -129,8 +129,7 @@ impl Relay {
     }
 
     /// The last `limit` messages of `target` with ids below `before`, oldest first.
-    async fn newest_before(&self, target: &str, before: u64, limit: usize) -> Result<Page, RelayError> {
-        let target = Name::parse("target", target)?;
+    async fn newest_before(&self, target: Name, before: u64, limit: usize) -> Result<Page, RelayError> {
         let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
         let messages = blocking(move || store.before(&name, before, limit)).await?;
         Ok(page(target, messages, 0))
@@ -144,11 +143,12 @@ impl Relay {
         target: &str,
         after: u64,
         limit: usize,
+        caller: &Caller,
     ) -> Result<
         impl futures_util::Stream<Item = Result<Vec<StoredMessage>, RelayError>> + Send + 'static,
         RelayError,
     > {
-        let target = Name::parse("target", target)?;
+        let target = self.readable(target, caller)?;
         let permit = self.wait_slot()?;
         let state = (self.clone(), target, after, self.inner.store.commit_watch(), permit);
         Ok(futures_util::stream::unfold(Some(state), move |state| async move {
@@ -177,7 +177,7 @@ impl Relay {
         who: Waiter<'_>,
         caller: &Caller,
     ) -> Result<(Page, bool), RelayError> {
-        let target = Name::parse("target", target)?;
+        let target = self.readable(target, caller)?;
         let _permit = self.wait_slot()?;
         let _open = Open::new(&self.inner.metrics.open_waits);
         let exclude_sender = who.exclude_sender;
@@ -226,9 +226,11 @@ impl Relay {
         since_id: Option<u64>,
         reader: Option<&str>,
         start: Start,
+        caller: &Caller,
     ) -> Result<Option<u64>, RelayError> {
-        let Some(reader) = reader else { return Ok(since_id) };
-        let (reader, target) = (Name::parse("reader", reader)?, Name::parse("target", target)?);
+        let target = self.readable(target, caller)?;
+        let Some(reader) = self.allowed(caller, caller.reader(reader))? else { return Ok(since_id) };
+        let reader = Name::parse("reader", reader)?;
         let store = &self.inner.store;
         let end = store.channel_last_id(target.as_str());
         match (since_id, store.cursor(reader.as_str(), target.as_str())) {
@@ -240,6 +242,13 @@ impl Relay {
             (None, None) if start == Start::End => Ok(Some(store.move_cursor(&reader, &target, end).await?)),
             (None, None) => Ok(Some(0)),
         }
+    }
+
+    /// `target` as a name, when the caller may read it.
+    pub(super) fn readable(&self, target: &str, caller: &Caller) -> Result<Name, RelayError> {
+        let target = Name::parse("target", target)?;
+        self.allowed(caller, caller.may_read(target.as_str()))?;
+        Ok(target)
     }
 
     /// One `fetch_messages` line of the usage log, with the keys the Python relay's log parsers
@@ -311,16 +320,10 @@ mod tests {
     use crate::relay::Settings;
     use crate::store::Store;
 
-    fn relay_in(dir: &std::path::Path) -> Relay {
-        let logger = crate::usage_log::discard();
-        let settings = Settings { channels: Vec::new(), max_text_bytes: 1000, disk: Vec::new() };
-        Relay::new(Store::open(dir, None, Default::default(), logger.clone()).unwrap(), settings, logger)
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_wait_past_the_limit_is_refused_and_stop_ends_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let relay = relay_in(dir.path());
+        let relay = Relay::for_tests(dir.path());
         let waits: Vec<_> = (0..MAX_WAITERS)
             .map(|_| {
                 let relay = relay.clone();
@@ -350,7 +353,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_wait_skips_the_excluded_sender_and_returns_the_next_message() {
         let dir = tempfile::tempdir().unwrap();
-        let relay = relay_in(dir.path());
+        let relay = Relay::for_tests(dir.path());
         let waiter = {
             let relay = relay.clone();
             tokio::spawn(async move {

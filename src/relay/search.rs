@@ -25,13 +25,19 @@ impl Relay {
             )
             .into());
         }
-        let target = target.map(|t| Name::parse("target", t)).transpose()?;
+        // Within the channel asked for, or for a principal, within those it may read.
+        let within: Option<Vec<String>> = match target {
+            Some(target) => Some(vec![self.readable(target, caller)?.as_str().to_owned()]),
+            None if caller.name().is_some() => Some(
+                self.inner.store.channels().into_iter().map(|c| c.name).filter(|c| caller.sees(c)).collect(),
+            ),
+            None => None,
+        };
         let (store, query_text) = (self.inner.store.clone(), query.to_owned());
-        let found = tokio::task::spawn_blocking(move || {
-            store.search(&query_text, target.as_ref().map(Name::as_str), order, limit)
-        })
-        .await
-        .map_err(|e| StoreError::Crashed(format!("a search failed: {e}")))?;
+        let found =
+            tokio::task::spawn_blocking(move || store.search(&query_text, within.as_deref(), order, limit))
+                .await
+                .map_err(|e| StoreError::Crashed(format!("a search failed: {e}")))?;
         let (hits, total) = match found {
             Ok(found) => found,
             Err(SearchError::Query(why)) => return Err(Invalid::new("q", why).into()),

@@ -26,6 +26,9 @@ pub enum RelayError {
     /// A feature this relay's settings turned off: asking again will not help.
     #[error("{0}")]
     Off(String),
+    /// Refused for who asked: nothing was stored.
+    #[error("{}", .0.message)]
+    Denied(super::caller::Denied),
 }
 
 /// What the service takes from the settings.
@@ -73,6 +76,15 @@ impl Relay {
                 presence: Presence::new(),
             }),
         }
+    }
+
+    /// A relay on a store in `dir`, with default settings, for the unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &std::path::Path) -> Relay {
+        let logger = crate::usage_log::discard();
+        let settings = Settings { channels: Vec::new(), max_text_bytes: 1000, disk: Vec::new() };
+        let store = crate::store::Store::open(dir, None, Default::default(), logger.clone()).unwrap();
+        Relay::new(store, settings, logger)
     }
 
     /// The id of the last message readers can see.

@@ -32,7 +32,7 @@ mod projections;
 mod recovery;
 mod shared;
 
-use crate::event::{Event, NewEvent};
+use crate::event::{Change, Event, NewEvent};
 use crate::message::{Message, NewMessage, StoredMessage};
 use crate::values::Name;
 pub use commands::rebuild::rebuild;
@@ -48,6 +48,7 @@ pub use event_log::nats::{subject as stream_subject, NatsSettings};
 use event_log::sled::WriterSetup;
 use event_log::EventLog;
 pub use projections::archive::ArchiveConfig;
+pub use projections::principals::{Directory, Entry as PrincipalEntry, Unknown as UnknownCredential};
 use projections::projector::Projector;
 pub use projections::search::{Hit, SearchError, SearchOrder};
 pub use recovery::{set_release_freed_memory, Progress};
@@ -242,6 +243,16 @@ impl Store {
         Ok(self.cursor(reader.as_str(), target.as_str()).unwrap_or(to))
     }
 
+    /// The principals as the events applied so far leave them.
+    pub fn principals(&self) -> Arc<Directory> {
+        self.inner.shared.channel_views.principals.now()
+    }
+
+    /// Appends a change to the principal `name`; returns once it is durable and applied.
+    pub async fn change_principal(&self, name: &Name, change: Change) -> Result<(), StoreError> {
+        self.append_event(NewEvent::Principal { name: name.clone(), change }).await.map(drop)
+    }
+
     /// Where `reader` acknowledged `target` up to, `None` for a reader the channel never saw.
     pub fn cursor(&self, reader: &str, target: &str) -> Option<u64> {
         self.inner.shared.channel_views.cursors.get(target, reader)
@@ -290,18 +301,18 @@ impl Store {
         self.channel(channel).map_or(0, |c| c.last_id)
     }
 
-    /// Messages matching `query` (in `target` when given), at most `limit`: what the search
+    /// Messages matching `query` (in the channels `within` when given), at most `limit`: what the search
     /// index holds, which may lag the newest posts by a moment. Reads the index: call it off the
     /// async workers.
     pub fn search(
         &self,
         query: &str,
-        target: Option<&str>,
+        within: Option<&[String]>,
         order: SearchOrder,
         limit: usize,
     ) -> Result<(Vec<Hit>, u64), SearchError> {
         match &self.inner.search {
-            Some(index) => index.search(query, target, order, limit),
+            Some(index) => index.search(query, within, order, limit),
             None => Err(SearchError::Off),
         }
     }

@@ -17,6 +17,7 @@ mod mcp;
 mod metrics;
 mod nats;
 mod openapi;
+mod principals;
 mod process;
 mod rest;
 mod search;

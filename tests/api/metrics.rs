@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 /// Every metric family the relay reports. A change here is a change for every dashboard and
 /// alert built on them: update docs/api.md ("Metrics") with it.
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 13] = [
     "relay_commit_group_size",
     "relay_commit_seconds",
+    "relay_denied_total",
     "relay_disk_bytes",
     "relay_fetches_total",
     "relay_log_last_id",

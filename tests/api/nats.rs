@@ -456,3 +456,45 @@ fn watch_on_one_instance_shows_what_post_sends_through_the_other() {
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+/// Principals live in the stream: a principal added through one instance speaks through the
+/// other, and a revoke through one is refused by the other within 1 s.
+#[test]
+fn a_revoke_through_one_instance_is_refused_by_the_other_within_a_second() {
+    let cluster = Cluster::start();
+    let works = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let a = start_relay(works[0].path(), &nats_env(&cluster.urls[0]));
+    let b = start_relay(works[1].path(), &nats_env(&cluster.urls[1]));
+    let as_ = |credential: &str, addr: SocketAddr, method: &str, path: &str, body: Option<Value>| {
+        let bearer = format!("Bearer {credential}");
+        let mut headers = vec![JSON[0]];
+        if !credential.is_empty() {
+            headers.push(("Authorization", bearer.as_str()));
+        }
+        request(addr, method, path, &headers, body.map(|b| b.to_string()).as_deref().map(str::as_bytes))
+    };
+    // On a relay with no principals yet, whoever reaches it adds the first (an open relay).
+    let added = as_("", a.addr, "POST", "/api/principals", Some(json!({"name": "root", "role": "admin"})));
+    assert_eq!(added.status, 201, "{}", added.text());
+    let root = added.json()["credential"].as_str().unwrap().to_owned();
+    let added = as_(&root, a.addr, "POST", "/api/principals", Some(json!({"name": "codex"})));
+    let codex = added.json()["credential"].as_str().unwrap().to_owned();
+    let on_b = |credential: &str| as_(credential, b.addr, "GET", "/api/channels", None).status;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while on_b(&codex) != 200 {
+        assert!(Instant::now() < deadline, "instance B learns of codex");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(on_b(""), 401, "B needs credentials too now");
+    let posted = as_(&codex, b.addr, "POST", "/api/messages", Some(json!({"target": "t", "text": "via b"})));
+    assert_eq!(posted.json()["message"]["sender"], "codex", "{}", posted.text());
+
+    let revoked = as_(&root, a.addr, "DELETE", "/api/credentials/codex", None);
+    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    let started = Instant::now();
+    while on_b(&codex) != 401 {
+        assert!(started.elapsed() < Duration::from_secs(1), "B refuses the revoked credential within 1 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("revoked on A, refused on B after {:?}", started.elapsed());
+}

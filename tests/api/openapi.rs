@@ -95,10 +95,12 @@ fn openapi_describes_routes_that_answer() {
     assert_eq!(spec["openapi"], "3.1.0");
     let paths = spec["paths"].as_object().unwrap();
     assert!(paths.len() >= 5);
-    // The JSON API's routes, with a valid request each (the UI's and /mcp's need more than this
-    // builds; the test below probes their methods).
+    // The JSON API's routes, with a valid request each (the UI's, /mcp's and the admin API's
+    // need more than this builds, and adding a principal would close the relay; the test below
+    // probes their methods).
+    let admin = |p: &str| p.starts_with("/api/principals") || p.starts_with("/api/credentials");
     let api = paths.iter().filter(|(p, _)| {
-        p.starts_with("/api/") || ["/healthz", "/openapi.json", "/docs"].contains(&p.as_str())
+        (p.starts_with("/api/") && !admin(p)) || ["/healthz", "/openapi.json", "/docs"].contains(&p.as_str())
     });
     for (path, methods) in api {
         for (method, op) in methods.as_object().unwrap() {

@@ -191,12 +191,12 @@ type ToolError = String;
 /// extensions, which rmcp hands on). A request that came in any other way is nobody's: the
 /// relay's own anonymous caller.
 fn caller(parts: &Parts) -> Caller {
-    parts.extensions.get::<Caller>().copied().unwrap_or(Caller::anonymous(Source::Mcp))
+    parts.extensions.get::<Caller>().cloned().unwrap_or_else(|| Caller::anonymous(Source::Mcp))
 }
 
 /// [`caller`], for the handlers that get the request's context rather than its parts.
 fn caller_in(context: &RequestContext<RoleServer>) -> Caller {
-    context.extensions.get::<Parts>().map_or(Caller::anonymous(Source::Mcp), caller)
+    context.extensions.get::<Parts>().map_or_else(|| Caller::anonymous(Source::Mcp), caller)
 }
 
 fn relay_error(e: RelayError) -> ToolError {
@@ -247,10 +247,15 @@ impl RelayMcp {
     }
 
     /// The id a read starts after, from `since_id`, `reader` and `start` ([`Relay::start_after`]).
-    async fn start_after(&self, args: &JsonObject, target: &str) -> Result<Option<u64>, ToolError> {
+    async fn start_after(
+        &self,
+        args: &JsonObject,
+        target: &str,
+        caller: &Caller,
+    ) -> Result<Option<u64>, ToolError> {
         let start = Start::parse(optional_str(args, "start")?).map_err(|e| e.to_string())?;
         let (since_id, reader) = (optional_id(args, "since_id")?, optional_str(args, "reader")?);
-        self.relay.start_after(target, since_id, reader, start).await.map_err(relay_error)
+        self.relay.start_after(target, since_id, reader, start, caller).await.map_err(relay_error)
     }
 
     /// Refused calls get their line in the tool-usage log here; the relay logs the rest.
@@ -308,7 +313,7 @@ impl RelayMcp {
         let caller = caller(&parts);
         let result = async {
             let target = required_str(&args, "target")?;
-            let since_id = self.start_after(&args, target).await?.unwrap_or(0);
+            let since_id = self.start_after(&args, target, &caller).await?.unwrap_or(0);
             let limit = optional_number(&args, "limit")?.map(|n| n as i128);
             let limit = clamp_limit(limit, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT);
             let page = match (optional_str(&args, "q")?, optional_id(&args, "thread")?) {
@@ -358,8 +363,10 @@ impl RelayMcp {
         let caller = caller(&parts);
         let result = async {
             let target = required_str(&args, "target")?;
-            let since_id =
-                self.start_after(&args, target).await?.ok_or("since_id: is required (or pass reader)")?;
+            let since_id = self
+                .start_after(&args, target, &caller)
+                .await?
+                .ok_or("since_id: is required (or pass reader)")?;
             let timeout = match optional_number(&args, "timeout_s")? {
                 Some(s) => seconds("timeout_s", s).map_err(|e| e.to_string())?,
                 None => DEFAULT_WAIT,

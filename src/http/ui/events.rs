@@ -5,7 +5,7 @@ use super::view::{channel_links, reader_of, render_messages, Ui};
 use crate::http::error::ApiError;
 use crate::http::request::{decode_segment, Query};
 use crate::metrics::Open;
-use crate::relay::Relay;
+use crate::relay::{Caller, Relay};
 use crate::values::Name;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
@@ -27,8 +27,9 @@ pub(super) const RECONNECT: Duration = Duration::from_secs(1);
 pub(super) fn channel_events(
     relay: &Relay,
     reader: Option<Name>,
+    caller: Caller,
 ) -> impl Stream<Item = Result<warp::sse::Event, Infallible>> + Send + 'static {
-    relay.follow_channels(reader).map(|list| {
+    relay.follow_channels(reader, caller).map(|list| {
         let data = json!({"channels": channel_links(list, None)});
         Ok(warp::sse::Event::default().event("channels").json_data(data).unwrap_or_default())
     })
@@ -42,6 +43,7 @@ pub(super) fn events(
     name: &str,
     query: &str,
     last: Option<String>,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
     let name = decode_segment(name)?;
     let resume = last.and_then(|id| id.trim().parse().ok());
@@ -49,7 +51,7 @@ pub(super) fn events(
         Some(id) => id,
         None => Query::parse(query)?.id("after")?.unwrap_or_else(|| relay.last_id()),
     };
-    let batches = relay.follow(&name, after, EVENT_BATCH).map_err(ApiError::from)?;
+    let batches = relay.follow(&name, after, EVENT_BATCH, &caller).map_err(ApiError::from)?;
     let first = futures_util::stream::once(async { Ok(warp::sse::Event::default().retry(RECONNECT)) });
     let messages = batches
         .then(move |batch| {
@@ -83,11 +85,12 @@ pub(super) fn events(
         });
     // A page that picked a reader listens on the channel as that reader while it is open.
     let reader = reader_of(query)?;
-    let listening = reader.as_ref().map(|r| relay.listen(&name, r)).transpose()?;
-    let live = futures_util::stream::select(messages, channel_events(&relay, reader)).map(move |event| {
-        let _held = &listening;
-        event
-    });
+    let listening = reader.as_ref().map(|r| relay.listen(&name, r, &caller)).transpose()?;
+    let live =
+        futures_util::stream::select(messages, channel_events(&relay, reader, caller)).map(move |event| {
+            let _held = &listening;
+            event
+        });
     Ok(sse_reply(&relay, first.chain(live)))
 }
 

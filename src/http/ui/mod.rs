@@ -59,6 +59,8 @@ struct PageContext {
     thread: Option<u64>,
     /// On the search page: the query and what it found.
     search: Option<serde_json::Value>,
+    /// The principal signed in, who posts as itself.
+    signed_in: Option<String>,
 }
 
 /// Results shown on the search page.
@@ -105,6 +107,7 @@ async fn search_page(relay: Relay, ui: Arc<Ui>, caller: Caller, host: String, ra
             mcp_url: format!("http://{host}/mcp"),
             thread: None,
             search: Some(search),
+            signed_in: caller.name().map(str::to_owned),
         };
         let body = tokio::task::spawn_blocking(move || render_page(&ui, &context, None, &[]))
             .await
@@ -171,14 +174,18 @@ pub fn routes(
         .and(warp::header::optional::<String>("last-event-id"))
         .and(with.clone())
         .map(
-            |name: String, _: Caller, query: String, last: Option<String>, (relay, ui): (Relay, Arc<Ui>)| {
-                events(relay, ui, &name, &query, last).unwrap_or_else(ApiError::into_response)
+            |name: String,
+             caller: Caller,
+             query: String,
+             last: Option<String>,
+             (relay, ui): (Relay, Arc<Ui>)| {
+                events(relay, ui, &name, &query, last, caller).unwrap_or_else(ApiError::into_response)
             },
         );
     let channels =
         warp::path!("channels" / "events").and(get_or_head()).and(gate.ui()).and(raw_query()).and(with).map(
-            |_: Caller, query: String, (relay, _): (Relay, Arc<Ui>)| match reader_of(&query) {
-                Ok(reader) => sse_reply(&relay, channel_events(&relay, reader)),
+            |caller: Caller, query: String, (relay, _): (Relay, Arc<Ui>)| match reader_of(&query) {
+                Ok(reader) => sse_reply(&relay, channel_events(&relay, reader, caller)),
                 Err(e) => e.into_response(),
             },
         );
@@ -223,6 +230,7 @@ async fn page(
         mcp_url: format!("http://{host}/mcp"),
         thread,
         search: None,
+        signed_in: caller.name().map(str::to_owned),
     };
     let result = async {
         let messages = match (&channel, thread) {
@@ -271,6 +279,7 @@ fn render_page(
         "first_id": shown.first().map_or(0, |m| m.id),
         "last_id": shown.last().map_or(0, |m| m.id),
         "senders": senders,
+        "signed_in": context.signed_in,
         "mcp_url": mcp,
         "claude_cmd": format!("claude mcp add --transport http relay {mcp}"),
         "bridge_cmd": format!(
@@ -341,11 +350,16 @@ mod tests {
             mcp_url: "http://127.0.0.1:8010/mcp".into(),
             thread: None,
             search: None,
+            signed_in: Some("ana".into()),
         };
         let json = r#"{"id":7,"ts":1795000000.5,"target":"<x> & \"y\"","sender":"<b>me</b>","text":"**hi**","source":"rest"}"#;
         let stored = StoredMessage::new(7, bytes::Bytes::from_static(json.as_bytes()));
         let page = render_page(&ui(), &context, Some("<x> & \"y\""), &[stored]).unwrap();
         assert!(page.contains(r#"href="/c/%3Cx%3E%20%26%20%22y%22""#), "{page}");
+        assert!(
+            page.contains("Signed in as <b>ana</b>") && page.contains(r#"value="ana" readonly"#),
+            "{page}"
+        );
         assert!(page.contains("&lt;b&gt;me&lt;/b&gt;") && !page.contains("<b>me</b>"));
         assert!(page.contains("<strong>hi</strong>"));
         assert!(page.contains(r#"<time datetime="2026-11-18T"#), "{page}");

@@ -6,13 +6,15 @@
 
 pub(crate) mod rebuild;
 
-use crate::event::Event;
+use crate::event::{Change, Event};
+use crate::identity::Grants;
 use crate::message::summary_line;
 use crate::store::database::{Database, Options};
 use crate::store::event_log::backend::Backend;
 use crate::store::event_log::nats::{NatsLog, NatsSettings};
 use crate::store::event_log::EventLog;
 use crate::store::projections::archive::ArchiveConfig;
+use crate::store::projections::principals::Directory;
 use crate::store::StoreError;
 use crate::values::Name;
 use rebuild::{log_of, rebuild_projections, stream_of};
@@ -34,7 +36,7 @@ pub struct ExportFilter {
 
 impl ExportFilter {
     fn keeps(&self, event: &Event) -> bool {
-        self.target.as_deref().is_none_or(|t| t == event.target())
+        self.target.as_deref().is_none_or(|t| event.target() == Some(t))
     }
 }
 
@@ -164,6 +166,22 @@ fn importable(event: &Event) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             if c.to >= c.id {
                 return Err(format!("to: {} must be an id before the event's own, {}", c.to, c.id));
+            }
+        }
+        Event::PrincipalChanged(p) => {
+            Name::parse("name", &p.name).map_err(|e| e.to_string())?;
+            match &p.change {
+                Change::Added { read, write, .. } | Change::GrantsChanged { read, write } => {
+                    Grants::from_patterns("read", read)
+                        .and(Grants::from_patterns("write", write))
+                        .map_err(|e| e.to_string())?;
+                }
+                Change::CredentialIssued { key_id, hash } => {
+                    if key_id.is_empty() || hash.len() != 64 {
+                        return Err("a credential needs its key id and a SHA-256 hash".into());
+                    }
+                }
+                Change::CredentialRevoked { .. } => {}
             }
         }
     }
@@ -307,6 +325,7 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
     }
     let mut in_views = std::collections::HashMap::<String, (u64, u64)>::new();
     let mut cursors = std::collections::BTreeMap::<(String, String), u64>::new();
+    let mut principals = Directory::default();
     let mut previous = 0;
     let records: Box<dyn Iterator<Item = Result<Record, StoreError>>> = match &stream {
         Some(stream) => Box::new(stream_records(stream)),
@@ -342,6 +361,10 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
                 *expected = c.to.max(*expected);
                 continue;
             }
+            Event::PrincipalChanged(p) => {
+                principals.apply(p);
+                continue;
+            }
         };
         let Some(record) = channels.get(&m.target) else {
             report.problems.push(format!("event {id}: channel {:?} missing from the views", m.target));
@@ -367,6 +390,9 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
     }
     if dir.join(crate::store::projections::search::DIR).exists() {
         search_problems(dir, log, &mut report.problems)?;
+    }
+    if *views.principals.now() != principals {
+        report.problems.push("the principals in the views differ from the log's".to_owned());
     }
     if views.cursors.all() != cursors {
         report.problems.push(format!(
@@ -464,6 +490,9 @@ fn print_log(log: &dyn EventLog, out: &mut dyn Write) -> Result<u64, StoreError>
                 Event::MessagePosted(m) => summary_line(m.id, &m.sender, &m.target, &m.text),
                 Event::CursorMoved(c) => {
                     format!("#{} [{} read {} up to #{}]", c.id, c.reader, c.target, c.to)
+                }
+                Event::PrincipalChanged(p) => {
+                    format!("#{} [principal {}: {}]", p.id, p.name, p.change.describe())
                 }
             };
             writeln!(out, "{line}").map_err(io_error)?;

@@ -171,21 +171,30 @@ impl SearchIndex {
         Ok(from)
     }
 
-    /// Messages matching `query` (within `target` when given), at most `limit`, and how many
-    /// match in all.
+    /// Messages matching `query` (within the channels `within` when given), at most `limit`,
+    /// and how many match in all.
     pub fn search(
         &self,
         query: &str,
-        target: Option<&str>,
+        within: Option<&[String]>,
         order: SearchOrder,
         limit: usize,
     ) -> Result<(Vec<Hit>, u64), SearchError> {
         let f = self.fields;
         let mut parser = QueryParser::for_index(&self.index, vec![f.text]);
         parser.set_conjunction_by_default();
-        let text = match target {
+        let text = match within {
             // A channel name is one term: quoted, any character in it is literal.
-            Some(channel) => format!("({query}) AND channel:\"{}\"", channel.replace(['\\', '"'], " ")),
+            Some(channels) => {
+                let quoted = |c: &String| format!("channel:\"{}\"", c.replace(['\\', '"'], " "));
+                let any: Vec<String> = channels.iter().map(quoted).collect();
+                if any.is_empty() {
+                    // Within no channel: the query is still checked.
+                    parser.parse_query(query).map_err(|e| SearchError::Query(e.to_string()))?;
+                    return Ok((Vec::new(), 0));
+                }
+                format!("({query}) AND ({})", any.join(" OR "))
+            }
             None => query.to_owned(),
         };
         let parsed = parser.parse_query(&text).map_err(|e| SearchError::Query(e.to_string()))?;

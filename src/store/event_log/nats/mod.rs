@@ -39,7 +39,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use stream::{nats_error, numbered, open, stream_info, subject_token, PUBLISH_BOUND};
+use stream::{event_token, nats_error, numbered, open, stream_info, PUBLISH_BOUND};
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
@@ -131,7 +131,7 @@ impl NatsLog {
     /// concurrent post cannot shift it), with a Msg-Id naming the id (so a retry is stored once).
     pub(crate) fn import(&self, event: Event) -> Result<(), StoreError> {
         let id = event.id();
-        let subject = format!("{}{}", self.prefix, subject_token(event.target()));
+        let subject = format!("{}{}", self.prefix, event_token(event.target()));
         let payload = bytes::Bytes::from(event::encode(&event.with_id(0)));
         let js = self.js.clone();
         let stored = self.run(async move {
@@ -224,7 +224,7 @@ impl EventLog for NatsLog {
         if let Some(why) = self.refusing() {
             return Err(StoreError::Nats(why));
         }
-        let subject = format!("{}{}", self.prefix, subject_token(event.target()));
+        let subject = format!("{}{}", self.prefix, event_token(event.target()));
         let stored = event.stamp(0, now_secs());
         let payload = bytes::Bytes::from(event::encode(&stored));
         let id = format!("{}-{}", self.instance, self.posts.fetch_add(1, Ordering::Relaxed));

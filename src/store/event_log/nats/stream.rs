@@ -62,6 +62,13 @@ pub fn subject_token(channel: &str) -> String {
     out
 }
 
+/// The token of the subject an event is published to: its channel's, or for an event about no
+/// channel (a principal's change) `%00principals`, which no channel name encodes to (names hold
+/// no control characters).
+pub fn event_token(target: Option<&str>) -> String {
+    subject_token(target.unwrap_or("\0principals"))
+}
+
 /// The subject a message of `channel` is published to.
 pub fn subject(stream: &str, channel: &str) -> String {
     format!("relay.{stream}.{}", subject_token(channel))

@@ -5,7 +5,7 @@
 pub(crate) mod cluster;
 
 use super::health::HEALTH_EVERY;
-use super::stream::{major_minor, wanted, MIN_SERVER};
+use super::stream::{event_token, major_minor, wanted, MIN_SERVER};
 use super::*;
 use crate::message::{Message, Source};
 use crate::store::tests::new_message;
@@ -52,7 +52,7 @@ fn posts_are_numbered_by_the_stream_and_read_back_whole() {
     let events = log.read_from(1, 10).unwrap();
     assert_eq!(ids(&events), [1, 2, 3]);
     assert_eq!(events[1], Event::MessagePosted(posted[1].clone()), "the same message: id, time, text...");
-    assert_eq!(events[1].target(), odd);
+    assert_eq!(events[1].target(), Some(odd));
     assert_eq!(ids(&log.read_from(2, 1).unwrap()), [2]);
     assert_eq!(ids(&log.read_from(3, 10).unwrap()), [3]);
     assert!(log.read_from(4, 10).unwrap().is_empty());
@@ -195,13 +195,15 @@ fn without_a_quorum_a_post_is_not_acknowledged() {
 
 #[test]
 fn subject_tokens_are_valid_and_distinct() {
-    let names = ["proj-x", "a.b", "a%2Eb", "a b", "*", ">", "a\tb", "ß", "x_y"];
-    let tokens: Vec<String> = names.iter().map(|n| subject_token(n)).collect();
+    let names = ["proj-x", "a.b", "a%2Eb", "a b", "*", ">", "a\tb", "ß", "x_y", "%00principals"];
+    let mut tokens: Vec<String> = names.iter().map(|n| event_token(Some(n))).collect();
+    // The principals' subject is no channel's.
+    tokens.push(event_token(None));
     for token in &tokens {
         assert!(!token.is_empty() && !token.contains(['.', '*', '>', ' ', '\t']), "{token}");
     }
     let distinct: std::collections::HashSet<&String> = tokens.iter().collect();
-    assert_eq!(distinct.len(), names.len(), "{tokens:?}");
+    assert_eq!(distinct.len(), names.len() + 1, "{tokens:?}");
     assert_eq!(subject("RELAY", "proj-x"), "relay.RELAY.proj-x");
 }
 

@@ -1,6 +1,6 @@
 //! Applying the log's events to the channel views: one atomic batch per group, messages added
 //! to their channels' open messages and sealed into blocks when full (or when a sweep finds
-//! them too old or too many), cursors moved, the checkpoint written.
+//! them too old or too many), cursors moved, principals changed, the checkpoint written.
 
 use super::{
     block_key, channel_key, corrupt, stored, ChannelRecord, ChannelViews, Channels, Open, CHECKPOINT,
@@ -9,6 +9,7 @@ use super::{
 use crate::event::Event;
 use crate::message::Message;
 use crate::store::projections::cursors::Moves;
+use crate::store::projections::principals::{Directory, Principals};
 use crate::store::StoreError;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -33,6 +34,8 @@ struct Applying {
     fresh: Open,
     sealed: HashSet<u32>,
     cursors: Moves,
+    /// The principals as the batch leaves them, when it changes them.
+    principals: Option<Directory>,
 }
 
 /// Appends one message to a block being built.
@@ -67,6 +70,7 @@ impl ChannelViews {
                     touched.push(m.target.as_str());
                 }
                 Event::CursorMoved(c) => self.cursors.apply(c, &mut work.cursors, &mut batch),
+                Event::PrincipalChanged(p) => self.principals.apply(p, &mut work.principals),
             }
             if event.id().is_multiple_of(SWEEP_EVERY) {
                 swept.extend(self.sweep(event.id(), channels, &mut work, &mut batch)?);
@@ -80,6 +84,7 @@ impl ChannelViews {
                 .map_err(corrupt)?;
             batch.insert(channel_key(name), bytes);
         }
+        Principals::write(&work.principals, &mut batch)?;
         let mut checkpoint = [0u8; 16];
         checkpoint[..8].copy_from_slice(&last.id().to_be_bytes());
         checkpoint[8..].copy_from_slice(&self.blocks.end().to_be_bytes());
@@ -99,6 +104,7 @@ impl ChannelViews {
                 open.entry(no).or_default().extend(messages);
             }
             self.cursors.publish(work.cursors);
+            self.principals.publish(work.principals);
         }
         if sealing {
             self.seals.fetch_add(1, Ordering::SeqCst);

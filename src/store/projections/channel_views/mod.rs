@@ -8,7 +8,8 @@
 //! - `[3] number(4 BE) first id(8 BE)` → where a block lies in the blocks file ([`BlockRef`]); a
 //!   block is consecutive messages of the channel, each as `id(8 BE) length(4 BE) JSON`;
 //! - `[4]` → the layout's version ([`FORMAT`]); views of another version are rebuilt;
-//! - `[6] channel 0 reader` → a reader's cursor on the channel (`store/cursors.rs`).
+//! - `[6] channel 0 reader` → a reader's cursor on the channel (`store/cursors.rs`);
+//! - `[7]` → the principals, as JSON (`projections/principals.rs`).
 //!
 //! A channel's newest messages, not sealed yet ("open"), are held in memory only, as JSON ready
 //! to send: the log has them, and on open they are read back from it. Once a channel has
@@ -38,6 +39,7 @@ use crate::message::{Message, StoredMessage};
 use crate::store::event_log::EventLog;
 use crate::store::projections::blocks::{BlockFile, BlockRef, RECENT_BYTES};
 use crate::store::projections::cursors::Cursors;
+use crate::store::projections::principals::Principals;
 use crate::store::StoreError;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -94,6 +96,8 @@ pub(crate) struct ChannelViews {
     open: RwLock<Open>,
     /// Readers' cursors, written in the views' batches.
     pub(crate) cursors: Cursors,
+    /// The principals, written in the views' batches.
+    pub(crate) principals: Principals,
     /// Odd while a batch that seals blocks is being applied; bumped twice per such batch.
     seals: AtomicU64,
 }
@@ -181,6 +185,7 @@ impl ChannelViews {
             blocks,
             open: RwLock::new(Open::new()),
             cursors: Cursors::default(),
+            principals: Principals::default(),
             seals: AtomicU64::new(0),
         })
     }
@@ -226,6 +231,7 @@ impl ChannelViews {
         let open = read_back(log, checkpoint, &mut channels)?;
         *self.open.write().unwrap_or_else(|p| p.into_inner()) = open;
         self.cursors.load(&self.tree)?;
+        self.principals.load(&self.tree)?;
         Ok((checkpoint, channels))
     }
 
