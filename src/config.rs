@@ -310,23 +310,27 @@ impl Config {
 
     /// Whether the relay may listen where it is told to. Beyond loopback it needs a token, or
     /// `--insecure-no-auth`, which yields a warning to print on every start.
-    pub fn check_exposure(&self) -> Result<Option<String>, String> {
+    /// `has_principals`: the store names principals, whose credentials guard the relay as a
+    /// token does.
+    pub fn check_exposure(&self, has_principals: bool) -> Result<Option<String>, String> {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
         let loopback = host.eq_ignore_ascii_case("localhost")
             || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        match (loopback, &self.auth_token, self.insecure_no_auth) {
+        let guarded = self.auth_token.is_some() || has_principals;
+        match (loopback, guarded, self.insecure_no_auth) {
             (true, ..) => Ok(None),
-            (false, Some(_), _) if self.tls_cert.is_some() => Ok(None),
-            (false, Some(_), _) => Ok(Some(format!(
-                "WARNING: listening on {host} with a token but without TLS: the token crosses the network in clear text. \
+            (false, true, _) if self.tls_cert.is_some() => Ok(None),
+            (false, true, _) => Ok(Some(format!(
+                "WARNING: listening on {host} with credentials but without TLS: they cross the network in clear text. \
                  Set tls_cert and tls_key (HTTPS), or keep the relay on loopback behind a TLS reverse proxy (docs/api.md#https)"
             ))),
-            (false, None, true) => Ok(Some(format!(
+            (false, false, true) => Ok(Some(format!(
                 "WARNING: listening on {host} without a token (--insecure-no-auth): anyone who can reach this address can read and post"
             ))),
-            (false, None, false) => Err(format!(
+            (false, false, false) => Err(format!(
                 "refusing to listen on {host} without a token: anyone who could reach it could read and post. \
                  Set auth_token in config.json, CLAUDE_CODEX_AUTH_TOKEN or auth_token_file (make one with: openssl rand -hex 32), \
+                 or add principals (claude-codex-relay principals add NAME --role admin), \
                  or pass --insecure-no-auth to allow it on purpose"
             )),
         }
@@ -670,22 +674,26 @@ mod tests {
             ..Config::default()
         };
         for host in ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"] {
-            assert_eq!(with(host, false, false).check_exposure(), Ok(None), "{host}");
+            assert_eq!(with(host, false, false).check_exposure(false), Ok(None), "{host}");
         }
         for host in ["0.0.0.0", "::", "192.168.2.3", "relay.lan"] {
-            let refused = with(host, false, false).check_exposure().unwrap_err();
+            let refused = with(host, false, false).check_exposure(false).unwrap_err();
             assert!(refused.contains("--insecure-no-auth") && refused.contains("auth_token"), "{refused}");
-            let warning = with(host, false, true).check_exposure().unwrap().unwrap();
+            assert!(refused.contains("principals add"), "{refused}");
+            let warning = with(host, false, true).check_exposure(false).unwrap().unwrap();
             assert!(warning.starts_with("WARNING") && warning.contains(host), "{warning}");
-            // A token in clear text: started, with a warning that names both fixes.
-            let clear = with(host, true, false).check_exposure().unwrap().unwrap();
-            assert!(clear.contains("tls_cert") && clear.contains("reverse proxy"), "{clear}");
+            // Credentials in clear text (a token, or principals'): started, with a warning that
+            // names both fixes.
+            for (token, principals) in [(true, false), (false, true)] {
+                let clear = with(host, token, false).check_exposure(principals).unwrap().unwrap();
+                assert!(clear.contains("tls_cert") && clear.contains("reverse proxy"), "{clear}");
+            }
             let tls = Config {
                 tls_cert: Some("c.pem".into()),
                 tls_key: Some("k.pem".into()),
                 ..with(host, true, false)
             };
-            assert_eq!(tls.check_exposure(), Ok(None), "{host}");
+            assert_eq!(tls.check_exposure(false), Ok(None), "{host}");
         }
     }
 

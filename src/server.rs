@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::http::{self, guard::HostPolicy};
 use crate::relay::Relay;
-use crate::store::{Store, StoreError};
+use crate::store::{BackendKind, Store, StoreError};
 use crate::values::Token;
 use slog::{info, o, warn, Logger};
 use std::future::Future;
@@ -29,9 +29,11 @@ pub enum StartError {
     Tls(#[from] http::tls::TlsError),
 }
 
-/// Refuses to listen beyond loopback without a token (unless told to, with a warning).
-fn check_exposure(config: &Config, logger: &Logger) -> Result<(), StartError> {
-    if let Some(warning) = config.check_exposure().map_err(StartError::Exposed)? {
+/// Refuses to listen beyond loopback without a token or principals (unless told to, with a
+/// warning).
+fn check_exposure(config: &Config, store: &Store, logger: &Logger) -> Result<(), StartError> {
+    let has_principals = !store.principals().is_empty();
+    if let Some(warning) = config.check_exposure(has_principals).map_err(StartError::Exposed)? {
         eprintln!("{warning}");
         warn!(logger, "insecure_no_auth"; "warning" => &warning);
     }
@@ -61,15 +63,18 @@ pub struct Server {
 impl Server {
     /// Opens the store `config` names and binds its port.
     pub async fn bind(config: &Config, logger: Logger) -> Result<Server, StartError> {
-        check_exposure(config, &logger)?;
+        // Without a data dir there are no principals (in sled mode): refused before one is made.
+        if config.log.kind == BackendKind::Sled && !config.data_dir.exists() {
+            config.check_exposure(false).map_err(StartError::Exposed)?;
+        }
         let store = open_store(config, logger.new(o!("component" => "store"))).await?;
-        Server::listen(config, store, logger).await
+        Server::bind_with(config, store, logger).await
     }
 
     /// Binds the port for a store the caller opened (with [`open_store`]): for tests that
     /// reach the store itself.
     pub async fn bind_with(config: &Config, store: Store, logger: Logger) -> Result<Server, StartError> {
-        check_exposure(config, &logger)?;
+        check_exposure(config, &store, &logger)?;
         Server::listen(config, store, logger).await
     }
 

@@ -44,6 +44,9 @@ pub struct BridgeArgs {
     /// The relay's base URL
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8010")]
     pub url: String,
+    /// A file holding the credential (else CLAUDE_CODEX_AUTH_TOKEN, else CLAUDE_CODEX_TOKEN_FILE)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Your sender name on the relay: your own messages never wake you
     #[arg(long = "as", value_name = "NAME")]
     pub name: String,
@@ -81,7 +84,7 @@ pub fn bridge(args: BridgeArgs) -> anyhow::Result<ExitCode> {
         (Wake::Auto | Wake::Channel, _) => Delivery::Channel,
         _ => Delivery::None,
     };
-    let client = Arc::new(Client::new(&args.url)?);
+    let client = Arc::new(Client::new(&args.url, args.token_file.as_deref())?);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let bridge =

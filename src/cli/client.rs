@@ -53,15 +53,11 @@ const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 impl Client {
     /// `url` is the relay's base URL, for example `http://127.0.0.1:8010`. The credential comes
-    /// from [`TOKEN_VAR`], else from the file [`TOKEN_FILE_VAR`] names; for an `https` URL, the
-    /// certificates to trust as the module says.
-    pub fn new(url: &str) -> Result<Client, ClientError> {
-        let file = std::env::var_os(TOKEN_FILE_VAR).map(std::path::PathBuf::from);
-        Client::with_token_file(url, file.as_deref())
-    }
-
-    /// [`Client::new`], with the credential read from `token_file` unless [`TOKEN_VAR`] is set.
-    pub fn with_token_file(url: &str, token_file: Option<&std::path::Path>) -> Result<Client, ClientError> {
+    /// from [`TOKEN_VAR`], else from the file `token_file` (`--token-file`), else from the file
+    /// [`TOKEN_FILE_VAR`] names; for an `https` URL, the certificates to trust as the module says.
+    pub fn new(url: &str, token_file: Option<&std::path::Path>) -> Result<Client, ClientError> {
+        let from_env = std::env::var_os(TOKEN_FILE_VAR).map(std::path::PathBuf::from);
+        let token_file = token_file.or(from_env.as_deref());
         let mut config =
             ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(REQUEST_TIMEOUT));
         if url.trim_start().to_ascii_lowercase().starts_with("https:") {

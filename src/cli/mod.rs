@@ -90,6 +90,9 @@ pub struct SearchArgs {
     /// The relay's base URL
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8010")]
     pub url: String,
+    /// A file holding the credential (else CLAUDE_CODEX_AUTH_TOKEN, else CLAUDE_CODEX_TOKEN_FILE)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Only this channel
     #[arg(long, value_name = "CHANNEL")]
     pub target: Option<String>,
@@ -259,10 +262,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::io::read_to_string(std::io::stdin()).context("cannot read the message from stdin")?
                 }
             };
-            let client = match &args.token_file {
-                Some(file) => Client::with_token_file(&args.url, Some(file))?,
-                None => Client::new(&args.url)?,
-            };
+            let client = Client::new(&args.url, args.token_file.as_deref())?;
             let id = client.post(&args.target, args.sender.as_deref(), &text, args.reply_to)?;
             println!("posted #{id}");
             Ok(ExitCode::SUCCESS)
@@ -272,7 +272,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Search(args)) => {
             let order = if args.relevance { "relevance" } else { "newest" };
             let query = args.query.join(" ");
-            let found = Client::new(&args.url)?.search(&query, args.target.as_deref(), args.limit, order)?;
+            let found = Client::new(&args.url, args.token_file.as_deref())?.search(
+                &query,
+                args.target.as_deref(),
+                args.limit,
+                order,
+            )?;
             let hits = found["hits"].as_array().cloned().unwrap_or_default();
             for hit in &hits {
                 let field = |name: &str| hit[name].as_str().unwrap_or_default().to_owned();
@@ -292,10 +297,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Principals(args)) => {
             let lines = match &args.url {
-                Some(url) => principals::remote(
-                    &args.action,
-                    &Client::with_token_file(url, args.token_file.as_deref())?,
-                )?,
+                Some(url) => {
+                    principals::remote(&args.action, &Client::new(url, args.token_file.as_deref())?)?
+                }
                 None => principals_here(&args)?,
             };
             for line in lines {

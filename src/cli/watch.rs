@@ -16,6 +16,9 @@ pub struct WatchArgs {
     /// The relay's base URL
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8010")]
     pub url: String,
+    /// A file holding the credential (else CLAUDE_CODEX_AUTH_TOKEN, else CLAUDE_CODEX_TOKEN_FILE)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// The channel to follow
     #[arg(long, value_name = "CHANNEL")]
     pub target: String,
@@ -101,7 +104,7 @@ fn run_command(cmd: &str, target: &str, batch: &[Value]) -> anyhow::Result<bool>
 }
 
 pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.url)?;
+    let client = Client::new(&args.url, args.token_file.as_deref())?;
     let mut retry = Retry::new("watch");
     let reader = args.reader.as_deref();
     // With a reader, the relay knows where to start: `None` until the first batch is handled.

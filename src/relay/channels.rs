@@ -80,16 +80,17 @@ impl Relay {
     /// The channel list now, then each time it changes (a count grows, a channel appears, a
     /// listener comes or goes), at most once per [`CHANNELS_EVERY`]; woken by commits and
     /// presence changes, never by polling. Ends when the relay stops.
-    /// With a `reader`, each channel comes with its unread count for that reader. Only the
-    /// channels `caller` may read.
+    /// With a `reader` (a principal's own name only), each channel comes with its unread count
+    /// for that reader. Only the channels `caller` may read.
     pub fn follow_channels(
         &self,
         reader: Option<Name>,
         caller: Caller,
-    ) -> impl futures_util::Stream<Item = Vec<ChannelStats>> + Send + 'static {
+    ) -> Result<impl futures_util::Stream<Item = Vec<ChannelStats>> + Send + 'static, RelayError> {
+        self.allowed(&caller, caller.reader(reader.as_ref().map(Name::as_str)))?;
         let watches = (self.inner.store.commit_watch(), self.inner.presence.changes());
         let state = (self.clone(), watches, reader, None);
-        futures_util::stream::unfold(state, move |(relay, mut watches, reader, mut last)| {
+        Ok(futures_util::stream::unfold(state, move |(relay, mut watches, reader, mut last)| {
             let caller = caller.clone();
             async move {
                 loop {
@@ -116,7 +117,7 @@ impl Relay {
                     }
                 }
             }
-        })
+        }))
     }
 
     /// Configured channels, channels with messages and channels someone listens on: those

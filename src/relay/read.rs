@@ -181,8 +181,9 @@ impl Relay {
         let _permit = self.wait_slot()?;
         let _open = Open::new(&self.inner.metrics.open_waits);
         let exclude_sender = who.exclude_sender;
-        let _listening =
-            who.reader.or(exclude_sender).map(|name| self.inner.presence.listen(target.as_str(), name));
+        // Listed under the name it gave; a principal, under its own.
+        let listed = who.reader.or(exclude_sender).map(|name| caller.name().unwrap_or(name));
+        let _listening = listed.map(|name| self.inner.presence.listen(target.as_str(), name));
         self.inner.metrics.waited(caller.source);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout.min(MAX_WAIT);

@@ -245,3 +245,20 @@ fn listening_beyond_loopback_needs_a_token() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("auth_token must be at least 16 characters"));
 }
+
+/// Principals guard a relay as a token does: beyond loopback it starts, warning that their
+/// credentials would cross the network in clear text, instead of refusing.
+#[test]
+fn principals_guard_a_relay_beyond_loopback_as_a_token_does() {
+    let work = tempfile::tempdir().unwrap();
+    let added =
+        relay_command(work.path(), &["principals", "add", "root", "--role", "admin"], &[]).output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine: the check passes and the bind
+    // then fails, so nothing listens beyond loopback.
+    let out = relay_command(work.path(), &["--host", "192.0.2.1", "--port", "0"], &[]).output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("with credentials but without TLS"), "{stderr}");
+    assert!(!stderr.contains("refusing to listen") && stderr.contains("192.0.2.1"), "{stderr}");
+}

@@ -2,7 +2,7 @@
 //! real binary speaking JSON-RPC lines on its stdin and stdout, as Claude Code starts it; the last
 //! test drives the real Claude Code (from npm, installed by scripts/test) against a scripted model.
 
-use crate::helpers::{request, spawn_app, TestApp};
+use crate::helpers::{relay_command, request, spawn_app, start_relay, TestApp};
 use crate::mcp::{assert_client_passed, client_path, clients_dir, mcp, run_client};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -263,4 +263,31 @@ fn real_claude_code_is_woken_by_a_post_and_answers_on_the_relay() {
     let stdout = assert_client_passed("claude code", &run_client(cmd));
     let delay = stdout.lines().find(|l| l.starts_with("wake-up delay")).expect("the delay is reported");
     eprintln!("{delay}");
+}
+
+/// The same, on a relay with principals: the bridge speaks with claude's own credential, codex
+/// posts with its own, and Claude Code's answer is stored under claude's name.
+#[test]
+fn real_claude_code_speaks_with_its_own_credential() {
+    let work = tempfile::tempdir().unwrap();
+    let credential = |name: &str| {
+        let args = ["principals", "add", name, "--data-dir", "data"];
+        let out = relay_command(work.path(), &args, &[]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned()
+    };
+    let (claude, codex) = (credential("claude"), credential("codex"));
+    let relay = start_relay(work.path(), &[]);
+    let session = work.path().join("session");
+    std::fs::create_dir(&session).unwrap();
+    let mut cmd = Command::new(client_path("RELAY_MCP_PYTHON"));
+    cmd.arg(clients_dir().join("claude_wake.py"))
+        .arg(format!("http://{}", relay.addr))
+        .arg(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .arg(client_path("RELAY_CLAUDE"))
+        .arg(&session)
+        .env("RELAY_CLAUDE_CREDENTIAL", &claude)
+        .env("RELAY_CODEX_CREDENTIAL", &codex);
+    let stdout = assert_client_passed("claude code with its credential", &run_client(cmd));
+    assert!(stdout.contains("ok the reply"), "{stdout}");
 }

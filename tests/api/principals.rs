@@ -2,6 +2,7 @@
 //! its own principal, where its grants allow; revokes, kill -9, rebuild, export and import.
 
 use crate::helpers::{relay_command, request, start_relay, Reply};
+use crate::mcp::{assert_client_passed, client_path, clients_dir, run_client};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -117,6 +118,7 @@ fn every_front_door_speaks_and_reads_as_the_credentials_principal() {
         "/c/secret/events?after=0",
         "/api/messages?target=proj-x&reader=eve",
         "/api/channels?reader=eve",
+        "/channels/events?reader=eve",
         "/api/export",
         "/api/principals",
     ] {
@@ -141,6 +143,10 @@ fn every_front_door_speaks_and_reads_as_the_credentials_principal() {
     }
     let found = call(addr, "GET", "/api/search?q=plan", &codex, None).json();
     assert_eq!(found["total"], 0, "{found}");
+    // The web UI shows who is signed in, and the form posts as them.
+    let page = call(addr, "GET", "/c/proj-x", &codex, None);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("Signed in as <b>codex</b>"), "{}", page.text());
     // A reader is the principal itself: its own cursor moves, no one else's can.
     let own = call(addr, "GET", "/api/messages?target=proj-x&reader=codex", &codex, None);
     assert_eq!(own.status, 200, "{}", own.text());
@@ -234,4 +240,24 @@ fn bad_principal_requests_are_refused_saying_why() {
     assert_eq!(unknown.status, 400);
     let listed = principals_listing(&root, addr);
     assert_eq!(listed["principals"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+/// The real Codex CLI, with its own credential in the variable `bearer_token_env_var` names,
+/// against a scripted model: its post as another sender is refused (and Codex hands the
+/// refusal to the model), its post as itself is stored under its name.
+#[test]
+fn real_codex_speaks_with_its_own_credential() {
+    let work = tempfile::tempdir().unwrap();
+    let codex = add(work.path(), &["codex", "--read", "proj-*", "--write", "proj-*"]);
+    let relay = start_relay(work.path(), &[]);
+    let session = work.path().join("session");
+    std::fs::create_dir(&session).unwrap();
+    let mut cmd = std::process::Command::new(client_path("RELAY_MCP_PYTHON"));
+    cmd.arg(clients_dir().join("codex_principal.py"))
+        .arg(format!("http://{}", relay.addr))
+        .arg(client_path("RELAY_CODEX"))
+        .arg(&session)
+        .env("RELAY_CREDENTIAL", &codex);
+    let stdout = assert_client_passed("codex with its credential", &run_client(cmd));
+    assert!(stdout.contains("ok the post as codex is stored"), "{stdout}");
 }

@@ -151,3 +151,40 @@ fn a_file_that_is_not_a_certificate_stops_the_start_naming_it() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// The Python and TypeScript SDKs connect over HTTPS with principals' own credentials: each
+/// posts as its own name, and a post naming another sender is refused.
+#[test]
+fn both_sdks_speak_as_their_principals_over_https() {
+    let work = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(work.path());
+    let credential = |name: &str| {
+        let args = ["principals", "add", name, "--data-dir", "data"];
+        let out = relay_command(work.path(), &args, &[]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned()
+    };
+    let (python_agent, node_agent) = (credential("py-agent"), credential("ts-agent"));
+    let env =
+        [("CLAUDE_CODEX_TLS_CERT", cert.to_str().unwrap()), ("CLAUDE_CODEX_TLS_KEY", key.to_str().unwrap())];
+    let relay = start_relay(work.path(), &env);
+    let mcp = format!("https://127.0.0.1:{}/mcp", relay.addr.port());
+
+    let mut python = Command::new(client_path("RELAY_MCP_PYTHON"));
+    python.arg(clients_dir().join("python_client.py")).args([&mcp, "principal", "py-agent"]);
+    python.env("SSL_CERT_FILE", &cert).env("RELAY_BEARER", &python_agent);
+    let stdout = assert_client_passed("python as a principal", &run_client(python));
+    assert!(stdout.contains("ok another sender is refused"), "{stdout}");
+
+    let node_dir = client_path("RELAY_MCP_NODE_DIR");
+    // A copy of its own: another test copies ts_client.mjs there at the same time.
+    let script = node_dir.join("ts_client_principal.mjs");
+    std::fs::copy(clients_dir().join("ts_client.mjs"), &script).unwrap();
+    let mut node = Command::new("node");
+    node.arg(&script)
+        .args([&mcp, "ts-agent"])
+        .env("NODE_EXTRA_CA_CERTS", &cert)
+        .env("RELAY_BEARER", &node_agent);
+    let stdout = assert_client_passed("typescript as a principal", &run_client(node));
+    assert!(stdout.contains("ok posts as ts-agent"), "{stdout}");
+}

@@ -7,6 +7,8 @@ channel over REST. The scripted model must get a new request holding that messag
 a post_message tool call, and the reply must appear on the relay.
 
 usage: claude_wake.py RELAY_URL BRIDGE_BINARY CLAUDE_BINARY WORK_DIR [--wake socket|channel]
+With RELAY_CLAUDE_CREDENTIAL and RELAY_CODEX_CREDENTIAL set (principals' own), the bridge speaks
+with claude's and the REST calls with codex's.
 Prints `ok ...` lines and `wake-up delay: N ms`; exits 1 on the first failed check.
 """
 
@@ -126,7 +128,10 @@ def wait_for(check, timeout, what):
 
 def relay(path, body=None):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(RELAY + path, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if os.environ.get("RELAY_CODEX_CREDENTIAL"):
+        headers["Authorization"] = f"Bearer {os.environ['RELAY_CODEX_CREDENTIAL']}"
+    request = urllib.request.Request(RELAY + path, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as reply:
         return json.loads(reply.read())
 
@@ -144,7 +149,10 @@ def main():
     bridge = [BRIDGE, "bridge", "--url", RELAY, "--as", "claude", "--follow", CHANNEL, "--wake", WAKE]
     config = os.path.join(WORK, "mcp.json")
     with open(config, "w") as f:
-        json.dump({"mcpServers": {"relay": {"command": bridge[0], "args": bridge[1:]}}}, f)
+        server = {"command": bridge[0], "args": bridge[1:]}
+        if os.environ.get("RELAY_CLAUDE_CREDENTIAL"):
+            server["env"] = {"CLAUDE_CODEX_AUTH_TOKEN": os.environ["RELAY_CLAUDE_CREDENTIAL"]}
+        json.dump({"mcpServers": {"relay": server}}, f)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE"))}
     env.update(HOME=home, ANTHROPIC_BASE_URL=f"http://127.0.0.1:{model.server_port}", ANTHROPIC_API_KEY="sk-dummy",
                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL="1",

@@ -4,6 +4,8 @@ Usage: python_client.py URL full       every check; prints "ok ..." lines and th
        python_client.py URL modern     the same relay through protocol 2026-07-28 (no initialize)
        python_client.py URL restart    initialize, call, print READY, wait for a line on stdin
                                         (the relay restarts meanwhile), call again in the same session
+       python_client.py URL principal NAME   with the credential in RELAY_BEARER: posts as NAME
+                                        only (another sender is refused), and reads
 Exits non-zero with the failing check on stderr.
 """
 import asyncio
@@ -15,6 +17,7 @@ import time
 import jsonschema
 from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 
 def check(condition, what):
@@ -166,6 +169,23 @@ async def restart(url):
         check(ids == [first.structured_content["posted"]], "same session works after the restart")
 
 
+async def principal(url):
+    """A principal's own credential (RELAY_BEARER), sent as the SDK sends any header."""
+    import os
+    name = sys.argv[3]
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {os.environ['RELAY_BEARER']}"})
+    async with http, streamable_http_client(url, http_client=http) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        own = await call(session, "post_message", target="proj-x", sender=name, text="from python")
+        check(not own.is_error and own.structured_content["ok"], f"posts as {name}")
+        other = await call(session, "post_message", target="proj-x", sender="HumanOverseer", text="forged")
+        check(other.is_error and "may not post as" in other.content[0].text, "another sender is refused")
+        fetched = await call(session, "fetch_messages", target="proj-x", since_id=0)
+        stored = {m["id"]: (m["sender"], m["text"]) for m in fetched.structured_content["messages"]}
+        check(stored.get(own.structured_content["posted"]) == (name, "from python"), f"stored under {name}")
+        check("forged" not in [text for _, text in stored.values()], "the forged post was not stored")
+
+
 if __name__ == "__main__":
     url, mode = sys.argv[1], sys.argv[2]
-    asyncio.run({"full": full, "modern": modern, "restart": restart}[mode](url))
+    asyncio.run({"full": full, "modern": modern, "restart": restart, "principal": principal}[mode](url))

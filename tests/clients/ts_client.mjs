@@ -1,5 +1,6 @@
 // Interop test with the official TypeScript MCP SDK against a running relay.
 // Usage: node ts_client.mjs URL     (run from a folder whose node_modules has @modelcontextprotocol/sdk)
+//        RELAY_BEARER=CREDENTIAL node ts_client.mjs URL NAME   a principal's own credential
 // Prints "ok ..." per check; exits non-zero with the failing check on stderr.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -18,6 +19,24 @@ async function connect(name) {
 }
 
 const call = (client, name, args = {}) => client.callTool({ name, arguments: args });
+
+// With RELAY_BEARER (a principal's credential) and its name as the next argument: posts as
+// that name only, and nothing else is checked.
+if (process.env.RELAY_BEARER) {
+  const name = process.argv[3];
+  const headers = { Authorization: `Bearer ${process.env.RELAY_BEARER}` };
+  const client = new Client({ name: "ts-principal", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
+  const own = await call(client, "post_message", { target: "proj-x", sender: name, text: "from typescript" });
+  check(!own.isError && own.structuredContent.ok === true, `posts as ${name}`);
+  const forged = await call(client, "post_message", { target: "proj-x", sender: "HumanOverseer", text: "forged" });
+  check(forged.isError === true && forged.content[0].text.includes("may not post as"), "another sender is refused");
+  const fetched = await call(client, "fetch_messages", { target: "proj-x", since_id: 0 });
+  const mine = fetched.structuredContent.messages.find((m) => m.id === own.structuredContent.posted);
+  check(mine?.sender === name && !fetched.structuredContent.messages.some((m) => m.text === "forged"), `stored under ${name} alone`);
+  await client.close();
+  process.exit(0);
+}
 
 const client = await connect("ts-interop");
 check(client.getServerVersion().name === "claude-codex-relay", "server name");

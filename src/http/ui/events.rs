@@ -28,11 +28,11 @@ pub(super) fn channel_events(
     relay: &Relay,
     reader: Option<Name>,
     caller: Caller,
-) -> impl Stream<Item = Result<warp::sse::Event, Infallible>> + Send + 'static {
-    relay.follow_channels(reader, caller).map(|list| {
+) -> Result<impl Stream<Item = Result<warp::sse::Event, Infallible>> + Send + 'static, ApiError> {
+    Ok(relay.follow_channels(reader, caller)?.map(|list| {
         let data = json!({"channels": channel_links(list, None)});
         Ok(warp::sse::Event::default().event("channels").json_data(data).unwrap_or_default())
-    })
+    }))
 }
 
 /// New messages of a channel as Server-Sent Events, each `{"id", "html"}`. Starts after
@@ -87,7 +87,7 @@ pub(super) fn events(
     let reader = reader_of(query)?;
     let listening = reader.as_ref().map(|r| relay.listen(&name, r, &caller)).transpose()?;
     let live =
-        futures_util::stream::select(messages, channel_events(&relay, reader, caller)).map(move |event| {
+        futures_util::stream::select(messages, channel_events(&relay, reader, caller)?).map(move |event| {
             let _held = &listening;
             event
         });

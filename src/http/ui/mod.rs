@@ -184,8 +184,10 @@ pub fn routes(
         );
     let channels =
         warp::path!("channels" / "events").and(get_or_head()).and(gate.ui()).and(raw_query()).and(with).map(
-            |caller: Caller, query: String, (relay, _): (Relay, Arc<Ui>)| match reader_of(&query) {
-                Ok(reader) => sse_reply(&relay, channel_events(&relay, reader, caller)),
+            |caller: Caller, query: String, (relay, _): (Relay, Arc<Ui>)| match reader_of(&query)
+                .and_then(|reader| channel_events(&relay, reader, caller))
+            {
+                Ok(events) => sse_reply(&relay, events),
                 Err(e) => e.into_response(),
             },
         );

@@ -1,0 +1,150 @@
+"""The real Codex CLI against the relay with a principal's own credential, offline.
+
+A scripted model (an HTTP server on loopback speaking the OpenAI Responses API, with SSE) stands
+in for OpenAI. `codex exec` runs with the relay as a Streamable HTTP MCP server whose bearer
+token comes from the environment variable `bearer_token_env_var` names (RELAY_TOKEN). The
+scripted model first calls post_message naming another sender, which the relay must refuse
+(the refusal comes back to the model as the tool's output), then as `codex`, which must be
+stored under that name.
+
+usage: codex_principal.py RELAY_URL CODEX_BINARY WORK_DIR     (the credential in RELAY_CREDENTIAL)
+Prints `ok ...` lines; exits 1 on the first failed check.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+RELAY, CODEX, WORK = sys.argv[1:4]
+CREDENTIAL = os.environ["RELAY_CREDENTIAL"]
+CHANNEL = "proj-x"
+requests = []  # the body of every Responses request, in arrival order
+
+
+def fail(why):
+    print(f"FAIL {why}", flush=True)
+    sys.exit(1)
+
+
+def outputs(body):
+    """The tool outputs the request carries back to the model, in order."""
+    return [i.get("output") for i in body.get("input", []) if isinstance(i, dict) and i.get("type") == "function_call_output"]
+
+
+def post_tool(body):
+    """The relay's post_message as the request offers it: (namespace or None, name)."""
+    for tool in body.get("tools", []):
+        if tool.get("type") == "namespace":
+            for inner in tool.get("tools", []):
+                if inner.get("name") == "post_message" and "relay" in tool.get("name", ""):
+                    return tool["name"], inner["name"]
+        elif tool.get("name", "").endswith("post_message"):
+            return None, tool["name"]
+    return None
+
+
+def next_item(body):
+    """A post as someone else, then a post as codex, then a closing message."""
+    done = outputs(body)
+    tool = post_tool(body)
+    if tool is None:
+        return {"type": "message", "role": "assistant", "id": "msg_none",
+                "content": [{"type": "output_text", "text": "no post_message tool offered"}]}
+    if len(done) < 2:
+        sender = "HumanOverseer" if not done else "codex"
+        args = {"target": CHANNEL, "sender": sender, "text": f"codex speaks as {sender}"}
+        namespace, name = tool
+        call = {"type": "function_call", "id": f"fc_{len(done)}", "call_id": f"call_{len(done)}",
+                "name": name, "arguments": json.dumps(args), "status": "completed"}
+        if namespace:
+            call["namespace"] = namespace
+        return call
+    return {"type": "message", "role": "assistant", "id": "msg_done",
+            "content": [{"type": "output_text", "text": "done"}]}
+
+
+class Model(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        requests.append(body)
+        n = len(requests)
+        item = next_item(body)
+        response = {"id": f"resp_{n}", "object": "response", "status": "in_progress", "output": []}
+        events = [
+            ("response.created", {"type": "response.created", "response": response}),
+            ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0, "item": item}),
+            ("response.output_item.done", {"type": "response.output_item.done", "output_index": 0, "item": item}),
+            ("response.completed", {"type": "response.completed", "response": dict(
+                response, status="completed", output=[item],
+                usage={"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                       "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}})}),
+        ]
+        payload = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def relay(path):
+    request = urllib.request.Request(RELAY + path, headers={"Authorization": f"Bearer {CREDENTIAL}"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read())
+
+
+def main():
+    model = ThreadingHTTPServer(("127.0.0.1", 0), Model)
+    threading.Thread(target=model.serve_forever, daemon=True).start()
+    home = os.path.join(WORK, "codex-home")
+    os.makedirs(home, exist_ok=True)
+    with open(os.path.join(home, "config.toml"), "w") as f:
+        f.write(f"""model = "scripted"
+model_provider = "scripted"
+approval_policy = "never"
+sandbox_mode = "read-only"
+
+[model_providers.scripted]
+name = "scripted"
+base_url = "http://127.0.0.1:{model.server_port}/v1"
+wire_api = "responses"
+env_key = "SCRIPTED_API_KEY"
+
+[mcp_servers.relay]
+url = "{RELAY}/mcp"
+bearer_token_env_var = "RELAY_TOKEN"
+default_tools_approval_mode = "approve"
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_", "CLAUDE"))}
+    env.update(HOME=WORK, CODEX_HOME=home, SCRIPTED_API_KEY="sk-dummy", RELAY_TOKEN=CREDENTIAL)
+    log_path = os.path.join(WORK, "codex.log")
+    with open(log_path, "w") as log:
+        done = subprocess.run([CODEX, "exec", "--skip-git-repo-check", "post a review"], cwd=WORK, env=env,
+                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=120)
+    if not requests:
+        fail(f"codex never asked the model (exit {done.returncode}): {open(log_path).read()[-2000:]}")
+    tool = post_tool(requests[0])
+    if tool is None:
+        fail(f"the relay's tools were not offered: {[t.get('name') for t in requests[0].get('tools', [])]}")
+    print(f"ok Codex offered the relay's tool as {'.'.join(t for t in tool if t)}", flush=True)
+    if len(requests) < 3:
+        fail(f"codex stopped after {len(requests)} model requests (exit {done.returncode}): {open(log_path).read()[-2000:]}")
+    forged = json.dumps(outputs(requests[1])[0])
+    if "may not post as" not in forged:
+        fail(f"the post as another sender was not refused: {forged}")
+    print("ok the post as HumanOverseer was refused, and the model was told why", flush=True)
+    senders = [m["sender"] for m in relay(f"/api/messages?target={CHANNEL}")["messages"]]
+    if senders != ["codex"]:
+        fail(f"the channel holds posts from {senders}, not one from codex")
+    print("ok the post as codex is stored under its name, and nothing else", flush=True)
+
+
+if __name__ == "__main__":
+    main()
