@@ -23,12 +23,14 @@ cd "$work"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=relay \
   -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
   -keyout key.pem -out cert.pem 2>/dev/null
-credential="$("$relay" principals add load --data-dir on | tail -1)"
-cp -r on tls
+# Each relay in a folder of its own: its usage log and archive are its own files.
+mkdir off on tls
+credential="$(cd on && "$relay" principals add load --data-dir data | tail -1)"
+cp -r on/data tls/data
 
-"$relay" --port 18101 --data-dir off >off.out & pids+=($!)
-"$relay" --port 18102 --data-dir on >on.out & pids+=($!)
-CLAUDE_CODEX_TLS_CERT=cert.pem CLAUDE_CODEX_TLS_KEY=key.pem "$relay" --port 18103 --data-dir tls >tls.out & pids+=($!)
+(cd off && exec "$relay" --port 18101 --data-dir data) >off.out & pids+=($!)
+(cd on && exec "$relay" --port 18102 --data-dir data) >on.out & pids+=($!)
+(cd tls && CLAUDE_CODEX_TLS_CERT=../cert.pem CLAUDE_CODEX_TLS_KEY=../key.pem exec "$relay" --port 18103 --data-dir data) >tls.out & pids+=($!)
 for out in off.out on.out tls.out; do
   until grep -q "listening on" "$out" 2>/dev/null; do sleep 0.05; done
 done
@@ -47,6 +49,11 @@ LUA
 cat > poll-on.lua <<LUA
 wrk.headers["Authorization"] = "Bearer $credential"
 LUA
+# The same request shape without a credential: a header of the same length, so both runs go
+# through wrk's script path and carry the same bytes.
+cat > poll-off.lua <<LUA
+wrk.headers["X-Padding-Hdr"] = "Bearer $credential"
+LUA
 
 # One wrk run: requests/s.
 rate() { wrk -t2 -c32 -d"${seconds}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
@@ -57,7 +64,7 @@ for round in $(seq 1 "$rounds"); do
     "$(rate -s post-on.lua http://127.0.0.1:18102/api/messages)" \
     "$(rate -s post-on.lua https://127.0.0.1:18103/api/messages)"
   printf 'round %s polls/s   off %s  on %s  on over https %s\n' "$round" \
-    "$(rate "http://127.0.0.1:18101$poll")" \
+    "$(rate -s poll-off.lua "http://127.0.0.1:18101$poll")" \
     "$(rate -s poll-on.lua "http://127.0.0.1:18102$poll")" \
     "$(rate -s poll-on.lua "https://127.0.0.1:18103$poll")"
 done

@@ -126,31 +126,56 @@ pub fn issue() -> Result<Issued, String> {
     Ok(Issued { hash: hash(&credential), key_id, credential })
 }
 
-/// The key id of a string shaped like a credential, `None` for anything else.
+/// The key id of a string shaped like a credential (the secret's digits are left to the digest
+/// to refuse), `None` for anything else.
 pub fn key_id(presented: &str) -> Option<&str> {
     let rest = presented.strip_prefix(PREFIX)?;
-    let (key_id, secret) = rest.split_once('_')?;
-    let hex_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    (key_id.len() == KEY_ID_CHARS
-        && hex_digits(key_id)
-        && secret.len() == SECRET_BYTES * 2
-        && hex_digits(secret))
-    .then_some(key_id)
+    let (key_id, secret) = rest.split_at_checked(KEY_ID_CHARS)?;
+    let hex_digit = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    (key_id.bytes().all(hex_digit) && secret.len() == 1 + SECRET_BYTES * 2 && secret.starts_with('_'))
+        .then_some(key_id)
 }
+
+/// A credential's SHA-256.
+pub type Digest = [u8; 32];
 
 /// What the log keeps of a credential: its SHA-256, in hex.
 pub fn hash(credential: &str) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, credential.as_bytes()).as_ref())
+    hex(&digest(credential))
+}
+
+fn digest(credential: &str) -> Digest {
+    let mut out = [0; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, credential.as_bytes()).as_ref());
+    out
+}
+
+/// The digest a [`hash`] spells, `None` when it spells none.
+pub fn parse_hash(hash: &str) -> Option<Digest> {
+    let digits = hash.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let value = |d: u8| (d as char).to_digit(16).map(|v| v as u8);
+    let mut out = [0; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks(2)) {
+        *byte = value(pair[0])? << 4 | value(pair[1])?;
+    }
+    Some(out)
 }
 
 /// Whether `presented` hashes to `stored`, in time that does not depend on where they differ.
-pub fn hash_matches(stored: &str, presented: &str) -> bool {
+pub fn digest_matches(stored: &Digest, presented: &str) -> bool {
     use subtle::ConstantTimeEq;
-    stored.as_bytes().ct_eq(hash(presented).as_bytes()).into()
+    stored.ct_eq(&digest(presented)).into()
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[(b >> 4) as usize] as char, DIGITS[(b & 15) as usize] as char])
+        .collect()
 }
 
 #[cfg(test)]
@@ -168,8 +193,18 @@ mod tests {
             a.credential
         );
         assert_eq!(key_id(&a.credential), Some(a.key_id.as_str()));
-        assert!(hash_matches(&a.hash, &a.credential));
-        assert!(!hash_matches(&a.hash, &b.credential));
+        let stored = parse_hash(&a.hash).unwrap();
+        assert!(digest_matches(&stored, &a.credential));
+        assert!(!digest_matches(&stored, &b.credential));
+        assert_eq!(hex(&stored), a.hash, "hex and back");
+        assert_eq!(
+            hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            "SHA-256"
+        );
+        for bad in ["", "zz", &"g".repeat(64), &a.hash[1..]] {
+            assert_eq!(parse_hash(bad), None, "{bad}");
+        }
         assert!(!a.hash.contains(&a.credential[17..]), "the log never holds the secret");
         for bad in ["", "ccr_", "ccr_abc_def", "Bearer x", &a.credential[..40], &a.credential.to_uppercase()]
         {

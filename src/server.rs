@@ -32,7 +32,7 @@ pub enum StartError {
 /// Refuses to listen beyond loopback without a token or principals (unless told to, with a
 /// warning).
 fn check_exposure(config: &Config, store: &Store, logger: &Logger) -> Result<(), StartError> {
-    let has_principals = !store.principals().is_empty();
+    let has_principals = store.has_principals();
     if let Some(warning) = config.check_exposure(has_principals).map_err(StartError::Exposed)? {
         eprintln!("{warning}");
         warn!(logger, "insecure_no_auth"; "warning" => &warning);

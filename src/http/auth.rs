@@ -338,7 +338,8 @@ mod tests {
             warp::test::request().header("authorization", &bearer).filter(&gate.api(Source::Rest)).await;
         assert_eq!(caller.unwrap().name(), Some("codex"));
         let long = format!("Bearer ccr_{}", "a".repeat(400));
-        let forged = format!("Bearer {}0", &credential[..credential.len() - 1]);
+        let last = if credential.ends_with('0') { '1' } else { '0' };
+        let forged = format!("Bearer {}{last}", &credential[..credential.len() - 1]);
         for (value, want) in [
             (None, "needs a credential"),
             (Some("Bearer "), "malformed"),

@@ -48,7 +48,7 @@ fn every_channel() -> Vec<String> {
 impl Relay {
     /// Whether any principal exists: from then on every request needs a credential.
     pub fn has_principals(&self) -> bool {
-        !self.inner.store.principals().is_empty()
+        self.inner.store.has_principals()
     }
 
     /// The caller a principal's credential makes, or why it makes none (counted and logged).

@@ -248,6 +248,11 @@ impl Store {
         self.inner.shared.channel_views.principals.now()
     }
 
+    /// Whether any principal exists (without taking the directory's lock).
+    pub fn has_principals(&self) -> bool {
+        self.inner.shared.channel_views.principals.any()
+    }
+
     /// Appends a change to the principal `name`; returns once it is durable and applied.
     pub async fn change_principal(&self, name: &Name, change: Change) -> Result<(), StoreError> {
         self.append_event(NewEvent::Principal { name: name.clone(), change }).await.map(drop)

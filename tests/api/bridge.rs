@@ -2,8 +2,9 @@
 //! real binary speaking JSON-RPC lines on its stdin and stdout, as Claude Code starts it; the last
 //! test drives the real Claude Code (from npm, installed by scripts/test) against a scripted model.
 
-use crate::helpers::{relay_command, request, spawn_app, start_relay, TestApp};
+use crate::helpers::{request, spawn_app, start_relay, TestApp};
 use crate::mcp::{assert_client_passed, client_path, clients_dir, mcp, run_client};
+use crate::principals::add;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixListener;
@@ -270,13 +271,7 @@ fn real_claude_code_is_woken_by_a_post_and_answers_on_the_relay() {
 #[test]
 fn real_claude_code_speaks_with_its_own_credential() {
     let work = tempfile::tempdir().unwrap();
-    let credential = |name: &str| {
-        let args = ["principals", "add", name, "--data-dir", "data"];
-        let out = relay_command(work.path(), &args, &[]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned()
-    };
-    let (claude, codex) = (credential("claude"), credential("codex"));
+    let (claude, codex) = (add(work.path(), &["claude"]), add(work.path(), &["codex"]));
     let relay = start_relay(work.path(), &[]);
     let session = work.path().join("session");
     std::fs::create_dir(&session).unwrap();

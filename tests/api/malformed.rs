@@ -570,3 +570,79 @@ fn hundred_mib_bodies_are_refused_without_growing_memory() {
     eprintln!("100 MiB bodies to 3 routes: resident memory grew {} KiB", growth / 1024);
     assert!(growth < 32 << 20, "memory grew {growth} bytes");
 }
+
+/// Hostile credentials on a relay with a principal: each gets 401 saying what is wrong, never a
+/// 5xx, and nothing is stored.
+#[test]
+fn hostile_credentials_get_401_saying_which() {
+    let app = spawn_app_with(|_| {});
+    // On a relay with no principal yet, the first is added by whoever may call it.
+    let added = app.post_json("/api/principals", &json!({"name": "codex"}));
+    assert_eq!(added.status, 201, "{}", added.text());
+    let real = added.json()["credential"].as_str().unwrap().to_owned();
+    let other = app.post_json("/api/principals/codex/credentials", &json!({}));
+    assert_eq!(other.status, 401, "the relay is closed now: {}", other.text());
+    let body = message(json!("t"), json!("codex"), json!("hello"));
+    let bearer = |value: &[u8]| {
+        let headers: [(&str, &[u8]); 2] = [("Content-Type", b"application/json"), ("Authorization", value)];
+        raw("POST", b"/api/messages", &headers, &body)
+    };
+    let forged_secret =
+        format!("Bearer {}{}", &real[..real.len() - 1], if real.ends_with('0') { '1' } else { '0' });
+    let forged_key = format!("Bearer ccr_000000000000_{}", &real[17..]);
+    let upper = format!("Bearer {}", real.to_uppercase());
+    let long = format!("Bearer ccr_{}", "a".repeat(300));
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "no credential",
+            raw("POST", b"/api/messages", &[("Content-Type", b"application/json")], &body),
+            "needs a credential",
+        ),
+        ("empty bearer", bearer(b"Bearer "), "malformed"),
+        ("basic scheme", bearer(b"Basic Y29kZXg6eA=="), "malformed"),
+        ("lowercase scheme", bearer(format!("bearer {real}").as_bytes()), "malformed"),
+        ("not UTF-8", bearer(b"Bearer ccr_\xff\xfe"), "malformed"),
+        ("the secret off by one", bearer(forged_secret.as_bytes()), "not one this relay issued"),
+        ("another key id", bearer(forged_key.as_bytes()), "not one this relay issued"),
+        ("upper case", bearer(upper.as_bytes()), "wrong or malformed"),
+        ("300 characters", bearer(long.as_bytes()), "too long"),
+        ("a guess at a token", bearer(b"Bearer 0123456789abcdef0123"), "wrong or malformed"),
+        ("in the query", raw("GET", b"/api/messages?target=t&token=abc", &[], b""), "in the URL"),
+    ];
+    let mut wrong = Vec::new();
+    for (name, request, needle) in &cases {
+        let reply = send_raw(app.addr, request).unwrap();
+        let want = if name.contains("query") { 400 } else { 401 };
+        if reply.status != want || !reply.text().contains(needle) {
+            wrong.push(format!("{name}: got {} {}", reply.status, reply.text()));
+        }
+    }
+    let two = raw(
+        "POST",
+        b"/api/messages",
+        &[
+            ("Content-Type", b"application/json"),
+            ("Authorization", format!("Bearer {real}").as_bytes()),
+            ("Authorization", format!("Bearer {real}").as_bytes()),
+        ],
+        &body,
+    );
+    let reply = send_raw(app.addr, &two).unwrap();
+    if reply.status != 401 || !reply.text().contains("more than one") {
+        wrong.push(format!("two headers: got {} {}", reply.status, reply.text()));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let channels = send_raw(
+        app.addr,
+        &raw("GET", b"/api/channels", &[("Authorization", format!("Bearer {real}").as_bytes())], b""),
+    );
+    let counts = channels.unwrap().json()["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(counts, 0, "no hostile request stored anything");
+    let good = send_raw(app.addr, &bearer(format!("Bearer {real}").as_bytes())).unwrap();
+    assert_eq!(good.status, 201, "the real credential still works: {}", good.text());
+}

@@ -497,4 +497,15 @@ fn a_revoke_through_one_instance_is_refused_by_the_other_within_a_second() {
         std::thread::sleep(Duration::from_millis(10));
     }
     eprintln!("revoked on A, refused on B after {:?}", started.elapsed());
+
+    // The stream holds them: an instance killed (-9) and started on a new data dir knows them all.
+    drop(b);
+    let fresh = tempfile::tempdir().unwrap();
+    let c = start_relay(fresh.path(), &nats_env(&cluster.urls[2]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while as_(&root, c.addr, "GET", "/api/principals", None).status != 200 {
+        assert!(Instant::now() < deadline, "a new instance learns the principals from the stream");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(as_(&codex, c.addr, "GET", "/api/channels", None).status, 401, "still revoked");
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::Path;
 
-/// Runs `principals ARGS` on the stopped data dir of `work`; its stdout.
+/// Runs `principals ARGS` on the stopped data dir (`data`) of `work`; its stdout.
 fn principals(work: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut all = vec!["principals"];
     all.extend_from_slice(args);
@@ -17,8 +17,9 @@ fn principals(work: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `principals add ...`: the credential, alone on the last line.
-fn add(work: &Path, args: &[&str]) -> String {
+/// `principals add ...` on the stopped data dir (`data`) of `work`: the credential, alone on the
+/// last line.
+pub(crate) fn add(work: &Path, args: &[&str]) -> String {
     let mut all = vec!["add"];
     all.extend_from_slice(args);
     let out = principals(work, &all, &[]);

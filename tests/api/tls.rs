@@ -4,6 +4,7 @@
 
 use crate::helpers::{relay_command, send_raw, start_relay};
 use crate::mcp::{assert_client_passed, client_path, clients_dir, run_client};
+use crate::principals::add;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -158,13 +159,7 @@ fn a_file_that_is_not_a_certificate_stops_the_start_naming_it() {
 fn both_sdks_speak_as_their_principals_over_https() {
     let work = tempfile::tempdir().unwrap();
     let (cert, key) = certificate(work.path());
-    let credential = |name: &str| {
-        let args = ["principals", "add", name, "--data-dir", "data"];
-        let out = relay_command(work.path(), &args, &[]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned()
-    };
-    let (python_agent, node_agent) = (credential("py-agent"), credential("ts-agent"));
+    let (python_agent, node_agent) = (add(work.path(), &["py-agent"]), add(work.path(), &["ts-agent"]));
     let env =
         [("CLAUDE_CODEX_TLS_CERT", cert.to_str().unwrap()), ("CLAUDE_CODEX_TLS_KEY", key.to_str().unwrap())];
     let relay = start_relay(work.path(), &env);

@@ -5,10 +5,11 @@
 //! credential is looked up without a lock held across anything.
 
 use crate::event::{Change, PrincipalChanged};
-use crate::identity::{self, Grants, Principal, Role};
+use crate::identity::{self, Digest, Grants, Principal, Role};
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// The key of the directory in the views' tree.
@@ -18,12 +19,10 @@ pub(crate) const PRINCIPALS: u8 = 7;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Directory {
     principals: BTreeMap<String, Entry>,
-    /// Key id → the name of its principal (derived from `principals`).
+    /// Key id → the key as a request's credential is checked against it, with the principal
+    /// it acts as (derived from `principals`).
     #[serde(skip)]
-    keys: HashMap<String, String>,
-    /// Each principal as a request acts as it, its patterns parsed (derived from `principals`).
-    #[serde(skip)]
-    acting: HashMap<String, Arc<Principal>>,
+    keys: HashMap<String, Indexed>,
 }
 
 impl PartialEq for Directory {
@@ -52,6 +51,15 @@ pub struct Key {
     pub revoked: Option<f64>,
 }
 
+/// A key as the index holds it: the principal it acts as (patterns parsed), its digest (`None`
+/// when the log's hash spells none: nothing matches it), whether revoked.
+#[derive(Debug, Clone)]
+struct Indexed {
+    principal: Arc<Principal>,
+    digest: Option<Digest>,
+    revoked: bool,
+}
+
 /// Why a credential was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unknown {
@@ -77,16 +85,14 @@ impl Directory {
     /// The principal whose live credential `presented` is.
     pub fn authenticate(&self, presented: &str) -> Result<Arc<Principal>, Unknown> {
         let key_id = identity::key_id(presented).ok_or(Unknown::Unknown)?;
-        let name = self.keys.get(key_id).ok_or(Unknown::Unknown)?;
-        let entry = &self.principals[name];
-        let key = entry.keys.iter().find(|k| k.key_id == key_id).ok_or(Unknown::Unknown)?;
-        if !identity::hash_matches(&key.hash, presented) {
+        let key = self.keys.get(key_id).ok_or(Unknown::Unknown)?;
+        if !key.digest.is_some_and(|d| identity::digest_matches(&d, presented)) {
             return Err(Unknown::Unknown);
         }
-        if key.revoked.is_some() {
+        if key.revoked {
             return Err(Unknown::Revoked);
         }
-        Ok(self.acting.get(name).cloned().unwrap_or_else(|| Arc::new(entry.principal(name))))
+        Ok(key.principal.clone())
     }
 
     /// Whether `change` to `name` would do what it says; if not, why (for the one asking, before
@@ -127,7 +133,6 @@ impl Directory {
     /// key of another principal) does nothing.
     pub fn apply(&mut self, event: &PrincipalChanged) {
         let name = &event.name;
-        self.acting.remove(name);
         match (&event.change, self.principals.get_mut(name)) {
             (Change::Added { role, read, write }, None) => {
                 let entry = Entry {
@@ -146,7 +151,6 @@ impl Directory {
                     issued: event.ts,
                     revoked: None,
                 });
-                self.keys.insert(key_id.clone(), name.clone());
             }
             (Change::CredentialRevoked { key_id }, Some(entry)) => {
                 if let Some(key) = entry.keys.iter_mut().find(|k| &k.key_id == key_id && k.revoked.is_none())
@@ -159,8 +163,17 @@ impl Directory {
             }
             _ => {}
         }
-        if let Some(entry) = self.principals.get(name) {
-            self.acting.insert(name.clone(), Arc::new(entry.principal(name)));
+        self.index(name);
+    }
+
+    /// Derives the index entries of `name`'s keys from its entry.
+    fn index(&mut self, name: &str) {
+        let Some(entry) = self.principals.get(name) else { return };
+        let principal = Arc::new(entry.principal(name));
+        for key in &entry.keys {
+            let digest = identity::parse_hash(&key.hash);
+            let indexed = Indexed { principal: principal.clone(), digest, revoked: key.revoked.is_some() };
+            self.keys.insert(key.key_id.clone(), indexed);
         }
     }
 
@@ -168,11 +181,9 @@ impl Directory {
     fn decode(bytes: &[u8]) -> Result<Directory, StoreError> {
         let mut directory: Directory = serde_json::from_slice(bytes)
             .map_err(|e| StoreError::corrupt(format!("channel views: the principals do not decode: {e}")))?;
-        for (name, entry) in &directory.principals {
-            for key in &entry.keys {
-                directory.keys.insert(key.key_id.clone(), name.clone());
-            }
-            directory.acting.insert(name.clone(), Arc::new(entry.principal(name)));
+        let names: Vec<String> = directory.principals.keys().cloned().collect();
+        for name in names {
+            directory.index(&name);
         }
         Ok(directory)
     }
@@ -196,11 +207,23 @@ impl Entry {
 #[derive(Default)]
 pub(crate) struct Principals {
     applied: RwLock<Arc<Directory>>,
+    /// Whether it names anyone, read by every request without the lock.
+    any: AtomicBool,
 }
 
 impl Principals {
     pub(crate) fn now(&self) -> Arc<Directory> {
         self.applied.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
+    fn set(&self, directory: Directory) {
+        let any = !directory.is_empty();
+        *self.applied.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(directory);
+        self.any.store(any, Ordering::Release);
     }
 
     /// Reads the directory from the views' `tree`.
@@ -209,7 +232,7 @@ impl Principals {
             Some(bytes) => Directory::decode(&bytes)?,
             None => Directory::default(),
         };
-        *self.applied.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+        self.set(loaded);
         Ok(())
     }
 
@@ -231,7 +254,7 @@ impl Principals {
     /// Makes a written batch's directory the one readers see.
     pub(crate) fn publish(&self, staged: Option<Directory>) {
         if let Some(directory) = staged {
-            *self.applied.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(directory);
+            self.set(directory);
         }
     }
 }
