@@ -286,3 +286,32 @@ fn real_claude_code_speaks_with_its_own_credential() {
     let stdout = assert_client_passed("claude code with its credential", &run_client(cmd));
     assert!(stdout.contains("ok the reply"), "{stdout}");
 }
+
+/// The bridge speaks with its credential's principal only: a post naming another sender comes
+/// back as the relay's refusal, and nothing is stored.
+#[test]
+fn the_bridge_speaks_only_as_its_credentials_principal() {
+    let work = tempfile::tempdir().unwrap();
+    let (claude, root) = (add(work.path(), &["claude"]), add(work.path(), &["root", "--role", "admin"]));
+    let relay = start_relay(work.path(), &[]);
+    let url = format!("http://{}", relay.addr);
+    let mut bridge =
+        Bridge::start(&url, &["--wake", "none"], &[("CLAUDE_CODEX_AUTH_TOKEN", claude.as_str())]);
+    let post = |sender: &str| json!({"name": "post_message", "arguments": {"target": "proj-x", "sender": sender, "text": format!("as {sender}")}});
+    let forged = bridge.call("tools/call", post("HumanOverseer"));
+    assert_eq!(forged["result"]["isError"], true, "{forged}");
+    assert!(forged.to_string().contains("may not post as"), "{forged}");
+    let own = bridge.call("tools/call", post("claude"));
+    assert_eq!(own["result"]["structuredContent"]["ok"], true, "{own}");
+    let bearer = format!("Bearer {root}");
+    let stored = request(
+        relay.addr,
+        "GET",
+        "/api/messages?target=proj-x",
+        &[("Authorization", bearer.as_str())],
+        None,
+    );
+    let senders: Vec<Value> =
+        stored.json()["messages"].as_array().unwrap().iter().map(|m| m["sender"].clone()).collect();
+    assert_eq!(senders, [json!("claude")]);
+}

@@ -262,3 +262,39 @@ fn real_codex_speaks_with_its_own_credential() {
     let stdout = assert_client_passed("codex with its credential", &run_client(cmd));
     assert!(stdout.contains("ok the post as codex is stored"), "{stdout}");
 }
+
+/// A person signs in to the web UI with their own credential: the cookie holds it, the page
+/// says who is signed in, and the form posts under their name.
+#[test]
+fn a_person_signs_in_to_the_web_ui_with_their_own_credential() {
+    let work = tempfile::tempdir().unwrap();
+    let ana = add(work.path(), &["ana", "--role", "person", "--read", "proj-*", "--write", "proj-*"]);
+    let relay = start_relay(work.path(), &[]);
+    let form = |credential: &str| {
+        let body = format!("token={credential}&next=%2Fc%2Fproj-x");
+        let headers = [("Content-Type", "application/x-www-form-urlencoded")];
+        request(relay.addr, "POST", "/ui/login", &headers, Some(body.as_bytes()))
+    };
+    let signed = form(&ana);
+    assert_eq!(signed.status, 303, "{}", signed.text());
+    let cookie = signed.header("set-cookie").unwrap();
+    assert!(cookie.starts_with(&format!("relay_token={ana};")) && cookie.contains("HttpOnly"), "{cookie}");
+    let cookie = format!("relay_token={ana}");
+    let page = request(relay.addr, "GET", "/c/proj-x", &[("Cookie", cookie.as_str())], None);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("Signed in as <b>ana</b>"), "{}", page.text());
+    let headers = [("Content-Type", "application/json"), ("Cookie", cookie.as_str())];
+    let posted = request(
+        relay.addr,
+        "POST",
+        "/ui/messages",
+        &headers,
+        Some(br#"{"target":"proj-x","text":"from the UI"}"#),
+    );
+    assert_eq!(posted.status, 201, "{}", posted.text());
+    assert_eq!(posted.json()["message"]["sender"], "ana");
+    // A credential the relay did not issue: the form again, and no cookie.
+    let forged = form(&format!("{}_{}", &ana[..16], "0".repeat(64)));
+    assert_eq!(forged.status, 401);
+    assert!(forged.header("set-cookie").is_none());
+}
