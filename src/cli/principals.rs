@@ -8,7 +8,7 @@ use crate::message::Source;
 use crate::relay::{Caller, NewPrincipal, PrincipalInfo, Relay, Who};
 use anyhow::Context;
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Action {
@@ -57,7 +57,7 @@ pub fn remote(action: &Action, client: &Client) -> anyhow::Result<Vec<String>> {
         Action::Add { name, role, read, write } => {
             let body = json!({"name": name, "role": role, "read": globs("read", read)?, "write": globs("write", write)?});
             let reply = client.call("POST", "/api/principals", Some(&body))?;
-            issued(name, role, &reply["credential"])
+            issued(name, role, reply["credential"].as_str().unwrap_or_default())
         }
         Action::List => {
             let reply = client.call("GET", "/api/principals", None)?;
@@ -68,7 +68,7 @@ pub fn remote(action: &Action, client: &Client) -> anyhow::Result<Vec<String>> {
         Action::Issue { name } => {
             let reply =
                 client.call("POST", &format!("/api/principals/{}/credentials", segment(name)), None)?;
-            issued(name, "", &reply["credential"])
+            issued(name, "", reply["credential"].as_str().unwrap_or_default())
         }
         Action::Revoke { which } => {
             let reply = client.call("DELETE", &format!("/api/credentials/{}", segment(which)), None)?;
@@ -95,12 +95,10 @@ pub async fn local(action: &Action, relay: &Relay) -> anyhow::Result<Vec<String>
                 read: globs("read", read)?,
                 write: globs("write", write)?,
             };
-            issued(name, role, &Value::String(relay.add_principal(new, &admin).await?))
+            issued(name, role, &relay.add_principal(new, &admin).await?)
         }
         Action::List => listed(&relay.principals(&admin)?),
-        Action::Issue { name } => {
-            issued(name, "", &Value::String(relay.issue_credential(name, &admin).await?))
-        }
+        Action::Issue { name } => issued(name, "", &relay.issue_credential(name, &admin).await?),
         Action::Revoke { which } => {
             vec![format!("revoked {}", relay.revoke(which, &admin).await?.join(", "))]
         }
@@ -112,11 +110,11 @@ pub async fn local(action: &Action, relay: &Relay) -> anyhow::Result<Vec<String>
 }
 
 /// What `add` and `issue` print: a line for people, then the credential alone.
-fn issued(name: &str, role: &str, credential: &Value) -> Vec<String> {
+fn issued(name: &str, role: &str, credential: &str) -> Vec<String> {
     let what = if role.is_empty() { String::new() } else { format!(" as {role}") };
     vec![
         format!("credential for {name}{what} (shown this once; keep it in a file only its user can read):"),
-        credential.as_str().unwrap_or_default().to_owned(),
+        credential.to_owned(),
     ]
 }
 

@@ -106,58 +106,63 @@ impl Gate {
             return Ok(Caller::anonymous(source));
         }
         let sign_in = (access == Access::Page).then(|| path.to_owned());
-        let denied = |d: Denied| ApiError::Unauthorized { reason: d.message, sign_in: sign_in.clone() };
-        let refuse = |reason, message: &str| {
-            let anonymous = Caller::anonymous(source);
-            denied(self.relay.count_denied(Denied::new(reason, message), &anonymous))
-        };
-        let presented = presented(access, headers).map_err(|m| refuse("unknown_credential", m))?;
-        let Some(presented) = presented else {
-            return Err(refuse(
+        let presented = presented(access, headers).and_then(|presented| {
+            presented.ok_or((
                 "no_credential",
                 "this relay needs a credential: send Authorization: Bearer CREDENTIAL (your own ccr_... or the relay's auth_token)",
-            ));
+            ))
+        });
+        let identified = match presented {
+            Ok(presented) => self.identify(presented, source),
+            Err((reason, message)) => Err(self.refuse(reason, message, source)),
         };
+        identified.map_err(|d| ApiError::Unauthorized { reason: d.message, sign_in })
+    }
+
+    /// Who `presented` names: a principal's live credential or the relay's token. A refusal
+    /// is counted.
+    fn identify(&self, presented: &str, source: Source) -> Result<Caller, Denied> {
         if presented.len() > MAX_CREDENTIAL_BYTES {
-            return Err(refuse(
-                "unknown_credential",
-                "the credential is too long to be one this relay issued",
-            ));
+            let message = "the credential is too long to be one this relay issued";
+            return Err(self.refuse("unknown_credential", message, source));
         }
         if presented.starts_with(PREFIX) {
-            return self.relay.authenticate(presented, source).map_err(denied);
+            return self.relay.authenticate(presented, source);
         }
         match &self.token {
             Some(token) if token.matches(presented.as_bytes()) => Ok(Caller::new(Who::Admin, source)),
-            _ => Err(refuse(
+            _ => Err(self.refuse(
                 "unknown_credential",
                 "the bearer credential is wrong or malformed (expected Authorization: Bearer CREDENTIAL)",
+                source,
             )),
         }
     }
 
-    /// Whether `presented` (from the sign-in form) is a credential the UI may keep: the
-    /// relay's token or a principal's live credential.
-    fn signs_in(&self, presented: &str) -> bool {
-        match &self.token {
-            Some(token) if token.matches(presented.as_bytes()) => true,
-            _ => presented.starts_with(PREFIX) && self.relay.authenticate(presented, Source::Ui).is_ok(),
-        }
+    /// A refusal of a request that names no one, counted.
+    fn refuse(&self, reason: &'static str, message: &str, source: Source) -> Denied {
+        self.relay.count_denied(Denied::new(reason, message), &Caller::anonymous(source))
     }
 }
 
+/// What is wrong with a request's credential: the reason counted, and the message.
+type Missing = (&'static str, &'static str);
+
 /// The credential a request carries: the bearer header (one, well formed), else on the UI's
 /// routes the sign-in cookie; `Err` says what is wrong with the header.
-fn presented(access: Access, headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+fn presented(access: Access, headers: &HeaderMap) -> Result<Option<&str>, Missing> {
+    let malformed = |message| Err(("unknown_credential", message));
     let mut authorizations = headers.get_all(header::AUTHORIZATION).iter();
     if let Some(value) = authorizations.next() {
         if authorizations.next().is_some() {
-            return Err("more than one Authorization header");
+            return malformed("more than one Authorization header");
         }
         let bearer = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
         return match bearer {
             Some(credential) if !credential.is_empty() => Ok(Some(credential)),
-            _ => Err("the Authorization header is malformed (expected Authorization: Bearer CREDENTIAL)"),
+            _ => {
+                malformed("the Authorization header is malformed (expected Authorization: Bearer CREDENTIAL)")
+            }
         };
     }
     Ok(if access == Access::Api { None } else { cookie(headers) })
@@ -235,7 +240,7 @@ async fn sign_in(
         return Ok(redirect(next, None));
     }
     let presented = field("token").unwrap_or("").trim();
-    if !gate.signs_in(presented) {
+    if gate.identify(presented, Source::Ui).is_err() {
         return Ok(super::pages::sign_in_page(
             StatusCode::UNAUTHORIZED,
             next,

@@ -339,7 +339,7 @@ fn principal_paths() -> Value {
         "post": {
             "summary": "Issue another credential (admins)",
             "description": "A new credential for the principal `name`, beside those it has; the reply holds it, shown this once.",
-            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The principal's name."}],
+            "parameters": [path_param("name", "The principal's name.")],
             "responses": {
                 "201": {"description": "`{\"ok\": true, \"name\", \"credential\"}`, shown this once", "content": {"application/json": {}}},
                 "400": error_reply("No such principal.")
@@ -350,7 +350,7 @@ fn principal_paths() -> Value {
         "put": {
             "summary": "Change what a principal may read and post to (admins)",
             "description": "Body `{\"read\", \"write\"}`: the lists given replace the principal's.",
-            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The principal's name."}],
+            "parameters": [path_param("name", "The principal's name.")],
             "responses": {
                 "200": {"description": "`{\"ok\": true, \"name\"}`", "content": {"application/json": {}}},
                 "400": error_reply("No such principal, or a pattern that does not parse.")
@@ -361,7 +361,7 @@ fn principal_paths() -> Value {
         "delete": {
             "summary": "Revoke credentials (admins)",
             "description": "`which` is a key id (revokes that credential) or a principal's name (revokes every live one of it). Every instance refuses them from then on. The last admin credential cannot be revoked.",
-            "parameters": [{"name": "which", "in": "path", "required": true, "schema": {"type": "string"}, "description": "A credential's key id, or a principal's name."}],
+            "parameters": [path_param("which", "A credential's key id, or a principal's name.")],
             "responses": {
                 "200": {"description": "`{\"ok\": true, \"revoked\": [key ids]}`", "content": {"application/json": {}}},
                 "400": error_reply("No such principal or credential, or the last admin credential.")

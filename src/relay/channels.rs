@@ -89,32 +89,29 @@ impl Relay {
     ) -> Result<impl futures_util::Stream<Item = Vec<ChannelStats>> + Send + 'static, RelayError> {
         self.allowed(&caller, caller.reader(reader.as_ref().map(Name::as_str)))?;
         let watches = (self.inner.store.commit_watch(), self.inner.presence.changes());
-        let state = (self.clone(), watches, reader, None);
-        Ok(futures_util::stream::unfold(state, move |(relay, mut watches, reader, mut last)| {
-            let caller = caller.clone();
-            async move {
-                loop {
-                    if last.is_some() {
-                        let stopping = relay.inner.stopping.clone();
-                        let (commits, presence) = &mut watches;
-                        tokio::time::sleep(CHANNELS_EVERY).await;
-                        tokio::select! {
-                            changed = commits.changed() => if changed.is_err() { return None },
-                            changed = presence.changed() => if changed.is_err() { return None },
-                            () = stopping.cancelled() => return None,
-                        }
+        let state = (self.clone(), caller, watches, reader, None);
+        Ok(futures_util::stream::unfold(state, |(relay, caller, mut watches, reader, mut last)| async move {
+            loop {
+                if last.is_some() {
+                    let stopping = relay.inner.stopping.clone();
+                    let (commits, presence) = &mut watches;
+                    tokio::time::sleep(CHANNELS_EVERY).await;
+                    tokio::select! {
+                        changed = commits.changed() => if changed.is_err() { return None },
+                        changed = presence.changed() => if changed.is_err() { return None },
+                        () = stopping.cancelled() => return None,
                     }
-                    watches.0.borrow_and_update();
-                    watches.1.borrow_and_update();
-                    let mut now = relay.channel_list(&caller);
-                    if let Some(reader) = &reader {
-                        // A count that cannot be read now is left out; the next change tries again.
-                        let _ = relay.count_unread(&mut now, reader).await;
-                    }
-                    if last.as_ref() != Some(&now) {
-                        last = Some(now.clone());
-                        return Some((now, (relay, watches, reader, last)));
-                    }
+                }
+                watches.0.borrow_and_update();
+                watches.1.borrow_and_update();
+                let mut now = relay.channel_list(&caller);
+                if let Some(reader) = &reader {
+                    // A count that cannot be read now is left out; the next change tries again.
+                    let _ = relay.count_unread(&mut now, reader).await;
+                }
+                if last.as_ref() != Some(&now) {
+                    last = Some(now.clone());
+                    return Some((now, (relay, caller, watches, reader, last)));
                 }
             }
         }))
@@ -133,11 +130,11 @@ impl Relay {
                 all.push(ChannelStats { name, count: 0, last_id: 0, listening, readers, unread: None });
             }
         }
+        all.retain(|c| caller.sees(&c.name));
         for channel in &mut all {
             channel.listening = listening.remove(&channel.name).unwrap_or_default();
             channel.readers = self.inner.store.cursors(&channel.name).into_iter().collect();
         }
-        all.retain(|c| caller.sees(&c.name));
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }

@@ -229,9 +229,9 @@ impl Relay {
         start: Start,
         caller: &Caller,
     ) -> Result<Option<u64>, RelayError> {
-        let target = self.readable(target, caller)?;
+        // Without a reader nothing is read here: the read that follows checks the channel.
         let Some(reader) = self.allowed(caller, caller.reader(reader))? else { return Ok(since_id) };
-        let reader = Name::parse("reader", reader)?;
+        let (reader, target) = (Name::parse("reader", reader)?, self.readable(target, caller)?);
         let store = &self.inner.store;
         let end = store.channel_last_id(target.as_str());
         match (since_id, store.cursor(reader.as_str(), target.as_str())) {
