@@ -44,32 +44,39 @@ pub struct Client {
 
 /// Where the client commands find their credential.
 pub const TOKEN_VAR: &str = "CLAUDE_CODEX_AUTH_TOKEN";
-/// A file holding the credential, read when [`TOKEN_VAR`] is not set (or `--token-file`).
+/// A file holding the credential, read when neither `--token-file` nor [`TOKEN_VAR`] is given.
 pub const TOKEN_FILE_VAR: &str = "CLAUDE_CODEX_TOKEN_FILE";
 /// A PEM file of the certificates to trust for an https relay (a self-signed relay's own).
 pub const CA_VAR: &str = "CLAUDE_CODEX_TLS_CA";
 /// Where Debian (and most Linux systems) keep the bundle of public CAs.
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// The credential in `file`, trimmed; `None` when it is empty.
+fn read_credential(file: &std::path::Path) -> Result<Option<String>, ClientError> {
+    let read = std::fs::read_to_string(file).map_err(|e| {
+        ClientError::Trust(format!("cannot read the credential file {}: {e}", file.display()))
+    })?;
+    Ok(Some(read.trim().to_owned()).filter(|t| !t.is_empty()))
+}
+
 impl Client {
     /// `url` is the relay's base URL, for example `http://127.0.0.1:8010`. The credential comes
-    /// from [`TOKEN_VAR`], else from the file `token_file` (`--token-file`), else from the file
+    /// from the file `token_file` (`--token-file`), else from [`TOKEN_VAR`], else from the file
     /// [`TOKEN_FILE_VAR`] names; for an `https` URL, the certificates to trust as the module says.
     pub fn new(url: &str, token_file: Option<&std::path::Path>) -> Result<Client, ClientError> {
-        let from_env = std::env::var_os(TOKEN_FILE_VAR).map(std::path::PathBuf::from);
-        let token_file = token_file.or(from_env.as_deref());
         let mut config =
             ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(REQUEST_TIMEOUT));
         if url.trim_start().to_ascii_lowercase().starts_with("https:") {
             config = config.tls_config(tls_config()?);
         }
-        let mut token = std::env::var(TOKEN_VAR).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        if let (None, Some(file)) = (&token, token_file) {
-            let read = std::fs::read_to_string(file).map_err(|e| {
-                ClientError::Trust(format!("cannot read the credential file {}: {e}", file.display()))
-            })?;
-            token = Some(read.trim().to_owned()).filter(|t| !t.is_empty());
-        }
+        let token = match (token_file, std::env::var(TOKEN_VAR)) {
+            (Some(file), _) => read_credential(file)?,
+            (None, Ok(token)) => Some(token.trim().to_owned()).filter(|t| !t.is_empty()),
+            (None, Err(_)) => match std::env::var_os(TOKEN_FILE_VAR) {
+                Some(file) => read_credential(std::path::Path::new(&file))?,
+                None => None,
+            },
+        };
         Ok(Client { base: url.trim_end_matches('/').to_owned(), agent: config.build().into(), token })
     }
 

@@ -63,13 +63,13 @@ pub enum Command {
     /// Read the whole log (in nats mode, the stream) and the channel views and report any damage
     /// or difference; changes nothing. Exit 0 when sound, 1 otherwise. The relay must be stopped.
     Check(StoreArgs),
-    /// Post a message to a running relay (for scripts). Sends the token in
-    /// CLAUDE_CODEX_AUTH_TOKEN when it is set; over https, trusts the certificates in the PEM file
+    /// Post a message to a running relay (for scripts). Sends the credential in --token-file,
+    /// else CLAUDE_CODEX_AUTH_TOKEN, else the file CLAUDE_CODEX_TOKEN_FILE names; over https, trusts the certificates in the PEM file
     /// CLAUDE_CODEX_TLS_CA (else SSL_CERT_FILE's, else the system's), as watch, search and bridge do.
     Post(PostArgs),
     /// Follow a channel on a running relay: print each new message, optionally run a command per
-    /// batch (for example `codex exec`). Waits on the relay instead of polling. Sends the token
-    /// in CLAUDE_CODEX_AUTH_TOKEN when it is set.
+    /// batch (for example `codex exec`). Waits on the relay instead of polling. Sends its
+    /// credential as post does.
     Watch(WatchArgs),
     /// Serve the relay's tools over stdio, forwarded to a running relay, and wake the session
     /// when someone else posts on a followed channel. For Claude Code:
@@ -114,7 +114,7 @@ pub struct PrincipalsArgs {
     /// A running relay's base URL; without it, the stopped data directory is changed
     #[arg(long, value_name = "URL", global = true)]
     pub url: Option<String>,
-    /// A file holding an admin credential for --url (else CLAUDE_CODEX_AUTH_TOKEN)
+    /// A file holding an admin credential for --url (else CLAUDE_CODEX_AUTH_TOKEN, else CLAUDE_CODEX_TOKEN_FILE)
     #[arg(long, value_name = "FILE", global = true)]
     pub token_file: Option<PathBuf>,
     /// Config file [default: ./config.json when it exists]
