@@ -115,7 +115,8 @@ pub fn spec(max_text_bytes: usize) -> Value {
             "target": {"type": "string"},
             "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
             "latest_id": {"type": "integer", "description": "Pass as since_id next time: the last id returned, or the since_id asked for (0 without one) when nothing was returned."},
-            "timed_out": {"type": "boolean", "description": "Only with wait: true when the wait ended with nothing new."}
+            "timed_out": {"type": "boolean", "description": "Only with wait: true when the wait ended with nothing new."},
+            "stale": {"type": "boolean", "description": "Only in nats mode, true while the relay does not follow its stream (its servers unreachable): the page comes from its local views and may be behind."}
         }
     });
     let mut spec = json!({

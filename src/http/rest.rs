@@ -7,8 +7,8 @@ use super::fields::PostFields;
 use super::request::{bad, get_or_head, max_body_bytes, raw_query, read_body, Query};
 use crate::message::Source;
 use crate::relay::{
-    clamp_limit, Caller, ChannelList, Page, Relay, Start, Waiter, DEFAULT_TARGET, REST_DEFAULT_LIMIT,
-    REST_MAX_LIMIT, SEARCH_DEFAULT_LIMIT,
+    clamp_limit, Caller, Page, Relay, Start, Waiter, DEFAULT_TARGET, REST_DEFAULT_LIMIT, REST_MAX_LIMIT,
+    SEARCH_DEFAULT_LIMIT,
 };
 use crate::store::{ExportFilter, SearchOrder};
 use crate::values::Name;
@@ -99,8 +99,8 @@ async fn metrics(_: Caller, relay: Relay) -> Response {
     }
 }
 
-/// A page as REST sends it: `{"target":…,"messages":[…],"latest_id":…}`, then `"timed_out"`
-/// after a wait. The messages are the bytes the store holds, copied in, not parsed or re-encoded.
+/// A page as REST sends it: `{"target":…,"messages":[…],"latest_id":…}`, then `"stale":true`
+/// while the views may be behind the log, and `"timed_out"` after a wait. The messages are the bytes the store holds, copied in, not parsed or re-encoded.
 fn page_reply(page: &Page, timed_out: Option<bool>) -> Response {
     let size: usize = page.messages.iter().map(|m| m.json().len() + 1).sum();
     let mut body = Vec::with_capacity(size + page.target.len() * 6 + 64);
@@ -115,6 +115,9 @@ fn page_reply(page: &Page, timed_out: Option<bool>) -> Response {
         body.extend_from_slice(message.json());
     }
     body.extend_from_slice(format!("],\"latest_id\":{}", page.latest_id).as_bytes());
+    if page.stale {
+        body.extend_from_slice(b",\"stale\":true");
+    }
     if let Some(timed_out) = timed_out {
         body.extend_from_slice(format!(",\"timed_out\":{timed_out}").as_bytes());
     }
@@ -241,7 +244,7 @@ async fn list_channels(caller: Caller, raw_query: String, relay: Relay) -> Respo
             Some(reader) => relay.channels_unread_by(reader, &caller).await?,
             None => relay.channels(&caller),
         };
-        Ok::<_, ApiError>(warp::reply::json(&ChannelList::from(channels)).into_response())
+        Ok::<_, ApiError>(warp::reply::json(&relay.channel_reply(channels)).into_response())
     };
     result.await.unwrap_or_else(ApiError::into_response)
 }

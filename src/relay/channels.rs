@@ -24,15 +24,19 @@ pub const UNREAD_CAP: u64 = 1000;
 pub struct ChannelList {
     pub channels: Vec<String>,
     pub details: Vec<ChannelStats>,
-}
-
-impl From<Vec<ChannelStats>> for ChannelList {
-    fn from(details: Vec<ChannelStats>) -> Self {
-        ChannelList { channels: details.iter().map(|c| c.name.clone()).collect(), details }
-    }
+    // Present (true) while the relay does not follow its log (nats mode, servers unreachable):
+    // the counts may be behind. Not a doc comment: the MCP schema agents pay for stays short.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 impl Relay {
+    /// `details` as REST and MCP send them.
+    pub fn channel_reply(&self, details: Vec<ChannelStats>) -> ChannelList {
+        let channels = details.iter().map(|c| c.name.clone()).collect();
+        ChannelList { channels, details, stale: self.inner.store.stale() }
+    }
+
     /// Configured channels, every channel that holds a message and every one someone listens
     /// on, sorted by name: those the caller may read.
     pub fn channels(&self, caller: &Caller) -> Vec<ChannelStats> {

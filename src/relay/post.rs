@@ -37,7 +37,7 @@ impl Relay {
         let message = NewMessage {
             target,
             sender: Name::parse("sender", sender.ok_or_else(|| Invalid::new("sender", "is required"))?)?,
-            text: Text::parse(text, self.inner.max_text_bytes)?,
+            text: self.text(text)?,
             source: caller.source,
             reply_to,
         };
@@ -51,6 +51,23 @@ impl Relay {
             "target" => &m.target, "sender" => &m.sender, "id" => m.id,
             "text_len" => m.text.len(), "source" => caller.source.as_str());
         Ok(m)
+    }
+
+    /// `raw` as a post's text: at most `max_text_bytes`, or what the NATS servers' `max_payload`
+    /// leaves when that is less (nats mode, `max_text_bytes` left at its default).
+    fn text(&self, raw: String) -> Result<Text, Invalid> {
+        let configured = self.inner.max_text_bytes;
+        match self.inner.store.text_cap().filter(|&cap| cap < configured) {
+            Some(cap) if raw.len() > cap => Err(Invalid::new(
+                "text",
+                format!(
+                    "is {} bytes, over the limit of {cap} bytes that the NATS servers' max_payload leaves \
+                     (raise max_payload in their configuration to take max_text_bytes, {configured})",
+                    raw.len()
+                ),
+            )),
+            _ => Text::parse(raw, configured),
+        }
     }
 
     /// The text of message `id` of `target`, if it has one and it can be read (quotes in the web

@@ -19,6 +19,8 @@ pub struct Page {
     pub target: String,
     pub messages: Vec<StoredMessage>,
     pub latest_id: u64,
+    /// The views may be behind the log (nats mode, while the stream is not followed).
+    pub stale: bool,
 }
 
 /// Where a reader new to a channel starts: `start=end` in a read that names a `reader`.
@@ -84,7 +86,7 @@ impl Relay {
             Ok(out)
         })
         .await?;
-        let page = page(target, messages, since_id);
+        let page = self.page(target, messages, since_id);
         self.log_fetch(&page, since_id, limit, "thread", caller);
         Ok(page)
     }
@@ -99,7 +101,7 @@ impl Relay {
     ) -> Result<Page, RelayError> {
         let target = self.readable(target, caller)?;
         let messages = self.since(&target, since_id, limit).await?;
-        let page = page(target, messages, since_id);
+        let page = self.page(target, messages, since_id);
         self.log_fetch(&page, since_id, limit, "since", caller);
         Ok(page)
     }
@@ -132,7 +134,7 @@ impl Relay {
     async fn newest_before(&self, target: Name, before: u64, limit: usize) -> Result<Page, RelayError> {
         let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
         let messages = blocking(move || store.before(&name, before, limit)).await?;
-        Ok(page(target, messages, 0))
+        Ok(self.page(target, messages, 0))
     }
 
     /// Every message of `target` after `after` as it is committed: batches of up to `limit`,
@@ -212,7 +214,7 @@ impl Relay {
             "target" => target.as_str(), "since_id" => since_id, "returned" => messages.len(),
             "timed_out" => timed_out, "waited_ms" => started.elapsed().as_millis() as u64,
             "source" => caller.source.as_str());
-        Ok((page(target, messages, since_id), timed_out))
+        Ok((self.page(target, messages, since_id), timed_out))
     }
 
     /// The id a read of `target` starts after. Without a reader: `since_id` as given. With a
@@ -302,16 +304,16 @@ impl Relay {
         blocking(move || store.since(&name, after, limit)).await
     }
 
+    pub(super) fn page(&self, target: Name, messages: Vec<StoredMessage>, since_id: u64) -> Page {
+        let latest_id = messages.last().map_or(since_id, |m| m.id);
+        Page { target: target.as_str().to_owned(), messages, latest_id, stale: self.inner.store.stale() }
+    }
+
     fn wait_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, RelayError> {
         self.inner.waiters.clone().try_acquire_owned().map_err(|_| {
             RelayError::Busy(format!("too many waits open at once (limit {MAX_WAITERS}); retry shortly"))
         })
     }
-}
-
-fn page(target: Name, messages: Vec<StoredMessage>, since_id: u64) -> Page {
-    let latest_id = messages.last().map_or(since_id, |m| m.id);
-    Page { target: target.as_str().to_owned(), messages, latest_id }
 }
 
 #[cfg(test)]

@@ -65,6 +65,6 @@ impl Relay {
             messages.push(self.message_of(&target, hit.id, "q").await?);
         }
         let latest_id = messages.first().map_or(0, |m| m.id);
-        Ok(Page { target: target.as_str().to_owned(), messages, latest_id })
+        Ok(Page { latest_id, ..self.page(target, messages, 0) })
     }
 }

@@ -40,6 +40,10 @@ pub enum StoreError {
     /// The NATS JetStream log (nats mode): unreachable, misconfigured, or without a quorum.
     #[error("NATS JetStream: {0}")]
     Nats(String),
+    /// The log takes no writes now and nothing was sent (nats mode: the stream not reached yet,
+    /// or the views still catching up with it).
+    #[error("{0}")]
+    Unavailable(String),
     /// A post sent to the log whose acknowledgement never came (in nats mode, from the
     /// replicated stream): it may be stored, or be stored once the log's servers recover.
     #[error("{0}")]

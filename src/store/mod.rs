@@ -44,7 +44,8 @@ pub use error::StoreError;
 pub use event_log::backend::{Backend, BackendKind};
 #[cfg(feature = "faults")]
 pub use event_log::faults::{FaultOp, FaultPlan};
-pub use event_log::nats::{subject as stream_subject, NatsSettings};
+use event_log::nats::NatsLog;
+pub use event_log::nats::{subject as stream_subject, NatsSettings, TextLimit};
 use event_log::sled::WriterSetup;
 use event_log::EventLog;
 pub use projections::archive::ArchiveConfig;
@@ -55,7 +56,7 @@ pub use recovery::{set_release_freed_memory, Progress};
 use shared::Shared;
 use slog::{error, warn, Logger};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
 use std::thread;
 use std::time::Duration;
@@ -136,17 +137,26 @@ impl Store {
         let ack_early = false;
         let nats = match backend.stream() {
             None => None,
-            Some(settings) => Some(Arc::new(event_log::nats::NatsLog::connect(
-                settings,
-                options.max_text_bytes,
-                logger.clone(),
-            )?)),
+            Some(settings) => {
+                // Left at its default, the limit gives way to the servers' max_payload.
+                let explicit = options.max_text_bytes != crate::values::DEFAULT_MAX_TEXT_BYTES;
+                let limit = TextLimit { bytes: options.max_text_bytes, explicit };
+                Some(Arc::new(NatsLog::serve(settings, limit, logger.clone())?))
+            }
         };
-        let external = nats.as_deref().map(|log| log as &dyn EventLog);
-        let (database, channels) = recovery::recover(dir, options, external, &logger)?;
-        let last_id = match external {
-            Some(log) => log.last_id()?,
-            None => database.log.last_id().map_err(|e| e.found_in(&database::db_dir(dir)))?,
+        // A stream not reached yet: the views serve as they are, and catch up once it is.
+        let unreached = nats.clone().filter(|log| !log.linked());
+        let (database, last_id, channels) = match (&nats, &unreached) {
+            (_, Some(_)) => recovery::local(dir, options, &logger)?,
+            (Some(log), None) => {
+                let (database, channels) = recovery::recover(dir, options, Some(&**log), &logger)?;
+                (database, log.last_id()?, channels)
+            }
+            (None, None) => {
+                let (database, channels) = recovery::recover(dir, options, None, &logger)?;
+                let last_id = database.log.last_id().map_err(|e| e.found_in(&database::db_dir(dir)))?;
+                (database, last_id, channels)
+            }
         };
         if ack_early {
             warn!(logger, "UNSAFE: posts are acknowledged before they are written (a test switch)");
@@ -187,6 +197,7 @@ impl Store {
             logger,
             failed: Mutex::new(None),
             archived: AtomicU64::new(0),
+            following: AtomicBool::new(unreached.is_none()),
             group_observer: OnceLock::new(),
             #[cfg(feature = "faults")]
             faults,
@@ -210,7 +221,12 @@ impl Store {
             false => None,
         };
         // The views follow the log (the follower holds the shared state; `close` drops it).
-        log.follow(last_id, Projector::new(shared.clone(), channels, followers).into_follower())?;
+        match unreached {
+            Some(nats) => threads.push(recovery::attach(nats, shared.clone(), last_id, channels, followers)?),
+            None => {
+                log.follow(last_id, Projector::new(shared.clone(), channels, followers).into_follower())?
+            }
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 shared,
@@ -272,6 +288,7 @@ impl Store {
         if let Some(reason) = self.inner.shared.failure() {
             return Err(StoreError::Failed(reason));
         }
+        self.following().map_err(StoreError::Unavailable)?;
         let answer = self.inner.shared.log.append(event)?;
         let event = answer.await.map_err(|_| StoreError::Closed)??;
         if !self.inner.ack_early && tokio::time::timeout(APPLY_WAIT, self.applied(event.id())).await.is_err()
@@ -417,7 +434,30 @@ impl Store {
         if let Some(reason) = self.inner.shared.failure() {
             return Err(format!("the store stopped accepting writes after an earlier failure ({reason})"));
         }
+        self.following()?;
         self.inner.shared.log.ready()
+    }
+
+    /// Whether the views may be behind the log: in nats mode, while the stream is not reached
+    /// or not answering, and until the views have caught up with what it held when reached.
+    pub fn stale(&self) -> bool {
+        !self.inner.shared.following.load(Ordering::Acquire) || self.inner.shared.log.behind(self.last_id())
+    }
+
+    /// Whether the views follow the log; if not, why (the log's own reason first: not reached).
+    fn following(&self) -> Result<(), String> {
+        let shared = &self.inner.shared;
+        if shared.following.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        shared.log.ready()?;
+        Err("NATS JetStream: the channel views are catching up with the stream; retry shortly".into())
+    }
+
+    /// The largest text a post may carry, when the log takes less than `max_text_bytes` (in
+    /// nats mode, the servers' `max_payload`).
+    pub fn text_cap(&self) -> Option<usize> {
+        self.inner.shared.log.text_cap()
     }
 
     /// Calls `observe` with the size of each group the channel views apply from now on (the

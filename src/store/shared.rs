@@ -9,7 +9,7 @@ use crate::store::projections::channel_views::{ChannelViews, Channels};
 use crate::store::StoreError;
 use slog::Logger;
 use std::fs::File;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::watch;
 
@@ -27,6 +27,9 @@ pub(super) struct Shared {
     pub(super) failed: Mutex<Option<String>>,
     /// The id the archive is written up to (0 without an archive).
     pub(super) archived: AtomicU64,
+    /// Whether the views follow the log: from the start, except in nats mode with the stream
+    /// not reached at open, where `recovery::attach` sets it once they do.
+    pub(super) following: AtomicBool,
     /// Told the size of each group the views apply (for metrics), once set.
     pub(super) group_observer: OnceLock<Box<dyn Fn(usize) + Send + Sync>>,
     /// The seam I/O fault tests fail disk operations through (the `faults` feature; not in a

@@ -321,7 +321,7 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
     {
         let database = database::Database::open(dir.path(), Options::default()).unwrap();
         let (db, log, views) = (&database.db, &database.log, &database.channel_views);
-        let (_, mut channels) = views.load(log).unwrap();
+        let (_, mut channels) = views.load(Some(log)).unwrap();
         for commit in events.chunks(1000) {
             log.events().append(commit).unwrap();
             views.apply(commit, &mut channels).unwrap();
@@ -804,7 +804,7 @@ fn start_up_reports_a_damaged_record_it_must_read() {
         // Damage an event the views have not applied yet, so opening has to read it.
         let database = database::Database::open_existing(dir.path()).unwrap();
         let (db, log, views) = (&database.db, &database.log, &database.channel_views);
-        let (_, mut channels) = views.load(log).unwrap();
+        let (_, mut channels) = views.load(Some(log)).unwrap();
         views.clear().unwrap();
         views.apply(&log.read_from(1, 5).unwrap(), &mut channels).unwrap();
         db.open_tree("events").unwrap().insert(sled_log::key(8), &[1u8, 0xff][..]).unwrap();

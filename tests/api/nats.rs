@@ -4,7 +4,7 @@
 #[path = "../support/nats_cluster.rs"]
 pub(crate) mod cluster;
 
-use crate::helpers::{relay_command, request, start_relay, RelayProcess};
+use crate::helpers::{self, relay_command, request, RelayProcess};
 use crate::process::{lost_messages_after, start_writers, Acked};
 use cluster::{free_port, Cluster};
 use serde_json::{json, Value};
@@ -30,6 +30,36 @@ fn nats_env(url: &str) -> [(&str, &str); 3] {
         ("CLAUDE_CODEX_NATS_URL", url),
         ("CLAUDE_CODEX_NATS_STREAM", "E2E"),
     ]
+}
+
+/// Starts an instance and waits until it is ready: it serves before it reaches its stream, and
+/// takes posts once it has.
+fn start_relay(workdir: &std::path::Path, env: &[(&str, &str)]) -> RelayProcess {
+    let relay = helpers::start_relay(workdir, env);
+    ready_within(relay.addr, Duration::from_secs(30));
+    relay
+}
+
+/// How long the relay at `addr` takes to answer `/readyz` with 200, at most `bound`.
+fn ready_within(addr: SocketAddr, bound: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let reply = request(addr, "GET", "/readyz", &[], None);
+        if reply.status == 200 {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < bound, "{addr} not ready within {bound:?}: {}", reply.text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An MCP tool call without a session; its structured result.
+fn tool(addr: SocketAddr, name: &str, arguments: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
+    let headers = [("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
+    let reply = request(addr, "POST", "/mcp", &headers, Some(body.to_string().as_bytes()));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["result"].clone()
 }
 
 /// Until the relay at `addr` has applied id `last` (the largest of its channels' last ids), within 10 s.
@@ -122,21 +152,169 @@ fn two_instances_serve_one_log_and_wake_each_other() {
 }
 
 #[test]
-fn nats_mode_without_servers_or_with_none_reachable_stops_start_up_naming_the_setting() {
+fn nats_mode_without_servers_stops_and_with_none_reachable_serves_and_keeps_trying() {
     let work = tempfile::tempdir().unwrap();
     let out = relay_command(work.path(), &["--port", "0"], &[("CLAUDE_CODEX_LOG_BACKEND", "nats")])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("nats_url"), "{stderr}");
-    let nowhere = format!("nats://127.0.0.1:{}", free_port());
-    let env = [("CLAUDE_CODEX_LOG_BACKEND", "nats"), ("CLAUDE_CODEX_NATS_URL", nowhere.as_str())];
-    let out = relay_command(work.path(), &["--port", "0"], &env).output().unwrap();
+    // Nothing listens there: the instance serves, says what it waits for, and refuses posts at once.
+    let port = free_port();
+    let nowhere = format!("nats://127.0.0.1:{port}");
+    let env = [nats_env(&nowhere).as_slice(), &[("CLAUDE_CODEX_NATS_REPLICAS", "1")]].concat();
+    let relay = helpers::start_relay(work.path(), &env);
+    assert_eq!(request(relay.addr, "GET", "/healthz", &[], None).status, 200);
+    let not_ready = request(relay.addr, "GET", "/readyz", &[], None);
+    not_ready.assert_error(503, &format!("cannot connect to nats_url {nowhere}"));
+    let body = json!({"target": "t", "sender": "tester", "text": "nowhere"}).to_string();
+    let started = Instant::now();
+    let refused = request(relay.addr, "POST", "/api/messages", &JSON, Some(body.as_bytes()));
+    refused.assert_error(503, "not reachable");
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once: {:?}", started.elapsed());
+    let page = request(relay.addr, "GET", "/api/messages?target=t", &[], None).json();
+    assert_eq!(page["stale"], true, "{page}");
+    // A server comes up where the setting points: the instance reaches it without a restart.
+    let _server = Cluster::standalone_on(port, "");
+    let took = ready_within(relay.addr, Duration::from_secs(10));
+    eprintln!("ready {took:?} after the server started");
+    post(relay.addr, "t", "reached");
+    let page = request(relay.addr, "GET", "/api/messages?target=t", &[], None).json();
+    assert_eq!(page.get("stale"), None, "{page}");
+}
+
+/// An instance restarted while every server is down serves its views, marked stale, refuses
+/// posts at once, and once the cluster is back catches up with what another instance took
+/// meanwhile, without a restart.
+#[test]
+fn an_instance_serves_its_views_while_the_cluster_is_down_and_catches_up_when_it_is_back() {
+    let mut cluster = Cluster::start();
+    let all = cluster.urls.join(",");
+    let (work_a, work_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_relay(work_a.path(), &nats_env(&all));
+    let b = start_relay(work_b.path(), &nats_env(&all));
+    // 64 messages seal a block (kept in A's views); the rest stay open (read back from the log).
+    for i in 0..70 {
+        post(a.addr, "t", &format!("before {i}"));
+    }
+    let mut a = a;
+    std::process::Command::new("kill").args(["-TERM", &a.child.id().to_string()]).status().unwrap();
+    assert_eq!(a.child.wait().unwrap().code(), Some(0));
+    let mut last = 0;
+    for i in 0..5 {
+        last = post(b.addr, "t", &format!("while A was away {i}"));
+    }
+    drop(b);
+    for node in 0..3 {
+        cluster.kill(node);
+    }
+
+    let a = helpers::start_relay(work_a.path(), &nats_env(&all));
+    assert_eq!(request(a.addr, "GET", "/healthz", &[], None).status, 200);
+    request(a.addr, "GET", "/readyz", &[], None).assert_error(503, "not reachable");
+    let page = request(a.addr, "GET", "/api/messages?target=t&limit=500", &[], None);
+    assert_eq!(page.status, 200, "{}", page.text());
+    let page = page.json();
+    assert_eq!(page["stale"], true, "{page}");
+    let ids: Vec<u64> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=64).collect::<Vec<_>>(), "the sealed block, from the local views");
+    let fetched = tool(a.addr, "fetch_messages", json!({"target": "t", "since_id": 60}));
+    assert_eq!(fetched["structuredContent"]["stale"], true, "{fetched}");
+    let body = json!({"target": "t", "sender": "tester", "text": "down"}).to_string();
+    let started = Instant::now();
+    request(a.addr, "POST", "/api/messages", &JSON, Some(body.as_bytes())).assert_error(503, "not reachable");
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once: {:?}", started.elapsed());
+
+    for node in 0..3 {
+        cluster.restart(node);
+    }
+    cluster.settled_leader("E2E");
+    let took = ready_within(a.addr, Duration::from_secs(10));
+    eprintln!("ready {took:?} after the cluster settled");
+    assert!(took < Duration::from_secs(2), "ready within 2 s of the cluster: {took:?}");
+    caught_up(a.addr, last);
+    let page = request(a.addr, "GET", "/api/messages?target=t&limit=500", &[], None).json();
+    assert_eq!(page.get("stale"), None, "{page}");
+    assert_eq!(page["messages"].as_array().unwrap().len(), 75, "{page}");
+    let fetched = tool(a.addr, "fetch_messages", json!({"target": "t", "since_id": 70}));
+    assert_eq!(fetched["structuredContent"].get("stale"), None, "{fetched}");
+    assert_eq!(fetched["structuredContent"]["messages"][4]["id"], last, "{fetched}");
+    post(a.addr, "t", "after");
+}
+
+/// The instance names one server only, which is down while the instance starts: it comes up.
+#[test]
+fn an_instance_whose_only_server_restarts_with_it_comes_up() {
+    let mut cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &nats_env(&cluster.urls[0]));
+    post(relay.addr, "t", "first");
+    drop(relay);
+    cluster.kill(0);
+    let relay = helpers::start_relay(work.path(), &nats_env(&cluster.urls[0]));
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.restart(0);
+    ready_within(relay.addr, Duration::from_secs(30));
+    post(relay.addr, "t", "second");
+    // The servers the cluster advertised are known now: without the named one, posts go on.
+    cluster.kill(0);
+    post(relay.addr, "t", "third");
+}
+
+/// Credentials the servers refuse are a configuration error: start-up stops at once, naming it.
+#[test]
+fn wrong_nats_credentials_stop_start_up_at_once() {
+    let server = Cluster::standalone_on(free_port(), "authorization { token: right-token }");
+    let work = tempfile::tempdir().unwrap();
+    let env = [nats_env(&server.urls[0]).as_slice(), &[("CLAUDE_CODEX_NATS_TOKEN", "wrong-token")]].concat();
+    let started = Instant::now();
+    let out = relay_command(work.path(), &["--port", "0", "--data-dir", "data"], &env).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains(&format!("cannot connect to nats_url {nowhere}")),
-        "{stderr}"
-    );
+    assert!(!out.status.success() && stderr.contains("authorization violation"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "at once: {:?}", started.elapsed());
+}
+
+/// A new cluster and two instances started at the same moment, again and again
+/// (`RELAY_NATS_FRESH_STARTS`, 20 by default): every instance becomes ready, none exits.
+#[test]
+fn a_fresh_cluster_and_instances_started_together_all_come_up() {
+    let starts = std::env::var("RELAY_NATS_FRESH_STARTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let mut slowest = Duration::ZERO;
+    for start in 0..starts {
+        let cluster = Cluster::start_unwaited();
+        let works = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let mut relays: Vec<RelayProcess> =
+            (0..2).map(|i| helpers::start_relay(works[i].path(), &nats_env(&cluster.urls[i]))).collect();
+        for relay in &mut relays {
+            slowest = slowest.max(ready_within(relay.addr, Duration::from_secs(60)));
+            assert!(relay.child.try_wait().unwrap().is_none(), "start {start}: an instance exited");
+        }
+        post(relays[0].addr, "t", &format!("start {start}"));
+    }
+    eprintln!("fresh starts: {starts}, all ready, slowest {slowest:?}");
+}
+
+/// A server with the default max_payload (1 MB) takes less than the default max_text_bytes: the
+/// instance starts and refuses a text over what the servers take, naming why. A max_text_bytes
+/// other than the default, set on purpose, is refused at start.
+#[test]
+fn a_default_max_payload_caps_posts_unless_max_text_bytes_was_set() {
+    let server = Cluster::standalone();
+    let work = tempfile::tempdir().unwrap();
+    let env = [nats_env(&server.urls[0]).as_slice(), &[("CLAUDE_CODEX_NATS_REPLICAS", "1")]].concat();
+    let relay = start_relay(work.path(), &env);
+    let big = "x".repeat(1 << 20);
+    let body = json!({"target": "t", "sender": "tester", "text": big}).to_string();
+    let refused = request(relay.addr, "POST", "/api/messages", &JSON, Some(body.as_bytes()));
+    refused.assert_error(400, "max_payload");
+    let fits = json!({"target": "t", "sender": "tester", "text": "y".repeat(900_000)}).to_string();
+    assert_eq!(request(relay.addr, "POST", "/api/messages", &JSON, Some(fits.as_bytes())).status, 201);
+    drop(relay);
+    let asked = [env.as_slice(), &[("CLAUDE_CODEX_MAX_TEXT_BYTES", "2097152")]].concat();
+    let out = relay_command(work.path(), &["--port", "0", "--data-dir", "data"], &asked).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("max_payload"), "{stderr}");
 }
 
 #[test]

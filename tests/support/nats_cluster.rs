@@ -24,6 +24,12 @@ pub struct Cluster {
     _turn: Option<MutexGuard<'static, ()>>,
 }
 
+fn server() -> std::ffi::OsString {
+    std::env::var_os("RELAY_NATS_SERVER").unwrap_or_else(|| {
+        panic!("RELAY_NATS_SERVER is not set: run the tests with scripts/test, which installs nats-server")
+    })
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -33,11 +39,7 @@ impl Cluster {
     /// again by another test before a node binds them: a cluster that elects no leader is
     /// started once more on fresh ports.
     pub fn start() -> Cluster {
-        let server = std::env::var_os("RELAY_NATS_SERVER").unwrap_or_else(|| {
-            panic!(
-                "RELAY_NATS_SERVER is not set: run the tests with scripts/test, which installs nats-server"
-            )
-        });
+        let server = server();
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let mut first = Cluster::start_once(server.clone());
         if first.wait_for_meta_leader() {
@@ -57,6 +59,33 @@ impl Cluster {
         );
         second._turn = Some(turn);
         second
+    }
+
+    /// Starts a cluster and returns at once, without waiting for anything.
+    pub fn start_unwaited() -> Cluster {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cluster = Cluster::start_once(server());
+        cluster._turn = Some(turn);
+        cluster
+    }
+
+    /// One JetStream server on its own (streams of one replica), with the default
+    /// `max_payload` (1 MB), started at once.
+    pub fn standalone() -> Cluster {
+        Cluster::standalone_on(free_port(), "")
+    }
+
+    /// [`Cluster::standalone`] on `port`, with `extra` lines of configuration.
+    pub fn standalone_on(port: u16, extra: &str) -> Cluster {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("n0");
+        let config = format!("server_name: n0\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: {store:?}, sync_interval: always }}\n{extra}\n");
+        std::fs::write(dir.path().join("n0.conf"), config).unwrap();
+        let urls = vec![format!("nats://127.0.0.1:{port}")];
+        let mut cluster = Cluster { nodes: Vec::new(), urls, server: server(), dir, _turn: Some(turn) };
+        cluster.nodes = vec![cluster.spawn(0)];
+        cluster
     }
 
     fn start_once(server: std::ffi::OsString) -> Cluster {

@@ -86,7 +86,7 @@ struct WaitArgs {
     /// Give up after this many seconds (at most 50): an empty list.
     #[schemars(default = "default_wait")]
     timeout_s: Option<f64>,
-    /// Ignore messages from this sender (pass your own name to wait for the other side).
+    /// Skip this sender's messages (your own name: wait for the other side).
     exclude_sender: Option<String>,
     /// Your name, as in fetch_messages.
     reader: Option<String>,
@@ -169,6 +169,10 @@ struct Fetched<'a> {
     messages: &'a [StoredMessage],
     /// Pass this as since_id next time.
     latest_id: u64,
+    // Present (true) while the relay cannot follow its log (nats mode, servers unreachable):
+    // the messages may be behind. Not a doc comment: the schema agents pay for stays short.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stale: bool,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -204,7 +208,7 @@ fn relay_error(e: RelayError) -> ToolError {
 }
 
 fn fetched(page: &Page) -> Fetched<'_> {
-    Fetched { messages: &page.messages, latest_id: page.latest_id }
+    Fetched { messages: &page.messages, latest_id: page.latest_id, stale: page.stale }
 }
 
 /// What `/docs` shows of the MCP front door: the tools, prompts and resource templates exactly
@@ -344,14 +348,14 @@ impl RelayMcp {
                 Some(reader) => self.relay.channels_unread_by(reader, &caller).await.map_err(relay_error)?,
                 None => self.relay.channels(&caller),
             };
-            structured(ChannelList::from(channels))
+            structured(self.relay.channel_reply(channels))
         }
         .await;
         self.logged("list_channels", result)
     }
 
     #[tool(
-        description = "Wait for the next message on a channel instead of polling: returns as soon as a message with id > since_id arrives (skipping exclude_sender's), or after timeout_s (default 25, at most 50) with an empty list, the same latest_id and timed_out.",
+        description = "Wait for the next message on a channel instead of polling: returns once a message with id > since_id arrives (skipping exclude_sender's), or after timeout_s (default 25) with an empty list and timed_out.",
         input_schema = schema::<WaitArgs>(),
         output_schema = output_schema::<Waited>()
     )]

@@ -311,7 +311,7 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
             report.problems.push(format!("the channel views were built from {seen}; the log is {origin}"));
         }
     }
-    let (checkpoint, channels) = match views.load(log) {
+    let (checkpoint, channels) = match views.load(Some(log)) {
         Ok(loaded) => loaded,
         Err(e) => {
             report.problems.push(e.to_string());

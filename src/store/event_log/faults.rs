@@ -149,6 +149,14 @@ impl EventLog for FaultyLog {
         self.inner.ready()
     }
 
+    fn behind(&self, applied: u64) -> bool {
+        self.inner.behind(applied)
+    }
+
+    fn text_cap(&self) -> Option<usize> {
+        self.inner.text_cap()
+    }
+
     fn close(&self) -> Result<(), StoreError> {
         self.inner.close()
     }

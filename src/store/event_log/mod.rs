@@ -52,6 +52,17 @@ pub(crate) trait EventLog: Send + Sync {
         Ok(())
     }
 
+    /// Whether views that applied the log up to `applied` may be behind it: the log is not
+    /// followed now (not reached yet, or unreachable), or was ahead of them when it was reached.
+    fn behind(&self, _applied: u64) -> bool {
+        false
+    }
+
+    /// The largest text a post may carry, when the log takes less than `max_text_bytes`.
+    fn text_cap(&self) -> Option<usize> {
+        None
+    }
+
     /// Stops taking appends, answers what is queued and makes it durable.
     fn close(&self) -> Result<(), StoreError>;
 }

@@ -178,7 +178,8 @@ pub(crate) fn spawn(
 ) -> Result<thread::JoinHandle<()>, StoreError> {
     let checkpoint = Checkpoint::open(&shared.db)?;
     let (mut archive, mut done) = open_at_checkpoint(&checkpoint, config)?;
-    let mut upto = shared.log.last_id()?;
+    // What the views hold now (in nats mode before the stream is reached, less than it).
+    let mut upto = *shared.commits.borrow();
     shared.archived.store(done, Ordering::Relaxed);
     let config = config.clone();
     let spawned = thread::Builder::new().name("relay-archive".into()).spawn(move || loop {

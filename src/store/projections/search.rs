@@ -263,7 +263,7 @@ pub(crate) fn spawn(
     commits: std::sync::mpsc::Receiver<u64>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     let mut done = index.checkpoint()?;
-    let mut upto = shared.log.last_id()?;
+    let mut upto = *shared.commits.borrow();
     // Opened when there is something to index: an idle writer holds memory (and starts merges).
     let mut writer: Option<IndexWriter> = None;
     let spawned = std::thread::Builder::new().name("relay-search".into()).spawn(move || loop {

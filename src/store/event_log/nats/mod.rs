@@ -34,13 +34,15 @@ use async_nats::jetstream;
 use futures_util::StreamExt;
 use health::{watch_health, Health, FAIL_FAST_AFTER};
 use read::{ordered, read, retrying};
-use slog::{error, warn, Logger};
+use slog::{error, info, warn, Logger};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use stream::{event_token, nats_error, numbered, open, stream_info, PUBLISH_BOUND};
-use tokio::sync::oneshot;
+use stream::{
+    ensure_stream, event_token, nats_error, numbered, stream_info, text_cap, Unopened, PUBLISH_BOUND,
+};
+use tokio::sync::{oneshot, watch};
 use tokio_util::task::TaskTracker;
 
 /// What a record holds beside its text (the names, the numbers, the encoding), at most.
@@ -54,20 +56,64 @@ const FOLLOW_BATCH: usize = 1024;
 /// heartbeats are missed, which takes far longer).
 const STALL_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a server waits for the stream before it serves from its local views while it goes on
+/// trying ([`NatsLog::serve`]), and how long a command waits before it gives up
+/// ([`NatsLog::connect`]).
+const SERVE_PATIENCE: Duration = Duration::from_secs(2);
+const COMMAND_PATIENCE: Duration = Duration::from_secs(10);
+/// How long one try waits for the stream to answer: a request to a cluster electing its leaders
+/// can hang for the client's whole timeout (5 s) where the next request would be answered.
+const STREAM_BOUND: Duration = Duration::from_secs(2);
+/// The longest pause between two tries to reach the stream: short, so an instance is ready soon
+/// after its servers are (each try is one log line).
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
+/// The largest text a post may carry, and whether the user chose it (another value than the
+/// default): a `max_payload` below its record is then refused, where the default is lowered to
+/// what the servers take.
+#[derive(Debug, Clone, Copy)]
+pub struct TextLimit {
+    pub bytes: usize,
+    pub explicit: bool,
+}
+
+/// Where reaching the stream stands.
+#[derive(Debug, Clone)]
+enum Linking {
+    /// Not reached yet: why.
+    Waiting(String),
+    Linked,
+    /// The servers refuse what the relay needs.
+    Refused(StoreError),
+    Closed,
+}
+
+/// The stream, once reached and checked.
+struct Link {
+    js: jetstream::Context,
+    /// The stream and when it was created ([`EventLog::origin`]).
+    origin: String,
+    /// The stream's last sequence when it was reached: views below it are behind.
+    last_then: u64,
+    /// What the servers' `max_payload` leaves for a post's text, when that is below the
+    /// configured `max_text_bytes` (left at its default).
+    text_cap: Option<usize>,
+}
+
 pub(crate) struct NatsLog {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
-    js: jetstream::Context,
+    link: Arc<OnceLock<Link>>,
+    linking: Arc<watch::Sender<Linking>>,
     stream: String,
     prefix: String,
-    /// The stream and when it was created ([`EventLog::origin`]).
-    origin: String,
     /// Makes this instance's Msg-Ids unique: its start time and pid.
     instance: String,
     posts: AtomicU64,
     closed: AtomicBool,
     publishing: TaskTracker,
-    /// The tasks feeding the followers (and the health check).
+    /// The tasks feeding the followers (and the one that reaches the stream, then checks its
+    /// health).
     followers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     follower_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     health: Arc<Health>,
@@ -79,15 +125,38 @@ fn now_secs() -> f64 {
 }
 
 impl NatsLog {
-    /// Connects, checks the server and the stream (creating the stream when there is none).
-    /// `max_text_bytes`: the largest text a post may carry; the servers' `max_payload` must
-    /// take its record (0 for a command that only reads).
+    /// Connects for a command, and checks the server and the stream (creating the stream when
+    /// there is none). Servers that cannot be reached within [`COMMAND_PATIENCE`] are an error.
+    /// `max_text_bytes`: the largest text a post may carry; the servers' `max_payload` must take
+    /// its record (0 for a command that only reads).
     pub(crate) fn connect(
         config: &NatsSettings,
         max_text_bytes: usize,
         logger: Logger,
     ) -> Result<NatsLog, StoreError> {
-        let max_record_bytes = if max_text_bytes == 0 { 0 } else { max_text_bytes + RECORD_OVERHEAD };
+        let limit = TextLimit { bytes: max_text_bytes, explicit: true };
+        NatsLog::open(config, limit, COMMAND_PATIENCE, false, logger)
+    }
+
+    /// Connects for a server: as [`NatsLog::connect`], except that servers not reachable yet, or
+    /// a cluster without a leader yet, are not an error. After [`SERVE_PATIENCE`] the log is
+    /// returned unlinked ([`NatsLog::linked`]) and goes on trying, with backoff, as long as it
+    /// runs; meanwhile it refuses appends at once and is not ready.
+    pub(crate) fn serve(
+        config: &NatsSettings,
+        limit: TextLimit,
+        logger: Logger,
+    ) -> Result<NatsLog, StoreError> {
+        NatsLog::open(config, limit, SERVE_PATIENCE, true, logger)
+    }
+
+    fn open(
+        config: &NatsSettings,
+        limit: TextLimit,
+        patience: Duration,
+        keep_trying: bool,
+        logger: Logger,
+    ) -> Result<NatsLog, StoreError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("relay-nats")
@@ -95,30 +164,88 @@ impl NatsLog {
             .build()
             .map_err(|e| StoreError::io("cannot start the NATS client's threads", e))?;
         let handle = runtime.handle().clone();
-        let (js, stream, created) = run(&handle, open(config.clone(), max_record_bytes))?;
-        let instance = format!("{:x}-{}", (now_secs() * 1e6) as u64, std::process::id());
         let health = Arc::new(Health {
             down: Mutex::new(None),
             publish_failed: AtomicBool::new(false),
             known_last: AtomicU64::new(0),
             stopped: Mutex::new(None),
         });
-        let monitor = handle.spawn(watch_health(js.clone(), stream.clone(), health.clone(), logger.clone()));
-        Ok(NatsLog {
+        let log = NatsLog {
             runtime: Some(runtime),
-            handle,
-            js,
-            prefix: format!("relay.{stream}."),
-            origin: format!("the NATS stream {stream} created {created}"),
-            stream,
-            instance,
+            handle: handle.clone(),
+            link: Arc::default(),
+            linking: Arc::new(watch::Sender::new(Linking::Waiting("connecting".into()))),
+            prefix: format!("relay.{}.", config.stream),
+            stream: config.stream.clone(),
+            instance: format!("{:x}-{}", (now_secs() * 1e6) as u64, std::process::id()),
             posts: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             publishing: TaskTracker::new(),
-            followers: Mutex::new(vec![monitor]),
+            followers: Mutex::new(Vec::new()),
             follower_threads: Mutex::new(Vec::new()),
+            health: health.clone(),
+            logger: logger.clone(),
+        };
+        let reaching = handle.spawn(reach(
+            config.clone(),
+            limit,
+            log.link.clone(),
+            log.linking.clone(),
             health,
-            logger,
+            logger.clone(),
+        ));
+        let mut linking = log.linking.subscribe();
+        let settled = run(&handle, async move {
+            let _ =
+                tokio::time::timeout(patience, linking.wait_for(|s| !matches!(s, Linking::Waiting(_)))).await;
+            let now = linking.borrow().clone();
+            now
+        });
+        match settled {
+            Linking::Linked => {}
+            Linking::Refused(e) => return Err(e),
+            Linking::Waiting(why) if keep_trying => {
+                warn!(logger, "the NATS stream is not reachable yet: serving the local views and trying on";
+                    "why" => &why);
+            }
+            Linking::Waiting(why) => {
+                reaching.abort();
+                return Err(StoreError::Nats(why));
+            }
+            Linking::Closed => return Err(StoreError::Closed),
+        }
+        log.followers.lock().unwrap_or_else(|p| p.into_inner()).push(reaching);
+        Ok(log)
+    }
+
+    /// Whether the stream has been reached (and checked).
+    pub(crate) fn linked(&self) -> bool {
+        self.link.get().is_some()
+    }
+
+    /// Waits until the stream is reached: true then, false when the servers refused what the
+    /// relay needs or the log closed first.
+    pub(crate) fn wait_linked(&self) -> bool {
+        let mut linking = self.linking.subscribe();
+        self.run(async move {
+            match linking.wait_for(|s| !matches!(s, Linking::Waiting(_))).await {
+                Ok(state) => matches!(*state, Linking::Linked),
+                Err(_) => false,
+            }
+        })
+    }
+
+    /// Whether the log was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The stream, or why it has not been reached.
+    fn reached(&self) -> Result<&Link, StoreError> {
+        self.link.get().ok_or_else(|| match &*self.linking.borrow() {
+            Linking::Refused(e) => e.clone(),
+            Linking::Waiting(why) => StoreError::Nats(format!("the log is not reachable: {why}")),
+            Linking::Linked | Linking::Closed => StoreError::Closed,
         })
     }
 
@@ -133,7 +260,7 @@ impl NatsLog {
         let id = event.id();
         let subject = format!("{}{}", self.prefix, event_token(event.target()));
         let payload = bytes::Bytes::from(event::encode(&event.with_id(0)));
-        let js = self.js.clone();
+        let js = self.reached()?.js.clone();
         let stored = self.run(async move {
             let message = jetstream::message::PublishMessage::build()
                 .payload(payload)
@@ -185,6 +312,90 @@ fn run<T: Send + 'static>(
     rx.recv().expect("the NATS runtime runs until the log is dropped")
 }
 
+/// Tries to reach the stream until it is reached or refused, pausing longer each time (up to
+/// [`MAX_PAUSE`]) and logging each failed try with why; then checks its health for as long as
+/// the log runs.
+async fn reach(
+    config: NatsSettings,
+    limit: TextLimit,
+    cell: Arc<OnceLock<Link>>,
+    linking: Arc<watch::Sender<Linking>>,
+    health: Arc<Health>,
+    logger: Logger,
+) {
+    let mut client = None;
+    let mut pause = Duration::from_millis(250);
+    for attempt in 1u64.. {
+        match reach_once(&config, limit, &mut client).await {
+            Ok(link) => {
+                if attempt > 1 {
+                    info!(logger, "reached the NATS stream"; "stream" => &config.stream, "tries" => attempt);
+                }
+                if let Some(cap) = link.text_cap {
+                    warn!(logger, "the NATS servers' max_payload is below the default max_text_bytes: posts are capped";
+                        "max_text_bytes" => cap);
+                }
+                health.known_last.fetch_max(link.last_then, Ordering::Relaxed);
+                let js = link.js.clone();
+                let _ = cell.set(link);
+                linking.send_replace(Linking::Linked);
+                return watch_health(js, config.stream, health, logger).await;
+            }
+            Err(Unopened::Refused(e)) => {
+                error!(logger, "the NATS servers refuse what the relay needs"; "error" => %e);
+                linking.send_replace(Linking::Refused(e));
+                return;
+            }
+            Err(Unopened::Waiting(why)) => {
+                warn!(logger, "the NATS stream is not reachable; trying again";
+                    "try" => attempt, "in_ms" => pause.as_millis() as u64, "why" => &why);
+                linking.send_if_modified(|state| match state {
+                    Linking::Waiting(_) => {
+                        *state = Linking::Waiting(why);
+                        true
+                    }
+                    _ => false,
+                });
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// One try to reach and check the stream; the client, once connected, is kept for the next
+/// (it reconnects by itself).
+async fn reach_once(
+    config: &NatsSettings,
+    limit: TextLimit,
+    client: &mut Option<async_nats::Client>,
+) -> Result<Link, Unopened> {
+    let connected = match client {
+        Some(connected) => connected.clone(),
+        None => client.insert(stream::connect(config).await?).clone(),
+    };
+    let text_cap = text_cap(&connected, RECORD_OVERHEAD, limit.bytes);
+    if let Some(cap) = text_cap.filter(|_| limit.explicit) {
+        return Err(Unopened::Refused(StoreError::Nats(format!(
+            "the NATS servers' max_payload is {} bytes, below the largest post ({} bytes with max_text_bytes); \
+             raise max_payload in the servers' configuration or lower max_text_bytes",
+            cap + RECORD_OVERHEAD,
+            limit.bytes + RECORD_OVERHEAD
+        ))));
+    }
+    let js = jetstream::new(connected);
+    let answered = tokio::time::timeout(STREAM_BOUND, ensure_stream(&js, config)).await;
+    let (created, last_then) = answered.unwrap_or_else(|_| {
+        Err(Unopened::Waiting(format!("the stream {} did not answer within {STREAM_BOUND:?}", config.stream)))
+    })?;
+    Ok(Link {
+        js,
+        origin: format!("the NATS stream {} created {created}", config.stream),
+        last_then,
+        text_cap,
+    })
+}
+
 /// Publishes one record, retrying with the same Msg-Id until it is acknowledged or
 /// [`PUBLISH_BOUND`] passes. Returns its sequence.
 async fn publish(
@@ -221,6 +432,7 @@ impl EventLog for NatsLog {
         if let Some(why) = self.stopped() {
             return Err(StoreError::Failed(why));
         }
+        let link = self.reached()?;
         if let Some(why) = self.refusing() {
             return Err(StoreError::Nats(why));
         }
@@ -229,7 +441,7 @@ impl EventLog for NatsLog {
         let payload = bytes::Bytes::from(event::encode(&stored));
         let id = format!("{}-{}", self.instance, self.posts.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
-        let (js, health) = (self.js.clone(), self.health.clone());
+        let (js, health) = (link.js.clone(), self.health.clone());
         self.handle.spawn(self.publishing.track_future(async move {
             let answer = publish(js, subject, payload, id).await.map(|sequence| {
                 health.known_last.fetch_max(sequence, Ordering::Relaxed);
@@ -245,18 +457,22 @@ impl EventLog for NatsLog {
     }
 
     fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let (js, name) = (self.js.clone(), self.stream.clone());
+        let (js, name) = (self.reached()?.js.clone(), self.stream.clone());
         self.run(async move { retrying(|| read(&js, &name, from, limit)).await })
     }
 
     fn last_id(&self) -> Result<u64, StoreError> {
-        let (js, name) = (self.js.clone(), self.stream.clone());
+        let (js, name) = (self.reached()?.js.clone(), self.stream.clone());
         self.run(async move {
             retrying(|| async { Ok(stream_info(&js, &name).await?.cached_info().state.last_sequence) }).await
         })
     }
 
     fn follow(&self, after: u64, mut follower: Follower) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        let js = self.reached()?.js.clone();
         // The follower writes to disk: it runs on a thread of its own, fed in batches.
         let (tx, rx) = mpsc::channel::<Event>();
         let thread = std::thread::Builder::new()
@@ -269,7 +485,7 @@ impl EventLog for NatsLog {
                 }
             })
             .map_err(|e| StoreError::io("cannot start the NATS follower thread", e))?;
-        let (js, name, logger) = (self.js.clone(), self.stream.clone(), self.logger.clone());
+        let (name, logger) = (self.stream.clone(), self.logger.clone());
         let health = self.health.clone();
         let task = self.handle.spawn(async move {
             let mut next = after + 1;
@@ -322,18 +538,39 @@ impl EventLog for NatsLog {
     }
 
     fn origin(&self) -> Option<String> {
-        Some(self.origin.clone())
+        self.link.get().map(|link| link.origin.clone())
     }
 
     fn ready(&self) -> Result<(), String> {
+        if let Err(e) = self.reached() {
+            return Err(e.to_string());
+        }
         match self.stopped().or_else(|| self.down()) {
             Some(why) => Err(format!("NATS JetStream: {why}")),
             None => Ok(()),
         }
     }
 
+    fn behind(&self, applied: u64) -> bool {
+        match self.link.get() {
+            None => true,
+            Some(link) => applied < link.last_then || self.down().is_some() || self.stopped().is_some(),
+        }
+    }
+
+    fn text_cap(&self) -> Option<usize> {
+        self.link.get().and_then(|link| link.text_cap)
+    }
+
     fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::SeqCst);
+        self.linking.send_if_modified(|state| match state {
+            Linking::Waiting(_) => {
+                *state = Linking::Closed;
+                true
+            }
+            _ => false,
+        });
         let publishing = self.publishing.clone();
         publishing.close();
         self.run(async move { publishing.wait().await });

@@ -6,7 +6,7 @@ use crate::event::{self, Event};
 use crate::store::StoreError;
 use async_nats::jetstream::{self, stream};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a post keeps retrying (with the same Msg-Id) before it is answered "not
 /// acknowledged".
@@ -153,12 +153,18 @@ pub(super) async fn stream_info(js: &jetstream::Context, name: &str) -> Result<s
     js.get_stream(name).await.map_err(|e| nats_error(&format!("cannot reach the stream {name}"), e))
 }
 
-/// Connects and checks the server and the stream, creating the stream when there is none.
-/// Returns the stream's name and when it was created.
-pub(super) async fn open(
-    config: NatsSettings,
-    max_record_bytes: usize,
-) -> Result<(jetstream::Context, String, String), StoreError> {
+/// Why the stream is not open (yet).
+pub(super) enum Unopened {
+    /// No server answers, or the cluster has no leader yet: worth trying again.
+    Waiting(String),
+    /// The servers answer and refuse what the relay needs (a stream with another configuration,
+    /// a server too old, bad credentials): trying again would not help.
+    Refused(StoreError),
+}
+
+/// Connects to the servers and checks them. Unreachable servers, or a name that does not
+/// resolve yet (a container not started), are [`Unopened::Waiting`]; the rest is refused.
+pub(super) async fn connect(config: &NatsSettings) -> Result<async_nats::Client, Unopened> {
     let mut options = async_nats::ConnectOptions::new()
         .name("claude-codex-relay")
         .connection_timeout(Duration::from_secs(5));
@@ -169,80 +175,82 @@ pub(super) async fn open(
         options = options
             .credentials_file(path)
             .await
-            .map_err(|e| nats_error(&format!("nats_creds_file {}", path.display()), e))?;
+            .map_err(|e| Unopened::Refused(nats_error(&format!("nats_creds_file {}", path.display()), e)))?;
     }
     if let Some(path) = &config.tls_ca {
         options = options.add_root_certificates(path.clone()).require_tls(true);
     }
     let urls = config.urls.join(",");
-    let client = options
-        .connect(config.urls.as_slice())
-        .await
-        .map_err(|e| nats_error(&format!("cannot connect to nats_url {urls}"), e))?;
-    let info = client.server_info();
-    match major_minor(&info.version) {
-        Some(v) if v >= MIN_SERVER => {}
-        _ => {
-            return Err(StoreError::Nats(format!(
-                "the NATS server at {urls} is version {:?}; the relay needs {}.{} or newer (older servers cannot sync every write)",
-                info.version, MIN_SERVER.0, MIN_SERVER.1
-            )))
+    let client = options.connect(config.urls.as_slice()).await.map_err(|e| {
+        use async_nats::ConnectErrorKind::{Dns, Io, MaxReconnects, TimedOut};
+        let why = format!("cannot connect to nats_url {urls}: {e}");
+        match e.kind() {
+            Io | TimedOut | Dns | MaxReconnects => Unopened::Waiting(why),
+            _ => Unopened::Refused(StoreError::Nats(why)),
         }
+    })?;
+    let version = client.server_info().version;
+    match major_minor(&version) {
+        Some(v) if v >= MIN_SERVER => Ok(client),
+        _ => Err(Unopened::Refused(StoreError::Nats(format!(
+            "the NATS server at {urls} is version {version:?}; the relay needs {}.{} or newer (older servers cannot sync every write)",
+            MIN_SERVER.0, MIN_SERVER.1
+        )))),
     }
-    if info.max_payload < max_record_bytes {
-        return Err(StoreError::Nats(format!(
-            "the NATS servers' max_payload is {} bytes, below the largest post ({} bytes with max_text_bytes); \
-             raise max_payload in the servers' configuration or lower max_text_bytes",
-            info.max_payload, max_record_bytes
-        )));
-    }
-    let js = jetstream::new(client);
-    let created = ensure_stream(&js, &config).await?;
-    Ok((js, config.stream, created))
 }
 
-/// How long opening keeps asking for the stream (or to create it) while the servers answer
-/// with a failure or not at all. A cluster that just elected its meta leader, or that is busy
-/// deleting a stream of the same name, can time out creation requests for longer than a post's
-/// bound (seen in CI: "jetstream request timed out" twice within 10 s, on a loaded machine).
-const STREAM_READY_BOUND: Duration = Duration::from_secs(30);
+/// What the servers' `max_payload` leaves for a post's text, when it is less than `wanted`.
+pub(super) fn text_cap(client: &async_nats::Client, overhead: usize, wanted: usize) -> Option<usize> {
+    let room = client.server_info().max_payload.saturating_sub(overhead);
+    (room < wanted).then_some(room)
+}
 
-/// The stream the relay needs, created when there is none; returns when it was created. A
-/// request that fails is tried again for up to [`STREAM_READY_BOUND`] (a stream just deleted,
-/// an election under way); a stream with another configuration is refused at once.
+/// The stream the relay needs, created when there is none; returns when it was created and
+/// its last sequence. A stream with another configuration is refused; a request that fails
+/// otherwise (no leader yet, a stream being deleted, a timeout) is [`Unopened::Waiting`].
 pub(super) async fn ensure_stream(
     js: &jetstream::Context,
     config: &NatsSettings,
-) -> Result<String, StoreError> {
+) -> Result<(String, u64), Unopened> {
+    use jetstream::ErrorCode;
     let (name, wanted) = (&config.stream, wanted(config));
-    let deadline = Instant::now() + STREAM_READY_BOUND;
-    loop {
-        let failed = match js.get_stream(name).await {
-            Ok(existing) => {
-                let found = existing.cached_info();
-                let differs = differences(&found.config, &wanted);
-                if !differs.is_empty() {
-                    return Err(StoreError::Nats(format!(
-                        "the stream {name} exists with another configuration, which the relay does not change: {}",
-                        differs.join("; ")
-                    )));
-                }
-                return Ok(found.created.to_string());
+    match js.get_stream(name).await {
+        Ok(existing) => {
+            let found = existing.cached_info();
+            let differs = differences(&found.config, &wanted);
+            if !differs.is_empty() {
+                return Err(Unopened::Refused(StoreError::Nats(format!(
+                    "the stream {name} exists with another configuration, which the relay does not change: {}",
+                    differs.join("; ")
+                ))));
             }
-            Err(e)
-                if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
-                    if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
-            {
-                match js.create_stream(wanted.clone()).await {
-                    Ok(created) => return Ok(created.cached_info().created.to_string()),
-                    Err(e) => nats_error(&format!("cannot create the stream {name}"), e),
-                }
-            }
-            Err(e) => nats_error(&format!("cannot reach the stream {name}"), e),
-        };
-        if Instant::now() >= deadline {
-            return Err(failed);
+            Ok((found.created.to_string(), found.state.last_sequence))
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        Err(e)
+            if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
+                if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            match js.create_stream(wanted).await {
+                Ok(created) => Ok((created.cached_info().created.to_string(), 0)),
+                Err(e) => {
+                    let code = match e.kind() {
+                        jetstream::context::CreateStreamErrorKind::JetStream(j) => Some(j.error_code()),
+                        _ => None,
+                    };
+                    let why = format!("cannot create the stream {name}: {e}");
+                    // What no retry changes: another stream holds the subjects or the name, or
+                    // the servers cannot keep that many replicas at all.
+                    match code {
+                        Some(
+                            ErrorCode::STREAM_SUBJECT_OVERLAP
+                            | ErrorCode::STREAM_NAME_EXIST
+                            | ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED,
+                        ) => Err(Unopened::Refused(StoreError::Nats(why))),
+                        _ => Err(Unopened::Waiting(why)),
+                    }
+                }
+            }
+        }
+        Err(e) => Err(Unopened::Waiting(format!("cannot reach the stream {name}: {e}"))),
     }
 }

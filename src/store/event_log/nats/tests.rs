@@ -24,9 +24,17 @@ fn logger() -> Logger {
     crate::usage_log::discard()
 }
 
-/// A store in `dir` whose log is the stream `backend` names.
+/// A store in `dir` whose log is the stream `backend` names, once it follows the stream (within
+/// 30 s: the store opens without it after a while, see `NatsLog::serve`).
 fn nats_store(dir: &tempfile::TempDir, backend: &crate::store::Backend) -> crate::store::Store {
-    crate::store::Store::open_on(dir.path(), None, Default::default(), backend, logger()).unwrap()
+    let store =
+        crate::store::Store::open_on(dir.path(), None, Default::default(), backend, logger()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.ready().is_err() || store.stale() {
+        assert!(Instant::now() < deadline, "the store does not follow the stream: {:?}", store.ready());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    store
 }
 
 fn post(log: &NatsLog, target: &str, text: &str) -> Result<Message, StoreError> {
@@ -64,7 +72,7 @@ fn posts_are_numbered_by_the_stream_and_read_back_whole() {
     // The last read's consumer is deleted as the read ends; the server may count it a moment longer.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let (js, name) = (log.js.clone(), log.stream.clone());
+        let (js, name) = (log.reached().unwrap().js.clone(), log.stream.clone());
         let consumers = log
             .run(async move { stream_info(&js, &name).await.map(|s| s.cached_info().state.consumer_count) });
         match consumers.unwrap() {
@@ -133,7 +141,7 @@ fn a_retry_with_the_same_msg_id_is_stored_once() {
         source: Source::Rest,
         reply_to: None,
     })));
-    let (js, subject) = (log.js.clone(), subject("RETRY", "c"));
+    let (js, subject) = (log.reached().unwrap().js.clone(), subject("RETRY", "c"));
     let first = log.run(publish(js.clone(), subject.clone(), payload.clone(), "post-1".into())).unwrap();
     let again = log.run(publish(js.clone(), subject.clone(), payload.clone(), "post-1".into())).unwrap();
     assert_eq!((first, again), (1, 1), "the retry is answered with the first's sequence");
@@ -326,7 +334,7 @@ fn a_damaged_record_stops_the_follower_and_the_instance_says_so() {
     post(&log, "c", "fine").unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), [1]);
     // Something other than a relay publishes on the stream's subjects.
-    let (js, subject) = (log.js.clone(), subject("DAMAGED", "c"));
+    let (js, subject) = (log.reached().unwrap().js.clone(), subject("DAMAGED", "c"));
     log.run(publish(js, subject, bytes::Bytes::from_static(b"not a record"), "junk".into())).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let why = loop {

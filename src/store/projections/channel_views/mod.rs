@@ -211,8 +211,9 @@ impl ChannelViews {
     }
 
     /// The checkpoint and every channel record; places the next block where the checkpoint
-    /// says the blocks file ends, and reads the open messages back from `log`.
-    pub(crate) fn load(&self, log: &dyn EventLog) -> Result<(u64, Channels), StoreError> {
+    /// says the blocks file ends, and reads the open messages back from `log` (without one, the
+    /// views serve their sealed blocks only, until [`ChannelViews::read_back`]).
+    pub(crate) fn load(&self, log: Option<&dyn EventLog>) -> Result<(u64, Channels), StoreError> {
         let (checkpoint, end) = match self.tree.get([CHECKPOINT])? {
             Some(v) if v.len() == 16 => (be_u64(&v[..8]), be_u64(&v[8..])),
             Some(_) => return Err(corrupt("bad checkpoint")),
@@ -228,11 +229,25 @@ impl ChannelViews {
                     .map_err(|e| corrupt(format!("channel {name}: {e}")))?;
             channels.insert(name.to_owned(), record);
         }
-        let open = read_back(log, checkpoint, &mut channels)?;
-        *self.open.write().unwrap_or_else(|p| p.into_inner()) = open;
         self.cursors.load(&self.tree)?;
         self.principals.load(&self.tree)?;
+        if let Some(log) = log {
+            self.read_back(log, checkpoint, &mut channels)?;
+        }
         Ok((checkpoint, channels))
+    }
+
+    /// Reads the open messages (those after the channels' last sealed block, which the views
+    /// keep in memory only) back from `log`, up to `checkpoint`.
+    pub(crate) fn read_back(
+        &self,
+        log: &dyn EventLog,
+        checkpoint: u64,
+        channels: &mut Channels,
+    ) -> Result<(), StoreError> {
+        let open = read_back(log, checkpoint, channels)?;
+        *self.open.write().unwrap_or_else(|p| p.into_inner()) = open;
+        Ok(())
     }
 
     /// Runs `read` until it ran while no seal was applied, so it saw the views before a seal or
@@ -407,7 +422,7 @@ impl ChannelViews {
     /// under keys `[2] number id`, for comparing a rebuilt projection with an incremental one.
     #[cfg(test)]
     pub(crate) fn dump(&self, log: &dyn EventLog) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.load(log).unwrap();
+        self.load(Some(log)).unwrap();
         let mut out = Vec::new();
         for item in self.tree.iter() {
             let (k, v) = item.unwrap();
