@@ -121,6 +121,13 @@ impl Relay {
         }))
     }
 
+    /// The names of the channels [`Relay::channels`] lists that start with `prefix`, sorted:
+    /// what a client completes a channel argument from. Not logged: clients ask on each key.
+    pub fn channel_names(&self, caller: &Caller, prefix: &str) -> Vec<String> {
+        let all = self.channel_list(caller).into_iter().map(|c| c.name);
+        all.filter(|name| name.starts_with(prefix)).collect()
+    }
+
     /// Configured channels, channels with messages and channels someone listens on: those
     /// `caller` may read.
     fn channel_list(&self, caller: &Caller) -> Vec<ChannelStats> {

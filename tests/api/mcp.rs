@@ -326,7 +326,7 @@ fn clients_of_protocol_2026_07_28_work_without_initialize() {
     let app = spawn_app();
     let found = modern(&app, "server/discover", json!({}), &[])["result"].clone();
     assert!(found["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")), "{found}");
-    for capability in ["tools", "prompts", "resources"] {
+    for capability in ["tools", "prompts", "resources", "completions"] {
         assert!(found["capabilities"].get(capability).is_some(), "{capability}: {found}");
     }
     assert!(found["instructions"].as_str().unwrap().contains("review_latest_packet"), "{found}");
@@ -374,6 +374,36 @@ fn clients_of_protocol_2026_07_28_work_without_initialize() {
     assert_eq!(jsonrpc_error_code(&reply), -32602, "{}", reply.text());
     assert!(reply.text().contains("protocolVersion"), "{}", reply.text());
     assert_eq!(app.message_count(), 1);
+}
+
+/// `completion/complete` offers channel names, starting with what was typed, for the prompts'
+/// `channel` argument and the resource template's `name` (a URI segment); other arguments get
+/// none; an unknown prompt or template is refused. (Grants limiting them: principals.rs.)
+#[test]
+fn channel_arguments_complete_to_channel_names() {
+    let app = spawn_app();
+    assert_eq!(app.post("proj y", "claude", "a channel with a space").status, 201);
+    let complete = |reference: Value, name: &str, value: &str| {
+        let params = json!({"ref": reference, "argument": {"name": name, "value": value}});
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "completion/complete", "params": params});
+        mcp(&app, &body.to_string(), &[]).json()
+    };
+    let prompt = json!({"type": "ref/prompt", "name": "review_latest_packet"});
+    let template = json!({"type": "ref/resource", "uri": "relay://channel/{name}"});
+    let got = complete(prompt.clone(), "channel", "proj");
+    assert_eq!(got["result"]["completion"]["values"], json!(["proj y", "proj-x"]), "{got}");
+    assert_eq!(got["result"]["completion"]["hasMore"], false, "{got}");
+    let got = complete(template.clone(), "name", "proj");
+    assert_eq!(got["result"]["completion"]["values"], json!(["proj%20y", "proj-x"]), "{got}");
+    let got = complete(template, "name", "c");
+    assert_eq!(got["result"]["completion"]["values"], json!(["claude", "codex"]), "{got}");
+    let got = complete(prompt, "reviewer", "c");
+    assert_eq!(got["result"]["completion"]["values"], json!([]), "{got}");
+    let got = complete(json!({"type": "ref/prompt", "name": "nope"}), "channel", "");
+    assert_eq!(got["error"]["code"], -32602, "{got}");
+    assert!(got["error"]["message"].as_str().unwrap().contains("review_latest_packet"), "{got}");
+    let got = complete(json!({"type": "ref/resource", "uri": "relay://other/{x}"}), "x", "");
+    assert_eq!(got["error"]["code"], -32602, "{got}");
 }
 
 /// Agents pay for tool definitions on every turn: at most 6 tools and 1,200 tokens (the

@@ -136,6 +136,10 @@ fn every_front_door_speaks_and_reads_as_the_credentials_principal() {
     assert_eq!(listed["channels"], json!(["proj-x"]), "{listed}");
     let listed = tool(addr, &codex, "list_channels", json!({}));
     assert_eq!(listed["structuredContent"]["channels"], json!(["proj-x"]), "{listed}");
+    let complete = json!({"jsonrpc": "2.0", "id": 1, "method": "completion/complete", "params": {
+        "ref": {"type": "ref/prompt", "name": "review_latest_packet"}, "argument": {"name": "channel", "value": ""}}});
+    let completed = call(addr, "POST", "/mcp", &codex, Some(complete)).json();
+    assert_eq!(completed["result"]["completion"]["values"], json!(["proj-x"]), "{completed}");
     // The index may lag a post by a moment: the admin finds it first, then codex cannot.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while call(addr, "GET", "/api/search?q=plan", &root, None).json()["total"] != 1 {

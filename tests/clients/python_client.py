@@ -15,7 +15,7 @@ import sys
 import time
 
 import jsonschema
-from mcp import Client, ClientSession
+from mcp import Client, ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -53,6 +53,12 @@ async def prompts_and_resources(session, channel, packet_id, packet_text):
     body = json.loads(read.contents[0].text)
     check(read.contents[0].mime_type == "application/json", "resource is JSON")
     check(body["messages"][-1]["id"] == packet_id and body["latest_id"] >= packet_id, "resource holds the channel")
+    prompt = types.PromptReference(type="ref/prompt", name="review_latest_packet")
+    offered = (await session.complete(prompt, {"name": "channel", "value": channel[:3]})).completion.values
+    check(channel in offered and all(v.startswith(channel[:3]) for v in offered), "the channel argument completes")
+    template = types.ResourceTemplateReference(type="ref/resource", uri="relay://channel/{name}")
+    offered = (await session.complete(template, {"name": "name", "value": ""})).completion.values
+    check(channel in offered, "the template's name completes")
 
 
 async def full(url):

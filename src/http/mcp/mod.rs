@@ -8,6 +8,7 @@
 //! first (so a forged Host or a foreign Origin gets the same answer on `/mcp` as anywhere else),
 //! and rmcp's check is a second line applying the same lists.
 
+mod completion;
 mod prompts;
 mod resources;
 mod tools;

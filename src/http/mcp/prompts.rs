@@ -14,6 +14,8 @@ use serde_json::Value;
 
 const POST: &str = "post_review_packet";
 const REVIEW: &str = "review_latest_packet";
+/// Every prompt's name; each takes a `channel` argument.
+pub const NAMES: [&str; 2] = [POST, REVIEW];
 
 fn argument(name: &str, description: &str, required: bool) -> PromptArgument {
     PromptArgument::new(name).with_description(description).with_required(required)
@@ -74,7 +76,7 @@ pub async fn get(
             (format!("Review the latest packet on {channel}"), body)
         }
         _ => {
-            let known = format!("{POST}, {REVIEW}");
+            let known = NAMES.join(", ");
             return Err(ErrorData::invalid_params(
                 format!("no prompt {name:?}; the prompts are {known}"),
                 None,

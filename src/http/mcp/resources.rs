@@ -12,6 +12,8 @@ use rmcp::model::{
 use serde_json::json;
 
 const PREFIX: &str = "relay://channel/";
+/// The one resource template: any channel by name.
+pub const TEMPLATE: &str = "relay://channel/{name}";
 const RECENT: usize = MCP_DEFAULT_LIMIT as usize;
 const JSON: &str = "application/json";
 
@@ -38,7 +40,7 @@ pub fn list(relay: &Relay, caller: &Caller) -> ListResourcesResult {
 
 /// Any channel, listed or not, by name.
 pub fn templates() -> ListResourceTemplatesResult {
-    let template = ResourceTemplate::new(format!("{PREFIX}{{name}}"), "channel")
+    let template = ResourceTemplate::new(TEMPLATE, "channel")
         .with_description(format!(
             "The last {RECENT} messages of the channel `name` (percent-encoded), oldest first"
         ))

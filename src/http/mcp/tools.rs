@@ -5,7 +5,7 @@
 //! error (`isError: true`) naming the field, which an agent can read and fix, rather than a
 //! JSON-RPC protocol error. The advertised input schemas still come from typed structs.
 
-use super::{prompts, resources};
+use super::{completion, prompts, resources};
 use crate::http::error::ApiError;
 use crate::http::fields::{optional_id, optional_number, optional_str, required_str, PostFields};
 use crate::message::{Source, StoredMessage};
@@ -19,9 +19,10 @@ use rmcp::handler::server::common::{schema_for_input, schema_for_output};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ErrorData, GetPromptRequestParams, GetPromptResponse, Implementation, JsonObject,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    CallToolResult, CompleteRequestParams, CompleteResult, ErrorData, GetPromptRequestParams,
+    GetPromptResponse, Implementation, JsonObject, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{tool, tool_handler, tool_router, ServerHandler};
@@ -399,8 +400,12 @@ impl RelayMcp {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for RelayMcp {
     fn get_info(&self) -> ServerConfig {
-        let capabilities =
-            ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().build();
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources()
+            .enable_completions()
+            .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("claude-codex-relay", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
@@ -447,6 +452,16 @@ impl ServerHandler for RelayMcp {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let result = resources::read(&self.relay, &caller_in(&context), &request.uri).await;
         self.logged_protocol("resources/read", result).map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let result =
+            completion::complete(&self.relay, &caller_in(&context), &request.r#ref, &request.argument);
+        self.logged_protocol("completion/complete", result)
     }
 }
 
