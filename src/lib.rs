@@ -22,7 +22,8 @@
 //! - [`server`]: bind, serve, stop.
 //! - [`config`]: layered settings (flags, environment, config.json, defaults).
 //! - [`usage_log`]: the rotating tool-usage log behind slog; [`rotating`]: the size-rotated files
-//!   it and the text archive are written to.
+//!   it and the text archive are written to; [`lock`]: the lock files that keep a second relay
+//!   off a data directory and those files.
 //! - [`cli`]: subcommands, `watch` and `post` among them (REST clients of a running relay);
 //!   `main.rs` only calls it.
 //!
@@ -34,6 +35,7 @@ pub mod config;
 pub mod event;
 pub mod http;
 pub mod identity;
+pub mod lock;
 pub mod message;
 pub mod metrics;
 pub mod relay;

@@ -5,7 +5,7 @@
 //! The relay's own warnings and errors are also printed to stderr. rmcp, warp and hyper report
 //! through `tracing`; [`TracingBridge`] forwards their warnings and errors into the file only.
 
-use file_rotate::{suffix::AppendCount, FileRotate};
+use crate::rotating::Rotating;
 use serde_json::{Map, Value};
 use slog::{Drain, Key, Level, Logger, OwnedKVList, Record, KV};
 use std::fmt;
@@ -23,7 +23,7 @@ const QUEUE_LEN: usize = 4096;
 pub use slog_async::AsyncGuard;
 
 struct LineDrain {
-    file: Mutex<FileRotate<AppendCount>>,
+    file: Mutex<Rotating>,
 }
 
 struct Fields(Map<String, Value>);

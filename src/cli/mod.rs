@@ -83,6 +83,16 @@ pub enum Command {
     /// Search every message of a running relay: words (all must match), "exact phrases",
     /// sender:NAME, channel:NAME, id:[100 TO 200], OR, -word. Newest first.
     Search(SearchArgs),
+    /// Print a completion script for a shell. bash: `claude-codex-relay completions bash >
+    /// /etc/bash_completion.d/claude-codex-relay`; zsh: into a directory on $fpath as
+    /// `_claude-codex-relay`; fish: `~/.config/fish/completions/claude-codex-relay.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `claude-codex-relay man > claude-codex-relay.1`, then
+    /// `man ./claude-codex-relay.1`, or install it under /usr/local/share/man/man1.
+    Man,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -229,6 +239,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let name = command.get_name().to_owned();
+            clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .context("writing the manual page")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Rebuild(args)) => rebuild(&args),
         Some(Command::Replay(args)) if !args.print => rebuild(&args.store),
         Some(Command::Replay(args)) => {

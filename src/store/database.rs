@@ -1,8 +1,8 @@
 //! Opening a data directory's sled database: its options (cache, compression), with the
 //! directory's lock held, as the parts the store is made of (the event log, the channel views).
 
+use crate::lock::{acquire, NotLocked};
 use crate::store::event_log::sled::SledLog;
-use crate::store::lock::lock_dir;
 use crate::store::projections::channel_views::ChannelViews;
 use crate::store::StoreError;
 use std::fs::File;
@@ -102,6 +102,19 @@ pub(super) struct Database {
     pub(super) log: SledLog,
     pub(super) channel_views: ChannelViews,
     pub(super) lock: File,
+}
+
+/// The data directory's lock file.
+const LOCK_FILE: &str = "relay.lock";
+
+/// Takes the lock of `dir` (creating the directory), waiting while a dying relay holds it; held
+/// until the file is dropped.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::dir(dir, e))?;
+    acquire(&dir.join(LOCK_FILE), dir).map_err(|e| match e {
+        NotLocked::Held(pid) => StoreError::Locked { dir: dir.to_owned(), pid },
+        NotLocked::Io(e) => StoreError::dir(dir, e),
+    })
 }
 
 impl Database {

@@ -27,7 +27,6 @@ mod commands;
 mod database;
 mod error;
 mod event_log;
-mod lock;
 mod projections;
 mod recovery;
 mod shared;

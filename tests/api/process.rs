@@ -327,15 +327,19 @@ fn start_up_errors_are_one_line_and_exit_1() {
     let work = tempfile::tempdir().unwrap();
     let relay = start_relay(work.path(), &[]);
     let port = relay.addr.port().to_string();
-    // Port in use (another data dir, so the port is the only conflict).
-    let e = failed_start(work.path(), &["--port", &port, "--data-dir", "other"], &[]);
+    // Port in use (another data dir and logs, so the port is the only conflict).
+    let own_logs = [
+        ("CLAUDE_CODEX_LOG_PATH", "other/usage.log"),
+        ("CLAUDE_CODEX_CHANNEL_LOG_PATH", "other/archive.log"),
+    ];
+    let e = failed_start(work.path(), &["--port", &port, "--data-dir", "other"], &own_logs);
     assert!(e.contains("in use"), "{e}");
     // Data dir locked by the running relay.
-    let e = failed_start(work.path(), &["--port", "0", "--data-dir", "data"], &[]);
+    let e = failed_start(work.path(), &["--port", "0", "--data-dir", "data"], &own_logs);
     assert!(e.contains("locked by another relay") && e.contains(&relay.child.id().to_string()), "{e}");
     // Data dir that cannot be created.
     std::fs::write(work.path().join("a-file"), "x").unwrap();
-    let e = failed_start(work.path(), &["--port", "0", "--data-dir", "a-file/sub"], &[]);
+    let e = failed_start(work.path(), &["--port", "0", "--data-dir", "a-file/sub"], &own_logs);
     assert!(e.contains("a-file/sub"), "{e}");
     // A bad setting names the key and where it came from.
     let e = failed_start(work.path(), &["--port", "0"], &[("CLAUDE_CODEX_LOG_MAX_MB", "lots")]);
@@ -377,6 +381,86 @@ fn help_describes_the_commands() {
     for word in ["serve", "rebuild", "--port", "--host", "--config", "--data-dir"] {
         assert!(help.contains(word), "--help mentions {word}");
     }
+}
+
+/// A second relay started in the same folder with its own data dir would write the first one's
+/// tool-usage log and archive (and rotate them under it): it stops, naming the file and the
+/// other relay, and the first goes on.
+#[test]
+fn a_second_relay_may_not_write_the_first_ones_logs() {
+    let work = tempfile::tempdir().unwrap();
+    let first = start_relay(work.path(), &[]);
+    let out = relay_command(work.path(), &["--port", "0", "--data-dir", "other"], &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let pid = first.child.id().to_string();
+    assert!(stderr.contains("is written by another relay") && stderr.contains(&pid), "{stderr}");
+    assert!(stderr.contains("log_path"), "{stderr}");
+    assert_eq!(request(first.addr, "GET", "/healthz", &[], None).status, 200);
+}
+
+/// `completions` prints a script each shell accepts (bash parses it), naming the commands;
+/// `man` prints a page groff renders without a warning.
+#[test]
+fn completions_and_the_man_page_are_generated() {
+    let work = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = relay_command(work.path(), &["completions", shell], &[]).output().unwrap();
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success() && script.contains("principals") && script.contains("data-dir"),
+            "{shell}"
+        );
+        if shell == "bash" {
+            let path = work.path().join("completion.bash");
+            std::fs::write(&path, &script).unwrap();
+            let parsed = std::process::Command::new("bash").arg("-n").arg(&path).output().unwrap();
+            assert!(parsed.status.success(), "{}", String::from_utf8_lossy(&parsed.stderr));
+        }
+    }
+    let out = relay_command(work.path(), &["completions", "tcsh"], &[]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("possible values"));
+    let out = relay_command(work.path(), &["man"], &[]).output().unwrap();
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && page.contains(".TH claude-codex-relay 1") && page.contains("principals"));
+    let path = work.path().join("claude-codex-relay.1");
+    std::fs::write(&path, &page).unwrap();
+    let rendered = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(rendered.status.success(), "groff");
+    assert_eq!(String::from_utf8_lossy(&rendered.stderr), "", "groff warns");
+}
+
+/// deploy/claude-codex-relay.service passes `systemd-analyze verify` without a warning (its
+/// ExecStart pointed at the binary under test: verify wants it to exist), and a bad value in
+/// it would not.
+#[test]
+fn the_systemd_unit_verifies_without_a_warning() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/claude-codex-relay.service"),
+    )
+    .unwrap();
+    let ours = unit.replace("/usr/local/bin/claude-codex-relay", env!("CARGO_BIN_EXE_claude-codex-relay"));
+    assert_ne!(ours, unit, "the unit starts /usr/local/bin/claude-codex-relay");
+    let work = tempfile::tempdir().unwrap();
+    let verify = |text: &str| {
+        let path = work.path().join("claude-codex-relay.service");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&path)
+            .current_dir(work.path())
+            .output()
+            .expect("systemd-analyze runs (.ci/run installs systemd)");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (passed, warnings) = verify(&ours);
+    assert!(passed && warnings.is_empty(), "{warnings}");
+    let (_, warnings) = verify(&ours.replace("Restart=on-failure", "Restart=sometimes"));
+    assert!(warnings.contains("sometimes"), "a bad value is reported: {warnings:?}");
 }
 
 /// `--version` names the commit the binary was built from (this checkout's HEAD).

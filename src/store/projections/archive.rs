@@ -11,12 +11,12 @@
 
 use crate::event::Event;
 use crate::message::Message;
-use crate::rotating::{self, backups};
+use crate::rotating::{self, backups, Rotating};
 use crate::store::event_log::EventLog;
 use crate::store::shared::Shared;
 use crate::store::StoreError;
 use chrono::TimeZone;
-use file_rotate::{suffix::AppendCount, FileRotate};
+
 use slog::error;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -72,7 +72,7 @@ fn repair_and_last_id(path: &Path) -> io::Result<Option<u64>> {
 
 pub(crate) struct Archive {
     config: ArchiveConfig,
-    file: FileRotate<AppendCount>,
+    file: Rotating,
 }
 
 impl Archive {
@@ -177,15 +177,18 @@ pub(crate) fn spawn(
     commits: mpsc::Receiver<u64>,
 ) -> Result<thread::JoinHandle<()>, StoreError> {
     let checkpoint = Checkpoint::open(&shared.db)?;
-    let (mut archive, mut done) = open_at_checkpoint(&checkpoint, config)?;
+    let (archive, mut done) = open_at_checkpoint(&checkpoint, config)?;
+    // `None` after a failure, until it is opened again.
+    let mut archive = Some(archive);
     // What the views hold now (in nats mode before the stream is reached, less than it).
     let mut upto = *shared.commits.borrow();
     shared.archived.store(done, Ordering::Relaxed);
     let config = config.clone();
     let spawned = thread::Builder::new().name("relay-archive".into()).spawn(move || loop {
         // A panic in the rotating writer must not end the archive for the rest of the run.
-        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            archive.follow(&*shared.log, &checkpoint, done, upto)
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match archive.as_mut() {
+            Some(archive) => archive.follow(&*shared.log, &checkpoint, done, upto),
+            None => Err(StoreError::Crashed("the archive could not be opened again".into())),
         }));
         let error = match step {
             Ok(Ok(at)) => {
@@ -200,8 +203,10 @@ pub(crate) fn spawn(
             // Posts go on. The file may be gone (its directory deleted): start a new one and
             // catch up from the checkpoint, now or after the next commit.
             error!(shared.logger, "archive behind the log"; "error" => error, "at" => done);
+            // Closed first: its lock goes with it, and the new one takes it.
+            archive = None;
             match open_at_checkpoint(&checkpoint, &config) {
-                Ok(reopened) => (archive, done) = reopened,
+                Ok((reopened, at)) => (archive, done) = (Some(reopened), at),
                 Err(e) => error!(shared.logger, "cannot reopen the archive"; "error" => %e),
             }
         }
