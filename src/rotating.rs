@@ -33,7 +33,7 @@ pub fn open(path: &Path, max_bytes: u64, backups: usize) -> io::Result<Rotating>
     }
     let lock = crate::lock::acquire(Path::new(&format!("{}.lock", path.display())), path).map_err(|e| match e {
         NotLocked::Held(pid) => io::Error::other(format!(
-            "{} is written by another relay (pid {pid}): give each relay its own log_path and channel_log_path",
+            "{} is written by another relay (pid {pid}): run one relay per folder, or give this one its own log_path and channel_log_path (and data_dir)",
             path.display()
         )),
         NotLocked::Io(e) => e,

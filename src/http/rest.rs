@@ -182,7 +182,7 @@ async fn post_message(
 /// `GET /api/export`: the log as JSON Lines, streamed chunk by chunk, up to the last id when the
 /// request came in (a snapshot). Filters as `claude-codex-relay export`.
 async fn export(caller: Caller, raw_query: String, relay: Relay) -> Response {
-    if let Err(e) = relay.may_administer(&caller) {
+    if let Err(e) = relay.may_administer(&caller).and_then(|()| relay.exportable()) {
         return ApiError::from(e).into_response();
     }
     let filter = match export_filter(&raw_query) {

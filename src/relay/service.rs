@@ -145,6 +145,11 @@ impl Relay {
         Ok(blocking(move || store.export_chunk(&filter, after, upto)).await?)
     }
 
+    /// Whether an export may start now (see [`Store::exportable`]).
+    pub fn exportable(&self) -> Result<(), RelayError> {
+        Ok(self.inner.store.exportable()?)
+    }
+
     /// Stops taking posts, commits what is queued and closes the store.
     pub async fn close(&self) -> Result<(), StoreError> {
         let store = self.inner.store.clone();

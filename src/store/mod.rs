@@ -404,7 +404,15 @@ impl Store {
         after: u64,
         upto: u64,
     ) -> Result<(Vec<u8>, Option<u64>), StoreError> {
+        self.exportable()?;
         commands::export_chunk(&*self.inner.shared.log, filter, after, upto)
+    }
+
+    /// Whether an export may start: it reads the log itself, so until the views hold what the
+    /// log held when it was reached (nats mode), the principals they know (who may export) may
+    /// be behind it.
+    pub fn exportable(&self) -> Result<(), StoreError> {
+        self.following().map_err(StoreError::Unavailable)
     }
 
     /// For fault tests (the `faults` feature): from now on, fail appends to the log or their
@@ -443,10 +451,11 @@ impl Store {
         !self.inner.shared.following.load(Ordering::Acquire) || self.inner.shared.log.behind(self.last_id())
     }
 
-    /// Whether the views follow the log; if not, why (the log's own reason first: not reached).
+    /// Whether the views follow the log and hold what it held when it was reached; if not, why
+    /// (the log's own reason first: not reached).
     fn following(&self) -> Result<(), String> {
         let shared = &self.inner.shared;
-        if shared.following.load(Ordering::Acquire) {
+        if shared.following.load(Ordering::Acquire) && shared.log.caught_up(self.last_id()) {
             return Ok(());
         }
         shared.log.ready()?;

@@ -150,32 +150,59 @@ impl Cluster {
         assert!(Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap().success());
     }
 
-    /// The node that leads `stream`, once it has a leader and both other replicas are
-    /// current (a restarted node has caught up), within 30 s.
-    pub fn settled_leader(&self, stream: &str) -> usize {
-        let (urls, stream) = (self.urls.clone(), stream.to_owned());
+    /// Asks for `stream` through a new client every 200 ms until `check` makes something of
+    /// it, within 30 s (`what` names the wait in the failure).
+    fn poll<T, F>(
+        &self,
+        stream: &str,
+        what: &str,
+        check: impl Fn(async_nats::jetstream::stream::Stream) -> F,
+    ) -> T
+    where
+        F: std::future::Future<Output = Option<T>>,
+    {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
+        runtime.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                if let Ok(client) = async_nats::connect(urls.as_slice()).await {
-                    let js = async_nats::jetstream::new(client);
-                    if let Ok(found) = js.get_stream(&stream).await {
-                        let cluster = found.cached_info().cluster.clone();
-                        if let Some(cluster) = cluster.filter(|c| {
-                            c.replicas.len() == 2 && c.replicas.iter().all(|r| r.current && !r.offline)
-                        }) {
-                            if let Some(node) =
-                                cluster.leader.and_then(|l| l.trim_start_matches('n').parse().ok())
-                            {
-                                return node;
-                            }
+                if let Ok(client) = async_nats::connect(self.urls.as_slice()).await {
+                    if let Ok(found) = async_nats::jetstream::new(client).get_stream(stream).await {
+                        if let Some(done) = check(found).await {
+                            return done;
                         }
                     }
                 }
-                assert!(Instant::now() < deadline, "{stream} did not settle within 30 s");
+                assert!(Instant::now() < deadline, "{stream} {what} within 30 s");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        })
+    }
+
+    /// The node that leads `stream`, once it has a leader and both other replicas are
+    /// current (a restarted node has caught up), within 30 s.
+    pub fn settled_leader(&self, stream: &str) -> usize {
+        self.poll(stream, "did not settle", |found| async move {
+            let cluster = found.cached_info().cluster.clone()?;
+            if cluster.replicas.len() != 2 || !cluster.replicas.iter().all(|r| r.current && !r.offline) {
+                return None;
+            }
+            cluster.leader.and_then(|l| l.trim_start_matches('n').parse().ok())
+        })
+    }
+
+    /// Waits (up to 30 s) until `stream` takes a new consumer: after a restart of the whole
+    /// cluster its leader can be settled for seconds before consumer requests are answered.
+    pub fn takes_consumers(&self, stream: &str) {
+        self.poll(stream, "took no consumer", |found| async move {
+            let config = async_nats::jetstream::consumer::pull::Config {
+                inactive_threshold: Duration::from_secs(5),
+                memory_storage: true,
+                num_replicas: 1,
+                ..Default::default()
+            };
+            let consumer = found.create_consumer(config).await.ok()?;
+            let _ = found.delete_consumer(&consumer.cached_info().name).await;
+            Some(())
         })
     }
 

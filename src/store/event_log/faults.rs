@@ -149,6 +149,10 @@ impl EventLog for FaultyLog {
         self.inner.ready()
     }
 
+    fn caught_up(&self, applied: u64) -> bool {
+        self.inner.caught_up(applied)
+    }
+
     fn behind(&self, applied: u64) -> bool {
         self.inner.behind(applied)
     }

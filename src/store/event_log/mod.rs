@@ -52,6 +52,12 @@ pub(crate) trait EventLog: Send + Sync {
         Ok(())
     }
 
+    /// Whether views that applied the log up to `applied` hold what it held when it was reached
+    /// (in nats mode, the stream, possibly after the store opened).
+    fn caught_up(&self, _applied: u64) -> bool {
+        true
+    }
+
     /// Whether views that applied the log up to `applied` may be behind it: the log is not
     /// followed now (not reached yet, or unreachable), or was ahead of them when it was reached.
     fn behind(&self, _applied: u64) -> bool {

@@ -78,6 +78,8 @@ pub(crate) struct Archive {
 impl Archive {
     /// Opens the archive for appending. Returns it and the id of the last message it holds.
     pub(crate) fn open(config: &ArchiveConfig) -> io::Result<(Archive, Option<u64>)> {
+        // Locked before the repair touches it: another relay's archive is refused, not cut.
+        let file = rotating::open(&config.path, config.max_bytes, config.backups)?;
         let mut last = repair_and_last_id(&config.path)?;
         if last.is_none() {
             // Just rotated: the newest lines are in `.1`.
@@ -85,7 +87,6 @@ impl Archive {
                 last = repair_and_last_id(&newest)?;
             }
         }
-        let file = rotating::open(&config.path, config.max_bytes, config.backups)?;
         Ok((Archive { config: config.clone(), file }, last))
     }
 

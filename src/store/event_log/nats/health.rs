@@ -67,6 +67,8 @@ pub(super) async fn watch_health(js: jetstream::Context, name: String, health: A
                 health.known_last.fetch_max(info.state.last_sequence, Ordering::Relaxed);
                 quorum_problem(&name, info)
             }
+            // Said once with the backend's prefix, by `ready` and the post's refusal.
+            Ok(Err(crate::store::StoreError::Nats(why))) => Some(why),
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some(format!(
                 "the stream {name} did not answer within {HEALTH_EVERY:?}: no quorum of its servers, or none reachable"

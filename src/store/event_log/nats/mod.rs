@@ -60,7 +60,9 @@ const STALL_AFTER: Duration = Duration::from_secs(1);
 /// trying ([`NatsLog::serve`]), and how long a command waits before it gives up
 /// ([`NatsLog::connect`]).
 const SERVE_PATIENCE: Duration = Duration::from_secs(2);
-const COMMAND_PATIENCE: Duration = Duration::from_secs(10);
+/// A cluster just started (or busy deleting a stream of the same name) can time out stream
+/// requests for over 10 s (seen in CI on a loaded machine).
+const COMMAND_PATIENCE: Duration = Duration::from_secs(30);
 /// How long one try waits for the stream to answer: a request to a cluster electing its leaders
 /// can hang for the client's whole timeout (5 s) where the next request would be answered.
 const STREAM_BOUND: Duration = Duration::from_secs(2);
@@ -338,29 +340,34 @@ async fn reach(
                 health.known_last.fetch_max(link.last_then, Ordering::Relaxed);
                 let js = link.js.clone();
                 let _ = cell.set(link);
-                linking.send_replace(Linking::Linked);
+                settle(&linking, Linking::Linked);
                 return watch_health(js, config.stream, health, logger).await;
             }
             Err(Unopened::Refused(e)) => {
                 error!(logger, "the NATS servers refuse what the relay needs"; "error" => %e);
-                linking.send_replace(Linking::Refused(e));
+                settle(&linking, Linking::Refused(e));
                 return;
             }
             Err(Unopened::Waiting(why)) => {
                 warn!(logger, "the NATS stream is not reachable; trying again";
                     "try" => attempt, "in_ms" => pause.as_millis() as u64, "why" => &why);
-                linking.send_if_modified(|state| match state {
-                    Linking::Waiting(_) => {
-                        *state = Linking::Waiting(why);
-                        true
-                    }
-                    _ => false,
-                });
+                settle(&linking, Linking::Waiting(why));
             }
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(MAX_PAUSE);
     }
+}
+
+/// Moves `linking` on from waiting (a closed log stays closed).
+fn settle(linking: &watch::Sender<Linking>, to: Linking) {
+    linking.send_if_modified(|state| match state {
+        Linking::Waiting(_) => {
+            *state = to;
+            true
+        }
+        _ => false,
+    });
 }
 
 /// One try to reach and check the stream; the client, once connected, is kept for the next
@@ -532,7 +539,14 @@ impl EventLog for NatsLog {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
-        self.followers.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+        // Checked again under the lock `close` drains under: a close that came in meanwhile
+        // must not miss this follower (it holds the projector, which the store's close waits on).
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        if self.closed.load(Ordering::SeqCst) {
+            task.abort();
+            return Err(StoreError::Closed);
+        }
+        followers.push(task);
         self.follower_threads.lock().unwrap_or_else(|p| p.into_inner()).push(thread);
         Ok(())
     }
@@ -551,11 +565,12 @@ impl EventLog for NatsLog {
         }
     }
 
+    fn caught_up(&self, applied: u64) -> bool {
+        self.link.get().is_some_and(|link| applied >= link.last_then)
+    }
+
     fn behind(&self, applied: u64) -> bool {
-        match self.link.get() {
-            None => true,
-            Some(link) => applied < link.last_then || self.down().is_some() || self.stopped().is_some(),
-        }
+        !self.caught_up(applied) || self.down().is_some() || self.stopped().is_some()
     }
 
     fn text_cap(&self) -> Option<usize> {
@@ -564,13 +579,7 @@ impl EventLog for NatsLog {
 
     fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::SeqCst);
-        self.linking.send_if_modified(|state| match state {
-            Linking::Waiting(_) => {
-                *state = Linking::Closed;
-                true
-            }
-            _ => false,
-        });
+        settle(&self.linking, Linking::Closed);
         let publishing = self.publishing.clone();
         publishing.close();
         self.run(async move { publishing.wait().await });

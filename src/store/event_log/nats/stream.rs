@@ -246,11 +246,28 @@ pub(super) async fn ensure_stream(
                             | ErrorCode::STREAM_NAME_EXIST
                             | ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED,
                         ) => Err(Unopened::Refused(StoreError::Nats(why))),
+                        Some(code) if without_jetstream(code) => {
+                            Err(Unopened::Refused(StoreError::Nats(why)))
+                        }
                         _ => Err(Unopened::Waiting(why)),
                     }
                 }
             }
         }
-        Err(e) => Err(Unopened::Waiting(format!("cannot reach the stream {name}: {e}"))),
+        Err(e) => {
+            let why = format!("cannot reach the stream {name}: {e}");
+            match e.kind() {
+                jetstream::context::GetStreamErrorKind::JetStream(j) if without_jetstream(j.error_code()) => {
+                    Err(Unopened::Refused(StoreError::Nats(why)))
+                }
+                _ => Err(Unopened::Waiting(why)),
+            }
+        }
     }
+}
+
+/// Whether `code` says the servers (or the account) have no JetStream: a configuration error.
+fn without_jetstream(code: jetstream::ErrorCode) -> bool {
+    code == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED
+        || code == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT
 }
