@@ -123,9 +123,12 @@ impl Drop for StdioBridge {
 }
 
 /// A relay on `dir` in its own runtime thread (the socket tests' harness), with its archive in
-/// `archive_dir` so the shared data sets stay as they are; it stops when dropped.
+/// `archive_dir` so the shared data sets stay as they are (a file of its own: two relays may
+/// not write one archive); it stops when dropped.
 fn start_relay(dir: &Path, archive_dir: &Path) -> TestApp {
-    let archive = archive_dir.join("archive.log");
+    static RELAYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RELAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let archive = archive_dir.join(format!("archive-{n}.log"));
     spawn_app_in(dir, |c| c.channel_log_path = archive)
 }
 
