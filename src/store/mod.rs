@@ -17,16 +17,17 @@
 //! - the projections: `projections::projector` (the log's follower: applies each durable group
 //!   to the views, publishes it, feeds the others), `channel_views` (with `cursors` and the
 //!   sealed `blocks`), `archive`, `search`;
-//! - the commands on a stopped store: `commands` (export, import, check, replay) and
-//!   `commands::rebuild`;
-//! - and what holds them together: `database` (opening sled with the directory's `lock`),
-//!   `recovery` (catching the views up on open), `shared` (what the projector, the projection
-//!   threads and the readers share), `error`.
+//! - the commands on a stopped store: `commands` (export, import, replay), `commands::check`
+//!   and `commands::rebuild`;
+//! - and what holds them together: `opening` (opening the store and closing it), `database`
+//!   (opening sled with the directory's `lock`), `recovery` (catching the views up on open),
+//!   `shared` (what the projector, the projection threads and the readers share), `error`.
 
 mod commands;
 mod database;
 mod error;
 mod event_log;
+mod opening;
 mod projections;
 mod recovery;
 mod shared;
@@ -43,21 +44,16 @@ pub use error::StoreError;
 pub use event_log::backend::{Backend, BackendKind};
 #[cfg(feature = "faults")]
 pub use event_log::faults::{FaultOp, FaultPlan};
-use event_log::nats::NatsLog;
 pub use event_log::nats::{subject as stream_subject, NatsSettings, TextLimit};
-use event_log::sled::WriterSetup;
-use event_log::EventLog;
+use opening::Inner;
 pub use projections::archive::ArchiveConfig;
 pub use projections::principals::{Directory, Entry as PrincipalEntry, Unknown as UnknownCredential};
-use projections::projector::Projector;
 pub use projections::search::{Hit, SearchError, SearchOrder};
 pub use recovery::{set_release_freed_memory, Progress};
-use shared::Shared;
-use slog::{error, warn, Logger};
+use slog::{warn, Logger};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
-use std::thread;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -95,20 +91,6 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    shared: Arc<Shared>,
-    /// The log as what it is, for the tests that look inside it.
-    #[cfg(test)]
-    sled_log: Arc<event_log::sled::SledLog>,
-    /// The archive's and the search index's threads, joined on close.
-    projection_threads: Mutex<Vec<thread::JoinHandle<()>>>,
-    search: Option<Arc<projections::search::SearchIndex>>,
-    has_archive: bool,
-    /// The `faults` feature's `CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`: answer posters without
-    /// waiting.
-    ack_early: bool,
-}
-
 impl Store {
     /// Opens (creating if needed) the store in `dir`, catches the views up with the log and
     /// starts the writer, and the archive's writer when `archive` is given.
@@ -130,113 +112,7 @@ impl Store {
         backend: &Backend,
         logger: Logger,
     ) -> Result<Store, StoreError> {
-        #[cfg(feature = "faults")]
-        let ack_early = event_log::faults::ack_early_asked();
-        #[cfg(not(feature = "faults"))]
-        let ack_early = false;
-        let nats = match backend.stream() {
-            None => None,
-            Some(settings) => {
-                // Left at its default, the limit gives way to the servers' max_payload.
-                let explicit = options.max_text_bytes != crate::values::DEFAULT_MAX_TEXT_BYTES;
-                let limit = TextLimit { bytes: options.max_text_bytes, explicit };
-                Some(Arc::new(NatsLog::serve(settings, limit, logger.clone())?))
-            }
-        };
-        // A stream not reached yet: the views serve as they are, and catch up once it is.
-        let unreached = nats.clone().filter(|log| !log.linked());
-        let (database, last_id, channels) = match (&nats, &unreached) {
-            (_, Some(_)) => recovery::local(dir, options, &logger)?,
-            (Some(log), None) => {
-                let (database, channels) = recovery::recover(dir, options, Some(&**log), &logger)?;
-                (database, log.last_id()?, channels)
-            }
-            (None, None) => {
-                let (database, channels) = recovery::recover(dir, options, None, &logger)?;
-                let last_id = database.log.last_id().map_err(|e| e.found_in(&database::db_dir(dir)))?;
-                (database, last_id, channels)
-            }
-        };
-        if ack_early {
-            warn!(logger, "UNSAFE: posts are acknowledged before they are written (a test switch)");
-        }
-        let database::Database { db, log: sled_log, channel_views, lock } = database;
-        let channel_views = Arc::new(channel_views);
-        #[cfg(feature = "faults")]
-        let faults = Arc::new(event_log::faults::Faults::default());
-        let views = channel_views.clone();
-        let sled_log = Arc::new(sled_log);
-        let log: Arc<dyn EventLog> = match nats {
-            Some(nats) => nats,
-            None => {
-                sled_log.start(WriterSetup {
-                    db: db.clone(),
-                    data_dir: dir.to_owned(),
-                    db_dir: database::db_dir(dir),
-                    power_safe: options.power_safe,
-                    // The views' blocks before sled's flush, which may make the views naming them durable.
-                    before_flush: Box::new(move || views.sync_blocks()),
-                    ack_early,
-                    logger: logger.clone(),
-                    #[cfg(feature = "faults")]
-                    faults: faults.clone(),
-                })?;
-                sled_log.clone()
-            }
-        };
-        #[cfg(feature = "faults")]
-        let log: Arc<dyn EventLog> =
-            Arc::new(event_log::faults::FaultyLog { inner: log, faults: faults.clone() });
-        let shared = Arc::new(Shared {
-            log: log.clone(),
-            db,
-            channel_views,
-            published: RwLock::new(channels.clone()),
-            commits: watch::Sender::new(last_id),
-            logger,
-            failed: Mutex::new(None),
-            archived: AtomicU64::new(0),
-            following: AtomicBool::new(unreached.is_none()),
-            group_observer: OnceLock::new(),
-            #[cfg(feature = "faults")]
-            faults,
-            _lock: lock,
-        });
-        let mut followers = Vec::new();
-        let mut threads = Vec::new();
-        if let Some(config) = archive {
-            let (tx, rx) = mpsc::channel();
-            followers.push(tx);
-            threads.push(projections::archive::spawn(shared.clone(), config, rx)?);
-        }
-        let search_index = match options.search {
-            true => {
-                let index = Arc::new(projections::search::SearchIndex::open(dir)?);
-                let (tx, rx) = mpsc::channel();
-                followers.push(tx);
-                threads.push(projections::search::spawn(shared.clone(), index.clone(), rx)?);
-                Some(index)
-            }
-            false => None,
-        };
-        // The views follow the log (the follower holds the shared state; `close` drops it).
-        match unreached {
-            Some(nats) => threads.push(recovery::attach(nats, shared.clone(), last_id, channels, followers)?),
-            None => {
-                log.follow(last_id, Projector::new(shared.clone(), channels, followers).into_follower())?
-            }
-        }
-        Ok(Store {
-            inner: Arc::new(Inner {
-                shared,
-                #[cfg(test)]
-                sled_log,
-                has_archive: archive.is_some(),
-                search: search_index,
-                projection_threads: Mutex::new(threads),
-                ack_early,
-            }),
-        })
+        Ok(Store { inner: Arc::new(Inner::open(dir, archive, options, backend, logger)?) })
     }
 
     /// Appends a message; returns it with its id once it is durable and readers see it (so
@@ -483,32 +359,6 @@ impl Store {
     /// from a blocking context. Appends after this get [`StoreError::Closed`].
     pub fn close(&self) -> Result<(), StoreError> {
         self.inner.close()
-    }
-}
-
-impl Inner {
-    fn close(&self) -> Result<(), StoreError> {
-        // Answers what is queued, and drops the log's followers: the projector, and with it the
-        // archive thread's feed.
-        let mut result = self.shared.log.close();
-        if result.is_ok() && self.shared.failure().is_none() {
-            // What the projector applied after the log's last flush: so the next open need not
-            // replay it.
-            result = self.shared.flush_projections();
-        }
-        for thread in std::mem::take(&mut *self.projection_threads.lock().unwrap_or_else(|p| p.into_inner()))
-        {
-            let _ = thread.join();
-        }
-        result
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Err(e) = self.close() {
-            error!(self.shared.logger, "closing the store failed"; "error" => %e);
-        }
     }
 }
 

@@ -4,10 +4,11 @@ use crate::message::Source;
 use crate::values::{Name, Text};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::thread;
 
 use crate::usage_log::discard as quiet;
 use commands::rebuild::{log_of, stream_of};
-use event_log::{nats as nats_log, sled as sled_log};
+use event_log::{nats as nats_log, sled as sled_log, EventLog};
 use projections::{archive, blocks, channel_views};
 
 // The commands on a stopped store, in sled mode: most tests here are about the data directory.

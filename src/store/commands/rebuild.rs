@@ -10,6 +10,9 @@ use crate::store::recovery::{catch_up, Progress};
 use crate::store::StoreError;
 use std::path::Path;
 
+/// Events a command reads from the log at once: export, check and replay use constant memory.
+pub(crate) const CHUNK: usize = 1024;
+
 /// Drops every projection (the channel views, and the text archive when given) and rebuilds it
 /// from the log. Returns the number of events replayed. Needs the data directory to itself (the
 /// relay must not be running on it).

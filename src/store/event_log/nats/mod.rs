@@ -13,18 +13,20 @@
 //! The NATS client is async; the interface is called from plain threads too (recovery, the
 //! archive, export), so the backend runs its own small runtime and waits on it through a
 //! channel, which works from any thread.
-
 //!
 //! The files: `stream` (the settings, the stream's configuration, connecting and checking),
-//! `health` (the health check that makes posts fail fast without a quorum), `read` (reads and
-//! the followers' consumers); this one is the log itself: posts, follows, close.
+//! `link` (reaching the stream, patiently), `health` (the health check that makes posts fail
+//! fast without a quorum), `read` (reads and the followers' consumers); this one is the log
+//! itself: posts, follows, close.
 
 mod health;
+mod link;
 mod read;
 mod stream;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use link::TextLimit;
 pub use stream::{subject, NatsSettings};
 
 use crate::event::{self, Event, NewEvent};
@@ -32,21 +34,18 @@ use crate::store::event_log::{Appending, EventLog, Follower};
 use crate::store::StoreError;
 use async_nats::jetstream;
 use futures_util::StreamExt;
-use health::{watch_health, Health, FAIL_FAST_AFTER};
+use health::{Health, FAIL_FAST_AFTER};
+use link::{reach, settle, Link, Linking};
 use read::{ordered, read, retrying};
-use slog::{error, info, warn, Logger};
+use slog::{error, warn, Logger};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use stream::{
-    ensure_stream, event_token, nats_error, numbered, stream_info, text_cap, Unopened, PUBLISH_BOUND,
-};
+use stream::{event_token, nats_error, numbered, stream_info, PUBLISH_BOUND};
 use tokio::sync::{oneshot, watch};
 use tokio_util::task::TaskTracker;
 
-/// What a record holds beside its text (the names, the numbers, the encoding), at most.
-const RECORD_OVERHEAD: usize = 4096;
 /// How long one attempt waits for its acknowledgement.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Events handed to a follower at once, at most.
@@ -63,44 +62,6 @@ const SERVE_PATIENCE: Duration = Duration::from_secs(2);
 /// A cluster just started (or busy deleting a stream of the same name) can time out stream
 /// requests for over 10 s (seen in CI on a loaded machine).
 const COMMAND_PATIENCE: Duration = Duration::from_secs(30);
-/// How long one try waits for the stream to answer: a request to a cluster electing its leaders
-/// can hang for the client's whole timeout (5 s) where the next request would be answered.
-const STREAM_BOUND: Duration = Duration::from_secs(2);
-/// The longest pause between two tries to reach the stream: short, so an instance is ready soon
-/// after its servers are (each try is one log line).
-const MAX_PAUSE: Duration = Duration::from_secs(1);
-
-/// The largest text a post may carry, and whether the user chose it (another value than the
-/// default): a `max_payload` below its record is then refused, where the default is lowered to
-/// what the servers take.
-#[derive(Debug, Clone, Copy)]
-pub struct TextLimit {
-    pub bytes: usize,
-    pub explicit: bool,
-}
-
-/// Where reaching the stream stands.
-#[derive(Debug, Clone)]
-enum Linking {
-    /// Not reached yet: why.
-    Waiting(String),
-    Linked,
-    /// The servers refuse what the relay needs.
-    Refused(StoreError),
-    Closed,
-}
-
-/// The stream, once reached and checked.
-struct Link {
-    js: jetstream::Context,
-    /// The stream and when it was created ([`EventLog::origin`]).
-    origin: String,
-    /// The stream's last sequence when it was reached: views below it are behind.
-    last_then: u64,
-    /// What the servers' `max_payload` leaves for a post's text, when that is below the
-    /// configured `max_text_bytes` (left at its default).
-    text_cap: Option<usize>,
-}
 
 pub(crate) struct NatsLog {
     runtime: Option<tokio::runtime::Runtime>,
@@ -312,95 +273,6 @@ fn run<T: Send + 'static>(
         let _ = tx.send(work.await);
     });
     rx.recv().expect("the NATS runtime runs until the log is dropped")
-}
-
-/// Tries to reach the stream until it is reached or refused, pausing longer each time (up to
-/// [`MAX_PAUSE`]) and logging each failed try with why; then checks its health for as long as
-/// the log runs.
-async fn reach(
-    config: NatsSettings,
-    limit: TextLimit,
-    cell: Arc<OnceLock<Link>>,
-    linking: Arc<watch::Sender<Linking>>,
-    health: Arc<Health>,
-    logger: Logger,
-) {
-    let mut client = None;
-    let mut pause = Duration::from_millis(250);
-    for attempt in 1u64.. {
-        match reach_once(&config, limit, &mut client).await {
-            Ok(link) => {
-                if attempt > 1 {
-                    info!(logger, "reached the NATS stream"; "stream" => &config.stream, "tries" => attempt);
-                }
-                if let Some(cap) = link.text_cap {
-                    warn!(logger, "the NATS servers' max_payload is below the default max_text_bytes: posts are capped";
-                        "max_text_bytes" => cap);
-                }
-                health.known_last.fetch_max(link.last_then, Ordering::Relaxed);
-                let js = link.js.clone();
-                let _ = cell.set(link);
-                settle(&linking, Linking::Linked);
-                return watch_health(js, config.stream, health, logger).await;
-            }
-            Err(Unopened::Refused(e)) => {
-                error!(logger, "the NATS servers refuse what the relay needs"; "error" => %e);
-                settle(&linking, Linking::Refused(e));
-                return;
-            }
-            Err(Unopened::Waiting(why)) => {
-                warn!(logger, "the NATS stream is not reachable; trying again";
-                    "try" => attempt, "in_ms" => pause.as_millis() as u64, "why" => &why);
-                settle(&linking, Linking::Waiting(why));
-            }
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_PAUSE);
-    }
-}
-
-/// Moves `linking` on from waiting (a closed log stays closed).
-fn settle(linking: &watch::Sender<Linking>, to: Linking) {
-    linking.send_if_modified(|state| match state {
-        Linking::Waiting(_) => {
-            *state = to;
-            true
-        }
-        _ => false,
-    });
-}
-
-/// One try to reach and check the stream; the client, once connected, is kept for the next
-/// (it reconnects by itself).
-async fn reach_once(
-    config: &NatsSettings,
-    limit: TextLimit,
-    client: &mut Option<async_nats::Client>,
-) -> Result<Link, Unopened> {
-    let connected = match client {
-        Some(connected) => connected.clone(),
-        None => client.insert(stream::connect(config).await?).clone(),
-    };
-    let text_cap = text_cap(&connected, RECORD_OVERHEAD, limit.bytes);
-    if let Some(cap) = text_cap.filter(|_| limit.explicit) {
-        return Err(Unopened::Refused(StoreError::Nats(format!(
-            "the NATS servers' max_payload is {} bytes, below the largest post ({} bytes with max_text_bytes); \
-             raise max_payload in the servers' configuration or lower max_text_bytes",
-            cap + RECORD_OVERHEAD,
-            limit.bytes + RECORD_OVERHEAD
-        ))));
-    }
-    let js = jetstream::new(connected);
-    let answered = tokio::time::timeout(STREAM_BOUND, ensure_stream(&js, config)).await;
-    let (created, last_then) = answered.unwrap_or_else(|_| {
-        Err(Unopened::Waiting(format!("the stream {} did not answer within {STREAM_BOUND:?}", config.stream)))
-    })?;
-    Ok(Link {
-        js,
-        origin: format!("the NATS stream {} created {created}", config.stream),
-        last_then,
-        text_cap,
-    })
 }
 
 /// Publishes one record, retrying with the same Msg-Id until it is acknowledged or

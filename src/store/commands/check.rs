@@ -1,0 +1,191 @@
+//! `check`: reads the whole log and compares each projection with it, changing nothing.
+
+use super::rebuild::{log_of, stream_of, CHUNK};
+use crate::event::Event;
+use crate::store::database::Database;
+use crate::store::event_log::backend::Backend;
+use crate::store::event_log::EventLog;
+use crate::store::projections::principals::Directory;
+use crate::store::StoreError;
+use std::path::Path;
+
+/// What `check` found: how many events it read, and every problem, each naming its id.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub events: u64,
+    pub problems: Vec<String>,
+}
+
+/// Reads the whole log and the channel views of `dir`, changing nothing.
+pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
+    let database = Database::open_existing(dir)?;
+    let stream = stream_of(backend)?;
+    let (log, views) = (log_of(&database, &stream), &database.channel_views);
+    let mut report = CheckReport::default();
+    if !views.is_current()? {
+        report.problems.push("the channel views are laid out by an older version".to_owned());
+    }
+    if let (Some(origin), Some(seen)) = (log.origin(), views.origin()?) {
+        if seen != origin {
+            report.problems.push(format!("the channel views were built from {seen}; the log is {origin}"));
+        }
+    }
+    let (checkpoint, channels) = match views.load(Some(log)) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            report.problems.push(e.to_string());
+            (0, Default::default())
+        }
+    };
+    match views.blocks_problem() {
+        Ok(None) => {}
+        Ok(Some(problem)) => report.problems.push(problem),
+        Err(e) => report.problems.push(e.to_string()),
+    }
+    let mut in_views = std::collections::HashMap::<String, (u64, u64)>::new();
+    let mut cursors = std::collections::BTreeMap::<(String, String), u64>::new();
+    let mut principals = Directory::default();
+    let mut previous = 0;
+    let records: Box<dyn Iterator<Item = Result<Record, StoreError>>> = match &stream {
+        Some(stream) => Box::new(stream_records(stream)),
+        None => Box::new(
+            database
+                .log
+                .events()
+                .scan_raw()
+                .map(|item| item.map(|(id, e)| (id, e.map_err(|e| e.to_string())))),
+        ),
+    };
+    for item in records {
+        let (id, result) = item?;
+        report.events += 1;
+        if id <= previous {
+            report.problems.push(format!("event {id}: out of order after {previous}"));
+        }
+        previous = id;
+        let event = match result {
+            Ok(e) => e,
+            Err(e) => {
+                report.problems.push(e);
+                continue;
+            }
+        };
+        if id > checkpoint {
+            continue; // not applied yet: the views catch up on the next start
+        }
+        let m = match &event {
+            Event::MessagePosted(m) => m,
+            Event::CursorMoved(c) => {
+                let expected = cursors.entry((c.target.clone(), c.reader.clone())).or_default();
+                *expected = c.to.max(*expected);
+                continue;
+            }
+            Event::PrincipalChanged(p) => {
+                principals.apply(p);
+                continue;
+            }
+        };
+        let Some(record) = channels.get(&m.target) else {
+            report.problems.push(format!("event {id}: channel {:?} missing from the views", m.target));
+            continue;
+        };
+        match views.get(record.no, id) {
+            Ok(Some(viewed)) if viewed == *m => {}
+            Ok(Some(_)) => {
+                report.problems.push(format!("event {id}: the channel view holds different content"))
+            }
+            Ok(None) => {
+                report.problems.push(format!("event {id}: missing from the view of channel {:?}", m.target))
+            }
+            Err(e) => report.problems.push(format!("event {id}: {e}")),
+        }
+        let seen = in_views.entry(m.target.clone()).or_default();
+        *seen = (seen.0 + 1, id);
+    }
+    if checkpoint > previous {
+        report
+            .problems
+            .push(format!("views checkpoint {checkpoint} is past the log's last event {previous}"));
+    }
+    if dir.join(crate::store::projections::search::DIR).exists() {
+        search_problems(dir, log, &mut report.problems)?;
+    }
+    if *views.principals.now() != principals {
+        report.problems.push("the principals in the views differ from the log's".to_owned());
+    }
+    if views.cursors.all() != cursors {
+        report.problems.push(format!(
+            "the readers' cursors in the views ({:?}) differ from the log's ({cursors:?})",
+            views.cursors.all()
+        ));
+    }
+    for (name, record) in &channels {
+        let (count, last_id) = in_views.get(name).copied().unwrap_or_default();
+        if (record.count, record.last_id) != (count, last_id) {
+            report.problems.push(format!(
+                "channel {name:?}: views record {} messages up to id {}, the log {count} up to id {last_id}",
+                record.count, record.last_id
+            ));
+        }
+    }
+    let expected: u64 = in_views.values().map(|(count, _)| count).sum();
+    match views.message_count() {
+        Ok(held) if held != expected => report
+            .problems
+            .push(format!("the views hold {held} messages, the log {expected} up to the checkpoint")),
+        Ok(_) => {}
+        Err(e) => report.problems.push(e.to_string()),
+    }
+    Ok(report)
+}
+
+/// A record of the log as `check` reads it: its id, and the event or what is wrong with it.
+type Record = (u64, Result<Event, String>);
+
+/// Every event of a stream in id order, read in chunks. A read that fails (a damaged record
+/// among the chunk, the stream unreachable) is reported at the id it was to start from, and
+/// the scan ends there.
+fn stream_records(log: &dyn EventLog) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+    let (mut after, mut buffered, mut done) = (0, std::collections::VecDeque::new(), false);
+    std::iter::from_fn(move || {
+        if buffered.is_empty() && !done {
+            match log.read_from(after + 1, CHUNK) {
+                Ok(events) => {
+                    done = events.is_empty();
+                    buffered.extend(events);
+                }
+                Err(e) => {
+                    done = true;
+                    let problem = format!("event {}: the stream cannot be read from here on: {e}", after + 1);
+                    return Some(Ok((after + 1, Err(problem))));
+                }
+            }
+        }
+        let event: Event = buffered.pop_front()?;
+        after = event.id();
+        Some(Ok((after, Ok(event))))
+    })
+}
+
+/// Compares the search index with the log: it must hold each message up to its checkpoint once.
+fn search_problems(dir: &Path, log: &dyn EventLog, problems: &mut Vec<String>) -> Result<(), StoreError> {
+    let index = crate::store::projections::search::SearchIndex::open(dir)?;
+    let checkpoint = index.checkpoint()?;
+    let (mut messages, mut after) = (0, 0);
+    while after < checkpoint {
+        // Damage in the log is reported by the scan above; the index is then not compared.
+        let Ok(events) = log.read_from(after + 1, CHUNK) else { return Ok(()) };
+        let Some(last) = events.last().map(Event::id) else { break };
+        messages +=
+            events.iter().filter(|e| e.id() <= checkpoint && matches!(e, Event::MessagePosted(_))).count()
+                as u64;
+        after = last;
+    }
+    let indexed = index.count()?;
+    if indexed != messages {
+        problems.push(format!(
+            "the search index holds {indexed} messages; the log has {messages} up to its checkpoint {checkpoint}"
+        ));
+    }
+    Ok(())
+}
