@@ -1,5 +1,6 @@
-//! Records the git commit the binary is built from, for `--version`: `unknown` when it is not
-//! built in a git checkout (a crate tarball), with `-dirty` when the tree has uncommitted changes.
+//! Records the git commit the binary is built from, for `--version`: `RELAY_GIT_COMMIT` from the
+//! environment when set (a container build, which has no `.git`), else git's answer, with
+//! `-dirty` when the tree has uncommitted changes; `unknown` outside a checkout (a crate tarball).
 
 use std::process::Command;
 
@@ -9,7 +10,9 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let commit = match git(&["rev-parse", "--short=12", "HEAD"]) {
+    println!("cargo:rerun-if-env-changed=RELAY_GIT_COMMIT");
+    let given = std::env::var("RELAY_GIT_COMMIT").ok().filter(|c| !c.trim().is_empty());
+    let commit = match given.or_else(|| git(&["rev-parse", "--short=12", "HEAD"])) {
         Some(commit) if !commit.is_empty() => {
             let dirty =
                 git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());

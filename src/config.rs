@@ -262,7 +262,8 @@ impl Config {
         }
         for key in keys() {
             let var = env_var(key);
-            if let Some(value) = env(&var) {
+            // Empty is unset: a compose file passes `${VAR:-}` when its user set nothing.
+            if let Some(value) = env(&var).filter(|v| !v.trim().is_empty()) {
                 config
                     .set(key, &Raw::Text(&value))
                     .map_err(|reason| value_error(key, reason, format!("environment variable {var}")))?;
@@ -620,6 +621,9 @@ mod tests {
         assert!(!c.auth_token.as_ref().unwrap().matches(b"abcdef012345678"));
         assert_eq!(format!("{:?}", c.auth_token), "Some(Token(hidden))");
         assert!(err(None, &[("CLAUDE_CODEX_AUTH_TOKEN", "short")]).contains("auth_token must be at least 16"));
+        let empty = [("CLAUDE_CODEX_AUTH_TOKEN", ""), ("CLAUDE_CODEX_PORT", " ")];
+        let c = load_with(None, &empty, Flags::default()).unwrap();
+        assert!(c.auth_token.is_none() && c.port == Config::default().port, "empty is unset");
         assert!(err(None, &[("CLAUDE_CODEX_AUTH_TOKEN", "has space 0123456789")]).contains("auth_token"));
         assert!(err(Some(r#"{"auth_token": "with;semicolon-0123456789"}"#), &[]).contains("auth_token"));
 

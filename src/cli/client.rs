@@ -121,6 +121,16 @@ impl Client {
         Ok(reply["posted"].as_u64().unwrap_or(0))
     }
 
+    /// Whether the relay takes posts (`GET /readyz`, which answers `ready` as text, or 503 with
+    /// why not).
+    pub fn ready(&self) -> Result<(), ClientError> {
+        let result = self.agent.get(format!("{}/readyz", self.base)).call();
+        match result {
+            Ok(response) if response.status().is_success() => Ok(()),
+            other => self.answer(other).map(|_| ()),
+        }
+    }
+
     /// A REST call: `method` on `path` (from the base URL) with an optional JSON body; the
     /// reply's JSON.
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {

@@ -85,6 +85,18 @@ pub enum Command {
     /// Search every message of a running relay: words (all must match), "exact phrases",
     /// sender:NAME, channel:NAME, id:[100 TO 200], OR, -word. Newest first.
     Search(SearchArgs),
+    /// Ask a running relay whether it takes posts (GET /readyz, which needs no credential):
+    /// prints `ready` and exits 0, or prints why not and exits 1. For health checks (the
+    /// container image's). Without --url: the relay this machine's settings describe, on
+    /// 127.0.0.1 at their port (https://localhost with tls_cert, trusting CLAUDE_CODEX_TLS_CA).
+    Ready {
+        /// The relay's base URL
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Config file to read the port from [default: ./config.json when it exists]
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
     /// Print a completion script for a shell. bash: `claude-codex-relay completions bash >
     /// /etc/bash_completion.d/claude-codex-relay`; zsh: into a directory on $fpath as
     /// `_claude-codex-relay`; fish: `~/.config/fish/completions/claude-codex-relay.fish`.
@@ -223,6 +235,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut command = <Cli as clap::CommandFactory>::command();
             let name = command.get_name().to_owned();
             clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Ready { url, config }) => {
+            let url = match url {
+                Some(url) => url,
+                None => {
+                    let config = load_config(&StoreArgs { config, data_dir: None }, Flags::default())?;
+                    match config.tls_cert {
+                        Some(_) => format!("https://localhost:{}", config.port),
+                        None => format!("http://127.0.0.1:{}", config.port),
+                    }
+                }
+            };
+            Client::new(&url, None)?.ready()?;
+            println!("ready");
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Man) => {

@@ -6,7 +6,7 @@ use super::database::{self, Options};
 use super::event_log::backend::Backend;
 use super::event_log::nats::{NatsLog, TextLimit};
 use super::event_log::sled::WriterSetup;
-use super::event_log::{self, EventLog};
+use super::event_log::EventLog;
 use super::projections;
 use super::projections::archive::ArchiveConfig;
 use super::projections::projector::Projector;
@@ -24,7 +24,7 @@ pub(super) struct Inner {
     pub(super) shared: Arc<Shared>,
     /// The log as what it is, for the tests that look inside it.
     #[cfg(test)]
-    pub(super) sled_log: Arc<event_log::sled::SledLog>,
+    pub(super) sled_log: Arc<super::event_log::sled::SledLog>,
     /// The archive's and the search index's threads, joined on close.
     projection_threads: Mutex<Vec<thread::JoinHandle<()>>>,
     pub(super) search: Option<Arc<projections::search::SearchIndex>>,
@@ -46,7 +46,7 @@ impl Inner {
         logger: Logger,
     ) -> Result<Inner, StoreError> {
         #[cfg(feature = "faults")]
-        let ack_early = event_log::faults::ack_early_asked();
+        let ack_early = super::event_log::faults::ack_early_asked();
         #[cfg(not(feature = "faults"))]
         let ack_early = false;
         let nats = match backend.stream() {
@@ -78,7 +78,7 @@ impl Inner {
         let database::Database { db, log: sled_log, channel_views, lock } = database;
         let channel_views = Arc::new(channel_views);
         #[cfg(feature = "faults")]
-        let faults = Arc::new(event_log::faults::Faults::default());
+        let faults = Arc::new(super::event_log::faults::Faults::default());
         let views = channel_views.clone();
         let sled_log = Arc::new(sled_log);
         let log: Arc<dyn EventLog> = match nats {
@@ -101,7 +101,7 @@ impl Inner {
         };
         #[cfg(feature = "faults")]
         let log: Arc<dyn EventLog> =
-            Arc::new(event_log::faults::FaultyLog { inner: log, faults: faults.clone() });
+            Arc::new(super::event_log::faults::FaultyLog { inner: log, faults: faults.clone() });
         let shared = Arc::new(Shared {
             log: log.clone(),
             db,

@@ -167,6 +167,11 @@ fn nats_mode_without_servers_stops_and_with_none_reachable_serves_and_keeps_tryi
     assert_eq!(request(relay.addr, "GET", "/healthz", &[], None).status, 200);
     let not_ready = request(relay.addr, "GET", "/readyz", &[], None);
     not_ready.assert_error(503, &format!("cannot connect to nats_url {nowhere}"));
+    // The health check's command says the same and exits 1.
+    let url = format!("http://{}", relay.addr);
+    let probe = relay_command(work.path(), &["ready", "--url", &url], &[]).output().unwrap();
+    let said = String::from_utf8_lossy(&probe.stderr);
+    assert!(probe.status.code() == Some(1) && said.contains("cannot connect to nats_url"), "{said}");
     let body = json!({"target": "t", "sender": "tester", "text": "nowhere"}).to_string();
     let started = Instant::now();
     let refused = request(relay.addr, "POST", "/api/messages", &JSON, Some(body.as_bytes()));
@@ -178,6 +183,8 @@ fn nats_mode_without_servers_stops_and_with_none_reachable_serves_and_keeps_tryi
     let _server = Cluster::standalone_on(port, "");
     let took = ready_within(relay.addr, Duration::from_secs(10));
     eprintln!("ready {took:?} after the server started");
+    let probe = relay_command(work.path(), &["ready", "--url", &url], &[]).output().unwrap();
+    assert!(probe.status.success() && probe.stdout == b"ready\n", "{probe:?}");
     post(relay.addr, "t", "reached");
     let page = request(relay.addr, "GET", "/api/messages?target=t", &[], None).json();
     assert_eq!(page.get("stale"), None, "{page}");
