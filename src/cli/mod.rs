@@ -4,6 +4,7 @@
 
 pub mod bridge;
 mod client;
+mod codex;
 mod principals;
 mod search;
 pub mod watch;

@@ -1,7 +1,9 @@
 //! `claude-codex-relay watch`: follow a channel on a running relay, print each new message, and
-//! optionally run a command per batch. The built-in replacement for the old polling scripts.
+//! optionally run a command per batch, or wake the open Codex session through its app-server
+//! (`cli::codex`). The built-in replacement for the old polling scripts.
 
 use super::client::{Client, Retry};
+use super::codex::{Address, AppServer, CodexError};
 use crate::message::summary_line;
 use crate::values::seconds;
 use anyhow::Context;
@@ -44,6 +46,21 @@ pub struct WatchArgs {
     /// handled only when CMD succeeds; otherwise it is delivered again.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
+    /// Wake the open Codex session instead: a turn on its thread, on the Codex app-server at
+    /// ADDR (without ADDR, unix://: the control socket of the app-server the Codex TUI starts;
+    /// else unix://PATH or ws://HOST:PORT). With --exec, CMD runs when the app-server cannot be
+    /// reached
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "unix://")]
+    pub codex_app_server: Option<String>,
+    /// The Codex thread to wake [default: the one open thread; several need this]
+    #[arg(long, value_name = "ID", requires = "codex_app_server")]
+    pub thread: Option<String>,
+    /// Give the wake to a running turn (turn/steer) instead of waiting for it to complete
+    #[arg(long, requires = "codex_app_server")]
+    pub steer: bool,
+    /// A file holding the bearer token of a ws:// app-server started with --ws-auth
+    #[arg(long, value_name = "FILE", requires = "codex_app_server")]
+    pub codex_token_file: Option<PathBuf>,
     /// Stop after the first batch of new messages
     #[arg(long)]
     pub once: bool,
@@ -103,8 +120,84 @@ fn run_command(cmd: &str, target: &str, batch: &[Value]) -> anyhow::Result<bool>
     Ok(status.success())
 }
 
+/// The Codex app-server to wake, with its token.
+struct Codex {
+    address: Address,
+    token: Option<String>,
+}
+
+impl Codex {
+    fn from_args(args: &WatchArgs) -> anyhow::Result<Option<Codex>> {
+        let Some(raw) = &args.codex_app_server else { return Ok(None) };
+        let address = Address::parse(raw).map_err(anyhow::Error::msg)?;
+        let token = match &args.codex_token_file {
+            Some(file) => Some(
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the app-server token file {}", file.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let codex = Codex { address, token };
+        // Said at once: which thread it will wake, or why none can be chosen.
+        match codex.connect().and_then(|mut server| server.pick_thread(args.thread.as_deref())) {
+            Ok(thread) => {
+                eprintln!("watch: will wake Codex thread {thread} on the app-server at {}", codex.address)
+            }
+            Err(CodexError::Refused(why)) => anyhow::bail!(why),
+            Err(CodexError::Unreachable(why)) => eprintln!("watch: {why}; trying again when messages arrive"),
+        }
+        Ok(Some(codex))
+    }
+
+    fn connect(&self) -> Result<AppServer, CodexError> {
+        AppServer::connect(&self.address, self.token.as_deref())
+    }
+
+    /// Wakes the thread with a short text about `batch`; says how it went in.
+    fn wake(&self, args: &WatchArgs, batch: &[Value]) -> Result<(), CodexError> {
+        let mut server = self.connect()?;
+        let thread = server.pick_thread(args.thread.as_deref())?;
+        let text = wake_text(&args.target, args.reader.as_deref(), batch);
+        let how = server.wake(&thread, &text, args.steer, || {
+            eprintln!("watch: Codex thread {thread} is running a turn; waking it once the turn completes")
+        })?;
+        eprintln!("watch: woke Codex thread {thread} on the app-server at {}: {how}", self.address);
+        Ok(())
+    }
+}
+
+/// What a wake says: where the messages are, from whom, and how to read them.
+fn wake_text(target: &str, reader: Option<&str>, batch: &[Value]) -> String {
+    let mut senders: Vec<&str> = Vec::new();
+    for sender in batch.iter().filter_map(|m| m["sender"].as_str()) {
+        if !senders.contains(&sender) {
+            senders.push(sender);
+        }
+    }
+    let id = |m: Option<&Value>| m.and_then(|m| m["id"].as_u64()).unwrap_or(0);
+    let (first, last) = (id(batch.first()), id(batch.last()));
+    let (count, ids) = match batch.len() {
+        1 => ("1 new message".to_owned(), format!("#{last}")),
+        n => (format!("{n} new messages"), format!("#{first}-#{last}")),
+    };
+    // By id: the watcher's next poll moves the reader's cursor past them, likely before the
+    // turn reads them.
+    let how = match reader {
+        Some(reader) => format!("since_id {}, reader \"{reader}\"", first.saturating_sub(1)),
+        None => format!("since_id {}", first.saturating_sub(1)),
+    };
+    format!(
+        "{count} on relay channel {target} from {} ({ids}). Read them with the relay's fetch_messages tool \
+         (target \"{target}\", {how}), then answer on {target} with post_message.",
+        senders.join(", ")
+    )
+}
+
 pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.url, args.token_file.as_deref())?;
+    let codex = Codex::from_args(args)?;
     let mut retry = Retry::new("watch");
     let reader = args.reader.as_deref();
     // With a reader, the relay knows where to start: `None` until the first batch is handled.
@@ -140,11 +233,28 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         for m in &batch {
             println!("{}", summary(m));
         }
-        if let (Some(cmd), false) = (&args.exec, batch.is_empty()) {
-            if !run_command(cmd, &args.target, &batch)? {
-                retry.pause();
-                continue;
-            }
+        let handled = match (&codex, &args.exec) {
+            _ if batch.is_empty() => true,
+            (Some(codex), exec) => match codex.wake(args, &batch) {
+                Ok(()) => true,
+                Err(CodexError::Refused(why)) => anyhow::bail!(why),
+                Err(CodexError::Unreachable(why)) => match exec {
+                    Some(cmd) => {
+                        eprintln!("watch: {why}; running --exec instead");
+                        run_command(cmd, &args.target, &batch)?
+                    }
+                    None => {
+                        eprintln!("watch: {why}; these messages will wake it when it can be reached");
+                        false
+                    }
+                },
+            },
+            (None, Some(cmd)) => run_command(cmd, &args.target, &batch)?,
+            (None, None) => true,
+        };
+        if !handled {
+            retry.pause();
+            continue;
         }
         // Handled: the next poll's since_id acknowledges it (with a reader, on the relay).
         last = page["latest_id"].as_u64().or(last);

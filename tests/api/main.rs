@@ -3,6 +3,7 @@
 
 mod auth;
 mod bridge;
+mod codex_wake;
 mod cursors;
 mod damage;
 mod diskfull;

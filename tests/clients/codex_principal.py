@@ -19,6 +19,8 @@ import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from scripted_codex import write_config
+
 RELAY, CODEX, WORK = sys.argv[1:4]
 CREDENTIAL = os.environ["RELAY_CREDENTIAL"]
 CHANNEL = "proj-x"
@@ -104,19 +106,7 @@ def main():
     model = ThreadingHTTPServer(("127.0.0.1", 0), Model)
     threading.Thread(target=model.serve_forever, daemon=True).start()
     home = os.path.join(WORK, "codex-home")
-    os.makedirs(home, exist_ok=True)
-    with open(os.path.join(home, "config.toml"), "w") as f:
-        f.write(f"""model = "scripted"
-model_provider = "scripted"
-approval_policy = "never"
-sandbox_mode = "read-only"
-
-[model_providers.scripted]
-name = "scripted"
-base_url = "http://127.0.0.1:{model.server_port}/v1"
-wire_api = "responses"
-env_key = "SCRIPTED_API_KEY"
-
+    write_config(home, model.server_port, f"""
 [mcp_servers.relay]
 url = "{RELAY}/mcp"
 bearer_token_env_var = "RELAY_TOKEN"

@@ -1,0 +1,270 @@
+//! `watch --codex-app-server`: the open Codex session woken in place, on the real Codex
+//! app-server with a scripted model (tests/clients/codex_wake.py stands in for the TUI).
+
+use crate::helpers::{relay_command, request, start_relay};
+use crate::mcp::{client_path, clients_dir};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The Codex session: the app-server, its scripted model and the client standing in for the TUI.
+struct Session {
+    child: Child,
+    commands: ChildStdin,
+    answers: mpsc::Receiver<String>,
+    socket: String,
+    thread: String,
+}
+
+impl Session {
+    fn start(work: &Path) -> Session {
+        let dir = work.join("codex");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new(client_path("RELAY_MCP_PYTHON"))
+            .arg(clients_dir().join("codex_wake.py"))
+            .arg(client_path("RELAY_CODEX"))
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let commands = child.stdin.take().unwrap();
+        let answers = lines_of(child.stdout.take().unwrap());
+        let first: Value =
+            serde_json::from_str(&answers.recv_timeout(Duration::from_secs(90)).unwrap()).unwrap();
+        let field = |name: &str| first[name].as_str().unwrap().to_owned();
+        Session { child, commands, answers, socket: field("socket"), thread: field("thread") }
+    }
+
+    fn ask(&mut self, command: &str) -> Value {
+        writeln!(self.commands, "{command}").unwrap();
+        serde_json::from_str(&self.answers.recv_timeout(Duration::from_secs(60)).unwrap()).unwrap()
+    }
+
+    /// The user texts of each request the model got, and the streams Codex dropped, once `done`
+    /// holds for them (or 30 s passed).
+    fn requests_until(&mut self, done: impl Fn(&[Vec<String>], &Value) -> bool) -> (Vec<Vec<String>>, Value) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = self.ask("requests");
+            let requests: Vec<Vec<String>> = serde_json::from_value(seen["requests"].clone()).unwrap();
+            if done(&requests, &seen["aborted"]) || Instant::now() > deadline {
+                return (requests, seen["aborted"].clone());
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// `watch` as codex's waker; hands back its stderr lines, where it says what it does.
+fn start_waker(work: &Path, port: u16, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let url = format!("http://127.0.0.1:{port}");
+    let mut args = vec!["watch", "--url", &url, "--target", "rv", "--not-from", "codex", "--wait", "2"];
+    args.extend_from_slice(extra);
+    let mut child =
+        relay_command(work, &args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let said = lines_of(child.stderr.take().unwrap());
+    (child, said)
+}
+
+/// The first line `watch` says that contains `part`, within 60 s.
+fn said(lines: &mpsc::Receiver<String>, part: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(part) => return line,
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    panic!("watch never said {part:?}");
+}
+
+/// Posts on channel `rv` as `sender`; the message's id.
+fn post(addr: std::net::SocketAddr, sender: &str, text: &str) -> u64 {
+    let body = serde_json::json!({"target": "rv", "sender": sender, "text": text}).to_string();
+    let headers = [("Content-Type", "application/json")];
+    let posted = request(addr, "POST", "/api/messages", &headers, Some(body.as_bytes()));
+    assert_eq!(posted.status, 201, "{}", posted.text());
+    posted.json()["posted"].as_u64().unwrap()
+}
+
+/// Waits up to 10 s for the reader `codex`'s cursor on `rv` to reach `id`.
+fn cursor_reaches(addr: std::net::SocketAddr, id: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while codex_cursor(addr) < id {
+        assert!(Instant::now() < deadline, "the cursor did not move past #{id}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn codex_cursor(addr: std::net::SocketAddr) -> u64 {
+    let channels = request(addr, "GET", "/api/channels", &[], None).json();
+    let rv = channels["details"].as_array().unwrap().iter().find(|c| c["name"] == "rv").cloned();
+    rv.and_then(|c| c["readers"]["codex"].as_u64()).unwrap_or(0)
+}
+
+/// Claude's post wakes the thread Codex has open: a new turn in it, whose model request
+/// carries the session's earlier turn (the same conversation, not a fresh one); the wake names
+/// the channel, the sender and how to fetch; the reader's cursor moves once the turn is accepted.
+#[test]
+fn a_post_wakes_the_open_codex_thread_in_place() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &[]);
+    let mut session = Session::start(work.path());
+    let address = format!("unix://{}", session.socket);
+    let (mut waker, lines) =
+        start_waker(work.path(), relay.addr.port(), &["--reader", "codex", "--codex-app-server", &address]);
+    said(&lines, &format!("will wake Codex thread {}", session.thread));
+    let id = post(relay.addr, "claude", "please review the diff");
+    let woke = said(&lines, "woke Codex thread");
+    assert!(woke.contains(&session.thread) && woke.contains("started turn"), "{woke}");
+    let (requests, aborted) = session.requests_until(|r, _| r.len() >= 2);
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let wake = &requests[1];
+    assert_eq!(wake[0], "hello from the session", "the same thread: {requests:?}");
+    let text = wake.last().unwrap();
+    assert!(
+        text.contains(&format!("1 new message on relay channel rv from claude (#{id})"))
+            && text.contains("fetch_messages")
+            && text.contains(&format!(r#"since_id {}, reader "codex""#, id - 1)),
+        "{text}"
+    );
+    assert_eq!(aborted, serde_json::json!([]));
+    cursor_reaches(relay.addr, id);
+    waker.kill().unwrap();
+    waker.wait().unwrap();
+}
+
+/// A thread running a turn is woken once the turn completes, in a turn of its own (the running
+/// one is not disturbed); with several threads open, watch asks for --thread; with --steer the
+/// wake goes into the running turn.
+#[test]
+fn a_busy_codex_thread_is_woken_after_its_turn_several_need_a_name_and_steer_goes_into_it() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &[]);
+    let mut session = Session::start(work.path());
+    let address = format!("unix://{}", session.socket);
+    let (mut waker, lines) = start_waker(work.path(), relay.addr.port(), &["--codex-app-server", &address]);
+    said(&lines, "will wake Codex thread");
+    assert_eq!(session.ask("busy 4")["ok"], true);
+    let id = post(relay.addr, "claude", "while you work");
+    said(&lines, "is running a turn; waking it once the turn completes");
+    said(&lines, "started turn");
+    let (requests, aborted) = session.requests_until(|r, _| r.len() >= 3);
+    assert_eq!(aborted, serde_json::json!([]), "the running turn was not disturbed: {requests:?}");
+    let slow = requests.iter().position(|r| r.last().is_some_and(|t| t.contains("SLOW4"))).unwrap();
+    let wake =
+        requests.iter().position(|r| r.last().is_some_and(|t| t.contains("relay channel rv"))).unwrap();
+    assert!(
+        wake > slow && requests[wake].iter().any(|t| t.contains("SLOW4")),
+        "a turn after it: {requests:?}"
+    );
+    assert!(requests[wake].last().unwrap().contains(&format!("since_id {})", id - 1)), "{requests:?}");
+    waker.kill().unwrap();
+    waker.wait().unwrap();
+
+    session.ask("open");
+    let out = relay_command(
+        work.path(),
+        &[
+            "watch",
+            "--url",
+            &format!("http://{}", relay.addr),
+            "--target",
+            "rv",
+            "--codex-app-server",
+            &address,
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("2 Codex threads are open; name one with --thread"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&session.thread), "the threads are listed: {stderr}");
+
+    // Named, and told to steer: the wake goes into the running turn.
+    let thread_arg = session.thread.clone();
+    let (mut waker, lines) = start_waker(
+        work.path(),
+        relay.addr.port(),
+        &["--codex-app-server", &address, "--thread", &thread_arg, "--steer"],
+    );
+    said(&lines, &format!("will wake Codex thread {}", session.thread));
+    assert_eq!(session.ask("busy 6")["ok"], true);
+    let id = post(relay.addr, "claude", "steer me");
+    said(&lines, "steered into its running turn");
+    let wake = format!("from claude (#{id})");
+    let (requests, aborted) = session.requests_until(|r, aborted| {
+        r.last().is_some_and(|t| t.last().unwrap().contains(&wake)) && aborted != &serde_json::json!([])
+    });
+    let last = requests.last().unwrap();
+    assert!(last.last().unwrap().contains(&wake), "{requests:?}");
+    assert_eq!(
+        last[last.len() - 2],
+        "long work SLOW6",
+        "the running turn's input, then the wake: {requests:?}"
+    );
+    assert_ne!(aborted, serde_json::json!([]), "the running turn's sampling restarted with the wake");
+    waker.kill().unwrap();
+    waker.wait().unwrap();
+}
+
+/// With no app-server there, watch says so and, given --exec, runs the command instead, saying
+/// which path it took; without --exec it keeps the messages for the next try.
+#[test]
+fn without_the_app_server_watch_says_so_and_runs_exec_instead() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &[]);
+    let nowhere = format!("unix://{}", work.path().join("none.sock").display());
+    let (mut waker, lines) = start_waker(
+        work.path(),
+        relay.addr.port(),
+        &["--reader", "codex", "--codex-app-server", &nowhere, "--exec", "cat > batch.json"],
+    );
+    said(&lines, "cannot reach the Codex app-server at unix://");
+    let id = post(relay.addr, "claude", "fall back");
+    said(&lines, "running --exec instead");
+    cursor_reaches(relay.addr, id);
+    let batch = std::fs::read_to_string(work.path().join("batch.json")).unwrap();
+    assert!(batch.contains("fall back"), "{batch}");
+    waker.kill().unwrap();
+    waker.wait().unwrap();
+
+    let (mut waker, lines) =
+        start_waker(work.path(), relay.addr.port(), &["--reader", "codex", "--codex-app-server", &nowhere]);
+    let kept = post(relay.addr, "claude", "kept");
+    said(&lines, "these messages will wake it when it can be reached");
+    thread::sleep(Duration::from_secs(1));
+    let cursor = codex_cursor(relay.addr);
+    assert!(cursor >= id && cursor < kept, "not acknowledged while nothing was woken: {cursor}");
+    waker.kill().unwrap();
+    waker.wait().unwrap();
+}

@@ -1,0 +1,167 @@
+"""The open Codex session `watch --codex-app-server` wakes, for tests/api/watch.rs: the real Codex
+app-server (`codex app-server --listen unix://SOCKET`) against a scripted model on loopback, and
+a client standing in for the TUI, which opened a thread and ran a first turn in it.
+
+Usage: codex_wake.py CODEX WORKDIR
+
+Prints one JSON line {"socket": ..., "thread": ...} once the session's first turn completed, then
+takes commands on stdin, one per line, and answers each with one JSON line:
+  busy N     starts a turn whose model answer takes N seconds; answers once it runs
+  open       opens a second thread: {"thread": ID}
+  requests   what the model was asked, in order: {"requests": [[user text, ...], ...],
+             "aborted": [request number, ...]} (a stream Codex dropped before its end)
+At the end of stdin it stops the app-server and exits."""
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from scripted_codex import write_config
+from websockets.sync.client import unix_connect
+
+requests, aborted, lock = [], [], threading.Lock()
+
+
+def user_texts(body):
+    """The user's texts in a Responses API request, without Codex's own context blocks."""
+    texts = []
+    for item in body.get("input", []):
+        if isinstance(item, dict) and item.get("role") == "user":
+            for part in item.get("content", []):
+                if isinstance(part, dict) and part.get("type") == "input_text" and not part["text"].startswith("<"):
+                    texts.append(part["text"])
+    return texts
+
+
+class Model(BaseHTTPRequestHandler):
+    """One assistant message per request; a last user text holding SLOWn takes n seconds."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        texts = user_texts(body)
+        with lock:
+            requests.append(texts)
+            n = len(requests)
+        slow = re.search(r"SLOW(\d+)", texts[-1] if texts else "")
+        text = f"reply {n}"
+        item = {"type": "message", "role": "assistant", "id": f"msg_{n}",
+                "content": [{"type": "output_text", "text": text}]}
+        response = {"id": f"resp_{n}", "object": "response", "status": "in_progress", "output": []}
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+
+        def event(name, data):
+            self.wfile.write(f"event: {name}\ndata: {json.dumps(dict(data, type=name))}\n\n".encode())
+            self.wfile.flush()
+
+        try:
+            event("response.created", {"response": response})
+            for _ in range(int(slow.group(1)) * 4 if slow else 0):
+                time.sleep(0.25)
+                self.wfile.write(b": still working\n\n")  # a dropped stream shows here
+                self.wfile.flush()
+            event("response.output_item.added", {"output_index": 0, "item": dict(item, content=[])})
+            event("response.output_text.delta",
+                  {"item_id": item["id"], "output_index": 0, "content_index": 0, "delta": text})
+            event("response.output_item.done", {"output_index": 0, "item": item})
+            usage = {"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                     "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+            event("response.completed", {"response": dict(response, status="completed", output=[item], usage=usage)})
+        except (BrokenPipeError, ConnectionResetError):
+            with lock:
+                aborted.append(n)
+
+
+class Session:
+    """The TUI's side: one connection, subscribed to the threads it starts."""
+
+    def __init__(self, socket_path):
+        self.ws = unix_connect(socket_path, "ws://localhost/")
+        self.inbox, self.next_id = queue.Queue(), 1
+        threading.Thread(target=self._read, daemon=True).start()
+        self.call("initialize", {"clientInfo": {"name": "test-session", "version": "0"}})
+        self.ws.send(json.dumps({"method": "initialized", "params": {}}))
+
+    def _read(self):
+        try:
+            for frame in self.ws:
+                self.inbox.put(json.loads(frame))
+        except Exception:  # the app-server stopped
+            pass
+
+    def wait(self, matches, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            message = self.inbox.get(timeout=max(0.01, deadline - time.time()))
+            if matches(message):
+                return message
+
+    def call(self, method, params):
+        request_id, self.next_id = self.next_id, self.next_id + 1
+        self.ws.send(json.dumps({"id": request_id, "method": method, "params": params}))
+        answer = self.wait(lambda m: m.get("id") == request_id)
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    def open_thread(self, cwd):
+        return self.call("thread/start", {"cwd": cwd})["thread"]["id"]
+
+    def turn(self, thread, text):
+        return self.call("turn/start", {"threadId": thread, "input": [{"type": "text", "text": text}]})["turn"]["id"]
+
+
+def main():
+    codex, work = sys.argv[1], os.path.abspath(sys.argv[2])
+    model = ThreadingHTTPServer(("127.0.0.1", 0), Model)
+    threading.Thread(target=model.serve_forever, daemon=True).start()
+    home = os.path.join(work, "home")
+    codex_home = os.path.join(home, ".codex")
+    write_config(codex_home, model.server_address[1])
+    socket_path = os.path.join(work, "codex.sock")
+    env = dict(os.environ, HOME=home, CODEX_HOME=codex_home, SCRIPTED_API_KEY="sk-test")
+    log = open(os.path.join(work, "app-server.log"), "w")
+    server = subprocess.Popen([codex, "app-server", "--listen", f"unix://{socket_path}"],
+                              env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(socket_path):
+            if time.time() > deadline or server.poll() is not None:
+                sys.exit(f"the app-server did not listen on {socket_path} (see app-server.log)")
+            time.sleep(0.1)
+        session = Session(socket_path)
+        thread = session.open_thread(work)
+        session.turn(thread, "hello from the session")
+        session.wait(lambda m: m.get("method") == "turn/completed")
+        print(json.dumps({"socket": socket_path, "thread": thread}), flush=True)
+        for line in sys.stdin:
+            command = line.split()
+            if command[:1] == ["busy"]:
+                session.turn(thread, f"long work SLOW{command[1]}")
+                session.wait(lambda m: m.get("method") == "thread/status/changed"
+                             and m["params"]["status"]["type"] == "active")
+                answer = {"ok": True}
+            elif command == ["open"]:
+                answer = {"thread": session.open_thread(work)}
+            elif command == ["requests"]:
+                with lock:
+                    answer = {"requests": list(requests), "aborted": list(aborted)}
+            else:
+                answer = {"error": f"unknown command {line.strip()!r}"}
+            print(json.dumps(answer), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
