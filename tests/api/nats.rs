@@ -247,6 +247,13 @@ fn an_instance_serves_its_views_while_the_cluster_is_down_and_catches_up_when_it
     let up = restarted.elapsed();
     let took = ready_within(a.addr, Duration::from_secs(30));
     eprintln!("cluster restarted: leader settled after {settled:?}, consumers taken after {up:?}; instance ready {took:?} later");
+    if took >= Duration::from_secs(2) {
+        // What the instance tried meanwhile, for whoever reads the failure.
+        let log = std::fs::read_to_string(work_a.path().join("log/claude_codex.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("NATS") || l.contains("stream"))
+            .for_each(|l| eprintln!("relay A: {l}"));
+    }
     assert!(took < Duration::from_secs(2), "ready within 2 s of the cluster being up: {took:?}");
     // Ready means caught up: no wait here.
     let page = request(a.addr, "GET", "/api/messages?target=t&limit=500", &[], None).json();

@@ -11,6 +11,17 @@ use std::time::{Duration, Instant};
 
 /// The most messages one pull request of a read asks for.
 pub(super) const READ_BATCH: usize = 4096;
+/// How long a read waits for the stream's state and its consumer: right after a cluster comes
+/// back, a request can go unanswered for the client's whole timeout (5 s) where the next one is
+/// answered at once (seen when a whole cluster restarted: the read-back's consumer).
+const SET_UP_BOUND: Duration = Duration::from_secs(1);
+
+/// `work`, or a (retried) error when it takes longer than [`SET_UP_BOUND`].
+async fn bounded<T>(what: &str, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(SET_UP_BOUND, work)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Nats(format!("{what}: no answer within {SET_UP_BOUND:?}"))))
+}
 
 /// Runs `attempt` until it succeeds, fails for good (damage), or [`PUBLISH_BOUND`] passes: a
 /// read during a leader election fails for a few seconds, then works.
@@ -37,7 +48,7 @@ pub(super) async fn read(
     from: u64,
     limit: usize,
 ) -> Result<Vec<Event>, StoreError> {
-    let stream = stream_info(js, name).await?;
+    let stream = bounded("reading the stream's state", stream_info(js, name)).await?;
     let last = stream.cached_info().state.last_sequence;
     let from = from.max(1);
     if from > last || limit == 0 {
@@ -52,10 +63,13 @@ pub(super) async fn read(
         num_replicas: 1,
         ..Default::default()
     };
-    let consumer = stream
-        .create_consumer(config)
-        .await
-        .map_err(|e| nats_error("cannot create a consumer of the stream", e))?;
+    let creating = async {
+        stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| nats_error("cannot create a consumer of the stream", e))
+    };
+    let consumer = bounded("creating a consumer of the stream", creating).await?;
     let events = read_upto(&consumer, name, from, upto).await;
     // A consumer that cannot be deleted now goes when its inactivity threshold passes.
     let _ = stream.delete_consumer(&consumer.cached_info().name).await;
