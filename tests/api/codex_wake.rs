@@ -2,7 +2,7 @@
 //! app-server with a scripted model (tests/clients/codex_wake.py stands in for the TUI).
 
 use crate::helpers::{relay_command, request, start_relay};
-use crate::mcp::{client_path, clients_dir};
+use crate::mcp::{client_path, clients_dir, run_client};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -21,13 +21,15 @@ struct Session {
 }
 
 impl Session {
-    fn start(work: &Path) -> Session {
+    /// With `relay`, the session has the relay's tools, and a woken turn uses them.
+    fn start(work: &Path, relay: Option<std::net::SocketAddr>) -> Session {
         let dir = work.join("codex");
         std::fs::create_dir_all(&dir).unwrap();
         let mut child = Command::new(client_path("RELAY_MCP_PYTHON"))
             .arg(clients_dir().join("codex_wake.py"))
             .arg(client_path("RELAY_CODEX"))
             .arg(&dir)
+            .args(relay.map(|addr| format!("http://{addr}")))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -129,12 +131,13 @@ fn codex_cursor(addr: std::net::SocketAddr) -> u64 {
 
 /// Claude's post wakes the thread Codex has open: a new turn in it, whose model request
 /// carries the session's earlier turn (the same conversation, not a fresh one); the wake names
-/// the channel, the sender and how to fetch; the reader's cursor moves once the turn is accepted.
+/// the channel, the sender and how to fetch; the reader's cursor moves once the turn is accepted;
+/// the turn fetches the message and posts a verdict with the relay's tools.
 #[test]
 fn a_post_wakes_the_open_codex_thread_in_place() {
     let work = tempfile::tempdir().unwrap();
     let relay = start_relay(work.path(), &[]);
-    let mut session = Session::start(work.path());
+    let mut session = Session::start(work.path(), Some(relay.addr));
     let address = format!("unix://{}", session.socket);
     let (mut waker, lines) =
         start_waker(work.path(), relay.addr.port(), &["--reader", "codex", "--codex-app-server", &address]);
@@ -143,7 +146,8 @@ fn a_post_wakes_the_open_codex_thread_in_place() {
     let woke = said(&lines, "woke Codex thread");
     assert!(woke.contains(&session.thread) && woke.contains("started turn"), "{woke}");
     let (requests, aborted) = session.requests_until(|r, _| r.len() >= 2);
-    assert_eq!(requests.len(), 2, "{requests:?}");
+    // The woken turn's requests (it calls two tools, so three of them) all end with the wake.
+    assert!(requests[1..].iter().all(|r| r.last() == requests[1].last()), "one turn: {requests:?}");
     let wake = &requests[1];
     assert_eq!(wake[0], "hello from the session", "the same thread: {requests:?}");
     let text = wake.last().unwrap();
@@ -154,6 +158,48 @@ fn a_post_wakes_the_open_codex_thread_in_place() {
         "{text}"
     );
     assert_eq!(aborted, serde_json::json!([]));
+    cursor_reaches(relay.addr, id);
+    // The woken turn did what the wake said: fetched the message and answered on the channel.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let verdict = loop {
+        let page = request(relay.addr, "GET", "/api/messages?target=rv", &[], None).json();
+        let from_codex =
+            page["messages"].as_array().unwrap().iter().find(|m| m["sender"] == "codex").cloned();
+        match from_codex {
+            Some(m) => break m["text"].as_str().unwrap().to_owned(),
+            None if Instant::now() < deadline => thread::sleep(Duration::from_millis(200)),
+            None => panic!("codex never answered on rv: {page}"),
+        }
+    };
+    assert!(verdict.contains("please review the diff"), "the verdict quotes what it fetched: {verdict}");
+    waker.kill().unwrap();
+    waker.wait().unwrap();
+}
+
+/// The app-server stops: the wake says so and keeps the messages; once it is back (the session
+/// resumed its thread there), the thread is woken with them.
+#[test]
+fn a_codex_app_server_that_stops_is_woken_once_it_is_back() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &[]);
+    let mut session = Session::start(work.path(), None);
+    let address = format!("unix://{}", session.socket);
+    let (mut waker, lines) =
+        start_waker(work.path(), relay.addr.port(), &["--reader", "codex", "--codex-app-server", &address]);
+    said(&lines, "will wake Codex thread");
+    let before = codex_cursor(relay.addr);
+    assert_eq!(session.ask("stop")["ok"], true);
+    let id = post(relay.addr, "claude", "while codex is away");
+    said(&lines, "these messages will wake it when it can be reached");
+    assert_eq!(codex_cursor(relay.addr), before, "nothing acknowledged while nothing was woken");
+    assert_eq!(session.ask("start")["ok"], true);
+    let woke = said(&lines, "woke Codex thread");
+    assert!(woke.contains(&session.thread), "{woke}");
+    let wake = format!("from claude (#{id})");
+    let (requests, _) =
+        session.requests_until(|r, _| r.iter().any(|t| t.last().is_some_and(|t| t.contains(&wake))));
+    let woken = requests.iter().find(|t| t.last().is_some_and(|t| t.contains(&wake))).unwrap();
+    assert_eq!(woken[0], "hello from the session", "the resumed thread: {requests:?}");
     cursor_reaches(relay.addr, id);
     waker.kill().unwrap();
     waker.wait().unwrap();
@@ -166,7 +212,7 @@ fn a_post_wakes_the_open_codex_thread_in_place() {
 fn a_busy_codex_thread_is_woken_after_its_turn_several_need_a_name_and_steer_goes_into_it() {
     let work = tempfile::tempdir().unwrap();
     let relay = start_relay(work.path(), &[]);
-    let mut session = Session::start(work.path());
+    let mut session = Session::start(work.path(), None);
     let address = format!("unix://{}", session.socket);
     let (mut waker, lines) = start_waker(work.path(), relay.addr.port(), &["--codex-app-server", &address]);
     said(&lines, "will wake Codex thread");
@@ -188,21 +234,9 @@ fn a_busy_codex_thread_is_woken_after_its_turn_several_need_a_name_and_steer_goe
     waker.wait().unwrap();
 
     session.ask("open");
-    let out = relay_command(
-        work.path(),
-        &[
-            "watch",
-            "--url",
-            &format!("http://{}", relay.addr),
-            "--target",
-            "rv",
-            "--codex-app-server",
-            &address,
-        ],
-        &[],
-    )
-    .output()
-    .unwrap();
+    let url = format!("http://{}", relay.addr);
+    let args = ["watch", "--url", &url, "--target", "rv", "--codex-app-server", &address];
+    let out = run_client(relay_command(work.path(), &args, &[]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("2 Codex threads are open; name one with --thread"),

@@ -19,7 +19,7 @@ import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from scripted_codex import write_config
+from scripted_codex import function_call, relay_tool, write_config
 
 RELAY, CODEX, WORK = sys.argv[1:4]
 CREDENTIAL = os.environ["RELAY_CREDENTIAL"]
@@ -37,34 +37,17 @@ def outputs(body):
     return [i.get("output") for i in body.get("input", []) if isinstance(i, dict) and i.get("type") == "function_call_output"]
 
 
-def post_tool(body):
-    """The relay's post_message as the request offers it: (namespace or None, name)."""
-    for tool in body.get("tools", []):
-        if tool.get("type") == "namespace":
-            for inner in tool.get("tools", []):
-                if inner.get("name") == "post_message" and "relay" in tool.get("name", ""):
-                    return tool["name"], inner["name"]
-        elif tool.get("name", "").endswith("post_message"):
-            return None, tool["name"]
-    return None
-
-
 def next_item(body):
     """A post as someone else, then a post as codex, then a closing message."""
     done = outputs(body)
-    tool = post_tool(body)
+    tool = relay_tool(body, "post_message")
     if tool is None:
         return {"type": "message", "role": "assistant", "id": "msg_none",
                 "content": [{"type": "output_text", "text": "no post_message tool offered"}]}
     if len(done) < 2:
         sender = "HumanOverseer" if not done else "codex"
         args = {"target": CHANNEL, "sender": sender, "text": f"codex speaks as {sender}"}
-        namespace, name = tool
-        call = {"type": "function_call", "id": f"fc_{len(done)}", "call_id": f"call_{len(done)}",
-                "name": name, "arguments": json.dumps(args), "status": "completed"}
-        if namespace:
-            call["namespace"] = namespace
-        return call
+        return function_call(tool, args, len(done))
     return {"type": "message", "role": "assistant", "id": "msg_done",
             "content": [{"type": "output_text", "text": "done"}]}
 
@@ -120,7 +103,7 @@ default_tools_approval_mode = "approve"
                               stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=120)
     if not requests:
         fail(f"codex never asked the model (exit {done.returncode}): {open(log_path).read()[-2000:]}")
-    tool = post_tool(requests[0])
+    tool = relay_tool(requests[0], "post_message")
     if tool is None:
         fail(f"the relay's tools were not offered: {[t.get('name') for t in requests[0].get('tools', [])]}")
     print(f"ok Codex offered the relay's tool as {'.'.join(t for t in tool if t)}", flush=True)

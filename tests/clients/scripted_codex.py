@@ -1,5 +1,6 @@
 """What the Codex tests share: a Codex home whose model is a scripted one on loopback (the
-Responses API, `SCRIPTED_API_KEY` for its key)."""
+Responses API, `SCRIPTED_API_KEY` for its key), and the relay's tools as the model calls them."""
+import json
 import os
 
 
@@ -18,3 +19,26 @@ base_url = "http://127.0.0.1:{model_port}/v1"
 wire_api = "responses"
 env_key = "SCRIPTED_API_KEY"
 {extra}""")
+
+
+def relay_tool(body, name):
+    """The relay's tool `name` as a Responses request offers it: (namespace or None, its name),
+    or None when it is not offered."""
+    for tool in body.get("tools", []):
+        if tool.get("type") == "namespace":
+            for inner in tool.get("tools", []):
+                if inner.get("name") == name and "relay" in tool.get("name", ""):
+                    return tool["name"], inner["name"]
+        elif tool.get("name", "").endswith(name):
+            return None, tool["name"]
+    return None
+
+
+def function_call(tool, args, n):
+    """A model output item calling `tool` (from relay_tool) with `args`."""
+    namespace, name = tool
+    call = {"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "name": name,
+            "arguments": json.dumps(args), "status": "completed"}
+    if namespace:
+        call["namespace"] = namespace
+    return call

@@ -36,7 +36,7 @@ use async_nats::jetstream;
 use futures_util::StreamExt;
 use health::{Health, FAIL_FAST_AFTER};
 use link::{reach, settle, Link, Linking};
-use read::{ordered, read, retrying};
+use read::{ordered, read, retrying, set_up_bound};
 use slog::{error, warn, Logger};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -337,13 +337,13 @@ impl EventLog for NatsLog {
 
     fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let (js, name) = (self.reached()?.js.clone(), self.stream.clone());
-        self.run(async move { retrying(|| read(&js, &name, from, limit)).await })
+        self.run(async move { retrying(|tries| read(&js, &name, from, limit, set_up_bound(tries))).await })
     }
 
     fn last_id(&self) -> Result<u64, StoreError> {
         let (js, name) = (self.reached()?.js.clone(), self.stream.clone());
         self.run(async move {
-            retrying(|| async { Ok(stream_info(&js, &name).await?.cached_info().state.last_sequence) }).await
+            retrying(|_| async { Ok(stream_info(&js, &name).await?.cached_info().state.last_sequence) }).await
         })
     }
 

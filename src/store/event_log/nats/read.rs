@@ -11,44 +11,63 @@ use std::time::{Duration, Instant};
 
 /// The most messages one pull request of a read asks for.
 pub(super) const READ_BATCH: usize = 4096;
-/// How long a read waits for the stream's state and its consumer: right after a cluster comes
-/// back, a request can go unanswered for the client's whole timeout (5 s) where the next one is
-/// answered at once (seen when a whole cluster restarted: the read-back's consumer).
-const SET_UP_BOUND: Duration = Duration::from_secs(1);
+/// How long a read's first try waits for the stream's state and its consumer: right after a
+/// cluster comes back, a request can go unanswered for the client's whole timeout (5 s) where
+/// the next one is answered at once (seen when a whole cluster restarted: the read-back's
+/// consumer). Later tries wait the client's 5 s, so a cluster that is merely slow is still read.
+const FIRST_TRY_BOUND: Duration = Duration::from_secs(1);
+const LATER_TRY_BOUND: Duration = Duration::from_secs(5);
 
-/// `work`, or a (retried) error when it takes longer than [`SET_UP_BOUND`].
-async fn bounded<T>(what: &str, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-    tokio::time::timeout(SET_UP_BOUND, work)
-        .await
-        .unwrap_or_else(|_| Err(StoreError::Nats(format!("{what}: no answer within {SET_UP_BOUND:?}"))))
+/// How long try number `tries` (from 0) of a read waits for each request that sets it up.
+pub(super) fn set_up_bound(tries: u32) -> Duration {
+    if tries == 0 {
+        FIRST_TRY_BOUND
+    } else {
+        LATER_TRY_BOUND
+    }
 }
 
-/// Runs `attempt` until it succeeds, fails for good (damage), or [`PUBLISH_BOUND`] passes: a
-/// read during a leader election fails for a few seconds, then works.
+/// `work`, or a (retried) error when it takes longer than `bound`.
+async fn bounded<T>(
+    bound: Duration,
+    what: &str,
+    work: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(bound, work)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Nats(format!("{what}: no answer within {bound:?}"))))
+}
+
+/// Runs `attempt` (given how many tries came before) until it succeeds, fails for good
+/// (damage), or [`PUBLISH_BOUND`] passes: a read during a leader election fails for a few
+/// seconds, then works.
 pub(super) async fn retrying<T, F: Future<Output = Result<T, StoreError>>>(
-    attempt: impl Fn() -> F,
+    attempt: impl Fn(u32) -> F,
 ) -> Result<T, StoreError> {
     let deadline = Instant::now() + PUBLISH_BOUND;
-    loop {
-        match attempt().await {
+    for tries in 0.. {
+        match attempt(tries).await {
             Err(StoreError::Nats(_)) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             done => return done,
         }
     }
+    unreachable!("the tries are counted in a u32")
 }
 
 /// Up to `limit` events from `from`, as far as the stream's last one now. Each read has a
 /// consumer of its own, deleted when the read ends (the server's inactivity threshold removes
-/// one a failed read leaves behind), so frequent reads do not pile consumers up on the stream.
+/// one a failed read leaves behind, or one whose creation answered after `bound`), so frequent
+/// reads do not pile consumers up on the stream.
 pub(super) async fn read(
     js: &jetstream::Context,
     name: &str,
     from: u64,
     limit: usize,
+    bound: Duration,
 ) -> Result<Vec<Event>, StoreError> {
-    let stream = bounded("reading the stream's state", stream_info(js, name)).await?;
+    let stream = bounded(bound, "reading the stream's state", stream_info(js, name)).await?;
     let last = stream.cached_info().state.last_sequence;
     let from = from.max(1);
     if from > last || limit == 0 {
@@ -69,10 +88,10 @@ pub(super) async fn read(
             .await
             .map_err(|e| nats_error("cannot create a consumer of the stream", e))
     };
-    let consumer = bounded("creating a consumer of the stream", creating).await?;
+    let consumer = bounded(bound, "creating a consumer of the stream", creating).await?;
     let events = read_upto(&consumer, name, from, upto).await;
     // A consumer that cannot be deleted now goes when its inactivity threshold passes.
-    let _ = stream.delete_consumer(&consumer.cached_info().name).await;
+    let _ = tokio::time::timeout(bound, stream.delete_consumer(&consumer.cached_info().name)).await;
     events
 }
 
