@@ -110,7 +110,7 @@ impl Cluster {
     }
 
     /// The last lines of each node's log.
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         (0..self.nodes.len())
             .map(|node| {
                 let log =
@@ -208,10 +208,21 @@ impl Cluster {
 
     /// Whether JetStream answers account queries (a meta leader is elected) within 30 s.
     fn wait_for_meta_leader(&self) -> bool {
-        let urls = self.urls.clone();
+        self.answers_jetstream(&self.urls, Duration::from_secs(30))
+    }
+
+    /// Whether node `node` alone answers JetStream account queries within `within`: a node that
+    /// does not was never joined to a cluster with a meta leader (a port picked free and taken
+    /// by another test before the node bound it), whatever a relay in front of it does.
+    pub fn node_answers_jetstream(&self, node: usize, within: Duration) -> bool {
+        self.answers_jetstream(&self.urls[node..=node], within)
+    }
+
+    fn answers_jetstream(&self, urls: &[String], within: Duration) -> bool {
+        let urls = urls.to_vec();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async move {
-            let deadline = Instant::now() + Duration::from_secs(30);
+            let deadline = Instant::now() + within;
             while Instant::now() < deadline {
                 if let Ok(client) = async_nats::connect(urls.as_slice()).await {
                     if async_nats::jetstream::new(client).query_account().await.is_ok() {
