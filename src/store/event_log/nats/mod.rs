@@ -219,18 +219,32 @@ impl NatsLog {
     /// Stores an exported event under its own id, which must be the stream's next sequence:
     /// published on condition that the stream's last sequence is the id before it (so a
     /// concurrent post cannot shift it), with a Msg-Id naming the id (so a retry is stored once).
+    /// Tried again for up to [`PUBLISH_BOUND`]: a stream just created can answer "no stream
+    /// found" until its leader is known (seen in CI); a wrong last sequence is final.
     pub(crate) fn import(&self, event: Event) -> Result<(), StoreError> {
         let id = event.id();
         let subject = format!("{}{}", self.prefix, event_token(event.target()));
         let payload = bytes::Bytes::from(event::encode(&event.with_id(0)));
         let js = self.reached()?.js.clone();
         let stored = self.run(async move {
-            let message = jetstream::message::PublishMessage::build()
-                .payload(payload)
-                .message_id(format!("import-{id}"))
-                .expected_last_sequence(id - 1);
-            let ack = js.send_publish(subject, message).await.map_err(|e| nats_error("importing", e))?;
-            ack.await.map_err(|e| nats_error(&format!("importing id {id}"), e))
+            let deadline = Instant::now() + PUBLISH_BOUND;
+            loop {
+                let message = jetstream::message::PublishMessage::build()
+                    .payload(payload.clone())
+                    .message_id(format!("import-{id}"))
+                    .expected_last_sequence(id - 1);
+                let attempt = async {
+                    let ack = js.send_publish(subject.clone(), message).await.map_err(|e| e.to_string())?;
+                    ack.await.map_err(|e| e.to_string())
+                };
+                match attempt.await {
+                    Ok(ack) => return Ok(ack),
+                    Err(e) if e.contains("wrong last sequence") || Instant::now() >= deadline => {
+                        return Err(StoreError::Nats(format!("importing id {id}: {e}")))
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                }
+            }
         })?;
         if stored.sequence != id {
             return Err(StoreError::Nats(format!(
