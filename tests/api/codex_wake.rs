@@ -95,14 +95,15 @@ fn start_waker(work: &Path, port: u16, extra: &[&str]) -> (Child, mpsc::Receiver
 /// The first line `watch` says that contains `part`, within 60 s.
 fn said(lines: &mpsc::Receiver<String>, part: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut other = Vec::new();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match lines.recv_timeout(left) {
             Ok(line) if line.contains(part) => return line,
-            Ok(_) => continue,
+            Ok(line) => other.push(line),
             Err(_) => break,
         }
     }
-    panic!("watch never said {part:?}");
+    panic!("watch never said {part:?}; it said: {other:#?}");
 }
 
 /// Posts on channel `rv` as `sender`; the message's id.
@@ -123,6 +124,26 @@ fn cursor_reaches(addr: std::net::SocketAddr, id: u64) {
     }
 }
 
+/// Creates channel `rv` (a post from codex, which the waker skips) and, once `watch` is
+/// started, waits until it waits there: a reader new to a channel starts at its end, so a post
+/// before its first poll would be behind it.
+fn seed(addr: std::net::SocketAddr) {
+    post(addr, "codex", "seed");
+}
+
+fn listening(addr: std::net::SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let channels = request(addr, "GET", "/api/channels", &[], None).json();
+        let rv = channels["details"].as_array().unwrap().iter().find(|c| c["name"] == "rv").cloned();
+        if rv.is_some_and(|c| c["listening"].as_array().unwrap().iter().any(|n| n == "codex")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "watch never waited on rv: {channels}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn codex_cursor(addr: std::net::SocketAddr) -> u64 {
     let channels = request(addr, "GET", "/api/channels", &[], None).json();
     let rv = channels["details"].as_array().unwrap().iter().find(|c| c["name"] == "rv").cloned();
@@ -131,17 +152,29 @@ fn codex_cursor(addr: std::net::SocketAddr) -> u64 {
 
 /// Claude's post wakes the thread Codex has open: a new turn in it, whose model request
 /// carries the session's earlier turn (the same conversation, not a fresh one); the wake names
-/// the channel, the sender and how to fetch; the reader's cursor moves once the turn is accepted;
-/// the turn fetches the message and posts a verdict with the relay's tools.
+/// the channel, the sender and how to fetch; the reader's cursor moves once the turn is accepted.
 #[test]
 fn a_post_wakes_the_open_codex_thread_in_place() {
+    wakes_in_place(false);
+}
+
+/// The same, with the relay as the session's MCP server: the woken turn fetches the message and
+/// posts a verdict quoting it.
+#[test]
+fn a_woken_turn_fetches_and_answers_through_the_relay() {
+    wakes_in_place(true);
+}
+
+fn wakes_in_place(with_tools: bool) {
     let work = tempfile::tempdir().unwrap();
     let relay = start_relay(work.path(), &[]);
-    let mut session = Session::start(work.path(), Some(relay.addr));
+    let mut session = Session::start(work.path(), with_tools.then_some(relay.addr));
     let address = format!("unix://{}", session.socket);
+    seed(relay.addr);
     let (mut waker, lines) =
         start_waker(work.path(), relay.addr.port(), &["--reader", "codex", "--codex-app-server", &address]);
     said(&lines, &format!("will wake Codex thread {}", session.thread));
+    listening(relay.addr);
     let id = post(relay.addr, "claude", "please review the diff");
     let woke = said(&lines, "woke Codex thread");
     assert!(woke.contains(&session.thread) && woke.contains("started turn"), "{woke}");
@@ -159,12 +192,21 @@ fn a_post_wakes_the_open_codex_thread_in_place() {
     );
     assert_eq!(aborted, serde_json::json!([]));
     cursor_reaches(relay.addr, id);
+    if !with_tools {
+        waker.kill().unwrap();
+        waker.wait().unwrap();
+        return;
+    }
     // The woken turn did what the wake said: fetched the message and answered on the channel.
     let deadline = Instant::now() + Duration::from_secs(30);
     let verdict = loop {
         let page = request(relay.addr, "GET", "/api/messages?target=rv", &[], None).json();
-        let from_codex =
-            page["messages"].as_array().unwrap().iter().find(|m| m["sender"] == "codex").cloned();
+        let from_codex = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["sender"] == "codex" && m["text"] != "seed")
+            .cloned();
         match from_codex {
             Some(m) => break m["text"].as_str().unwrap().to_owned(),
             None if Instant::now() < deadline => thread::sleep(Duration::from_millis(200)),
@@ -184,9 +226,11 @@ fn a_codex_app_server_that_stops_is_woken_once_it_is_back() {
     let relay = start_relay(work.path(), &[]);
     let mut session = Session::start(work.path(), None);
     let address = format!("unix://{}", session.socket);
+    seed(relay.addr);
     let (mut waker, lines) =
         start_waker(work.path(), relay.addr.port(), &["--reader", "codex", "--codex-app-server", &address]);
     said(&lines, "will wake Codex thread");
+    listening(relay.addr);
     let before = codex_cursor(relay.addr);
     assert_eq!(session.ask("stop")["ok"], true);
     let id = post(relay.addr, "claude", "while codex is away");
@@ -278,12 +322,14 @@ fn without_the_app_server_watch_says_so_and_runs_exec_instead() {
     let work = tempfile::tempdir().unwrap();
     let relay = start_relay(work.path(), &[]);
     let nowhere = format!("unix://{}", work.path().join("none.sock").display());
+    seed(relay.addr);
     let (mut waker, lines) = start_waker(
         work.path(),
         relay.addr.port(),
         &["--reader", "codex", "--codex-app-server", &nowhere, "--exec", "cat > batch.json"],
     );
     said(&lines, "cannot reach the Codex app-server at unix://");
+    listening(relay.addr);
     let id = post(relay.addr, "claude", "fall back");
     said(&lines, "running --exec instead");
     cursor_reaches(relay.addr, id);
