@@ -134,20 +134,23 @@ fn seed(addr: std::net::SocketAddr) {
 fn listening(addr: std::net::SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let channels = request(addr, "GET", "/api/channels", &[], None).json();
-        let rv = channels["details"].as_array().unwrap().iter().find(|c| c["name"] == "rv").cloned();
-        if rv.is_some_and(|c| c["listening"].as_array().unwrap().iter().any(|n| n == "codex")) {
+        let rv = rv_details(addr);
+        if rv.as_ref().is_some_and(|c| c["listening"].as_array().unwrap().iter().any(|n| n == "codex")) {
             return;
         }
-        assert!(Instant::now() < deadline, "watch never waited on rv: {channels}");
+        assert!(Instant::now() < deadline, "watch never waited on rv: {rv:?}");
         thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn codex_cursor(addr: std::net::SocketAddr) -> u64 {
+    rv_details(addr).and_then(|c| c["readers"]["codex"].as_u64()).unwrap_or(0)
+}
+
+/// Channel `rv` as `/api/channels` details it, once it exists.
+fn rv_details(addr: std::net::SocketAddr) -> Option<Value> {
     let channels = request(addr, "GET", "/api/channels", &[], None).json();
-    let rv = channels["details"].as_array().unwrap().iter().find(|c| c["name"] == "rv").cloned();
-    rv.and_then(|c| c["readers"]["codex"].as_u64()).unwrap_or(0)
+    channels["details"].as_array().unwrap().iter().find(|c| c["name"] == "rv").cloned()
 }
 
 /// Claude's post wakes the thread Codex has open: a new turn in it, whose model request

@@ -19,7 +19,7 @@ import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from scripted_codex import function_call, relay_tool, write_config
+from scripted_codex import answer, function_call, relay_tool, write_config
 
 RELAY, CODEX, WORK = sys.argv[1:4]
 CREDENTIAL = os.environ["RELAY_CREDENTIAL"]
@@ -61,22 +61,7 @@ class Model(BaseHTTPRequestHandler):
         requests.append(body)
         n = len(requests)
         item = next_item(body)
-        response = {"id": f"resp_{n}", "object": "response", "status": "in_progress", "output": []}
-        events = [
-            ("response.created", {"type": "response.created", "response": response}),
-            ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0, "item": item}),
-            ("response.output_item.done", {"type": "response.output_item.done", "output_index": 0, "item": item}),
-            ("response.completed", {"type": "response.completed", "response": dict(
-                response, status="completed", output=[item],
-                usage={"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
-                       "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}})}),
-        ]
-        payload = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        answer(self, n, item)
 
 
 def relay(path):

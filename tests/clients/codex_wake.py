@@ -27,7 +27,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from scripted_codex import function_call, relay_tool, write_config
+from scripted_codex import answer, function_call, relay_tool, write_config
 from websockets.sync.client import unix_connect
 
 requests, aborted, lock = [], [], threading.Lock()
@@ -86,7 +86,7 @@ class Model(BaseHTTPRequestHandler):
             n = len(requests)
         step = woken_step(body)
         if step is not None:
-            return self.answer(n, step)
+            return answer(self, n, step)
         slow = re.search(r"SLOW(\d+)", texts[-1] if texts else "")
         text = f"reply {n}"
         item = {"type": "message", "role": "assistant", "id": f"msg_{n}",
@@ -116,22 +116,6 @@ class Model(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             with lock:
                 aborted.append(n)
-
-    def answer(self, n, item):
-        """One output item, whole, as the response."""
-        response = {"id": f"resp_{n}", "object": "response", "status": "in_progress", "output": []}
-        usage = {"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
-                 "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
-        events = [("response.created", {"response": response}),
-                  ("response.output_item.added", {"output_index": 0, "item": item}),
-                  ("response.output_item.done", {"output_index": 0, "item": item}),
-                  ("response.completed", {"response": dict(response, status="completed", output=[item], usage=usage)})]
-        payload = "".join(f"event: {name}\ndata: {json.dumps(dict(data, type=name))}\n\n" for name, data in events)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(payload.encode())))
-        self.end_headers()
-        self.wfile.write(payload.encode())
 
 
 class Session:

@@ -42,3 +42,21 @@ def function_call(tool, args, n):
     if namespace:
         call["namespace"] = namespace
     return call
+
+
+def answer(handler, n, item):
+    """Answers request number `n` on `handler` (a BaseHTTPRequestHandler) with `item`, whole, as
+    a Responses API event stream."""
+    response = {"id": f"resp_{n}", "object": "response", "status": "in_progress", "output": []}
+    usage = {"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+             "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+    events = [("response.created", {"response": response}),
+              ("response.output_item.added", {"output_index": 0, "item": item}),
+              ("response.output_item.done", {"output_index": 0, "item": item}),
+              ("response.completed", {"response": dict(response, status="completed", output=[item], usage=usage)})]
+    payload = "".join(f"event: {name}\ndata: {json.dumps(dict(data, type=name))}\n\n" for name, data in events).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
