@@ -51,6 +51,7 @@ pub enum Event {
     MessagePosted(Message),
     CursorMoved(CursorMoved),
     PrincipalChanged(PrincipalChanged),
+    ReaderWoken(ReaderWoken),
 }
 
 /// A reader acknowledged a channel's messages up to `to`: its cursor there moves on (never back).
@@ -74,6 +75,22 @@ pub struct PrincipalChanged {
     pub ts: f64,
     pub name: String,
     pub change: Change,
+}
+
+/// A bridge or watcher put a wake about messages `ids` of channel `target` into `reader`'s
+/// session, and the session accepted it (a Codex turn started or steered, for example).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaderWoken {
+    pub id: u64,
+    /// Seconds since the Unix epoch, with fractions.
+    pub ts: f64,
+    pub reader: String,
+    pub target: String,
+    /// The messages the wake named, ascending.
+    pub ids: Vec<u64>,
+    /// How the session was woken, for people: "codex app-server turn/start", for example.
+    pub via: String,
 }
 
 /// What happened to a principal. Applying these is deterministic (the first `Added` of a name
@@ -123,6 +140,7 @@ impl Event {
             Event::MessagePosted(m) => m.id,
             Event::CursorMoved(c) => c.id,
             Event::PrincipalChanged(p) => p.id,
+            Event::ReaderWoken(w) => w.id,
         }
     }
 
@@ -132,6 +150,7 @@ impl Event {
             Event::MessagePosted(m) => Some(&m.target),
             Event::CursorMoved(c) => Some(&c.target),
             Event::PrincipalChanged(_) => None,
+            Event::ReaderWoken(w) => Some(&w.target),
         }
     }
 
@@ -141,6 +160,7 @@ impl Event {
             Event::MessagePosted(m) => m.id = id,
             Event::CursorMoved(c) => c.id = id,
             Event::PrincipalChanged(p) => p.id = id,
+            Event::ReaderWoken(w) => w.id = id,
         }
         self
     }
@@ -152,6 +172,7 @@ pub enum NewEvent {
     Message(NewMessage),
     Cursor { reader: Name, target: Name, to: u64 },
     Principal { name: Name, change: Change },
+    Woken { reader: Name, target: Name, ids: Vec<u64>, via: String },
 }
 
 impl NewEvent {
@@ -176,6 +197,14 @@ impl NewEvent {
             NewEvent::Principal { name, change } => {
                 Event::PrincipalChanged(PrincipalChanged { id, ts, name: name.as_str().to_owned(), change })
             }
+            NewEvent::Woken { reader, target, ids, via } => Event::ReaderWoken(ReaderWoken {
+                id,
+                ts,
+                reader: reader.as_str().to_owned(),
+                target: target.as_str().to_owned(),
+                ids,
+                via,
+            }),
         }
     }
 
@@ -183,7 +212,7 @@ impl NewEvent {
     pub fn target(&self) -> Option<&str> {
         match self {
             NewEvent::Message(m) => Some(m.target.as_str()),
-            NewEvent::Cursor { target, .. } => Some(target.as_str()),
+            NewEvent::Cursor { target, .. } | NewEvent::Woken { target, .. } => Some(target.as_str()),
             NewEvent::Principal { .. } => None,
         }
     }
@@ -198,6 +227,7 @@ enum JsonEvent {
     MessagePosted(Message),
     CursorMoved(CursorMoved),
     PrincipalChanged(PrincipalChanged),
+    ReaderWoken(ReaderWoken),
 }
 
 impl Event {
@@ -206,6 +236,7 @@ impl Event {
             Event::MessagePosted(m) => serde_json::to_string(&JsonEvent::MessagePosted(m)),
             Event::CursorMoved(c) => serde_json::to_string(&JsonEvent::CursorMoved(c)),
             Event::PrincipalChanged(p) => serde_json::to_string(&JsonEvent::PrincipalChanged(p)),
+            Event::ReaderWoken(w) => serde_json::to_string(&JsonEvent::ReaderWoken(w)),
         };
         json.expect("events encode as JSON") + "\n"
     }
@@ -215,6 +246,7 @@ impl Event {
             Ok(JsonEvent::MessagePosted(m)) => Ok(Event::MessagePosted(m)),
             Ok(JsonEvent::CursorMoved(c)) => Ok(Event::CursorMoved(c)),
             Ok(JsonEvent::PrincipalChanged(p)) => Ok(Event::PrincipalChanged(p)),
+            Ok(JsonEvent::ReaderWoken(w)) => Ok(Event::ReaderWoken(w)),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -393,6 +425,28 @@ mod tests {
         assert_eq!(Event::from_json_line(&line).unwrap(), added);
         assert_eq!(added.target(), None);
         assert_eq!(encode(&sample(3))[1], 0, "older kinds keep their variant numbers");
+    }
+
+    #[test]
+    fn wakes_round_trip_on_disk_and_as_json() {
+        let woken = Event::ReaderWoken(ReaderWoken {
+            id: 9,
+            ts: 3.5,
+            reader: "codex".into(),
+            target: "rv".into(),
+            ids: vec![7, 8],
+            via: "codex app-server turn/start".into(),
+        });
+        assert_eq!(decode(9, &encode(&woken)).unwrap(), woken);
+        assert_eq!(encode(&woken)[1], 3, "a new kind of event comes after the older ones");
+        let line = woken.to_json_line();
+        assert_eq!(
+            line,
+            "{\"type\":\"reader_woken\",\"id\":9,\"ts\":3.5,\"reader\":\"codex\",\"target\":\"rv\",\
+             \"ids\":[7,8],\"via\":\"codex app-server turn/start\"}\n"
+        );
+        assert_eq!(Event::from_json_line(&line).unwrap(), woken);
+        assert_eq!(woken.target(), Some("rv"));
     }
 
     #[test]

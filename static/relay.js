@@ -124,7 +124,7 @@
     if (empty) empty.remove();
     enhance(item);
     const here = lastChannels.find(function (c) { return c.name === channel; });
-    if (here) showSeen(here.readers);
+    if (here) showSeen(here);
     if (stick) window.scrollTo(0, document.documentElement.scrollHeight);
   }
 
@@ -194,21 +194,41 @@
     });
     readerPick.value = picked;
   }
-  function showSeen(readers) {
+  // Where each reader stands, under the newest message shown that each state covers:
+  // "codex: woken 12:01:03, read 12:01:20, acknowledged 12:01:40".
+  const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+  const STATES = ["woken", "read", "acknowledged"];
+  function showSeen(here) {
     if (!list) return;
     list.querySelectorAll(".seen").forEach(function (p) { p.remove(); });
     const items = Array.from(list.querySelectorAll(".msg"));
-    const at = new Map();
-    Object.keys(readers || {}).sort().forEach(function (reader) {
-      // The newest message shown that the reader's cursor covers.
+    const covering = function (id) {
       let last = null;
-      items.forEach(function (li) { if (Number(li.dataset.id) <= readers[reader]) last = li; });
-      if (last) at.set(last, (at.get(last) || []).concat(reader));
+      items.forEach(function (li) { if (Number(li.dataset.id) <= id) last = li; });
+      return last;
+    };
+    const at = new Map();
+    const note = function (li, reader, text) {
+      if (!li) return;
+      const lines = at.get(li) || new Map();
+      lines.set(reader, (lines.get(reader) || []).concat(text));
+      at.set(li, lines);
+    };
+    const delivery = here.delivery || {};
+    const readers = here.readers || {};
+    const names = new Set(Object.keys(delivery).concat(Object.keys(readers)));
+    Array.from(names).sort().forEach(function (reader) {
+      const states = delivery[reader] || {};
+      STATES.forEach(function (state) {
+        const mark = states[state];
+        if (mark) note(covering(mark.id), reader, state + " " + clock.format(new Date(mark.ts * 1000)));
+      });
+      if (!states.acknowledged && reader in readers) note(covering(readers[reader]), reader, "acknowledged");
     });
-    at.forEach(function (names, li) {
+    at.forEach(function (lines, li) {
       const seen = document.createElement("p");
       seen.className = "seen";
-      seen.textContent = "seen by " + names.join(", ");
+      seen.textContent = Array.from(lines, function (entry) { return entry[0] + ": " + entry[1].join(", "); }).join("; ");
       li.querySelector("article").appendChild(seen);
     });
   }
@@ -220,7 +240,7 @@
     lastChannels = data.channels;
     syncReaders(data.channels);
     const here = data.channels.find(function (c) { return c.name === channel; });
-    if (here) showSeen(here.readers);
+    if (here) showSeen(here);
     syncList(document.getElementById("channel-nav"), data.channels, false);
     syncList(document.getElementById("channel-cards"), data.channels, true);
     const names = document.getElementById("channel-list");

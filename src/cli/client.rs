@@ -122,6 +122,13 @@ impl Client {
         Ok(reply["posted"].as_u64().unwrap_or(0))
     }
 
+    /// Records that `reader`'s session accepted a wake about messages `ids` of `target` (how:
+    /// `via`), for the relay's delivery states.
+    pub fn note_wake(&self, target: &str, reader: &str, ids: &[u64], via: &str) -> Result<(), ClientError> {
+        let body = json!({"target": target, "reader": reader, "ids": ids, "via": via});
+        self.call("POST", "/api/wakes", Some(&body)).map(drop)
+    }
+
     /// Whether the relay takes posts (`GET /readyz`, which answers `ready` as text, or 503 with
     /// why not).
     pub fn ready(&self) -> Result<(), ClientError> {

@@ -120,6 +120,26 @@ fn run_command(cmd: &str, target: &str, batch: &[Value]) -> anyhow::Result<bool>
     Ok(status.success())
 }
 
+/// Runs --exec for a batch; true when it succeeded, which counts as a wake the reader took.
+fn exec_batch(client: &Client, args: &WatchArgs, cmd: &str, batch: &[Value]) -> anyhow::Result<bool> {
+    let handled = run_command(cmd, &args.target, batch)?;
+    if handled {
+        note_wake(client, args, batch, "watch --exec: the command succeeded");
+    }
+    Ok(handled)
+}
+
+/// Tells the relay that the reader was woken about `batch` (with a reader only: the states are
+/// a named reader's). A failure is said, not fatal: the wake happened; the relay will only
+/// not show it.
+fn note_wake(client: &Client, args: &WatchArgs, batch: &[Value], via: &str) {
+    let Some(reader) = args.reader.as_deref() else { return };
+    let ids: Vec<u64> = batch.iter().filter_map(|m| m["id"].as_u64()).collect();
+    if let Err(e) = client.note_wake(&args.target, reader, &ids, via) {
+        eprintln!("watch: the relay did not record the wake ({e}); its delivery states will not show it");
+    }
+}
+
 /// The Codex app-server to wake, with its token.
 struct Codex {
     address: Address,
@@ -157,8 +177,8 @@ impl Codex {
         AppServer::connect(&self.address, self.token.as_deref())
     }
 
-    /// Wakes the thread with a short text about `batch`; says how it went in.
-    fn wake(&self, args: &WatchArgs, batch: &[Value]) -> Result<(), CodexError> {
+    /// Wakes the thread with a short text about `batch`; says how it went in, and returns it.
+    fn wake(&self, args: &WatchArgs, batch: &[Value]) -> Result<String, CodexError> {
         let mut server = self.connect()?;
         let thread = server.pick_thread(args.thread.as_deref())?;
         let text = wake_text(&args.target, args.reader.as_deref(), batch);
@@ -166,7 +186,7 @@ impl Codex {
             eprintln!("watch: Codex thread {thread} is running a turn; waking it once the turn completes")
         })?;
         eprintln!("watch: woke Codex thread {thread} on the app-server at {}: {how}", self.address);
-        Ok(())
+        Ok(format!("Codex app-server, thread {thread}: {how}"))
     }
 }
 
@@ -240,8 +260,9 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         let handled = match (&codex, &args.exec) {
             _ if batch.is_empty() => true,
             (Some(codex), exec) => match codex.wake(args, &batch) {
-                Ok(()) => {
+                Ok(how) => {
                     waking.worked("the Codex app-server answers again");
+                    note_wake(&client, args, &batch, &how);
                     true
                 }
                 Err(CodexError::Refused(why)) => anyhow::bail!(why),
@@ -252,7 +273,7 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                 Err(CodexError::Unreachable(why)) => match exec {
                     Some(cmd) => {
                         eprintln!("watch: {why}; running --exec instead");
-                        run_command(cmd, &args.target, &batch)?
+                        exec_batch(&client, args, cmd, &batch)?
                     }
                     None => {
                         waking.failed(format_args!(
@@ -262,7 +283,7 @@ pub fn watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                     }
                 },
             },
-            (None, Some(cmd)) => run_command(cmd, &args.target, &batch)?,
+            (None, Some(cmd)) => exec_batch(&client, args, cmd, &batch)?,
             (None, None) => true,
         };
         if !handled {

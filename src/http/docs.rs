@@ -82,7 +82,7 @@ fn other_paths() -> Value {
         }},
         "/channels/events": {"get": {
             "summary": "The web UI: the channel list, live",
-            "description": "Server-Sent Events named channels, each {\"channels\": [{\"name\", \"href\", \"count\", \"current\", \"listening\", \"readers\", \"unread\"}]}: the list now, then each time a count grows, a channel appears, a listener comes or goes or a cursor moves (at most 4 a second). The channel pages' streams carry the same events.",
+            "description": "Server-Sent Events named channels, each {\"channels\": [{\"name\", \"href\", \"count\", \"current\", \"listening\", \"readers\", \"delivery\", \"unread\"}]}: the list now, then each time a count grows, a channel appears, a listener comes or goes, a cursor moves or a reader is woken or reads (at most 4 a second). The channel pages' streams carry the same events.",
             "parameters": [param("reader", false, json!({"type": "string"}), "Adds each channel's unread count for this reader.")],
             "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}}
         }},
@@ -102,6 +102,24 @@ fn other_paths() -> Value {
             "summary": "The UI's stylesheet and scripts",
             "parameters": [path_param("file", "relay.css, relay.js or theme.js")],
             "responses": {"200": {"description": "The file"}, "404": error_reply("No such file.")}
+        }}
+    })
+}
+
+/// The delivery states' routes.
+fn delivery_paths() -> Value {
+    json!({
+        "/api/messages/{id}/delivery": {"get": {
+            "summary": "Where a message stands for each named reader",
+            "description": "{\"id\", \"target\", \"readers\": {NAME: {\"woken\", \"read\", \"acknowledged\"}}}, each a time (seconds since the epoch) or null when it did not happen. woken: a bridge or watcher put a wake about it into the reader's session and the session accepted it; read: the reader fetched it (this instance's live state, since it started); acknowledged: the reader's cursor passed it. Readers: those woken on the channel or with a cursor there, and those this instance saw read it.",
+            "parameters": [path_param("id", "The message's id")],
+            "responses": {"200": {"description": "The states", "content": {"application/json": {}}}, "403": error_reply("The caller may not read the message's channel."), "404": error_reply("No message has this id.")}
+        }},
+        "/api/wakes": {"post": {
+            "summary": "Record a wake the reader's session accepted",
+            "description": "What `watch --reader` sends after Codex's app-server accepted a turn (or --exec succeeded): {\"target\", \"reader\", \"ids\": [message ids of the channel, 1 to 1000], \"via\": how, up to 200 characters}. A principal records its own wakes only. Each message keeps its first wake.",
+            "requestBody": {"required": true, "content": {"application/json": {}}},
+            "responses": {"201": {"description": "In the log"}, "400": error_reply("Invalid (an id not on the channel, no ids, a long via); nothing was recorded."), "403": error_reply("Another reader's wake, or a channel the caller may not read.")}
         }}
     })
 }
@@ -217,6 +235,7 @@ pub fn spec(max_text_bytes: usize) -> Value {
                                 "properties": {"name": {"type": "string"}, "count": {"type": "integer"}, "last_id": {"type": "integer"},
                                     "listening": {"type": "array", "items": {"type": "string"}, "description": "Who waits on the channel now."},
                                     "readers": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "Each reader's cursor."},
+                                    "delivery": {"type": "object", "description": "Each named reader's newest message woken, read and acknowledged: {NAME: {\"woken\": {\"id\", \"ts\"}, \"read\": …, \"acknowledged\": …}}, a state left out until it happened."},
                                     "unread": {"type": "integer", "description": "With reader: messages after its cursor."}}
                             }}
                         }
@@ -253,7 +272,7 @@ pub fn spec(max_text_bytes: usize) -> Value {
             }
         }}
     });
-    for more in [other_paths(), principal_paths()] {
+    for more in [other_paths(), principal_paths(), delivery_paths()] {
         if let (Some(paths), Value::Object(more)) = (spec["paths"].as_object_mut(), more) {
             paths.extend(more);
         }

@@ -31,6 +31,8 @@ pub enum ApiError {
         message: String,
     },
     NotFound,
+    /// What the request names does not exist: 404, saying what.
+    Missing(String),
     /// A feature the relay's settings turned off: 404, with what to change.
     Off(String),
     MethodNotAllowed,
@@ -49,7 +51,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
-            ApiError::NotFound | ApiError::Off(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::Missing(_) | ApiError::Off(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -67,6 +69,7 @@ impl ApiError {
             | ApiError::Misdirected(m)
             | ApiError::Unavailable(m)
             | ApiError::Off(m)
+            | ApiError::Missing(m)
             | ApiError::Unauthorized { reason: m, .. } => m.clone(),
             ApiError::NotFound => "no such route; see /docs for the API".into(),
             ApiError::MethodNotAllowed => "method not allowed on this route; see /docs for the API".into(),
@@ -106,6 +109,7 @@ impl From<RelayError> for ApiError {
             RelayError::Invalid(invalid) => return ApiError::BadRequest(invalid.to_string()),
             RelayError::Busy(m) => return ApiError::Unavailable(m),
             RelayError::Off(m) => return ApiError::Off(m),
+            RelayError::Missing(m) => return ApiError::Missing(m),
             RelayError::Denied(d) if d.unauthenticated() => {
                 return ApiError::Unauthorized { reason: d.message, sign_in: None }
             }

@@ -1,9 +1,10 @@
-//! The REST API: `/api/messages` (GET, POST), `/api/channels`, `/healthz`, `/readyz`. Shapes are the
+//! The REST API: `/api/messages` (GET, POST), `/api/messages/{id}/delivery`, `/api/wakes`,
+//! `/api/channels`, `/healthz`, `/readyz`. Shapes are the
 //! Python relay's, with fields added beside them (`latest_id`, `since_id`, channel details).
 
 use super::auth::Gate;
 use super::error::ApiError;
-use super::fields::PostFields;
+use super::fields::{required_str, PostFields};
 use super::request::{bad, get_or_head, max_body_bytes, raw_query, read_body, Query};
 use crate::message::Source;
 use crate::relay::{
@@ -38,6 +39,18 @@ pub fn routes(
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .then(post_message);
+    let delivery = warp::path!("api" / "messages" / u64 / "delivery")
+        .and(get_or_head())
+        .and(gate.api(Source::Rest))
+        .and(with_relay.clone())
+        .then(delivery);
+    let wakes = warp::path!("api" / "wakes")
+        .and(warp::post())
+        .and(gate.api(Source::Rest))
+        .and(with_relay.clone())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(note_wake);
     let channels = warp::path!("api" / "channels")
         .and(get_or_head())
         .and(gate.api(Source::Rest))
@@ -73,6 +86,10 @@ pub fn routes(
     });
     get_messages
         .or(post_message)
+        .unify()
+        .or(delivery)
+        .unify()
+        .or(wakes)
         .unify()
         .or(channels)
         .unify()
@@ -136,6 +153,7 @@ async fn get_messages(caller: Caller, raw_query: String, relay: Relay) -> Respon
         let since_id = relay.start_after(target, query.id("since_id")?, reader, start, &caller).await?;
         if let Some(root) = query.id("thread")? {
             let page = relay.thread(target, root, since_id.unwrap_or(0), limit, &caller).await?;
+            relay.note_read(reader, &page, &caller);
             return Ok(page_reply(&page, None));
         }
         let (page, timed_out) = match (since_id, wait) {
@@ -152,6 +170,7 @@ async fn get_messages(caller: Caller, raw_query: String, relay: Relay) -> Respon
             }
             (None, None) => (relay.tail(target, limit, &caller).await?, None),
         };
+        relay.note_read(reader, &page, &caller);
         Ok::<_, ApiError>(page_reply(&page, timed_out))
     };
     result.await.unwrap_or_else(ApiError::into_response)
@@ -174,6 +193,45 @@ async fn post_message(
         let m =
             relay.post_reply(post.target, post.sender, post.text.to_owned(), post.reply_to, &caller).await?;
         let reply = warp::reply::json(&json!({"ok": true, "posted": m.id, "message": m}));
+        Ok(warp::reply::with_status(reply, StatusCode::CREATED).into_response())
+    };
+    result.await.unwrap_or_else(ApiError::into_response)
+}
+
+/// `GET /api/messages/{id}/delivery`: `{"id", "target", "readers": {NAME: {"woken", "read",
+/// "acknowledged"}}}`, each a time or null.
+async fn delivery(id: u64, caller: Caller, relay: Relay) -> Response {
+    match relay.delivery(id, &caller).await {
+        Ok(delivery) => warp::reply::json(&delivery).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `POST /api/wakes` `{"target", "reader", "ids": [...], "via"}`: a bridge or watcher records
+/// that the reader's session accepted a wake about those messages. 201 once it is in the log.
+async fn note_wake(
+    caller: Caller,
+    relay: Relay,
+    declared: Option<u64>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+) -> Response {
+    let result = async {
+        let bytes = read_body(declared, body, max_body_bytes(0)).await?;
+        let json: Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+        let Value::Object(fields) = json else {
+            return Err(bad("body must be a JSON object with target, reader, ids and via"));
+        };
+        let (target, reader) = (required_str(&fields, "target"), required_str(&fields, "reader"));
+        let (target, reader, via) =
+            (target.map_err(bad)?, reader.map_err(bad)?, required_str(&fields, "via").map_err(bad)?);
+        let ids = match fields.get("ids") {
+            Some(Value::Array(ids)) => ids.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>(),
+            _ => None,
+        };
+        let ids = ids.ok_or_else(|| bad("ids: must be an array of message ids"))?;
+        relay.note_wake(target, reader, ids, via, &caller).await?;
+        let reply = warp::reply::json(&json!({"ok": true}));
         Ok(warp::reply::with_status(reply, StatusCode::CREATED).into_response())
     };
     result.await.unwrap_or_else(ApiError::into_response)

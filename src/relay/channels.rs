@@ -137,14 +137,23 @@ impl Relay {
             self.inner.channels.iter().map(|n| n.as_str().to_owned()).chain(listening.keys().cloned());
         for name in empty.collect::<Vec<_>>() {
             if !all.iter().any(|c| c.name == name) {
-                let (listening, readers) = Default::default();
-                all.push(ChannelStats { name, count: 0, last_id: 0, listening, readers, unread: None });
+                let (listening, readers, delivery) = Default::default();
+                all.push(ChannelStats {
+                    name,
+                    count: 0,
+                    last_id: 0,
+                    listening,
+                    readers,
+                    delivery,
+                    unread: None,
+                });
             }
         }
         all.retain(|c| caller.sees(&c.name));
         for channel in &mut all {
             channel.listening = listening.remove(&channel.name).unwrap_or_default();
             channel.readers = self.inner.store.cursors(&channel.name).into_iter().collect();
+            channel.delivery = self.reader_states(&channel.name);
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all

@@ -8,6 +8,7 @@
 //!   the store's commit watch), and the readers' cursors (where a read starts, acknowledgements);
 //! - `search`: full-text search over the index the store keeps;
 //! - `channels`: the channel list, unread counts, and the list as it changes;
+//! - `delivery`: where each message stands for each named reader (woken, read, acknowledged);
 //! - `presence`: who is listening where (live state only);
 //! - `caller`: who is asking, and what it may do;
 //! - `principals`: who a credential names, and their management (admins);
@@ -16,6 +17,7 @@
 
 mod caller;
 mod channels;
+mod delivery;
 mod limits;
 mod post;
 mod presence;
@@ -26,11 +28,12 @@ mod service;
 
 pub use caller::{Caller, Denied, Who};
 pub use channels::{ChannelList, CHANNELS_EVERY, UNREAD_CAP};
+pub use delivery::{Delivery, States, MAX_VIA_CHARS, MAX_WAKE_IDS};
 pub use limits::{
     clamp_limit, DEFAULT_TARGET, DEFAULT_WAIT, MAX_WAIT, MAX_WAITERS, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT,
     REST_DEFAULT_LIMIT, REST_MAX_LIMIT, SEARCH_DEFAULT_LIMIT,
 };
-pub use presence::{Listening, LINGER};
+pub use presence::{Listening, LINGER, READS_KEPT};
 pub use principals::{CredentialInfo, NewPrincipal, PrincipalInfo};
 pub use read::{Page, Start, Waiter};
 pub use service::{Relay, RelayError, Settings};

@@ -23,6 +23,9 @@ pub enum RelayError {
     /// Too many calls of one kind at once; retry later.
     #[error("{0}")]
     Busy(String),
+    /// What was asked about does not exist (an unknown message id).
+    #[error("{0}")]
+    Missing(String),
     /// A feature this relay's settings turned off: asking again will not help.
     #[error("{0}")]
     Off(String),

@@ -47,6 +47,8 @@ pub use event_log::faults::{FaultOp, FaultPlan};
 pub use event_log::nats::{subject as stream_subject, NatsSettings, TextLimit};
 use opening::Inner;
 pub use projections::archive::ArchiveConfig;
+use projections::delivery::Latest;
+pub use projections::delivery::{Logged, Mark, ReaderStates};
 pub use projections::principals::{Directory, Entry as PrincipalEntry, Unknown as UnknownCredential};
 pub use projections::search::{Hit, SearchError, SearchOrder};
 pub use recovery::{set_release_freed_memory, Progress};
@@ -70,7 +72,7 @@ pub struct Lags {
 }
 
 /// One channel as the store knows it, and who is listening there (the relay's live state).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct ChannelStats {
     pub name: String,
     pub count: u64,
@@ -79,6 +81,10 @@ pub struct ChannelStats {
     pub listening: Vec<String>,
     /// Each reader's cursor: the last id it acknowledged.
     pub readers: std::collections::BTreeMap<String, u64>,
+    /// How far each named reader got: the newest message it was woken about, read and
+    /// acknowledged, with when (docs/api.md, "Delivery").
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub delivery: std::collections::BTreeMap<String, ReaderStates>,
     /// Messages after the cursor of the reader asked about (counted up to 1000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<u64>,
@@ -157,6 +163,43 @@ impl Store {
     /// Every reader of `target` with its cursor, by name.
     pub fn cursors(&self, target: &str) -> Vec<(String, u64)> {
         self.inner.shared.channel_views.cursors.of_channel(target)
+    }
+
+    /// Notes that `reader`'s session accepted a wake about messages `ids` of `target`; returns
+    /// once the note is durable and applied.
+    pub async fn note_wake(
+        &self,
+        reader: &Name,
+        target: &Name,
+        ids: Vec<u64>,
+        via: String,
+    ) -> Result<(), StoreError> {
+        let (reader, target) = (reader.clone(), target.clone());
+        self.append_event(NewEvent::Woken { reader, target, ids, via }).await.map(drop)
+    }
+
+    /// Each reader woken on `target` or with a cursor there, with its latest states as the log
+    /// says (woken, acknowledged), by name.
+    pub fn delivery(&self, target: &str) -> Vec<(String, ReaderStates)> {
+        let latest = self.inner.shared.channel_views.delivery.of_channel(target);
+        let states = |l: Latest| ReaderStates { woken: l.woken, read: None, acknowledged: l.acknowledged };
+        latest.into_iter().map(|(reader, l)| (reader, states(l))).collect()
+    }
+
+    /// Message `id` of `target` as each reader there got it, as the log says. Reads the views:
+    /// call it off the async workers.
+    pub fn delivery_of(&self, target: &str, id: u64) -> Result<Vec<(String, Logged)>, StoreError> {
+        self.inner.shared.channel_views.delivery_of(target, id)
+    }
+
+    /// The channel of message `id`, from the log (`None` when no message has that id). Reads
+    /// the log: call it off the async workers.
+    pub fn target_of(&self, id: u64) -> Result<Option<String>, StoreError> {
+        let event = self.inner.shared.log.read_from(id, 1)?.into_iter().next();
+        Ok(match event {
+            Some(Event::MessagePosted(m)) if m.id == id => Some(m.target),
+            _ => None,
+        })
     }
 
     async fn append_event(&self, event: NewEvent) -> Result<Event, StoreError> {
@@ -255,6 +298,7 @@ impl Store {
                 last_id: c.last_id,
                 listening: Vec::new(),
                 readers: Default::default(),
+                delivery: Default::default(),
                 unread: None,
             })
             .collect();

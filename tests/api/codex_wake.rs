@@ -143,6 +143,12 @@ fn listening(addr: std::net::SocketAddr) {
     }
 }
 
+/// When the relay says codex was woken about message `id` (null: it was not).
+fn woken(addr: std::net::SocketAddr, id: u64) -> Value {
+    let delivery = request(addr, "GET", &format!("/api/messages/{id}/delivery"), &[], None).json();
+    delivery["readers"]["codex"]["woken"].clone()
+}
+
 fn codex_cursor(addr: std::net::SocketAddr) -> u64 {
     rv_details(addr).and_then(|c| c["readers"]["codex"].as_u64()).unwrap_or(0)
 }
@@ -195,6 +201,7 @@ fn wakes_in_place(with_tools: bool) {
     );
     assert_eq!(aborted, serde_json::json!([]));
     cursor_reaches(relay.addr, id);
+    assert!(woken(relay.addr, id).is_f64(), "the accepted turn is recorded as woken");
     if !with_tools {
         waker.kill().unwrap();
         waker.wait().unwrap();
@@ -239,6 +246,7 @@ fn a_codex_app_server_that_stops_is_woken_once_it_is_back() {
     let id = post(relay.addr, "claude", "while codex is away");
     said(&lines, "these messages will wake it when it can be reached");
     assert_eq!(codex_cursor(relay.addr), before, "nothing acknowledged while nothing was woken");
+    assert!(woken(relay.addr, id).is_null(), "not woken while the app-server is away");
     assert_eq!(session.ask("start")["ok"], true);
     let woke = said(&lines, "woke Codex thread");
     assert!(woke.contains(&session.thread), "{woke}");
@@ -336,6 +344,7 @@ fn without_the_app_server_watch_says_so_and_runs_exec_instead() {
     let id = post(relay.addr, "claude", "fall back");
     said(&lines, "running --exec instead");
     cursor_reaches(relay.addr, id);
+    assert!(woken(relay.addr, id).is_f64(), "--exec succeeded: woken");
     let batch = std::fs::read_to_string(work.path().join("batch.json")).unwrap();
     assert!(batch.contains("fall back"), "{batch}");
     waker.kill().unwrap();
@@ -348,6 +357,7 @@ fn without_the_app_server_watch_says_so_and_runs_exec_instead() {
     thread::sleep(Duration::from_secs(1));
     let cursor = codex_cursor(relay.addr);
     assert!(cursor >= id && cursor < kept, "not acknowledged while nothing was woken: {cursor}");
+    assert!(woken(relay.addr, kept).is_null(), "nor said to be woken");
     waker.kill().unwrap();
     waker.wait().unwrap();
 }

@@ -6,6 +6,7 @@ mod bridge;
 mod codex_wake;
 mod cursors;
 mod damage;
+mod delivery;
 mod diskfull;
 #[cfg(feature = "faults")]
 mod faults;

@@ -146,6 +146,32 @@ fn two_instances_serve_one_log_and_wake_each_other() {
     let texts: Vec<_> = from_b["messages"].as_array().unwrap().iter().map(|m| m["text"].clone()).collect();
     assert_eq!(texts, ["post 1", "post 2", "post 3", "post 4"], "{from_b}");
 
+    // Delivery states reach every instance: a wake recorded through B shows on A within 1 s,
+    // beside the acknowledgement made through A, with the same times as on B.
+    let wake = json!({"target": "t", "reader": "codex", "ids": [id], "via": "a test"}).to_string();
+    let reply = request(b.addr, "POST", "/api/wakes", &JSON, Some(wake.as_bytes()));
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let codex_on = |addr: SocketAddr| {
+        let delivery = request(addr, "GET", &format!("/api/messages/{id}/delivery"), &[], None).json();
+        delivery["readers"]["codex"].clone()
+    };
+    let started = Instant::now();
+    while !codex_on(a.addr)["woken"].is_f64() {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "A shows the wake within 1 s: {}",
+            codex_on(a.addr)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (on_a, on_b) = (codex_on(a.addr), codex_on(b.addr));
+    assert!(on_a["acknowledged"].is_f64(), "{on_a}");
+    assert_eq!(
+        (&on_a["woken"], &on_a["acknowledged"]),
+        (&on_b["woken"], &on_b["acknowledged"]),
+        "{on_a} {on_b}"
+    );
+
     // Each instance keeps its own search index, fed from the stream: A finds what B took.
     let deadline = Instant::now() + Duration::from_secs(10);
     let found = loop {

@@ -192,16 +192,29 @@ try {
     channel, { timeout: 8000 });
   check("a listener that went away drops out", (await listening.isVisible()) === false);
 
-  // Readers: codex's cursor shows as "seen by codex" under the last message it covers, live;
-  // picking codex above the channel list shows its unread counts instead of message counts.
+  // Readers: where codex stands shows under the messages, live: its cursor as "codex:
+  // acknowledged TIME" under the last message it covers; a wake the relay recorded and a read
+  // under the newest message each covers. Picking codex above the channel list shows its
+  // unread counts instead of message counts.
   const covered = await page.locator("#messages .msg").last().getAttribute("data-id");
   await fetch(`${base}/api/messages?target=${channel}&reader=codex&since_id=${covered}`);
   await page.waitForSelector(`#m-${covered} .seen`, { timeout: 5000 });
-  check("seen by under the acknowledged message", (await page.locator(`#m-${covered} .seen`).textContent()) === "seen by codex");
+  const seenText = async (id) => page.locator(`#m-${id} .seen`).textContent();
+  check("acknowledged, with its time, under the message the cursor passed",
+    /^codex: acknowledged \S+/.test(await seenText(covered)), await seenText(covered));
   const unseen = await post("After codex's cursor", "claude");
   await page.waitForSelector(`#m-${unseen}`, { timeout: 5000 });
-  check("a newer message is not marked seen", (await page.locator(`#m-${unseen} .seen`).count()) === 0 &&
+  check("a newer message shows no state", (await page.locator(`#m-${unseen} .seen`).count()) === 0 &&
     (await page.locator(".seen").count()) === 1);
+  const woke = await fetch(`${base}/api/wakes`, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ target: channel, reader: "codex", ids: [Number(unseen)], via: "the browser test" }) });
+  check("a wake is recorded", woke.status === 201, String(woke.status));
+  await fetch(`${base}/api/messages?target=${channel}&reader=codex`);
+  await page.waitForFunction((id) => /read/.test(document.querySelector(`#m-${id} .seen`)?.textContent || ""),
+    unseen, { timeout: 5000 });
+  check("woken and read under the message, acknowledged still where the cursor is",
+    /^codex: woken \S.*, read \S+/.test(await seenText(unseen)) && /^codex: acknowledged/.test(await seenText(covered)),
+    `${await seenText(unseen)} | ${await seenText(covered)}`);
   await page.selectOption("#reader-pick", "codex");
   await page.waitForFunction((n) => /^1\//.test(document.querySelector(`#channel-nav li[data-name="${n}"] .count`).textContent),
     channel, { timeout: 5000 });

@@ -327,6 +327,7 @@ impl RelayMcp {
                 (None, None) => self.relay.fetch_since(target, since_id, limit, &caller).await,
             }
             .map_err(relay_error)?;
+            self.relay.note_read(optional_str(&args, "reader")?, &page, &caller);
             structured(fetched(&page))
         }
         .await;
@@ -390,6 +391,7 @@ impl RelayMcp {
                 )
                 .await
                 .map_err(relay_error)?;
+            self.relay.note_read(reader, &page, &caller);
             structured(Waited { page: fetched(&page), timed_out })
         }
         .await;

@@ -22,7 +22,7 @@ pub(super) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub(super) const RECONNECT: Duration = Duration::from_secs(1);
 
 /// The channel list as Server-Sent Events named `channels`, each `{"channels": [{"name",
-/// "href", "count", "current", "listening", "readers", "unread"}]}`: the list now, then each
+/// "href", "count", "current", "listening", "readers", "delivery", "unread"}]}`: the list now, then each
 /// time it changes.
 pub(super) fn channel_events(
     relay: &Relay,

@@ -347,6 +347,7 @@ mod tests {
                 current: true,
                 listening: listening_text(&["<i>codex</i>".into(), "b".into(), "c".into()], "<x>"),
                 readers: BTreeMap::new(),
+                delivery: BTreeMap::new(),
                 unread: None,
             }],
             mcp_url: "http://127.0.0.1:8010/mcp".into(),

@@ -7,7 +7,7 @@ use crate::http::pages;
 use crate::http::request::{path_segment, Query};
 use crate::message::{Message, StoredMessage};
 use crate::relay::Relay;
-use crate::store::ChannelStats;
+use crate::store::{ChannelStats, ReaderStates};
 use crate::values::Name;
 use chrono::{DateTime, Local, SecondsFormat, TimeZone};
 use serde::Serialize;
@@ -179,6 +179,8 @@ pub(super) struct ChannelLink {
     pub(super) listening: String,
     /// Each reader's cursor: the last id it acknowledged.
     pub(super) readers: BTreeMap<String, u64>,
+    /// How far each named reader got: woken, read, acknowledged (each the newest id, and when).
+    pub(super) delivery: BTreeMap<String, ReaderStates>,
     /// Messages after the cursor of the reader the page picked.
     pub(super) unread: Option<u64>,
 }
@@ -198,6 +200,7 @@ pub(super) fn channel_links(channels: Vec<ChannelStats>, current: Option<&str>) 
             name: c.name,
             count: c.count,
             readers: c.readers,
+            delivery: c.delivery,
             unread: c.unread,
         })
         .collect()

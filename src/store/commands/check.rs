@@ -5,6 +5,7 @@ use crate::event::Event;
 use crate::store::database::Database;
 use crate::store::event_log::backend::Backend;
 use crate::store::event_log::EventLog;
+use crate::store::projections::delivery::{Latest, Mark};
 use crate::store::projections::principals::Directory;
 use crate::store::StoreError;
 use std::path::Path;
@@ -44,6 +45,7 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
     }
     let mut in_views = std::collections::HashMap::<String, (u64, u64)>::new();
     let mut cursors = std::collections::BTreeMap::<(String, String), u64>::new();
+    let mut delivery = Expected::default();
     let mut principals = Directory::default();
     let mut previous = 0;
     let records: Box<dyn Iterator<Item = Result<Record, StoreError>>> = match &stream {
@@ -76,8 +78,15 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
         let m = match &event {
             Event::MessagePosted(m) => m,
             Event::CursorMoved(c) => {
-                let expected = cursors.entry((c.target.clone(), c.reader.clone())).or_default();
-                *expected = c.to.max(*expected);
+                let pair = (c.target.clone(), c.reader.clone());
+                if cursors.get(&pair).is_none_or(|&at| c.to > at) {
+                    cursors.insert(pair.clone(), c.to);
+                    delivery.latest.entry(pair).or_default().acknowledged = Some(Mark { id: c.to, ts: c.ts });
+                }
+                continue;
+            }
+            Event::ReaderWoken(w) => {
+                delivery.woken(w);
                 continue;
             }
             Event::PrincipalChanged(p) => {
@@ -118,6 +127,11 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
             "the readers' cursors in the views ({:?}) differ from the log's ({cursors:?})",
             views.cursors.all()
         ));
+    }
+    if views.delivery.all() != delivery.latest {
+        report
+            .problems
+            .push("the readers' wakes and acknowledgements in the views differ from the log's".to_owned());
     }
     for (name, record) in &channels {
         let (count, last_id) = in_views.get(name).copied().unwrap_or_default();
@@ -188,4 +202,23 @@ fn search_problems(dir: &Path, log: &dyn EventLog, problems: &mut Vec<String>) -
         ));
     }
     Ok(())
+}
+
+/// The readers' latest states the log's events make (`projections/delivery.rs`).
+#[derive(Default)]
+struct Expected {
+    latest: std::collections::BTreeMap<(String, String), Latest>,
+    woken: std::collections::HashSet<(String, String, u64)>,
+}
+
+impl Expected {
+    fn woken(&mut self, w: &crate::event::ReaderWoken) {
+        let latest = self.latest.entry((w.target.clone(), w.reader.clone())).or_default();
+        for &id in &w.ids {
+            let first = self.woken.insert((w.target.clone(), w.reader.clone(), id));
+            if first && latest.woken.is_none_or(|m| id > m.id) {
+                latest.woken = Some(Mark { id, ts: w.ts });
+            }
+        }
+    }
 }

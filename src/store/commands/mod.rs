@@ -167,6 +167,17 @@ fn importable(event: &Event) -> Result<(), String> {
                 return Err(format!("to: {} must be an id before the event's own, {}", c.to, c.id));
             }
         }
+        Event::ReaderWoken(w) => {
+            Name::parse("target", &w.target)
+                .and(Name::parse("reader", &w.reader))
+                .map_err(|e| e.to_string())?;
+            if w.ids.is_empty() || w.ids.windows(2).any(|pair| pair[0] >= pair[1]) {
+                return Err("ids: must name at least one message, in ascending order".into());
+            }
+            if w.ids.last().is_some_and(|&last| last >= w.id) {
+                return Err(format!("ids: must be ids before the event's own, {}", w.id));
+            }
+        }
         Event::PrincipalChanged(p) => {
             Name::parse("name", &p.name).map_err(|e| e.to_string())?;
             match &p.change {
@@ -311,6 +322,10 @@ fn print_log(log: &dyn EventLog, out: &mut dyn Write) -> Result<u64, StoreError>
                 }
                 Event::PrincipalChanged(p) => {
                     format!("#{} [principal {}: {}]", p.id, p.name, p.change.describe())
+                }
+                Event::ReaderWoken(w) => {
+                    let ids = w.ids.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(" ");
+                    format!("#{} [{} woken on {} about {ids} via {}]", w.id, w.reader, w.target, w.via)
                 }
             };
             writeln!(out, "{line}").map_err(io_error)?;

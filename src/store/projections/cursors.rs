@@ -70,14 +70,16 @@ impl Cursors {
     }
 
     /// Adds `moved` to the batch when it moves its cursor forward, from where the batch so far
-    /// (`moves`) or the applied cursors left it.
-    pub(crate) fn apply(&self, moved: &CursorMoved, moves: &mut Moves, batch: &mut sled::Batch) {
+    /// (`moves`) or the applied cursors left it; says whether it did.
+    pub(crate) fn apply(&self, moved: &CursorMoved, moves: &mut Moves, batch: &mut sled::Batch) -> bool {
         let at = (moved.target.clone(), moved.reader.clone());
         let now = moves.0.get(&at).copied().or_else(|| self.get(&at.0, &at.1));
-        if now.is_none_or(|now| moved.to > now) {
+        let forward = now.is_none_or(|now| moved.to > now);
+        if forward {
             batch.insert(key(&moved.target, &moved.reader), &moved.to.to_be_bytes());
             moves.0.insert(at, moved.to);
         }
+        forward
     }
 
     /// Makes a written batch's moves visible to readers.

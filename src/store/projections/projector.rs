@@ -68,7 +68,7 @@ impl Projector {
                 .iter()
                 .filter_map(|e| match e {
                     Event::MessagePosted(m) => Some(m.target.as_str()),
-                    Event::CursorMoved(_) | Event::PrincipalChanged(_) => None,
+                    _ => None,
                 })
                 .collect();
             for name in touched {

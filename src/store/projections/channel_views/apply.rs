@@ -1,6 +1,7 @@
 //! Applying the log's events to the channel views: one atomic batch per group, messages added
 //! to their channels' open messages and sealed into blocks when full (or when a sweep finds
-//! them too old or too many), cursors moved, principals changed, the checkpoint written.
+//! them too old or too many), cursors moved, wakes and acknowledgements noted, principals
+//! changed, the checkpoint written.
 
 use super::{
     block_key, channel_key, corrupt, stored, ChannelRecord, ChannelViews, Channels, Open, CHECKPOINT,
@@ -9,6 +10,7 @@ use super::{
 use crate::event::Event;
 use crate::message::Message;
 use crate::store::projections::cursors::Moves;
+use crate::store::projections::delivery::{self, Delivery};
 use crate::store::projections::principals::{Directory, Principals};
 use crate::store::StoreError;
 use std::collections::HashSet;
@@ -34,6 +36,7 @@ struct Applying {
     fresh: Open,
     sealed: HashSet<u32>,
     cursors: Moves,
+    delivery: delivery::Changes,
     /// The principals as the batch leaves them, when it changes them.
     principals: Option<Directory>,
 }
@@ -69,8 +72,15 @@ impl ChannelViews {
                     self.add_message(m, channels, &mut work, &mut batch)?;
                     touched.push(m.target.as_str());
                 }
-                Event::CursorMoved(c) => self.cursors.apply(c, &mut work.cursors, &mut batch),
+                Event::CursorMoved(c) => {
+                    if self.cursors.apply(c, &mut work.cursors, &mut batch) {
+                        self.delivery.acknowledged(c, &mut work.delivery, &mut batch);
+                    }
+                }
                 Event::PrincipalChanged(p) => self.principals.apply(p, &mut work.principals),
+                Event::ReaderWoken(w) => {
+                    self.delivery.woken(&self.tree, w, &mut work.delivery, &mut batch)?
+                }
             }
             if event.id().is_multiple_of(SWEEP_EVERY) {
                 swept.extend(self.sweep(event.id(), channels, &mut work, &mut batch)?);
@@ -85,6 +95,7 @@ impl ChannelViews {
             batch.insert(channel_key(name), bytes);
         }
         Principals::write(&work.principals, &mut batch)?;
+        Delivery::write(&work.delivery, &mut batch)?;
         let mut checkpoint = [0u8; 16];
         checkpoint[..8].copy_from_slice(&last.id().to_be_bytes());
         checkpoint[8..].copy_from_slice(&self.blocks.end().to_be_bytes());
@@ -104,6 +115,7 @@ impl ChannelViews {
                 open.entry(no).or_default().extend(messages);
             }
             self.cursors.publish(work.cursors);
+            self.delivery.publish(work.delivery);
             self.principals.publish(work.principals);
         }
         if sealing {

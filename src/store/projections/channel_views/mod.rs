@@ -9,7 +9,9 @@
 //!   block is consecutive messages of the channel, each as `id(8 BE) length(4 BE) JSON`;
 //! - `[4]` → the layout's version ([`FORMAT`]); views of another version are rebuilt;
 //! - `[6] channel 0 reader` → a reader's cursor on the channel (`store/cursors.rs`);
-//! - `[7]` → the principals, as JSON (`projections/principals.rs`).
+//! - `[7]` → the principals, as JSON (`projections/principals.rs`);
+//! - `[8]`, `[9]`, `[10]` → when readers were woken about messages and acknowledged them
+//!   (`projections/delivery.rs`).
 //!
 //! A channel's newest messages, not sealed yet ("open"), are held in memory only, as JSON ready
 //! to send: the log has them, and on open they are read back from it. Once a channel has
@@ -39,6 +41,7 @@ use crate::message::{Message, StoredMessage};
 use crate::store::event_log::EventLog;
 use crate::store::projections::blocks::{BlockFile, BlockRef, RECENT_BYTES};
 use crate::store::projections::cursors::Cursors;
+use crate::store::projections::delivery::{Delivery, Logged};
 use crate::store::projections::principals::Principals;
 use crate::store::StoreError;
 use bytes::Bytes;
@@ -57,7 +60,7 @@ const ORIGIN_KEY: u8 = 5;
 
 /// The layout version, raised whenever the layout changes: views of another version are
 /// rebuilt from the log on open.
-const FORMAT: u8 = 4;
+const FORMAT: u8 = 5;
 /// Bytes before each message in a block: id and length.
 const ENTRY_HEADER: usize = 12;
 /// Events read back from the log at a time on open.
@@ -96,6 +99,8 @@ pub(crate) struct ChannelViews {
     open: RwLock<Open>,
     /// Readers' cursors, written in the views' batches.
     pub(crate) cursors: Cursors,
+    /// When readers were woken about messages and acknowledged them, likewise.
+    pub(crate) delivery: Delivery,
     /// The principals, written in the views' batches.
     pub(crate) principals: Principals,
     /// Odd while a batch that seals blocks is being applied; bumped twice per such batch.
@@ -185,6 +190,7 @@ impl ChannelViews {
             blocks,
             open: RwLock::new(Open::new()),
             cursors: Cursors::default(),
+            delivery: Delivery::default(),
             principals: Principals::default(),
             seals: AtomicU64::new(0),
         })
@@ -230,11 +236,17 @@ impl ChannelViews {
             channels.insert(name.to_owned(), record);
         }
         self.cursors.load(&self.tree)?;
+        self.delivery.load(&self.tree)?;
         self.principals.load(&self.tree)?;
         if let Some(log) = log {
             self.read_back(log, checkpoint, &mut channels)?;
         }
         Ok((checkpoint, channels))
+    }
+
+    /// Message `id` of `channel` as each reader there got it, as the log says.
+    pub(crate) fn delivery_of(&self, channel: &str, id: u64) -> Result<Vec<(String, Logged)>, StoreError> {
+        self.delivery.of_message(&self.tree, channel, id)
     }
 
     /// Reads the open messages (those after the channels' last sealed block, which the views
