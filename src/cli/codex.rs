@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
+/// The Codex whose app-server protocol this speaks, as its tests run it.
+const TESTED_WITH: &str = "0.169.0";
 /// How long one request may wait for its answer.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 /// How often a wait for a running turn asks for the thread's status again, in case a
@@ -35,7 +37,8 @@ pub enum CodexError {
     /// to another path.
     #[error("{0}")]
     Busy(String),
-    /// What trying again will not fix: a refused token, several threads and none named.
+    /// What trying again will not fix: a refused token, several threads and none named, a
+    /// protocol this code does not speak.
     #[error("{0}")]
     Refused(String),
 }
@@ -254,6 +257,13 @@ impl AppServer {
             }
             if let Some(error) = message.get("error") {
                 let why = error["message"].as_str().unwrap_or("no reason given");
+                // Codex answers a method it does not know as an invalid request naming it.
+                if error["code"] == -32601 || why.contains(&format!("unknown variant `{method}`")) {
+                    return Err(CodexError::Refused(format!(
+                        "the Codex app-server does not know {method}: it speaks another version of the \
+                         protocol than this relay (written for Codex {TESTED_WITH}); update Codex or the relay"
+                    )));
+                }
                 return Err(CodexError::Unreachable(format!("the Codex app-server refused {method}: {why}")));
             }
             return Ok(message["result"].clone());

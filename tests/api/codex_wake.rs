@@ -184,10 +184,14 @@ fn wakes_in_place(with_tools: bool) {
         start_waker(work.path(), relay.addr.port(), &["--reader", "codex", "--codex-app-server", &address]);
     said(&lines, &format!("will wake Codex thread {}", session.thread));
     listening(relay.addr);
+    let sent = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     let id = post(relay.addr, "claude", "please review the diff");
     let woke = said(&lines, "woke Codex thread");
     assert!(woke.contains(&session.thread) && woke.contains("started turn"), "{woke}");
     let (requests, aborted) = session.requests_until(|r, _| r.len() >= 2);
+    // From the start of the post to the model's request in the woken turn (docs/benchmarks.md).
+    let arrived = session.ask("requests")["times"][1].as_f64().unwrap();
+    eprintln!("codex wake-up delay: {:.0} ms", (arrived - sent) * 1000.0);
     // The woken turn's requests (it calls two tools, so three of them) all end with the wake.
     assert!(requests[1..].iter().all(|r| r.last() == requests[1].last()), "one turn: {requests:?}");
     let wake = &requests[1];
@@ -360,4 +364,115 @@ fn without_the_app_server_watch_says_so_and_runs_exec_instead() {
     assert!(woken(relay.addr, kept).is_null(), "nor said to be woken");
     waker.kill().unwrap();
     waker.wait().unwrap();
+}
+
+/// Runs `watch` until it stops by itself (within 60 s): how it ended, and all it said.
+fn watch_until_it_stops(work: &Path, port: u16, extra: &[&str]) -> (std::process::ExitStatus, String) {
+    let (mut waker, lines) = start_waker(work, port, extra);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = waker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "watch did not stop: {:?}", lines.try_iter().collect::<Vec<_>>());
+        thread::sleep(Duration::from_millis(50));
+    };
+    (status, lines.iter().collect::<Vec<_>>().join("\n"))
+}
+
+/// A free loopback port (nothing listens on it once this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Bad input each gets a clear message, and no message is lost or said to be woken, and no cursor
+/// moves: an address that is not one, an app-server that speaks another protocol version, a
+/// wrong token (these stop `watch`), and an unknown thread (`watch` waits for it to open).
+#[test]
+fn bad_app_server_input_is_said_clearly_and_moves_no_cursor() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = start_relay(work.path(), &[]);
+    let port = relay.addr.port();
+    seed(relay.addr);
+    let ended = |extra: &[&str], needle: &str| {
+        let (status, said) = watch_until_it_stops(work.path(), port, extra);
+        assert!(!status.success() && said.contains(needle), "{status}: {said}");
+    };
+    ended(&["--reader", "codex", "--codex-app-server", "http://127.0.0.1:1"], "is not an app-server address");
+
+    // Another version of the protocol: Codex's own answer to a method it does not know.
+    let foreign = work.path().join("foreign.sock");
+    let mut server = Command::new(client_path("RELAY_MCP_PYTHON"))
+        .arg(clients_dir().join("foreign_app_server.py"))
+        .arg(&foreign)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ready = lines_of(server.stdout.take().unwrap()).recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(ready, "ready");
+    let address = format!("unix://{}", foreign.display());
+    ended(&["--reader", "codex", "--codex-app-server", &address], "does not know thread/loaded/list");
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // The real app-server on ws:// with a capability token: a wrong one is refused.
+    let (token, wrong) = (work.path().join("token"), work.path().join("wrong"));
+    std::fs::write(&token, "right-token\n").unwrap();
+    std::fs::write(&wrong, "wrong-token\n").unwrap();
+    let ws_port = free_port();
+    let home = work.path().join("codex-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut app_server = Command::new(client_path("RELAY_CODEX"))
+        .args([
+            "app-server",
+            "--listen",
+            &format!("ws://127.0.0.1:{ws_port}"),
+            "--ws-auth",
+            "capability-token",
+        ])
+        .arg("--ws-token-file")
+        .arg(&token)
+        .env("CODEX_HOME", &home)
+        .env("HOME", work.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", ws_port)).is_err() {
+        assert!(Instant::now() < deadline, "the app-server listens on {ws_port}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let ws = format!("ws://127.0.0.1:{ws_port}");
+    let with = |file: &Path| {
+        vec!["--reader", "codex", "--codex-app-server", &ws, "--codex-token-file"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([file.display().to_string()])
+            .collect::<Vec<_>>()
+    };
+    let args = with(&wrong);
+    ended(&args.iter().map(String::as_str).collect::<Vec<_>>(), "invalid websocket bearer token");
+
+    // The right token and a thread that is not open: said, and waited for; nothing is woken.
+    let mut args = with(&token);
+    args.extend(["--thread".to_owned(), "019a0000-0000-7000-8000-000000000000".to_owned()]);
+    let (mut waker, lines) =
+        start_waker(work.path(), port, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    said(
+        &lines,
+        "the Codex thread 019a0000-0000-7000-8000-000000000000 is not open on the app-server (open: none)",
+    );
+    listening(relay.addr);
+    let before = codex_cursor(relay.addr);
+    let id = post(relay.addr, "claude", "for a thread that is not open");
+    said(&lines, "these messages will wake it when it can be reached");
+    assert_eq!(codex_cursor(relay.addr), before, "no cursor moved");
+    assert!(woken(relay.addr, id).is_null(), "nothing said to be woken");
+    let kept = request(relay.addr, "GET", &format!("/api/messages?target=rv&reader=codex"), &[], None).json();
+    assert!(kept["messages"].as_array().unwrap().iter().any(|m| m["id"] == id), "the message waits: {kept}");
+    waker.kill().unwrap();
+    waker.wait().unwrap();
+    app_server.kill().unwrap();
+    app_server.wait().unwrap();
 }

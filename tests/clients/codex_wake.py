@@ -15,6 +15,7 @@ takes commands on stdin, one per line, and answers each with one JSON line:
   stop       stops the app-server
   start      starts it again, and the session resumes its thread there
   requests   what the model was asked, in order: {"requests": [[user text, ...], ...],
+             "times": [when each arrived, seconds since the epoch, ...],
              "aborted": [request number, ...]} (a stream Codex dropped before its end)
 At the end of stdin it stops the app-server and exits."""
 import json
@@ -30,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from scripted_codex import answer, function_call, relay_tool, write_config
 from websockets.sync.client import unix_connect
 
-requests, aborted, lock = [], [], threading.Lock()
+requests, arrivals, aborted, lock = [], [], [], threading.Lock()
 
 
 def user_texts(body):
@@ -83,6 +84,7 @@ class Model(BaseHTTPRequestHandler):
         texts = user_texts(body)
         with lock:
             requests.append(texts)
+            arrivals.append(time.time())
             n = len(requests)
         step = woken_step(body)
         if step is not None:
@@ -216,7 +218,7 @@ default_tools_approval_mode = "approve"
                 answer = {"ok": True}
             elif command == ["requests"]:
                 with lock:
-                    answer = {"requests": list(requests), "aborted": list(aborted)}
+                    answer = {"requests": list(requests), "times": list(arrivals), "aborted": list(aborted)}
             else:
                 answer = {"error": f"unknown command {line.strip()!r}"}
             print(json.dumps(answer), flush=True)
