@@ -111,7 +111,7 @@ fn delivery_paths() -> Value {
     json!({
         "/api/messages/{id}/delivery": {"get": {
             "summary": "Where a message stands for each named reader",
-            "description": "{\"id\", \"target\", \"readers\": {NAME: {\"woken\", \"read\", \"acknowledged\"}}}, each a time (seconds since the epoch) or null when it did not happen. woken: a bridge or watcher put a wake about it into the reader's session and the session accepted it; read: the reader fetched it (this instance's live state, since it started); acknowledged: the reader's cursor passed it. Readers: those woken on the channel or with a cursor there, and those this instance saw read it.",
+            "description": "{\"id\", \"target\", \"stored\", \"readers\": {NAME: {\"woken\", \"read\", \"acknowledged\"}}}, each a time (seconds since the epoch) or null when it did not happen. woken: a bridge or watcher put a wake about it into the reader's session and the session accepted it; read: the reader fetched it (this instance's live state, since it started); acknowledged: the reader's cursor passed it. Readers: those woken on the channel or with a cursor there, and those this instance saw read it.",
             "parameters": [path_param("id", "The message's id")],
             "responses": {"200": {"description": "The states", "content": {"application/json": {}}}, "403": error_reply("The caller may not read the message's channel."), "404": error_reply("No message has this id.")}
         }},

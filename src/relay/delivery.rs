@@ -18,13 +18,16 @@ pub const MAX_WAKE_IDS: usize = 1000;
 /// Characters of a wake's `via`.
 pub const MAX_VIA_CHARS: usize = 200;
 
-/// `GET /api/messages/{id}/delivery`: the message's states for each named reader on its channel,
+/// `GET /api/messages/{id}/delivery`: when the message was stored, and its states for each
+/// named reader on its channel,
 /// each a time or `null` (it did not happen, or, for `read`, not on this instance since it
 /// started).
 #[derive(Debug, Serialize)]
 pub struct Delivery {
     pub id: u64,
     pub target: String,
+    /// When the post was stored (its `ts`).
+    pub stored: f64,
     pub readers: BTreeMap<String, States>,
 }
 
@@ -92,7 +95,8 @@ impl Relay {
     pub async fn delivery(&self, id: u64, caller: &Caller) -> Result<Delivery, RelayError> {
         let store = self.inner.store.clone();
         let target = blocking(move || store.target_of(id)).await?;
-        let target = target.ok_or_else(|| RelayError::Missing(format!("no message has the id {id}")))?;
+        let (target, stored) =
+            target.ok_or_else(|| RelayError::Missing(format!("no message has the id {id}")))?;
         self.readable(&target, caller)?;
         let (store, channel) = (self.inner.store.clone(), target.clone());
         let logged = blocking(move || store.delivery_of(&channel, id)).await?;
@@ -105,7 +109,7 @@ impl Relay {
                 readers.entry(reader).or_default().read = Some(read);
             }
         }
-        Ok(Delivery { id, target, readers })
+        Ok(Delivery { id, target, stored, readers })
     }
 
     /// Each named reader's latest states on `channel`: the log's, with this instance's reads.

@@ -192,12 +192,12 @@ impl Store {
         self.inner.shared.channel_views.delivery_of(target, id)
     }
 
-    /// The channel of message `id`, from the log (`None` when no message has that id). Reads
-    /// the log: call it off the async workers.
-    pub fn target_of(&self, id: u64) -> Result<Option<String>, StoreError> {
+    /// The channel of message `id` and when it was stored, from the log (`None` when no
+    /// message has that id). Reads the log: call it off the async workers.
+    pub fn target_of(&self, id: u64) -> Result<Option<(String, f64)>, StoreError> {
         let event = self.inner.shared.log.read_from(id, 1)?.into_iter().next();
         Ok(match event {
-            Some(Event::MessagePosted(m)) if m.id == id => Some(m.target),
+            Some(Event::MessagePosted(m)) if m.id == id => Some((m.target, m.ts)),
             _ => None,
         })
     }

@@ -469,7 +469,7 @@ fn bad_app_server_input_is_said_clearly_and_moves_no_cursor() {
     said(&lines, "these messages will wake it when it can be reached");
     assert_eq!(codex_cursor(relay.addr), before, "no cursor moved");
     assert!(woken(relay.addr, id).is_null(), "nothing said to be woken");
-    let kept = request(relay.addr, "GET", &format!("/api/messages?target=rv&reader=codex"), &[], None).json();
+    let kept = request(relay.addr, "GET", "/api/messages?target=rv&reader=codex", &[], None).json();
     assert!(kept["messages"].as_array().unwrap().iter().any(|m| m["id"] == id), "the message waits: {kept}");
     waker.kill().unwrap();
     waker.wait().unwrap();

@@ -42,6 +42,8 @@ fn each_state_is_said_only_once_it_happened_and_the_logged_ones_survive_kill_9()
     // Stored only: no named reader has done anything yet.
     let delivery = ok(call(addr, "GET", &format!("/api/messages/{second}/delivery"), None), 200);
     assert_eq!(delivery["readers"], json!({}), "{delivery}");
+    let page = ok(call(addr, "GET", "/api/messages?target=rv", None), 200);
+    assert_eq!(delivery["stored"], page["messages"][1]["ts"], "stored when the post was: {delivery}");
 
     // Woken about the last two (as a watcher says after Codex accepted the turn).
     ok(wake(addr, &[second, third]), 201);
@@ -119,6 +121,28 @@ fn each_state_is_said_only_once_it_happened_and_the_logged_ones_survive_kill_9()
     let relay = start_relay(work.path(), &[]);
     let rebuilt = states(relay.addr, second, "codex");
     assert_eq!((&rebuilt.0, &rebuilt.2), (&before_kill.0, &before_kill.2), "rebuilt from the log");
+
+    // With principals, each records its own wakes only.
+    let addr = relay.addr;
+    let added =
+        ok(call(addr, "POST", "/api/principals", Some(&json!({"name": "root", "role": "admin"}))), 201);
+    let root = format!("Bearer {}", added["credential"].as_str().unwrap());
+    let as_root = [("Content-Type", "application/json"), ("Authorization", root.as_str())];
+    let body = json!({"name": "codex"}).to_string();
+    let added = request(addr, "POST", "/api/principals", &as_root, Some(body.as_bytes()));
+    let codex = format!("Bearer {}", ok(added, 201)["credential"].as_str().unwrap());
+    let as_codex = [("Content-Type", "application/json"), ("Authorization", codex.as_str())];
+    let wake_as = |reader: &str| {
+        let body = json!({"target": "rv", "reader": reader, "ids": [first], "via": "x"}).to_string();
+        request(addr, "POST", "/api/wakes", &as_codex, Some(body.as_bytes()))
+    };
+    wake_as("claude").assert_error(403, "reader");
+    assert_eq!(wake_as("codex").status, 201);
+    let delivery = request(addr, "GET", &format!("/api/messages/{first}/delivery"), &as_codex, None).json();
+    assert!(
+        delivery["readers"]["codex"]["woken"].is_f64() && delivery["readers"].get("claude").is_none(),
+        "{delivery}"
+    );
 }
 
 /// An MCP tool call over `/mcp` (stateless): its structured result.
