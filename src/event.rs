@@ -77,6 +77,11 @@ pub struct PrincipalChanged {
     pub change: Change,
 }
 
+/// Messages one wake may name.
+pub const MAX_WAKE_IDS: usize = 1000;
+/// Characters of a wake's `via`.
+pub const MAX_VIA_CHARS: usize = 200;
+
 /// A bridge or watcher put a wake about messages `ids` of channel `target` into `reader`'s
 /// session, and the session accepted it (a Codex turn started or steered, for example).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

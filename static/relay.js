@@ -194,8 +194,8 @@
     });
     readerPick.value = picked;
   }
-  // Where each reader stands, under the newest message shown that each state covers:
-  // "codex: woken 12:01:03, read 12:01:20, acknowledged 12:01:40".
+  // Where each reader stands, under the messages: "codex: woken 12:01:03, read 12:01:20,
+  // acknowledged 12:01:40".
   const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
   const STATES = ["woken", "read", "acknowledged"];
   function showSeen(here) {
@@ -221,7 +221,10 @@
       const states = delivery[reader] || {};
       STATES.forEach(function (state) {
         const mark = states[state];
-        if (mark) note(covering(mark.id), reader, state + " " + clock.format(new Date(mark.ts * 1000)));
+        // Woken and read name a message: shown under it, when it is on the page. The cursor
+        // covers every message up to it: shown under the newest of those on the page.
+        const li = !mark ? null : state === "acknowledged" ? covering(mark.id) : document.getElementById("m-" + mark.id);
+        if (li) note(li, reader, state + " " + clock.format(new Date(mark.ts * 1000)));
       });
       if (!states.acknowledged && reader in readers) note(covering(readers[reader]), reader, "acknowledged");
     });

@@ -217,7 +217,8 @@ impl Client {
     }
 
     /// [`Client::wait`] as `reader`: without `since_id`, after the reader's cursor (a reader new
-    /// to the channel starts at its end); with it, the cursor first moves up to `since_id`.
+    /// to the channel starts at its end); with it, the cursor first moves up to `since_id`. A
+    /// read on the reader's behalf (`peek`): the relay does not count it as the reader's own.
     pub fn wait_as(
         &self,
         target: &str,
@@ -235,7 +236,7 @@ impl Client {
             request = request.query("since_id", since_id.to_string());
         }
         if let Some(reader) = reader {
-            request = request.query("reader", reader).query("start", "end");
+            request = request.query("reader", reader).query("start", "end").query("peek", "true");
         }
         if let Some(sender) = exclude_sender {
             request = request.query("exclude_sender", sender);

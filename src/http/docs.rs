@@ -112,14 +112,14 @@ fn delivery_paths() -> Value {
         "/api/messages/{id}/delivery": {"get": {
             "summary": "Where a message stands for each named reader",
             "description": "{\"id\", \"target\", \"stored\", \"readers\": {NAME: {\"woken\", \"read\", \"acknowledged\"}}}, each a time (seconds since the epoch) or null when it did not happen. woken: a bridge or watcher put a wake about it into the reader's session and the session accepted it; read: the reader fetched it (this instance's live state, since it started); acknowledged: the reader's cursor passed it. Readers: those woken on the channel or with a cursor there, and those this instance saw read it.",
-            "parameters": [path_param("id", "The message's id")],
-            "responses": {"200": {"description": "The states", "content": {"application/json": {}}}, "403": error_reply("The caller may not read the message's channel."), "404": error_reply("No message has this id.")}
+            "parameters": [path_param("id", "The message's id"), param("target", false, json!({"type": "string"}), "The message's channel, when known: spares a read of the log.")],
+            "responses": {"200": {"description": "The states", "content": {"application/json": {}}}, "403": error_reply("The caller may not read the channel named by target."), "404": error_reply("No message has this id (in target), or the caller may not read its channel.")}
         }},
         "/api/wakes": {"post": {
             "summary": "Record a wake the reader's session accepted",
             "description": "What `watch --reader` sends after Codex's app-server accepted a turn (or --exec succeeded): {\"target\", \"reader\", \"ids\": [message ids of the channel, 1 to 1000], \"via\": how, up to 200 characters}. A principal records its own wakes only. Each message keeps its first wake.",
             "requestBody": {"required": true, "content": {"application/json": {}}},
-            "responses": {"201": {"description": "In the log"}, "400": error_reply("Invalid (an id not on the channel, no ids, a long via); nothing was recorded."), "403": error_reply("Another reader's wake, or a channel the caller may not read.")}
+            "responses": {"201": {"description": "In the log: {\"ok\": true, \"recorded\": [the ids not woken about before]}"}, "400": error_reply("Invalid (an id not on the channel, no ids, a long via); nothing was recorded."), "403": error_reply("Another reader's wake, or a channel the caller may not read.")}
         }}
     })
 }
@@ -159,6 +159,7 @@ pub fn spec(max_text_bytes: usize) -> Value {
                         param("reader", false, json!({"type": "string"}), "Your name: the relay keeps your place. Alone: the messages after your cursor. With since_id: your cursor first moves up to since_id (an acknowledgement)."),
                         param("start", false, json!({"type": "string", "enum": ["end", "beginning"]}), "With reader: where a reader new to the channel starts (default beginning)."),
                         param("thread", false, json!({"type": "integer", "minimum": 0}), "Only this message of the channel and the messages answering it (and their answers)."),
+                        param("peek", false, json!({"type": "boolean"}), "With reader: a read on the reader's behalf (what watch makes), not counted as the reader's own read in its delivery states."),
                     ],
                     "responses": {
                         "200": {"description": "A page of messages", "content": {"application/json": {"schema": message_list}}},

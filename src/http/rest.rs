@@ -42,6 +42,7 @@ pub fn routes(
     let delivery = warp::path!("api" / "messages" / u64 / "delivery")
         .and(get_or_head())
         .and(gate.api(Source::Rest))
+        .and(raw_query())
         .and(with_relay.clone())
         .then(delivery);
     let wakes = warp::path!("api" / "wakes")
@@ -150,10 +151,21 @@ async fn get_messages(caller: Caller, raw_query: String, relay: Relay) -> Respon
         let wait = query.seconds("wait")?;
         let reader = query.get("reader");
         let start = Start::parse(query.get("start")).map_err(|e| bad(e.to_string()))?;
+        // A read on the reader's behalf (what `watch` makes) is not the reader's own.
+        let peek = match query.get("peek").map(str::trim) {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => return Err(bad("peek: must be true or false")),
+        };
+        let read = |page: &Page| {
+            if !peek {
+                relay.note_read(reader, page, &caller)
+            }
+        };
         let since_id = relay.start_after(target, query.id("since_id")?, reader, start, &caller).await?;
         if let Some(root) = query.id("thread")? {
             let page = relay.thread(target, root, since_id.unwrap_or(0), limit, &caller).await?;
-            relay.note_read(reader, &page, &caller);
+            read(&page);
             return Ok(page_reply(&page, None));
         }
         let (page, timed_out) = match (since_id, wait) {
@@ -170,7 +182,7 @@ async fn get_messages(caller: Caller, raw_query: String, relay: Relay) -> Respon
             }
             (None, None) => (relay.tail(target, limit, &caller).await?, None),
         };
-        relay.note_read(reader, &page, &caller);
+        read(&page);
         Ok::<_, ApiError>(page_reply(&page, timed_out))
     };
     result.await.unwrap_or_else(ApiError::into_response)
@@ -198,17 +210,20 @@ async fn post_message(
     result.await.unwrap_or_else(ApiError::into_response)
 }
 
-/// `GET /api/messages/{id}/delivery`: `{"id", "target", "readers": {NAME: {"woken", "read",
-/// "acknowledged"}}}`, each a time or null.
-async fn delivery(id: u64, caller: Caller, relay: Relay) -> Response {
-    match relay.delivery(id, &caller).await {
-        Ok(delivery) => warp::reply::json(&delivery).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+/// `GET /api/messages/{id}/delivery[?target=CHANNEL]`: `{"id", "target", "stored", "readers":
+/// {NAME: {"woken", "read", "acknowledged"}}}`, each a time or null.
+async fn delivery(id: u64, caller: Caller, raw_query: String, relay: Relay) -> Response {
+    let result = async {
+        let query = Query::parse(&raw_query)?;
+        let delivery = relay.delivery(id, query.get("target"), &caller).await?;
+        Ok::<_, ApiError>(warp::reply::json(&delivery).into_response())
+    };
+    result.await.unwrap_or_else(ApiError::into_response)
 }
 
 /// `POST /api/wakes` `{"target", "reader", "ids": [...], "via"}`: a bridge or watcher records
-/// that the reader's session accepted a wake about those messages. 201 once it is in the log.
+/// that the reader's session accepted a wake about those messages. 201 once it is in the log,
+/// with the ids `recorded` (those not woken about before; none appends nothing).
 async fn note_wake(
     caller: Caller,
     relay: Relay,
@@ -230,8 +245,8 @@ async fn note_wake(
             _ => None,
         };
         let ids = ids.ok_or_else(|| bad("ids: must be an array of message ids"))?;
-        relay.note_wake(target, reader, ids, via, &caller).await?;
-        let reply = warp::reply::json(&json!({"ok": true}));
+        let recorded = relay.note_wake(target, reader, ids, via, &caller).await?;
+        let reply = warp::reply::json(&json!({"ok": true, "recorded": recorded}));
         Ok(warp::reply::with_status(reply, StatusCode::CREATED).into_response())
     };
     result.await.unwrap_or_else(ApiError::into_response)

@@ -7,16 +7,12 @@
 use super::caller::Caller;
 use super::read::Page;
 use super::service::{blocking, Relay, RelayError};
-use crate::store::ReaderStates;
+use crate::event::{MAX_VIA_CHARS, MAX_WAKE_IDS};
+use crate::store::{ReaderStates, States, StoreError};
 use crate::values::{Invalid, Name};
 use serde::Serialize;
 use slog::info;
 use std::collections::BTreeMap;
-
-/// Messages one wake may name.
-pub const MAX_WAKE_IDS: usize = 1000;
-/// Characters of a wake's `via`.
-pub const MAX_VIA_CHARS: usize = 200;
 
 /// `GET /api/messages/{id}/delivery`: when the message was stored, and its states for each
 /// named reader on its channel,
@@ -29,13 +25,6 @@ pub struct Delivery {
     /// When the post was stored (its `ts`).
     pub stored: f64,
     pub readers: BTreeMap<String, States>,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct States {
-    pub woken: Option<f64>,
-    pub read: Option<f64>,
-    pub acknowledged: Option<f64>,
 }
 
 fn now() -> f64 {
@@ -55,7 +44,7 @@ impl Relay {
 
     /// Records that `reader`'s session accepted a wake about messages `ids` of `target` (how:
     /// `via`). Each id must be a message of that channel; the reader is the caller itself, for
-    /// a principal.
+    /// a principal. Returns the ids recorded now: those the reader was not woken about before.
     pub async fn note_wake(
         &self,
         target: &str,
@@ -63,7 +52,7 @@ impl Relay {
         mut ids: Vec<u64>,
         via: &str,
         caller: &Caller,
-    ) -> Result<(), RelayError> {
+    ) -> Result<Vec<u64>, RelayError> {
         let reader = self.allowed(caller, caller.reader(Some(reader)))?.unwrap_or(reader);
         let (reader, target) = (Name::parse("reader", reader)?, self.readable(target, caller)?);
         let via = via.trim();
@@ -82,28 +71,44 @@ impl Relay {
         for &id in &ids {
             self.message_of(&target, id, "ids").await?;
         }
-        let count = ids.len();
-        let store = &self.inner.store;
-        store.note_wake(&reader, &target, ids, via.to_owned()).await?;
+        let recorded = self.inner.store.note_wake(&reader, &target, ids, via.to_owned()).await?;
         info!(self.inner.usage_log, "reader_woken";
-            "target" => target.as_str(), "reader" => reader.as_str(), "messages" => count, "via" => via,
+            "target" => target.as_str(), "reader" => reader.as_str(), "messages" => recorded.len(), "via" => via,
             "source" => caller.source.as_str());
-        Ok(())
+        Ok(recorded)
     }
 
-    /// Message `id` as each named reader on its channel got it.
-    pub async fn delivery(&self, id: u64, caller: &Caller) -> Result<Delivery, RelayError> {
-        let store = self.inner.store.clone();
-        let target = blocking(move || store.target_of(id)).await?;
-        let (target, stored) =
-            target.ok_or_else(|| RelayError::Missing(format!("no message has the id {id}")))?;
-        self.readable(&target, caller)?;
+    /// Message `id` as each named reader on its channel got it. `target`, when given, is where
+    /// it is (else the log says). A message the caller may not read is answered as one that does
+    /// not exist, so its channel is not given away.
+    pub async fn delivery(
+        &self,
+        id: u64,
+        target: Option<&str>,
+        caller: &Caller,
+    ) -> Result<Delivery, RelayError> {
+        let missing = || RelayError::Missing(format!("no message has the id {id}"));
+        let found = match target {
+            Some(target) => {
+                let target = self.readable(target, caller)?;
+                let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
+                let message = blocking(move || store.message(&name, id)).await?;
+                let decoded = message
+                    .map(|m| m.decode().map_err(|e| StoreError::corrupt(format!("message {id}: {e}"))));
+                decoded.transpose()?.map(|m| (m.target, m.ts))
+            }
+            None => {
+                let store = self.inner.store.clone();
+                blocking(move || store.target_of(id)).await?
+            }
+        };
+        let (target, stored) = found.ok_or_else(missing)?;
+        if self.readable(&target, caller).is_err() {
+            return Err(missing());
+        }
         let (store, channel) = (self.inner.store.clone(), target.clone());
-        let logged = blocking(move || store.delivery_of(&channel, id)).await?;
-        let mut readers: BTreeMap<String, States> = logged
-            .into_iter()
-            .map(|(reader, l)| (reader, States { woken: l.woken, read: None, acknowledged: l.acknowledged }))
-            .collect();
+        let mut readers: BTreeMap<String, States> =
+            blocking(move || store.delivery_of(&channel, id)).await?.into_iter().collect();
         for (reader, _) in self.inner.presence.reads.latest(&target) {
             if let Some(read) = self.inner.presence.reads.of_message(&target, &reader, id) {
                 readers.entry(reader).or_default().read = Some(read);

@@ -28,7 +28,7 @@ mod service;
 
 pub use caller::{Caller, Denied, Who};
 pub use channels::{ChannelList, CHANNELS_EVERY, UNREAD_CAP};
-pub use delivery::{Delivery, States, MAX_VIA_CHARS, MAX_WAKE_IDS};
+pub use delivery::Delivery;
 pub use limits::{
     clamp_limit, DEFAULT_TARGET, DEFAULT_WAIT, MAX_WAIT, MAX_WAITERS, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT,
     REST_DEFAULT_LIMIT, REST_MAX_LIMIT, SEARCH_DEFAULT_LIMIT,

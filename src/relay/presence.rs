@@ -4,7 +4,8 @@
 //! `exclude_sender`, or a channel page's live stream that picked a reader. A name stays listed
 //! for [`LINGER`] after its last wait ends, so one that waits again at once (the usual loop)
 //! does not flicker, and one that went away drops out within seconds. Reads are kept for the
-//! newest [`READS_KEPT`] messages each reader read on each channel.
+//! newest [`READS_KEPT`] messages each reader read on each channel, for 1,024 readers and
+//! channels.
 
 use crate::store::Mark;
 use std::collections::BTreeMap;
@@ -14,6 +15,8 @@ use tokio::sync::watch;
 
 /// Messages whose read time is kept, per reader and channel.
 pub const READS_KEPT: usize = 4096;
+/// Readers and channels whose reads are kept; past it, the pair read least recently goes.
+const READ_PAIRS_KEPT: usize = 1024;
 
 /// How long a name stays listed after its last wait on a channel ended.
 pub const LINGER: Duration = Duration::from_secs(3);
@@ -110,6 +113,11 @@ impl Drop for Listening {
 #[derive(Default)]
 pub(super) struct Reads(Mutex<BTreeMap<(String, String), BTreeMap<u64, f64>>>);
 
+/// When a reader last read something new on a channel.
+fn newest(read: &BTreeMap<u64, f64>) -> f64 {
+    read.values().copied().fold(f64::MIN, f64::max)
+}
+
 impl Reads {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), BTreeMap<u64, f64>>> {
         // Plain data: a map left by a panicking thread is still usable.
@@ -120,7 +128,13 @@ impl Reads {
     /// Says whether anything changed.
     fn note(&self, channel: &str, reader: &str, ids: impl Iterator<Item = u64>, ts: f64) -> bool {
         let mut all = self.lock();
-        let read = all.entry((channel.to_owned(), reader.to_owned())).or_default();
+        let pair = (channel.to_owned(), reader.to_owned());
+        if !all.contains_key(&pair) && all.len() >= READ_PAIRS_KEPT {
+            let stalest =
+                all.iter().min_by(|a, b| newest(a.1).total_cmp(&newest(b.1))).map(|(p, _)| p.clone());
+            all.remove(&stalest.unwrap_or_default());
+        }
+        let read = all.entry(pair).or_default();
         let before = read.len();
         for id in ids {
             read.entry(id).or_insert(ts);

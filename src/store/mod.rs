@@ -48,7 +48,7 @@ pub use event_log::nats::{subject as stream_subject, NatsSettings, TextLimit};
 use opening::Inner;
 pub use projections::archive::ArchiveConfig;
 use projections::delivery::Latest;
-pub use projections::delivery::{Logged, Mark, ReaderStates};
+pub use projections::delivery::{Mark, ReaderStates, States};
 pub use projections::principals::{Directory, Entry as PrincipalEntry, Unknown as UnknownCredential};
 pub use projections::search::{Hit, SearchError, SearchOrder};
 pub use recovery::{set_release_freed_memory, Progress};
@@ -81,13 +81,20 @@ pub struct ChannelStats {
     pub listening: Vec<String>,
     /// Each reader's cursor: the last id it acknowledged.
     pub readers: std::collections::BTreeMap<String, u64>,
-    /// How far each named reader got: the newest message it was woken about, read and
-    /// acknowledged, with when (docs/api.md, "Delivery").
+    // How far each named reader got: the newest message it was woken about, read and
+    // acknowledged, with when (docs/api.md, "Delivery"). Not a doc comment, and a plain object
+    // in the schema: the MCP schema agents pay for on every turn stays short.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(schema_with = "plain_object")]
     pub delivery: std::collections::BTreeMap<String, ReaderStates>,
     /// Messages after the cursor of the reader asked about (counted up to 1000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<u64>,
+}
+
+/// `{"type": "object"}`, and no more.
+fn plain_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object"})
 }
 
 /// A handle on the open store; clones share it. The writer stops, after a final flush, when
@@ -165,17 +172,23 @@ impl Store {
         self.inner.shared.channel_views.cursors.of_channel(target)
     }
 
-    /// Notes that `reader`'s session accepted a wake about messages `ids` of `target`; returns
-    /// once the note is durable and applied.
+    /// Notes that `reader`'s session accepted a wake about messages `ids` of `target`: those it
+    /// was not woken about yet (a message keeps its first wake). Returns them once the note is
+    /// durable and applied; with none, nothing is appended.
     pub async fn note_wake(
         &self,
         reader: &Name,
         target: &Name,
         ids: Vec<u64>,
         via: String,
-    ) -> Result<(), StoreError> {
-        let (reader, target) = (reader.clone(), target.clone());
-        self.append_event(NewEvent::Woken { reader, target, ids, via }).await.map(drop)
+    ) -> Result<Vec<u64>, StoreError> {
+        let views = &self.inner.shared.channel_views;
+        let ids = views.unwoken(target.as_str(), reader.as_str(), &ids)?;
+        if !ids.is_empty() {
+            let (reader, target) = (reader.clone(), target.clone());
+            self.append_event(NewEvent::Woken { reader, target, ids: ids.clone(), via }).await?;
+        }
+        Ok(ids)
     }
 
     /// Each reader woken on `target` or with a cursor there, with its latest states as the log
@@ -188,7 +201,7 @@ impl Store {
 
     /// Message `id` of `target` as each reader there got it, as the log says. Reads the views:
     /// call it off the async workers.
-    pub fn delivery_of(&self, target: &str, id: u64) -> Result<Vec<(String, Logged)>, StoreError> {
+    pub fn delivery_of(&self, target: &str, id: u64) -> Result<Vec<(String, States)>, StoreError> {
         self.inner.shared.channel_views.delivery_of(target, id)
     }
 

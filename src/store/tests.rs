@@ -1018,3 +1018,36 @@ fn lost_or_damaged_blocks_are_reported_then_rebuilt_from_the_log() {
         assert!(check(dir.path()).unwrap().problems.is_empty(), "{damage}");
     }
 }
+
+/// Views cleared and replayed (what a power cut that lost blocks leads to) hold every cursor and
+/// every reader's wakes and acknowledgements again, as a reopen reads them.
+#[test]
+fn views_cleared_and_replayed_keep_every_cursor_and_delivery_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (codex, c) = (Name::parse("reader", "codex").unwrap(), Name::parse("target", "c").unwrap());
+    let states =
+        |store: &Store| (store.cursors("c"), store.delivery("c"), store.delivery_of("c", 2).unwrap());
+    let before = {
+        let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+        for i in 0..3 {
+            rt.block_on(store.append(new_message("c", &format!("m{i}")))).unwrap();
+        }
+        rt.block_on(store.move_cursor(&codex, &c, 2)).unwrap();
+        rt.block_on(store.note_wake(&codex, &c, vec![2, 3], "a test".into())).unwrap();
+        let before = states(&store);
+        store.close().unwrap();
+        before
+    };
+    assert!(before.2[0].1.woken.is_some() && before.2[0].1.acknowledged.is_some(), "{before:?}");
+    {
+        let database = database::Database::open_existing(dir.path()).unwrap();
+        let (log, views) = (&database.log, &database.channel_views);
+        views.load(Some(log)).unwrap();
+        views.clear().unwrap();
+        views.apply(&log.read_from(1, 100).unwrap(), &mut Default::default()).unwrap();
+        database.db.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    assert_eq!(states(&store), before);
+}

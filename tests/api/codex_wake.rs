@@ -143,10 +143,14 @@ fn listening(addr: std::net::SocketAddr) {
     }
 }
 
-/// When the relay says codex was woken about message `id` (null: it was not).
-fn woken(addr: std::net::SocketAddr, id: u64) -> Value {
+/// When the relay says codex's message `id` reached `state` (null: it did not).
+fn state(addr: std::net::SocketAddr, id: u64, state: &str) -> Value {
     let delivery = request(addr, "GET", &format!("/api/messages/{id}/delivery"), &[], None).json();
-    delivery["readers"]["codex"]["woken"].clone()
+    delivery["readers"]["codex"][state].clone()
+}
+
+fn woken(addr: std::net::SocketAddr, id: u64) -> Value {
+    state(addr, id, "woken")
 }
 
 fn codex_cursor(addr: std::net::SocketAddr) -> u64 {
@@ -207,6 +211,8 @@ fn wakes_in_place(with_tools: bool) {
     cursor_reaches(relay.addr, id);
     assert!(woken(relay.addr, id).is_f64(), "the accepted turn is recorded as woken");
     if !with_tools {
+        // The turn did not fetch (no tools): watch's own polls are not codex's reads.
+        assert!(state(relay.addr, id, "read").is_null(), "not read: only watch polled");
         waker.kill().unwrap();
         waker.wait().unwrap();
         return;
@@ -228,6 +234,7 @@ fn wakes_in_place(with_tools: bool) {
         }
     };
     assert!(verdict.contains("please review the diff"), "the verdict quotes what it fetched: {verdict}");
+    assert!(state(relay.addr, id, "read").is_f64(), "the woken turn's fetch is codex's read");
     waker.kill().unwrap();
     waker.wait().unwrap();
 }

@@ -64,8 +64,9 @@ fn each_state_is_said_only_once_it_happened_and_the_logged_ones_survive_kill_9()
     assert!(states(addr, third, "codex").2.is_null(), "the cursor has not passed the third");
     assert!(before_kill.0.as_f64() <= before_kill.2.as_f64(), "woken before acknowledged: {before_kill:?}");
 
-    // A second wake naming the second message again keeps its first time.
-    ok(wake(addr, &[second]), 201);
+    // A second wake naming the second message again keeps its first time, and adds nothing to
+    // the log.
+    assert_eq!(ok(wake(addr, &[second]), 201)["recorded"], json!([]));
     assert_eq!(states(addr, second, "codex").0, before_kill.0);
 
     // The channel list carries each reader's newest states, over REST and MCP alike.
@@ -98,6 +99,10 @@ fn each_state_is_said_only_once_it_happened_and_the_logged_ones_survive_kill_9()
     garbage.assert_error(400, "JSON");
     assert!(states(addr, first, "codex").0.is_null(), "no refused wake was recorded");
     call(addr, "GET", "/api/messages/999/delivery", None).assert_error(404, "no message has the id 999");
+    let named = ok(call(addr, "GET", &format!("/api/messages/{second}/delivery?target=rv"), None), 200);
+    assert_eq!(named["readers"]["codex"]["woken"], before_kill.0, "found in the channel named");
+    call(addr, "GET", &format!("/api/messages/{second}/delivery?target=other"), None)
+        .assert_error(404, "no message");
     call(addr, "GET", "/api/messages/x/delivery", None).assert_error(404, "no such route");
 
     // kill -9: woken and acknowledged are in the log and come back as they were; read was this
@@ -112,7 +117,7 @@ fn each_state_is_said_only_once_it_happened_and_the_logged_ones_survive_kill_9()
 
     // The wakes travel in export, and check and rebuild agree with the log.
     let exported = call(relay.addr, "GET", "/api/export", None).text();
-    assert_eq!(exported.matches("\"type\":\"reader_woken\"").count(), 2, "{exported}");
+    assert_eq!(exported.matches("\"type\":\"reader_woken\"").count(), 1, "{exported}");
     drop(relay);
     for command in ["check", "rebuild", "check"] {
         let out = relay_command(work.path(), &[command, "--data-dir", "data"], &[]).output().unwrap();
@@ -137,7 +142,20 @@ fn each_state_is_said_only_once_it_happened_and_the_logged_ones_survive_kill_9()
         request(addr, "POST", "/api/wakes", &as_codex, Some(body.as_bytes()))
     };
     wake_as("claude").assert_error(403, "reader");
-    assert_eq!(wake_as("codex").status, 201);
+    assert_eq!(ok(wake_as("codex"), 201)["recorded"], json!([first]));
+    // A principal kept out of rv learns nothing of its messages, not even their channel.
+    let body = json!({"name": "outsider", "read": ["elsewhere"], "write": ["elsewhere"]}).to_string();
+    let added = request(addr, "POST", "/api/principals", &as_root, Some(body.as_bytes()));
+    let outsider = format!("Bearer {}", ok(added, 201)["credential"].as_str().unwrap());
+    let refused = request(
+        addr,
+        "GET",
+        &format!("/api/messages/{first}/delivery"),
+        &[("Authorization", outsider.as_str())],
+        None,
+    );
+    refused.assert_error(404, "no message has the id");
+    assert!(!refused.text().contains("rv"), "{}", refused.text());
     let delivery = request(addr, "GET", &format!("/api/messages/{first}/delivery"), &as_codex, None).json();
     assert!(
         delivery["readers"]["codex"]["woken"].is_f64() && delivery["readers"].get("claude").is_none(),

@@ -146,8 +146,8 @@ fn two_instances_serve_one_log_and_wake_each_other() {
     let texts: Vec<_> = from_b["messages"].as_array().unwrap().iter().map(|m| m["text"].clone()).collect();
     assert_eq!(texts, ["post 1", "post 2", "post 3", "post 4"], "{from_b}");
 
-    // Delivery states reach every instance: a wake recorded through B shows on A within 1 s,
-    // beside the acknowledgement made through A, with the same times as on B.
+    // Delivery states reach every instance: a wake recorded through B shows on A, beside the
+    // acknowledgement made through A, with the same times as on B.
     let wake = json!({"target": "t", "reader": "codex", "ids": [id], "via": "a test"}).to_string();
     let reply = request(b.addr, "POST", "/api/wakes", &JSON, Some(wake.as_bytes()));
     assert_eq!(reply.status, 201, "{}", reply.text());
@@ -164,6 +164,7 @@ fn two_instances_serve_one_log_and_wake_each_other() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    eprintln!("a wake recorded through B showed on A after {:?}", started.elapsed());
     let (on_a, on_b) = (codex_on(a.addr), codex_on(b.addr));
     assert!(on_a["acknowledged"].is_f64(), "{on_a}");
     assert_eq!(

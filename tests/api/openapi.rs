@@ -146,6 +146,6 @@ fn openapi_describes_routes_that_answer() {
         .collect();
     assert_eq!(
         params,
-        ["target", "since_id", "limit", "wait", "exclude_sender", "reader", "start", "thread"]
+        ["target", "since_id", "limit", "wait", "exclude_sender", "reader", "start", "thread", "peek"]
     );
 }

@@ -335,7 +335,7 @@ impl RelayMcp {
     }
 
     #[tool(
-        description = "List channels, sorted, with each one's count, last_id, listeners and readers' cursors.",
+        description = "List channels with each one's count, last_id, listeners, cursors and delivery.",
         input_schema = schema::<ListArgs>(),
         output_schema = output_schema::<ChannelList>()
     )]
@@ -357,7 +357,7 @@ impl RelayMcp {
     }
 
     #[tool(
-        description = "Wait for the next message on a channel instead of polling: returns once a message with id > since_id arrives (skipping exclude_sender's), or after timeout_s (default 25) with an empty list and timed_out.",
+        description = "Wait for the next message on a channel instead of polling: returns once a message with id > since_id arrives (skipping exclude_sender's), or after timeout_s with timed_out.",
         input_schema = schema::<WaitArgs>(),
         output_schema = output_schema::<Waited>()
     )]

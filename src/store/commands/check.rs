@@ -1,13 +1,14 @@
 //! `check`: reads the whole log and compares each projection with it, changing nothing.
 
 use super::rebuild::{log_of, stream_of, CHUNK};
-use crate::event::Event;
+use crate::event::{CursorMoved, Event, ReaderWoken};
 use crate::store::database::Database;
 use crate::store::event_log::backend::Backend;
 use crate::store::event_log::EventLog;
-use crate::store::projections::delivery::{Latest, Mark};
+use crate::store::projections::delivery::{mark_key, ts_value, Latest, Mark, ACKNOWLEDGED, WOKEN};
 use crate::store::projections::principals::Directory;
 use crate::store::StoreError;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// What `check` found: how many events it read, and every problem, each naming its id.
@@ -44,7 +45,7 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
         Err(e) => report.problems.push(e.to_string()),
     }
     let mut in_views = std::collections::HashMap::<String, (u64, u64)>::new();
-    let mut cursors = std::collections::BTreeMap::<(String, String), u64>::new();
+    let mut cursors = BTreeMap::<(String, String), u64>::new();
     let mut delivery = Expected::default();
     let mut principals = Directory::default();
     let mut previous = 0;
@@ -81,7 +82,7 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
                 let pair = (c.target.clone(), c.reader.clone());
                 if cursors.get(&pair).is_none_or(|&at| c.to > at) {
                     cursors.insert(pair.clone(), c.to);
-                    delivery.latest.entry(pair).or_default().acknowledged = Some(Mark { id: c.to, ts: c.ts });
+                    delivery.acknowledged(c);
                 }
                 continue;
             }
@@ -128,7 +129,7 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
             views.cursors.all()
         ));
     }
-    if views.delivery.all() != delivery.latest {
+    if views.delivery.all() != delivery.latest || views.delivery_marks()? != delivery.marks {
         report
             .problems
             .push("the readers' wakes and acknowledgements in the views differ from the log's".to_owned());
@@ -204,19 +205,31 @@ fn search_problems(dir: &Path, log: &dyn EventLog, problems: &mut Vec<String>) -
     Ok(())
 }
 
-/// The readers' latest states the log's events make (`projections/delivery.rs`).
+/// The readers' states the log's events make (`projections/delivery.rs`): the latest of each,
+/// and each message's wake and each cursor move's time, by key.
 #[derive(Default)]
 struct Expected {
-    latest: std::collections::BTreeMap<(String, String), Latest>,
-    woken: std::collections::HashSet<(String, String, u64)>,
+    latest: BTreeMap<(String, String), Latest>,
+    marks: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Expected {
-    fn woken(&mut self, w: &crate::event::ReaderWoken) {
+    /// A cursor's move forward.
+    fn acknowledged(&mut self, c: &CursorMoved) {
+        let latest = self.latest.entry((c.target.clone(), c.reader.clone())).or_default();
+        latest.acknowledged = Some(Mark { id: c.to, ts: c.ts });
+        self.marks.insert(mark_key(ACKNOWLEDGED, &c.target, &c.reader, c.to), ts_value(c.ts).to_vec());
+    }
+
+    fn woken(&mut self, w: &ReaderWoken) {
         let latest = self.latest.entry((w.target.clone(), w.reader.clone())).or_default();
         for &id in &w.ids {
-            let first = self.woken.insert((w.target.clone(), w.reader.clone(), id));
-            if first && latest.woken.is_none_or(|m| id > m.id) {
+            let key = mark_key(WOKEN, &w.target, &w.reader, id);
+            if self.marks.contains_key(&key) {
+                continue;
+            }
+            self.marks.insert(key, ts_value(w.ts).to_vec());
+            if latest.woken.is_none_or(|m| id > m.id) {
                 latest.woken = Some(Mark { id, ts: w.ts });
             }
         }

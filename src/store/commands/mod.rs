@@ -9,7 +9,7 @@ pub(crate) mod rebuild;
 
 pub use check::{check, CheckReport};
 
-use crate::event::{Change, Event};
+use crate::event::{Change, Event, MAX_VIA_CHARS, MAX_WAKE_IDS};
 use crate::identity::Grants;
 use crate::message::summary_line;
 use crate::store::database::{Database, Options};
@@ -171,8 +171,14 @@ fn importable(event: &Event) -> Result<(), String> {
             Name::parse("target", &w.target)
                 .and(Name::parse("reader", &w.reader))
                 .map_err(|e| e.to_string())?;
-            if w.ids.is_empty() || w.ids.windows(2).any(|pair| pair[0] >= pair[1]) {
-                return Err("ids: must name at least one message, in ascending order".into());
+            if w.ids.is_empty()
+                || w.ids.len() > MAX_WAKE_IDS
+                || w.ids.windows(2).any(|pair| pair[0] >= pair[1])
+            {
+                return Err(format!("ids: must name 1 to {MAX_WAKE_IDS} messages, in ascending order"));
+            }
+            if w.via.chars().count() > MAX_VIA_CHARS || w.via.chars().any(char::is_control) {
+                return Err(format!("via: must be at most {MAX_VIA_CHARS} characters, on one line"));
             }
             if w.ids.last().is_some_and(|&last| last >= w.id) {
                 return Err(format!("ids: must be ids before the event's own, {}", w.id));

@@ -20,7 +20,7 @@ pub(crate) const ACKNOWLEDGED: u8 = 9;
 pub(crate) const LATEST: u8 = 10;
 
 /// A message id and when it reached a state.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Mark {
     pub id: u64,
     pub ts: f64,
@@ -36,7 +36,7 @@ pub struct Latest {
 
 /// A reader's latest states on a channel, as the channel list shows them: the newest message
 /// it was woken about, read (live state, kept by the relay) and acknowledged, each with when.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct ReaderStates {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub woken: Option<Mark>,
@@ -46,10 +46,12 @@ pub struct ReaderStates {
     pub acknowledged: Option<Mark>,
 }
 
-/// A message's states for one reader, as the log says (`None`: it did not happen).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Logged {
+/// A message's states for one reader, each a time or `None` (it did not happen). The store
+/// knows woken and acknowledged; read is the relay's live state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct States {
     pub woken: Option<f64>,
+    pub read: Option<f64>,
     pub acknowledged: Option<f64>,
 }
 
@@ -73,11 +75,11 @@ fn pair_key(kind: u8, channel: &str, reader: &str) -> Vec<u8> {
     [&[kind], channel.as_bytes(), &[0], reader.as_bytes()].concat()
 }
 
-fn mark_key(kind: u8, channel: &str, reader: &str, id: u64) -> Vec<u8> {
+pub(crate) fn mark_key(kind: u8, channel: &str, reader: &str, id: u64) -> Vec<u8> {
     [pair_key(kind, channel, reader), vec![0], id.to_be_bytes().to_vec()].concat()
 }
 
-fn ts_value(ts: f64) -> [u8; 8] {
+pub(crate) fn ts_value(ts: f64) -> [u8; 8] {
     ts.to_bits().to_be_bytes()
 }
 
@@ -172,6 +174,35 @@ impl Delivery {
             .collect()
     }
 
+    /// Those of `ids` that `reader` was not woken about on `channel` yet.
+    pub(crate) fn unwoken(
+        &self,
+        tree: &sled::Tree,
+        channel: &str,
+        reader: &str,
+        ids: &[u64],
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        for &id in ids {
+            if !tree.contains_key(mark_key(WOKEN, channel, reader, id))? {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every message's wakes and every cursor move's time the views hold, by key (for `check`).
+    pub(crate) fn marks(tree: &sled::Tree) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
+        let mut out = BTreeMap::new();
+        for kind in [WOKEN, ACKNOWLEDGED] {
+            for item in tree.scan_prefix([kind]) {
+                let (key, value) = item?;
+                out.insert(key.to_vec(), value.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
     /// Every reader's latest states, by channel then reader (for `check`).
     pub(crate) fn all(&self) -> BTreeMap<Pair, Latest> {
         self.applied.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -183,7 +214,7 @@ impl Delivery {
         tree: &sled::Tree,
         channel: &str,
         id: u64,
-    ) -> Result<Vec<(String, Logged)>, StoreError> {
+    ) -> Result<Vec<(String, States)>, StoreError> {
         let mut out = Vec::new();
         for (reader, latest) in self.of_channel(channel) {
             let woken = match latest.woken {
@@ -198,11 +229,12 @@ impl Delivery {
                 }
                 _ => None,
             };
-            let logged = Logged {
+            let states = States {
                 woken: woken.as_deref().map(ts_of).transpose()?,
+                read: None,
                 acknowledged: acknowledged.as_deref().map(ts_of).transpose()?,
             };
-            out.push((reader, logged));
+            out.push((reader, states));
         }
         Ok(out)
     }

@@ -41,7 +41,7 @@ use crate::message::{Message, StoredMessage};
 use crate::store::event_log::EventLog;
 use crate::store::projections::blocks::{BlockFile, BlockRef, RECENT_BYTES};
 use crate::store::projections::cursors::Cursors;
-use crate::store::projections::delivery::{Delivery, Logged};
+use crate::store::projections::delivery::{Delivery, States};
 use crate::store::projections::principals::Principals;
 use crate::store::StoreError;
 use bytes::Bytes;
@@ -244,8 +244,18 @@ impl ChannelViews {
         Ok((checkpoint, channels))
     }
 
+    /// Every wake of a message and every cursor move's time, by key (for `check`).
+    pub(crate) fn delivery_marks(&self) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
+        Delivery::marks(&self.tree)
+    }
+
+    /// Those of `ids` that `reader` was not woken about on `channel` yet.
+    pub(crate) fn unwoken(&self, channel: &str, reader: &str, ids: &[u64]) -> Result<Vec<u64>, StoreError> {
+        self.delivery.unwoken(&self.tree, channel, reader, ids)
+    }
+
     /// Message `id` of `channel` as each reader there got it, as the log says.
-    pub(crate) fn delivery_of(&self, channel: &str, id: u64) -> Result<Vec<(String, Logged)>, StoreError> {
+    pub(crate) fn delivery_of(&self, channel: &str, id: u64) -> Result<Vec<(String, States)>, StoreError> {
         self.delivery.of_message(&self.tree, channel, id)
     }
 
@@ -377,6 +387,10 @@ impl ChannelViews {
         self.tree.clear()?;
         self.tree.insert([FORMAT_KEY], &[FORMAT])?;
         self.open.write().unwrap_or_else(|p| p.into_inner()).clear();
+        // What was loaded into memory goes too, or the replay would apply its events on top.
+        self.cursors.load(&self.tree)?;
+        self.delivery.load(&self.tree)?;
+        self.principals.load(&self.tree)?;
         self.blocks.truncate(0)
     }
 
