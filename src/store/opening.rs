@@ -16,7 +16,7 @@ use super::StoreError;
 use slog::{error, warn, Logger};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread;
 use tokio::sync::watch;
 
@@ -120,14 +120,14 @@ impl Inner {
         let mut followers = Vec::new();
         let mut threads = Vec::new();
         if let Some(config) = archive {
-            let (tx, rx) = mpsc::channel();
+            let (tx, rx) = projections::projector::groups();
             followers.push(tx);
             threads.push(projections::archive::spawn(shared.clone(), config, rx)?);
         }
         let search_index = match options.search {
             true => {
                 let index = Arc::new(projections::search::SearchIndex::open(dir)?);
-                let (tx, rx) = mpsc::channel();
+                let (tx, rx) = projections::projector::groups();
                 followers.push(tx);
                 threads.push(projections::search::spawn(shared.clone(), index.clone(), rx)?);
                 Some(index)

@@ -8,13 +8,13 @@ use crate::store::database::{db_dir, Database, Options};
 use crate::store::event_log::nats::NatsLog;
 use crate::store::event_log::EventLog;
 use crate::store::projections::channel_views::{ChannelViews, Channels};
-use crate::store::projections::projector::Projector;
+use crate::store::projections::projector::{GroupSender, Projector};
 use crate::store::shared::Shared;
 use crate::store::StoreError;
 use slog::{error, info, warn, Logger};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -161,7 +161,7 @@ pub(crate) fn attach(
     shared: Arc<Shared>,
     checkpoint: u64,
     channels: Channels,
-    followers: Vec<mpsc::Sender<u64>>,
+    followers: Vec<GroupSender>,
 ) -> Result<thread::JoinHandle<()>, StoreError> {
     let attaching = move || {
         if !log.wait_linked() {

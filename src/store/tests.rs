@@ -1051,3 +1051,42 @@ fn views_cleared_and_replayed_keep_every_cursor_and_delivery_state() {
     let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
     assert_eq!(states(&store), before);
 }
+
+/// The archive and search threads take events from the groups the views applied when those
+/// start where the thread is, and read the log otherwise (a gap, groups dropped, a restart).
+#[test]
+fn followers_take_applied_groups_and_read_the_log_for_the_rest() {
+    use projections::projector::{events_after, Group};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    for i in 1..=10 {
+        rt.block_on(store.append(new_message("c", &format!("m{i}")))).unwrap();
+    }
+    let log = &*store.inner.shared.log;
+    // Groups marked so their events can be told from the log's.
+    let group = |from: u64, to: u64| -> Group {
+        let events = log.read_from(from, (to - from + 1) as usize).unwrap();
+        let marked = events.into_iter().map(|e| match e {
+            Event::MessagePosted(mut m) => {
+                m.text = format!("fed {}", m.text);
+                Event::MessagePosted(m)
+            }
+            other => other,
+        });
+        marked.collect::<Vec<_>>().into()
+    };
+    let texts = |events: Vec<Event>| -> Vec<String> {
+        events.into_iter().map(|e| if let Event::MessagePosted(m) = e { m.text } else { String::new() }).collect()
+    };
+    let mut fed: std::collections::VecDeque<Group> = [group(4, 6), group(7, 10)].into();
+    assert_eq!(texts(events_after(log, &mut fed, 3, 10, 100).unwrap()), ["fed m4", "fed m5", "fed m6"]);
+    assert_eq!(texts(events_after(log, &mut fed, 6, 9, 100).unwrap()), ["fed m7", "fed m8", "fed m9"]);
+    assert_eq!(fed.len(), 1, "the group done is dropped");
+    // A gap before the first group: the log, up to `upto`.
+    let mut fed: std::collections::VecDeque<Group> = [group(7, 10)].into();
+    assert_eq!(texts(events_after(log, &mut fed, 2, 5, 100).unwrap()), ["m3", "m4", "m5"]);
+    // Past every group: the log.
+    assert_eq!(texts(events_after(log, &mut fed, 10, 20, 100).unwrap()), Vec::<String>::new());
+    assert!(fed.is_empty());
+}

@@ -75,6 +75,6 @@ fn rebuild_archive(
     Archive::remove_files(config).map_err(archive_error)?;
     checkpoint.set(0)?;
     let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
-    archive.follow(log, checkpoint, 0, log.last_id()?)?;
+    archive.follow(log, &mut Default::default(), checkpoint, 0, log.last_id()?)?;
     Ok(())
 }

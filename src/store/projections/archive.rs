@@ -13,15 +13,17 @@ use crate::event::Event;
 use crate::message::Message;
 use crate::rotating::{self, backups, Rotating};
 use crate::store::event_log::EventLog;
+use crate::store::projections::projector::{events_after, Group, Groups};
 use crate::store::shared::Shared;
 use crate::store::StoreError;
 use chrono::TimeZone;
 
 use slog::error;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 
 /// Events read from the log per batch of lines.
@@ -111,18 +113,18 @@ impl Archive {
         self.file.flush()
     }
 
-    /// Writes every event after `from` up to `upto`, moving the checkpoint after each batch.
-    /// Returns the new checkpoint.
+    /// Writes every event after `from` up to `upto` (from the groups `fed` when they hold them,
+    /// else from the log), moving the checkpoint after each batch. Returns the new checkpoint.
     pub(crate) fn follow(
         &mut self,
         log: &dyn EventLog,
+        fed: &mut VecDeque<Group>,
         checkpoint: &Checkpoint,
         mut from: u64,
         upto: u64,
     ) -> Result<u64, StoreError> {
         while from < upto {
-            let mut events = log.read_from(from + 1, CHUNK)?;
-            events.retain(|e| e.id() <= upto);
+            let events = events_after(log, fed, from, upto, CHUNK)?;
             let Some(last) = events.last().map(Event::id) else { break };
             self.append(&events).map_err(|e| {
                 StoreError::io(format!("writing the archive {}", self.config.path.display()), e)
@@ -171,11 +173,11 @@ fn open_at_checkpoint(checkpoint: &Checkpoint, config: &ArchiveConfig) -> Result
 }
 
 /// Starts the thread that writes the archive: it catches up with the log, then follows each
-/// commit it is told of, until the writer is gone.
+/// group the views applied, until the projector is gone.
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     config: &ArchiveConfig,
-    commits: mpsc::Receiver<u64>,
+    groups: Groups,
 ) -> Result<thread::JoinHandle<()>, StoreError> {
     let checkpoint = Checkpoint::open(&shared.db)?;
     let (archive, mut done) = open_at_checkpoint(&checkpoint, config)?;
@@ -185,10 +187,11 @@ pub(crate) fn spawn(
     let mut upto = *shared.commits.borrow();
     shared.archived.store(done, Ordering::Relaxed);
     let config = config.clone();
+    let mut fed = VecDeque::new();
     let spawned = thread::Builder::new().name("relay-archive".into()).spawn(move || loop {
         // A panic in the rotating writer must not end the archive for the rest of the run.
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match archive.as_mut() {
-            Some(archive) => archive.follow(&*shared.log, &checkpoint, done, upto),
+            Some(archive) => archive.follow(&*shared.log, &mut fed, &checkpoint, done, upto),
             None => Err(StoreError::Crashed("the archive could not be opened again".into())),
         }));
         let error = match step {
@@ -211,8 +214,8 @@ pub(crate) fn spawn(
                 Err(e) => error!(shared.logger, "cannot reopen the archive"; "error" => %e),
             }
         }
-        let Ok(next) = commits.recv() else { return };
-        upto = commits.try_iter().last().unwrap_or(next);
+        let Some(next) = groups.next(&mut fed, &shared) else { return };
+        upto = next;
     });
     spawned.map_err(|e| StoreError::io("cannot start the archive thread", e))
 }

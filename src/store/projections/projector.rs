@@ -14,29 +14,105 @@ use crate::store::projections::channel_views::Channels;
 use crate::store::shared::Shared;
 use crate::store::StoreError;
 use slog::error;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
+
+/// A group of events the views applied, shared with the threads that follow them.
+pub(crate) type Group = Arc<[Event]>;
+
+/// Groups a follower thread may have waiting; past them the projector drops groups rather than
+/// wait, and the thread reads what it missed from the log.
+const GROUPS_WAITING: usize = 64;
+
+/// The projector's end of a follower thread's channel (the archive's, the search index's).
+pub(crate) struct GroupSender {
+    tx: mpsc::SyncSender<Group>,
+    missed: Arc<AtomicBool>,
+}
+
+/// A follower thread's end: the groups the views applied, in order, so the thread need not
+/// read them back from the log (in nats mode each read is a consumer made and deleted).
+pub(crate) struct Groups {
+    rx: mpsc::Receiver<Group>,
+    missed: Arc<AtomicBool>,
+}
+
+pub(crate) fn groups() -> (GroupSender, Groups) {
+    let (tx, rx) = mpsc::sync_channel(GROUPS_WAITING);
+    let missed = Arc::new(AtomicBool::new(false));
+    (GroupSender { tx, missed: missed.clone() }, Groups { rx, missed })
+}
+
+impl GroupSender {
+    fn send(&self, group: &Group) {
+        if let Err(mpsc::TrySendError::Full(_)) = self.tx.try_send(group.clone()) {
+            self.missed.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Groups {
+    /// Waits for the next groups and adds them to `fed`; returns the id the thread should catch
+    /// up to (the last group's, or the views' own when groups were dropped), `None` once the
+    /// projector is gone.
+    pub(crate) fn next(&self, fed: &mut VecDeque<Group>, shared: &Shared) -> Option<u64> {
+        let first = self.rx.recv().ok()?;
+        fed.push_back(first);
+        fed.extend(self.rx.try_iter());
+        let last = fed.back().and_then(|g| g.last()).map_or(0, Event::id);
+        // A thread that cannot write (its file gone, say) keeps only the newest; the rest it
+        // reads from the log once it can.
+        while fed.len() > GROUPS_WAITING {
+            fed.pop_front();
+        }
+        match self.missed.swap(false, Ordering::SeqCst) {
+            true => Some(last.max(*shared.commits.borrow())),
+            false => Some(last),
+        }
+    }
+}
+
+/// Up to `chunk` events after `from`, up to `upto`: from the groups `fed` when they start there
+/// (those wholly done are dropped), else read from `log`.
+pub(crate) fn events_after(
+    log: &dyn crate::store::event_log::EventLog,
+    fed: &mut VecDeque<Group>,
+    from: u64,
+    upto: u64,
+    chunk: usize,
+) -> Result<Vec<Event>, StoreError> {
+    while fed.front().is_some_and(|g| g.last().is_none_or(|e| e.id() <= from)) {
+        fed.pop_front();
+    }
+    if let Some(group) = fed.front().filter(|g| g.first().is_some_and(|e| e.id() <= from + 1)) {
+        return Ok(group.iter().filter(|e| e.id() > from && e.id() <= upto).cloned().collect());
+    }
+    let mut events = log.read_from(from + 1, chunk)?;
+    events.retain(|e| e.id() <= upto);
+    Ok(events)
+}
 
 pub(crate) struct Projector {
     shared: Arc<Shared>,
     channels: Channels,
-    /// Told the last id of each applied group: the text archive's and the search index's
-    /// threads, when they are on.
-    followers: Vec<mpsc::Sender<u64>>,
+    /// Given each applied group: the text archive's and the search index's threads, when they
+    /// are on.
+    followers: Vec<GroupSender>,
 }
 
 impl Projector {
-    pub(crate) fn new(shared: Arc<Shared>, channels: Channels, followers: Vec<mpsc::Sender<u64>>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, channels: Channels, followers: Vec<GroupSender>) -> Self {
         Projector { shared, channels, followers }
     }
 
     /// The projector as the log's follower.
     pub(crate) fn into_follower(mut self) -> Follower {
-        Box::new(move |events| self.follow(&events))
+        Box::new(move |events| self.follow(events))
     }
 
     /// Applies one durable group, unless the store failed already.
-    fn follow(&mut self, events: &[Event]) {
+    fn follow(&mut self, events: Vec<Event>) {
         if self.shared.failure().is_some() {
             return;
         }
@@ -49,18 +125,19 @@ impl Projector {
         }
     }
 
-    fn apply(&mut self, events: &[Event]) -> Result<(), StoreError> {
+    fn apply(&mut self, events: Vec<Event>) -> Result<(), StoreError> {
         self.shared.injected_write_fault()?;
-        self.shared.channel_views.apply(events, &mut self.channels)?;
-        self.publish(events);
+        self.shared.channel_views.apply(&events, &mut self.channels)?;
+        let size = events.len();
+        self.publish(events.into());
         if let Some(observe) = self.shared.group_observer.get() {
-            observe(events.len());
+            observe(size);
         }
         Ok(())
     }
 
     /// Readers see the group's messages from here on.
-    fn publish(&self, events: &[Event]) {
+    fn publish(&self, events: Group) {
         let Some(last) = events.last() else { return };
         {
             let mut published = self.shared.published.write().unwrap_or_else(|p| p.into_inner());
@@ -77,7 +154,7 @@ impl Projector {
         }
         self.shared.commits.send_replace(last.id());
         for follower in &self.followers {
-            let _ = follower.send(last.id());
+            follower.send(&events);
         }
     }
 }

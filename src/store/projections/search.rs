@@ -11,7 +11,9 @@
 
 use crate::event::Event;
 use crate::store::event_log::EventLog;
+use crate::store::projections::projector::{events_after, Group, Groups};
 use crate::store::StoreError;
+use std::collections::VecDeque;
 use std::path::Path;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
@@ -139,19 +141,20 @@ impl SearchIndex {
         self.index.writer_with_num_threads(1, WRITER_BYTES).map_err(|e| failed("opening its writer", e))
     }
 
-    /// Indexes the messages after `from` up to `upto` and commits them with `upto`'s id as the
-    /// checkpoint; returns the new checkpoint.
+    /// Indexes the messages after `from` up to `upto` (from the groups `fed` when they hold
+    /// them, else from the log) and commits them with `upto`'s id as the checkpoint; returns the
+    /// new checkpoint.
     pub(crate) fn follow(
         &self,
         writer: &mut IndexWriter,
         log: &dyn EventLog,
+        fed: &mut VecDeque<Group>,
         mut from: u64,
         upto: u64,
     ) -> Result<u64, StoreError> {
         let start = from;
         while from < upto {
-            let mut events = log.read_from(from + 1, CHUNK)?;
-            events.retain(|e| e.id() <= upto);
+            let events = events_after(log, fed, from, upto, CHUNK)?;
             let Some(last) = events.last().map(Event::id) else { break };
             for event in &events {
                 if let Event::MessagePosted(m) = event {
@@ -255,14 +258,15 @@ impl SearchIndex {
 /// segments), not one each.
 const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Starts the thread that keeps the index: it catches up with the log, then follows each commit
-/// it is told of, until the log's followers are gone (the store closes).
+/// Starts the thread that keeps the index: it catches up with the log, then follows each group
+/// the views applied, until the projector is gone (the store closes).
 pub(crate) fn spawn(
     shared: std::sync::Arc<crate::store::shared::Shared>,
     index: std::sync::Arc<SearchIndex>,
-    commits: std::sync::mpsc::Receiver<u64>,
+    groups: Groups,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     let mut done = index.checkpoint()?;
+    let mut fed = VecDeque::new();
     let mut upto = *shared.commits.borrow();
     // Opened when there is something to index: an idle writer holds memory (and starts merges).
     let mut writer: Option<IndexWriter> = None;
@@ -275,7 +279,7 @@ pub(crate) fn spawn(
             }
         }
         if let Some(writer) = writer.as_mut() {
-            match index.follow(writer, &*shared.log, done, upto) {
+            match index.follow(writer, &*shared.log, &mut fed, done, upto) {
                 Ok(at) => done = at,
                 Err(e) => {
                     // Posts go on; what was added since the last commit is dropped and added again.
@@ -287,8 +291,8 @@ pub(crate) fn spawn(
             }
         }
         std::thread::sleep(COMMIT_EVERY.saturating_sub(started.elapsed()));
-        let Ok(next) = commits.recv() else { return };
-        upto = commits.try_iter().last().unwrap_or(next);
+        let Some(next) = groups.next(&mut fed, &shared) else { return };
+        upto = next;
     });
     spawned.map_err(|e| StoreError::io("cannot start the search thread", e))
 }
@@ -305,7 +309,7 @@ pub(crate) fn rebuild(dir: &Path, log: &dyn EventLog) -> Result<u64, StoreError>
     let index = SearchIndex::open(dir)?;
     let mut writer = index.writer()?;
     let last = log.last_id()?;
-    index.follow(&mut writer, log, 0, last)?;
+    index.follow(&mut writer, log, &mut Default::default(), 0, last)?;
     writer.wait_merging_threads().map_err(|e| failed("merging", e))?;
     Ok(last)
 }
