@@ -15,19 +15,20 @@ use crate::store::shared::Shared;
 use crate::store::StoreError;
 use slog::error;
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 /// A group of events the views applied, shared with the threads that follow them.
 pub(crate) type Group = Arc<[Event]>;
 
-/// Groups a follower thread may have waiting; past them the projector drops groups rather than
-/// wait, and the thread reads what it missed from the log.
-const GROUPS_WAITING: usize = 64;
+/// Events a follower thread may have waiting (about 16 MB of 1 KB messages); past them the
+/// projector drops groups rather than wait, and the thread reads what it missed from the log.
+const EVENTS_WAITING: usize = 16_384;
 
 /// The projector's end of a follower thread's channel (the archive's, the search index's).
 pub(crate) struct GroupSender {
-    tx: mpsc::SyncSender<Group>,
+    tx: mpsc::Sender<Group>,
+    waiting: Arc<AtomicUsize>,
     missed: Arc<AtomicBool>,
 }
 
@@ -35,20 +36,25 @@ pub(crate) struct GroupSender {
 /// read them back from the log (in nats mode each read is a consumer made and deleted).
 pub(crate) struct Groups {
     rx: mpsc::Receiver<Group>,
+    waiting: Arc<AtomicUsize>,
     missed: Arc<AtomicBool>,
 }
 
 pub(crate) fn groups() -> (GroupSender, Groups) {
-    let (tx, rx) = mpsc::sync_channel(GROUPS_WAITING);
-    let missed = Arc::new(AtomicBool::new(false));
-    (GroupSender { tx, missed: missed.clone() }, Groups { rx, missed })
+    let (tx, rx) = mpsc::channel();
+    let (waiting, missed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    (GroupSender { tx, waiting: waiting.clone(), missed: missed.clone() }, Groups { rx, waiting, missed })
 }
 
 impl GroupSender {
     fn send(&self, group: &Group) {
-        if let Err(mpsc::TrySendError::Full(_)) = self.tx.try_send(group.clone()) {
+        if self.waiting.load(Ordering::SeqCst) + group.len() > EVENTS_WAITING {
             self.missed.store(true, Ordering::SeqCst);
+            return;
         }
+        self.waiting.fetch_add(group.len(), Ordering::SeqCst);
+        // A thread that ended has nothing to be told.
+        let _ = self.tx.send(group.clone());
     }
 }
 
@@ -58,13 +64,15 @@ impl Groups {
     /// projector is gone.
     pub(crate) fn next(&self, fed: &mut VecDeque<Group>, shared: &Shared) -> Option<u64> {
         let first = self.rx.recv().ok()?;
-        fed.push_back(first);
-        fed.extend(self.rx.try_iter());
+        let received: Vec<Group> = std::iter::once(first).chain(self.rx.try_iter()).collect();
+        self.waiting.fetch_sub(received.iter().map(|g| g.len()).sum(), Ordering::SeqCst);
+        fed.extend(received);
         let last = fed.back().and_then(|g| g.last()).map_or(0, Event::id);
         // A thread that cannot write (its file gone, say) keeps only the newest; the rest it
         // reads from the log once it can.
-        while fed.len() > GROUPS_WAITING {
-            fed.pop_front();
+        let mut held: usize = fed.iter().map(|g| g.len()).sum();
+        while held > EVENTS_WAITING {
+            held -= fed.pop_front().map_or(0, |g| g.len());
         }
         match self.missed.swap(false, Ordering::SeqCst) {
             true => Some(last.max(*shared.commits.borrow())),
