@@ -1077,7 +1077,10 @@ fn followers_take_applied_groups_and_read_the_log_for_the_rest() {
         marked.collect::<Vec<_>>().into()
     };
     let texts = |events: Vec<Event>| -> Vec<String> {
-        events.into_iter().map(|e| if let Event::MessagePosted(m) = e { m.text } else { String::new() }).collect()
+        events
+            .into_iter()
+            .map(|e| if let Event::MessagePosted(m) = e { m.text } else { String::new() })
+            .collect()
     };
     let mut fed: std::collections::VecDeque<Group> = [group(4, 6), group(7, 10)].into();
     assert_eq!(texts(events_after(log, &mut fed, 3, 10, 100).unwrap()), ["fed m4", "fed m5", "fed m6"]);
