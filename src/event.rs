@@ -82,6 +82,13 @@ pub const MAX_WAKE_IDS: usize = 1000;
 /// Characters of a wake's `via`.
 pub const MAX_VIA_CHARS: usize = 200;
 
+/// What is wrong with `via` as a wake's description, if anything: it must be at most
+/// [`MAX_VIA_CHARS`] characters, on one line.
+pub fn via_problem(via: &str) -> Option<String> {
+    let fits = via.chars().count() <= MAX_VIA_CHARS && !via.chars().any(char::is_control);
+    (!fits).then(|| format!("must be at most {MAX_VIA_CHARS} characters, on one line"))
+}
+
 /// A bridge or watcher put a wake about messages `ids` of channel `target` into `reader`'s
 /// session, and the session accepted it (a Codex turn started or steered, for example).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@
 use super::auth::Gate;
 use super::error::ApiError;
 use super::fields::{optional_str, required_str, Object};
-use super::request::{bad, decode_segment, get_or_head, read_body};
+use super::request::{bad, decode_segment, get_or_head, json_object, read_body};
 use crate::identity::{Grants, Role};
 use crate::message::Source;
 use crate::relay::{Caller, NewPrincipal, Relay};
@@ -113,11 +113,7 @@ async fn json_body(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Object::new());
     }
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(fields)) => Ok(fields),
-        Ok(_) => Err(bad("body must be a JSON object")),
-        Err(e) => Err(bad(format!("body is not valid JSON: {e}"))),
-    }
+    json_object(&bytes, "")
 }
 
 /// Channel patterns: a JSON array of strings or one comma-separated string; `None` when absent.

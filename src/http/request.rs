@@ -2,6 +2,7 @@
 //! form), the body under a size and time limit, and the ids, page sizes and seconds in them.
 
 use super::error::ApiError;
+use super::fields::Object;
 use crate::values::seconds;
 use bytes::{Buf, BufMut};
 use futures_util::{Stream, StreamExt};
@@ -97,6 +98,17 @@ impl Query {
                 seconds(key, n).map_err(|e| bad(e.to_string()))
             })
             .transpose()
+    }
+}
+
+/// A request body that must be one JSON object; `holding` names its fields for the error
+/// (empty: no names).
+pub(super) fn json_object(bytes: &[u8], holding: &str) -> Result<Object, ApiError> {
+    match serde_json::from_slice(bytes) {
+        Ok(serde_json::Value::Object(fields)) => Ok(fields),
+        Ok(_) if holding.is_empty() => Err(bad("body must be a JSON object")),
+        Ok(_) => Err(bad(format!("body must be a JSON object with {holding}"))),
+        Err(e) => Err(bad(format!("body is not valid JSON: {e}"))),
     }
 }
 

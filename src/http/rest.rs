@@ -5,7 +5,7 @@
 use super::auth::Gate;
 use super::error::ApiError;
 use super::fields::{required_str, PostFields};
-use super::request::{bad, get_or_head, max_body_bytes, raw_query, read_body, Query};
+use super::request::{bad, get_or_head, json_object, max_body_bytes, raw_query, read_body, Query};
 use crate::message::Source;
 use crate::relay::{
     clamp_limit, Caller, Page, Relay, Start, Waiter, DEFAULT_TARGET, REST_DEFAULT_LIMIT, REST_MAX_LIMIT,
@@ -196,11 +196,7 @@ async fn post_message(
 ) -> Response {
     let result = async {
         let bytes = read_body(declared, body, max_body_bytes(relay.max_text_bytes())).await?;
-        let json: Value =
-            serde_json::from_slice(&bytes).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
-        let Value::Object(fields) = json else {
-            return Err(bad("body must be a JSON object with target, sender and text"));
-        };
+        let fields = json_object(&bytes, "target, sender and text")?;
         let post = PostFields::parse(&fields).map_err(bad)?;
         let m =
             relay.post_reply(post.target, post.sender, post.text.to_owned(), post.reply_to, &caller).await?;
@@ -232,11 +228,7 @@ async fn note_wake(
 ) -> Response {
     let result = async {
         let bytes = read_body(declared, body, max_body_bytes(0)).await?;
-        let json: Value =
-            serde_json::from_slice(&bytes).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
-        let Value::Object(fields) = json else {
-            return Err(bad("body must be a JSON object with target, reader, ids and via"));
-        };
+        let fields = json_object(&bytes, "target, reader, ids and via")?;
         let (target, reader) = (required_str(&fields, "target"), required_str(&fields, "reader"));
         let (target, reader, via) =
             (target.map_err(bad)?, reader.map_err(bad)?, required_str(&fields, "via").map_err(bad)?);

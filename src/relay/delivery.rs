@@ -7,7 +7,7 @@
 use super::caller::Caller;
 use super::read::Page;
 use super::service::{blocking, Relay, RelayError};
-use crate::event::{MAX_VIA_CHARS, MAX_WAKE_IDS};
+use crate::event::{via_problem, MAX_WAKE_IDS};
 use crate::store::{ReaderStates, States, StoreError};
 use crate::values::{Invalid, Name};
 use serde::Serialize;
@@ -56,12 +56,8 @@ impl Relay {
         let reader = self.allowed(caller, caller.reader(Some(reader)))?.unwrap_or(reader);
         let (reader, target) = (Name::parse("reader", reader)?, self.readable(target, caller)?);
         let via = via.trim();
-        if via.chars().count() > MAX_VIA_CHARS || via.chars().any(char::is_control) {
-            return Err(Invalid::new(
-                "via",
-                format!("must be at most {MAX_VIA_CHARS} characters, on one line"),
-            )
-            .into());
+        if let Some(problem) = via_problem(via) {
+            return Err(Invalid::new("via", problem).into());
         }
         ids.sort_unstable();
         ids.dedup();

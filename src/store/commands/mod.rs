@@ -9,7 +9,7 @@ pub(crate) mod rebuild;
 
 pub use check::{check, CheckReport};
 
-use crate::event::{Change, Event, MAX_VIA_CHARS, MAX_WAKE_IDS};
+use crate::event::{via_problem, Change, Event, MAX_WAKE_IDS};
 use crate::identity::Grants;
 use crate::message::summary_line;
 use crate::store::database::{Database, Options};
@@ -177,8 +177,8 @@ fn importable(event: &Event) -> Result<(), String> {
             {
                 return Err(format!("ids: must name 1 to {MAX_WAKE_IDS} messages, in ascending order"));
             }
-            if w.via.chars().count() > MAX_VIA_CHARS || w.via.chars().any(char::is_control) {
-                return Err(format!("via: must be at most {MAX_VIA_CHARS} characters, on one line"));
+            if let Some(problem) = via_problem(&w.via) {
+                return Err(format!("via: {problem}"));
             }
             if w.ids.last().is_some_and(|&last| last >= w.id) {
                 return Err(format!("ids: must be ids before the event's own, {}", w.id));

@@ -28,6 +28,15 @@ fn key(channel: &str, reader: &str) -> Vec<u8> {
     [&[CURSOR], channel.as_bytes(), &[0], reader.as_bytes()].concat()
 }
 
+/// The entries of `channel` in a map keyed by channel then reader: each reader with its value.
+pub(crate) fn of_channel<V: Copy>(
+    map: &std::collections::BTreeMap<(String, String), V>,
+    channel: &str,
+) -> Vec<(String, V)> {
+    let from = (channel.to_owned(), String::new());
+    map.range(from..).take_while(|((c, _), _)| c == channel).map(|((_, r), v)| (r.clone(), *v)).collect()
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::corrupt(format!("channel views: {what}"))
 }
@@ -46,13 +55,7 @@ impl Cursors {
 
     /// Every reader of `channel` with its cursor, by name.
     pub(crate) fn of_channel(&self, channel: &str) -> Vec<(String, u64)> {
-        let applied = self.applied.read().unwrap_or_else(|p| p.into_inner());
-        let from = (channel.to_owned(), String::new());
-        applied
-            .range(from..)
-            .take_while(|((c, _), _)| c == channel)
-            .map(|((_, r), to)| (r.clone(), *to))
-            .collect()
+        of_channel(&self.applied.read().unwrap_or_else(|p| p.into_inner()), channel)
     }
 
     /// Reads every cursor from the views' `tree`.

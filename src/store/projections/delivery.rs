@@ -10,6 +10,7 @@
 //! Times are seconds since the epoch (f64, big-endian bits), the time the log gave the event.
 
 use crate::event::{CursorMoved, ReaderWoken};
+use crate::store::projections::cursors;
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -165,13 +166,7 @@ impl Delivery {
 
     /// Every reader of `channel` woken there or with a cursor there, with its latest states.
     pub(crate) fn of_channel(&self, channel: &str) -> Vec<(String, Latest)> {
-        let applied = self.applied.read().unwrap_or_else(|p| p.into_inner());
-        let from = (channel.to_owned(), String::new());
-        applied
-            .range(from..)
-            .take_while(|((c, _), _)| c == channel)
-            .map(|((_, r), l)| (r.clone(), *l))
-            .collect()
+        cursors::of_channel(&self.applied.read().unwrap_or_else(|p| p.into_inner()), channel)
     }
 
     /// Those of `ids` that `reader` was not woken about on `channel` yet.
