@@ -176,8 +176,8 @@
       previous = item;
     });
   }
-  // ---- Readers: "seen by" under the last message each reader acknowledged (its cursor), and
-  // the unread counts of the reader picked above the channel list (remembered here).
+  // ---- Readers: where each stands under the messages (woken, read, acknowledged), and the
+  // unread counts of the reader picked above the channel list (remembered here).
   const readerPick = document.getElementById("reader-pick");
   let picked = "";
   try { picked = localStorage.getItem("relay-reader") || ""; } catch (e) { /* not remembered */ }

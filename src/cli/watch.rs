@@ -34,7 +34,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "reader")]
     pub state_file: Option<PathBuf>,
     /// Keep your place on the relay instead, as the reader NAME (a cursor in the relay's log,
-    /// moved on only after --exec succeeded); a reader new to the channel starts at its end
+    /// moved on only after --exec succeeded or Codex took the wake, which the relay then shows
+    /// as woken for NAME); a reader new to the channel starts at its end
     #[arg(long, value_name = "NAME")]
     pub reader: Option<String>,
     /// Start after this id when there is no state file [default: the channel's last id, so only
