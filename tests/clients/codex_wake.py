@@ -155,6 +155,15 @@ class Session:
     def open_thread(self, cwd):
         return self.call("thread/start", {"cwd": cwd})["thread"]["id"]
 
+    def until_active(self, thread, timeout=60):
+        """Until the thread runs a turn, asked with thread/read: the status notification may come
+        before turn/start's answer, while `call` passes over it."""
+        deadline = time.time() + timeout
+        while self.call("thread/read", {"threadId": thread})["thread"]["status"]["type"] != "active":
+            if time.time() > deadline:
+                raise RuntimeError(f"thread {thread} never became active")
+            time.sleep(0.05)
+
     def turn(self, thread, text):
         return self.call("turn/start", {"threadId": thread, "input": [{"type": "text", "text": text}]})["turn"]["id"]
 
@@ -203,8 +212,7 @@ default_tools_approval_mode = "approve"
             command = line.split()
             if command[:1] == ["busy"]:
                 session.turn(thread, f"long work SLOW{command[1]}")
-                session.wait(lambda m: m.get("method") == "thread/status/changed"
-                             and m["params"]["threadId"] == thread and m["params"]["status"]["type"] == "active")
+                session.until_active(thread)
                 answer = {"ok": True}
             elif command == ["open"]:
                 answer = {"thread": session.open_thread(work)}
