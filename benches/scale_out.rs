@@ -118,6 +118,7 @@ fn seed(url: &str, count: u64) {
                 text: format!("seeded message {i} {}", "x".repeat(160)),
                 source: Source::Rest,
                 reply_to: None,
+                redacted: None,
             };
             acks.push_back(
                 js.publish(subject.clone(), encode(&Event::MessagePosted(message)).into()).await.unwrap(),

@@ -37,7 +37,16 @@ mod v1 {
         fn from(event: Event) -> super::Event {
             match event {
                 Event::MessagePosted(Message { id, ts, target, sender, text, source }) => {
-                    let m = crate::message::Message { id, ts, target, sender, text, source, reply_to: None };
+                    let m = crate::message::Message {
+                        id,
+                        ts,
+                        target,
+                        sender,
+                        text,
+                        source,
+                        reply_to: None,
+                        redacted: None,
+                    };
                     super::Event::MessagePosted(m)
                 }
                 Event::CursorMoved(c) => super::Event::CursorMoved(c),
@@ -52,6 +61,7 @@ pub enum Event {
     CursorMoved(CursorMoved),
     PrincipalChanged(PrincipalChanged),
     ReaderWoken(ReaderWoken),
+    MessageRedacted(MessageRedacted),
 }
 
 /// A reader acknowledged a channel's messages up to `to`: its cursor there moves on (never back).
@@ -82,11 +92,24 @@ pub const MAX_WAKE_IDS: usize = 1000;
 /// Characters of a wake's `via`.
 pub const MAX_VIA_CHARS: usize = 200;
 
+/// Characters of a redaction's reason.
+pub const MAX_REASON_CHARS: usize = 500;
+
 /// What is wrong with `via` as a wake's description, if anything: it must be at most
 /// [`MAX_VIA_CHARS`] characters, on one line.
 pub fn via_problem(via: &str) -> Option<String> {
-    let fits = via.chars().count() <= MAX_VIA_CHARS && !via.chars().any(char::is_control);
-    (!fits).then(|| format!("must be at most {MAX_VIA_CHARS} characters, on one line"))
+    line_problem(via, MAX_VIA_CHARS)
+}
+
+/// What is wrong with `reason` as a redaction's reason, if anything: it must be at most
+/// [`MAX_REASON_CHARS`] characters, on one line.
+pub fn reason_problem(reason: &str) -> Option<String> {
+    line_problem(reason, MAX_REASON_CHARS)
+}
+
+fn line_problem(text: &str, max: usize) -> Option<String> {
+    let fits = text.chars().count() <= max && !text.chars().any(char::is_control);
+    (!fits).then(|| format!("must be at most {max} characters, on one line"))
 }
 
 /// A bridge or watcher put a wake about messages `ids` of channel `target` into `reader`'s
@@ -103,6 +126,36 @@ pub struct ReaderWoken {
     pub ids: Vec<u64>,
     /// How the session was woken, for people: "codex app-server turn/start", for example.
     pub via: String,
+}
+
+/// `by` took message `message` of channel `target` back: from this event on every projection
+/// shows it as a tombstone (its id, channel, sender, time and reply link, without its text), and
+/// the text is erased from the files that held it (docs/reliability.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRedacted {
+    pub id: u64,
+    /// Seconds since the Unix epoch, with fractions.
+    pub ts: f64,
+    pub target: String,
+    /// The message taken back.
+    pub message: u64,
+    /// Who asked.
+    pub by: String,
+    /// Why, as they said it (may be empty).
+    pub reason: String,
+}
+
+impl MessageRedacted {
+    /// The redaction as the message is served with it.
+    pub fn redacted(&self) -> crate::message::Redacted {
+        crate::message::Redacted { by: self.by.clone(), ts: self.ts, reason: self.reason.clone() }
+    }
+
+    /// What the message's text reads as from now on: "redacted by NAME: REASON".
+    pub fn tombstone_text(&self) -> String {
+        self.redacted().text()
+    }
 }
 
 /// What happened to a principal. Applying these is deterministic (the first `Added` of a name
@@ -153,6 +206,7 @@ impl Event {
             Event::CursorMoved(c) => c.id,
             Event::PrincipalChanged(p) => p.id,
             Event::ReaderWoken(w) => w.id,
+            Event::MessageRedacted(r) => r.id,
         }
     }
 
@@ -163,6 +217,7 @@ impl Event {
             Event::CursorMoved(c) => Some(&c.target),
             Event::PrincipalChanged(_) => None,
             Event::ReaderWoken(w) => Some(&w.target),
+            Event::MessageRedacted(r) => Some(&r.target),
         }
     }
 
@@ -173,6 +228,7 @@ impl Event {
             Event::CursorMoved(c) => c.id = id,
             Event::PrincipalChanged(p) => p.id = id,
             Event::ReaderWoken(w) => w.id = id,
+            Event::MessageRedacted(r) => r.id = id,
         }
         self
     }
@@ -185,6 +241,7 @@ pub enum NewEvent {
     Cursor { reader: Name, target: Name, to: u64 },
     Principal { name: Name, change: Change },
     Woken { reader: Name, target: Name, ids: Vec<u64>, via: String },
+    Redaction { target: Name, message: u64, by: Name, reason: String },
 }
 
 impl NewEvent {
@@ -198,6 +255,7 @@ impl NewEvent {
                 text: m.text.into_string(),
                 source: m.source,
                 reply_to: m.reply_to,
+                redacted: None,
             }),
             NewEvent::Cursor { reader, target, to } => Event::CursorMoved(CursorMoved {
                 id,
@@ -217,6 +275,14 @@ impl NewEvent {
                 ids,
                 via,
             }),
+            NewEvent::Redaction { target, message, by, reason } => Event::MessageRedacted(MessageRedacted {
+                id,
+                ts,
+                target: target.as_str().to_owned(),
+                message,
+                by: by.as_str().to_owned(),
+                reason,
+            }),
         }
     }
 
@@ -224,7 +290,9 @@ impl NewEvent {
     pub fn target(&self) -> Option<&str> {
         match self {
             NewEvent::Message(m) => Some(m.target.as_str()),
-            NewEvent::Cursor { target, .. } | NewEvent::Woken { target, .. } => Some(target.as_str()),
+            NewEvent::Cursor { target, .. }
+            | NewEvent::Woken { target, .. }
+            | NewEvent::Redaction { target, .. } => Some(target.as_str()),
             NewEvent::Principal { .. } => None,
         }
     }
@@ -240,6 +308,7 @@ enum JsonEvent {
     CursorMoved(CursorMoved),
     PrincipalChanged(PrincipalChanged),
     ReaderWoken(ReaderWoken),
+    MessageRedacted(MessageRedacted),
 }
 
 impl Event {
@@ -249,6 +318,7 @@ impl Event {
             Event::CursorMoved(c) => serde_json::to_string(&JsonEvent::CursorMoved(c)),
             Event::PrincipalChanged(p) => serde_json::to_string(&JsonEvent::PrincipalChanged(p)),
             Event::ReaderWoken(w) => serde_json::to_string(&JsonEvent::ReaderWoken(w)),
+            Event::MessageRedacted(r) => serde_json::to_string(&JsonEvent::MessageRedacted(r)),
         };
         json.expect("events encode as JSON") + "\n"
     }
@@ -259,6 +329,7 @@ impl Event {
             Ok(JsonEvent::CursorMoved(c)) => Ok(Event::CursorMoved(c)),
             Ok(JsonEvent::PrincipalChanged(p)) => Ok(Event::PrincipalChanged(p)),
             Ok(JsonEvent::ReaderWoken(w)) => Ok(Event::ReaderWoken(w)),
+            Ok(JsonEvent::MessageRedacted(r)) => Ok(Event::MessageRedacted(r)),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -334,6 +405,7 @@ mod tests {
             text: "```diff\n+x\n```".into(),
             source: Source::Mcp,
             reply_to: None,
+            redacted: None,
         })
     }
 

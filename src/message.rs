@@ -38,9 +38,9 @@ pub struct NewMessage {
 }
 
 /// A stored message, in the shape every front door returns (the Python relay's fields plus
-/// `source`, and `reply_to` on a reply). Reading one refuses unknown fields: an import must not
-/// drop data silently.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+/// `source`, `reply_to` on a reply, and `redacted` on one taken back). Reading one refuses
+/// unknown fields: an import must not drop data silently.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
     pub id: u64,
@@ -51,18 +51,54 @@ pub struct Message {
     pub text: String,
     pub source: Source,
     /// The id of the message of the same channel this one answers (threads). (The attributes
-    /// serve deserializing and the schema; serializing is written out below.)
+    /// serve the schema; serializing and deserializing are written out below.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<u64>,
+    // Who took the message back, when and why: its `text` is then only "redacted by NAME:
+    // REASON". Never in the log's records (a redaction is an event of its own); the store adds
+    // it to the message it serves. Not a doc comment, and a plain object in the schema: the MCP
+    // schema agents pay for on every turn stays short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "plain_object")]
+    pub redacted: Option<Redacted>,
 }
 
-/// JSON leaves `reply_to` out when the message answers nothing (the Python relay's shape); the
-/// log's binary records always hold it, since bincode reads fields by position.
+/// `{"type": "object"}`, and no more (for a field whose schema agents need not pay for).
+pub(crate) fn plain_object(_: &mut SchemaGenerator) -> Schema {
+    schemars::json_schema!({"type": "object"})
+}
+
+/// A message's redaction, as it is served with the message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redacted {
+    pub by: String,
+    /// When, in seconds since the Unix epoch.
+    pub ts: f64,
+    pub reason: String,
+}
+
+impl Redacted {
+    /// The text a redacted message reads as.
+    pub fn text(&self) -> String {
+        match self.reason.trim() {
+            "" => format!("redacted by {}", self.by),
+            reason => format!("redacted by {}: {reason}", self.by),
+        }
+    }
+}
+
+/// JSON leaves `reply_to` out when the message answers nothing (the Python relay's shape), and
+/// `redacted` when it was not; the log's binary records always hold `reply_to` (bincode reads
+/// fields by position) and never `redacted`.
 impl Serialize for Message {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let reply_to = self.reply_to.is_some() || !serializer.is_human_readable();
-        let mut out = serializer.serialize_struct("Message", 6 + usize::from(reply_to))?;
+        let binary = !serializer.is_human_readable();
+        let reply_to = self.reply_to.is_some() || binary;
+        let redacted = self.redacted.is_some() && !binary;
+        let mut out =
+            serializer.serialize_struct("Message", 6 + usize::from(reply_to) + usize::from(redacted))?;
         out.serialize_field("id", &self.id)?;
         out.serialize_field("ts", &self.ts)?;
         out.serialize_field("target", &self.target)?;
@@ -72,8 +108,78 @@ impl Serialize for Message {
         if reply_to {
             out.serialize_field("reply_to", &self.reply_to)?;
         }
+        if redacted {
+            out.serialize_field("redacted", &self.redacted)?;
+        }
         out.end()
     }
+}
+
+/// A log record's message: the fields in order, without `redacted`.
+#[derive(Deserialize)]
+struct Record {
+    id: u64,
+    ts: f64,
+    target: String,
+    sender: String,
+    text: String,
+    source: Source,
+    reply_to: Option<u64>,
+}
+
+/// A message as JSON: every field by name, unknown ones refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Json {
+    id: u64,
+    ts: f64,
+    target: String,
+    sender: String,
+    text: String,
+    source: Source,
+    #[serde(default)]
+    reply_to: Option<u64>,
+    #[serde(default)]
+    redacted: Option<Redacted>,
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let Json { id, ts, target, sender, text, source, reply_to, redacted } =
+                Json::deserialize(deserializer)?;
+            Ok(Message { id, ts, target, sender, text, source, reply_to, redacted })
+        } else {
+            let Record { id, ts, target, sender, text, source, reply_to } =
+                Record::deserialize(deserializer)?;
+            Ok(Message { id, ts, target, sender, text, source, reply_to, redacted: None })
+        }
+    }
+}
+
+/// Overwrites, in place, the text of the message `json` holds (a message as JSON, as the store
+/// writes it): with `with`, JSON-escaped and padded with spaces to the text's length, or with
+/// spaces only when it does not fit. The bytes around the text stay where they were and the
+/// JSON stays valid. Returns `false`, changing nothing, when `json` holds no message text.
+pub fn overwrite_text(json: &mut [u8], with: &str) -> bool {
+    #[derive(Deserialize)]
+    struct TextOf<'a> {
+        #[serde(borrow)]
+        text: &'a serde_json::value::RawValue,
+    }
+    let Ok(TextOf { text }) = serde_json::from_slice::<TextOf>(json) else { return false };
+    if !text.get().starts_with('"') {
+        return false; // not a string (or not an object: serde reads a struct from an array too)
+    }
+    // The string's bytes between its quotes.
+    let start = text.get().as_ptr() as usize - json.as_ptr() as usize + 1;
+    let end = start + text.get().len() - 2;
+    let escaped = serde_json::to_string(with).unwrap_or_default();
+    let escaped = escaped.as_bytes().get(1..escaped.len().saturating_sub(1)).unwrap_or_default();
+    let fill = if escaped.len() <= end - start { escaped } else { &[][..] };
+    json[start..start + fill.len()].copy_from_slice(fill);
+    json[start + fill.len()..end].fill(b' ');
+    true
 }
 
 /// A message in one line, as `watch` and `replay --print` show it:
@@ -170,6 +276,33 @@ mod tests {
     }
 
     #[test]
+    fn a_text_is_overwritten_in_place_and_the_json_stays_valid() {
+        let m = Message {
+            id: 9,
+            ts: 1.5,
+            target: "t".into(),
+            sender: "s".into(),
+            text: "token \"sk-123\" é\n".into(),
+            source: Source::Rest,
+            reply_to: Some(2),
+            redacted: None,
+        };
+        let original = serde_json::to_vec(&m).unwrap();
+        let mut json = original.clone();
+        assert!(overwrite_text(&mut json, "gone"));
+        assert_eq!(json.len(), original.len());
+        let after: Message = serde_json::from_slice(&json).unwrap();
+        assert!(after.text.starts_with("gone") && after.text[4..].bytes().all(|b| b == b' '), "{after:?}");
+        assert_eq!((after.id, after.reply_to, after.sender), (9, Some(2), "s".to_owned()));
+        assert!(!String::from_utf8_lossy(&json).contains("sk-123"));
+        // Too long to fit: spaces only.
+        let mut json = original.clone();
+        assert!(overwrite_text(&mut json, &"x".repeat(100)));
+        assert!(serde_json::from_slice::<Message>(&json).unwrap().text.trim().is_empty());
+        assert!(!overwrite_text(&mut b"[1]".to_vec(), "x"), "not a message");
+    }
+
+    #[test]
     fn message_json_has_the_python_fields() {
         let m = Message {
             id: 7,
@@ -179,6 +312,7 @@ mod tests {
             text: "x".into(),
             source: Source::Rest,
             reply_to: None,
+            redacted: None,
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 const SOURCES: [Source; 4] = [Source::Rest, Source::Mcp, Source::Ui, Source::Cli];
 
 /// Why a request was refused for who sent it (`relay_denied_total`'s reasons): 401s first.
-pub const DENIAL_REASONS: [&str; 7] = [
+pub const DENIAL_REASONS: [&str; 8] = [
     "no_credential",
     "unknown_credential",
     "revoked_credential",
@@ -22,6 +22,7 @@ pub const DENIAL_REASONS: [&str; 7] = [
     "wrong_reader",
     "no_grant",
     "not_admin",
+    "not_sender",
 ];
 
 /// What the relay counts as it works; the gauges of its state are set at each scrape.
@@ -200,7 +201,8 @@ fn disk_bytes(path: &Path) -> u64 {
         .sum()
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
+/// Bytes of the files under `dir`, in every folder below it.
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
         .flatten()

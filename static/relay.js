@@ -357,6 +357,35 @@
     if (channel) form.elements.target.value = channel;
     text.focus();
   });
+  // Redact: the message is taken back for everyone; its place says who did it and why.
+  document.addEventListener("click", async function (event) {
+    const button = event.target.closest && event.target.closest("button.redact");
+    if (!button) return;
+    const id = button.dataset.id;
+    const reason = window.prompt("Redact #" + id + " for everyone? Its text is erased and its place says who did it and why.\nReason (optional):", "");
+    if (reason === null) return;
+    button.disabled = true;
+    try {
+      const reply = await fetch("/ui/messages/" + id, {
+        method: "DELETE",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ reason: reason, by: sender.value.trim() || null }),
+      });
+      const answer = await reply.json().catch(function () { return {}; });
+      if (!reply.ok || !answer.ok) throw new Error(answer.error || reply.status + " " + reply.statusText);
+      const li = document.getElementById("m-" + id);
+      li.classList.add("redacted");
+      const body = li.querySelector(".msg-body");
+      body.textContent = "";
+      const p = document.createElement("p");
+      p.textContent = answer.message.text;
+      body.appendChild(p);
+      button.remove();
+    } catch (e) {
+      button.disabled = false;
+      button.textContent = "Redact (failed: " + e.message + ")";
+    }
+  });
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     const message = {

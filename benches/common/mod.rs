@@ -32,6 +32,7 @@ pub fn message(id: u64, channels: u64) -> Message {
         text,
         source: Source::Mcp,
         reply_to: None,
+        redacted: None,
     }
 }
 

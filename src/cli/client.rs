@@ -145,7 +145,10 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let result = match (method, body) {
             ("GET", _) => self.with_token(self.agent.get(&url)).call(),
-            ("DELETE", _) => self.with_token(self.agent.delete(&url)).call(),
+            ("DELETE", None) => self.with_token(self.agent.delete(&url)).call(),
+            ("DELETE", Some(body)) => {
+                self.with_token(self.agent.delete(&url)).force_send_body().send_json(body)
+            }
             ("PUT", body) => self.with_token(self.agent.put(&url)).send_json(body.unwrap_or(&json!({}))),
             (_, body) => self.with_token(self.agent.post(&url)).send_json(body.unwrap_or(&json!({}))),
         };

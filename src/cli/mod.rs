@@ -53,6 +53,11 @@ pub enum Command {
     /// Drop the channel views and the text archive and rebuild them from the event log (in nats
     /// mode, the stream). The relay must be stopped.
     Rebuild(StoreArgs),
+    /// Erase at once what redactions left in the data directory's files: rebuild every
+    /// projection from the log, then rewrite the database so no old version of a redacted
+    /// message's record stays in its files. The relay must be stopped (a running relay erases
+    /// all else within seconds: see docs/reliability.md).
+    Compact(StoreArgs),
     /// Rebuild like `rebuild`, or with --print list the events as readable lines instead.
     Replay(ReplayArgs),
     /// Write the event log as JSON Lines, one event per line in id order. The relay must be
@@ -70,6 +75,12 @@ pub enum Command {
     /// else CLAUDE_CODEX_AUTH_TOKEN, else the file CLAUDE_CODEX_TOKEN_FILE names; over https, trusts the certificates in the PEM file
     /// CLAUDE_CODEX_TLS_CA (else SSL_CERT_FILE's, else the system's), as watch, search and bridge do.
     Post(PostArgs),
+    /// Take a message back on a running relay (or, with --channel, every message of a channel):
+    /// from then on every front door, search and export show it as a tombstone (id, channel,
+    /// sender, time, reply link) reading "redacted by NAME: REASON", and its text is erased from
+    /// the relay's files (docs/reliability.md). Its sender, a person who may post to the channel,
+    /// or an admin may (anyone on an open relay). Sends its credential as post does.
+    Redact(RedactArgs),
     /// Follow a channel on a running relay: print each new message, optionally run a command per
     /// batch (for example `codex exec`). Waits on the relay instead of polling. Sends its
     /// credential as post does.
@@ -148,6 +159,30 @@ pub struct PostArgs {
     /// The id of the message this answers (in the same channel)
     #[arg(long, value_name = "ID")]
     pub reply_to: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[group(id = "what", required = true, args = ["id", "channel"])]
+pub struct RedactArgs {
+    /// The relay's base URL
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8010")]
+    pub url: String,
+    /// The id of the message to take back
+    #[arg(value_name = "ID")]
+    pub id: Option<u64>,
+    /// Take back every message of this channel instead (an admin's, once principals exist)
+    #[arg(long, value_name = "CHANNEL", conflicts_with = "id")]
+    pub channel: Option<String>,
+    /// Why, shown in its place (one line, at most 500 characters)
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
+    /// Who is redacting, on a relay without principals; with a principal's credential, leave it
+    /// out (it redacts as the principal)
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// A file holding the credential (else CLAUDE_CODEX_AUTH_TOKEN, else CLAUDE_CODEX_TOKEN_FILE)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -261,6 +296,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Rebuild(args)) => rebuild(&args),
+        Some(Command::Compact(args)) => {
+            let config = load_config(&args, Flags::default())?;
+            let report =
+                store::compact(&config.data_dir, Some(&config.archive()), &config.log, &mut |_, _| {})
+                    .map_err(|e| advise(e, &config.data_dir))?;
+            println!(
+                "compacted {}: replayed {} events; the database went from {} to {} bytes",
+                config.data_dir.display(),
+                report.replayed,
+                report.before,
+                report.after
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Replay(args)) if !args.print => rebuild(&args.store),
         Some(Command::Replay(args)) => {
             let config = load_config(&args.store, Flags::default())?;
@@ -296,6 +345,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let client = Client::new(&args.url, args.token_file.as_deref())?;
             let id = client.post(&args.target, args.sender.as_deref(), &text, args.reply_to)?;
             println!("posted #{id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Redact(args)) => {
+            let client = Client::new(&args.url, args.token_file.as_deref())?;
+            let body = serde_json::json!({"reason": args.reason, "by": args.by});
+            match (args.id, &args.channel) {
+                (Some(id), _) => {
+                    let reply = client.call("DELETE", &format!("/api/messages/{id}"), Some(&body))?;
+                    println!("#{id} {}", reply["message"]["text"].as_str().unwrap_or("redacted"));
+                }
+                (None, channel) => {
+                    let channel = channel.as_deref().unwrap_or_default();
+                    let path = format!("/api/channels/{}", crate::http::request::path_segment(channel));
+                    let reply = client.call("DELETE", &path, Some(&body))?;
+                    println!("redacted {} messages of {channel}", reply["redacted"].as_u64().unwrap_or(0));
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Watch(args)) => watch::watch(&args),

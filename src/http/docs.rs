@@ -124,6 +124,30 @@ fn delivery_paths() -> Value {
     })
 }
 
+/// Redaction's routes.
+fn redaction_paths() -> Value {
+    let delete = |summary: &str| {
+        json!({"delete": {
+            "summary": summary,
+            "description": "Takes the message back for everyone: from then on every front door, search and export serve it as a tombstone (id, target, sender, ts, source and reply_to kept; text \"redacted by NAME: REASON\"; redacted: {by, ts, reason}). Optional body {\"reason\": one line, up to 500 characters, \"by\": the name it goes under for a caller that is not a principal (default anonymous, or admin for the shared token)}. With principals: the sender, a person who may post to the channel, or an admin. The log records the redaction as an event.",
+            "parameters": [path_param("id", "The message's id")],
+            "requestBody": {"required": false, "content": {"application/json": {}}},
+            "responses": {"200": {"description": "{\"ok\": true, \"message\": the tombstone}", "content": {"application/json": {}}}, "400": error_reply("A bad reason or body; nothing was changed."), "403": error_reply("The caller may not redact it; nothing was changed."), "404": error_reply("No message has this id, or the caller may not read its channel."), "409": error_reply("The message was redacted already.")}
+        }})
+    };
+    json!({
+        "/api/messages/{id}": delete("Redact a message"),
+        "/ui/messages/{id}": delete("The web UI's Redact action (as DELETE /api/messages/{id})"),
+        "/api/channels/{channel}": {"delete": {
+            "summary": "Redact every message of a channel",
+            "description": "As DELETE /api/messages/{id} for each message of the channel not redacted yet, with the same optional body. An admin's, once principals exist (anyone's on an open relay).",
+            "parameters": [path_param("channel", "The channel name, percent-encoded")],
+            "requestBody": {"required": false, "content": {"application/json": {}}},
+            "responses": {"200": {"description": "{\"ok\": true, \"target\", \"redacted\": how many}", "content": {"application/json": {}}}, "400": error_reply("A bad reason or body; nothing was changed."), "403": error_reply("Not an admin; nothing was changed."), "404": error_reply("The channel holds no message, or the caller may not read it.")}
+        }}
+    })
+}
+
 /// The OpenAPI description of every route the relay serves.
 pub fn spec(max_text_bytes: usize) -> Value {
     let message_list = json!({
@@ -263,7 +287,8 @@ pub fn spec(max_text_bytes: usize) -> Value {
                     "sender": {"type": "string"},
                     "text": {"type": "string"},
                     "source": {"type": "string", "enum": ["rest", "mcp", "ui", "cli"], "description": "The front door it came in through."},
-                    "reply_to": {"type": "integer", "description": "On a reply: the id of the message it answers."}
+                    "reply_to": {"type": "integer", "description": "On a reply: the id of the message it answers."},
+                    "redacted": {"type": "object", "required": ["by", "ts", "reason"], "properties": {"by": {"type": "string"}, "ts": {"type": "number"}, "reason": {"type": "string"}}, "description": "On a message taken back: who, when and why. Its text is then only \"redacted by NAME: REASON\"."}
                 }
             },
             "Error": {
@@ -273,7 +298,7 @@ pub fn spec(max_text_bytes: usize) -> Value {
             }
         }}
     });
-    for more in [other_paths(), principal_paths(), delivery_paths()] {
+    for more in [other_paths(), principal_paths(), delivery_paths(), redaction_paths()] {
         if let (Some(paths), Value::Object(more)) = (spec["paths"].as_object_mut(), more) {
             paths.extend(more);
         }

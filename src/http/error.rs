@@ -33,6 +33,8 @@ pub enum ApiError {
     NotFound,
     /// What the request names does not exist: 404, saying what.
     Missing(String),
+    /// It cannot be done to what the request names as that stands now: 409, saying why.
+    Conflict(String),
     /// A feature the relay's settings turned off: 404, with what to change.
     Off(String),
     MethodNotAllowed,
@@ -52,6 +54,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::NotFound | ApiError::Missing(_) | ApiError::Off(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,6 +73,7 @@ impl ApiError {
             | ApiError::Unavailable(m)
             | ApiError::Off(m)
             | ApiError::Missing(m)
+            | ApiError::Conflict(m)
             | ApiError::Unauthorized { reason: m, .. } => m.clone(),
             ApiError::NotFound => "no such route; see /docs for the API".into(),
             ApiError::MethodNotAllowed => "method not allowed on this route; see /docs for the API".into(),
@@ -110,6 +114,7 @@ impl From<RelayError> for ApiError {
             RelayError::Busy(m) => return ApiError::Unavailable(m),
             RelayError::Off(m) => return ApiError::Off(m),
             RelayError::Missing(m) => return ApiError::Missing(m),
+            RelayError::Conflict(m) => return ApiError::Conflict(m),
             RelayError::Denied(d) if d.unauthenticated() => {
                 return ApiError::Unauthorized { reason: d.message, sign_in: None }
             }

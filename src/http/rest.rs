@@ -1,11 +1,15 @@
-//! The REST API: `/api/messages` (GET, POST), `/api/messages/{id}/delivery`, `/api/wakes`,
+//! The REST API: `/api/messages` (GET, POST), `/api/messages/{id}` and `/api/channels/{name}`
+//! (DELETE: redact),
+//! `/api/messages/{id}/delivery`, `/api/wakes`,
 //! `/api/channels`, `/healthz`, `/readyz`. Shapes are the
 //! Python relay's, with fields added beside them (`latest_id`, `since_id`, channel details).
 
 use super::auth::Gate;
 use super::error::ApiError;
-use super::fields::{required_str, PostFields};
-use super::request::{bad, get_or_head, json_object, max_body_bytes, raw_query, read_body, Query};
+use super::fields::{optional_str, required_str, Object, PostFields};
+use super::request::{
+    bad, decode_segment, get_or_head, json_object, max_body_bytes, raw_query, read_body, Query,
+};
 use crate::message::Source;
 use crate::relay::{
     clamp_limit, Caller, Page, Relay, Start, Waiter, DEFAULT_TARGET, REST_DEFAULT_LIMIT, REST_MAX_LIMIT,
@@ -39,6 +43,21 @@ pub fn routes(
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .then(post_message);
+    // The web UI's Redact action has its own path, like its post form.
+    let redact = (warp::path!("api" / "messages" / u64).and(warp::delete()).and(gate.api(Source::Rest)))
+        .or(warp::path!("ui" / "messages" / u64).and(warp::delete()).and(gate.ui()))
+        .unify()
+        .and(with_relay.clone())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(redact);
+    let redact_channel = warp::path!("api" / "channels" / String)
+        .and(warp::delete())
+        .and(gate.api(Source::Rest))
+        .and(with_relay.clone())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(redact_channel);
     let delivery = warp::path!("api" / "messages" / u64 / "delivery")
         .and(get_or_head())
         .and(gate.api(Source::Rest))
@@ -87,6 +106,10 @@ pub fn routes(
     });
     get_messages
         .or(post_message)
+        .unify()
+        .or(redact)
+        .unify()
+        .or(redact_channel)
         .unify()
         .or(delivery)
         .unify()
@@ -204,6 +227,63 @@ async fn post_message(
         Ok(warp::reply::with_status(reply, StatusCode::CREATED).into_response())
     };
     result.await.unwrap_or_else(ApiError::into_response)
+}
+
+/// `DELETE /api/messages/{id}`, with an optional body `{"reason": "...", "by": "NAME"}` (`by`
+/// for a caller that is not a principal): redacts the message; 200 with the message as it now
+/// stands, its tombstone.
+async fn redact(
+    id: u64,
+    caller: Caller,
+    relay: Relay,
+    declared: Option<u64>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+) -> Response {
+    let result = async {
+        let fields = redaction_body(declared, body).await?;
+        let (reason, by) = redaction_fields(&fields)?;
+        let m = relay.redact(id, by, reason, &caller).await?;
+        Ok::<_, ApiError>(warp::reply::json(&json!({"ok": true, "message": m})).into_response())
+    };
+    result.await.unwrap_or_else(ApiError::into_response)
+}
+
+/// `DELETE /api/channels/{name}`, with the same optional body: redacts every message of the
+/// channel; 200 with how many.
+async fn redact_channel(
+    name: String,
+    caller: Caller,
+    relay: Relay,
+    declared: Option<u64>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+) -> Response {
+    let result = async {
+        let name = decode_segment(&name)?;
+        let fields = redaction_body(declared, body).await?;
+        let (reason, by) = redaction_fields(&fields)?;
+        let redacted = relay.redact_channel(&name, by, reason, &caller).await?;
+        let reply = json!({"ok": true, "target": name, "redacted": redacted});
+        Ok::<_, ApiError>(warp::reply::json(&reply).into_response())
+    };
+    result.await.unwrap_or_else(ApiError::into_response)
+}
+
+/// A redaction's body: none, or a JSON object.
+async fn redaction_body(
+    declared: Option<u64>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+) -> Result<Object, ApiError> {
+    let bytes = read_body(declared, body, max_body_bytes(0)).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Object::new());
+    }
+    json_object(&bytes, "reason")
+}
+
+/// A redaction's `reason` (empty when absent) and `by`.
+fn redaction_fields(fields: &Object) -> Result<(&str, Option<&str>), ApiError> {
+    let reason = optional_str(fields, "reason").map_err(bad)?.unwrap_or("");
+    Ok((reason, optional_str(fields, "by").map_err(bad)?))
 }
 
 /// `GET /api/messages/{id}/delivery[?target=CHANNEL]`: `{"id", "target", "stored", "readers":

@@ -92,7 +92,7 @@ impl Caller {
             None | Some("") => Ok(Some(own)),
             Some(asked) if asked == own => Ok(Some(own)),
             Some(asked) => Err(Denied::new(
-                if field == "sender" { "wrong_sender" } else { "wrong_reader" },
+                if field == "reader" { "wrong_reader" } else { "wrong_sender" },
                 format!("{field}: your credential is {own:?}'s, which may not {verb} as {asked:?}; leave {field} out or give {own:?}"),
             )),
         }
@@ -106,6 +106,39 @@ impl Caller {
     /// Whether the caller may post to `channel`.
     pub fn may_write(&self, channel: &str) -> Result<(), Denied> {
         self.may(channel, "post to", |p| p.may_write(channel))
+    }
+
+    /// Who a redaction of a message `sender` posted to `channel` goes under, if the caller may
+    /// make it: a principal as itself, when it is the sender, a person who may post to the
+    /// channel, or an admin; the shared token's holder and anyone on an open relay (who may post
+    /// anywhere) under the name they give (`admin` or `anonymous` when none).
+    pub fn redactor<'a>(
+        &'a self,
+        asked: Option<&'a str>,
+        channel: &str,
+        sender: &str,
+    ) -> Result<&'a str, Denied> {
+        let asked = asked.map(str::trim).filter(|a| !a.is_empty());
+        let p = match &self.who {
+            Who::Anonymous => return Ok(asked.unwrap_or("anonymous")),
+            Who::Admin => return Ok(asked.unwrap_or("admin")),
+            Who::Principal(p) => p,
+        };
+        let by = self.as_self("by", "redact", asked)?.unwrap_or(&p.name);
+        let may = p.name == sender
+            || p.role == crate::identity::Role::Admin
+            || (p.role == crate::identity::Role::Person && p.may_write(channel));
+        if !may {
+            return Err(Denied::new(
+                "not_sender",
+                format!(
+                    "{:?} may not redact a message {sender:?} posted: only its sender, a person who may post to \
+                     {channel:?}, or an admin may",
+                    p.name
+                ),
+            ));
+        }
+        Ok(by)
     }
 
     /// Whether the caller could read `channel` (for lists and search, which leave out the rest).

@@ -8,6 +8,7 @@
 //!   the store's commit watch), and the readers' cursors (where a read starts, acknowledgements);
 //! - `search`: full-text search over the index the store keeps;
 //! - `channels`: the channel list, unread counts, and the list as it changes;
+//! - `redact`: taking a message back (a tombstone from then on);
 //! - `delivery`: where each message stands for each named reader (woken, read, acknowledged);
 //! - `presence`: who is listening where (live state only);
 //! - `caller`: who is asking, and what it may do;
@@ -23,6 +24,7 @@ mod post;
 mod presence;
 mod principals;
 mod read;
+mod redact;
 mod search;
 mod service;
 

@@ -26,6 +26,9 @@ pub enum RelayError {
     /// What was asked about does not exist (an unknown message id).
     #[error("{0}")]
     Missing(String),
+    /// It cannot be done to what it names as that stands now (a message redacted already).
+    #[error("{0}")]
+    Conflict(String),
     /// A feature this relay's settings turned off: asking again will not help.
     #[error("{0}")]
     Off(String),

@@ -23,6 +23,11 @@ const COMPRESSION_LEVEL: i32 = 1;
 const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 const DB_DIR: &str = "db";
+/// Where `compact` writes the new database, and where the old one waits to be removed.
+const COMPACTING_DIR: &str = "db.compacting";
+const OLD_DIR: &str = "db.old";
+/// Records copied per batch while compacting.
+const COMPACT_BATCH: usize = 4096;
 
 /// How to open the store's database.
 #[derive(Debug, Clone, Copy)]
@@ -134,6 +139,7 @@ impl Database {
     }
 
     fn open_locked(dir: &Path, options: Options, lock: File) -> Result<Database, StoreError> {
+        recover_compaction(dir)?;
         let found_in = |e: StoreError| e.found_in(&db_dir(dir));
         let db = open_sled(dir, options).map_err(found_in)?;
         let log = SledLog::open(&db).map_err(found_in)?;
@@ -162,4 +168,74 @@ impl Database {
         after_close();
         Database::open_locked(dir, options, lock)
     }
+}
+
+fn dir_error(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |e| StoreError::dir(path, e)
+}
+
+/// Makes a data directory's renames durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(dir_error(dir))
+}
+
+/// Finishes a `compact` that a crash cut short, or undoes it: a new database not yet in place
+/// is dropped (it was still being written), one in place lets the old one go, and one complete
+/// but not yet moved in (the old one already moved out) is moved in.
+fn recover_compaction(dir: &Path) -> Result<(), StoreError> {
+    let (db, new, old) = (db_dir(dir), dir.join(COMPACTING_DIR), dir.join(OLD_DIR));
+    if !db.exists() && new.exists() && old.exists() {
+        std::fs::rename(&new, &db).map_err(dir_error(dir))?;
+        sync_dir(dir)?;
+    }
+    for leftover in [new, old] {
+        if leftover.exists() && db.exists() {
+            std::fs::remove_dir_all(&leftover).map_err(dir_error(&leftover))?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the sled database of `dir` (the relay stopped) into a new one that holds only
+/// what is live, and puts it in the old one's place; returns the bytes before and after. sled
+/// keeps the old versions of a record it rewrote (a redacted message's, for one) in its files
+/// until it reuses their space; the new files hold none of them.
+pub(super) fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
+    if !db_dir(dir).is_dir() {
+        return Err(StoreError::NoStore { dir: dir.to_owned() });
+    }
+    let _lock = lock_dir(dir)?;
+    recover_compaction(dir)?;
+    let (db, new) = (db_dir(dir), dir.join(COMPACTING_DIR));
+    let before = crate::metrics::dir_bytes(&db);
+    {
+        let old = open_sled(dir, Options::default())?;
+        let copy = sled::Config::new()
+            .path(&new)
+            .use_compression(compressed(&db, true))
+            .compression_factor(COMPRESSION_LEVEL)
+            .open()?;
+        for name in old.tree_names() {
+            let (from, to) = (old.open_tree(&name)?, copy.open_tree(&name)?);
+            let mut batch = sled::Batch::default();
+            for (n, item) in from.iter().enumerate() {
+                let (key, value) = item?;
+                batch.insert(key, value);
+                if (n + 1) % COMPACT_BATCH == 0 {
+                    to.apply_batch(std::mem::take(&mut batch))?;
+                }
+            }
+            to.apply_batch(batch)?;
+        }
+        copy.flush()?;
+    }
+    // sled lets go of its files from a thread of its own once the last handle is gone.
+    thread::sleep(Duration::from_millis(100));
+    sync_dir(dir)?;
+    std::fs::rename(&db, dir.join(OLD_DIR)).map_err(dir_error(dir))?;
+    std::fs::rename(&new, &db).map_err(dir_error(dir))?;
+    sync_dir(dir)?;
+    recover_compaction(dir)?;
+    sync_dir(dir)?;
+    Ok((before, crate::metrics::dir_bytes(&db)))
 }

@@ -33,11 +33,12 @@ mod recovery;
 mod shared;
 
 use crate::event::{Change, Event, NewEvent};
-use crate::message::{Message, NewMessage, StoredMessage};
+use crate::message::{Message, NewMessage, Redacted, StoredMessage};
 use crate::values::Name;
 pub use commands::rebuild::rebuild;
 pub use commands::{
-    check, export, import, replay_print, CheckReport, ExportFilter, ImportError, ImportReport,
+    check, compact, export, import, replay_print, CheckReport, CompactReport, ExportFilter, ImportError,
+    ImportReport,
 };
 pub use database::{Options, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
@@ -85,16 +86,11 @@ pub struct ChannelStats {
     // acknowledged, with when (docs/api.md, "Delivery"). Not a doc comment, and a plain object
     // in the schema: the MCP schema agents pay for on every turn stays short.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    #[schemars(schema_with = "plain_object")]
+    #[schemars(schema_with = "crate::message::plain_object")]
     pub delivery: std::collections::BTreeMap<String, ReaderStates>,
     /// Messages after the cursor of the reader asked about (counted up to 1000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<u64>,
-}
-
-/// `{"type": "object"}`, and no more.
-fn plain_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({"type": "object"})
 }
 
 /// A handle on the open store; clones share it. The writer stops, after a final flush, when
@@ -264,10 +260,12 @@ impl Store {
         order: SearchOrder,
         limit: usize,
     ) -> Result<(Vec<Hit>, u64), SearchError> {
-        match &self.inner.search {
-            Some(index) => index.search(query, within, order, limit),
-            None => Err(SearchError::Off),
-        }
+        let Some(index) = &self.inner.search else { return Err(SearchError::Off) };
+        let (mut hits, total) = index.search(query, within, order, limit)?;
+        // The index drops a redacted message a moment after its redaction; the hits never show it.
+        let redactions = &self.inner.shared.channel_views.redactions;
+        hits.retain(|hit| redactions.get(hit.id).is_none());
+        Ok((hits, total))
     }
 
     /// Message `id` of `channel`, if it has one.
@@ -279,7 +277,7 @@ impl Store {
     /// Up to `limit` messages of `channel` with id > `after`, oldest first.
     pub fn since(&self, channel: &str, after: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {
-            Some(c) => self.inner.shared.channel_views.since(c.no, after, c.last_id, limit),
+            Some(c) => self.shown(self.inner.shared.channel_views.since(c.no, after, c.last_id, limit)?),
             None => Ok(Vec::new()),
         }
     }
@@ -294,10 +292,40 @@ impl Store {
     pub fn before(&self, channel: &str, before: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {
             Some(c) if before > 0 => {
-                self.inner.shared.channel_views.tail(c.no, c.last_id.min(before - 1), limit)
+                self.shown(self.inner.shared.channel_views.tail(c.no, c.last_id.min(before - 1), limit)?)
             }
             _ => Ok(Vec::new()),
         }
+    }
+
+    /// Messages as they are served: a redacted one as its tombstone.
+    fn shown(&self, messages: Vec<StoredMessage>) -> Result<Vec<StoredMessage>, StoreError> {
+        self.inner.shared.channel_views.redactions.shown(messages)
+    }
+
+    /// Message `id`'s redaction, if it was taken back.
+    pub fn redaction(&self, id: u64) -> Option<Redacted> {
+        self.inner.shared.channel_views.redactions.get(id)
+    }
+
+    /// Takes messages `ids` of `target` back on behalf of `by` (appended together, so they share
+    /// commits); returns once every redaction is durable and applied. The caller checks that
+    /// the messages exist and are not redacted yet.
+    pub async fn redact(
+        &self,
+        target: &Name,
+        ids: &[u64],
+        by: &Name,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let redaction = |message| NewEvent::Redaction {
+            target: target.clone(),
+            message,
+            by: by.clone(),
+            reason: reason.to_owned(),
+        };
+        let appends = ids.iter().map(|&id| self.append_event(redaction(id)));
+        futures_util::future::try_join_all(appends).await.map(drop)
     }
 
     /// Every channel that holds a message, sorted by name.
@@ -338,7 +366,8 @@ impl Store {
         upto: u64,
     ) -> Result<(Vec<u8>, Option<u64>), StoreError> {
         self.exportable()?;
-        commands::export_chunk(&*self.inner.shared.log, filter, after, upto)
+        let redactions = self.inner.shared.channel_views.redactions.all();
+        commands::export_chunk(&*self.inner.shared.log, filter, after, upto, &redactions)
     }
 
     /// Whether an export may start: it reads the log itself, so until the views hold what the

@@ -305,6 +305,7 @@ fn open_messages_are_sealed_early_when_old_or_too_large() {
         text,
         source: Source::Cli,
         reply_to: None,
+        redacted: None,
     };
     // Three in "quiet", then enough in "busy" to pass OPEN_SPAN, then one large message in
     // each of many channels until the open bytes pass OPEN_BYTES.
@@ -452,6 +453,7 @@ fn archive_lines_have_the_python_relays_format() {
         text: "a \"quoted\"\nline".into(),
         source: Source::Rest,
         reply_to: None,
+        redacted: None,
     };
     let line = archive::line(&m);
     assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "one line: {line:?}");
@@ -574,6 +576,7 @@ fn views_catch_up_with_events_they_missed() {
                     text: format!("late {i}"),
                     source: Source::Rest,
                     reply_to: None,
+                    redacted: None,
                 })
             })
             .collect();
@@ -711,6 +714,7 @@ fn merge_reports_a_conflicting_id_and_stores_nothing() {
             text: "new one".into(),
             source: Source::Cli,
             reply_to: None,
+            redacted: None,
         })
         .to_json_line(),
     );

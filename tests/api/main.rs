@@ -21,6 +21,7 @@ mod nats;
 mod openapi;
 mod principals;
 mod process;
+mod redact;
 mod rest;
 mod search;
 mod threads;

@@ -183,6 +183,28 @@ fn two_instances_serve_one_log_and_wake_each_other() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(found["hits"][0]["id"], id, "{found}");
+
+    // A redaction through A shows on B as a tombstone within 1 s, and B's search drops it.
+    let reply =
+        request(a.addr, "DELETE", &format!("/api/messages/{id}"), &JSON, Some(br#"{"reason":"test"}"#));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let text_on_b = || {
+        let page = request(b.addr, "GET", "/api/messages?target=t", &[], None).json();
+        let message = page["messages"].as_array().unwrap().iter().find(|m| m["id"] == id).cloned();
+        message.map(|m| m["text"].clone()).unwrap_or_default()
+    };
+    let started = Instant::now();
+    while text_on_b() != "redacted by anonymous: test" {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B shows the tombstone within 1 s: {}",
+            text_on_b()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("a redaction through A showed on B after {:?}", started.elapsed());
+    let found = request(b.addr, "GET", "/api/search?q=through", &[], None).json();
+    assert_eq!(found["hits"], json!([]), "{found}");
 }
 
 #[test]

@@ -93,6 +93,7 @@ fn every_described_route_answers_exactly_its_methods() {
 fn openapi_describes_routes_that_answer() {
     let app = spawn_app();
     app.post("t", "s", "message 1, for the routes that name an id");
+    app.post("u", "s", "message 2, for the routes that name a channel");
     let spec = app.get("/openapi.json").json();
     assert_eq!(spec["openapi"], "3.1.0");
     let paths = spec["paths"].as_object().unwrap();
@@ -123,7 +124,7 @@ fn openapi_describes_routes_that_answer() {
                 _ => br#"{"target":"t","sender":"s","text":"x"}"#,
             };
             let body = (method == "POST").then_some(body);
-            let path = path.replace("{id}", "1");
+            let path = path.replace("{id}", "1").replace("{channel}", "u");
             let reply = request(app.addr, &method, &format!("{path}{query}"), &[], body);
             let documented: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
             assert!(

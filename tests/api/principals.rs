@@ -28,7 +28,13 @@ pub(crate) fn add(work: &Path, args: &[&str]) -> String {
     credential
 }
 
-fn call(addr: SocketAddr, method: &str, path: &str, credential: &str, body: Option<Value>) -> Reply {
+pub(crate) fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    credential: &str,
+    body: Option<Value>,
+) -> Reply {
     let bearer = format!("Bearer {credential}");
     let mut headers =
         vec![("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
@@ -39,7 +45,7 @@ fn call(addr: SocketAddr, method: &str, path: &str, credential: &str, body: Opti
     request(addr, method, path, &headers, body.as_deref().map(str::as_bytes))
 }
 
-fn tool(addr: SocketAddr, credential: &str, name: &str, arguments: Value) -> Value {
+pub(crate) fn tool(addr: SocketAddr, credential: &str, name: &str, arguments: Value) -> Value {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
     let reply = call(addr, "POST", "/mcp", credential, Some(body));
     assert_eq!(reply.status, 200, "{}", reply.text());

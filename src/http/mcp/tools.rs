@@ -168,7 +168,8 @@ struct Posted {
 #[derive(Serialize, JsonSchema)]
 struct Fetched<'a> {
     messages: &'a [StoredMessage],
-    /// Pass this as since_id next time.
+    // Pass this as since_id next time (the tools' descriptions say so; not a doc comment, so
+    // the schema agents pay for stays short).
     latest_id: u64,
     // Present (true) while the relay cannot follow its log (nats mode, servers unreachable):
     // the messages may be behind. Not a doc comment: the schema agents pay for stays short.

@@ -48,13 +48,15 @@ pub(super) struct MessageView {
     quote: String,
     /// The page of this message's thread.
     thread_href: String,
+    /// Taken back: `html` is then the tombstone's text.
+    redacted: bool,
 }
 
 /// Bytes of rendered message HTML kept in memory.
 pub(super) const CACHE_BYTES: usize = 16 << 20;
 
-/// Rendered message HTML by id. A message never changes, so an entry never goes stale; the
-/// oldest entries leave first once the cache holds [`CACHE_BYTES`].
+/// Rendered message HTML by id. A message changes only when it is redacted, which takes its
+/// entry out; the oldest entries leave first once the cache holds [`CACHE_BYTES`].
 #[derive(Default)]
 pub(super) struct HtmlCache {
     by_id: HashMap<u64, Arc<str>>,
@@ -109,9 +111,18 @@ impl Ui {
             stored.decode().map_err(|e| ApiError::Unavailable(format!("message {}: {e}", stored.id)))?;
         let (iso, time) = times(m.ts);
         let href = channel_href(&m.target);
+        let html = match m.redacted {
+            // Never cached, and the message's text, rendered before its redaction, leaves the cache.
+            Some(_) => {
+                self.forget(m.id);
+                self.renderer.markdown(&m.text)
+            }
+            None => self.html(m.id, &m.text).to_string(),
+        };
         Ok(MessageView {
             id: m.id,
-            html: self.html(m.id, &m.text).to_string(),
+            html,
+            redacted: m.redacted.is_some(),
             hue: hue(&m.sender),
             iso,
             time,
@@ -133,6 +144,15 @@ impl Ui {
         let html: Arc<str> = self.renderer.markdown(text).into();
         cache().insert(id, html.clone());
         html
+    }
+
+    /// Takes message `id`'s rendered HTML out of the cache.
+    fn forget(&self, id: u64) {
+        let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(html) = cache.by_id.remove(&id) {
+            cache.bytes -= html.len();
+            cache.order.retain(|&kept| kept != id);
+        }
     }
 
     pub(super) fn message_views(&self, messages: &[StoredMessage]) -> Result<Vec<MessageView>, ApiError> {

@@ -2,11 +2,13 @@
 
 use super::rebuild::{log_of, stream_of, CHUNK};
 use crate::event::{CursorMoved, Event, ReaderWoken};
+use crate::message::Message;
 use crate::store::database::Database;
 use crate::store::event_log::backend::Backend;
 use crate::store::event_log::EventLog;
 use crate::store::projections::delivery::{mark_key, ts_value, Latest, Mark, ACKNOWLEDGED, WOKEN};
 use crate::store::projections::principals::Directory;
+use crate::store::projections::redactions::{self, ById};
 use crate::store::StoreError;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,6 +50,10 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
     let mut cursors = BTreeMap::<(String, String), u64>::new();
     let mut delivery = Expected::default();
     let mut principals = Directory::default();
+    let mut logged = ById::new();
+    // The redactions the views applied (up to their checkpoint), read first: each follows the
+    // message it names. Damage is reported by the scan below.
+    let erased = redactions::in_log(log, checkpoint).unwrap_or_default();
     let mut previous = 0;
     let records: Box<dyn Iterator<Item = Result<Record, StoreError>>> = match &stream {
         Some(stream) => Box::new(stream_records(stream)),
@@ -94,13 +100,29 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
                 principals.apply(p);
                 continue;
             }
+            Event::MessageRedacted(r) => {
+                logged.entry(r.message).or_insert_with(|| r.redacted());
+                continue;
+            }
         };
         let Some(record) = channels.get(&m.target) else {
             report.problems.push(format!("event {id}: channel {:?} missing from the views", m.target));
             continue;
         };
         match views.get(record.no, id) {
-            Ok(Some(viewed)) if viewed == *m => {}
+            Ok(Some(viewed)) if !erased.contains_key(&id) && viewed == *m => {}
+            // A redacted message's text is erased from the views (and, in sled mode, replaced in
+            // the log's record by the tombstone's); the rest of it stays.
+            Ok(Some(viewed)) if erased.contains_key(&id) => {
+                if !viewed.text.trim().is_empty() {
+                    report
+                        .problems
+                        .push(format!("event {id}: redacted, but the channel view still holds its text"));
+                }
+                if (Message { text: viewed.text.clone(), ..m.clone() }) != viewed {
+                    report.problems.push(format!("event {id}: the channel view holds different content"));
+                }
+            }
             Ok(Some(_)) => {
                 report.problems.push(format!("event {id}: the channel view holds different content"))
             }
@@ -119,6 +141,9 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
     }
     if dir.join(crate::store::projections::search::DIR).exists() {
         search_problems(dir, log, &mut report.problems)?;
+    }
+    if views.redactions.all() != logged {
+        report.problems.push("the redactions in the views differ from the log's".to_owned());
     }
     if *views.principals.now() != principals {
         report.problems.push("the principals in the views differ from the log's".to_owned());
@@ -182,18 +207,27 @@ fn stream_records(log: &dyn EventLog) -> impl Iterator<Item = Result<Record, Sto
     })
 }
 
-/// Compares the search index with the log: it must hold each message up to its checkpoint once.
+/// Compares the search index with the log: it must hold each message up to its checkpoint once,
+/// but the redacted ones.
 fn search_problems(dir: &Path, log: &dyn EventLog, problems: &mut Vec<String>) -> Result<(), StoreError> {
     let index = crate::store::projections::search::SearchIndex::open(dir)?;
     let checkpoint = index.checkpoint()?;
-    let (mut messages, mut after) = (0, 0);
+    let (mut messages, mut after) = (0u64, 0);
+    let mut redacted = std::collections::HashSet::new();
     while after < checkpoint {
         // Damage in the log is reported by the scan above; the index is then not compared.
         let Ok(events) = log.read_from(after + 1, CHUNK) else { return Ok(()) };
         let Some(last) = events.last().map(Event::id) else { break };
-        messages +=
-            events.iter().filter(|e| e.id() <= checkpoint && matches!(e, Event::MessagePosted(_))).count()
-                as u64;
+        for event in events.iter().filter(|e| e.id() <= checkpoint) {
+            match event {
+                Event::MessagePosted(_) => messages += 1,
+                // The index drops a redacted message (a message is redacted once).
+                Event::MessageRedacted(r) if redacted.insert(r.message) => {
+                    messages = messages.saturating_sub(1)
+                }
+                _ => {}
+            }
+        }
         after = last;
     }
     let indexed = index.count()?;

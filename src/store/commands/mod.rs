@@ -9,14 +9,15 @@ pub(crate) mod rebuild;
 
 pub use check::{check, CheckReport};
 
-use crate::event::{via_problem, Change, Event, MAX_WAKE_IDS};
+use crate::event::{reason_problem, via_problem, Change, Event, MAX_WAKE_IDS};
 use crate::identity::Grants;
-use crate::message::summary_line;
+use crate::message::{summary_line, Redacted};
 use crate::store::database::{Database, Options};
 use crate::store::event_log::backend::Backend;
 use crate::store::event_log::nats::{NatsLog, NatsSettings};
 use crate::store::event_log::EventLog;
 use crate::store::projections::archive::ArchiveConfig;
+use crate::store::projections::redactions::{self, ById};
 use crate::store::StoreError;
 use crate::values::Name;
 use rebuild::{rebuild_projections, stream_of, CHUNK};
@@ -42,12 +43,14 @@ impl ExportFilter {
 /// One chunk of an export: the JSON lines of the events `filter` selects among those after
 /// `after` (or after `filter.since_id`, if later) up to `upto`, and the last id read (`None` when
 /// there is nothing left). `upto` is the last id when the export began, so an export is a
-/// snapshot even while posts arrive.
+/// snapshot even while posts arrive. A message in `redacted` is written with its tombstone's
+/// text in place of its own (its redaction follows as an event, when the export reaches it).
 pub(crate) fn export_chunk(
     log: &dyn EventLog,
     filter: &ExportFilter,
     after: u64,
     upto: u64,
+    redacted: &ById,
 ) -> Result<(Vec<u8>, Option<u64>), StoreError> {
     let after = after.max(filter.since_id);
     let upto = filter.until_id.map_or(upto, |u| u.min(upto));
@@ -57,7 +60,14 @@ pub(crate) fn export_chunk(
     let events = log.read_from(after + 1, CHUNK)?;
     let Some(last) = events.last().map(Event::id) else { return Ok((Vec::new(), None)) };
     let mut out = Vec::new();
-    for event in events.iter().filter(|e| e.id() <= upto && filter.keeps(e)) {
+    for event in events.into_iter().filter(|e| e.id() <= upto && filter.keeps(e)) {
+        let event = match event {
+            Event::MessagePosted(mut m) if redacted.contains_key(&m.id) => {
+                m.text = redacted[&m.id].text();
+                Event::MessagePosted(m)
+            }
+            event => event,
+        };
         out.extend_from_slice(event.to_json_line().as_bytes());
     }
     Ok((out, Some(last)))
@@ -79,9 +89,10 @@ pub fn export(
 
 fn export_log(log: &dyn EventLog, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
     let upto = log.last_id()?;
+    let redacted = redactions::in_log(log, u64::MAX)?;
     let io_error = |e| StoreError::io("writing the export", e);
     let (mut after, mut written) = (0, 0);
-    while let (chunk, Some(last)) = export_chunk(log, filter, after, upto)? {
+    while let (chunk, Some(last)) = export_chunk(log, filter, after, upto, &redacted)? {
         out.write_all(&chunk).map_err(io_error)?;
         written += chunk.len() as u64;
         after = last;
@@ -157,6 +168,18 @@ fn importable(event: &Event) -> Result<(), String> {
             }
             if m.reply_to.is_some_and(|parent| parent >= m.id) {
                 return Err(format!("reply_to: must be an id before the message's own, {}", m.id));
+            }
+            if m.redacted.is_some() {
+                return Err("redacted: a message_posted record never holds it; a redaction is a message_redacted record".into());
+            }
+        }
+        Event::MessageRedacted(r) => {
+            Name::parse("target", &r.target).and(Name::parse("by", &r.by)).map_err(|e| e.to_string())?;
+            if r.message >= r.id {
+                return Err(format!("message: {} must be an id before the event's own, {}", r.message, r.id));
+            }
+            if let Some(problem) = reason_problem(&r.reason) {
+                return Err(format!("reason: {problem}"));
             }
         }
         Event::CursorMoved(c) => {
@@ -306,6 +329,28 @@ fn import_stream(
     Ok(report)
 }
 
+/// What `compact` did: the events replayed, and the database's bytes before and after.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactReport {
+    pub replayed: u64,
+    pub before: u64,
+    pub after: u64,
+}
+
+/// Erases, on a stopped relay, what redactions left in files: rebuilds every projection from
+/// the log (the channel views and their blocks, the archive, the search index), then rewrites
+/// the database so no old version of a rewritten record stays in its files.
+pub fn compact(
+    dir: &Path,
+    archive: Option<&ArchiveConfig>,
+    backend: &Backend,
+    progress: crate::store::Progress,
+) -> Result<CompactReport, StoreError> {
+    let replayed = rebuild::rebuild(dir, archive, backend, progress)?;
+    let (before, after) = crate::store::database::compact(dir)?;
+    Ok(CompactReport { replayed, before, after })
+}
+
 /// Writes each event as a readable line: `#id [sender -> target] first line of text`.
 pub fn replay_print(dir: &Path, backend: &Backend, out: &mut dyn Write) -> Result<u64, StoreError> {
     match stream_of(backend)? {
@@ -315,6 +360,7 @@ pub fn replay_print(dir: &Path, backend: &Backend, out: &mut dyn Write) -> Resul
 }
 
 fn print_log(log: &dyn EventLog, out: &mut dyn Write) -> Result<u64, StoreError> {
+    let redacted = redactions::in_log(log, u64::MAX)?;
     let (mut after, mut count) = (0, 0);
     let io_error = |e| StoreError::io("writing", e);
     loop {
@@ -322,7 +368,10 @@ fn print_log(log: &dyn EventLog, out: &mut dyn Write) -> Result<u64, StoreError>
         let Some(last) = events.last().map(Event::id) else { break };
         for event in &events {
             let line = match event {
-                Event::MessagePosted(m) => summary_line(m.id, &m.sender, &m.target, &m.text),
+                Event::MessagePosted(m) => {
+                    let text = redacted.get(&m.id).map(Redacted::text);
+                    summary_line(m.id, &m.sender, &m.target, text.as_deref().unwrap_or(&m.text))
+                }
                 Event::CursorMoved(c) => {
                     format!("#{} [{} read {} up to #{}]", c.id, c.reader, c.target, c.to)
                 }
@@ -332,6 +381,9 @@ fn print_log(log: &dyn EventLog, out: &mut dyn Write) -> Result<u64, StoreError>
                 Event::ReaderWoken(w) => {
                     let ids = w.ids.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(" ");
                     format!("#{} [{} woken on {} about {ids} via {}]", w.id, w.reader, w.target, w.via)
+                }
+                Event::MessageRedacted(r) => {
+                    format!("#{} [{} redacted #{} of {}: {}]", r.id, r.by, r.message, r.target, r.reason)
                 }
             };
             writeln!(out, "{line}").map_err(io_error)?;

@@ -8,9 +8,14 @@
 //! on. After a crash the checkpoint may lag the file, so on start the archive reads the id of
 //! the last whole line in the file and skips up to it, and it cuts off a partial last line.
 //! Nothing is lost and nothing is written twice.
+//!
+//! A redaction overwrites its message's text in place, in whichever file holds the line (the
+//! current one or a rotated one): "redacted by NAME: REASON" padded with spaces to the text's
+//! length (spaces only when it does not fit), so no byte of the text stays and every other line
+//! stays where it was. Done again after a crash, it writes the same bytes.
 
 use crate::event::Event;
-use crate::message::Message;
+use crate::message::{overwrite_text, Message};
 use crate::rotating::{self, backups, Rotating};
 use crate::store::event_log::EventLog;
 use crate::store::projections::projector::{events_after, Group, Groups};
@@ -19,7 +24,7 @@ use crate::store::StoreError;
 use chrono::TimeZone;
 
 use slog::error;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -105,12 +110,57 @@ impl Archive {
 
     fn append(&mut self, events: &[Event]) -> io::Result<()> {
         // The archive is the messages' text; cursor moves are not part of it.
+        let mut redacted = HashMap::new();
         for event in events {
-            if let Event::MessagePosted(m) = event {
-                self.file.write_all(line(m).as_bytes())?;
+            match event {
+                Event::MessagePosted(m) => self.file.write_all(line(m).as_bytes())?,
+                Event::MessageRedacted(r) => {
+                    redacted.insert(r.message, r.tombstone_text());
+                }
+                _ => {}
             }
         }
-        self.file.flush()
+        self.file.flush()?;
+        self.erase(redacted)
+    }
+
+    /// Overwrites the text of each message in `redacted` with what it maps to, in the files
+    /// whose lines hold them (newest file first), and syncs each file it changed.
+    fn erase(&self, mut redacted: HashMap<u64, String>) -> io::Result<()> {
+        let files =
+            std::iter::once(self.config.path.clone()).chain(backups(&self.config.path, self.config.backups));
+        for path in files {
+            if redacted.is_empty() {
+                break;
+            }
+            let mut bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mut file = None;
+            let mut at = 0;
+            while at < bytes.len() {
+                let end = bytes[at..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |n| at + n);
+                let id = std::str::from_utf8(&bytes[at..end]).ok().and_then(id_of_line);
+                if let Some(with) = id.and_then(|id| redacted.remove(&id)) {
+                    let json = at + bytes[at..end].iter().position(|&b| b == b'{').unwrap_or(0);
+                    if overwrite_text(&mut bytes[json..end], &with) {
+                        if file.is_none() {
+                            file = Some(std::fs::OpenOptions::new().write(true).open(&path)?);
+                        }
+                        if let Some(file) = &file {
+                            std::os::unix::fs::FileExt::write_all_at(file, &bytes[json..end], json as u64)?;
+                        }
+                    }
+                }
+                at = end + 1;
+            }
+            if let Some(file) = file {
+                file.sync_data()?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes every event after `from` up to `upto` (from the groups `fed` when they hold them,

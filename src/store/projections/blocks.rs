@@ -161,6 +161,28 @@ impl BlockFile {
         Ok(BlockRef { offset: at, len, crc })
     }
 
+    /// Writes `block` over the one at `offset`, the same length (a redaction erasing a text).
+    pub fn overwrite(&self, offset: u64, block: Vec<u8>) -> Result<(), StoreError> {
+        self.dirty.store(true, Ordering::SeqCst);
+        self.file.write_all_at(&block, offset).map_err(write_error)?;
+        let mut recent = self.recent();
+        if recent.blocks.contains_key(&offset) {
+            recent.keep(offset, Bytes::from(block));
+        }
+        Ok(())
+    }
+
+    /// A block's bytes from the file, whether they pass its checksum or not (an erasure a crash
+    /// interrupted leaves a block changed before the views named its new checksum).
+    pub fn read_unchecked(&self, at: BlockRef) -> Result<(Vec<u8>, bool), StoreError> {
+        let mut buf = vec![0u8; at.len as usize];
+        self.file
+            .read_exact_at(&mut buf, at.offset)
+            .map_err(|e| StoreError::io("reading the blocks file failed", e))?;
+        let sound = crc32fast::hash(&buf) == at.crc;
+        Ok((buf, sound))
+    }
+
     /// One block: from memory when it is among the newest, else from the file.
     pub fn read(&self, at: BlockRef) -> Result<Bytes, StoreError> {
         let kept = self.recent().blocks.get(&at.offset).cloned();

@@ -2,6 +2,10 @@
 //! data directory (`search/`), like the channel views and the archive. Its own thread follows
 //! the log, never the request path: posts do not wait for it, and it may lag behind them.
 //!
+//! A redacted message's document is deleted when its redaction is applied, and the segments
+//! that held it are rewritten without it after the commit ([`SearchIndex::erase`]); until then
+//! the store leaves it out of the hits (`Store::search`).
+//!
 //! Checkpoint: each tantivy commit carries, as its payload, the id of the last event it holds.
 //! Documents added after the last commit are lost in a crash and added again from the
 //! checkpoint on the next start, so the index holds every message once.
@@ -19,7 +23,7 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
 use tantivy::schema::{Field, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{doc, DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument};
+use tantivy::{doc, DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 
 /// The index's folder in the data directory.
 pub(crate) const DIR: &str = "search";
@@ -156,12 +160,18 @@ impl SearchIndex {
         while from < upto {
             let events = events_after(log, fed, from, upto, CHUNK)?;
             let Some(last) = events.last().map(Event::id) else { break };
+            let f = self.fields;
             for event in &events {
-                if let Event::MessagePosted(m) = event {
-                    let f = self.fields;
-                    let document = doc!(f.id => m.id, f.ts => m.ts, f.channel => m.target.as_str(),
-                        f.sender => m.sender.as_str(), f.text => m.text.as_str());
-                    writer.add_document(document).map_err(|e| failed("adding a message", e))?;
+                match event {
+                    Event::MessagePosted(m) => {
+                        let document = doc!(f.id => m.id, f.ts => m.ts, f.channel => m.target.as_str(),
+                            f.sender => m.sender.as_str(), f.text => m.text.as_str());
+                        writer.add_document(document).map_err(|e| failed("adding a message", e))?;
+                    }
+                    Event::MessageRedacted(r) => {
+                        writer.delete_term(Term::from_field_u64(f.id, r.message));
+                    }
+                    _ => {}
                 }
             }
             from = last;
@@ -170,8 +180,34 @@ impl SearchIndex {
             let mut commit = writer.prepare_commit().map_err(|e| failed("committing", e))?;
             commit.set_payload(&from.to_string());
             commit.commit().map_err(|e| failed("committing", e))?;
+            self.erase(writer)?;
         }
         Ok(from)
+    }
+
+    fn segments(&self) -> Result<Vec<tantivy::index::SegmentMeta>, StoreError> {
+        self.index.searchable_segment_metas().map_err(|e| failed("reading its segments", e))
+    }
+
+    /// Whether a segment holds deleted (redacted) messages still.
+    fn holds_deleted(&self) -> Result<bool, StoreError> {
+        Ok(self.segments()?.iter().any(|m| m.has_deletes()))
+    }
+
+    /// Rewrites each segment that holds deleted (redacted) messages without them, and removes
+    /// the files no segment uses any more: a redacted text leaves the index's files. Tried
+    /// after every commit and on start, so one that failed is done then.
+    fn erase(&self, writer: &mut IndexWriter) -> Result<(), StoreError> {
+        let deleted: Vec<_> = self.segments()?.iter().filter(|m| m.has_deletes()).map(|m| m.id()).collect();
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        writer
+            .merge(&deleted)
+            .wait()
+            .map_err(|e| failed("rewriting segments without redacted messages", e))?;
+        writer.garbage_collect_files().wait().map_err(|e| failed("removing unused files", e))?;
+        Ok(())
     }
 
     /// Messages matching `query` (within the channels `within` when given), at most `limit`,
@@ -270,6 +306,13 @@ pub(crate) fn spawn(
     let mut upto = *shared.commits.borrow();
     // Opened when there is something to index: an idle writer holds memory (and starts merges).
     let mut writer: Option<IndexWriter> = None;
+    // Segments left holding redacted messages (a crash after the commit that deleted them, or a
+    // rewrite that failed) are rewritten now.
+    if index.holds_deleted()? {
+        let mut opened = index.writer()?;
+        index.erase(&mut opened)?;
+        writer = Some(opened);
+    }
     let spawned = std::thread::Builder::new().name("relay-search".into()).spawn(move || loop {
         let started = std::time::Instant::now();
         if done < upto && writer.is_none() {

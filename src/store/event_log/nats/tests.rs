@@ -140,6 +140,7 @@ fn a_retry_with_the_same_msg_id_is_stored_once() {
         text: "once".into(),
         source: Source::Rest,
         reply_to: None,
+        redacted: None,
     })));
     let (js, subject) = (log.reached().unwrap().js.clone(), subject("RETRY", "c"));
     let first = log.run(publish(js.clone(), subject.clone(), payload.clone(), "post-1".into())).unwrap();

@@ -65,11 +65,32 @@ impl Events {
     }
 
     /// Writes events (in memory until the database is flushed). One sled batch, so a batch is
-    /// applied whole or not at all.
-    pub(crate) fn append(&self, events: &[Event]) -> Result<(), StoreError> {
+    /// applied whole or not at all. A redaction rewrites the record of the message it names in
+    /// the same batch, its text replaced by the tombstone's (the one record the log rewrites:
+    /// DESIGN.md, "Forgetting on purpose"); returns those records as they were, for
+    /// [`Events::restore`] if the commit fails.
+    pub(crate) fn append(&self, events: &[Event]) -> Result<Vec<(u64, sled::IVec)>, StoreError> {
         let mut batch = sled::Batch::default();
+        let mut replaced = Vec::new();
         for e in events {
             batch.insert(&key(e.id()), event::encode(e));
+            let Event::MessageRedacted(r) = e else { continue };
+            let Some(record) = self.events.get(key(r.message))? else { continue };
+            if let Event::MessagePosted(mut m) = event::decode(r.message, &record)? {
+                m.text = r.tombstone_text();
+                batch.insert(&key(r.message), event::encode(&Event::MessagePosted(m)));
+                replaced.push((r.message, record));
+            }
+        }
+        self.events.apply_batch(batch)?;
+        Ok(replaced)
+    }
+
+    /// Puts back records [`Events::append`] rewrote.
+    pub(crate) fn restore(&self, records: Vec<(u64, sled::IVec)>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (id, record) in records {
+            batch.insert(&key(id), record);
         }
         self.events.apply_batch(batch)?;
         Ok(())

@@ -23,8 +23,9 @@ pub const MAX_BATCH: usize = 1024;
 const ID_RESERVE_STEP: u64 = 1000;
 
 /// How long the unsafe mode (`CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`, tests only) holds a group
-/// between acknowledging and writing it.
-const UNSAFE_WRITE_DELAY: Duration = Duration::from_millis(20);
+/// between acknowledging and writing it: long beside a write, so a kill just after an
+/// acknowledgement nearly always lands before the write.
+const UNSAFE_WRITE_DELAY: Duration = Duration::from_millis(250);
 
 /// Who follows the log: called with each durable group.
 pub(super) type Followers = Arc<Mutex<Vec<Follower>>>;
@@ -193,10 +194,17 @@ impl Writer {
             self.flush()?;
             self.reserved = reserved;
         }
+        let mut replaced = Vec::new();
         let result =
-            self.injected_write_fault().and_then(|()| self.events.append(events)).and_then(|()| self.flush());
+            self.injected_write_fault().and_then(|()| self.events.append(events)).and_then(|records| {
+                replaced = records;
+                self.flush()
+            });
         if let Err(e) = &result {
-            let undo = self.injected_write_fault().and_then(|()| self.events.remove(first, last));
+            let undo = self
+                .injected_write_fault()
+                .and_then(|()| self.events.remove(first, last))
+                .and_then(|()| self.events.restore(std::mem::take(&mut replaced)));
             if let Err(undo) = undo {
                 self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
             }

@@ -1,19 +1,21 @@
 //! Applying the log's events to the channel views: one atomic batch per group, messages added
 //! to their channels' open messages and sealed into blocks when full (or when a sweep finds
 //! them too old or too many), cursors moved, wakes and acknowledgements noted, principals
-//! changed, the checkpoint written.
+//! changed, messages redacted, the checkpoint written.
 
 use super::{
-    block_key, channel_key, corrupt, stored, ChannelRecord, ChannelViews, Channels, Open, CHECKPOINT,
-    ENTRY_HEADER, FORMAT, FORMAT_KEY,
+    block_key, channel_key, corrupt, entries, stored, ChannelRecord, ChannelViews, Channels, Open,
+    CHECKPOINT, ENTRY_HEADER, FORMAT, FORMAT_KEY,
 };
-use crate::event::Event;
-use crate::message::Message;
+use crate::event::{Event, MessageRedacted};
+use crate::message::{overwrite_text, Message};
+use crate::store::projections::blocks::BlockRef;
 use crate::store::projections::cursors::Moves;
 use crate::store::projections::delivery::{self, Delivery};
 use crate::store::projections::principals::{Directory, Principals};
+use crate::store::projections::redactions;
 use crate::store::StoreError;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 
 /// Messages sealed into one block: a page of 200 touches four or five blocks.
@@ -39,6 +41,12 @@ struct Applying {
     delivery: delivery::Changes,
     /// The principals as the batch leaves them, when it changes them.
     principals: Option<Directory>,
+    redactions: redactions::Added,
+    /// Blocks to rewrite in place with redacted texts erased, by offset: their key, where they
+    /// lie, and their new bytes.
+    erased_blocks: BTreeMap<u64, (sled::IVec, BlockRef, Vec<u8>)>,
+    /// Open messages whose text to erase once the batch is written: channel number and id.
+    erased_open: Vec<(u32, u64)>,
 }
 
 /// Appends one message to a block being built.
@@ -49,8 +57,23 @@ fn push_entry(block: &mut Vec<u8>, id: u64, json: &[u8]) {
 }
 
 impl ChannelViews {
-    /// Applies events in one atomic batch, updating `channels` (the caller's copy) to match.
+    /// Applies events in atomic batches, updating `channels` (the caller's copy) to match: one
+    /// batch, but that a run of redactions after other events starts a batch of its own, so the
+    /// messages it names are in the views (open or sealed) when they are erased.
     pub(crate) fn apply(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
+        let redaction = |e: &Event| matches!(e, Event::MessageRedacted(_));
+        let mut rest = events;
+        while !rest.is_empty() {
+            let run = rest.windows(2).position(|pair| !redaction(&pair[0]) && redaction(&pair[1]));
+            let (batch, after) = rest.split_at(run.map_or(rest.len(), |at| at + 1));
+            self.apply_one(batch, channels)?;
+            rest = after;
+        }
+        Ok(())
+    }
+
+    /// Applies events in one atomic batch.
+    fn apply_one(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
         let end = self.blocks.end();
         let result = self.apply_batch(events, channels);
         if result.is_err() {
@@ -81,6 +104,11 @@ impl ChannelViews {
                 Event::ReaderWoken(w) => {
                     self.delivery.woken(&self.tree, w, &mut work.delivery, &mut batch)?
                 }
+                Event::MessageRedacted(r) => {
+                    if self.redactions.apply(r, &mut work.redactions, &mut batch)? {
+                        self.erase(r, channels, &mut work)?;
+                    }
+                }
             }
             if event.id().is_multiple_of(SWEEP_EVERY) {
                 swept.extend(self.sweep(event.id(), channels, &mut work, &mut batch)?);
@@ -101,18 +129,35 @@ impl ChannelViews {
         checkpoint[8..].copy_from_slice(&self.blocks.end().to_be_bytes());
         batch.insert(&[CHECKPOINT], &checkpoint);
         batch.insert(&[FORMAT_KEY], &[FORMAT]);
-        let sealing = !work.sealed.is_empty();
+        // Sealing moves messages from memory into blocks, and erasing changes blocks in place:
+        // readers that overlap either start again (`ChannelViews::read`).
+        let sealing =
+            !work.sealed.is_empty() || !work.erased_blocks.is_empty() || !work.erased_open.is_empty();
         if sealing {
             self.seals.fetch_add(1, Ordering::SeqCst);
         }
-        let result = self.tree.apply_batch(batch);
+        let erased = std::mem::take(&mut work.erased_blocks);
+        for (key, at, block) in erased.values() {
+            batch.insert(key, &BlockRef { crc: crc32fast::hash(block), ..*at }.encode());
+        }
+        let result = erased
+            .into_iter()
+            .try_for_each(|(offset, (_, _, block))| self.blocks.overwrite(offset, block))
+            .and_then(|()| Ok(self.tree.apply_batch(batch)?));
         if result.is_ok() {
+            // The redactions first: a reader that sees an erased text sees its tombstone too.
+            self.redactions.publish(work.redactions);
             let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
             for no in &work.sealed {
                 open.remove(no);
             }
             for (no, messages) in work.fresh {
                 open.entry(no).or_default().extend(messages);
+            }
+            for (no, id) in work.erased_open {
+                if let Some(m) = open.get_mut(&no).and_then(|ms| ms.iter_mut().find(|m| m.id == id)) {
+                    *m = redactions::erased(m);
+                }
             }
             self.cursors.publish(work.cursors);
             self.delivery.publish(work.delivery);
@@ -121,7 +166,46 @@ impl ChannelViews {
         if sealing {
             self.seals.fetch_add(1, Ordering::SeqCst);
         }
-        Ok(result?)
+        result
+    }
+
+    /// Erases the text of the message `r` redacts where the views hold it: in its channel's
+    /// open messages (once the batch is written), or in its block, rewritten in place with the
+    /// batch (its new checksum in it). A block a crash left erased but named with its old
+    /// checksum is taken as it is; any other damage is an error.
+    fn erase(&self, r: &MessageRedacted, channels: &Channels, work: &mut Applying) -> Result<(), StoreError> {
+        let Some(no) = channels.get(&r.target).map(|c| c.no) else { return Ok(()) };
+        let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+        if open.get(&no).is_some_and(|messages| messages.iter().any(|m| m.id == r.message)) {
+            work.erased_open.push((no, r.message));
+            return Ok(());
+        }
+        drop(open);
+        let Some(item) = self.tree.range(block_key(no, 0)..=block_key(no, r.message)).next_back() else {
+            return Ok(());
+        };
+        let (key, at) = item?;
+        let at = BlockRef::decode(&at).ok_or_else(|| corrupt("bad block reference"))?;
+        let (block, sound) = match work.erased_blocks.remove(&at.offset) {
+            Some((_, _, block)) => (block, true),
+            None => self.blocks.read_unchecked(at)?,
+        };
+        let mut block = block;
+        let found = entries(&block).find(|entry| entry.as_ref().is_ok_and(|(id, _)| *id == r.message));
+        let erased_before = match found {
+            Some(Ok((_, range))) => {
+                let before = block[range.clone()].to_vec();
+                overwrite_text(&mut block[range.clone()], "");
+                block[range] == before[..]
+            }
+            _ => false,
+        };
+        if !sound && !erased_before {
+            let at = at.offset;
+            return Err(corrupt(format!("the block at byte {at} of the blocks file fails its checksum")));
+        }
+        work.erased_blocks.insert(at.offset, (key, at, block));
+        Ok(())
     }
 
     /// Adds a message to its channel's open messages, sealing them into a block when full.

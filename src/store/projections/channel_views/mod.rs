@@ -11,7 +11,9 @@
 //! - `[6] channel 0 reader` → a reader's cursor on the channel (`store/cursors.rs`);
 //! - `[7]` → the principals, as JSON (`projections/principals.rs`);
 //! - `[8]`, `[9]`, `[10]` → when readers were woken about messages and acknowledged them
-//!   (`projections/delivery.rs`).
+//!   (`projections/delivery.rs`);
+//! - `[11] id` → a message's redaction (`projections/redactions.rs`). The views' blocks and
+//!   open messages keep the message as posted; the store serves it through the redactions.
 //!
 //! A channel's newest messages, not sealed yet ("open"), are held in memory only, as JSON ready
 //! to send: the log has them, and on open they are read back from it. Once a channel has
@@ -22,7 +24,8 @@
 //! never start more than `OPEN_SPAN` ids back, nor hold more than `OPEN_BYTES` over all
 //! channels: at every id that is a multiple of `SWEEP_EVERY`, channels past either bound are
 //! sealed early into a shorter block, which bounds the read-back on open. Sealing depends only
-//! on the sequence of messages, so a rebuild gives the same blocks.
+//! on the sequence of messages, so a rebuild gives the same blocks (but for a redacted
+//! message's erased text: the log's record holds the tombstone's text by then).
 //!
 //! Reads see either the state before a seal or after it, never half of each: a seal moves
 //! messages from memory to a block, so a read that overlaps one starts again ([`ChannelViews::read`]).
@@ -43,6 +46,7 @@ use crate::store::projections::blocks::{BlockFile, BlockRef, RECENT_BYTES};
 use crate::store::projections::cursors::Cursors;
 use crate::store::projections::delivery::{Delivery, States};
 use crate::store::projections::principals::Principals;
+use crate::store::projections::redactions::Redactions;
 use crate::store::StoreError;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -103,6 +107,8 @@ pub(crate) struct ChannelViews {
     pub(crate) delivery: Delivery,
     /// The principals, written in the views' batches.
     pub(crate) principals: Principals,
+    /// Which messages were taken back, likewise.
+    pub(crate) redactions: Redactions,
     /// Odd while a batch that seals blocks is being applied; bumped twice per such batch.
     seals: AtomicU64,
 }
@@ -192,6 +198,7 @@ impl ChannelViews {
             cursors: Cursors::default(),
             delivery: Delivery::default(),
             principals: Principals::default(),
+            redactions: Redactions::default(),
             seals: AtomicU64::new(0),
         })
     }
@@ -238,6 +245,7 @@ impl ChannelViews {
         self.cursors.load(&self.tree)?;
         self.delivery.load(&self.tree)?;
         self.principals.load(&self.tree)?;
+        self.redactions.load(&self.tree)?;
         if let Some(log) = log {
             self.read_back(log, checkpoint, &mut channels)?;
         }
@@ -267,7 +275,7 @@ impl ChannelViews {
         checkpoint: u64,
         channels: &mut Channels,
     ) -> Result<(), StoreError> {
-        let open = read_back(log, checkpoint, channels)?;
+        let open = read_back(log, checkpoint, channels, &self.redactions)?;
         *self.open.write().unwrap_or_else(|p| p.into_inner()) = open;
         Ok(())
     }
@@ -391,6 +399,7 @@ impl ChannelViews {
         self.cursors.load(&self.tree)?;
         self.delivery.load(&self.tree)?;
         self.principals.load(&self.tree)?;
+        self.redactions.load(&self.tree)?;
         self.blocks.truncate(0)
     }
 
@@ -465,7 +474,13 @@ impl ChannelViews {
 
 /// Reads the open messages back from `log`: each channel's messages from its first open id up
 /// to the checkpoint, counted into its record.
-fn read_back(log: &dyn EventLog, checkpoint: u64, channels: &mut Channels) -> Result<Open, StoreError> {
+/// A redacted message's text is erased from its copy (in nats mode, the stream still holds it).
+fn read_back(
+    log: &dyn EventLog,
+    checkpoint: u64,
+    channels: &mut Channels,
+    redactions: &Redactions,
+) -> Result<Open, StoreError> {
     let mut open = Open::new();
     let Some(mut from) = channels.values().filter(|c| c.open_from > 0).map(|c| c.open_from).min() else {
         return Ok(open);
@@ -481,7 +496,10 @@ fn read_back(log: &dyn EventLog, checkpoint: u64, channels: &mut Channels) -> Re
             if record.open_from == 0 || m.id < record.open_from {
                 continue;
             }
-            let message = stored(m)?;
+            let mut message = stored(m)?;
+            if redactions.get(m.id).is_some() {
+                message = crate::store::projections::redactions::erased(&message);
+            }
             record.open += 1;
             record.open_bytes = record.open_bytes.saturating_add(message.json().len() as u32);
             open.entry(record.no).or_default().push(message);

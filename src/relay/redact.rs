@@ -1,0 +1,93 @@
+//! Taking a message back: a redaction is checked (the message exists and the caller may see
+//! it, may redact it, and gives a reason that fits) and appended; from then on every front door
+//! serves the message as a tombstone (`store/projections/redactions.rs`).
+
+use super::caller::Caller;
+use super::service::{blocking, Relay, RelayError};
+use crate::event::reason_problem;
+use crate::message::Message;
+use crate::store::StoreError;
+use crate::values::{Invalid, Name};
+use slog::info;
+
+/// Messages a channel's redaction reads and redacts at a time.
+const PAGE: usize = 1000;
+
+impl Relay {
+    /// Redacts message `id` on behalf of the caller (`by`: the name it goes under, for a caller
+    /// that is not a principal); returns the message as it now stands. An unknown id and a
+    /// message the caller may not read are the same 404; a message redacted already is a
+    /// conflict, and nothing is appended.
+    pub async fn redact(
+        &self,
+        id: u64,
+        by: Option<&str>,
+        reason: &str,
+        caller: &Caller,
+    ) -> Result<Message, RelayError> {
+        let reason = reason.trim();
+        if let Some(problem) = reason_problem(reason) {
+            return Err(Invalid::new("reason", problem).into());
+        }
+        let missing = || RelayError::Missing(format!("no message has the id {id}"));
+        let store = self.inner.store.clone();
+        let (target, _) = blocking(move || store.target_of(id)).await?.ok_or_else(missing)?;
+        if self.readable(&target, caller).is_err() {
+            return Err(missing());
+        }
+        let target = Name::parse("target", &target)?;
+        let message = self.current(&target, id).await?;
+        if let Some(done) = &message.redacted {
+            return Err(RelayError::Conflict(format!("message {id} was redacted already, by {}", done.by)));
+        }
+        let by = self.allowed(caller, caller.redactor(by, target.as_str(), &message.sender))?;
+        let by = Name::parse("by", by)?;
+        self.inner.store.redact(&target, &[id], &by, reason).await?;
+        info!(self.inner.usage_log, "redact_message";
+            "target" => target.as_str(), "id" => id, "by" => by.as_str(), "source" => caller.source.as_str());
+        self.current(&target, id).await
+    }
+
+    /// Redacts every message of `channel` not redacted yet (an admin's, once principals exist);
+    /// returns how many. A channel the caller may not read, or that holds no message, is 404.
+    pub async fn redact_channel(
+        &self,
+        channel: &str,
+        by: Option<&str>,
+        reason: &str,
+        caller: &Caller,
+    ) -> Result<u64, RelayError> {
+        let reason = reason.trim();
+        if let Some(problem) = reason_problem(reason) {
+            return Err(Invalid::new("reason", problem).into());
+        }
+        let missing = || RelayError::Missing(format!("no channel named {channel:?} holds a message"));
+        let target = self.readable(channel, caller).map_err(|_| missing())?;
+        if self.inner.store.channel_last_id(target.as_str()) == 0 {
+            return Err(missing());
+        }
+        self.allowed(caller, caller.admin())?;
+        // An admin redacts anyone's messages, under its own name (or the one given).
+        let by = Name::parse("by", self.allowed(caller, caller.redactor(by, target.as_str(), ""))?)?;
+        let (mut after, mut redacted) = (0, 0);
+        loop {
+            let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
+            let page = blocking(move || store.since(&name, after, PAGE)).await?;
+            let Some(last) = page.last().map(|m| m.id) else { break };
+            let ids: Vec<u64> =
+                page.iter().map(|m| m.id).filter(|&id| self.inner.store.redaction(id).is_none()).collect();
+            self.inner.store.redact(&target, &ids, &by, reason).await?;
+            redacted += ids.len() as u64;
+            after = last;
+        }
+        info!(self.inner.usage_log, "redact_channel";
+            "target" => target.as_str(), "messages" => redacted, "by" => by.as_str(), "source" => caller.source.as_str());
+        Ok(redacted)
+    }
+
+    /// Message `id` of `target` as the store serves it now, parsed.
+    async fn current(&self, target: &Name, id: u64) -> Result<Message, RelayError> {
+        let stored = self.message_of(target, id, "id").await?;
+        Ok(stored.decode().map_err(|e| StoreError::corrupt(format!("message {id}: {e}")))?)
+    }
+}
