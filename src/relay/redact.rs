@@ -36,6 +36,7 @@ impl Relay {
             return Err(missing());
         }
         let target = Name::parse("target", &target)?;
+        let _redacting = self.inner.redacting.lock().await;
         let message = self.current(&target, id).await?;
         if let Some(done) = &message.redacted {
             return Err(RelayError::Conflict(format!("message {id} was redacted already, by {}", done.by)));
@@ -50,6 +51,8 @@ impl Relay {
 
     /// Redacts every message of `channel` not redacted yet (an admin's, once principals exist);
     /// returns how many. A channel the caller may not read, or that holds no message, is 404.
+    /// Messages posted meanwhile are left; a failure part-way leaves those done redacted (asking
+    /// again finishes).
     pub async fn redact_channel(
         &self,
         channel: &str,
@@ -69,10 +72,14 @@ impl Relay {
         self.allowed(caller, caller.admin())?;
         // An admin redacts anyone's messages, under its own name (or the one given).
         let by = Name::parse("by", self.allowed(caller, caller.redactor(by, target.as_str(), ""))?)?;
+        // The messages there now: one posted meanwhile is left as it is.
+        let upto = self.inner.store.channel_last_id(target.as_str());
+        let _redacting = self.inner.redacting.lock().await;
         let (mut after, mut redacted) = (0, 0);
-        loop {
+        while after < upto {
             let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
             let page = blocking(move || store.since(&name, after, PAGE)).await?;
+            let page: Vec<_> = page.into_iter().take_while(|m| m.id <= upto).collect();
             let Some(last) = page.last().map(|m| m.id) else { break };
             let ids: Vec<u64> =
                 page.iter().map(|m| m.id).filter(|&id| self.inner.store.redaction(id).is_none()).collect();

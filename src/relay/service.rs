@@ -63,6 +63,9 @@ pub(super) struct Inner {
     /// Cancelled when the relay stops, so open waits answer at once instead of holding the stop.
     pub(super) stopping: CancellationToken,
     pub(super) presence: Arc<Presence>,
+    /// Held from a redaction's check to its append, so one message is never redacted twice
+    /// (the log's record is rewritten by the first only).
+    pub(super) redacting: tokio::sync::Mutex<()>,
 }
 
 impl Relay {
@@ -80,6 +83,7 @@ impl Relay {
                 metrics,
                 stopping: CancellationToken::new(),
                 presence: Presence::new(),
+                redacting: tokio::sync::Mutex::new(()),
             }),
         }
     }

@@ -132,6 +132,10 @@ impl Database {
     /// Opens the store of `dir` for a command on a stopped relay: a directory without one is
     /// an error, not a new empty store.
     pub(super) fn open_existing(dir: &Path) -> Result<Database, StoreError> {
+        if dir.join(COMPACTING_DIR).is_dir() {
+            // A compaction cut short between its renames: finished (under the lock) first.
+            lock_dir(dir).and_then(|_lock| recover_compaction(dir))?;
+        }
         if !db_dir(dir).is_dir() {
             return Err(StoreError::NoStore { dir: dir.to_owned() });
         }
@@ -179,6 +183,19 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(dir_error(dir))
 }
 
+/// Syncs every file under `path`, and the folders holding them.
+fn sync_tree(path: &Path) -> Result<(), StoreError> {
+    for entry in std::fs::read_dir(path).map_err(dir_error(path))?.flatten() {
+        let file = entry.path();
+        if file.is_dir() {
+            sync_tree(&file)?;
+        } else {
+            File::open(&file).and_then(|f| f.sync_all()).map_err(dir_error(&file))?;
+        }
+    }
+    sync_dir(path)
+}
+
 /// Finishes a `compact` that a crash cut short, or undoes it: a new database not yet in place
 /// is dropped (it was still being written), one in place lets the old one go, and one complete
 /// but not yet moved in (the old one already moved out) is moved in.
@@ -201,11 +218,11 @@ fn recover_compaction(dir: &Path) -> Result<(), StoreError> {
 /// keeps the old versions of a record it rewrote (a redacted message's, for one) in its files
 /// until it reuses their space; the new files hold none of them.
 pub(super) fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
+    let _lock = lock_dir(dir)?;
+    recover_compaction(dir)?;
     if !db_dir(dir).is_dir() {
         return Err(StoreError::NoStore { dir: dir.to_owned() });
     }
-    let _lock = lock_dir(dir)?;
-    recover_compaction(dir)?;
     let (db, new) = (db_dir(dir), dir.join(COMPACTING_DIR));
     let before = crate::metrics::dir_bytes(&db);
     {
@@ -231,6 +248,8 @@ pub(super) fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
     }
     // sled lets go of its files from a thread of its own once the last handle is gone.
     thread::sleep(Duration::from_millis(100));
+    // Every file of the new database on disk before it takes the old one's place.
+    sync_tree(&new)?;
     sync_dir(dir)?;
     std::fs::rename(&db, dir.join(OLD_DIR)).map_err(dir_error(dir))?;
     std::fs::rename(&new, &db).map_err(dir_error(dir))?;

@@ -264,7 +264,9 @@ impl Store {
         let (mut hits, total) = index.search(query, within, order, limit)?;
         // The index drops a redacted message a moment after its redaction; the hits never show it.
         let redactions = &self.inner.shared.channel_views.redactions;
+        let found = hits.len();
         hits.retain(|hit| redactions.get(hit.id).is_none());
+        let total = total.saturating_sub((found - hits.len()) as u64);
         Ok((hits, total))
     }
 
@@ -366,8 +368,8 @@ impl Store {
         upto: u64,
     ) -> Result<(Vec<u8>, Option<u64>), StoreError> {
         self.exportable()?;
-        let redactions = self.inner.shared.channel_views.redactions.all();
-        commands::export_chunk(&*self.inner.shared.log, filter, after, upto, &redactions)
+        let redactions = &self.inner.shared.channel_views.redactions;
+        commands::export_chunk(&*self.inner.shared.log, filter, after, upto, &|id| redactions.get(id))
     }
 
     /// Whether an export may start: it reads the log itself, so until the views hold what the

@@ -751,6 +751,23 @@ fn a_malformed_line_stops_the_import_with_its_number() {
             r#"{"type":"message_posted","id":2,"ts":1.0,"target":"a","sender":"s","text":"t","source":"fax"}"#,
             "not an exported event",
         ),
+        // A redaction must name a message of its channel before it, once.
+        (
+            r#"{"type":"message_redacted","id":2,"ts":1.0,"target":"b","message":1,"by":"x","reason":""}"#,
+            "is not a message of b",
+        ),
+        (
+            r#"{"type":"message_redacted","id":3,"ts":1.0,"target":"a","message":2,"by":"x","reason":""}"#,
+            "is not a message of a",
+        ),
+        (
+            r#"{"type":"message_redacted","id":2,"ts":1.0,"target":"a","message":1,"by":"x","reason":"a\nb"}"#,
+            "reason",
+        ),
+        (
+            r#"{"type":"message_posted","id":2,"ts":1.0,"target":"a","sender":"s","text":"t","source":"cli","redacted":{"by":"x","ts":1.0,"reason":""}}"#,
+            "redacted",
+        ),
     ] {
         std::fs::write(&file, format!("{good}\n\n{second}\n")).unwrap();
         let store_dir = tempfile::tempdir().unwrap();
@@ -758,6 +775,51 @@ fn a_malformed_line_stops_the_import_with_its_number() {
         assert!(err.contains("bad.jsonl:3:") && err.contains(reason), "{err}");
         assert_eq!(export_string(store_dir.path(), &ExportFilter::default()), "", "nothing stored");
     }
+}
+
+#[test]
+fn a_redaction_applied_with_the_post_that_seals_its_block_leaves_no_text_in_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = database::Database::open(dir.path(), Options::default()).unwrap();
+    let (log, views) = (&database.log, &database.channel_views);
+    let (_, mut channels) = views.load(Some(log)).unwrap();
+    let post = |id: u64, text: &str| {
+        let m = Message {
+            id,
+            ts: 1.0,
+            target: "c".into(),
+            sender: "s".into(),
+            text: text.into(),
+            source: Source::Cli,
+            reply_to: None,
+            redacted: None,
+        };
+        Event::MessagePosted(m)
+    };
+    // 63 open messages, one of them secret; then, in one group, its redaction and the 64th
+    // message, which seals the block.
+    let open: Vec<Event> = (1..=63).map(|id| post(id, if id == 5 { "secret-five" } else { "x" })).collect();
+    log.events().append(&open).unwrap();
+    views.apply(&open, &mut channels).unwrap();
+    let redaction = crate::event::MessageRedacted {
+        id: 64,
+        ts: 2.0,
+        target: "c".into(),
+        message: 5,
+        by: "admin".into(),
+        reason: String::new(),
+    };
+    let group = vec![Event::MessageRedacted(redaction), post(65, "seals the block")];
+    log.events().append(&group).unwrap();
+    views.apply(&group, &mut channels).unwrap();
+    assert_eq!(channels["c"].open, 0, "the block was sealed");
+    let blocks = std::fs::read(dir.path().join(blocks::BLOCKS_FILE)).unwrap();
+    assert!(!blocks.windows(11).any(|w| w == b"secret-five"), "the sealed block holds no redacted text");
+    let sealed = views.get(channels["c"].no, 5).unwrap().unwrap();
+    assert!(sealed.text.trim().is_empty(), "{sealed:?}");
+    // The log's record holds the tombstone's text.
+    let Some(Event::MessagePosted(logged)) = log.events().get(5).unwrap() else { panic!("message 5") };
+    assert_eq!(logged.text, "redacted by admin");
 }
 
 #[test]

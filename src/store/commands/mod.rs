@@ -17,10 +17,11 @@ use crate::store::event_log::backend::Backend;
 use crate::store::event_log::nats::{NatsLog, NatsSettings};
 use crate::store::event_log::EventLog;
 use crate::store::projections::archive::ArchiveConfig;
-use crate::store::projections::redactions::{self, ById};
+use crate::store::projections::redactions;
 use crate::store::StoreError;
 use crate::values::Name;
 use rebuild::{rebuild_projections, stream_of, CHUNK};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
@@ -43,14 +44,14 @@ impl ExportFilter {
 /// One chunk of an export: the JSON lines of the events `filter` selects among those after
 /// `after` (or after `filter.since_id`, if later) up to `upto`, and the last id read (`None` when
 /// there is nothing left). `upto` is the last id when the export began, so an export is a
-/// snapshot even while posts arrive. A message in `redacted` is written with its tombstone's
+/// snapshot even while posts arrive. A message `redacted` names is written with its tombstone's
 /// text in place of its own (its redaction follows as an event, when the export reaches it).
 pub(crate) fn export_chunk(
     log: &dyn EventLog,
     filter: &ExportFilter,
     after: u64,
     upto: u64,
-    redacted: &ById,
+    redacted: &dyn Fn(u64) -> Option<Redacted>,
 ) -> Result<(Vec<u8>, Option<u64>), StoreError> {
     let after = after.max(filter.since_id);
     let upto = filter.until_id.map_or(upto, |u| u.min(upto));
@@ -62,8 +63,10 @@ pub(crate) fn export_chunk(
     let mut out = Vec::new();
     for event in events.into_iter().filter(|e| e.id() <= upto && filter.keeps(e)) {
         let event = match event {
-            Event::MessagePosted(mut m) if redacted.contains_key(&m.id) => {
-                m.text = redacted[&m.id].text();
+            Event::MessagePosted(mut m) => {
+                if let Some(r) = redacted(m.id) {
+                    m.text = r.text();
+                }
                 Event::MessagePosted(m)
             }
             event => event,
@@ -92,6 +95,7 @@ fn export_log(log: &dyn EventLog, filter: &ExportFilter, out: &mut dyn Write) ->
     let redacted = redactions::in_log(log, u64::MAX)?;
     let io_error = |e| StoreError::io("writing the export", e);
     let (mut after, mut written) = (0, 0);
+    let redacted = |id| redacted.get(&id).cloned();
     while let (chunk, Some(last)) = export_chunk(log, filter, after, upto, &redacted)? {
         out.write_all(&chunk).map_err(io_error)?;
         written += chunk.len() as u64;
@@ -126,12 +130,23 @@ pub struct ImportReport {
     pub into: String,
 }
 
+/// The channel of a message the store holds already (`None` when it holds none with that id).
+type StoredPost<'a> = &'a dyn Fn(u64) -> Option<String>;
+
 /// Reads an export: each line's event, checked, with its line number. Blank lines are skipped.
-fn read_export(path: &Path) -> Result<impl Iterator<Item = Result<(u64, Event), ImportError>>, ImportError> {
+/// A redaction must name a message of its channel: earlier in the file, or in the store
+/// (`stored`).
+fn read_export<'a>(
+    path: &Path,
+    stored: StoredPost<'a>,
+) -> Result<impl Iterator<Item = Result<(u64, Event), ImportError>> + 'a, ImportError> {
     let shown = path.display().to_string();
     let file = std::fs::File::open(path)
         .map_err(|e| ImportError::Read { path: shown.clone(), reason: e.to_string() })?;
     let mut previous = 0;
+    // The file's messages: id → channel, each channel's name kept once.
+    let (mut posts, mut numbers, mut channels) = (HashMap::new(), HashMap::new(), Vec::<String>::new());
+    let mut redacted = std::collections::HashSet::new();
     let lines = BufReader::new(file).lines().zip(1u64..).filter_map(move |(line, n)| {
         let bad = |reason: String| Some(Err(ImportError::Line { path: shown.clone(), line: n, reason }));
         let line = match line {
@@ -145,6 +160,25 @@ fn read_export(path: &Path) -> Result<impl Iterator<Item = Result<(u64, Event), 
         };
         if let Err(reason) = importable(&event) {
             return bad(reason);
+        }
+        match &event {
+            Event::MessagePosted(m) => {
+                let at = *numbers.entry(m.target.clone()).or_insert_with(|| {
+                    channels.push(m.target.clone());
+                    channels.len() - 1
+                });
+                posts.insert(m.id, at);
+            }
+            Event::MessageRedacted(r) => {
+                let in_file = posts.get(&r.message).map(|&at: &usize| channels[at].clone());
+                if in_file.or_else(|| stored(r.message)).as_deref() != Some(r.target.as_str()) {
+                    return bad(format!("message: {} is not a message of {} before it", r.message, r.target));
+                }
+                if !redacted.insert(r.message) {
+                    return bad(format!("message: {} is redacted already, earlier in the file", r.message));
+                }
+            }
+            _ => {}
         }
         let id = event.id();
         if id <= previous {
@@ -252,8 +286,12 @@ pub fn import(
         return Err(ImportError::NotEmpty { dir: dir.display().to_string(), last });
     }
     let shown = path.display().to_string();
+    let stored = |id| match log.get(id) {
+        Ok(Some(Event::MessagePosted(m))) => Some(m.target),
+        _ => None,
+    };
     // Pass 1: every line parses, ids increase, and no id conflicts with the store.
-    for item in read_export(path)? {
+    for item in read_export(path, &stored)? {
         let (line, event) = item?;
         if let Some(existing) = log.get(event.id())? {
             if existing != event {
@@ -265,7 +303,7 @@ pub fn import(
     let mut report = ImportReport { imported: 0, skipped: 0, into: dir.display().to_string() };
     let mut batch = Vec::with_capacity(CHUNK);
     let mut highest = last;
-    for item in read_export(path)? {
+    for item in read_export(path, &stored)? {
         let (_, event) = item?;
         if log.get(event.id())?.is_some() {
             report.skipped += 1;
@@ -299,7 +337,7 @@ fn import_stream(
     max_text_bytes: usize,
 ) -> Result<ImportReport, ImportError> {
     let shown = path.display().to_string();
-    for (expected, item) in (1u64..).zip(read_export(path)?) {
+    for (expected, item) in (1u64..).zip(read_export(path, &|_| None)?) {
         let (line, event) = item?;
         if event.id() != expected {
             return Err(ImportError::Line {
@@ -321,7 +359,7 @@ fn import_stream(
         return Err(ImportError::NotEmpty { dir: into, last });
     }
     let mut report = ImportReport { imported: 0, skipped: 0, into };
-    for item in read_export(path)? {
+    for item in read_export(path, &|_| None)? {
         let (_, event) = item?;
         log.import(event)?;
         report.imported += 1;

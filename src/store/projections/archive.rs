@@ -110,10 +110,18 @@ impl Archive {
 
     fn append(&mut self, events: &[Event]) -> io::Result<()> {
         // The archive is the messages' text; cursor moves are not part of it.
+        // Redactions wait to be done together, but never past a later line: after a crash the
+        // archive goes on after its last line, so what came before that line must be done.
         let mut redacted = HashMap::new();
         for event in events {
             match event {
-                Event::MessagePosted(m) => self.file.write_all(line(m).as_bytes())?,
+                Event::MessagePosted(m) => {
+                    if !redacted.is_empty() {
+                        self.file.flush()?;
+                        self.erase(std::mem::take(&mut redacted))?;
+                    }
+                    self.file.write_all(line(m).as_bytes())?;
+                }
                 Event::MessageRedacted(r) => {
                     redacted.insert(r.message, r.tombstone_text());
                 }

@@ -3,8 +3,8 @@
 //! the log, never the request path: posts do not wait for it, and it may lag behind them.
 //!
 //! A redacted message's document is deleted when its redaction is applied, and the segments
-//! that held it are rewritten without it after the commit ([`SearchIndex::erase`]); until then
-//! the store leaves it out of the hits (`Store::search`).
+//! that held it are rewritten without it after the commit ([`SearchIndex::erase`]); the store
+//! leaves it out of the hits from the start (`Store::search`).
 //!
 //! Checkpoint: each tantivy commit carries, as its payload, the id of the last event it holds.
 //! Documents added after the last commit are lost in a crash and added again from the
@@ -180,7 +180,6 @@ impl SearchIndex {
             let mut commit = writer.prepare_commit().map_err(|e| failed("committing", e))?;
             commit.set_payload(&from.to_string());
             commit.commit().map_err(|e| failed("committing", e))?;
-            self.erase(writer)?;
         }
         Ok(from)
     }
@@ -189,14 +188,10 @@ impl SearchIndex {
         self.index.searchable_segment_metas().map_err(|e| failed("reading its segments", e))
     }
 
-    /// Whether a segment holds deleted (redacted) messages still.
-    fn holds_deleted(&self) -> Result<bool, StoreError> {
-        Ok(self.segments()?.iter().any(|m| m.has_deletes()))
-    }
-
     /// Rewrites each segment that holds deleted (redacted) messages without them, and removes
-    /// the files no segment uses any more: a redacted text leaves the index's files. Tried
-    /// after every commit and on start, so one that failed is done then.
+    /// the files no segment uses any more: a redacted text leaves the index's files. The
+    /// search thread tries it on start and after each commit, until it succeeds (a merge
+    /// tantivy runs on its own may hold a segment meanwhile; it drops the deletions too).
     fn erase(&self, writer: &mut IndexWriter) -> Result<(), StoreError> {
         let deleted: Vec<_> = self.segments()?.iter().filter(|m| m.has_deletes()).map(|m| m.id()).collect();
         if deleted.is_empty() {
@@ -306,16 +301,11 @@ pub(crate) fn spawn(
     let mut upto = *shared.commits.borrow();
     // Opened when there is something to index: an idle writer holds memory (and starts merges).
     let mut writer: Option<IndexWriter> = None;
-    // Segments left holding redacted messages (a crash after the commit that deleted them, or a
-    // rewrite that failed) are rewritten now.
-    if index.holds_deleted()? {
-        let mut opened = index.writer()?;
-        index.erase(&mut opened)?;
-        writer = Some(opened);
-    }
+    // Segments may hold redacted messages still (a crash after the commit that deleted them).
+    let mut erasing = true;
     let spawned = std::thread::Builder::new().name("relay-search".into()).spawn(move || loop {
         let started = std::time::Instant::now();
-        if done < upto && writer.is_none() {
+        if (done < upto || erasing) && writer.is_none() {
             match index.writer() {
                 Ok(opened) => writer = Some(opened),
                 Err(e) => slog::error!(shared.logger, "search index: no writer"; "error" => %e),
@@ -323,13 +313,22 @@ pub(crate) fn spawn(
         }
         if let Some(writer) = writer.as_mut() {
             match index.follow(writer, &*shared.log, &mut fed, done, upto) {
-                Ok(at) => done = at,
+                Ok(at) => {
+                    erasing |= at > done;
+                    done = at;
+                }
                 Err(e) => {
                     // Posts go on; what was added since the last commit is dropped and added again.
                     slog::error!(shared.logger, "search index behind the log"; "error" => %e, "at" => done);
                     if let Err(e) = writer.rollback() {
                         slog::error!(shared.logger, "search index: rolling back failed"; "error" => %e);
                     }
+                }
+            }
+            if erasing {
+                match index.erase(writer) {
+                    Ok(()) => erasing = false,
+                    Err(e) => slog::error!(shared.logger, "search index: redacted messages not erased yet"; "error" => %e),
                 }
             }
         }
@@ -353,6 +352,7 @@ pub(crate) fn rebuild(dir: &Path, log: &dyn EventLog) -> Result<u64, StoreError>
     let mut writer = index.writer()?;
     let last = log.last_id()?;
     index.follow(&mut writer, log, &mut Default::default(), 0, last)?;
+    index.erase(&mut writer)?;
     writer.wait_merging_threads().map_err(|e| failed("merging", e))?;
     Ok(last)
 }

@@ -58,13 +58,14 @@ fn push_entry(block: &mut Vec<u8>, id: u64, json: &[u8]) {
 
 impl ChannelViews {
     /// Applies events in atomic batches, updating `channels` (the caller's copy) to match: one
-    /// batch, but that a run of redactions after other events starts a batch of its own, so the
-    /// messages it names are in the views (open or sealed) when they are erased.
+    /// batch, but that each run of redactions is a batch of its own, so the messages it names
+    /// are in the views (open or sealed) when they are erased, and no seal in the same batch
+    /// copies an open message before its erasure.
     pub(crate) fn apply(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
         let redaction = |e: &Event| matches!(e, Event::MessageRedacted(_));
         let mut rest = events;
         while !rest.is_empty() {
-            let run = rest.windows(2).position(|pair| !redaction(&pair[0]) && redaction(&pair[1]));
+            let run = rest.windows(2).position(|pair| redaction(&pair[0]) != redaction(&pair[1]));
             let (batch, after) = rest.split_at(run.map_or(rest.len(), |at| at + 1));
             self.apply_one(batch, channels)?;
             rest = after;
@@ -195,8 +196,7 @@ impl ChannelViews {
         let erased_before = match found {
             Some(Ok((_, range))) => {
                 let before = block[range.clone()].to_vec();
-                overwrite_text(&mut block[range.clone()], "");
-                block[range] == before[..]
+                overwrite_text(&mut block[range.clone()], "") && block[range] == before[..]
             }
             _ => false,
         };
@@ -250,7 +250,12 @@ impl ChannelViews {
         if work.sealed.insert(record.no) {
             let open = self.open.read().unwrap_or_else(|p| p.into_inner());
             for m in open.get(&record.no).into_iter().flatten() {
-                push_entry(&mut block, m.id, m.json());
+                if work.erased_open.contains(&(record.no, m.id)) {
+                    // Redacted in this batch (a sweep seals it): sealed erased.
+                    push_entry(&mut block, m.id, redactions::erased(m).json());
+                } else {
+                    push_entry(&mut block, m.id, m.json());
+                }
             }
         }
         for m in &fresh {

@@ -13,7 +13,8 @@
 //! - `[8]`, `[9]`, `[10]` → when readers were woken about messages and acknowledged them
 //!   (`projections/delivery.rs`);
 //! - `[11] id` → a message's redaction (`projections/redactions.rs`). The views' blocks and
-//!   open messages keep the message as posted; the store serves it through the redactions.
+//!   open messages keep the message with its text erased (spaces); the store serves it
+//!   through the redactions, as its tombstone.
 //!
 //! A channel's newest messages, not sealed yet ("open"), are held in memory only, as JSON ready
 //! to send: the log has them, and on open they are read back from it. Once a channel has
