@@ -277,6 +277,19 @@
       try { data = JSON.parse(event.data); } catch (e) { return; }
       placeNew(data.id, data.html, data.reply_to);
     });
+    // A message redacted meanwhile: its tombstone takes its place.
+    source.addEventListener("redacted", function (event) {
+      let data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      const shown = document.getElementById("m-" + data.id);
+      if (!shown) return;
+      const holder = document.createElement("template");
+      holder.innerHTML = data.html;
+      const tombstone = holder.content.firstElementChild;
+      if (!tombstone) return;
+      shown.replaceWith(tombstone);
+      enhance(tombstone);
+    });
     source.addEventListener("relay-error", function (event) { setLive(false, event.data); });
     source.addEventListener("error", function () {
       setLive(false, "reconnecting…");

@@ -76,7 +76,7 @@ fn other_paths() -> Value {
         }},
         "/c/{channel}/events": {"get": {
             "summary": "The web UI: live updates",
-            "description": "Server-Sent Events, one per new message (id: the message id; data: {\"id\", \"html\", \"reply_to\"}). Starts after Last-Event-ID, else after `after`, else at the newest message. Carries the channel list too, as /channels/events does.",
+            "description": "Server-Sent Events, one per new message (id: the message id; data: {\"id\", \"html\", \"reply_to\"}). Starts after Last-Event-ID, else after `after`, else at the newest message. A message redacted meanwhile comes as an event named redacted, {\"id\", \"html\"}: its tombstone. Carries the channel list too, as /channels/events does.",
             "parameters": [path_param("channel", "The channel name, percent-encoded"), param("after", false, json!({"type": "integer", "minimum": 0}), "Send messages after this id."), param("reader", false, json!({"type": "string"}), "The page's reader: the channel list carries its unread counts, and the reader is listed as listening here while the stream is open.")],
             "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}, "400": error_reply("A parameter is malformed.")}
         }},

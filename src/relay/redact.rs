@@ -5,7 +5,7 @@
 use super::caller::Caller;
 use super::service::{blocking, Relay, RelayError};
 use crate::event::reason_problem;
-use crate::message::Message;
+use crate::message::{Message, StoredMessage};
 use crate::store::StoreError;
 use crate::values::{Invalid, Name};
 use slog::info;
@@ -90,6 +90,40 @@ impl Relay {
         info!(self.inner.usage_log, "redact_channel";
             "target" => target.as_str(), "messages" => redacted, "by" => by.as_str(), "source" => caller.source.as_str());
         Ok(redacted)
+    }
+
+    /// The messages of `target` redacted from now on, as they are (the web UI turns each into
+    /// its tombstone where it is shown). Ends when the relay stops.
+    pub fn follow_redactions(
+        &self,
+        target: &str,
+        caller: &Caller,
+    ) -> Result<impl futures_util::Stream<Item = Vec<StoredMessage>> + Send + 'static, RelayError> {
+        let target = self.readable(target, caller)?;
+        let mut changes = self.inner.store.redaction_watch();
+        let seen = *changes.borrow_and_update();
+        let state = (self.clone(), target, changes, seen);
+        Ok(futures_util::stream::unfold(state, |(relay, target, mut changes, mut seen)| async move {
+            loop {
+                tokio::select! {
+                    changed = changes.changed() => changed.ok()?,
+                    () = relay.inner.stopping.cancelled() => return None,
+                }
+                let (ids, now) = relay.inner.store.redacted_after(seen, target.as_str());
+                seen = now;
+                if ids.is_empty() {
+                    continue;
+                }
+                let (store, name) = (relay.inner.store.clone(), target.as_str().to_owned());
+                let found = blocking(move || {
+                    let found = ids.iter().map(|&id| store.message(&name, id));
+                    found.collect::<Result<Vec<_>, _>>()
+                })
+                .await;
+                let messages: Vec<StoredMessage> = found.ok()?.into_iter().flatten().collect();
+                return Some((messages, (relay, target, changes, seen)));
+            }
+        }))
     }
 
     /// Message `id` of `target` as the store serves it now, parsed.

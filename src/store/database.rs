@@ -234,15 +234,25 @@ pub(super) fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
             .open()?;
         for name in old.tree_names() {
             let (from, to) = (old.open_tree(&name)?, copy.open_tree(&name)?);
-            let mut batch = sled::Batch::default();
-            for (n, item) in from.iter().enumerate() {
+            let (mut batch, mut copied) = (sled::Batch::default(), 0);
+            for item in from.iter() {
                 let (key, value) = item?;
                 batch.insert(key, value);
-                if (n + 1) % COMPACT_BATCH == 0 {
+                copied += 1;
+                if copied % COMPACT_BATCH == 0 {
                     to.apply_batch(std::mem::take(&mut batch))?;
                 }
             }
             to.apply_batch(batch)?;
+            // The copy is read back whole before it replaces anything.
+            if to.iter().filter(Result::is_ok).count() != copied {
+                drop((old, copy));
+                let _ = std::fs::remove_dir_all(&new);
+                let tree = String::from_utf8_lossy(&name).into_owned();
+                return Err(StoreError::corrupt(format!(
+                    "compact: the copy of the tree {tree} does not hold its {copied} records; nothing was changed"
+                )));
+            }
         }
         copy.flush()?;
     }

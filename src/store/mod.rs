@@ -305,6 +305,18 @@ impl Store {
         self.inner.shared.channel_views.redactions.shown(messages)
     }
 
+    /// How many redactions were applied since the store opened, as it changes (see
+    /// [`Store::redacted_after`]).
+    pub fn redaction_watch(&self) -> watch::Receiver<usize> {
+        self.inner.shared.channel_views.redactions.watch()
+    }
+
+    /// The messages of `target` redacted after the first `seen` redactions applied since the
+    /// store opened, and how many are applied now.
+    pub fn redacted_after(&self, seen: usize, target: &str) -> (Vec<u64>, usize) {
+        self.inner.shared.channel_views.redactions.applied_after(seen, target)
+    }
+
     /// Message `id`'s redaction, if it was taken back.
     pub fn redaction(&self, id: u64) -> Option<Redacted> {
         self.inner.shared.channel_views.redactions.get(id)

@@ -89,10 +89,11 @@ const browser = await chromium.launchPersistentContext(userDataDir, {
 try {
   const page = browser.pages()[0] || (await browser.newPage());
   const dialogs = [];
-  page.on("dialog", (dialog) => {
+  const anyDialog = (dialog) => {
     dialogs.push(dialog.message());
     dialog.dismiss();
-  });
+  };
+  page.on("dialog", anyDialog);
   const pageErrors = [];
   page.on("pageerror", (error) => pageErrors.push(String(error)));
   // Anything the CSP had to block means something unsafe reached the page.
@@ -242,6 +243,27 @@ try {
     stored.messages[0].source === "ui" && stored.messages[0].sender === "user", stored.messages[0]);
   check("form cleared after posting", (await page.getByLabel("Message (markdown)").inputValue()) === "");
 
+  // Redaction: one by another client turns into its tombstone live; the Redact button asks for a
+  // reason and does the same; neither text stays on the page.
+  const leakedId = await post("my token is hunter2leaked");
+  const pastedId = await post("and the .env: hunter2pasted");
+  await page.waitForSelector(`#m-${pastedId}`, { timeout: 5000 });
+  await fetch(`${base}/api/messages/${leakedId}`, { method: "DELETE", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ reason: "a token", by: "codex" }) });
+  await page.waitForSelector(`#m-${leakedId}.redacted`, { timeout: 5000 });
+  check("a message redacted elsewhere turns into its tombstone live",
+    (await page.locator(`#m-${leakedId} .msg-body`).textContent()).trim() === "redacted by codex: a token");
+  // The Redact button's prompt is the one dialog the page may open: answered, not counted.
+  page.off("dialog", anyDialog);
+  page.once("dialog", (dialog) => dialog.accept("pasted by mistake"));
+  await page.locator(`#m-${pastedId} button.redact`).click();
+  await page.waitForSelector(`#m-${pastedId}.redacted`, { timeout: 5000 });
+  check("the Redact button takes the message back with its reason",
+    /^redacted by \S+: pasted by mistake$/.test((await page.locator(`#m-${pastedId} .msg-body`).textContent()).trim()),
+    await page.locator(`#m-${pastedId} .msg-body`).textContent());
+  check("no redacted text stays on the page", !(await page.content()).includes("hunter2"));
+  check("a tombstone has no Redact button", (await page.locator(`#m-${leakedId} button.redact`).count()) === 0);
+
   // Threads: Reply on a message, post from the form; the reply quotes and links what it answers;
   // the thread's page shows it and its replies and takes new replies live, nothing else.
   await page.locator(`#m-${formId} button.reply`).click();
@@ -319,7 +341,7 @@ try {
   await page.getByRole("button", { name: "Load older messages" }).click();
   await page.waitForFunction((n) => document.querySelectorAll("#messages > .msg").length > n, shownBefore, { timeout: 5000 });
   const after = await page.locator(`#${anchorId}`).evaluate((el) => el.getBoundingClientRect().top);
-  check("load older brings the rest of the channel", (await page.locator("#messages > .msg").count()) === 139);
+  check("load older brings the rest of the channel", (await page.locator("#messages > .msg").count()) === 141);
   check("load older keeps the reader's place", Math.abs(after - before) < 5, { before, after });
   check("no more older pages", (await page.locator("#load-older").count()) === 0);
   const ids = await page.$$eval("#messages > .msg", (els) => els.map((el) => Number(el.dataset.id)));

@@ -1,9 +1,10 @@
-//! The web UI's live streams (Server-Sent Events): a channel's new messages, rendered, and the
-//! channel list as it changes.
+//! The web UI's live streams (Server-Sent Events): a channel's new messages, rendered, the
+//! tombstones of those redacted meanwhile, and the channel list as it changes.
 
 use super::view::{channel_links, reader_of, render_messages, Ui};
 use crate::http::error::ApiError;
 use crate::http::request::{decode_segment, Query};
+use crate::message::StoredMessage;
 use crate::metrics::Open;
 use crate::relay::{Caller, Relay};
 use crate::values::Name;
@@ -36,7 +37,8 @@ pub(super) fn channel_events(
 }
 
 /// New messages of a channel as Server-Sent Events, each `{"id", "html"}`. Starts after
-/// `Last-Event-ID` (a reconnect), else after `?after=`, else at the newest message.
+/// `Last-Event-ID` (a reconnect), else after `?after=`, else at the newest message. A message
+/// redacted meanwhile comes as an event named `redacted`, `{"id", "html"}`: its tombstone.
 pub(super) fn events(
     relay: Relay,
     ui: Arc<Ui>,
@@ -52,6 +54,7 @@ pub(super) fn events(
         None => Query::parse(query)?.id("after")?.unwrap_or_else(|| relay.last_id()),
     };
     let batches = relay.follow(&name, after, EVENT_BATCH, &caller).map_err(ApiError::from)?;
+    let ui_for_redactions = ui.clone();
     let first = futures_util::stream::once(async { Ok(warp::sse::Event::default().retry(RECONNECT)) });
     let messages = batches
         .then(move |batch| {
@@ -83,14 +86,33 @@ pub(super) fn events(
             });
             futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
         });
+    // Messages redacted meanwhile, each rendered as its tombstone, to replace where it is shown.
+    let redacted = relay
+        .follow_redactions(&name, &caller)
+        .map_err(ApiError::from)?
+        .then(move |messages| {
+            let ui = ui_for_redactions.clone();
+            let rendered = tokio::task::spawn_blocking(move || {
+                let event = |m: &StoredMessage| {
+                    let html = render_messages(&ui, std::slice::from_ref(m)).ok()?;
+                    warp::sse::Event::default()
+                        .event("redacted")
+                        .json_data(json!({"id": m.id, "html": html}))
+                        .ok()
+                };
+                messages.iter().filter_map(event).collect::<Vec<_>>()
+            });
+            async move { rendered.await.unwrap_or_default() }
+        })
+        .flat_map(|events| futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>)));
     // A page that picked a reader listens on the channel as that reader while it is open.
     let reader = reader_of(query)?;
     let listening = reader.as_ref().map(|r| relay.listen(&name, r, &caller)).transpose()?;
-    let live =
-        futures_util::stream::select(messages, channel_events(&relay, reader, caller)?).map(move |event| {
-            let _held = &listening;
-            event
-        });
+    let others = futures_util::stream::select(redacted, channel_events(&relay, reader, caller)?);
+    let live = futures_util::stream::select(messages, others).map(move |event| {
+        let _held = &listening;
+        event
+    });
     Ok(sse_reply(&relay, first.chain(live)))
 }
 

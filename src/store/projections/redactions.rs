@@ -16,7 +16,8 @@ use crate::message::{overwrite_text, Redacted, StoredMessage};
 use crate::store::event_log::EventLog;
 use crate::store::StoreError;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+use tokio::sync::watch;
 
 const REDACTION: u8 = 11;
 
@@ -54,12 +55,21 @@ pub(crate) fn in_log(log: &dyn EventLog, upto: u64) -> Result<ById, StoreError> 
     Ok(found)
 }
 
-/// The redactions a batch adds, by message id.
-pub(crate) type Added = Vec<(u64, Redacted)>;
+/// The redactions a batch adds: message id, its channel, the redaction.
+pub(crate) type Added = Vec<(u64, String, Redacted)>;
 
-#[derive(Default)]
 pub(crate) struct Redactions {
     by_id: RwLock<HashMap<u64, Redacted>>,
+    /// Those applied since the store opened, in order (message id, channel), and how many: what
+    /// live pages follow to turn a message into its tombstone where it is shown.
+    applied: Mutex<Vec<(u64, String)>>,
+    count: watch::Sender<usize>,
+}
+
+impl Default for Redactions {
+    fn default() -> Self {
+        Redactions { by_id: RwLock::default(), applied: Mutex::default(), count: watch::channel(0).0 }
+    }
 }
 
 impl Redactions {
@@ -87,21 +97,42 @@ impl Redactions {
         added: &mut Added,
         batch: &mut sled::Batch,
     ) -> Result<bool, StoreError> {
-        if self.get(r.message).is_some() || added.iter().any(|(id, _)| *id == r.message) {
+        if self.get(r.message).is_some() || added.iter().any(|(id, _, _)| *id == r.message) {
             return Ok(false);
         }
         let redacted = r.redacted();
         let value = bincode::serde::encode_to_vec(&redacted, bincode::config::standard()).map_err(corrupt)?;
         batch.insert(&key(r.message), value);
-        added.push((r.message, redacted));
+        added.push((r.message, r.target.clone(), redacted));
         Ok(true)
     }
 
     /// Makes a written batch's redactions seen.
     pub(crate) fn publish(&self, added: Added) {
-        if !added.is_empty() {
-            self.by_id.write().unwrap_or_else(|p| p.into_inner()).extend(added);
+        if added.is_empty() {
+            return;
         }
+        let mut by_id = self.by_id.write().unwrap_or_else(|p| p.into_inner());
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, target, redacted) in added {
+            by_id.insert(id, redacted);
+            applied.push((id, target));
+        }
+        self.count.send_replace(applied.len());
+    }
+
+    /// How many redactions were applied since the store opened, as it changes.
+    pub(crate) fn watch(&self) -> watch::Receiver<usize> {
+        self.count.subscribe()
+    }
+
+    /// The messages of `target` redacted after the first `seen` applied since the store opened,
+    /// and how many are applied now.
+    pub(crate) fn applied_after(&self, seen: usize, target: &str) -> (Vec<u64>, usize) {
+        let applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let ids =
+            applied.get(seen..).unwrap_or_default().iter().filter(|(_, t)| t == target).map(|(id, _)| *id);
+        (ids.collect(), applied.len())
     }
 
     /// Message `id`'s redaction, if it has one.
