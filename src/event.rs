@@ -140,10 +140,30 @@ pub struct MessageRedacted {
     pub target: String,
     /// The message taken back.
     pub message: u64,
+    /// What its tombstone keeps of it, so the tombstone can be made from this event alone (a
+    /// log that erased the message's own record).
+    pub post: Post,
     /// Who asked.
     pub by: String,
     /// Why, as they said it (may be empty).
     pub reason: String,
+}
+
+/// What a redacted message's tombstone keeps besides its id and channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Post {
+    pub sender: String,
+    /// When it was posted (the message's `ts`).
+    pub ts: f64,
+    pub source: crate::message::Source,
+    pub reply_to: Option<u64>,
+}
+
+impl From<&Message> for Post {
+    fn from(m: &Message) -> Post {
+        Post { sender: m.sender.clone(), ts: m.ts, source: m.source, reply_to: m.reply_to }
+    }
 }
 
 impl MessageRedacted {
@@ -241,7 +261,7 @@ pub enum NewEvent {
     Cursor { reader: Name, target: Name, to: u64 },
     Principal { name: Name, change: Change },
     Woken { reader: Name, target: Name, ids: Vec<u64>, via: String },
-    Redaction { target: Name, message: u64, by: Name, reason: String },
+    Redaction { target: Name, message: u64, post: Post, by: Name, reason: String },
 }
 
 impl NewEvent {
@@ -275,14 +295,17 @@ impl NewEvent {
                 ids,
                 via,
             }),
-            NewEvent::Redaction { target, message, by, reason } => Event::MessageRedacted(MessageRedacted {
-                id,
-                ts,
-                target: target.as_str().to_owned(),
-                message,
-                by: by.as_str().to_owned(),
-                reason,
-            }),
+            NewEvent::Redaction { target, message, post, by, reason } => {
+                Event::MessageRedacted(MessageRedacted {
+                    id,
+                    ts,
+                    target: target.as_str().to_owned(),
+                    message,
+                    post,
+                    by: by.as_str().to_owned(),
+                    reason,
+                })
+            }
         }
     }
 

@@ -43,7 +43,7 @@ impl Relay {
         }
         let by = self.allowed(caller, caller.redactor(by, target.as_str(), &message.sender))?;
         let by = Name::parse("by", by)?;
-        self.inner.store.redact(&target, &[id], &by, reason).await?;
+        self.inner.store.redact(&target, std::slice::from_ref(&message), &by, reason).await?;
         info!(self.inner.usage_log, "redact_message";
             "target" => target.as_str(), "id" => id, "by" => by.as_str(), "source" => caller.source.as_str());
         self.current(&target, id).await
@@ -81,10 +81,12 @@ impl Relay {
             let page = blocking(move || store.since(&name, after, PAGE)).await?;
             let page: Vec<_> = page.into_iter().take_while(|m| m.id <= upto).collect();
             let Some(last) = page.last().map(|m| m.id) else { break };
-            let ids: Vec<u64> =
-                page.iter().map(|m| m.id).filter(|&id| self.inner.store.redaction(id).is_none()).collect();
-            self.inner.store.redact(&target, &ids, &by, reason).await?;
-            redacted += ids.len() as u64;
+            let unredacted = page.iter().filter(|m| self.inner.store.redaction(m.id).is_none());
+            let messages = unredacted
+                .map(|m| m.decode().map_err(|e| StoreError::corrupt(format!("message {}: {e}", m.id))))
+                .collect::<Result<Vec<Message>, _>>()?;
+            self.inner.store.redact(&target, &messages, &by, reason).await?;
+            redacted += messages.len() as u64;
             after = last;
         }
         info!(self.inner.usage_log, "redact_channel";

@@ -322,23 +322,24 @@ impl Store {
         self.inner.shared.channel_views.redactions.get(id)
     }
 
-    /// Takes messages `ids` of `target` back on behalf of `by` (appended together, so they share
+    /// Takes `messages` of `target` back on behalf of `by` (appended together, so they share
     /// commits); returns once every redaction is durable and applied. The caller checks that
     /// the messages exist and are not redacted yet.
     pub async fn redact(
         &self,
         target: &Name,
-        ids: &[u64],
+        messages: &[Message],
         by: &Name,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let redaction = |message| NewEvent::Redaction {
+        let redaction = |m: &Message| NewEvent::Redaction {
             target: target.clone(),
-            message,
+            message: m.id,
+            post: m.into(),
             by: by.clone(),
             reason: reason.to_owned(),
         };
-        let appends = ids.iter().map(|&id| self.append_event(redaction(id)));
+        let appends = messages.iter().map(|m| self.append_event(redaction(m)));
         futures_util::future::try_join_all(appends).await.map(drop)
     }
 

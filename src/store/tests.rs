@@ -753,15 +753,15 @@ fn a_malformed_line_stops_the_import_with_its_number() {
         ),
         // A redaction must name a message of its channel before it, once.
         (
-            r#"{"type":"message_redacted","id":2,"ts":1.0,"target":"b","message":1,"by":"x","reason":""}"#,
+            r#"{"type":"message_redacted","id":2,"ts":1.0,"target":"b","message":1,"post":{"sender":"s","ts":1.0,"source":"cli","reply_to":null},"by":"x","reason":""}"#,
             "is not a message of b",
         ),
         (
-            r#"{"type":"message_redacted","id":3,"ts":1.0,"target":"a","message":2,"by":"x","reason":""}"#,
+            r#"{"type":"message_redacted","id":3,"ts":1.0,"target":"a","message":2,"post":{"sender":"s","ts":1.0,"source":"cli","reply_to":null},"by":"x","reason":""}"#,
             "is not a message of a",
         ),
         (
-            r#"{"type":"message_redacted","id":2,"ts":1.0,"target":"a","message":1,"by":"x","reason":"a\nb"}"#,
+            r#"{"type":"message_redacted","id":2,"ts":1.0,"target":"a","message":1,"post":{"sender":"s","ts":1.0,"source":"cli","reply_to":null},"by":"x","reason":"a\nb"}"#,
             "reason",
         ),
         (
@@ -806,6 +806,7 @@ fn a_redaction_applied_with_the_post_that_seals_its_block_leaves_no_text_in_the_
         ts: 2.0,
         target: "c".into(),
         message: 5,
+        post: crate::event::Post { sender: "s".into(), ts: 1.0, source: Source::Cli, reply_to: None },
         by: "admin".into(),
         reason: String::new(),
     };

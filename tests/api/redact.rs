@@ -143,6 +143,11 @@ fn a_redacted_secret_is_served_nowhere_and_stays_redacted() {
         assert!(!printed.contains(secret) && !exported.contains(secret), "{printed}\n{exported}");
     }
     assert_eq!(exported.matches("\"type\":\"message_redacted\"").count(), 3, "{exported}");
+    assert_eq!(
+        exported.matches("\"post\":{\"sender\":\"claude\"").count(),
+        3,
+        "what each tombstone keeps: {exported}"
+    );
     let relay = start_relay(work.path(), &[]);
     assert_eq!(tombstones(relay.addr), tombstoned, "the same after kill -9 and rebuild");
     drop(relay);

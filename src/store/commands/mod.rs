@@ -208,7 +208,10 @@ fn importable(event: &Event) -> Result<(), String> {
             }
         }
         Event::MessageRedacted(r) => {
-            Name::parse("target", &r.target).and(Name::parse("by", &r.by)).map_err(|e| e.to_string())?;
+            Name::parse("target", &r.target)
+                .and(Name::parse("by", &r.by))
+                .and(Name::parse("post.sender", &r.post.sender))
+                .map_err(|e| e.to_string())?;
             if r.message >= r.id {
                 return Err(format!("message: {} must be an id before the event's own, {}", r.message, r.id));
             }
