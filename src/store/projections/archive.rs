@@ -148,7 +148,7 @@ impl Archive {
             };
             let mut file = None;
             let mut at = 0;
-            while at < bytes.len() {
+            while at < bytes.len() && !redacted.is_empty() {
                 let end = bytes[at..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |n| at + n);
                 let id = std::str::from_utf8(&bytes[at..end]).ok().and_then(id_of_line);
                 if let Some(with) = id.and_then(|id| redacted.remove(&id)) {
