@@ -13,6 +13,15 @@ use slog::info;
 /// Messages a channel's redaction reads and redacts at a time.
 const PAGE: usize = 1000;
 
+/// A redaction's reason, trimmed, if it fits.
+fn checked_reason(reason: &str) -> Result<&str, Invalid> {
+    let reason = reason.trim();
+    match reason_problem(reason) {
+        Some(problem) => Err(Invalid::new("reason", problem)),
+        None => Ok(reason),
+    }
+}
+
 impl Relay {
     /// Redacts message `id` on behalf of the caller (`by`: the name it goes under, for a caller
     /// that is not a principal); returns the message as it now stands. An unknown id and a
@@ -25,10 +34,7 @@ impl Relay {
         reason: &str,
         caller: &Caller,
     ) -> Result<Message, RelayError> {
-        let reason = reason.trim();
-        if let Some(problem) = reason_problem(reason) {
-            return Err(Invalid::new("reason", problem).into());
-        }
+        let reason = checked_reason(reason)?;
         let missing = || RelayError::Missing(format!("no message has the id {id}"));
         let store = self.inner.store.clone();
         let (target, _) = blocking(move || store.target_of(id)).await?.ok_or_else(missing)?;
@@ -60,10 +66,7 @@ impl Relay {
         reason: &str,
         caller: &Caller,
     ) -> Result<u64, RelayError> {
-        let reason = reason.trim();
-        if let Some(problem) = reason_problem(reason) {
-            return Err(Invalid::new("reason", problem).into());
-        }
+        let reason = checked_reason(reason)?;
         let missing = || RelayError::Missing(format!("no channel named {channel:?} holds a message"));
         let target = self.readable(channel, caller).map_err(|_| missing())?;
         if self.inner.store.channel_last_id(target.as_str()) == 0 {

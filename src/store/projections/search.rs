@@ -105,6 +105,8 @@ pub(crate) struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// Set when a redacted message's document was deleted: its segment is to be rewritten.
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -132,7 +134,7 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()
             .map_err(|e| failed("opening a reader", e))?;
-        Ok(SearchIndex { index, reader, fields })
+        Ok(SearchIndex { index, reader, fields, deleted: Default::default() })
     }
 
     /// The id of the last event the index holds (0 for a new index).
@@ -170,6 +172,7 @@ impl SearchIndex {
                     }
                     Event::MessageRedacted(r) => {
                         writer.delete_term(Term::from_field_u64(f.id, r.message));
+                        self.deleted.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                     _ => {}
                 }
@@ -190,8 +193,9 @@ impl SearchIndex {
 
     /// Rewrites each segment that holds deleted (redacted) messages without them, and removes
     /// the files no segment uses any more: a redacted text leaves the index's files. The
-    /// search thread tries it on start and after each commit, until it succeeds (a merge
-    /// tantivy runs on its own may hold a segment meanwhile; it drops the deletions too).
+    /// search thread tries it on start and after each commit that deleted documents, until it
+    /// succeeds (a merge tantivy runs on its own may hold a segment meanwhile; it drops the
+    /// deletions too).
     fn erase(&self, writer: &mut IndexWriter) -> Result<(), StoreError> {
         let deleted: Vec<_> = self.segments()?.iter().filter(|m| m.has_deletes()).map(|m| m.id()).collect();
         if deleted.is_empty() {
@@ -314,7 +318,7 @@ pub(crate) fn spawn(
         if let Some(writer) = writer.as_mut() {
             match index.follow(writer, &*shared.log, &mut fed, done, upto) {
                 Ok(at) => {
-                    erasing |= at > done;
+                    erasing |= index.deleted.swap(false, std::sync::atomic::Ordering::Relaxed);
                     done = at;
                 }
                 Err(e) => {
