@@ -78,8 +78,9 @@ pub enum Command {
     /// Take a message back on a running relay (or, with --channel, every message of a channel):
     /// from then on every front door, search and export show it as a tombstone (id, channel,
     /// sender, time, reply link) reading "redacted by NAME: REASON", and its text is erased from
-    /// the relay's files (docs/reliability.md). Its sender, a person who may post to the channel,
-    /// or an admin may (anyone on an open relay). Sends its credential as post does.
+    /// the relay's files (sled's own by `compact`; not yet from NATS servers: see
+    /// docs/reliability.md). Its sender, a person who may post to the channel, or an admin may
+    /// (anyone on an open relay). Sends its credential as post does.
     Redact(RedactArgs),
     /// Follow a channel on a running relay: print each new message, optionally run a command per
     /// batch (for example `codex exec`). Waits on the relay instead of polling. Sends its
@@ -162,13 +163,12 @@ pub struct PostArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[group(id = "what", required = true, args = ["id", "channel"])]
 pub struct RedactArgs {
     /// The relay's base URL
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8010")]
     pub url: String,
     /// The id of the message to take back
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", required_unless_present = "channel")]
     pub id: Option<u64>,
     /// Take back every message of this channel instead (an admin's, once principals exist)
     #[arg(long, value_name = "CHANNEL", conflicts_with = "id")]
