@@ -54,6 +54,8 @@ pub struct Config {
     /// a JetStream stream shared by several relay instances (the `nats_*` settings;
     /// docs/scale-out.md).
     pub log: Backend,
+    /// What history each channel keeps (`retention_days`, `retention_messages`, `retention`).
+    pub retention: crate::relay::Retention,
     /// What loading found odd but not wrong (a key the relay does not know), for the caller
     /// to print and log.
     pub warnings: Vec<String>,
@@ -85,6 +87,7 @@ impl Default for Config {
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             compression: true,
             log: Backend::sled(),
+            retention: Default::default(),
             warnings: Vec::new(),
         }
     }
@@ -231,6 +234,7 @@ impl Config {
                 ("archive", self.channel_log_path.clone()),
                 ("usage_log", self.log_path.clone()),
             ],
+            retention: self.retention.clone(),
         }
     }
 
@@ -463,7 +467,51 @@ const SETTINGS: &[(&str, Read)] = &[
     field!("nats_token", log.nats.token, |raw| Some(raw.string()?)),
     field!("nats_creds_file", log.nats.creds_file, |raw| Some(raw.string()?.into())),
     field!("nats_tls_ca", log.nats.tls_ca, |raw| Some(raw.string()?.into())),
+    field!("retention_days", retention.days, |raw| days(raw)?),
+    field!("retention_messages", retention.messages, |raw| raw.whole_number()?),
+    field!("retention", retention.patterns, |raw| retention_patterns(raw)?),
 ];
+
+/// Days of history: a number of 0 or more (fractions allowed).
+fn days(raw: &Raw) -> Result<f64, String> {
+    let days = raw.number()?;
+    if days < 0.0 {
+        return Err("must be a number of days of 0 or more (0 keeps everything)".into());
+    }
+    Ok(days)
+}
+
+/// Per-channel retention: a JSON object of channel pattern → `{"days": D, "messages": N}` (in
+/// the environment, that object as text).
+fn retention_patterns(raw: &Raw) -> Result<Vec<(glob::Pattern, crate::relay::Limits)>, String> {
+    let value: Value = match (raw, raw.text()) {
+        (_, Some(text)) => serde_json::from_str(text).map_err(|e| format!("is not JSON: {e}"))?,
+        (Raw::Json(value), None) => (*value).clone(),
+        (Raw::Text(_), None) => Value::Null,
+    };
+    let shape =
+        r#"must be an object of channel pattern to {"days": D, "messages": N}, e.g. {"ci-*": {"days": 7}}"#;
+    let Value::Object(map) = &value else { return Err(shape.into()) };
+    let mut patterns = Vec::new();
+    for (pattern, limits) in map {
+        let glob = glob::Pattern::new(pattern).map_err(|e| format!("pattern {pattern:?}: {e}"))?;
+        let Value::Object(limits) = limits else { return Err(format!("pattern {pattern:?}: {shape}")) };
+        let mut parsed = crate::relay::Limits::default();
+        for (key, value) in limits {
+            let value = Raw::Json(value);
+            let at = |e: String| format!("pattern {pattern:?}: {key} {e}");
+            match key.as_str() {
+                "days" => parsed.days = Some(days(&value).map_err(at)?),
+                "messages" => parsed.messages = Some(value.whole_number().map_err(at)?),
+                _ => {
+                    return Err(format!("pattern {pattern:?}: {key:?} is not a limit: use days or messages"))
+                }
+            }
+        }
+        patterns.push((glob, parsed));
+    }
+    Ok(patterns)
+}
 
 /// Every setting's key, in the order layers apply them.
 pub fn keys() -> impl Iterator<Item = &'static str> {

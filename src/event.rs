@@ -62,6 +62,7 @@ pub enum Event {
     PrincipalChanged(PrincipalChanged),
     ReaderWoken(ReaderWoken),
     MessageRedacted(MessageRedacted),
+    MessagesExpired(MessagesExpired),
 }
 
 /// A reader acknowledged a channel's messages up to `to`: its cursor there moves on (never back).
@@ -149,6 +150,20 @@ pub struct MessageRedacted {
     pub reason: String,
 }
 
+/// The messages of channel `target` with ids up to `upto` passed the relay's retention
+/// (`retention_messages`, `retention_days`): from this event on they leave the channel views,
+/// search and, in sled mode, the log itself. Ids are not reused, and a read from before `upto`
+/// says that older messages expired (`expired_before`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesExpired {
+    pub id: u64,
+    /// Seconds since the Unix epoch, with fractions.
+    pub ts: f64,
+    pub target: String,
+    pub upto: u64,
+}
+
 /// What a redacted message's tombstone keeps besides its id and channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,6 +242,7 @@ impl Event {
             Event::PrincipalChanged(p) => p.id,
             Event::ReaderWoken(w) => w.id,
             Event::MessageRedacted(r) => r.id,
+            Event::MessagesExpired(x) => x.id,
         }
     }
 
@@ -238,6 +254,7 @@ impl Event {
             Event::PrincipalChanged(_) => None,
             Event::ReaderWoken(w) => Some(&w.target),
             Event::MessageRedacted(r) => Some(&r.target),
+            Event::MessagesExpired(x) => Some(&x.target),
         }
     }
 
@@ -249,6 +266,7 @@ impl Event {
             Event::PrincipalChanged(p) => p.id = id,
             Event::ReaderWoken(w) => w.id = id,
             Event::MessageRedacted(r) => r.id = id,
+            Event::MessagesExpired(x) => x.id = id,
         }
         self
     }
@@ -262,6 +280,7 @@ pub enum NewEvent {
     Principal { name: Name, change: Change },
     Woken { reader: Name, target: Name, ids: Vec<u64>, via: String },
     Redaction { target: Name, message: u64, post: Post, by: Name, reason: String },
+    Expiry { target: Name, upto: u64 },
 }
 
 impl NewEvent {
@@ -306,6 +325,9 @@ impl NewEvent {
                     reason,
                 })
             }
+            NewEvent::Expiry { target, upto } => {
+                Event::MessagesExpired(MessagesExpired { id, ts, target: target.as_str().to_owned(), upto })
+            }
         }
     }
 
@@ -315,7 +337,8 @@ impl NewEvent {
             NewEvent::Message(m) => Some(m.target.as_str()),
             NewEvent::Cursor { target, .. }
             | NewEvent::Woken { target, .. }
-            | NewEvent::Redaction { target, .. } => Some(target.as_str()),
+            | NewEvent::Redaction { target, .. }
+            | NewEvent::Expiry { target, .. } => Some(target.as_str()),
             NewEvent::Principal { .. } => None,
         }
     }
@@ -332,6 +355,7 @@ enum JsonEvent {
     PrincipalChanged(PrincipalChanged),
     ReaderWoken(ReaderWoken),
     MessageRedacted(MessageRedacted),
+    MessagesExpired(MessagesExpired),
 }
 
 impl Event {
@@ -342,6 +366,7 @@ impl Event {
             Event::PrincipalChanged(p) => serde_json::to_string(&JsonEvent::PrincipalChanged(p)),
             Event::ReaderWoken(w) => serde_json::to_string(&JsonEvent::ReaderWoken(w)),
             Event::MessageRedacted(r) => serde_json::to_string(&JsonEvent::MessageRedacted(r)),
+            Event::MessagesExpired(x) => serde_json::to_string(&JsonEvent::MessagesExpired(x)),
         };
         json.expect("events encode as JSON") + "\n"
     }
@@ -353,6 +378,7 @@ impl Event {
             Ok(JsonEvent::PrincipalChanged(p)) => Ok(Event::PrincipalChanged(p)),
             Ok(JsonEvent::ReaderWoken(w)) => Ok(Event::ReaderWoken(w)),
             Ok(JsonEvent::MessageRedacted(r)) => Ok(Event::MessageRedacted(r)),
+            Ok(JsonEvent::MessagesExpired(x)) => Ok(Event::MessagesExpired(x)),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -512,6 +538,21 @@ mod tests {
         assert_eq!(Event::from_json_line(&line).unwrap(), cursor);
         // A record written before cursors existed still decodes as it did.
         assert_eq!(encode(&sample(3))[1], 0, "MessagePosted stays variant 0");
+    }
+
+    #[test]
+    fn an_expiry_round_trips_and_keeps_its_variant() {
+        let expired =
+            Event::MessagesExpired(MessagesExpired { id: 9, ts: 3.5, target: "ci".into(), upto: 7 });
+        let record = encode(&expired);
+        assert_eq!(record[1], 5, "MessagesExpired is variant 5");
+        assert_eq!(decode(9, &record).unwrap(), expired);
+        let line = expired.to_json_line();
+        assert_eq!(
+            line,
+            "{\"type\":\"messages_expired\",\"id\":9,\"ts\":3.5,\"target\":\"ci\",\"upto\":7}\n"
+        );
+        assert_eq!(Event::from_json_line(&line).unwrap(), expired);
     }
 
     #[test]

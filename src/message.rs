@@ -68,6 +68,11 @@ pub(crate) fn plain_object(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({"type": "object"})
 }
 
+/// An optional integer as the schema shows it: plainly (see [`plain_object`]).
+pub(crate) fn plain_integer(_: &mut SchemaGenerator) -> Schema {
+    schemars::json_schema!({"type": "integer"})
+}
+
 /// A message's redaction, as it is served with the message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,6 +233,15 @@ impl StoredMessage {
         }
         let parsed: Sender = serde_json::from_slice(&self.json)?;
         Ok(parsed.sender.into_owned())
+    }
+
+    /// When it was posted, read without decoding the rest.
+    pub fn ts(&self) -> Result<f64, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Ts {
+            ts: f64,
+        }
+        Ok(serde_json::from_slice::<Ts>(&self.json)?.ts)
     }
 
     pub fn decode(&self) -> Result<Message, serde_json::Error> {

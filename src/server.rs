@@ -138,6 +138,7 @@ impl Server {
         let metrics = self.relay.metrics().clone();
         let serving = http::serve::serve(self.listener, self.tls, routes, signal, metrics, http_logger);
         let serving = tokio::spawn(serving);
+        tokio::spawn(self.relay.clone().keep_retention());
         let _ = stopping_rx.await;
         info!(self.logger, "stopping"; "grace_s" => SHUTDOWN_GRACE.as_secs());
         self.relay.stop();

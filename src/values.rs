@@ -73,6 +73,11 @@ impl Text {
     }
 }
 
+/// Seconds since the Unix epoch, with fractions (what events' `ts` hold).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// A number of seconds to wait: finite and 0 or more. Past what a `Duration` holds it is the
 /// longest one; the service caps every wait at its own limit.
 pub fn seconds(field: &'static str, n: f64) -> Result<std::time::Duration, Invalid> {

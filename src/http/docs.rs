@@ -158,7 +158,8 @@ pub fn spec(max_text_bytes: usize) -> Value {
             "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
             "latest_id": {"type": "integer", "description": "Pass as since_id next time: the last id returned, or the since_id asked for (0 without one) when nothing was returned."},
             "timed_out": {"type": "boolean", "description": "Only with wait: true when the wait ended with nothing new."},
-            "stale": {"type": "boolean", "description": "Only in nats mode, true while the relay does not follow its stream (its servers unreachable): the page comes from its local views and may be behind."}
+            "stale": {"type": "boolean", "description": "Only in nats mode, true while the relay does not follow its stream (its servers unreachable): the page comes from its local views and may be behind."},
+            "expired_before": {"type": "integer", "description": "Only when the read started before the channel's kept history (retention): its messages with lower ids expired, and the page starts at the oldest one kept."}
         }
     });
     let mut spec = json!({

@@ -159,6 +159,9 @@ fn page_reply(page: &Page, timed_out: Option<bool>) -> Response {
     if page.stale {
         body.extend_from_slice(b",\"stale\":true");
     }
+    if let Some(id) = page.expired_before {
+        body.extend_from_slice(format!(",\"expired_before\":{id}").as_bytes());
+    }
     if let Some(timed_out) = timed_out {
         body.extend_from_slice(format!(",\"timed_out\":{timed_out}").as_bytes());
     }

@@ -27,10 +27,6 @@ pub struct Delivery {
     pub readers: BTreeMap<String, States>,
 }
 
-fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
-
 impl Relay {
     /// Notes that the reader a read named (the caller itself, for a principal) read `page`.
     pub fn note_read(&self, reader: Option<&str>, page: &Page, caller: &Caller) {
@@ -39,7 +35,12 @@ impl Relay {
         if page.messages.is_empty() || reader.is_empty() {
             return;
         }
-        self.inner.presence.read(&page.target, reader, page.messages.iter().map(|m| m.id), now());
+        self.inner.presence.read(
+            &page.target,
+            reader,
+            page.messages.iter().map(|m| m.id),
+            crate::values::unix_now(),
+        );
     }
 
     /// Records that `reader`'s session accepted a wake about messages `ids` of `target` (how:

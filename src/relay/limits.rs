@@ -1,5 +1,6 @@
-//! The limits every front door shares: pages, waits, the default channel. Each is clamped in
-//! one place, here or in the service.
+//! The limits every front door shares: pages, waits, the default channel, and the history
+//! channels keep (retention, applied by `retention.rs`). Each is clamped in one place, here or
+//! in the service.
 
 use std::time::Duration;
 
@@ -43,5 +44,42 @@ mod tests {
         assert_eq!(clamp_limit(Some(201), 50, 200), 200);
         assert_eq!(clamp_limit(Some(i128::MAX), 200, 500), 500);
         assert_eq!(clamp_limit(Some(7), 50, 200), 7);
+    }
+}
+
+/// What history the channels keep; zero keeps everything.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// Days of history a channel keeps (0: all).
+    pub days: f64,
+    /// Messages a channel keeps (0: all).
+    pub messages: u64,
+    /// Overrides by channel pattern: the longest pattern that matches a channel's name wins,
+    /// and what it leaves out comes from the two above.
+    pub patterns: Vec<(glob::Pattern, Limits)>,
+}
+
+/// One pattern's limits; `None` leaves the general setting, `Some(0)` keeps everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    pub days: Option<f64>,
+    pub messages: Option<u64>,
+}
+
+impl Retention {
+    /// Whether some channel could lose messages.
+    pub fn is_on(&self) -> bool {
+        let on = |l: &Limits| l.days.is_some_and(|d| d > 0.0) || l.messages.is_some_and(|n| n > 0);
+        self.days > 0.0 || self.messages > 0 || self.patterns.iter().any(|(_, l)| on(l))
+    }
+
+    /// The limits of `channel`, with zeros as `None`.
+    pub fn of(&self, channel: &str) -> Limits {
+        let matching = self.patterns.iter().filter(|(p, _)| p.matches(channel));
+        let over = matching.max_by_key(|(p, _)| p.as_str().len()).map(|(_, l)| *l).unwrap_or_default();
+        Limits {
+            days: Some(over.days.unwrap_or(self.days)).filter(|&d| d > 0.0),
+            messages: Some(over.messages.unwrap_or(self.messages)).filter(|&n| n > 0),
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! - `channels`: the channel list, unread counts, and the list as it changes;
 //! - `redact`: taking a message back (a tombstone from then on);
 //! - `delivery`: where each message stands for each named reader (woken, read, acknowledged);
+//! - `retention`: expiring what passed each channel's history limits;
 //! - `presence`: who is listening where (live state only);
 //! - `caller`: who is asking, and what it may do;
 //! - `principals`: who a credential names, and their management (admins);
@@ -25,6 +26,7 @@ mod presence;
 mod principals;
 mod read;
 mod redact;
+mod retention;
 mod search;
 mod service;
 
@@ -32,8 +34,8 @@ pub use caller::{Caller, Denied, Who};
 pub use channels::{ChannelList, CHANNELS_EVERY, UNREAD_CAP};
 pub use delivery::Delivery;
 pub use limits::{
-    clamp_limit, DEFAULT_TARGET, DEFAULT_WAIT, MAX_WAIT, MAX_WAITERS, MCP_DEFAULT_LIMIT, MCP_MAX_LIMIT,
-    REST_DEFAULT_LIMIT, REST_MAX_LIMIT, SEARCH_DEFAULT_LIMIT,
+    clamp_limit, Limits, Retention, DEFAULT_TARGET, DEFAULT_WAIT, MAX_WAIT, MAX_WAITERS, MCP_DEFAULT_LIMIT,
+    MCP_MAX_LIMIT, REST_DEFAULT_LIMIT, REST_MAX_LIMIT, SEARCH_DEFAULT_LIMIT,
 };
 pub use presence::{Listening, LINGER, READS_KEPT};
 pub use principals::{CredentialInfo, NewPrincipal, PrincipalInfo};

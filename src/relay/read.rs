@@ -21,6 +21,9 @@ pub struct Page {
     pub latest_id: u64,
     /// The views may be behind the log (nats mode, while the stream is not followed).
     pub stale: bool,
+    /// Set when the read started before the channel's kept history: its messages with lower
+    /// ids expired (retention).
+    pub expired_before: Option<u64>,
 }
 
 /// Where a reader new to a channel starts: `start=end` in a read that names a `reader`.
@@ -306,7 +309,10 @@ impl Relay {
 
     pub(super) fn page(&self, target: Name, messages: Vec<StoredMessage>, since_id: u64) -> Page {
         let latest_id = messages.last().map_or(since_id, |m| m.id);
-        Page { target: target.as_str().to_owned(), messages, latest_id, stale: self.inner.store.stale() }
+        let expired = self.inner.store.expired(target.as_str());
+        let expired_before = (since_id < expired).then_some(expired + 1);
+        let stale = self.inner.store.stale();
+        Page { target: target.as_str().to_owned(), messages, latest_id, stale, expired_before }
     }
 
     fn wait_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, RelayError> {
@@ -388,11 +394,7 @@ mod tests {
         let path = dir.path().join("log/usage.log");
         let (logger, guard) = crate::usage_log::open(&path, 1 << 20, 1).unwrap();
         let store = Store::open(dir.path(), None, Default::default(), crate::usage_log::discard()).unwrap();
-        let relay = Relay::new(
-            store,
-            Settings { channels: Vec::new(), max_text_bytes: 1000, disk: Vec::new() },
-            logger,
-        );
+        let relay = Relay::new(store, Settings { max_text_bytes: 1000, ..Default::default() }, logger);
         relay.post("t", "me", "hello".into(), &Caller::anonymous(Source::Rest)).await.unwrap();
         relay.fetch_since("t", 0, 50, &Caller::anonymous(Source::Mcp)).await.unwrap();
         relay.tail("t", 200, &Caller::anonymous(Source::Rest)).await.unwrap();

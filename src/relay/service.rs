@@ -38,7 +38,7 @@ pub enum RelayError {
 }
 
 /// What the service takes from the settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// Channels listed even before they hold a message.
     pub channels: Vec<Name>,
@@ -46,6 +46,8 @@ pub struct Settings {
     pub max_text_bytes: usize,
     /// What `/metrics` reports the disk use of, by label (see [`Metrics::new`]).
     pub disk: Vec<(&'static str, std::path::PathBuf)>,
+    /// What history the channels keep.
+    pub retention: super::limits::Retention,
 }
 
 #[derive(Clone)]
@@ -66,6 +68,7 @@ pub(super) struct Inner {
     /// Held from a redaction's check to its append, so one message is never redacted twice
     /// (the log's record is rewritten by the first only).
     pub(super) redacting: tokio::sync::Mutex<()>,
+    pub(super) retention: super::limits::Retention,
 }
 
 impl Relay {
@@ -84,6 +87,7 @@ impl Relay {
                 stopping: CancellationToken::new(),
                 presence: Presence::new(),
                 redacting: tokio::sync::Mutex::new(()),
+                retention: settings.retention,
             }),
         }
     }
@@ -92,7 +96,7 @@ impl Relay {
     #[cfg(test)]
     pub(crate) fn for_tests(dir: &std::path::Path) -> Relay {
         let logger = crate::usage_log::discard();
-        let settings = Settings { channels: Vec::new(), max_text_bytes: 1000, disk: Vec::new() };
+        let settings = Settings { max_text_bytes: 1000, ..Default::default() };
         let store = crate::store::Store::open(dir, None, Default::default(), logger.clone()).unwrap();
         Relay::new(store, settings, logger)
     }

@@ -279,7 +279,10 @@ impl Store {
     /// Up to `limit` messages of `channel` with id > `after`, oldest first.
     pub fn since(&self, channel: &str, after: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {
-            Some(c) => self.shown(self.inner.shared.channel_views.since(c.no, after, c.last_id, limit)?),
+            Some(c) => {
+                let after = after.max(c.expired);
+                self.shown(self.inner.shared.channel_views.since(c.no, after, c.last_id, limit)?)
+            }
             None => Ok(Vec::new()),
         }
     }
@@ -294,7 +297,8 @@ impl Store {
     pub fn before(&self, channel: &str, before: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         match self.channel(channel) {
             Some(c) if before > 0 => {
-                self.shown(self.inner.shared.channel_views.tail(c.no, c.last_id.min(before - 1), limit)?)
+                let upto = c.last_id.min(before - 1);
+                self.shown(self.inner.shared.channel_views.tail(c.no, c.expired, upto, limit)?)
             }
             _ => Ok(Vec::new()),
         }
@@ -341,6 +345,49 @@ impl Store {
         };
         let appends = messages.iter().map(|m| self.append_event(redaction(m)));
         futures_util::future::try_join_all(appends).await.map(drop)
+    }
+
+    /// The id up to which `channel`'s messages expired (0 when none did).
+    pub fn expired(&self, channel: &str) -> u64 {
+        self.channel(channel).map_or(0, |c| c.expired)
+    }
+
+    /// The id up to which `channel`'s messages should expire to keep at most `keep` of them
+    /// (when given) and none posted before `posted_before` (seconds since the epoch, when
+    /// given); the channel's current expiry when nothing more should. Reads the views: call it
+    /// off the async workers.
+    pub fn expiry_point(
+        &self,
+        channel: &str,
+        keep: Option<u64>,
+        posted_before: Option<f64>,
+    ) -> Result<u64, StoreError> {
+        let Some(c) = self.channel(channel) else { return Ok(0) };
+        let views = &self.inner.shared.channel_views;
+        let mut upto = c.expired;
+        if let Some(keep) = keep.filter(|&keep| c.count > keep) {
+            let excess = (c.count - keep) as usize;
+            upto = views.since(c.no, upto, c.last_id, excess)?.last().map_or(upto, |m| m.id);
+        }
+        let Some(cutoff) = posted_before else { return Ok(upto) };
+        loop {
+            let page = views.since(c.no, upto, c.last_id, 256)?;
+            for m in &page {
+                let ts = m.ts().map_err(|e| StoreError::corrupt(format!("message {}: {e}", m.id)))?;
+                if ts >= cutoff {
+                    return Ok(upto);
+                }
+                upto = m.id;
+            }
+            if page.len() < 256 {
+                return Ok(upto);
+            }
+        }
+    }
+
+    /// Makes `target`'s messages up to `upto` expire; returns once that is durable and applied.
+    pub async fn expire(&self, target: &Name, upto: u64) -> Result<(), StoreError> {
+        self.append_event(NewEvent::Expiry { target: target.clone(), upto }).await.map(drop)
     }
 
     /// Every channel that holds a message, sorted by name.

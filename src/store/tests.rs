@@ -1160,3 +1160,59 @@ fn followers_take_applied_groups_and_read_the_log_for_the_rest() {
     assert_eq!(texts(events_after(log, &mut fed, 10, 20, 100).unwrap()), Vec::<String>::new());
     assert!(fed.is_empty());
 }
+
+#[test]
+fn expired_messages_leave_the_views_and_the_log_and_stay_gone_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    // 300 on `a` (four sealed blocks of 64, then 44 open), one on `b` every tenth.
+    let mut a = Vec::new();
+    for i in 0..300 {
+        a.push(rt.block_on(store.append(new_message("a", &format!("a{i}")))).unwrap().id);
+        if i % 10 == 0 {
+            rt.block_on(store.append(new_message("b", &format!("b{i}")))).unwrap();
+        }
+    }
+    let ids = |page: Vec<StoredMessage>| page.iter().map(|m| m.id).collect::<Vec<_>>();
+    let target = Name::parse("target", "a").unwrap();
+    // Inside the second block, then inside the fourth, then among the open messages.
+    for (keep, upto) in [(200, a[99]), (50, a[249]), (10, a[289])] {
+        assert_eq!(store.expiry_point("a", Some(keep), None).unwrap(), upto);
+        rt.block_on(store.expire(&target, upto)).unwrap();
+        assert_eq!(store.expired("a"), upto);
+        let kept = &a[a.len() - keep as usize..];
+        assert_eq!(ids(store.since("a", 0, 1000).unwrap()), kept);
+        assert_eq!(ids(store.tail("a", 1000).unwrap()), kept);
+        assert_eq!(ids(store.before("a", kept[3], 1000).unwrap()), kept[..3]);
+        assert_eq!(store.message("a", upto).unwrap(), None);
+        assert_eq!(store.channels().iter().find(|c| c.name == "a").unwrap().count, keep);
+        assert_eq!(store.expiry_point("a", Some(keep), None).unwrap(), upto, "nothing more to expire");
+    }
+    assert_eq!(store.since("b", 0, 1000).unwrap().len(), 30, "another channel keeps everything");
+    assert_eq!(store.message_count(), 40);
+    // An expiry by age: every message of `b` was posted before now.
+    let b = Name::parse("target", "b").unwrap();
+    let last_b = store.channel_last_id("b");
+    assert_eq!(store.expiry_point("b", None, Some(f64::MAX)).unwrap(), last_b);
+    assert_eq!(store.expiry_point("b", None, Some(0.0)).unwrap(), 0);
+    rt.block_on(store.expire(&b, last_b)).unwrap();
+    assert!(store.since("b", 0, 1000).unwrap().is_empty());
+    assert_eq!(store.channel_last_id("b"), last_b, "the last id stays");
+    store.close().unwrap();
+    drop(store);
+
+    let check = check(dir.path()).unwrap();
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    let exported = export_string(dir.path(), &ExportFilter::default());
+    assert!(!exported.contains("\"a0\"") && !exported.contains("\"a289\""), "the log forgot them");
+    assert!(exported.contains("\"a290\"") && exported.contains("\"messages_expired\""));
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    assert_eq!(ids(store.since("a", 0, 1000).unwrap()), a[290..]);
+    assert_eq!((store.expired("a"), store.message_count()), (a[289], 10));
+    store.close().unwrap();
+    drop(store);
+    rebuild(dir.path(), None, &mut |_, _| {}).unwrap();
+    let check = super::check(dir.path(), &Backend::sled()).unwrap();
+    assert!(check.problems.is_empty(), "after rebuild: {:?}", check.problems);
+}

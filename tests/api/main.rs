@@ -23,6 +23,7 @@ mod principals;
 mod process;
 mod redact;
 mod rest;
+mod retention;
 mod search;
 mod threads;
 mod tls;

@@ -55,7 +55,10 @@ pub async fn read(relay: &Relay, caller: &Caller, uri: &str) -> Result<ReadResou
     let refused = |e: ApiError| ErrorData::invalid_params(e.message(), None);
     let channel = decode_segment(segment).map_err(refused)?;
     let page = relay.tail(&channel, RECENT, caller).await.map_err(|e| refused(e.into()))?;
-    let body = json!({"target": page.target, "messages": page.messages, "latest_id": page.latest_id});
+    let mut body = json!({"target": page.target, "messages": page.messages, "latest_id": page.latest_id});
+    if let Some(id) = page.expired_before {
+        body["expired_before"] = id.into();
+    }
     let contents = ResourceContents::text(body.to_string(), uri).with_mime_type(JSON);
     Ok(ReadResourceResult::new(vec![contents]))
 }

@@ -84,10 +84,10 @@ struct WaitArgs {
     target: String,
     /// The latest_id you last saw (or pass reader).
     since_id: Option<u64>,
-    /// Give up after this many seconds (at most 50): an empty list.
+    /// Seconds to wait, at most 50.
     #[schemars(default = "default_wait")]
     timeout_s: Option<f64>,
-    /// Skip this sender's messages (your own name: wait for the other side).
+    /// Skip this sender's messages (your own name).
     exclude_sender: Option<String>,
     /// Your name, as in fetch_messages.
     reader: Option<String>,
@@ -175,6 +175,11 @@ struct Fetched<'a> {
     // the messages may be behind. Not a doc comment: the schema agents pay for stays short.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stale: bool,
+    // Set when since_id was before the kept history: older messages expired (retention). A
+    // plain integer in the schema, which agents pay for on every turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::message::plain_integer")]
+    expired_before: Option<u64>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -210,7 +215,8 @@ fn relay_error(e: RelayError) -> ToolError {
 }
 
 fn fetched(page: &Page) -> Fetched<'_> {
-    Fetched { messages: &page.messages, latest_id: page.latest_id, stale: page.stale }
+    let expired_before = page.expired_before;
+    Fetched { messages: &page.messages, latest_id: page.latest_id, stale: page.stale, expired_before }
 }
 
 /// What `/docs` shows of the MCP front door: the tools, prompts and resource templates exactly

@@ -51,6 +51,7 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
     let mut delivery = Expected::default();
     let mut principals = Directory::default();
     let mut logged = ById::new();
+    let mut expired = std::collections::HashMap::<String, u64>::new();
     // The redactions the views applied (up to their checkpoint), read first: each follows the
     // message it names. Damage is reported by the scan below.
     let erased = redactions::in_log(log, checkpoint).unwrap_or_default();
@@ -104,11 +105,23 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
                 logged.entry(r.message).or_insert_with(|| r.redacted());
                 continue;
             }
+            Event::MessagesExpired(x) => {
+                let upto = expired.entry(x.target.clone()).or_default();
+                *upto = x.upto.max(*upto);
+                continue;
+            }
         };
         let Some(record) = channels.get(&m.target) else {
             report.problems.push(format!("event {id}: channel {:?} missing from the views", m.target));
             continue;
         };
+        let seen = in_views.entry(m.target.clone()).or_default();
+        if id <= record.expired {
+            // Expired (the views' expiries are compared with the log's below); it counted in
+            // the channel's last id.
+            seen.1 = id;
+            continue;
+        }
         match views.get(record.no, id) {
             Ok(Some(viewed)) if !erased.contains_key(&id) && viewed == *m => {}
             // A redacted message's text is erased from the views (and, in sled mode, replaced in
@@ -131,7 +144,6 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
             }
             Err(e) => report.problems.push(format!("event {id}: {e}")),
         }
-        let seen = in_views.entry(m.target.clone()).or_default();
         *seen = (seen.0 + 1, id);
     }
     if checkpoint > previous {
@@ -160,7 +172,18 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
             .push("the readers' wakes and acknowledgements in the views differ from the log's".to_owned());
     }
     for (name, record) in &channels {
+        let logged = expired.get(name).copied().unwrap_or(0);
+        if record.expired != logged {
+            report.problems.push(format!(
+                "channel {name:?}: views expired messages up to id {}, the log up to id {logged}",
+                record.expired
+            ));
+        }
         let (count, last_id) = in_views.get(name).copied().unwrap_or_default();
+        // A log that forgot expired messages (sled) no longer shows the channel's last id
+        // when every message of it expired.
+        let forgotten = count == 0 && last_id <= logged && record.last_id <= logged;
+        let last_id = if forgotten { record.last_id } else { last_id };
         if (record.count, record.last_id) != (count, last_id) {
             report.problems.push(format!(
                 "channel {name:?}: views record {} messages up to id {}, the log {count} up to id {last_id}",
@@ -169,7 +192,7 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
         }
     }
     let expected: u64 = in_views.values().map(|(count, _)| count).sum();
-    match views.message_count() {
+    match views.message_count(&channels) {
         Ok(held) if held != expected => report
             .problems
             .push(format!("the views hold {held} messages, the log {expected} up to the checkpoint")),
@@ -208,28 +231,36 @@ fn stream_records(log: &dyn EventLog) -> impl Iterator<Item = Result<Record, Sto
 }
 
 /// Compares the search index with the log: it must hold each message up to its checkpoint once,
-/// but the redacted ones.
+/// but the redacted and the expired ones.
 fn search_problems(dir: &Path, log: &dyn EventLog, problems: &mut Vec<String>) -> Result<(), StoreError> {
     let index = crate::store::projections::search::SearchIndex::open(dir)?;
     let checkpoint = index.checkpoint()?;
-    let (mut messages, mut after) = (0u64, 0);
-    let mut redacted = std::collections::HashSet::new();
+    let mut after = 0;
+    // Each channel's messages the index should hold.
+    let mut held = std::collections::HashMap::<String, std::collections::BTreeSet<u64>>::new();
     while after < checkpoint {
         // Damage in the log is reported by the scan above; the index is then not compared.
         let Ok(events) = log.read_from(after + 1, CHUNK) else { return Ok(()) };
         let Some(last) = events.last().map(Event::id) else { break };
-        for event in events.iter().filter(|e| e.id() <= checkpoint) {
+        for event in events.into_iter().filter(|e| e.id() <= checkpoint) {
             match event {
-                Event::MessagePosted(_) => messages += 1,
-                // The index drops a redacted message (a message is redacted once).
-                Event::MessageRedacted(r) if redacted.insert(r.message) => {
-                    messages = messages.saturating_sub(1)
+                Event::MessagePosted(m) => {
+                    held.entry(m.target).or_default().insert(m.id);
+                }
+                // The index drops a redacted message, and expired ones.
+                Event::MessageRedacted(r) => {
+                    held.entry(r.target).or_default().remove(&r.message);
+                }
+                Event::MessagesExpired(x) => {
+                    let ids = held.entry(x.target).or_default();
+                    *ids = ids.split_off(&(x.upto + 1));
                 }
                 _ => {}
             }
         }
         after = last;
     }
+    let messages: u64 = held.values().map(|ids| ids.len() as u64).sum();
     let indexed = index.count()?;
     if indexed != messages {
         problems.push(format!(

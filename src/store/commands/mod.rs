@@ -135,7 +135,8 @@ type StoredPost<'a> = &'a dyn Fn(u64) -> Option<String>;
 
 /// Reads an export: each line's event, checked, with its line number. Blank lines are skipped.
 /// A redaction must name a message of its channel: earlier in the file, or in the store
-/// (`stored`).
+/// (`stored`), or one that a later expiry of the channel in the file covers (a log that
+/// forgot expired messages keeps their redactions).
 fn read_export<'a>(
     path: &Path,
     stored: StoredPost<'a>,
@@ -147,6 +148,9 @@ fn read_export<'a>(
     // The file's messages: id → channel, each channel's name kept once.
     let (mut posts, mut numbers, mut channels) = (HashMap::new(), HashMap::new(), Vec::<String>::new());
     let mut redacted = std::collections::HashSet::new();
+    // Redactions of messages found nowhere yet: line, message, channel.
+    let unresolved = std::rc::Rc::new(std::cell::RefCell::new(Vec::<(u64, u64, String)>::new()));
+    let (pending, shown_end) = (unresolved.clone(), shown.clone());
     let lines = BufReader::new(file).lines().zip(1u64..).filter_map(move |(line, n)| {
         let bad = |reason: String| Some(Err(ImportError::Line { path: shown.clone(), line: n, reason }));
         let line = match line {
@@ -171,12 +175,17 @@ fn read_export<'a>(
             }
             Event::MessageRedacted(r) => {
                 let in_file = posts.get(&r.message).map(|&at: &usize| channels[at].clone());
-                if in_file.or_else(|| stored(r.message)).as_deref() != Some(r.target.as_str()) {
-                    return bad(format!("message: {} is not a message of {} before it", r.message, r.target));
+                match in_file.or_else(|| stored(r.message)) {
+                    Some(target) if target == r.target => {}
+                    Some(_) => return bad(not_a_message(r.message, &r.target)),
+                    None => pending.borrow_mut().push((n, r.message, r.target.clone())),
                 }
                 if !redacted.insert(r.message) {
                     return bad(format!("message: {} is redacted already, earlier in the file", r.message));
                 }
+            }
+            Event::MessagesExpired(x) => {
+                pending.borrow_mut().retain(|(_, message, target)| *target != x.target || *message > x.upto)
             }
             _ => {}
         }
@@ -187,7 +196,15 @@ fn read_export<'a>(
         previous = id;
         Some(Ok((n, event)))
     });
-    Ok(lines)
+    let end = std::iter::once_with(move || {
+        let (line, message, target) = unresolved.borrow_mut().drain(..).next()?;
+        Some(Err(ImportError::Line { path: shown_end, line, reason: not_a_message(message, &target) }))
+    });
+    Ok(lines.chain(end.flatten()))
+}
+
+fn not_a_message(message: u64, target: &str) -> String {
+    format!("message: {message} is not a message of {target} before it")
 }
 
 /// Whether an exported event holds what the relay itself would store.
@@ -217,6 +234,12 @@ fn importable(event: &Event) -> Result<(), String> {
             }
             if let Some(problem) = reason_problem(&r.reason) {
                 return Err(format!("reason: {problem}"));
+            }
+        }
+        Event::MessagesExpired(x) => {
+            Name::parse("target", &x.target).map_err(|e| e.to_string())?;
+            if x.upto >= x.id {
+                return Err(format!("upto: {} must be an id before the event's own, {}", x.upto, x.id));
             }
         }
         Event::CursorMoved(c) => {
@@ -426,6 +449,7 @@ fn print_log(log: &dyn EventLog, out: &mut dyn Write) -> Result<u64, StoreError>
                 Event::MessageRedacted(r) => {
                     format!("#{} [{} redacted #{} of {}: {}]", r.id, r.by, r.message, r.target, r.reason)
                 }
+                Event::MessagesExpired(x) => format!("#{} [{} expired up to #{}]", x.id, x.target, x.upto),
             };
             writeln!(out, "{line}").map_err(io_error)?;
             count += 1;

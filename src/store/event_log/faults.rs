@@ -161,6 +161,10 @@ impl EventLog for FaultyLog {
         self.inner.text_cap()
     }
 
+    fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
+        self.inner.forget(ids)
+    }
+
     fn close(&self) -> Result<(), StoreError> {
         self.inner.close()
     }

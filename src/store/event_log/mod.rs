@@ -64,6 +64,12 @@ pub(crate) trait EventLog: Send + Sync {
         false
     }
 
+    /// Deletes the records of messages that expired (`MessagesExpired`), once the views
+    /// dropped them. A NATS stream keeps them for now: it is made with deletes denied.
+    fn forget(&self, _ids: &[u64]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// The largest text a post may carry, when the log takes less than `max_text_bytes`.
     fn text_cap(&self) -> Option<usize> {
         None

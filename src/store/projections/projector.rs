@@ -135,7 +135,10 @@ impl Projector {
 
     fn apply(&mut self, events: Vec<Event>) -> Result<(), StoreError> {
         self.shared.injected_write_fault()?;
-        self.shared.channel_views.apply(&events, &mut self.channels)?;
+        let expired = self.shared.channel_views.apply(&events, &mut self.channels)?;
+        // After the views dropped them: a crash before this leaves their records to the next
+        // expiry's rebuild or `compact` (docs/reliability.md), never a view without its log.
+        self.shared.log.forget(&expired)?;
         let size = events.len();
         self.publish(events.into());
         if let Some(observe) = self.shared.group_observer.get() {
@@ -153,8 +156,10 @@ impl Projector {
                 .iter()
                 .filter_map(|e| match e {
                     Event::MessagePosted(m) => Some(m.target.as_str()),
+                    Event::MessagesExpired(x) => Some(x.target.as_str()),
                     _ => None,
                 })
+                .filter(|name| self.channels.contains_key(*name))
                 .collect();
             for name in touched {
                 published.insert(name.to_owned(), self.channels[name]);

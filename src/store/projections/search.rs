@@ -4,7 +4,8 @@
 //!
 //! A redacted message's document is deleted when its redaction is applied, and the segments
 //! that held it are rewritten without it after the commit ([`SearchIndex::erase`]); the store
-//! leaves it out of the hits from the start (`Store::search`).
+//! leaves it out of the hits from the start (`Store::search`). Expired messages
+//! (`MessagesExpired`) are deleted by a query on their channel and ids.
 //!
 //! Checkpoint: each tantivy commit carries, as its payload, the id of the last event it holds.
 //! Documents added after the last commit are lost in a crash and added again from the
@@ -18,9 +19,11 @@ use crate::store::event_log::EventLog;
 use crate::store::projections::projector::{events_after, Group, Groups};
 use crate::store::StoreError;
 use std::collections::VecDeque;
+use std::ops::Bound::{Included, Unbounded};
 use std::path::Path;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::QueryParser;
+use tantivy::query::{BooleanQuery, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::IndexRecordOption::Basic;
 use tantivy::schema::{Field, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{doc, DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
@@ -173,6 +176,15 @@ impl SearchIndex {
                     Event::MessageRedacted(r) => {
                         writer.delete_term(Term::from_field_u64(f.id, r.message));
                         self.deleted.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    // Expired: deleted, and left to tantivy's merges (not erasure).
+                    Event::MessagesExpired(x) => {
+                        let channel = TermQuery::new(Term::from_field_text(f.channel, &x.target), Basic);
+                        let ids = RangeQuery::new(Unbounded, Included(Term::from_field_u64(f.id, x.upto)));
+                        let both: Vec<Box<dyn Query>> = vec![Box::new(channel), Box::new(ids)];
+                        writer
+                            .delete_query(Box::new(BooleanQuery::intersection(both)))
+                            .map_err(|e| failed("deleting expired messages", e))?;
                     }
                     _ => {}
                 }

@@ -41,7 +41,7 @@ use slog::{error, warn, Logger};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use stream::{event_token, nats_error, numbered, stream_info, PUBLISH_BOUND};
 use tokio::sync::{oneshot, watch};
 use tokio_util::task::TaskTracker;
@@ -81,10 +81,6 @@ pub(crate) struct NatsLog {
     follower_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     health: Arc<Health>,
     logger: Logger,
-}
-
-fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 impl NatsLog {
@@ -140,7 +136,7 @@ impl NatsLog {
             linking: Arc::new(watch::Sender::new(Linking::Waiting("connecting".into()))),
             prefix: format!("relay.{}.", config.stream),
             stream: config.stream.clone(),
-            instance: format!("{:x}-{}", (now_secs() * 1e6) as u64, std::process::id()),
+            instance: format!("{:x}-{}", (crate::values::unix_now() * 1e6) as u64, std::process::id()),
             posts: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             publishing: TaskTracker::new(),
@@ -330,7 +326,7 @@ impl EventLog for NatsLog {
             return Err(StoreError::Nats(why));
         }
         let subject = format!("{}{}", self.prefix, event_token(event.target()));
-        let stored = event.stamp(0, now_secs());
+        let stored = event.stamp(0, crate::values::unix_now());
         let payload = bytes::Bytes::from(event::encode(&stored));
         let id = format!("{}-{}", self.instance, self.posts.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();

@@ -96,6 +96,19 @@ impl Events {
         Ok(())
     }
 
+    /// Takes out the records of messages that expired (written with the next commit's flush).
+    pub(crate) fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for &id in ids {
+            batch.remove(&key(id));
+        }
+        self.events.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Takes out the events `first..=last` (a commit that failed before it was durable).
     pub(crate) fn remove(&self, first: u64, last: u64) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();

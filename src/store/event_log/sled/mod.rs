@@ -124,6 +124,10 @@ impl EventLog for SledLog {
         Ok(self.durable.load(Ordering::SeqCst))
     }
 
+    fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
+        self.events.forget(ids)
+    }
+
     fn follow(&self, after: u64, mut follower: Follower) -> Result<(), StoreError> {
         // Under the lock, so no group becomes durable between the backlog and the first call.
         let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Most appends committed in one group: bounds the memory and the latency of one commit.
@@ -71,10 +71,6 @@ pub(super) struct Writer {
     logger: Logger,
     #[cfg(feature = "faults")]
     faults: Arc<crate::store::event_log::faults::Faults>,
-}
-
-fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 impl Writer {
@@ -176,7 +172,7 @@ impl Writer {
     /// Gives each event the next id. Ids are spent even if the commit fails, so an
     /// id is never handed out twice.
     fn assign_ids(&mut self, events: Vec<NewEvent>) -> Vec<Event> {
-        let ts = now_secs();
+        let ts = crate::values::unix_now();
         let first = self.next_id;
         self.next_id += events.len() as u64;
         events.into_iter().zip(first..).map(|(e, id)| e.stamp(id, ts)).collect()

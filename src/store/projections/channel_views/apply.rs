@@ -1,13 +1,13 @@
 //! Applying the log's events to the channel views: one atomic batch per group, messages added
 //! to their channels' open messages and sealed into blocks when full (or when a sweep finds
 //! them too old or too many), cursors moved, wakes and acknowledgements noted, principals
-//! changed, messages redacted, the checkpoint written.
+//! changed, messages redacted, expired messages dropped, the checkpoint written.
 
 use super::{
     block_key, channel_key, corrupt, entries, stored, ChannelRecord, ChannelViews, Channels, Open,
     CHECKPOINT, ENTRY_HEADER, FORMAT, FORMAT_KEY,
 };
-use crate::event::{Event, MessageRedacted};
+use crate::event::{Event, MessageRedacted, MessagesExpired};
 use crate::message::{overwrite_text, Message};
 use crate::store::projections::blocks::BlockRef;
 use crate::store::projections::cursors::Moves;
@@ -47,6 +47,10 @@ struct Applying {
     erased_blocks: BTreeMap<u64, (sled::IVec, BlockRef, Vec<u8>)>,
     /// Open messages whose text to erase once the batch is written: channel number and id.
     erased_open: Vec<(u32, u64)>,
+    /// Channels whose open messages up to an id expire once the batch is written.
+    expired_open: Vec<(u32, u64)>,
+    /// The messages that expired in this batch, for the log to forget.
+    expired: Vec<u64>,
 }
 
 /// Appends one message to a block being built.
@@ -58,23 +62,24 @@ fn push_entry(block: &mut Vec<u8>, id: u64, json: &[u8]) {
 
 impl ChannelViews {
     /// Applies events in atomic batches, updating `channels` (the caller's copy) to match: one
-    /// batch, but that each run of redactions is a batch of its own, so the messages it names
-    /// are in the views (open or sealed) when they are erased, and no seal in the same batch
-    /// copies an open message before its erasure.
-    pub(crate) fn apply(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
-        let redaction = |e: &Event| matches!(e, Event::MessageRedacted(_));
-        let mut rest = events;
+    /// batch, but that each run of redactions and expiries is a batch of its own, so the
+    /// messages they name are in the views (open or sealed) when they are erased or dropped,
+    /// and no seal in the same batch copies an open message before that. Returns the ids of
+    /// the messages that expired, for the log to forget.
+    pub(crate) fn apply(&self, events: &[Event], channels: &mut Channels) -> Result<Vec<u64>, StoreError> {
+        let rewrites = |e: &Event| matches!(e, Event::MessageRedacted(_) | Event::MessagesExpired(_));
+        let (mut rest, mut expired) = (events, Vec::new());
         while !rest.is_empty() {
-            let run = rest.windows(2).position(|pair| redaction(&pair[0]) != redaction(&pair[1]));
+            let run = rest.windows(2).position(|pair| rewrites(&pair[0]) != rewrites(&pair[1]));
             let (batch, after) = rest.split_at(run.map_or(rest.len(), |at| at + 1));
-            self.apply_one(batch, channels)?;
+            expired.extend(self.apply_one(batch, channels)?);
             rest = after;
         }
-        Ok(())
+        Ok(expired)
     }
 
     /// Applies events in one atomic batch.
-    fn apply_one(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
+    fn apply_one(&self, events: &[Event], channels: &mut Channels) -> Result<Vec<u64>, StoreError> {
         let end = self.blocks.end();
         let result = self.apply_batch(events, channels);
         if result.is_err() {
@@ -84,8 +89,8 @@ impl ChannelViews {
         result
     }
 
-    fn apply_batch(&self, events: &[Event], channels: &mut Channels) -> Result<(), StoreError> {
-        let Some(last) = events.last() else { return Ok(()) };
+    fn apply_batch(&self, events: &[Event], channels: &mut Channels) -> Result<Vec<u64>, StoreError> {
+        let Some(last) = events.last() else { return Ok(Vec::new()) };
         let mut batch = sled::Batch::default();
         let mut work = Applying::default();
         let mut touched: Vec<&str> = Vec::new();
@@ -110,6 +115,11 @@ impl ChannelViews {
                         self.erase(r, channels, &mut work)?;
                     }
                 }
+                Event::MessagesExpired(x) => {
+                    if self.expire(x, channels, &mut work, &mut batch)? {
+                        touched.push(x.target.as_str());
+                    }
+                }
             }
             if event.id().is_multiple_of(SWEEP_EVERY) {
                 swept.extend(self.sweep(event.id(), channels, &mut work, &mut batch)?);
@@ -132,8 +142,10 @@ impl ChannelViews {
         batch.insert(&[FORMAT_KEY], &[FORMAT]);
         // Sealing moves messages from memory into blocks, and erasing changes blocks in place:
         // readers that overlap either start again (`ChannelViews::read`).
-        let sealing =
-            !work.sealed.is_empty() || !work.erased_blocks.is_empty() || !work.erased_open.is_empty();
+        let sealing = !work.sealed.is_empty()
+            || !work.erased_blocks.is_empty()
+            || !work.erased_open.is_empty()
+            || !work.expired.is_empty();
         if sealing {
             self.seals.fetch_add(1, Ordering::SeqCst);
         }
@@ -155,6 +167,11 @@ impl ChannelViews {
             for (no, messages) in work.fresh {
                 open.entry(no).or_default().extend(messages);
             }
+            for (no, upto) in work.expired_open {
+                if let Some(messages) = open.get_mut(&no) {
+                    messages.retain(|m| m.id > upto);
+                }
+            }
             for (no, id) in work.erased_open {
                 if let Some(m) = open.get_mut(&no).and_then(|ms| ms.iter_mut().find(|m| m.id == id)) {
                     *m = redactions::erased(m);
@@ -167,7 +184,49 @@ impl ChannelViews {
         if sealing {
             self.seals.fetch_add(1, Ordering::SeqCst);
         }
-        result
+        result.map(|()| work.expired)
+    }
+
+    /// Drops the messages of `x.target` up to `x.upto` (those not dropped yet): each block that
+    /// holds only such messages leaves the index, and the open ones leave once the batch is
+    /// written. Returns whether the channel changed.
+    fn expire(
+        &self,
+        x: &MessagesExpired,
+        channels: &mut Channels,
+        work: &mut Applying,
+        batch: &mut sled::Batch,
+    ) -> Result<bool, StoreError> {
+        let Some(record) = channels.get_mut(&x.target) else { return Ok(false) };
+        if x.upto <= record.expired {
+            return Ok(false);
+        }
+        let (no, after) = (record.no, record.expired);
+        let mut gone = Vec::new();
+        for item in self.tree.range(block_key(no, self.block_from(no, after)?)..=block_key(no, x.upto)) {
+            let (key, at) = item?;
+            let ids =
+                entries(&self.block(&at)?).map(|e| e.map(|(id, _)| id)).collect::<Result<Vec<_>, _>>()?;
+            gone.extend(ids.iter().filter(|&&id| id > after && id <= x.upto));
+            if ids.last().is_none_or(|&id| id <= x.upto) {
+                batch.remove(key);
+            }
+        }
+        if record.open > 0 {
+            let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+            let messages = open.get(&no).map_or(&[][..], Vec::as_slice);
+            let kept = messages.partition_point(|m| m.id <= x.upto);
+            gone.extend(messages[..kept].iter().map(|m| m.id).filter(|&id| id > after));
+            let left = &messages[kept..];
+            record.open = left.len() as u32;
+            record.open_bytes = left.iter().map(|m| m.json().len() as u32).fold(0, u32::saturating_add);
+            record.open_from = left.first().map_or(0, |m| m.id);
+            work.expired_open.push((no, x.upto));
+        }
+        record.expired = x.upto;
+        record.count = record.count.saturating_sub(gone.len() as u64);
+        work.expired.extend(gone);
+        Ok(true)
     }
 
     /// Erases the text of the message `r` redacts where the views hold it: in its channel's
@@ -175,7 +234,9 @@ impl ChannelViews {
     /// batch (its new checksum in it). A block a crash left erased but named with its old
     /// checksum is taken as it is; any other damage is an error.
     fn erase(&self, r: &MessageRedacted, channels: &Channels, work: &mut Applying) -> Result<(), StoreError> {
-        let Some(no) = channels.get(&r.target).map(|c| c.no) else { return Ok(()) };
+        let Some(no) = channels.get(&r.target).filter(|c| r.message > c.expired).map(|c| c.no) else {
+            return Ok(());
+        };
         let open = self.open.read().unwrap_or_else(|p| p.into_inner());
         if open.get(&no).is_some_and(|messages| messages.iter().any(|m| m.id == r.message)) {
             work.erased_open.push((no, r.message));
@@ -249,7 +310,7 @@ impl ChannelViews {
         let mut block = Vec::with_capacity(record.open_bytes as usize + ENTRY_HEADER * record.open as usize);
         if work.sealed.insert(record.no) {
             let open = self.open.read().unwrap_or_else(|p| p.into_inner());
-            for m in open.get(&record.no).into_iter().flatten() {
+            for m in open.get(&record.no).into_iter().flatten().filter(|m| m.id > record.expired) {
                 if work.erased_open.contains(&(record.no, m.id)) {
                     // Redacted in this batch (a sweep seals it): sealed erased.
                     push_entry(&mut block, m.id, redactions::erased(m).json());

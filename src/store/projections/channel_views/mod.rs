@@ -4,7 +4,8 @@
 //! The sled tree `views` holds the index, so one batch updates it atomically:
 //! - `[0]` → checkpoint: the id of the last event applied, then the blocks file's length (8 BE
 //!   each);
-//! - `[1] name` → the channel's record (number, message count, last id, first open id);
+//! - `[1] name` → the channel's record (number, message count, last id, first open id, the id
+//!   its messages expired up to);
 //! - `[3] number(4 BE) first id(8 BE)` → where a block lies in the blocks file ([`BlockRef`]); a
 //!   block is consecutive messages of the channel, each as `id(8 BE) length(4 BE) JSON`;
 //! - `[4]` → the layout's version ([`FORMAT`]); views of another version are rebuilt;
@@ -15,6 +16,10 @@
 //! - `[11] id` → a message's redaction (`projections/redactions.rs`). The views' blocks and
 //!   open messages keep the message with its text erased (spaces); the store serves it
 //!   through the redactions, as its tombstone.
+//!
+//! Messages that passed the retention (`MessagesExpired`) leave: the blocks that hold only
+//! such messages are dropped from the index (their bytes in the blocks file are dead), the open
+//! ones are dropped, and reads skip any left in a block that holds newer ones too.
 //!
 //! A channel's newest messages, not sealed yet ("open"), are held in memory only, as JSON ready
 //! to send: the log has them, and on open they are read back from it. Once a channel has
@@ -65,7 +70,7 @@ const ORIGIN_KEY: u8 = 5;
 
 /// The layout version, raised whenever the layout changes: views of another version are
 /// rebuilt from the log on open.
-const FORMAT: u8 = 5;
+const FORMAT: u8 = 6;
 /// Bytes before each message in a block: id and length.
 const ENTRY_HEADER: usize = 12;
 /// Events read back from the log at a time on open.
@@ -80,6 +85,8 @@ pub(crate) struct ChannelRecord {
     pub last_id: u64,
     /// The id of the first open message (0 when none is open).
     pub open_from: u64,
+    /// Its messages up to this id expired (0 when none did); `count` leaves them out.
+    pub expired: u64,
     /// Open messages and their bytes; counted when they are read back on load.
     #[serde(skip)]
     pub open: u32,
@@ -89,7 +96,7 @@ pub(crate) struct ChannelRecord {
 
 impl ChannelRecord {
     fn new(no: u32) -> Self {
-        ChannelRecord { no, count: 0, last_id: 0, open_from: 0, open: 0, open_bytes: 0 }
+        ChannelRecord { no, count: 0, last_id: 0, open_from: 0, expired: 0, open: 0, open_bytes: 0 }
     }
 }
 
@@ -296,6 +303,15 @@ impl ChannelViews {
         }
     }
 
+    /// Where the blocks of channel `no` holding ids above `after` start: the key id of the
+    /// block holding `after + 1` (the last one starting at or before it), or 0.
+    fn block_from(&self, no: u32, after: u64) -> Result<u64, StoreError> {
+        match self.tree.range(block_key(no, 0)..=block_key(no, after + 1)).next_back() {
+            Some(item) => key_id(&item?.0),
+            None => Ok(0),
+        }
+    }
+
     /// Up to `limit` messages of channel `no` with `after < id <= upto`, oldest first.
     pub(crate) fn since(
         &self,
@@ -309,12 +325,7 @@ impl ChannelViews {
         }
         self.read(|| {
             let mut out = Vec::with_capacity(limit.min(512));
-            // The block holding `after + 1`, if any, is the last one starting at or before it.
-            let from = match self.tree.range(block_key(no, 0)..=block_key(no, after + 1)).next_back() {
-                Some(item) => key_id(&item?.0)?,
-                None => 0,
-            };
-            for item in self.tree.range(block_key(no, from)..=block_key(no, upto)) {
+            for item in self.tree.range(block_key(no, self.block_from(no, after)?)..=block_key(no, upto)) {
                 let block = self.block(&item?.1)?;
                 for entry in entries(&block) {
                     let (id, range) = entry?;
@@ -338,8 +349,14 @@ impl ChannelViews {
         })
     }
 
-    /// The last `limit` messages of channel `no` with `id <= upto`, oldest first.
-    pub(crate) fn tail(&self, no: u32, upto: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+    /// The last `limit` messages of channel `no` with `after < id <= upto`, oldest first.
+    pub(crate) fn tail(
+        &self,
+        no: u32,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -348,13 +365,18 @@ impl ChannelViews {
             let mut out: Vec<StoredMessage> = {
                 let open = self.open.read().unwrap_or_else(|p| p.into_inner());
                 let messages = open.get(&no).map_or(&[][..], Vec::as_slice);
-                messages.iter().rev().filter(|m| m.id <= upto).take(limit).cloned().collect()
+                let wanted = messages.iter().rev().filter(|m| m.id <= upto).take_while(|m| m.id > after);
+                wanted.take(limit).cloned().collect()
             };
             if out.len() < limit {
                 for item in self.tree.range(block_key(no, 0)..=block_key(no, upto)).rev() {
                     let block = self.block(&item?.1)?;
                     let in_block = entries(&block).collect::<Result<Vec<_>, _>>()?;
                     for (id, range) in in_block.into_iter().rev().filter(|(id, _)| *id <= upto) {
+                        if id <= after {
+                            out.reverse();
+                            return Ok(out);
+                        }
                         out.push(StoredMessage::new(id, block.slice(range)));
                         if out.len() == limit {
                             out.reverse();
@@ -377,15 +399,20 @@ impl ChannelViews {
         }
     }
 
-    /// How many messages the views hold, over all channels.
-    pub(crate) fn message_count(&self) -> Result<u64, StoreError> {
+    /// How many messages the views hold over `channels` (those that expired left out).
+    pub(crate) fn message_count(&self, channels: &Channels) -> Result<u64, StoreError> {
+        let expired: HashMap<u32, u64> = channels.values().map(|c| (c.no, c.expired)).collect();
+        let after = |no: &u32| expired.get(no).copied().unwrap_or(0);
         let open = self.open.read().unwrap_or_else(|p| p.into_inner());
-        let mut n = open.values().map(|messages| messages.len() as u64).sum();
+        let mut n = open.iter().map(|(no, ms)| ms.iter().filter(|m| m.id > after(no)).count() as u64).sum();
         for item in self.tree.scan_prefix([BLOCK]) {
-            let block = self.block(&item?.1)?;
-            for entry in entries(&block) {
-                entry?;
-                n += 1;
+            let (key, at) = item?;
+            let no = key.get(1..5).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+            let no = no.ok_or_else(|| corrupt("bad block key"))?;
+            for entry in entries(&self.block(&at)?) {
+                if entry?.0 > after(&no) {
+                    n += 1;
+                }
             }
         }
         Ok(n)
@@ -494,7 +521,7 @@ fn read_back(
             let Event::MessagePosted(m) = event else { continue };
             // A message of a channel the views do not know is for `check` to report.
             let Some(record) = channels.get_mut(&m.target) else { continue };
-            if record.open_from == 0 || m.id < record.open_from {
+            if record.open_from == 0 || m.id < record.open_from || m.id <= record.expired {
                 continue;
             }
             let mut message = stored(m)?;
