@@ -153,7 +153,7 @@ impl Database {
 
     /// Makes everything written so far durable: the blocks, then the database that names them.
     pub(super) fn flush(&self) -> Result<(), StoreError> {
-        self.channel_views.sync_blocks()?;
+        self.channel_views.sync_blocks(true)?;
         self.db.flush()?;
         Ok(())
     }

@@ -366,8 +366,13 @@ impl Store {
         let views = &self.inner.shared.channel_views;
         let mut upto = c.expired;
         if let Some(keep) = keep.filter(|&keep| c.count > keep) {
-            let excess = (c.count - keep) as usize;
-            upto = views.since(c.no, upto, c.last_id, excess)?.last().map_or(upto, |m| m.id);
+            // In pages, so a first expiry of a long history holds few blocks at a time.
+            let mut excess = (c.count - keep) as usize;
+            while excess > 0 {
+                let page = views.since(c.no, upto, c.last_id, excess.min(4096))?;
+                let Some(last) = page.last() else { break };
+                (upto, excess) = (last.id, excess - page.len());
+            }
         }
         let Some(cutoff) = posted_before else { return Ok(upto) };
         loop {

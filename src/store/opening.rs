@@ -90,7 +90,7 @@ impl Inner {
                     db_dir: database::db_dir(dir),
                     power_safe: options.power_safe,
                     // The views' blocks before sled's flush, which may make the views naming them durable.
-                    before_flush: Box::new(move || views.sync_blocks()),
+                    before_flush: Box::new(move |durable| views.sync_blocks(durable)),
                     ack_early,
                     logger: logger.clone(),
                     #[cfg(feature = "faults")]

@@ -54,7 +54,7 @@ impl Shared {
 
     /// Makes what the projections wrote durable: the blocks, then the database that names them.
     pub(super) fn flush_projections(&self) -> Result<(), StoreError> {
-        self.channel_views.sync_blocks()?;
+        self.channel_views.sync_blocks(true)?;
         self.db.flush()?;
         Ok(())
     }

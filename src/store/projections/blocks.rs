@@ -13,6 +13,10 @@
 //! read from the file checks the CRC: a damaged block is an error naming the fix, never bytes
 //! sent to a client.
 //!
+//! Blocks that expired (retention) are dropped from the views and their bytes given back to the
+//! file system by punching a hole over them ([`BlockFile::punch`]): the file's length keeps
+//! growing, the disk it takes does not.
+//!
 //! The newest [`RECENT_BYTES`] of blocks also stay in memory, where the pages agents ask for
 //! most are read without a copy: those just sealed, and on open those the tail check read.
 
@@ -71,6 +75,16 @@ pub(crate) struct BlockFile {
     /// Written since the last [`BlockFile::sync`].
     dirty: AtomicBool,
     recent: Mutex<Recent>,
+    /// Blocks to punch out of the file ([`BlockFile::punch`]), in two generations.
+    punches: Mutex<Punches>,
+}
+
+/// Blocks no view names any more, to punch out once that is durable: `queued` since the last
+/// sync, `ready` since the one before (whose flush made the views without them durable).
+#[derive(Default)]
+struct Punches {
+    queued: Vec<BlockRef>,
+    ready: Vec<BlockRef>,
 }
 
 /// The newest blocks, by offset, and their bytes in all.
@@ -89,6 +103,12 @@ impl Recent {
         while self.bytes > RECENT_BYTES {
             let Some((_, oldest)) = self.blocks.pop_first() else { break };
             self.bytes -= oldest.len() as u64;
+        }
+    }
+
+    fn forget(&mut self, offset: u64) {
+        if let Some(block) = self.blocks.remove(&offset) {
+            self.bytes -= block.len() as u64;
         }
     }
 
@@ -117,6 +137,7 @@ impl BlockFile {
             end: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             recent: Mutex::default(),
+            punches: Mutex::default(),
         })
     }
 
@@ -168,6 +189,37 @@ impl BlockFile {
         let mut recent = self.recent();
         if recent.blocks.contains_key(&offset) {
             recent.keep(offset, Bytes::from(block));
+        }
+        Ok(())
+    }
+
+    /// Gives the disk under `blocks` back to the file system once the views that no longer
+    /// name them are durable: the second [`BlockFile::sync`] from now (each sync is followed
+    /// by sled's flush) punches them. Until then a crash finds them as they were.
+    pub fn punch(&self, blocks: &[BlockRef]) {
+        let mut recent = self.recent();
+        for b in blocks {
+            recent.forget(b.offset);
+        }
+        drop(recent);
+        self.punches.lock().unwrap_or_else(|p| p.into_inner()).queued.extend_from_slice(blocks);
+    }
+
+    /// Zeroes `blocks` and frees the whole file-system blocks among them, the file's length
+    /// unchanged (`fallocate` with `FALLOC_FL_PUNCH_HOLE`); adjacent ones as one range.
+    fn punch_now(&self, blocks: &[BlockRef]) -> io::Result<()> {
+        let mut ranges: Vec<(u64, u64)> = blocks.iter().map(|b| (b.offset, b.end())).collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if last.1 >= start => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        let mode = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+        for (start, end) in merged {
+            rustix::fs::fallocate(&self.file, mode, start, end - start)?;
         }
         Ok(())
     }
@@ -226,10 +278,20 @@ impl BlockFile {
         self.dirty.load(Ordering::SeqCst)
     }
 
-    /// Makes the blocks written so far durable (before sled's flush makes the views that name
-    /// them durable).
-    pub fn sync(&self) -> Result<(), StoreError> {
-        if self.dirty.swap(false, Ordering::SeqCst) {
+    /// Makes the blocks written so far durable when `durable` (before sled's flush makes the
+    /// views that name them durable). Either way punches the blocks whose views the last flush
+    /// made durable: on a file system that cannot punch holes their bytes stay, which changes
+    /// nothing a reader sees. Those queued when the store closes keep their disk.
+    pub fn sync(&self, durable: bool) -> Result<(), StoreError> {
+        let ready = {
+            let mut punches = self.punches.lock().unwrap_or_else(|p| p.into_inner());
+            let queued = std::mem::take(&mut punches.queued);
+            std::mem::replace(&mut punches.ready, queued)
+        };
+        if !ready.is_empty() && self.punch_now(&ready).is_ok() {
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+        if durable && self.dirty.swap(false, Ordering::SeqCst) {
             if let Err(e) = self.file.sync_data() {
                 self.dirty.store(true, Ordering::SeqCst);
                 return Err(StoreError::io("syncing the blocks file failed", e));

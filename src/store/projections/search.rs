@@ -110,7 +110,14 @@ pub(crate) struct SearchIndex {
     fields: Fields,
     /// Set when a redacted message's document was deleted: its segment is to be rewritten.
     deleted: std::sync::atomic::AtomicBool,
+    /// Set when expired messages' documents were deleted: segments they left mostly empty are
+    /// to be rewritten.
+    expired: std::sync::atomic::AtomicBool,
 }
+
+/// Share of a segment's documents that, once deleted by expiries, has it rewritten: the index
+/// stays within about 1.25x of what it holds.
+const RECLAIM_SHARE: f64 = 0.2;
 
 fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::corrupt(format!("search index: {what}: {e}"))
@@ -137,7 +144,7 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()
             .map_err(|e| failed("opening a reader", e))?;
-        Ok(SearchIndex { index, reader, fields, deleted: Default::default() })
+        Ok(SearchIndex { index, reader, fields, deleted: Default::default(), expired: Default::default() })
     }
 
     /// The id of the last event the index holds (0 for a new index).
@@ -185,6 +192,7 @@ impl SearchIndex {
                         writer
                             .delete_query(Box::new(BooleanQuery::intersection(both)))
                             .map_err(|e| failed("deleting expired messages", e))?;
+                        self.expired.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                     _ => {}
                 }
@@ -209,14 +217,32 @@ impl SearchIndex {
     /// succeeds (a merge tantivy runs on its own may hold a segment meanwhile; it drops the
     /// deletions too).
     fn erase(&self, writer: &mut IndexWriter) -> Result<(), StoreError> {
-        let deleted: Vec<_> = self.segments()?.iter().filter(|m| m.has_deletes()).map(|m| m.id()).collect();
+        self.rewrite(writer, |m| m.has_deletes())
+    }
+
+    /// Rewrites the segments expiries left with more than [`RECLAIM_SHARE`] of their documents
+    /// deleted, so the disk the index takes follows what it holds.
+    fn reclaim(&self, writer: &mut IndexWriter) -> Result<(), StoreError> {
+        let share =
+            |m: &tantivy::index::SegmentMeta| f64::from(m.num_deleted_docs()) / f64::from(m.max_doc().max(1));
+        self.rewrite(writer, |m| share(m) > RECLAIM_SHARE)
+    }
+
+    /// Rewrites the segments `chosen` picks as one, without their deleted documents, and
+    /// removes the files no segment uses any more.
+    fn rewrite(
+        &self,
+        writer: &mut IndexWriter,
+        chosen: impl Fn(&tantivy::index::SegmentMeta) -> bool,
+    ) -> Result<(), StoreError> {
+        let deleted: Vec<_> = self.segments()?.iter().filter(|m| chosen(m)).map(|m| m.id()).collect();
         if deleted.is_empty() {
             return Ok(());
         }
         writer
             .merge(&deleted)
             .wait()
-            .map_err(|e| failed("rewriting segments without redacted messages", e))?;
+            .map_err(|e| failed("rewriting segments without deleted messages", e))?;
         writer.garbage_collect_files().wait().map_err(|e| failed("removing unused files", e))?;
         Ok(())
     }
@@ -345,6 +371,11 @@ pub(crate) fn spawn(
                 match index.erase(writer) {
                     Ok(()) => erasing = false,
                     Err(e) => slog::error!(shared.logger, "search index: redacted messages not erased yet"; "error" => %e),
+                }
+            } else if index.expired.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                if let Err(e) = index.reclaim(writer) {
+                    slog::warn!(shared.logger, "search index: space of expired messages not reclaimed yet"; "error" => %e);
+                    index.expired.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }

@@ -98,14 +98,14 @@ impl Events {
 
     /// Takes out the records of messages that expired (written with the next commit's flush).
     pub(crate) fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
+        // In batches of a bounded size: a first expiry of a long history may name many.
+        for chunk in ids.chunks(16_384) {
+            let mut batch = sled::Batch::default();
+            for &id in chunk {
+                batch.remove(&key(id));
+            }
+            self.events.apply_batch(batch)?;
         }
-        let mut batch = sled::Batch::default();
-        for &id in ids {
-            batch.remove(&key(id));
-        }
-        self.events.apply_batch(batch)?;
         Ok(())
     }
 

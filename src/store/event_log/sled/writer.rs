@@ -38,9 +38,10 @@ pub(crate) struct WriterSetup {
     pub(crate) db_dir: PathBuf,
     /// Whether each commit is also made durable against a power cut (see `disk_sync.rs`).
     pub(crate) power_safe: bool,
-    /// Run before each flush when power safety is on: what must be on disk before sled's flush
-    /// makes durable what names it (the channel views' blocks, in the same database).
-    pub(crate) before_flush: Box<dyn Fn() -> Result<(), StoreError> + Send>,
+    /// Run before each flush, told whether power safety is on: what must be on disk before
+    /// sled's flush makes durable what names it (the channel views' blocks, in the same
+    /// database).
+    pub(crate) before_flush: Box<dyn Fn(bool) -> Result<(), StoreError> + Send>,
     /// Acknowledge each group before writing it (`CLAUDE_CODEX_UNSAFE_ACK_BEFORE_FLUSH`, tests
     /// only).
     pub(crate) ack_early: bool,
@@ -62,7 +63,7 @@ pub(super) struct Writer {
     durable: Arc<AtomicU64>,
     db: sled::Db,
     disk_sync: Arc<Mutex<DiskSync>>,
-    before_flush: Box<dyn Fn() -> Result<(), StoreError> + Send>,
+    before_flush: Box<dyn Fn(bool) -> Result<(), StoreError> + Send>,
     next_id: u64,
     reserved: u64,
     /// Why the log takes no more writes, once a failed group could not be taken out again.
@@ -123,10 +124,8 @@ impl Writer {
     /// sled's flush, then (when on) what it leaves out for a power cut: see [`DiskSync`].
     fn flush(&mut self) -> Result<(), StoreError> {
         let mut disk_sync = self.disk_sync.lock().unwrap_or_else(|p| p.into_inner());
-        if disk_sync.enabled() {
-            // What names into other files first: sled's flush makes it durable.
-            (self.before_flush)()?;
-        }
+        // What names into other files first: sled's flush makes it durable.
+        (self.before_flush)(disk_sync.enabled())?;
         self.db.flush()?;
         disk_sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
         #[cfg(feature = "faults")]

@@ -51,6 +51,8 @@ struct Applying {
     expired_open: Vec<(u32, u64)>,
     /// The messages that expired in this batch, for the log to forget.
     expired: Vec<u64>,
+    /// Blocks the batch drops (all their messages expired), to punch out of the file after it.
+    dropped: Vec<BlockRef>,
 }
 
 /// Appends one message to a block being built.
@@ -145,7 +147,8 @@ impl ChannelViews {
         let sealing = !work.sealed.is_empty()
             || !work.erased_blocks.is_empty()
             || !work.erased_open.is_empty()
-            || !work.expired.is_empty();
+            || !work.expired.is_empty()
+            || !work.dropped.is_empty();
         if sealing {
             self.seals.fetch_add(1, Ordering::SeqCst);
         }
@@ -177,6 +180,8 @@ impl ChannelViews {
                     *m = redactions::erased(m);
                 }
             }
+            // Named by nothing once this batch is durable (a crash before leaves their disk).
+            self.blocks.punch(&work.dropped);
             self.cursors.publish(work.cursors);
             self.delivery.publish(work.delivery);
             self.principals.publish(work.principals);
@@ -209,6 +214,7 @@ impl ChannelViews {
                 entries(&self.block(&at)?).map(|e| e.map(|(id, _)| id)).collect::<Result<Vec<_>, _>>()?;
             gone.extend(ids.iter().filter(|&&id| id > after && id <= x.upto));
             if ids.last().is_none_or(|&id| id <= x.upto) {
+                work.dropped.push(BlockRef::decode(&at).ok_or_else(|| corrupt("bad block reference"))?);
                 batch.remove(key);
             }
         }

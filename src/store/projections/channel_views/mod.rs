@@ -465,9 +465,10 @@ impl ChannelViews {
         Ok(())
     }
 
-    /// Makes the blocks written so far durable; the caller flushes sled after.
-    pub(crate) fn sync_blocks(&self) -> Result<(), StoreError> {
-        self.blocks.sync()
+    /// Makes the blocks written so far durable (with `durable`; without, only what punching
+    /// dropped blocks needs, see [`BlockFile::sync`]); the caller flushes sled after.
+    pub(crate) fn sync_blocks(&self, durable: bool) -> Result<(), StoreError> {
+        self.blocks.sync(durable)
     }
 
     /// Whether blocks were written since the last sync of the blocks file.

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Retention's two figures, in one run (release; wrk and the relays share this machine's cores):
+# 1. its cost to durable posts: two relays on fresh stores side by side, one keeping everything
+#    and one keeping 1,000 messages per channel (so every check expires something), posts of
+#    1 KB to 10 channels with wrk (2 threads, 32 connections, SECONDS each), alternating, ROUNDS
+#    rounds; prints each round and the medians' ratio;
+# 2. the disk it keeps: one relay that received TOTAL posts on one channel keeping KEEP, beside
+#    one that received KEEP keeping everything; prints what each data directory takes on disk
+#    (allocated, as du counts it) after a clean stop.
+# Installs wrk from Debian when missing.
+# Usage: benches/retention.sh [SECONDS] [ROUNDS] [TOTAL] [KEEP]   (defaults: 8 3 1000000 100000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-8}"
+rounds="${2:-3}"
+total="${3:-1000000}"
+keep="${4:-100000}"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+target="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+cargo build --release --quiet --bin claude-codex-relay
+relay="$target/release/claude-codex-relay"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# start NAME PORT [VAR=VALUE...]: a relay in its own folder (its own logs), on a fresh store.
+start() {
+  local name="$1" port="$2"; shift 2
+  mkdir -p "$work/$name"
+  (cd "$work/$name" && exec env "$@" "$relay" --port "$port" --data-dir data) >"$work/$name/out" 2>&1 &
+  pids+=($!)
+  until grep -q "listening on" "$work/$name/out" 2>/dev/null; do sleep 0.01; done
+}
+
+# The posts: 1 KB of varied text (64 texts of random letters), to one of CHANNELS channels; with
+# LIMIT, each wrk thread stops after that many answers.
+post_script() {
+  local channels="$1" limit="${2:-0}"
+  cat <<LUA
+local texts = {}
+math.randomseed(7)
+for i = 1, 64 do
+  local t = {}
+  for j = 1, 1000 do t[j] = string.char(97 + math.random(0, 25)) end
+  texts[i] = table.concat(t)
+end
+local answered = 0
+request = function()
+  local body = '{"target":"chan-' .. math.random(0, $channels - 1) .. '","sender":"load","text":"' .. texts[math.random(1, 64)] .. '"}'
+  return wrk.format("POST", "/api/messages", {["Content-Type"] = "application/json"}, body)
+end
+response = function()
+  answered = answered + 1
+  if $limit > 0 and answered >= $limit then wrk.thread:stop() end
+end
+LUA
+}
+
+rate() {
+  wrk -t2 -c32 -d"${seconds}s" -s "$work/posts.lua" "http://127.0.0.1:$1" | awk '/Requests\/sec/ {print $2}'
+}
+
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+echo "== posts/s, retention off and on (1,000 per channel, 10 channels), $rounds rounds of ${seconds}s"
+post_script 10 >"$work/posts.lua"
+start off 18101
+start on 18102 CLAUDE_CODEX_RETENTION_MESSAGES=1000
+: >"$work/off.rates"; : >"$work/on.rates"
+for round in $(seq "$rounds"); do
+  off=$(rate 18101); on=$(rate 18102)
+  echo "$off" >>"$work/off.rates"; echo "$on" >>"$work/on.rates"
+  printf 'round %s: off %s/s, on %s/s\n' "$round" "$off" "$on"
+done
+off=$(median <"$work/off.rates"); on=$(median <"$work/on.rates")
+printf 'medians: off %s/s, on %s/s: %s\n' "$off" "$on" "$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2fx", a / b}')"
+expired=$(grep -c messages_expired "$work/on/log/claude_codex.log" || true)
+printf 'expiries the retained relay appended: %s\n' "$expired"
+kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
+
+# post PORT COUNT: COUNT posts (a few more: those in flight when each thread stops) to one channel.
+post() {
+  post_script 1 $(( $2 / 2 )) >"$work/count.lua"
+  wrk -t2 -c32 -d1h -s "$work/count.lua" "http://127.0.0.1:$1" | awk '/requests in/ {print $1 " posts in " $4}'
+}
+
+count() {
+  curl -s "http://127.0.0.1:$1/api/channels" | python3 -c 'import json,sys; print(sum(c["count"] for c in json.load(sys.stdin)["details"]))'
+}
+
+echo "== disk: $total posts keeping $keep, beside $keep posts keeping everything"
+start kept 18103 CLAUDE_CODEX_RETENTION_MESSAGES="$keep"
+start small 18104
+printf 'kept: %s\n' "$(post 18103 "$total")"
+printf 'small: %s\n' "$(post 18104 "$keep")"
+# Let the last check expire what is over, and search reclaim its segments.
+for _ in $(seq 60); do [ "$(count 18103)" -le "$keep" ] && break; sleep 1; done
+sleep 5
+printf 'messages kept: %s and %s\n' "$(count 18103)" "$(count 18104)"
+kill -TERM "${pids[@]}"; wait 2>/dev/null || true; pids=()
+for name in kept small; do
+  data="$work/$name/data"
+  printf '%-6s data dir %s bytes on disk (db %s, blocks %s of %s apparent, search %s)\n' "$name" \
+    "$(du -s -B1 "$data" | cut -f1)" "$(du -s -B1 "$data/db" | cut -f1)" \
+    "$(du -B1 "$data/blocks" | cut -f1)" "$(stat -c %s "$data/blocks")" "$(du -s -B1 "$data/search" | cut -f1)"
+done
+kept=$(du -s -B1 "$work/kept/data" | cut -f1); small=$(du -s -B1 "$work/small/data" | cut -f1)
+printf 'ratio: %s\n' "$(awk -v a="$kept" -v b="$small" 'BEGIN {printf "%.2fx", a / b}')"
