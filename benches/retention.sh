@@ -8,7 +8,8 @@
 #    one that received KEEP keeping everything; prints what each data directory takes on disk
 #    (allocated, as du counts it) after a clean stop.
 # Installs wrk from Debian when missing.
-# Usage: benches/retention.sh [SECONDS] [ROUNDS] [TOTAL] [KEEP]   (defaults: 8 3 1000000 100000)
+# Usage: benches/retention.sh [SECONDS] [ROUNDS] [TOTAL] [KEEP]   (defaults: 8 3 1000000 100000;
+# TOTAL 0 skips the second part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-8}"
@@ -34,10 +35,9 @@ start() {
   until grep -q "listening on" "$work/$name/out" 2>/dev/null; do sleep 0.01; done
 }
 
-# The posts: 1 KB of varied text (64 texts of random letters), to one of CHANNELS channels; with
-# LIMIT, each wrk thread stops after that many answers.
+# The posts: 1 KB of varied text (64 texts of random letters), to one of CHANNELS channels.
 post_script() {
-  local channels="$1" limit="${2:-0}"
+  local channels="$1"
   cat <<LUA
 local texts = {}
 math.randomseed(7)
@@ -46,14 +46,9 @@ for i = 1, 64 do
   for j = 1, 1000 do t[j] = string.char(97 + math.random(0, 25)) end
   texts[i] = table.concat(t)
 end
-local answered = 0
 request = function()
   local body = '{"target":"chan-' .. math.random(0, $channels - 1) .. '","sender":"load","text":"' .. texts[math.random(1, 64)] .. '"}'
   return wrk.format("POST", "/api/messages", {["Content-Type"] = "application/json"}, body)
-end
-response = function()
-  answered = answered + 1
-  if $limit > 0 and answered >= $limit then wrk.thread:stop() end
 end
 LUA
 }
@@ -80,16 +75,25 @@ expired=$(grep -c messages_expired "$work/on/log/claude_codex.log" || true)
 printf 'expiries the retained relay appended: %s\n' "$expired"
 kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
 
-# post PORT COUNT: COUNT posts (a few more: those in flight when each thread stops) to one channel.
+# post PORT COUNT: COUNT posts to one channel (a few more: those in flight when wrk is stopped).
 post() {
-  post_script 1 $(( $2 / 2 )) >"$work/count.lua"
-  wrk -t2 -c32 -d1h -s "$work/count.lua" "http://127.0.0.1:$1" | awk '/requests in/ {print $1 " posts in " $4}'
+  post_script 1 >"$work/count.lua"
+  local started=$SECONDS
+  wrk -t2 -c32 -d1h -s "$work/count.lua" "http://127.0.0.1:$1" >/dev/null & local load=$!
+  until [ "$(last_id "$1")" -ge "$2" ]; do sleep 0.2; done
+  kill "$load"; wait "$load" 2>/dev/null || true
+  echo "$(last_id "$1") posts in $((SECONDS - started)) s"
+}
+
+last_id() {
+  curl -s "http://127.0.0.1:$1/api/channels" | python3 -c 'import json,sys; print(max(c["last_id"] for c in json.load(sys.stdin)["details"]))'
 }
 
 count() {
   curl -s "http://127.0.0.1:$1/api/channels" | python3 -c 'import json,sys; print(sum(c["count"] for c in json.load(sys.stdin)["details"]))'
 }
 
+[ "$total" -gt 0 ] || exit 0
 echo "== disk: $total posts keeping $keep, beside $keep posts keeping everything"
 start kept 18103 CLAUDE_CODEX_RETENTION_MESSAGES="$keep"
 start small 18104

@@ -24,6 +24,9 @@ use tokio::sync::oneshot;
 pub(crate) use writer::WriterSetup;
 use writer::{Followers, Request, Writer};
 
+/// The forgetting thread: where to send it ids, and its handle.
+type Forgetter = (mpsc::Sender<Vec<u64>>, thread::JoinHandle<()>);
+
 pub(crate) struct SledLog {
     events: Arc<Events>,
     followers: Followers,
@@ -32,6 +35,10 @@ pub(crate) struct SledLog {
     durable: Arc<AtomicU64>,
     queue: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<thread::JoinHandle<Result<(), StoreError>>>>,
+    /// The thread that deletes expired messages' records, off the writer's path (started by
+    /// the first expiry), and what stopped it.
+    forgetter: Mutex<Option<Forgetter>>,
+    forget_failed: Arc<Mutex<Option<String>>>,
     /// The writer's, for the tests that check what it synced.
     #[cfg(test)]
     disk_sync: Mutex<Option<Arc<Mutex<DiskSync>>>>,
@@ -49,6 +56,8 @@ impl SledLog {
             durable,
             queue: Mutex::new(None),
             writer: Mutex::new(None),
+            forgetter: Mutex::new(None),
+            forget_failed: Arc::default(),
             #[cfg(test)]
             disk_sync: Mutex::default(),
         })
@@ -124,8 +133,39 @@ impl EventLog for SledLog {
         Ok(self.durable.load(Ordering::SeqCst))
     }
 
+    /// Hands the ids to the forgetting thread: deleting records costs sled about what
+    /// writing them did, and the writer need not wait for it. Deleted after the views' batch
+    /// that dropped them, so a crash never keeps that batch without them gone (sled recovers
+    /// a prefix of its writes); a crash before leaves them in the log (`check` accepts them).
     fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
-        self.events.forget(ids)
+        if let Some(e) = self.forget_failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(StoreError::Crashed(format!("deleting expired messages' records failed: {e}")));
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut forgetter = self.forgetter.lock().unwrap_or_else(|p| p.into_inner());
+        if forgetter.is_none() {
+            let (tx, rx) = mpsc::channel::<Vec<u64>>();
+            let (events, failed) = (self.events.clone(), self.forget_failed.clone());
+            let handle = thread::Builder::new()
+                .name("relay-forget".into())
+                .spawn(move || {
+                    for ids in rx {
+                        if let Err(e) = events.forget(&ids) {
+                            *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| StoreError::io("cannot start the thread that deletes expired records", e))?;
+            *forgetter = Some((tx, handle));
+        }
+        if let Some((tx, _)) = forgetter.as_ref() {
+            // A thread that stopped said why; the next call reports it.
+            let _ = tx.send(ids.to_vec());
+        }
+        Ok(())
     }
 
     fn follow(&self, after: u64, mut follower: Follower) -> Result<(), StoreError> {
@@ -152,6 +192,11 @@ impl EventLog for SledLog {
         };
         // Nothing more will be durable: the followers' feeds end.
         self.followers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        // What the writer handed over last is deleted before the caller's final flush.
+        if let Some((tx, handle)) = self.forgetter.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            drop(tx);
+            let _ = handle.join();
+        }
         result
     }
 }
