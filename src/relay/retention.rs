@@ -48,22 +48,29 @@ impl Relay {
         }
     }
 
-    /// Expires what passed each channel's limits now.
+    /// Expires what passed each channel's limits now; a channel that fails does not hold up
+    /// the others (the first error is returned).
     async fn trim(&self) -> Result<(), RelayError> {
         let now = crate::values::unix_now();
+        let mut first_error = None;
         for channel in self.inner.store.channels() {
             let limits = self.inner.retention.of(&channel.name);
-            if limits == Limits::default() {
-                continue;
+            if limits != Limits::default() {
+                if let Err(e) = self.trim_channel(&channel.name, limits, now).await {
+                    first_error.get_or_insert(e);
+                }
             }
-            let posted_before = limits.days.map(|days| now - days * 86_400.0);
-            let (store, name) = (self.inner.store.clone(), channel.name.clone());
-            let upto = blocking(move || store.expiry_point(&name, limits.messages, posted_before)).await?;
-            if upto > self.inner.store.expired(&channel.name) {
-                let target = Name::parse("target", &channel.name)?;
-                self.inner.store.expire(&target, upto).await?;
-                info!(self.inner.usage_log, "messages_expired"; "target" => &channel.name, "upto" => upto);
-            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn trim_channel(&self, channel: &str, limits: Limits, now: f64) -> Result<(), RelayError> {
+        let posted_before = limits.days.map(|days| now - days * 86_400.0);
+        let (store, name) = (self.inner.store.clone(), channel.to_owned());
+        let upto = blocking(move || store.expiry_point(&name, limits.messages, posted_before)).await?;
+        if upto > self.inner.store.expired(channel) {
+            self.inner.store.expire(&Name::parse("target", channel)?, upto).await?;
+            info!(self.inner.usage_log, "messages_expired"; "target" => channel, "upto" => upto);
         }
         Ok(())
     }

@@ -155,6 +155,9 @@ impl Database {
     pub(super) fn flush(&self) -> Result<(), StoreError> {
         self.channel_views.sync_blocks(true)?;
         self.db.flush()?;
+        // Again: blocks dropped before the first flush are punched now that it is durable.
+        self.channel_views.sync_blocks(true)?;
+        self.db.flush()?;
         Ok(())
     }
 

@@ -262,10 +262,10 @@ impl Store {
     ) -> Result<(Vec<Hit>, u64), SearchError> {
         let Some(index) = &self.inner.search else { return Err(SearchError::Off) };
         let (mut hits, total) = index.search(query, within, order, limit)?;
-        // The index drops a redacted message a moment after its redaction; the hits never show it.
+        // The index drops a redacted or expired message a moment after; the hits never show it.
         let redactions = &self.inner.shared.channel_views.redactions;
         let found = hits.len();
-        hits.retain(|hit| redactions.get(hit.id).is_none());
+        hits.retain(|hit| redactions.get(hit.id).is_none() && hit.id > self.expired(&hit.target));
         let total = total.saturating_sub((found - hits.len()) as u64);
         Ok((hits, total))
     }
@@ -373,6 +373,10 @@ impl Store {
                 let Some(last) = page.last() else { break };
                 (upto, excess) = (last.id, excess - page.len());
             }
+        }
+        // An expiry applied meanwhile (another instance's) moved the start: this count is stale.
+        if self.expired(channel) != c.expired {
+            return Ok(self.expired(channel));
         }
         let Some(cutoff) = posted_before else { return Ok(upto) };
         loop {

@@ -56,6 +56,9 @@ impl Shared {
     pub(super) fn flush_projections(&self) -> Result<(), StoreError> {
         self.channel_views.sync_blocks(true)?;
         self.db.flush()?;
+        // Again: blocks dropped before the first flush are punched now that it is durable.
+        self.channel_views.sync_blocks(true)?;
+        self.db.flush()?;
         Ok(())
     }
 

@@ -783,34 +783,13 @@ fn a_redaction_applied_with_the_post_that_seals_its_block_leaves_no_text_in_the_
     let database = database::Database::open(dir.path(), Options::default()).unwrap();
     let (log, views) = (&database.log, &database.channel_views);
     let (_, mut channels) = views.load(Some(log)).unwrap();
-    let post = |id: u64, text: &str| {
-        let m = Message {
-            id,
-            ts: 1.0,
-            target: "c".into(),
-            sender: "s".into(),
-            text: text.into(),
-            source: Source::Cli,
-            reply_to: None,
-            redacted: None,
-        };
-        Event::MessagePosted(m)
-    };
+    let post = |id: u64, text: &str| posted_to_c(id, text);
     // 63 open messages, one of them secret; then, in one group, its redaction and the 64th
     // message, which seals the block.
     let open: Vec<Event> = (1..=63).map(|id| post(id, if id == 5 { "secret-five" } else { "x" })).collect();
     log.events().append(&open).unwrap();
     views.apply(&open, &mut channels).unwrap();
-    let redaction = crate::event::MessageRedacted {
-        id: 64,
-        ts: 2.0,
-        target: "c".into(),
-        message: 5,
-        post: crate::event::Post { sender: "s".into(), ts: 1.0, source: Source::Cli, reply_to: None },
-        by: "admin".into(),
-        reason: String::new(),
-    };
-    let group = vec![Event::MessageRedacted(redaction), post(65, "seals the block")];
+    let group = vec![redaction_in_c(64, 5), post(65, "seals the block")];
     log.events().append(&group).unwrap();
     views.apply(&group, &mut channels).unwrap();
     assert_eq!(channels["c"].open, 0, "the block was sealed");
@@ -1226,4 +1205,61 @@ fn expired_messages_leave_the_views_and_the_log_and_stay_gone_across_a_reopen() 
     rebuild(dir.path(), None, &mut |_, _| {}).unwrap();
     let check = super::check(dir.path(), &Backend::sled()).unwrap();
     assert!(check.problems.is_empty(), "after rebuild: {:?}", check.problems);
+}
+
+#[test]
+fn an_expiry_in_one_group_with_a_redaction_of_a_block_it_drops_leaves_no_view_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = database::Database::open(dir.path(), Options::default()).unwrap();
+    let (log, views) = (&database.log, &database.channel_views);
+    let (_, mut channels) = views.load(Some(log)).unwrap();
+    let post = |id: u64| posted_to_c(id, &format!("m{id}"));
+    // Two sealed blocks (1-64, 65-128), then one group: a redaction in the first block and an
+    // expiry that drops it.
+    let posts: Vec<Event> = (1..=128).map(post).collect();
+    log.events().append(&posts).unwrap();
+    views.apply(&posts, &mut channels).unwrap();
+    let expiry = crate::event::MessagesExpired { id: 130, ts: 3.0, target: "c".into(), upto: 64 };
+    let group = vec![redaction_in_c(129, 5), Event::MessagesExpired(expiry)];
+    log.events().append(&group).unwrap();
+    assert_eq!(views.apply(&group, &mut channels).unwrap(), (1..=64).collect::<Vec<u64>>());
+    // The dropped block is punched once the views without it are durable: every read after
+    // that, and a later expiry, find only the second block.
+    database.flush().unwrap();
+    let no = channels["c"].no;
+    let tail: Vec<u64> = views.tail(no, 64, 130, 1000).unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(tail, (65..=128).collect::<Vec<u64>>());
+    let later = crate::event::MessagesExpired { id: 131, ts: 4.0, target: "c".into(), upto: 100 };
+    let later = vec![Event::MessagesExpired(later)];
+    log.events().append(&later).unwrap();
+    assert_eq!(views.apply(&later, &mut channels).unwrap(), (65..=100).collect::<Vec<u64>>());
+    assert_eq!((channels["c"].count, views.message_count(&channels).unwrap()), (28, 28));
+}
+
+/// A message of channel `c`, as the log holds it.
+fn posted_to_c(id: u64, text: &str) -> Event {
+    let m = Message {
+        id,
+        ts: 1.0,
+        target: "c".into(),
+        sender: "s".into(),
+        text: text.into(),
+        source: Source::Cli,
+        reply_to: None,
+        redacted: None,
+    };
+    Event::MessagePosted(m)
+}
+
+/// `admin`'s redaction of message `message` of channel `c`, as event `id`.
+fn redaction_in_c(id: u64, message: u64) -> Event {
+    Event::MessageRedacted(crate::event::MessageRedacted {
+        id,
+        ts: 2.0,
+        target: "c".into(),
+        message,
+        post: crate::event::Post { sender: "s".into(), ts: 1.0, source: Source::Cli, reply_to: None },
+        by: "admin".into(),
+        reason: String::new(),
+    })
 }

@@ -136,8 +136,9 @@ impl Projector {
     fn apply(&mut self, events: Vec<Event>) -> Result<(), StoreError> {
         self.shared.injected_write_fault()?;
         let expired = self.shared.channel_views.apply(&events, &mut self.channels)?;
-        // After the views dropped them: a crash before this leaves their records to the next
-        // expiry's rebuild or `compact` (docs/reliability.md), never a view without its log.
+        // After the views dropped them (sled recovers a prefix of its writes, so never the
+        // deletes without that batch); a crash before leaves the records in the log, where
+        // `check` accepts them and export carries them (docs/reliability.md).
         self.shared.log.forget(&expired)?;
         let size = events.len();
         self.publish(events.into());

@@ -64,16 +64,24 @@ fn push_entry(block: &mut Vec<u8>, id: u64, json: &[u8]) {
 
 impl ChannelViews {
     /// Applies events in atomic batches, updating `channels` (the caller's copy) to match: one
-    /// batch, but that each run of redactions and expiries is a batch of its own, so the
-    /// messages they name are in the views (open or sealed) when they are erased or dropped,
-    /// and no seal in the same batch copies an open message before that. Returns the ids of
-    /// the messages that expired, for the log to forget.
+    /// batch, but that each run of redactions is a batch of its own, and each expiry too, so
+    /// the messages they name are in the views (open or sealed, in the tree, not in a pending
+    /// batch) when they are erased or dropped, no seal in the same batch copies an open message
+    /// before that, and no erasure rewrites a block an expiry drops. Returns the ids of the
+    /// messages that expired, for the log to forget.
     pub(crate) fn apply(&self, events: &[Event], channels: &mut Channels) -> Result<Vec<u64>, StoreError> {
-        let rewrites = |e: &Event| matches!(e, Event::MessageRedacted(_) | Event::MessagesExpired(_));
+        let redaction = |e: &Event| matches!(e, Event::MessageRedacted(_));
+        let expiry = |e: &Event| matches!(e, Event::MessagesExpired(_));
         let (mut rest, mut expired) = (events, Vec::new());
-        while !rest.is_empty() {
-            let run = rest.windows(2).position(|pair| rewrites(&pair[0]) != rewrites(&pair[1]));
-            let (batch, after) = rest.split_at(run.map_or(rest.len(), |at| at + 1));
+        while let Some(first) = rest.first() {
+            let run = match expiry(first) {
+                true => 1,
+                false => rest
+                    .iter()
+                    .position(|e| expiry(e) || redaction(e) != redaction(first))
+                    .unwrap_or(rest.len()),
+            };
+            let (batch, after) = rest.split_at(run);
             expired.extend(self.apply_one(batch, channels)?);
             rest = after;
         }
