@@ -24,11 +24,12 @@ impl Relay {
             return;
         }
         let mut commits = self.inner.store.commit_watch();
+        // The first turn checks at once.
+        commits.mark_changed();
         let (mut checked_at, mut failing) = (Instant::now(), false);
-        let mut first = true;
         loop {
             let posted = commits.has_changed().unwrap_or(false);
-            if first || posted || checked_at.elapsed() >= AGE_CHECK_EVERY {
+            if posted || checked_at.elapsed() >= AGE_CHECK_EVERY {
                 commits.borrow_and_update();
                 checked_at = Instant::now();
                 match self.trim().await {
@@ -39,7 +40,6 @@ impl Relay {
                     }
                     Err(_) => {}
                 }
-                first = false;
             }
             tokio::select! {
                 () = tokio::time::sleep(CHECK_EVERY) => {}
