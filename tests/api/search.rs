@@ -115,6 +115,34 @@ fn search_finds_words_phrases_senders_channels_and_ranges() {
     assert!(stdout.ends_with("2 of 2 matching\n"), "{stdout}");
 }
 
+/// A phrase matches its words in place, nothing else: its pairs found apart, or its words with a
+/// dropped word (over 40 characters) between them, do not; a slop allows the gap.
+#[test]
+fn phrases_match_their_words_in_place_only() {
+    let app = spawn_app();
+    let apart = post(&app, "proj-x", "claude", "retry policy here, and a policy change there");
+    let whole = post(&app, "proj-x", "codex", "the retry policy change is in");
+    let gap = post(&app, "ops", "claude", &format!("retry {} policy", "x".repeat(41)));
+    let hyphen = post(&app, "ops", "codex", "Retry-Policy!");
+    indexed(app.addr, "retry", 4);
+
+    let (_, found) = search(app.addr, "q=%22retry+policy+change%22");
+    assert_eq!(ids(&found), [whole], "three words: both pairs, and in place");
+    assert_eq!(highlighted(&found["hits"][0]), ["retry", "policy", "change"]);
+    let (_, found) = search(app.addr, "q=%22retry+policy%22");
+    assert_eq!(ids(&found), [hyphen, whole, apart], "the dropped word keeps its place");
+    let (_, found) = search(app.addr, "q=retry-policy");
+    assert_eq!(ids(&found), [hyphen, whole, apart], "words joined by a hyphen are a phrase");
+    let (_, found) = search(app.addr, "q=%22retry+policy%22~1");
+    assert_eq!(ids(&found), [hyphen, gap, whole, apart], "a slop of one allows the gap");
+    let (_, found) = search(app.addr, "q=%22POLICY+change%22&order=relevance");
+    assert_eq!(ids(&found).len(), 2, "{found}");
+    let (_, found) = search(app.addr, "q=%22retry+policy%22+-change&target=ops");
+    assert_eq!(ids(&found), [hyphen]);
+    let (_, found) = search(app.addr, "q=%22change+policy%22");
+    assert_eq!(found["total"], 0, "the words in another order: {found}");
+}
+
 #[test]
 fn a_bad_query_gets_400_saying_what_is_wrong_never_5xx() {
     let app = spawn_app();

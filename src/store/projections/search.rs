@@ -13,6 +13,12 @@
 //!
 //! Queries: words (all of them must match), "exact phrases", `sender:NAME`, `channel:NAME`,
 //! ranges `id:[100 TO 200]` and `ts:[1795000000 TO 1796000000]` (seconds), `OR`, `-word`.
+//!
+//! Phrases: besides its words with their positions, each text is indexed as its adjacent word
+//! pairs (`pairs`, one term per pair, no positions). A phrase of two words is then one term to
+//! look up, not two lists of positions to walk (49 ms at 1M messages when both words are in
+//! every one); a longer phrase must have all its pairs, then its words in place
+//! ([`SearchIndex::by_pairs`]).
 
 use crate::event::Event;
 use crate::store::event_log::EventLog;
@@ -22,10 +28,14 @@ use std::collections::VecDeque;
 use std::ops::Bound::{Included, Unbounded};
 use std::path::Path;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Query, QueryParser, RangeQuery, TermQuery};
-use tantivy::schema::IndexRecordOption::Basic;
-use tantivy::schema::{Field, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT};
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query_grammar::{UserInputAst, UserInputLeaf, UserInputLiteral};
+use tantivy::schema::IndexRecordOption::{Basic, WithFreqs};
+use tantivy::schema::{
+    Field, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING, TEXT,
+};
 use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::{BoxTokenStream, TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{doc, DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 
 /// The index's folder in the data directory.
@@ -102,6 +112,84 @@ struct Fields {
     channel: Field,
     sender: Field,
     text: Field,
+    pairs: Field,
+}
+
+/// The tokenizer of the `pairs` field: the text's words (as the `text` field splits them), each
+/// with the next one when nothing lies between them, as one token ("review packet").
+#[derive(Clone)]
+struct Pairs(TextAnalyzer);
+
+/// The name [`Pairs`] is registered under, and the field it fills.
+const PAIRS: &str = "pairs";
+
+impl Tokenizer for Pairs {
+    type TokenStream<'a> = PairStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> PairStream<'a> {
+        PairStream {
+            words: self.0.token_stream(text),
+            before: None,
+            word: String::new(),
+            pair: Token::default(),
+        }
+    }
+}
+
+/// [`Pairs`]' tokens, made as the words come (indexing allocates nothing per word).
+struct PairStream<'a> {
+    words: BoxTokenStream<'a>,
+    /// The position and start of the word before, whose text is in `word`.
+    before: Option<(usize, usize)>,
+    word: String,
+    pair: Token,
+}
+
+impl TokenStream for PairStream<'_> {
+    fn advance(&mut self) -> bool {
+        while self.words.advance() {
+            let word = self.words.token();
+            let before = self.before.replace((word.position, word.offset_from));
+            let joined = before.filter(|&(at, _)| at + 1 == word.position);
+            if let Some((_, from)) = joined {
+                let at = if self.pair.text.is_empty() { 0 } else { self.pair.position + 1 };
+                self.pair.text.clear();
+                self.pair.text.push_str(&self.word);
+                self.pair.text.push(' ');
+                self.pair.text.push_str(&word.text);
+                (self.pair.position, self.pair.offset_from, self.pair.offset_to) = (at, from, word.offset_to);
+            }
+            self.word.clear();
+            self.word.push_str(&word.text);
+            if joined.is_some() {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        &self.pair
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.pair
+    }
+}
+
+/// The tokens `analyzer` makes of `text`.
+fn words(analyzer: &mut TextAnalyzer, text: &str) -> Vec<Token> {
+    let mut stream = analyzer.token_stream(text);
+    let mut words = Vec::new();
+    while let Some(word) = stream.next() {
+        words.push(word.clone());
+    }
+    words
+}
+
+/// Whether two words follow each other in their text (no word dropped between them).
+fn adjacent(two: &[Token]) -> bool {
+    two[0].position + 1 == two[1].position
 }
 
 pub(crate) struct SearchIndex {
@@ -133,12 +221,35 @@ impl SearchIndex {
             channel: schema.add_text_field("channel", STRING | STORED),
             sender: schema.add_text_field("sender", STRING | STORED),
             text: schema.add_text_field("text", TEXT | STORED),
+            pairs: schema.add_text_field(
+                PAIRS,
+                TextOptions::default().set_indexing_options(
+                    TextFieldIndexing::default().set_tokenizer(PAIRS).set_index_option(WithFreqs),
+                ),
+            ),
         };
+        let schema = schema.build();
         let path = dir.join(DIR);
-        std::fs::create_dir_all(&path)
-            .map_err(|e| StoreError::io(format!("cannot create {}", path.display()), e))?;
-        let directory = tantivy::directory::MmapDirectory::open(&path).map_err(|e| failed("opening", e))?;
-        let index = Index::open_or_create(directory, schema.build()).map_err(|e| failed("opening", e))?;
+        let open = || {
+            std::fs::create_dir_all(&path)
+                .map_err(|e| StoreError::io(format!("cannot create {}", path.display()), e))?;
+            let directory =
+                tantivy::directory::MmapDirectory::open(&path).map_err(|e| failed("opening", e))?;
+            Ok::<_, StoreError>(Index::open_or_create(directory, schema.clone()))
+        };
+        let index = match open()? {
+            // An index of an older layout (before `pairs`): indexed again from the log, like a
+            // new one.
+            Err(tantivy::TantivyError::SchemaError(_)) => {
+                std::fs::remove_dir_all(&path)
+                    .map_err(|e| StoreError::io(format!("cannot remove {}", path.display()), e))?;
+                open()?
+            }
+            opened => opened,
+        }
+        .map_err(|e| failed("opening", e))?;
+        let words = index.tokenizer_for_field(fields.text).map_err(|e| failed("opening", e))?;
+        index.tokenizers().register(PAIRS, Pairs(words));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
@@ -177,7 +288,7 @@ impl SearchIndex {
                 match event {
                     Event::MessagePosted(m) => {
                         let document = doc!(f.id => m.id, f.ts => m.ts, f.channel => m.target.as_str(),
-                            f.sender => m.sender.as_str(), f.text => m.text.as_str());
+                            f.sender => m.sender.as_str(), f.text => m.text.as_str(), f.pairs => m.text.as_str());
                         writer.add_document(document).map_err(|e| failed("adding a message", e))?;
                     }
                     Event::MessageRedacted(r) => {
@@ -274,6 +385,12 @@ impl SearchIndex {
             None => query.to_owned(),
         };
         let parsed = parser.parse_query(&text).map_err(|e| SearchError::Query(e.to_string()))?;
+        // The same query with its phrases looked up by their pairs (the parse above said it is
+        // well formed; its terms give the snippets' highlights).
+        let ast = tantivy::query_grammar::parse_query(&text).map_err(|_| SearchError::Query(text.clone()))?;
+        let searched = parser
+            .build_query_from_user_input_ast(self.by_pairs(ast))
+            .map_err(|e| SearchError::Query(e.to_string()))?;
         self.reader.reload().map_err(|e| failed("reloading", e))?;
         let searcher = self.reader.searcher();
         let top = TopDocs::with_limit(limit.max(1));
@@ -281,13 +398,13 @@ impl SearchIndex {
             SearchOrder::Newest => {
                 let newest = top.order_by_fast_field::<u64>("id", Order::Desc);
                 let (top, total) =
-                    searcher.search(&parsed, &(newest, Count)).map_err(|e| failed("searching", e))?;
+                    searcher.search(&searched, &(newest, Count)).map_err(|e| failed("searching", e))?;
                 (top.into_iter().map(|(_, at)| at).collect(), total)
             }
             SearchOrder::Relevance => {
                 let best = top.order_by_score();
                 let (top, total) =
-                    searcher.search(&parsed, &(best, Count)).map_err(|e| failed("searching", e))?;
+                    searcher.search(&searched, &(best, Count)).map_err(|e| failed("searching", e))?;
                 (top.into_iter().map(|(_, at)| at).collect(), total)
             }
         };
@@ -320,6 +437,49 @@ impl SearchIndex {
         Ok((hits, total as u64))
     }
 
+    /// `query` with each phrase of the text field (two words or more, exact, nothing between
+    /// them dropped by the tokenizer) looked up through its pairs: two words are the one pair;
+    /// more must have every pair, and the words in place (the pairs may lie apart).
+    fn by_pairs(&self, query: UserInputAst) -> UserInputAst {
+        let literal = |leaf: UserInputLeaf| UserInputAst::Leaf(Box::new(leaf));
+        match query {
+            UserInputAst::Clause(clauses) => UserInputAst::Clause(
+                clauses.into_iter().map(|(occur, q)| (occur, self.by_pairs(q))).collect(),
+            ),
+            UserInputAst::Boost(q, boost) => UserInputAst::Boost(Box::new(self.by_pairs(*q)), boost),
+            UserInputAst::Leaf(leaf) => match *leaf {
+                UserInputLeaf::Literal(phrase)
+                    if phrase.field_name.as_deref().is_none_or(|f| f == "text")
+                        && phrase.slop == 0
+                        && !phrase.prefix =>
+                {
+                    let words = match self.index.tokenizer_for_field(self.fields.text) {
+                        Ok(mut analyzer) => words(&mut analyzer, &phrase.phrase),
+                        Err(_) => Vec::new(),
+                    };
+                    if words.len() < 2 || !words.windows(2).all(adjacent) {
+                        return literal(UserInputLeaf::Literal(phrase));
+                    }
+                    let pair = |w: &[Token]| {
+                        let text = format!("{} {}", w[0].text, w[1].text);
+                        let pair = UserInputLiteral {
+                            field_name: Some(PAIRS.into()),
+                            phrase: text,
+                            ..phrase.clone()
+                        };
+                        (Some(Occur::Must), literal(UserInputLeaf::Literal(pair)))
+                    };
+                    let mut all: Vec<_> = words.windows(2).map(pair).collect();
+                    if words.len() > 2 {
+                        all.push((Some(Occur::Must), literal(UserInputLeaf::Literal(phrase))));
+                    }
+                    UserInputAst::Clause(all)
+                }
+                other => literal(other),
+            },
+        }
+    }
+
     /// How many messages the index holds.
     pub(crate) fn count(&self) -> Result<u64, StoreError> {
         self.reader.reload().map_err(|e| failed("reloading", e))?;
@@ -343,8 +503,9 @@ pub(crate) fn spawn(
     let mut upto = *shared.commits.borrow();
     // Opened when there is something to index: an idle writer holds memory (and starts merges).
     let mut writer: Option<IndexWriter> = None;
-    // Segments may hold redacted messages still (a crash after the commit that deleted them).
-    let mut erasing = true;
+    // Segments may hold redacted messages still (a crash after the commit that deleted them);
+    // only then is the writer opened at start (an idle writer holds memory).
+    let mut erasing = index.segments()?.iter().any(|m| m.has_deletes());
     let spawned = std::thread::Builder::new().name("relay-search".into()).spawn(move || loop {
         let started = std::time::Instant::now();
         if (done < upto || erasing) && writer.is_none() {
@@ -402,4 +563,48 @@ pub(crate) fn rebuild(dir: &Path, log: &dyn EventLog) -> Result<u64, StoreError>
     index.erase(&mut writer)?;
     writer.wait_merging_threads().map_err(|e| failed("merging", e))?;
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_adjacent_words_as_the_text_field_splits_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        let mut pairs = index.index.tokenizer_for_field(index.fields.pairs).unwrap();
+        let mut tokens = |text: &str| -> Vec<(usize, String)> {
+            words(&mut pairs, text).into_iter().map(|t| (t.position, t.text)).collect()
+        };
+        let expected =
+            [(0, "retry policy"), (1, "policy then"), (2, "then it"), (3, "it changed"), (4, "changed x")];
+        assert_eq!(
+            tokens("Retry-Policy, then it changed; x"),
+            expected.map(|(at, pair)| (at, pair.to_owned()))
+        );
+        // A word the tokenizer drops (40 bytes or more) leaves no pair across its place.
+        assert_eq!(tokens(&format!("one {} two three", "x".repeat(40))), [(0, "two three".to_owned())]);
+    }
+
+    /// An index made before the `pairs` field is dropped on open and indexed again from the log.
+    #[test]
+    fn an_index_of_the_older_layout_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut schema = Schema::builder();
+        let text = schema.add_text_field("text", TEXT | STORED);
+        let path = dir.path().join(DIR);
+        std::fs::create_dir_all(&path).unwrap();
+        let old = Index::create_in_dir(&path, schema.build()).unwrap();
+        let mut writer: IndexWriter = old.writer_with_num_threads(1, WRITER_BYTES).unwrap();
+        writer.add_document(doc!(text => "review packet")).unwrap();
+        let mut commit = writer.prepare_commit().unwrap();
+        commit.set_payload("7");
+        commit.commit().unwrap();
+        drop((writer, old));
+
+        let index = SearchIndex::open(dir.path()).unwrap();
+        assert_eq!((index.checkpoint().unwrap(), index.count().unwrap()), (0, 0));
+        assert!(index.index.schema().get_field(PAIRS).is_ok());
+    }
 }
