@@ -124,7 +124,12 @@ fn phrases_match_their_words_in_place_only() {
     let whole = post(&app, "proj-x", "codex", "the retry policy change is in");
     let gap = post(&app, "ops", "claude", &format!("retry {} policy", "x".repeat(41)));
     let hyphen = post(&app, "ops", "codex", "Retry-Policy!");
+    // Words whose lowercase splits ("İ" gives "i" and a combining dot) or grows past the
+    // tokenizer's 40 bytes ("Ⱥ" takes 2 bytes, its lowercase 3).
+    let dotted = post(&app, "ops", "claude", "İstanbul office opens");
+    let grown = post(&app, "ops", "codex", &format!("Ⱥ{} x marks", "a".repeat(37)));
     indexed(app.addr, "retry", 4);
+    indexed(app.addr, "marks", 1);
 
     let (_, found) = search(app.addr, "q=%22retry+policy+change%22");
     assert_eq!(ids(&found), [whole], "three words: both pairs, and in place");
@@ -141,6 +146,13 @@ fn phrases_match_their_words_in_place_only() {
     assert_eq!(ids(&found), [hyphen]);
     let (_, found) = search(app.addr, "q=%22change+policy%22");
     assert_eq!(found["total"], 0, "the words in another order: {found}");
+    let encoded = |q: &str| -> String { q.bytes().map(|b| format!("%{b:02X}")).collect() };
+    let (status, found) = search(app.addr, &format!("q={}", encoded("\"İstanbul office\"")));
+    assert_eq!((status, ids(&found)), (200, vec![dotted]), "{found}");
+    let (status, found) = search(app.addr, &format!("q={}", encoded(&format!("\"Ⱥ{} x\"", "a".repeat(37)))));
+    assert_eq!((status, ids(&found)), (200, vec![grown]), "{found}");
+    let (status, found) = search(app.addr, "q=pairs:x");
+    assert_eq!(status, 400, "the index's own field is not one to search: {found}");
 }
 
 #[test]

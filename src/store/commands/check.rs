@@ -151,7 +151,8 @@ pub fn check(dir: &Path, backend: &Backend) -> Result<CheckReport, StoreError> {
             .problems
             .push(format!("views checkpoint {checkpoint} is past the log's last event {previous}"));
     }
-    if dir.join(crate::store::projections::search::DIR).exists() {
+    let search = crate::store::projections::search::DIR;
+    if dir.join(search).exists() && crate::store::projections::search::laid_out_now(dir)? {
         search_problems(dir, log, &mut report.problems)?;
     }
     if views.redactions.all() != logged {

@@ -211,25 +211,59 @@ fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::corrupt(format!("search index: {what}: {e}"))
 }
 
+/// The index's layout: its schema and fields.
+fn schema() -> (Schema, Fields) {
+    let mut schema = Schema::builder();
+    let pairs = TextFieldIndexing::default().set_tokenizer(PAIRS).set_index_option(WithFreqs);
+    let fields = Fields {
+        id: schema.add_u64_field("id", INDEXED | STORED | FAST),
+        ts: schema.add_f64_field("ts", INDEXED | STORED),
+        channel: schema.add_text_field("channel", STRING | STORED),
+        sender: schema.add_text_field("sender", STRING | STORED),
+        text: schema.add_text_field("text", TEXT | STORED),
+        pairs: schema.add_text_field(PAIRS, TextOptions::default().set_indexing_options(pairs)),
+    };
+    (schema.build(), fields)
+}
+
+/// Where an index being removed goes first: a removal cut short leaves no part of it in `DIR`.
+const OLD_DIR: &str = "search.old";
+
+/// Removes `path` and everything in it; nothing there is fine.
+fn remove(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StoreError::io(format!("cannot remove {}", path.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Removes the index in `dir` (the data directory): renamed away first, then deleted.
+fn remove_index(dir: &Path) -> Result<(), StoreError> {
+    let (path, old) = (dir.join(DIR), dir.join(OLD_DIR));
+    match std::fs::rename(&path, &old) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StoreError::io(format!("cannot move {} away", path.display()), e))
+        }
+        _ => remove(&old),
+    }
+}
+
+/// Whether the index in `dir` (the data directory) has this version's layout; `check` compares
+/// only such an index with the log (an older one is indexed again at the next start).
+pub(crate) fn laid_out_now(dir: &Path) -> Result<bool, StoreError> {
+    let index = Index::open_in_dir(dir.join(DIR)).map_err(|e| failed("opening", e))?;
+    Ok(index.schema() == schema().0)
+}
+
 impl SearchIndex {
     /// Opens the index in `dir` (the data directory), creating it when there is none.
     pub(crate) fn open(dir: &Path) -> Result<SearchIndex, StoreError> {
-        let mut schema = Schema::builder();
-        let fields = Fields {
-            id: schema.add_u64_field("id", INDEXED | STORED | FAST),
-            ts: schema.add_f64_field("ts", INDEXED | STORED),
-            channel: schema.add_text_field("channel", STRING | STORED),
-            sender: schema.add_text_field("sender", STRING | STORED),
-            text: schema.add_text_field("text", TEXT | STORED),
-            pairs: schema.add_text_field(
-                PAIRS,
-                TextOptions::default().set_indexing_options(
-                    TextFieldIndexing::default().set_tokenizer(PAIRS).set_index_option(WithFreqs),
-                ),
-            ),
-        };
-        let schema = schema.build();
+        let (schema, fields) = schema();
         let path = dir.join(DIR);
+        // A removal cut short (below) leaves this: files no index tracks.
+        remove(&dir.join(OLD_DIR))?;
         let open = || {
             std::fs::create_dir_all(&path)
                 .map_err(|e| StoreError::io(format!("cannot create {}", path.display()), e))?;
@@ -241,8 +275,7 @@ impl SearchIndex {
             // An index of an older layout (before `pairs`): indexed again from the log, like a
             // new one.
             Err(tantivy::TantivyError::SchemaError(_)) => {
-                std::fs::remove_dir_all(&path)
-                    .map_err(|e| StoreError::io(format!("cannot remove {}", path.display()), e))?;
+                remove_index(dir)?;
                 open()?
             }
             opened => opened,
@@ -389,7 +422,7 @@ impl SearchIndex {
         // well formed; its terms give the snippets' highlights).
         let ast = tantivy::query_grammar::parse_query(&text).map_err(|_| SearchError::Query(text.clone()))?;
         let searched = parser
-            .build_query_from_user_input_ast(self.by_pairs(ast))
+            .build_query_from_user_input_ast(self.by_pairs(ast)?)
             .map_err(|e| SearchError::Query(e.to_string()))?;
         self.reader.reload().map_err(|e| failed("reloading", e))?;
         let searcher = self.reader.searcher();
@@ -440,44 +473,62 @@ impl SearchIndex {
     /// `query` with each phrase of the text field (two words or more, exact, nothing between
     /// them dropped by the tokenizer) looked up through its pairs: two words are the one pair;
     /// more must have every pair, and the words in place (the pairs may lie apart).
-    fn by_pairs(&self, query: UserInputAst) -> UserInputAst {
+    fn by_pairs(&self, query: UserInputAst) -> Result<UserInputAst, SearchError> {
         let literal = |leaf: UserInputLeaf| UserInputAst::Leaf(Box::new(leaf));
-        match query {
+        Ok(match query {
             UserInputAst::Clause(clauses) => UserInputAst::Clause(
-                clauses.into_iter().map(|(occur, q)| (occur, self.by_pairs(q))).collect(),
+                clauses
+                    .into_iter()
+                    .map(|(occur, q)| Ok((occur, self.by_pairs(q)?)))
+                    .collect::<Result<_, SearchError>>()?,
             ),
-            UserInputAst::Boost(q, boost) => UserInputAst::Boost(Box::new(self.by_pairs(*q)), boost),
+            UserInputAst::Boost(q, boost) => UserInputAst::Boost(Box::new(self.by_pairs(*q)?), boost),
             UserInputAst::Leaf(leaf) => match *leaf {
+                // The pairs are this index's own: not a field to search.
+                UserInputLeaf::Literal(l) if l.field_name.as_deref() == Some(PAIRS) => {
+                    return Err(SearchError::Query(format!("Field does not exist: '{PAIRS}'")))
+                }
                 UserInputLeaf::Literal(phrase)
                     if phrase.field_name.as_deref().is_none_or(|f| f == "text")
                         && phrase.slop == 0
                         && !phrase.prefix =>
                 {
-                    let words = match self.index.tokenizer_for_field(self.fields.text) {
-                        Ok(mut analyzer) => words(&mut analyzer, &phrase.phrase),
-                        Err(_) => Vec::new(),
-                    };
-                    if words.len() < 2 || !words.windows(2).all(adjacent) {
-                        return literal(UserInputLeaf::Literal(phrase));
+                    match self.pairs_of(&phrase) {
+                        Some(mut all) => {
+                            if all.len() > 1 {
+                                all.push((Some(Occur::Must), literal(UserInputLeaf::Literal(phrase))));
+                            }
+                            UserInputAst::Clause(all)
+                        }
+                        None => literal(UserInputLeaf::Literal(phrase)),
                     }
-                    let pair = |w: &[Token]| {
-                        let text = format!("{} {}", w[0].text, w[1].text);
-                        let pair = UserInputLiteral {
-                            field_name: Some(PAIRS.into()),
-                            phrase: text,
-                            ..phrase.clone()
-                        };
-                        (Some(Occur::Must), literal(UserInputLeaf::Literal(pair)))
-                    };
-                    let mut all: Vec<_> = words.windows(2).map(pair).collect();
-                    if words.len() > 2 {
-                        all.push((Some(Occur::Must), literal(UserInputLeaf::Literal(phrase))));
-                    }
-                    UserInputAst::Clause(all)
                 }
                 other => literal(other),
             },
+        })
+    }
+
+    /// The pairs of `phrase` as literals of the `pairs` field, each required: `None` when it is
+    /// one word, when the tokenizer dropped a word inside it, or when a pair would not come back
+    /// as the one same token from the pairs' tokenizer (lowercasing can change a word's length
+    /// or split it: "İ").
+    fn pairs_of(&self, phrase: &UserInputLiteral) -> Option<Vec<(Option<Occur>, UserInputAst)>> {
+        let mut words_of = self.index.tokenizer_for_field(self.fields.text).ok()?;
+        let mut pairs_of = self.index.tokenizer_for_field(self.fields.pairs).ok()?;
+        let found = words(&mut words_of, &phrase.phrase);
+        if found.len() < 2 || !found.windows(2).all(adjacent) {
+            return None;
         }
+        let pair = |w: &[Token]| {
+            let text = format!("{} {}", w[0].text, w[1].text);
+            let again = words(&mut pairs_of, &text);
+            (again.len() == 1 && again[0].text == text).then(|| {
+                let pair =
+                    UserInputLiteral { field_name: Some(PAIRS.into()), phrase: text, ..phrase.clone() };
+                (Some(Occur::Must), UserInputAst::Leaf(Box::new(UserInputLeaf::Literal(pair))))
+            })
+        };
+        found.windows(2).map(pair).collect()
     }
 
     /// How many messages the index holds.
@@ -549,13 +600,7 @@ pub(crate) fn spawn(
 
 /// Drops the index in `dir` and indexes the whole of `log` again (`rebuild`).
 pub(crate) fn rebuild(dir: &Path, log: &dyn EventLog) -> Result<u64, StoreError> {
-    let path = dir.join(DIR);
-    match std::fs::remove_dir_all(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(StoreError::io(format!("cannot remove {}", path.display()), e))
-        }
-        _ => {}
-    }
+    remove_index(dir)?;
     let index = SearchIndex::open(dir)?;
     let mut writer = index.writer()?;
     let last = log.last_id()?;
@@ -602,8 +647,13 @@ mod tests {
         commit.set_payload("7");
         commit.commit().unwrap();
         drop((writer, old));
+        // And what a removal cut short left.
+        std::fs::create_dir_all(dir.path().join(OLD_DIR)).unwrap();
+        std::fs::write(dir.path().join(OLD_DIR).join("x.idx"), "left").unwrap();
 
+        assert!(!laid_out_now(dir.path()).unwrap(), "check leaves it as it is");
         let index = SearchIndex::open(dir.path()).unwrap();
+        assert!(laid_out_now(dir.path()).unwrap() && !dir.path().join(OLD_DIR).exists());
         assert_eq!((index.checkpoint().unwrap(), index.count().unwrap()), (0, 0));
         assert!(index.index.schema().get_field(PAIRS).is_ok());
     }
