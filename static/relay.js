@@ -327,6 +327,11 @@
         if (page.more) {
           older.disabled = false;
           older.textContent = "Load older messages";
+        } else if (page.expired_before) {
+          const note = older.parentElement;
+          note.id = "expired-before";
+          note.className = "older empty";
+          note.textContent = "Older messages expired: this channel keeps a limited history.";
         } else {
           older.parentElement.remove();
         }

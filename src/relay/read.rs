@@ -21,8 +21,9 @@ pub struct Page {
     pub latest_id: u64,
     /// The views may be behind the log (nats mode, while the stream is not followed).
     pub stale: bool,
-    /// Set when the read started before the channel's kept history: its messages with lower
-    /// ids expired (retention).
+    /// Set when the read started before the channel's kept history (a tail or an older page:
+    /// when it reaches the oldest message kept): its messages with lower ids expired
+    /// (retention).
     pub expired_before: Option<u64>,
 }
 
@@ -137,7 +138,14 @@ impl Relay {
     async fn newest_before(&self, target: Name, before: u64, limit: usize) -> Result<Page, RelayError> {
         let (store, name) = (self.inner.store.clone(), target.as_str().to_owned());
         let messages = blocking(move || store.before(&name, before, limit)).await?;
-        Ok(self.page(target, messages, 0))
+        // Older messages expired matters once the page reaches the oldest one kept: when it
+        // holds fewer than asked for.
+        let full = messages.len() >= limit;
+        let mut page = self.page(target, messages, 0);
+        if full {
+            page.expired_before = None;
+        }
+        Ok(page)
     }
 
     /// Every message of `target` after `after` as it is committed: batches of up to `limit`,

@@ -85,10 +85,25 @@ fn a_channel_keeps_its_newest_messages_and_says_older_ones_expired() {
     // A read from inside the kept history says nothing of expiry; MCP says it too.
     let inside = page(addr, "ci-build", ci[ci.len() - 10]);
     assert_eq!((ids(&inside).len(), inside.get("expired_before")), (9, None));
+    // The newest messages alone say nothing of expiry; the page that reaches the oldest kept does.
+    let tail =
+        |limit: u64| call(addr, "GET", &format!("/api/messages?target=ci-build&limit={limit}"), "", None);
+    assert_eq!(tail(10).json().get("expired_before"), None, "{}", tail(10).text());
+    holds_newest(&tail(KEEP + 1).json(), &ci);
     let fetched = tool(addr, "", "fetch_messages", json!({"target": "ci-build", "since_id": 5, "limit": 3}));
     let fetched = &fetched["structuredContent"];
     assert_eq!(fetched["expired_before"], json!(ci[ci.len() - KEEP as usize]), "{fetched}");
     assert_eq!(fetched["messages"][0]["id"], json!(ci[ci.len() - KEEP as usize]), "{fetched}");
+    // The web UI: no "Load older" where history was cut, but a line saying so.
+    let shown = call(addr, "GET", "/c/ci-build", "", None).text();
+    assert!(shown.contains("Older messages expired") && !shown.contains("load-older"), "{shown}");
+    assert!(!call(addr, "GET", "/c/proj-x", "", None).text().contains("Older messages expired"));
+    let older =
+        call(addr, "GET", &format!("/c/ci-build/older?before={}", ci[ci.len() - 10]), "", None).json();
+    assert_eq!(
+        (older["more"].clone(), older["expired_before"].clone()),
+        (json!(false), json!(ci[ci.len() - KEEP as usize]))
+    );
     let listed = call(addr, "GET", "/api/channels", "", None).json();
     let count = listed["details"].as_array().unwrap().iter().find(|c| c["name"] == "ci-build").unwrap()
         ["count"]

@@ -1,7 +1,8 @@
 //! The web UI, rendered on the server from the handlebars templates in `views/`:
 //! - `GET /` the channel picker and how to connect an agent;
 //! - `GET /c/{channel}` the channel's newest page of messages and the post form;
-//! - `GET /c/{channel}/older?before=ID` the page above, as `{"html", "more"}`;
+//! - `GET /c/{channel}/older?before=ID` the page above, as `{"html", "more", "first_id",
+//!   "expired_before"}`;
 //! - `GET /c/{channel}/events?after=ID` new messages as Server-Sent Events (`id:` is the message
 //!   id, so a reconnecting browser resumes from `Last-Event-ID`);
 //!   The same stream carries the channel list as `channels` events;
@@ -109,7 +110,7 @@ async fn search_page(relay: Relay, ui: Arc<Ui>, caller: Caller, host: String, ra
             search: Some(search),
             signed_in: caller.name().map(str::to_owned),
         };
-        let body = tokio::task::spawn_blocking(move || render_page(&ui, &context, None, &[]))
+        let body = tokio::task::spawn_blocking(move || render_page(&ui, &context, None, &[], None))
             .await
             .map_err(|_| ApiError::Internal)??;
         Ok::<_, ApiError>(html(status, body))
@@ -235,16 +236,19 @@ async fn page(
         signed_in: caller.name().map(str::to_owned),
     };
     let result = async {
-        let messages = match (&channel, thread) {
+        let page = match (&channel, thread) {
             (Some(name), Some(root)) => {
-                relay.thread(name, root, 0, REST_MAX_LIMIT as usize, &caller).await?.messages
+                Some(relay.thread(name, root, 0, REST_MAX_LIMIT as usize, &caller).await?)
             }
-            (Some(name), None) => relay.tail(name, PAGE_SIZE + 1, &caller).await?.messages,
-            (None, _) => Vec::new(),
+            (Some(name), None) => Some(relay.tail(name, PAGE_SIZE + 1, &caller).await?),
+            (None, _) => None,
         };
-        tokio::task::spawn_blocking(move || render_page(&ui, &context, channel.as_deref(), &messages))
-            .await
-            .map_err(|_| ApiError::Internal)?
+        let (messages, expired_before) = page.map_or((Vec::new(), None), |p| (p.messages, p.expired_before));
+        tokio::task::spawn_blocking(move || {
+            render_page(&ui, &context, channel.as_deref(), &messages, expired_before)
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?
     };
     match result.await {
         Ok(body) => html(StatusCode::OK, body),
@@ -257,6 +261,7 @@ fn render_page(
     context: &PageContext,
     channel: Option<&str>,
     messages: &[StoredMessage],
+    expired_before: Option<u64>,
 ) -> Result<String, ApiError> {
     // A thread's page shows the whole thread; a channel's, its newest PAGE_SIZE messages.
     let page_size = if context.thread.is_some() { messages.len() } else { PAGE_SIZE };
@@ -278,6 +283,8 @@ fn render_page(
         "channels": context.channels,
         "messages": views,
         "more": more,
+        // Shown where "Load older" would be: the page reached the oldest message kept.
+        "expired_before": expired_before,
         "first_id": shown.first().map_or(0, |m| m.id),
         "last_id": shown.last().map_or(0, |m| m.id),
         "senders": senders,
@@ -306,13 +313,17 @@ async fn older(
     let before = Query::parse(query)?
         .id("before")?
         .ok_or_else(|| ApiError::BadRequest("before: is required".into()))?;
-    let messages = relay.before(&name, before, PAGE_SIZE + 1, &caller).await?.messages;
+    let page = relay.before(&name, before, PAGE_SIZE + 1, &caller).await?;
+    let (messages, expired_before) = (page.messages, page.expired_before);
     tokio::task::spawn_blocking(move || {
         let more = messages.len() > PAGE_SIZE;
         let shown = &messages[messages.len().saturating_sub(PAGE_SIZE)..];
         let html = render_messages(&ui, shown)?;
         let first_id = shown.first().map_or(before, |m| m.id);
-        Ok(warp::reply::json(&json!({"html": html, "more": more, "first_id": first_id})).into_response())
+        Ok(warp::reply::json(
+            &json!({"html": html, "more": more, "first_id": first_id, "expired_before": expired_before}),
+        )
+        .into_response())
     })
     .await
     .map_err(|_| ApiError::Internal)?
@@ -357,7 +368,7 @@ mod tests {
         };
         let json = r#"{"id":7,"ts":1795000000.5,"target":"<x> & \"y\"","sender":"<b>me</b>","text":"**hi**","source":"rest"}"#;
         let stored = StoredMessage::new(7, bytes::Bytes::from_static(json.as_bytes()));
-        let page = render_page(&ui(), &context, Some("<x> & \"y\""), &[stored]).unwrap();
+        let page = render_page(&ui(), &context, Some("<x> & \"y\""), &[stored], None).unwrap();
         assert!(page.contains(r#"href="/c/%3Cx%3E%20%26%20%22y%22""#), "{page}");
         assert!(
             page.contains("Signed in as <b>ana</b>") && page.contains(r#"value="ana" readonly"#),
