@@ -281,6 +281,9 @@ pub(crate) fn browser_checks(env: &[(&str, &str)], shots: &str) {
         "{chromium} is missing: run the tests with scripts/test, which installs chromium"
     );
     let work = tempfile::tempdir().unwrap();
+    // The script's channel with a limited history.
+    let env = [env, &[("CLAUDE_CODEX_RETENTION", r#"{"ui-kept": {"messages": 150}}"#)]].concat();
+    let env = env.as_slice();
     let relay = start_relay(work.path(), env);
     let addr = relay.addr;
     let script = node_dir.join("ui_browser.mjs");

@@ -369,6 +369,25 @@ try {
     all.includes(missedId) && all.indexOf(afterId) === all.length - 1, all.slice(-5));
   check("still the same document", await page.evaluate(() => window.__sameDocument === true));
 
+  // A channel that keeps 150 messages (the test's retention setting): 200 posted, the last older
+  // page says the older ones expired where "Load older" was.
+  for (let i = 1; i <= 200; i++) await post(`kept line ${i}`, "codex", "ui-kept");
+  let keptTail = null;
+  for (let tries = 0; tries < 50; tries++) {
+    keptTail = await (await fetch(`${base}/api/messages?target=ui-kept&limit=200`)).json();
+    if (keptTail.messages.length === 150) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  check("retention keeps 150 of 200", keptTail.messages.length === 150 && keptTail.expired_before > 0, keptTail.expired_before);
+  await page.goto(`${base}/c/ui-kept`);
+  check("no expiry note while older pages remain", (await page.locator("#expired-before").count()) === 0);
+  await page.getByRole("button", { name: "Load older messages" }).click();
+  await page.waitForSelector("#expired-before", { timeout: 5000 });
+  check("the last older page says the older messages expired",
+    /Older messages expired/.test(await page.locator("#expired-before").textContent()) &&
+    (await page.locator("#load-older").count()) === 0 &&
+    (await page.locator("#messages > .msg").count()) === 150);
+
   // The choice survives a reload.
   await page.reload();
   check("theme choice remembered", (await pageBg()) === darkBg);
