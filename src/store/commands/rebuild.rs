@@ -76,5 +76,6 @@ fn rebuild_archive(
     checkpoint.set(0)?;
     let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
     archive.follow(log, &mut Default::default(), checkpoint, 0, log.last_id()?)?;
-    Ok(())
+    // Lines of messages the log still holds though they expired (a NATS stream keeps them).
+    archive.sweep_when_due().map_err(archive_error)
 }

@@ -13,6 +13,12 @@
 //! current one or a rotated one): "redacted by NAME: REASON" padded with spaces to the text's
 //! length (spaces only when it does not fit), so no byte of the text stays and every other line
 //! stays where it was. Done again after a crash, it writes the same bytes.
+//!
+//! Expired messages (`MessagesExpired`, retention) have their lines' text overwritten the same
+//! way, with "expired", by a sweep over every archive file ([`Archive::sweep`]): right after the
+//! first expiry, then at most once a minute (a sweep reads the whole archive), on this thread.
+//! What is left to sweep lives in memory; on start it is taken from the channel views (each
+//! channel's expiry), so a crash only delays it.
 
 use crate::event::Event;
 use crate::message::{overwrite_text, Message};
@@ -30,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// Events read from the log per batch of lines.
 const CHUNK: usize = 1024;
@@ -77,9 +84,38 @@ fn repair_and_last_id(path: &Path) -> io::Result<Option<u64>> {
     Ok(text.lines().next_back().and_then(id_of_line))
 }
 
+/// An expired message's text in its archive line.
+const EXPIRED_TEXT: &str = "expired";
+/// Sweeps for expired lines are at most this often: each reads the whole archive.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 pub(crate) struct Archive {
     config: ArchiveConfig,
     file: Rotating,
+    /// Each channel's expiry (the id up to which its messages expired) still to sweep.
+    expired: HashMap<String, u64>,
+    /// Each channel's expiry the last sweep overwrote the lines of.
+    swept: HashMap<String, u64>,
+    last_sweep: Option<Instant>,
+}
+
+/// What [`Archive::edit_lines`] does after a line.
+enum Line {
+    Kept,
+    /// Changed in place: to be written back; `last` when no other line is to change.
+    Changed {
+        last: bool,
+    },
+    /// The rest of this file is newer than any line to change (lines are in id order).
+    RestNewer,
+}
+
+/// The id and channel of an archive line's message (its JSON, read without copying the text).
+#[derive(serde::Deserialize)]
+struct LineHead<'a> {
+    id: u64,
+    #[serde(borrow)]
+    target: std::borrow::Cow<'a, str>,
 }
 
 impl Archive {
@@ -94,7 +130,14 @@ impl Archive {
                 last = repair_and_last_id(&newest)?;
             }
         }
-        Ok((Archive { config: config.clone(), file }, last))
+        let archive = Archive {
+            config: config.clone(),
+            file,
+            expired: HashMap::new(),
+            swept: HashMap::new(),
+            last_sweep: None,
+        };
+        Ok((archive, last))
     }
 
     /// Deletes the archive and its backups (for a rebuild).
@@ -125,6 +168,7 @@ impl Archive {
                 Event::MessageRedacted(r) => {
                     redacted.insert(r.message, r.tombstone_text());
                 }
+                Event::MessagesExpired(x) => self.expire(&x.target, x.upto),
                 _ => {}
             }
         }
@@ -135,31 +179,44 @@ impl Archive {
     /// Overwrites the text of each message in `redacted` with what it maps to, in the files
     /// whose lines hold them (newest file first), and syncs each file it changed.
     fn erase(&self, mut redacted: HashMap<u64, String>) -> io::Result<()> {
+        if redacted.is_empty() {
+            return Ok(());
+        }
+        self.edit_lines(|json| {
+            let id = serde_json::from_slice::<LineHead>(json).ok().map(|h| h.id);
+            match id.and_then(|id| redacted.remove(&id)) {
+                Some(with) if overwrite_text(json, &with) => Line::Changed { last: redacted.is_empty() },
+                _ => Line::Kept,
+            }
+        })
+    }
+
+    /// Goes through the lines of every archive file, newest file first, handing `edit` each
+    /// line's JSON (the message) to change in place; writes back the lines it changed and syncs
+    /// each file it changed.
+    fn edit_lines(&self, mut edit: impl FnMut(&mut [u8]) -> Line) -> io::Result<()> {
         let files =
             std::iter::once(self.config.path.clone()).chain(backups(&self.config.path, self.config.backups));
         for path in files {
-            if redacted.is_empty() {
-                break;
-            }
             let mut bytes = match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            let mut file = None;
-            let mut at = 0;
-            while at < bytes.len() && !redacted.is_empty() {
+            let (mut file, mut at, mut last) = (None, 0, false);
+            while at < bytes.len() && !last {
                 let end = bytes[at..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |n| at + n);
-                let id = std::str::from_utf8(&bytes[at..end]).ok().and_then(id_of_line);
-                if let Some(with) = id.and_then(|id| redacted.remove(&id)) {
-                    let json = at + bytes[at..end].iter().position(|&b| b == b'{').unwrap_or(0);
-                    if overwrite_text(&mut bytes[json..end], &with) {
-                        if file.is_none() {
-                            file = Some(std::fs::OpenOptions::new().write(true).open(&path)?);
-                        }
-                        if let Some(file) = &file {
-                            std::os::unix::fs::FileExt::write_all_at(file, &bytes[json..end], json as u64)?;
-                        }
+                let json = at + bytes[at..end].iter().position(|&b| b == b'{').unwrap_or(end - at);
+                match edit(&mut bytes[json..end]) {
+                    Line::Kept => {}
+                    Line::RestNewer => break,
+                    Line::Changed { last: no_more } => {
+                        let file = match &mut file {
+                            Some(file) => file,
+                            None => file.insert(std::fs::OpenOptions::new().write(true).open(&path)?),
+                        };
+                        std::os::unix::fs::FileExt::write_all_at(file, &bytes[json..end], json as u64)?;
+                        last = no_more;
                     }
                 }
                 at = end + 1;
@@ -167,8 +224,51 @@ impl Archive {
             if let Some(file) = file {
                 file.sync_data()?;
             }
+            if last {
+                break;
+            }
         }
         Ok(())
+    }
+
+    /// Notes that `channel`'s messages up to `upto` expired: the next sweep overwrites them.
+    fn expire(&mut self, channel: &str, upto: u64) {
+        let at = self.expired.entry(channel.to_owned()).or_default();
+        *at = (*at).max(upto);
+    }
+
+    /// Overwrites the text of the expired messages' lines in every archive file, when an expiry
+    /// is left to sweep and the last sweep was [`SWEEP_EVERY`] ago (or none was).
+    pub(crate) fn sweep_when_due(&mut self) -> io::Result<()> {
+        let due = self.last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_EVERY);
+        if !due || self.expired.iter().all(|(channel, upto)| self.swept.get(channel) >= Some(upto)) {
+            return Ok(());
+        }
+        self.last_sweep = Some(Instant::now());
+        let expiries = self.expired.clone();
+        self.sweep(&expiries)?;
+        self.swept = expiries;
+        Ok(())
+    }
+
+    /// Overwrites with [`EXPIRED_TEXT`] the text of each line whose message `expiries` covers,
+    /// in every archive file, and syncs each file it changed.
+    fn sweep(&self, expiries: &HashMap<String, u64>) -> io::Result<()> {
+        let newest_expired = expiries.values().copied().max().unwrap_or(0);
+        self.edit_lines(|json| {
+            let Ok(head) = serde_json::from_slice::<LineHead>(json) else { return Line::Kept };
+            if head.id > newest_expired {
+                return Line::RestNewer;
+            }
+            if expiries.get(head.target.as_ref()).is_none_or(|&upto| head.id > upto) {
+                return Line::Kept;
+            }
+            let before = json.to_vec();
+            match overwrite_text(json, EXPIRED_TEXT) && before != json {
+                true => Line::Changed { last: false },
+                false => Line::Kept,
+            }
+        })
     }
 
     /// Writes every event after `from` up to `upto` (from the groups `fed` when they hold them,
@@ -223,10 +323,20 @@ impl Checkpoint {
     }
 }
 
-/// Opens the archive; returns it with the id it is written up to.
-fn open_at_checkpoint(checkpoint: &Checkpoint, config: &ArchiveConfig) -> Result<(Archive, u64), StoreError> {
-    let (archive, last_in_file) = Archive::open(config)
+/// Opens the archive; returns it with the id it is written up to. Every channel's expiry is
+/// left to sweep: a crash may have come before the sweep.
+fn open_at_checkpoint(
+    checkpoint: &Checkpoint,
+    shared: &Shared,
+    config: &ArchiveConfig,
+) -> Result<(Archive, u64), StoreError> {
+    let (mut archive, last_in_file) = Archive::open(config)
         .map_err(|e| StoreError::io(format!("cannot open the archive {}", config.path.display()), e))?;
+    for (channel, record) in shared.published.read().unwrap_or_else(|p| p.into_inner()).iter() {
+        if record.expired > 0 {
+            archive.expire(channel, record.expired);
+        }
+    }
     Ok((archive, checkpoint.get()?.max(last_in_file.unwrap_or(0))))
 }
 
@@ -238,7 +348,7 @@ pub(crate) fn spawn(
     groups: Groups,
 ) -> Result<thread::JoinHandle<()>, StoreError> {
     let checkpoint = Checkpoint::open(&shared.db)?;
-    let (archive, mut done) = open_at_checkpoint(&checkpoint, config)?;
+    let (archive, mut done) = open_at_checkpoint(&checkpoint, &shared, config)?;
     // `None` after a failure, until it is opened again.
     let mut archive = Some(archive);
     // What the views hold now (in nats mode before the stream is reached, less than it).
@@ -256,6 +366,11 @@ pub(crate) fn spawn(
             Ok(Ok(at)) => {
                 done = at;
                 shared.archived.store(done, Ordering::Relaxed);
+                let swept = archive.as_mut().map_or(Ok(()), Archive::sweep_when_due);
+                if let Err(e) = swept {
+                    // Tried again with the next group after a minute.
+                    error!(shared.logger, "archive: expired lines not overwritten yet"; "error" => %e);
+                }
                 None
             }
             Ok(Err(e)) => Some(e.to_string()),
@@ -267,7 +382,7 @@ pub(crate) fn spawn(
             error!(shared.logger, "archive behind the log"; "error" => error, "at" => done);
             // Closed first: its lock goes with it, and the new one takes it.
             archive = None;
-            match open_at_checkpoint(&checkpoint, &config) {
+            match open_at_checkpoint(&checkpoint, &shared, &config) {
                 Ok((reopened, at)) => (archive, done) = (Some(reopened), at),
                 Err(e) => error!(shared.logger, "cannot reopen the archive"; "error" => %e),
             }
