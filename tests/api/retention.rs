@@ -98,6 +98,8 @@ fn a_channel_keeps_its_newest_messages_and_says_older_ones_expired() {
     let shown = call(addr, "GET", "/c/ci-build", "", None).text();
     assert!(shown.contains("Older messages expired") && !shown.contains("load-older"), "{shown}");
     assert!(!call(addr, "GET", "/c/proj-x", "", None).text().contains("Older messages expired"));
+    let thread = call(addr, "GET", &format!("/c/ci-build/t/{}", ci[ci.len() - 1]), "", None).text();
+    assert!(thread.contains("Thread of") && !thread.contains("Older messages expired"), "{thread}");
     let older =
         call(addr, "GET", &format!("/c/ci-build/older?before={}", ci[ci.len() - 10]), "", None).json();
     assert_eq!(

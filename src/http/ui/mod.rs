@@ -236,14 +236,18 @@ async fn page(
         signed_in: caller.name().map(str::to_owned),
     };
     let result = async {
-        let page = match (&channel, thread) {
+        // A thread whose root is kept has all its replies (newer): only a channel's page says
+        // older messages expired.
+        let (messages, expired_before) = match (&channel, thread) {
             (Some(name), Some(root)) => {
-                Some(relay.thread(name, root, 0, REST_MAX_LIMIT as usize, &caller).await?)
+                (relay.thread(name, root, 0, REST_MAX_LIMIT as usize, &caller).await?.messages, None)
             }
-            (Some(name), None) => Some(relay.tail(name, PAGE_SIZE + 1, &caller).await?),
-            (None, _) => None,
+            (Some(name), None) => {
+                let page = relay.tail(name, PAGE_SIZE + 1, &caller).await?;
+                (page.messages, page.expired_before)
+            }
+            (None, _) => (Vec::new(), None),
         };
-        let (messages, expired_before) = page.map_or((Vec::new(), None), |p| (p.messages, p.expired_before));
         tokio::task::spawn_blocking(move || {
             render_page(&ui, &context, channel.as_deref(), &messages, expired_before)
         })

@@ -108,6 +108,8 @@ enum Line {
     },
     /// The rest of this file is newer than any line to change (lines are in id order).
     RestNewer,
+    /// No line in any file is left to change.
+    Done,
 }
 
 /// The id and channel of an archive line's message (its JSON, read without copying the text).
@@ -186,6 +188,7 @@ impl Archive {
             let id = serde_json::from_slice::<LineHead>(json).ok().map(|h| h.id);
             match id.and_then(|id| redacted.remove(&id)) {
                 Some(with) if overwrite_text(json, &with) => Line::Changed { last: redacted.is_empty() },
+                Some(_) if redacted.is_empty() => Line::Done,
                 _ => Line::Kept,
             }
         })
@@ -210,6 +213,7 @@ impl Archive {
                 match edit(&mut bytes[json..end]) {
                     Line::Kept => {}
                     Line::RestNewer => break,
+                    Line::Done => last = true,
                     Line::Changed { last: no_more } => {
                         let file = match &mut file {
                             Some(file) => file,
@@ -246,21 +250,24 @@ impl Archive {
         }
         self.last_sweep = Some(Instant::now());
         let expiries = self.expired.clone();
-        self.sweep(&expiries)?;
+        self.sweep(&expiries, &self.swept)?;
         self.swept = expiries;
         Ok(())
     }
 
-    /// Overwrites with [`EXPIRED_TEXT`] the text of each line whose message `expiries` covers,
-    /// in every archive file, and syncs each file it changed.
-    fn sweep(&self, expiries: &HashMap<String, u64>) -> io::Result<()> {
+    /// Overwrites with [`EXPIRED_TEXT`] the text of each line whose message `expiries` covers
+    /// and `swept` (what an earlier sweep did) does not, in every archive file, and syncs each
+    /// file it changed.
+    fn sweep(&self, expiries: &HashMap<String, u64>, swept: &HashMap<String, u64>) -> io::Result<()> {
         let newest_expired = expiries.values().copied().max().unwrap_or(0);
         self.edit_lines(|json| {
             let Ok(head) = serde_json::from_slice::<LineHead>(json) else { return Line::Kept };
             if head.id > newest_expired {
                 return Line::RestNewer;
             }
-            if expiries.get(head.target.as_ref()).is_none_or(|&upto| head.id > upto) {
+            let channel = head.target.as_ref();
+            let done = swept.get(channel).is_some_and(|&upto| head.id <= upto);
+            if done || expiries.get(channel).is_none_or(|&upto| head.id > upto) {
                 return Line::Kept;
             }
             let before = json.to_vec();
@@ -359,18 +366,20 @@ pub(crate) fn spawn(
     let spawned = thread::Builder::new().name("relay-archive".into()).spawn(move || loop {
         // A panic in the rotating writer must not end the archive for the rest of the run.
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match archive.as_mut() {
-            Some(archive) => archive.follow(&*shared.log, &mut fed, &checkpoint, done, upto),
+            Some(archive) => {
+                let at = archive.follow(&*shared.log, &mut fed, &checkpoint, done, upto)?;
+                if let Err(e) = archive.sweep_when_due() {
+                    // Tried again with the next group after a minute.
+                    error!(shared.logger, "archive: expired lines not overwritten yet"; "error" => %e);
+                }
+                Ok(at)
+            }
             None => Err(StoreError::Crashed("the archive could not be opened again".into())),
         }));
         let error = match step {
             Ok(Ok(at)) => {
                 done = at;
                 shared.archived.store(done, Ordering::Relaxed);
-                let swept = archive.as_mut().map_or(Ok(()), Archive::sweep_when_due);
-                if let Err(e) = swept {
-                    // Tried again with the next group after a minute.
-                    error!(shared.logger, "archive: expired lines not overwritten yet"; "error" => %e);
-                }
                 None
             }
             Ok(Err(e)) => Some(e.to_string()),
