@@ -153,12 +153,7 @@ impl Database {
 
     /// Makes everything written so far durable: the blocks, then the database that names them.
     pub(super) fn flush(&self) -> Result<(), StoreError> {
-        self.channel_views.sync_blocks(true)?;
-        self.db.flush()?;
-        // Again: blocks dropped before the first flush are punched now that it is durable.
-        self.channel_views.sync_blocks(true)?;
-        self.db.flush()?;
-        Ok(())
+        self.channel_views.flush(&self.db)
     }
 
     /// Flushes, closes the database and opens it again, keeping the lock: sled keeps what a

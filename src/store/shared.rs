@@ -54,12 +54,7 @@ impl Shared {
 
     /// Makes what the projections wrote durable: the blocks, then the database that names them.
     pub(super) fn flush_projections(&self) -> Result<(), StoreError> {
-        self.channel_views.sync_blocks(true)?;
-        self.db.flush()?;
-        // Again: blocks dropped before the first flush are punched now that it is durable.
-        self.channel_views.sync_blocks(true)?;
-        self.db.flush()?;
-        Ok(())
+        self.channel_views.flush(&self.db)
     }
 
     /// With the `faults` feature, whether an armed fault fails the projector's next write.

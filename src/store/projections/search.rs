@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use std::ops::Bound::{Included, Unbounded};
 use std::path::Path;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, QueryParserError, RangeQuery, TermQuery};
 use tantivy::query_grammar::{UserInputAst, UserInputLeaf, UserInputLiteral};
 use tantivy::schema::IndexRecordOption::{Basic, WithFreqs};
 use tantivy::schema::{
@@ -417,13 +417,14 @@ impl SearchIndex {
             }
             None => query.to_owned(),
         };
-        let parsed = parser.parse_query(&text).map_err(|e| SearchError::Query(e.to_string()))?;
-        // The same query with its phrases looked up by their pairs (the parse above said it is
-        // well formed; its terms give the snippets' highlights).
-        let ast = tantivy::query_grammar::parse_query(&text).map_err(|_| SearchError::Query(text.clone()))?;
-        let searched = parser
-            .build_query_from_user_input_ast(self.by_pairs(ast)?)
-            .map_err(|e| SearchError::Query(e.to_string()))?;
+        let ast = tantivy::query_grammar::parse_query(&text)
+            .map_err(|_| SearchError::Query(QueryParserError::SyntaxError(text.clone()).to_string()))?;
+        let build =
+            |ast| parser.build_query_from_user_input_ast(ast).map_err(|e| SearchError::Query(e.to_string()));
+        // The query as written gives the snippets' highlights (its terms); the one searched
+        // looks its phrases up by their pairs.
+        let parsed = build(ast.clone())?;
+        let searched = build(self.by_pairs(ast)?)?;
         self.reader.reload().map_err(|e| failed("reloading", e))?;
         let searcher = self.reader.searcher();
         let top = TopDocs::with_limit(limit.max(1));

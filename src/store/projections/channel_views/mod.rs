@@ -471,6 +471,17 @@ impl ChannelViews {
         self.blocks.sync(durable)
     }
 
+    /// Makes the views durable: the blocks, then `db` (the database holding the views) that
+    /// names them; twice, so the blocks dropped before the first flush are punched once it
+    /// made the views without them durable.
+    pub(crate) fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+        for _ in 0..2 {
+            self.sync_blocks(true)?;
+            db.flush()?;
+        }
+        Ok(())
+    }
+
     /// Whether blocks were written since the last sync of the blocks file.
     #[cfg(test)]
     pub(crate) fn blocks_unsynced(&self) -> bool {
