@@ -191,6 +191,20 @@ impl MessageRedacted {
     pub fn tombstone_text(&self) -> String {
         self.redacted().text()
     }
+
+    /// The message's record as a log that rewrites it keeps it: its text the tombstone's.
+    pub fn tombstone(&self) -> Message {
+        Message {
+            id: self.message,
+            ts: self.post.ts,
+            target: self.target.clone(),
+            sender: self.post.sender.clone(),
+            text: self.tombstone_text(),
+            source: self.post.source,
+            reply_to: self.post.reply_to,
+            redacted: None,
+        }
+    }
 }
 
 /// What happened to a principal. Applying these is deterministic (the first `Added` of a name

@@ -138,7 +138,8 @@ impl Inner {
         match unreached {
             Some(nats) => threads.push(recovery::attach(nats, shared.clone(), last_id, channels, followers)?),
             None => {
-                log.follow(last_id, Projector::new(shared.clone(), channels, followers).into_follower())?
+                log.follow(last_id, Projector::new(shared.clone(), channels, followers).into_follower())?;
+                shared.erase_redacted()?;
             }
         }
         Ok(Inner {

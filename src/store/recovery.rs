@@ -8,7 +8,7 @@ use crate::store::database::{db_dir, Database, Options};
 use crate::store::event_log::nats::NatsLog;
 use crate::store::event_log::EventLog;
 use crate::store::projections::channel_views::{ChannelViews, Channels};
-use crate::store::projections::projector::{GroupSender, Projector};
+use crate::store::projections::projector::{redacted, GroupSender, Projector};
 use crate::store::shared::Shared;
 use crate::store::StoreError;
 use slog::{error, info, warn, Logger};
@@ -115,6 +115,7 @@ pub(crate) fn catch_up(
         checkpoint = last.id();
         // The log forgets what expired again: a crash may have kept those records.
         log.forget(&views.apply(&events, &mut channels)?)?;
+        log.erase(&redacted(&events))?;
         replayed += events.len() as u64;
         progress(checkpoint, last_id);
     }
@@ -191,6 +192,7 @@ pub(crate) fn attach(
         if log.follow(checkpoint, projector.into_follower()).is_ok() {
             shared.following.store(true, Ordering::Release);
             info!(shared.logger, "the channel views follow the stream"; "from" => checkpoint);
+            let _ = shared.erase_redacted();
         }
     };
     thread::Builder::new()

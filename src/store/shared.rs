@@ -58,6 +58,13 @@ impl Shared {
     }
 
     /// With the `faults` feature, whether an armed fault fails the projector's next write.
+    /// Erases again the records of every message the views know redacted (a log that
+    /// erases after its views applied a redaction may have been stopped in between).
+    pub(super) fn erase_redacted(&self) -> Result<(), StoreError> {
+        let ids: Vec<u64> = self.channel_views.redactions.all().into_keys().collect();
+        self.log.erase(&ids)
+    }
+
     pub(super) fn injected_write_fault(&self) -> Result<(), StoreError> {
         #[cfg(feature = "faults")]
         self.faults.check(FaultOp::Write)?;

@@ -205,6 +205,36 @@ fn two_instances_serve_one_log_and_wake_each_other() {
     eprintln!("a redaction through A showed on B after {:?}", started.elapsed());
     let found = request(b.addr, "GET", "/api/search?q=through", &[], None).json();
     assert_eq!(found["hits"], json!([]), "{found}");
+
+    // The message's record leaves the stream's files on every server at once, and the
+    // replicas' raft logs at JetStream's next snapshot of the stream (every 2 minutes at most).
+    let started = Instant::now();
+    let in_files = |within: Duration, raft_logs: bool| loop {
+        let holding: Vec<String> = helpers::files_holding(cluster.dir(), b"through B")
+            .into_iter()
+            .filter(|f| raft_logs || !f.contains("/_js_/"))
+            .collect();
+        if holding.is_empty() || started.elapsed() > within {
+            break holding;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        in_files(Duration::from_secs(10), false),
+        Vec::<String>::new(),
+        "the streams' files hold the text"
+    );
+    eprintln!("the redacted text left the streams' files after {:?}", started.elapsed());
+    // An instance started after that serves the tombstone, made from the redaction.
+    let work_c = tempfile::tempdir().unwrap();
+    let c = start_relay(work_c.path(), &nats_env(&cluster.urls[2]));
+    caught_up(c.addr, last);
+    let (on_a, on_c) =
+        (request(a.addr, "GET", "/api/export", &[], None), request(c.addr, "GET", "/api/export", &[], None));
+    assert!(on_c.text().contains("redacted by anonymous: test"), "{}", on_c.text());
+    assert_eq!(on_a.body, on_c.body, "an instance started after the erasure exports the same");
+    assert_eq!(in_files(Duration::from_secs(180), true), Vec::<String>::new(), "the raft logs hold the text");
+    eprintln!("the redacted text left the raft logs after {:?}", started.elapsed());
 }
 
 #[test]
@@ -484,15 +514,18 @@ fn a_sled_store_moves_to_a_stream_by_export_then_import_keeping_ids() {
     assert_eq!(from_command.stdout, export.stdout);
     assert_eq!(post(relay.addr, "a.b", "after the move"), 6);
 
-    // A file whose ids do not run 1..N cannot keep them in a stream: refused, naming the line.
+    // A file whose ids have gaps keeps them in a stream: the gaps' sequences are taken by
+    // records erased at once.
     let gappy = work.path().join("gappy.jsonl");
     let lines: Vec<&str> = std::str::from_utf8(&export.stdout).unwrap().lines().collect();
-    std::fs::write(&gappy, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+    let kept = format!("{}\n{}\n", lines[0], lines[2]);
+    std::fs::write(&gappy, &kept).unwrap();
     let mut other = nats_env(&cluster.urls[1]);
     other[2] = ("CLAUDE_CODEX_NATS_STREAM", "OTHER");
-    let refused = relay_command(work.path(), &["import", "gappy.jsonl"], &other).output().unwrap();
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success() && stderr.contains("gappy.jsonl:2: id 3 where 2 was next"), "{stderr}");
+    let imported = relay_command(work.path(), &["import", "gappy.jsonl"], &other).output().unwrap();
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    let from_command = relay_command(work.path(), &["export"], &other).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&from_command.stdout), kept, "the same ids, the gap's left out");
 }
 
 /// Kill cycles in CI; `RELAY_NATS_KILL_CYCLES` asks for more.
@@ -779,4 +812,56 @@ fn a_revoke_through_one_instance_is_refused_by_the_other_within_a_second() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(as_(&codex, c.addr, "GET", "/api/channels", None).status, 401, "still revoked");
+}
+
+/// Retention in nats mode: the expired messages' records leave the stream (its files; the raft
+/// logs at the next snapshot), reads say they expired, `check` stays sound, and an instance
+/// started afterwards serves the same kept history.
+#[test]
+fn retention_erases_expired_records_from_the_stream() {
+    let cluster = Cluster::start();
+    let (work, later) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut env = nats_env(&cluster.urls[0]).to_vec();
+    env.push(("CLAUDE_CODEX_RETENTION", r#"{"short": {"messages": 5}}"#));
+    let relay = start_relay(work.path(), &env);
+    for i in 0..30 {
+        post(relay.addr, "short", &format!("short-lived {i:02}"));
+    }
+    let last = post(relay.addr, "long", "kept for good");
+    let page =
+        |addr: SocketAddr| request(addr, "GET", "/api/messages?target=short&since_id=0", &[], None).json();
+    let started = Instant::now();
+    let in_files = |text: &str| {
+        let holding = helpers::files_holding(cluster.dir(), text.as_bytes());
+        holding.into_iter().filter(|f| !f.contains("/_js_/")).collect::<Vec<_>>()
+    };
+    while !in_files("short-lived 00").is_empty() || !in_files("short-lived 24").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "expired records stay: {:?}",
+            in_files("short-lived 00")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("expired records left the streams' files after {:?}", started.elapsed());
+    assert!(!in_files("short-lived 25").is_empty(), "a kept message's record stays");
+    let kept = page(relay.addr);
+    let texts: Vec<&str> =
+        kept["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(
+        texts,
+        ["short-lived 25", "short-lived 26", "short-lived 27", "short-lived 28", "short-lived 29"]
+    );
+    assert_eq!(kept["expired_before"], 26, "{kept}");
+    drop(relay);
+    let out = relay_command(work.path(), &["check", "--data-dir", "data"], &env).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = start_relay(later.path(), &env);
+    caught_up(fresh.addr, last);
+    assert_eq!(page(fresh.addr), kept, "an instance started after the erasure serves the same");
 }

@@ -4,7 +4,7 @@
 //! `rebuild` and export then import; bad redactions are refused with nothing changed; with
 //! principals, only the sender, a person who may post there, or an admin may redact.
 
-use crate::helpers::{relay_command, request, start_relay, Reply};
+use crate::helpers::{files_holding, relay_command, request, start_relay, Reply};
 use crate::principals::{add, call, tool};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -228,24 +228,6 @@ fn with_principals_the_sender_a_person_who_may_post_or_an_admin_redacts() {
 fn tombstones_in(addr: SocketAddr, credential: &str) -> Vec<Value> {
     let page = ok(call(addr, "GET", "/api/messages?target=proj-x", credential, None), 200);
     tombstones_of(page["messages"].as_array().unwrap())
-}
-
-/// The files under `dir` whose bytes hold `needle`, by path.
-fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
 }
 
 /// Waits up to `limit` for no file under `dir` but sled's own (`data/db`) to hold `needle`;

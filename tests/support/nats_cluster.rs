@@ -109,6 +109,11 @@ impl Cluster {
         cluster
     }
 
+    /// The folder of the nodes' configurations and stores (node N's store is `nN`).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The last lines of each node's log.
     pub fn logs(&self) -> String {
         (0..self.nodes.len())

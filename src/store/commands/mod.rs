@@ -354,29 +354,17 @@ pub fn import(
 }
 
 /// Appends an export to an empty NATS JetStream stream (nats mode), keeping ids, timestamps and
-/// sources. The stream numbers messages itself, so the ids must run 1, 2, 3... without a gap;
-/// the whole file is checked for that before anything is stored, and each message is
-/// published on condition that the stream's last sequence is the id before it.
+/// sources. The stream numbers messages itself: each message is published on condition that
+/// the stream's last sequence is the id before it, and the ids of a gap (messages that expired,
+/// or a crash's lost reservations in a sled log) are taken by records erased at once.
 fn import_stream(
     config: &NatsSettings,
     path: &Path,
     max_text_bytes: usize,
 ) -> Result<ImportReport, ImportError> {
-    let shown = path.display().to_string();
-    for (expected, item) in (1u64..).zip(read_export(path, &|_| None)?) {
-        let (line, event) = item?;
-        if event.id() != expected {
-            return Err(ImportError::Line {
-                path: shown,
-                line,
-                reason: format!(
-                    "id {} where {expected} was next: a stream numbers its messages 1, 2, 3... itself, so an \
-                     import into one keeps ids only when they run without gaps (import a file with gaps into \
-                     a sled data dir instead)",
-                    event.id()
-                ),
-            });
-        }
+    // The whole file is checked before anything is stored.
+    for item in read_export(path, &|_| None)? {
+        item?;
     }
     let log = NatsLog::connect(config, max_text_bytes, crate::usage_log::discard())?;
     let last = log.last_id()?;
@@ -385,10 +373,16 @@ fn import_stream(
         return Err(ImportError::NotEmpty { dir: into, last });
     }
     let mut report = ImportReport { imported: 0, skipped: 0, into };
+    let mut next = 1;
     for item in read_export(path, &|_| None)? {
         let (_, event) = item?;
+        let id = event.id();
+        if id > next {
+            log.import_gap(next, id - 1)?;
+        }
         log.import(event)?;
         report.imported += 1;
+        next = id + 1;
     }
     Ok(report)
 }

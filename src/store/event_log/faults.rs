@@ -165,6 +165,10 @@ impl EventLog for FaultyLog {
         self.inner.forget(ids)
     }
 
+    fn erase(&self, ids: &[u64]) -> Result<(), StoreError> {
+        self.inner.erase(ids)
+    }
+
     fn close(&self) -> Result<(), StoreError> {
         self.inner.close()
     }

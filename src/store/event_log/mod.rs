@@ -65,8 +65,15 @@ pub(crate) trait EventLog: Send + Sync {
     }
 
     /// Deletes the records of messages that expired (`MessagesExpired`), once the views
-    /// dropped them. A NATS stream keeps them for now: it is made with deletes denied.
+    /// dropped them.
     fn forget(&self, _ids: &[u64]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Erases the records of messages the views applied redactions of, for a log that does
+    /// not rewrite them as it appends the redaction (a NATS stream deletes them, and its reads
+    /// give their tombstones back).
+    fn erase(&self, _ids: &[u64]) -> Result<(), StoreError> {
         Ok(())
     }
 

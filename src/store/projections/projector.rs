@@ -101,6 +101,15 @@ pub(crate) fn events_after(
     Ok(events)
 }
 
+/// The messages `events` redact.
+pub(crate) fn redacted(events: &[Event]) -> Vec<u64> {
+    let message = |e: &Event| match e {
+        Event::MessageRedacted(r) => Some(r.message),
+        _ => None,
+    };
+    events.iter().filter_map(message).collect()
+}
+
 pub(crate) struct Projector {
     shared: Arc<Shared>,
     channels: Channels,
@@ -140,6 +149,7 @@ impl Projector {
         // deletes without that batch); a crash before leaves the records in the log, where
         // `check` accepts them and export carries them (docs/reliability.md).
         self.shared.log.forget(&expired)?;
+        self.shared.log.erase(&redacted(&events))?;
         let size = events.len();
         self.publish(events.into());
         if let Some(observe) = self.shared.group_observer.get() {

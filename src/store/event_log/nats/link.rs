@@ -52,6 +52,8 @@ pub(super) struct Link {
     /// What the servers' `max_payload` leaves for a post's text, when that is below the
     /// configured `max_text_bytes` (left at its default).
     pub(super) text_cap: Option<usize>,
+    /// Whether the stream lets records be erased (one made by an earlier relay does not).
+    pub(super) erasable: bool,
 }
 
 /// Tries to reach the stream until it is reached or refused, pausing longer each time (up to
@@ -72,6 +74,12 @@ pub(super) async fn reach(
             Ok(link) => {
                 if attempt > 1 {
                     info!(logger, "reached the NATS stream"; "stream" => &config.stream, "tries" => attempt);
+                }
+                if !link.erasable {
+                    warn!(logger, "the NATS stream was made by an earlier relay, with deletes denied: redactions and \
+                        retention hide messages but cannot erase their records from it; to move to a stream that can, \
+                        export it and import the file into a new stream (docs/scale-out.md, \"Erasure\")";
+                        "stream" => &config.stream);
                 }
                 if let Some(cap) = link.text_cap {
                     warn!(logger, "the NATS servers' max_payload is below the default max_text_bytes: posts are capped";
@@ -132,13 +140,14 @@ async fn reach_once(
     }
     let js = jetstream::new(connected);
     let answered = tokio::time::timeout(STREAM_BOUND, ensure_stream(&js, config)).await;
-    let (created, last_then) = answered.unwrap_or_else(|_| {
+    let found = answered.unwrap_or_else(|_| {
         Err(Unopened::Waiting(format!("the stream {} did not answer within {STREAM_BOUND:?}", config.stream)))
     })?;
     Ok(Link {
         js,
-        origin: format!("the NATS stream {} created {created}", config.stream),
-        last_then,
+        origin: format!("the NATS stream {} created {}", config.stream, found.created),
+        last_then: found.last_sequence,
         text_cap,
+        erasable: found.erasable,
     })
 }

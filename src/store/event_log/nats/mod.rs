@@ -1,9 +1,13 @@
 //! The event log in a NATS JetStream stream: the backend for several relay instances in front
 //! of one replicated log (see docs/scale-out.md). JetStream stores and replicates the log; this
 //! only maps the `EventLog` interface onto it:
-//! - one stream (default `RELAY`), file storage, no limits, `deny_delete` and `deny_purge`;
-//!   an existing stream whose configuration differs is refused, never changed;
-//! - a message of channel C goes to the subject `relay.<stream>.<C encoded>` (see [`subject`]);
+//! - one stream (default `RELAY`), file storage, no limits; an existing stream whose
+//!   configuration differs is refused, never changed (but for one an earlier relay made with
+//!   deletes denied: it is used, without erasure);
+//! - a message of channel C goes to the subject `relay.<stream>.<C encoded>` (see [`subject`]),
+//!   a redaction in it to that subject with `.r` added;
+//! - records of redacted and expired messages are erased (`erase`), and reads put the
+//!   tombstones of redacted ones back in their gaps;
 //! - the stream sequence is the message id, shared by every instance; the payload is the sled
 //!   log's versioned record with id 0, numbered by its sequence when read;
 //! - acknowledged means JetStream's PubAck: a post is answered only with it. Each post carries
@@ -16,9 +20,11 @@
 //!
 //! The files: `stream` (the settings, the stream's configuration, connecting and checking),
 //! `link` (reaching the stream, patiently), `health` (the health check that makes posts fail
-//! fast without a quorum), `read` (reads and the followers' consumers); this one is the log
-//! itself: posts, follows, close.
+//! fast without a quorum), `read` (reads and the followers' consumers), `erase` (erasing
+//! records, and the tombstones in their gaps); this one is the log itself: posts, follows,
+//! close.
 
+mod erase;
 mod health;
 mod link;
 mod read;
@@ -33,16 +39,17 @@ use crate::event::{self, Event, NewEvent};
 use crate::store::event_log::{Appending, EventLog, Follower};
 use crate::store::StoreError;
 use async_nats::jetstream;
+use erase::Tombstones;
 use futures_util::StreamExt;
 use health::{Health, FAIL_FAST_AFTER};
 use link::{reach, settle, Link, Linking};
-use read::{ordered, read, retrying, set_up_bound};
+use read::{ordered, read, retrying, set_up_bound, Read};
 use slog::{error, warn, Logger};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use stream::{event_token, nats_error, numbered, stream_info, PUBLISH_BOUND};
+use stream::{event_subject, nats_error, numbered, stream_info, PUBLISH_BOUND};
 use tokio::sync::{oneshot, watch};
 use tokio_util::task::TaskTracker;
 
@@ -54,6 +61,10 @@ const FOLLOW_BATCH: usize = 1024;
 /// before it is made again (a consumer on a server that stopped answering stalls until its
 /// heartbeats are missed, which takes far longer).
 const STALL_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a close waits for erasures under way (those of redactions are done again at the
+/// next start; those of expired messages are not).
+const ERASE_AT_CLOSE: Duration = Duration::from_secs(5);
 
 /// How long a server waits for the stream before it serves from its local views while it goes on
 /// trying ([`NatsLog::serve`]), and how long a command waits before it gives up
@@ -75,11 +86,17 @@ pub(crate) struct NatsLog {
     posts: AtomicU64,
     closed: AtomicBool,
     publishing: TaskTracker,
+    /// Erasures under way: a close gives them [`ERASE_AT_CLOSE`] to finish.
+    erasing: TaskTracker,
     /// The tasks feeding the followers (and the one that reaches the stream, then checks its
     /// health).
     followers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     follower_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     health: Arc<Health>,
+    /// The redactions read to fill gaps with tombstones.
+    tombstones: Arc<Tombstones>,
+    /// Whether the log said it cannot erase (a stream that denies deletes), once.
+    said_unerasable: AtomicBool,
     logger: Logger,
 }
 
@@ -140,9 +157,12 @@ impl NatsLog {
             posts: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             publishing: TaskTracker::new(),
+            erasing: TaskTracker::new(),
             followers: Mutex::new(Vec::new()),
             follower_threads: Mutex::new(Vec::new()),
             health: health.clone(),
+            tombstones: Arc::default(),
+            said_unerasable: AtomicBool::new(false),
             logger: logger.clone(),
         };
         let reaching = handle.spawn(reach(
@@ -218,16 +238,56 @@ impl NatsLog {
     /// Tried again for up to [`PUBLISH_BOUND`]: a stream just created can answer "no stream
     /// found" until its leader is known (seen in CI); a wrong last sequence is final.
     pub(crate) fn import(&self, event: Event) -> Result<(), StoreError> {
+        let redaction = matches!(event, Event::MessageRedacted(_));
+        let subject = event_subject(&self.prefix, event.target(), redaction);
         let id = event.id();
-        let subject = format!("{}{}", self.prefix, event_token(event.target()));
-        let payload = bytes::Bytes::from(event::encode(&event.with_id(0)));
+        self.publish_as(id, subject, event::encode(&event.with_id(0)), format!("import-{id}"))
+    }
+
+    /// Makes the stream's next sequences `from..=to` ones without a record, for an import of a
+    /// log with gaps: a record (an expiry of nothing, on a subject no channel has) is stored
+    /// under each and erased at once. Needs a stream that lets records be erased.
+    pub(crate) fn import_gap(&self, from: u64, to: u64) -> Result<(), StoreError> {
+        let link = self.reached()?;
+        if !link.erasable {
+            return Err(StoreError::Nats(format!(
+                "the stream {} denies deletes (an earlier relay made it), so an import into it cannot leave gaps in the ids",
+                self.stream
+            )));
+        }
+        let nothing =
+            Event::MessagesExpired(event::MessagesExpired { id: 0, ts: 0.0, target: String::new(), upto: 0 });
+        for id in from..=to {
+            let subject = event_subject(&self.prefix, Some("\0gap"), false);
+            self.publish_as(id, subject, event::encode(&nothing), format!("import-gap-{id}"))?;
+            let (js, name) = (link.js.clone(), self.stream.clone());
+            self.run(async move {
+                let stream = stream_info(&js, &name).await?;
+                stream
+                    .delete_message(id)
+                    .await
+                    .map_err(|e| nats_error(&format!("erasing id {id} of a gap"), e))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Publishes `payload` as the stream's sequence `id` (see [`NatsLog::import`]).
+    fn publish_as(
+        &self,
+        id: u64,
+        subject: String,
+        payload: Vec<u8>,
+        msg_id: String,
+    ) -> Result<(), StoreError> {
+        let payload = bytes::Bytes::from(payload);
         let js = self.reached()?.js.clone();
         let stored = self.run(async move {
             let deadline = Instant::now() + PUBLISH_BOUND;
             loop {
                 let message = jetstream::message::PublishMessage::build()
                     .payload(payload.clone())
-                    .message_id(format!("import-{id}"))
+                    .message_id(&msg_id)
                     .expected_last_sequence(id - 1);
                 let attempt = async {
                     let ack = js.send_publish(subject.clone(), message).await.map_err(|e| e.to_string())?;
@@ -313,6 +373,30 @@ async fn publish(
     )))
 }
 
+/// Whether the stream holds a record numbered `from` or later (as far as the server asked
+/// knows; an error counts as yes).
+async fn holds(stream: &jetstream::stream::Stream, name: &str, from: u64) -> bool {
+    use jetstream::stream::DirectGetErrorKind;
+    let found = stream.direct_get_next_for_subject(format!("relay.{name}.>"), Some(from)).await;
+    !matches!(found, Err(e) if e.kind() == DirectGetErrorKind::NotFound)
+}
+
+impl NatsLog {
+    /// Erases the records `ids` from the stream, in the background.
+    fn delete_records(&self, ids: &[u64]) {
+        let Some(link) = self.link.get().filter(|_| !ids.is_empty()) else { return };
+        if !link.erasable {
+            if !self.said_unerasable.swap(true, Ordering::Relaxed) {
+                warn!(self.logger, "records of redacted or expired messages stay in the NATS stream: it denies deletes (made by an earlier relay)";
+                    "stream" => &self.stream);
+            }
+            return;
+        }
+        let erasing = erase::erase(link.js.clone(), self.stream.clone(), ids.to_vec(), self.logger.clone());
+        self.handle.spawn(self.erasing.track_future(erasing));
+    }
+}
+
 impl EventLog for NatsLog {
     fn append(&self, event: NewEvent) -> Result<Appending, StoreError> {
         if self.closed.load(Ordering::SeqCst) {
@@ -325,7 +409,8 @@ impl EventLog for NatsLog {
         if let Some(why) = self.refusing() {
             return Err(StoreError::Nats(why));
         }
-        let subject = format!("{}{}", self.prefix, event_token(event.target()));
+        let redaction = matches!(event, NewEvent::Redaction { .. });
+        let subject = event_subject(&self.prefix, event.target(), redaction);
         let stored = event.stamp(0, crate::values::unix_now());
         let payload = bytes::Bytes::from(event::encode(&stored));
         let id = format!("{}-{}", self.instance, self.posts.fetch_add(1, Ordering::Relaxed));
@@ -346,8 +431,18 @@ impl EventLog for NatsLog {
     }
 
     fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let (js, name) = (self.reached()?.js.clone(), self.stream.clone());
-        self.run(async move { retrying(|tries| read(&js, &name, from, limit, set_up_bound(tries))).await })
+        let (js, name, tombstones) =
+            (self.reached()?.js.clone(), self.stream.clone(), self.tombstones.clone());
+        self.run(async move {
+            let (js, name, tombstones) = (&js, &name, &tombstones);
+            retrying(|tries| async move {
+                let found = read(js, name, None, from, limit, set_up_bound(tries)).await?;
+                let mut events = tombstones.fill(js, name, found, from.max(1)).await?;
+                events.truncate(limit);
+                Ok(events)
+            })
+            .await
+        })
     }
 
     fn last_id(&self) -> Result<u64, StoreError> {
@@ -375,7 +470,7 @@ impl EventLog for NatsLog {
             })
             .map_err(|e| StoreError::io("cannot start the NATS follower thread", e))?;
         let (name, logger) = (self.stream.clone(), self.logger.clone());
-        let health = self.health.clone();
+        let (health, tombstones) = (self.health.clone(), self.tombstones.clone());
         let task = self.handle.spawn(async move {
             let mut next = after + 1;
             loop {
@@ -384,7 +479,9 @@ impl EventLog for NatsLog {
                     let mut messages = ordered(&stream, next).await?;
                     loop {
                         let Ok(message) = tokio::time::timeout(STALL_AFTER, messages.next()).await else {
-                            if health.known_last.load(Ordering::Relaxed) >= next {
+                            // Records erased at the stream's end leave it "holding" ids that
+                            // are not there.
+                            if health.known_last.load(Ordering::Relaxed) >= next && holds(&stream, &name, next).await {
                                 return Err(StoreError::Nats(format!(
                                     "the stream's consumer delivered nothing for {STALL_AFTER:?} while the stream holds {next}"
                                 )));
@@ -397,6 +494,14 @@ impl EventLog for NatsLog {
                             message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
                         if sequence < next {
                             continue;
+                        }
+                        if sequence > next {
+                            let gap = Read { events: Vec::new(), end: sequence - 1 };
+                            for tombstone in tombstones.fill(&js, &name, gap, next).await? {
+                                if tx.send(tombstone).is_err() {
+                                    return Ok(true);
+                                }
+                            }
                         }
                         let event = numbered(sequence, &message.payload)?;
                         next = sequence + 1;
@@ -459,12 +564,25 @@ impl EventLog for NatsLog {
         self.link.get().and_then(|link| link.text_cap)
     }
 
+    fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
+        self.delete_records(ids);
+        Ok(())
+    }
+
+    fn erase(&self, ids: &[u64]) -> Result<(), StoreError> {
+        self.delete_records(ids);
+        Ok(())
+    }
+
     fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::SeqCst);
         settle(&self.linking, Linking::Closed);
         let publishing = self.publishing.clone();
         publishing.close();
         self.run(async move { publishing.wait().await });
+        let erasing = self.erasing.clone();
+        erasing.close();
+        self.run(async move { tokio::time::timeout(ERASE_AT_CLOSE, erasing.wait()).await.is_ok() });
         for task in self.followers.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             task.abort();
         }

@@ -56,30 +56,40 @@ pub(super) async fn retrying<T, F: Future<Output = Result<T, StoreError>>>(
     unreachable!("the tries are counted in a u32")
 }
 
-/// Up to `limit` events from `from`, as far as the stream's last one now. Each read has a
-/// consumer of its own, deleted when the read ends (the server's inactivity threshold removes
-/// one a failed read leaves behind, or one whose creation answered after `bound`), so frequent
-/// reads do not pile consumers up on the stream.
+/// What a read found: the records that exist from its start, and the last sequence it knows
+/// about, every record between missing from `events` being erased (`erase.rs` puts back the
+/// tombstones of redacted ones).
+pub(super) struct Read {
+    pub(super) events: Vec<Event>,
+    pub(super) end: u64,
+}
+
+/// Up to `limit` records from `from`, as far as the stream's last one now (records erased by
+/// redaction or retention leave gaps). Each read has a consumer of its own, deleted when the
+/// read ends (the server's inactivity threshold removes one a failed read leaves behind, or one
+/// whose creation answered after `bound`), so frequent reads do not pile consumers up on the
+/// stream. `filter`: only records on these subjects (`None`: all).
 pub(super) async fn read(
     js: &jetstream::Context,
     name: &str,
+    filter: Option<&str>,
     from: u64,
     limit: usize,
     bound: Duration,
-) -> Result<Vec<Event>, StoreError> {
+) -> Result<Read, StoreError> {
     let stream = bounded(bound, "reading the stream's state", stream_info(js, name)).await?;
     let last = stream.cached_info().state.last_sequence;
     let from = from.max(1);
     if from > last || limit == 0 {
-        return Ok(Vec::new());
+        return Ok(Read { events: Vec::new(), end: last });
     }
-    let upto = last.min(from.saturating_add(limit as u64 - 1));
     let config = consumer::pull::Config {
         deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
         ack_policy: consumer::AckPolicy::None,
         inactive_threshold: Duration::from_secs(30),
         memory_storage: true,
         num_replicas: 1,
+        filter_subject: filter.unwrap_or_default().to_owned(),
         ..Default::default()
     };
     let creating = async {
@@ -89,23 +99,26 @@ pub(super) async fn read(
             .map_err(|e| nats_error("cannot create a consumer of the stream", e))
     };
     let consumer = bounded(bound, "creating a consumer of the stream", creating).await?;
-    let events = read_upto(&consumer, name, from, upto).await;
+    let read = match consumer.cached_info().num_pending {
+        0 => Ok(Read { events: Vec::new(), end: last }),
+        _ => read_upto(&consumer, name, last, limit).await,
+    };
     // A consumer that cannot be deleted now goes when its inactivity threshold passes.
     let _ = tokio::time::timeout(bound, stream.delete_consumer(&consumer.cached_info().name)).await;
-    events
+    read
 }
 
-/// The events `consumer` delivers, from the one numbered `from` up to the one numbered `upto`.
-pub(super) async fn read_upto(
+/// The records `consumer` delivers, up to `limit` of them, or as far as the one numbered
+/// `last` (or the stream's end, when records up to `last` were erased).
+async fn read_upto(
     consumer: &consumer::PullConsumer,
     name: &str,
-    from: u64,
-    upto: u64,
-) -> Result<Vec<Event>, StoreError> {
+    last: u64,
+    limit: usize,
+) -> Result<Read, StoreError> {
     let mut events: Vec<Event> = Vec::new();
-    let mut next = from;
-    while next <= upto {
-        let wanted = usize::try_from(upto - next + 1).unwrap_or(usize::MAX).min(READ_BATCH);
+    loop {
+        let wanted = (limit - events.len()).min(READ_BATCH);
         let mut batch = consumer
             .batch()
             .max_messages(wanted)
@@ -116,18 +129,23 @@ pub(super) async fn read_upto(
         let before = events.len();
         while let Some(message) = batch.next().await {
             let message = message.map_err(|e| nats_error(&format!("reading the stream {name}"), e))?;
-            let sequence =
-                message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
-            if (next..=upto).contains(&sequence) {
-                events.push(numbered(sequence, &message.payload)?);
-                next = sequence + 1;
+            let info = message.info().map_err(|e| nats_error("reading a stream message", e))?;
+            let (sequence, pending) = (info.stream_sequence, info.pending);
+            if sequence > last {
+                return Ok(Read { events, end: last });
+            }
+            events.push(numbered(sequence, &message.payload)?);
+            if sequence == last || pending == 0 {
+                return Ok(Read { events, end: last });
+            }
+            if events.len() == limit {
+                return Ok(Read { events, end: sequence });
             }
         }
         if events.len() == before {
             return Err(StoreError::Nats(format!("reading the stream {name}: no message within 10 s")));
         }
     }
-    Ok(events)
 }
 
 /// An ordered consumer of the whole stream from `from`.

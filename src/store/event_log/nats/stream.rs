@@ -74,6 +74,19 @@ pub fn subject(stream: &str, channel: &str) -> String {
     format!("relay.{stream}.{}", subject_token(channel))
 }
 
+/// The subject an event is published to, after `prefix` (`relay.<stream>.`): its channel's
+/// token, with `.r` added for a redaction, so a reader can find the redactions alone
+/// ([`redactions_filter`]).
+pub(super) fn event_subject(prefix: &str, target: Option<&str>, redaction: bool) -> String {
+    let suffix = if redaction { ".r" } else { "" };
+    format!("{prefix}{}{suffix}", event_token(target))
+}
+
+/// The subjects of every redaction in the stream `stream`.
+pub(super) fn redactions_filter(stream: &str) -> String {
+    format!("relay.{stream}.*.r")
+}
+
 /// The stream the relay needs.
 pub(super) fn wanted(config: &NatsSettings) -> stream::Config {
     stream::Config {
@@ -85,8 +98,9 @@ pub(super) fn wanted(config: &NatsSettings) -> stream::Config {
         max_messages: -1,
         max_bytes: -1,
         max_age: Duration::ZERO,
-        deny_delete: true,
-        deny_purge: true,
+        // Redaction and retention erase records (`erase.rs`).
+        deny_delete: false,
+        deny_purge: false,
         duplicate_window: DUPLICATE_WINDOW,
         allow_direct: true,
         ..Default::default()
@@ -124,8 +138,6 @@ pub(super) fn differences(found: &stream::Config, wanted: &stream::Config) -> Ve
     );
     check(found.max_bytes == -1, "max_bytes", found.max_bytes.to_string(), "-1 (no limit)");
     check(found.max_age.is_zero(), "max_age", format!("{}s", found.max_age.as_secs()), "0 (no limit)");
-    check(found.deny_delete, "deny_delete", found.deny_delete.to_string(), "true");
-    check(found.deny_purge, "deny_purge", found.deny_purge.to_string(), "true");
     check(
         found.duplicate_window >= wanted.duplicate_window,
         "duplicate_window",
@@ -205,13 +217,21 @@ pub(super) fn text_cap(client: &async_nats::Client, overhead: usize, wanted: usi
     (room < wanted).then_some(room)
 }
 
-/// The stream the relay needs, created when there is none; returns when it was created and
-/// its last sequence. A stream with another configuration is refused; a request that fails
-/// otherwise (no leader yet, a stream being deleted, a timeout) is [`Unopened::Waiting`].
-pub(super) async fn ensure_stream(
-    js: &jetstream::Context,
-    config: &NatsSettings,
-) -> Result<(String, u64), Unopened> {
+/// The stream as it was found (or made).
+pub(super) struct Found {
+    /// When it was created.
+    pub(super) created: String,
+    pub(super) last_sequence: u64,
+    /// Whether its records can be erased: a stream made by an earlier relay denies deletes, and
+    /// JetStream does not let that be changed on an existing stream.
+    pub(super) erasable: bool,
+}
+
+/// The stream the relay needs, created when there is none. A stream with another
+/// configuration is refused (but for one that denies deletes: an older relay made it so, and
+/// it works, without erasure); a request that fails otherwise (no leader yet, a stream being
+/// deleted, a timeout) is [`Unopened::Waiting`].
+pub(super) async fn ensure_stream(js: &jetstream::Context, config: &NatsSettings) -> Result<Found, Unopened> {
     use jetstream::ErrorCode;
     let (name, wanted) = (&config.stream, wanted(config));
     match js.get_stream(name).await {
@@ -224,14 +244,22 @@ pub(super) async fn ensure_stream(
                     differs.join("; ")
                 ))));
             }
-            Ok((found.created.to_string(), found.state.last_sequence))
+            Ok(Found {
+                created: found.created.to_string(),
+                last_sequence: found.state.last_sequence,
+                erasable: !found.config.deny_delete,
+            })
         }
         Err(e)
             if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
                 if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
         {
             match js.create_stream(wanted).await {
-                Ok(created) => Ok((created.cached_info().created.to_string(), 0)),
+                Ok(created) => Ok(Found {
+                    created: created.cached_info().created.to_string(),
+                    last_sequence: 0,
+                    erasable: true,
+                }),
                 Err(e) => {
                     let code = match e.kind() {
                         jetstream::context::CreateStreamErrorKind::JetStream(j) => Some(j.error_code()),

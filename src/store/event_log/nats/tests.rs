@@ -157,13 +157,13 @@ fn start_up_refuses_a_stream_it_would_have_to_change_and_payloads_too_big() {
     let mut other = config(&cluster, "OTHER");
     let existing = wanted(&other);
     let urls = cluster.urls.clone();
-    let made = stream::Config { max_age: Duration::from_secs(3600), deny_purge: false, ..existing };
+    let made = stream::Config { max_age: Duration::from_secs(3600), max_bytes: 1 << 30, ..existing };
     tokio::runtime::Runtime::new().unwrap().block_on(async move {
         let js = jetstream::new(async_nats::connect(urls.as_slice()).await.unwrap());
         js.create_stream(made).await.unwrap();
     });
     let refused = NatsLog::connect(&other, MAX_TEXT, logger()).err().expect("refused").to_string();
-    assert!(refused.contains("max_age is 3600s") && refused.contains("deny_purge is false"), "{refused}");
+    assert!(refused.contains("max_age is 3600s") && refused.contains("max_bytes is 1073741824"), "{refused}");
     assert!(refused.contains("does not change"), "{refused}");
     let log = NatsLog::connect(&config(&cluster, "FRESH"), MAX_TEXT, logger()).unwrap();
     drop(log);
@@ -349,4 +349,110 @@ fn a_damaged_record_stops_the_follower_and_the_instance_says_so() {
     let refused = post(&log, "c", "after").expect_err("no post the views could not show");
     assert!(matches!(refused, StoreError::Failed(_)), "{refused}");
     assert!(rx.try_recv().is_err(), "nothing past the damage reached the follower");
+}
+
+/// The files under `dir` whose bytes hold `needle`.
+fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+fn messages_in(log: &NatsLog) -> u64 {
+    let (js, name) = (log.reached().unwrap().js.clone(), log.stream.clone());
+    log.run(async move { stream_info(&js, &name).await.map(|s| s.cached_info().state.messages) }).unwrap()
+}
+
+#[test]
+fn erased_records_leave_gaps_that_reads_and_follows_fill_with_tombstones() {
+    let cluster = Cluster::standalone_on(free_port(), "max_payload: 8MB");
+    let settings = NatsSettings { replicas: 1, ..config(&cluster, "ERASE") };
+    let log = NatsLog::connect(&settings, MAX_TEXT, logger()).unwrap();
+    let secret = "hunter2-in-the-stream";
+    let posted: Vec<Message> =
+        ["one", secret, "three", "expires", "five"].iter().map(|t| post(&log, "c", t).unwrap()).collect();
+    let name = |raw: &str| crate::values::Name::parse("name", raw).unwrap();
+    let redaction = NewEvent::Redaction {
+        target: name("c"),
+        message: 2,
+        post: (&posted[1]).into(),
+        by: name("alice"),
+        reason: "a password".into(),
+    };
+    let redacted = log.append(redaction).unwrap().blocking_recv().unwrap().unwrap();
+    assert_eq!(redacted.id(), 6);
+    let tail = post(&log, "c", "the last, expired too").unwrap();
+    assert!(!files_holding(cluster.dir(), secret.as_bytes()).is_empty(), "the secret is on disk before");
+
+    log.erase(&[2]).unwrap();
+    log.forget(&[4, tail.id]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while messages_in(&log) > 4 {
+        assert!(Instant::now() < deadline, "the records were not deleted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        files_holding(cluster.dir(), secret.as_bytes()),
+        Vec::<String>::new(),
+        "erased from the server's files"
+    );
+
+    // Reads, by this instance and by one that never saw the redaction, give the tombstone in
+    // the message's place and skip what expired; a read that meets only gaps ends at once.
+    let fresh = NatsLog::connect(&settings, MAX_TEXT, logger()).unwrap();
+    for reader in [&log, &fresh] {
+        let events = reader.read_from(1, 10).unwrap();
+        assert_eq!(ids(&events), [1, 2, 3, 5, 6]);
+        let Event::MessagePosted(tombstone) = &events[1] else { panic!("{:?}", events[1]) };
+        assert_eq!(tombstone.text, "redacted by alice: a password");
+        assert_eq!(
+            (tombstone.ts, &tombstone.sender, &tombstone.target),
+            (posted[1].ts, &posted[1].sender, &posted[1].target)
+        );
+        assert_eq!(ids(&reader.read_from(2, 1).unwrap()), [2]);
+        assert_eq!(ids(&reader.read_from(4, 1).unwrap()), [5]);
+        let started = Instant::now();
+        assert!(reader.read_from(tail.id, 10).unwrap().is_empty());
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+    // A follower from the start gets the same, and after the erased tail, what comes next.
+    let (tx, rx) = mpsc::channel();
+    fresh.follow(0, Box::new(move |events| tx.send(events).unwrap())).unwrap();
+    let after = post(&log, "c", "after the gap").unwrap();
+    let mut followed = Vec::new();
+    while followed.last().map(Event::id) != Some(after.id) {
+        followed.extend(rx.recv_timeout(Duration::from_secs(10)).expect("the follower goes on"));
+    }
+    assert_eq!(ids(&followed), [1, 2, 3, 5, 6, after.id]);
+    assert_eq!(followed[1], Event::MessagePosted(redacted_message(&redacted)));
+
+    // A stream an earlier relay made with deletes denied is used as it is, and keeps records.
+    let old = NatsSettings { stream: "DENIES".into(), ..settings.clone() };
+    let made = stream::Config { deny_delete: true, deny_purge: true, ..wanted(&old) };
+    let urls = cluster.urls.clone();
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let js = jetstream::new(async_nats::connect(urls.as_slice()).await.unwrap());
+        js.create_stream(made).await.unwrap();
+    });
+    let denies = NatsLog::connect(&old, MAX_TEXT, logger()).unwrap();
+    post(&denies, "c", "kept").unwrap();
+    denies.forget(&[1]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(messages_in(&denies), 1);
+}
+
+/// The tombstone a redaction event makes.
+fn redacted_message(event: &Event) -> Message {
+    let Event::MessageRedacted(r) = event else { panic!("{event:?}") };
+    r.tombstone()
 }

@@ -70,7 +70,7 @@ const ORIGIN_KEY: u8 = 5;
 
 /// The layout version, raised whenever the layout changes: views of another version are
 /// rebuilt from the log on open.
-const FORMAT: u8 = 6;
+const FORMAT: u8 = 7;
 /// Bytes before each message in a block: id and length.
 const ENTRY_HEADER: usize = 12;
 /// Events read back from the log at a time on open.
@@ -87,9 +87,11 @@ pub(crate) struct ChannelRecord {
     pub open_from: u64,
     /// Its messages up to this id expired (0 when none did); `count` leaves them out.
     pub expired: u64,
-    /// Open messages and their bytes; counted when they are read back on load.
-    #[serde(skip)]
+    /// Open messages: how many the views hold, counted again when they are read back on load
+    /// (a log that erases records may have lost some since: those that expired, `count` then
+    /// leaves them out).
     pub open: u32,
+    /// Their bytes, counted when they are read back.
     #[serde(skip)]
     pub open_bytes: u32,
 }
@@ -522,6 +524,10 @@ fn read_back(
     redactions: &Redactions,
 ) -> Result<Open, StoreError> {
     let mut open = Open::new();
+    // How many each channel held open: those not read back were erased from the log by an
+    // expiry the views have not applied yet (a NATS stream another instance erases).
+    let held: HashMap<u32, u32> =
+        channels.values_mut().map(|c| (c.no, std::mem::take(&mut c.open))).collect();
     let Some(mut from) = channels.values().filter(|c| c.open_from > 0).map(|c| c.open_from).min() else {
         return Ok(open);
     };
@@ -544,6 +550,10 @@ fn read_back(
             record.open_bytes = record.open_bytes.saturating_add(message.json().len() as u32);
             open.entry(record.no).or_default().push(message);
         }
+    }
+    for record in channels.values_mut() {
+        let gone = held.get(&record.no).copied().unwrap_or(0).saturating_sub(record.open);
+        record.count = record.count.saturating_sub(u64::from(gone));
     }
     Ok(open)
 }
