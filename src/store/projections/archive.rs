@@ -184,7 +184,7 @@ impl Archive {
         if redacted.is_empty() {
             return Ok(());
         }
-        self.edit_lines(|json| {
+        self.edit_lines(0, |json| {
             let id = serde_json::from_slice::<LineHead>(json).ok().map(|h| h.id);
             match id.and_then(|id| redacted.remove(&id)) {
                 Some(with) if overwrite_text(json, &with) => Line::Changed { last: redacted.is_empty() },
@@ -196,11 +196,15 @@ impl Archive {
 
     /// Goes through the lines of every archive file, newest file first, handing `edit` each
     /// line's JSON (the message) to change in place; writes back the lines it changed and syncs
-    /// each file it changed.
-    fn edit_lines(&self, mut edit: impl FnMut(&mut [u8]) -> Line) -> io::Result<()> {
+    /// each file it changed. Stops at a file whose last line's id is `done_upto` or less (older
+    /// files hold older lines only).
+    fn edit_lines(&self, done_upto: u64, mut edit: impl FnMut(&mut [u8]) -> Line) -> io::Result<()> {
         let files =
             std::iter::once(self.config.path.clone()).chain(backups(&self.config.path, self.config.backups));
         for path in files {
+            if done_upto > 0 && last_id(&path)?.is_some_and(|id| id <= done_upto) {
+                break;
+            }
             let mut bytes = match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -235,6 +239,14 @@ impl Archive {
         Ok(())
     }
 
+    /// How long until a sweep is due, when an expiry is left to sweep.
+    pub(crate) fn sweep_due_in(&self) -> Option<Duration> {
+        if self.expired.iter().all(|(channel, upto)| self.swept.get(channel) >= Some(upto)) {
+            return None;
+        }
+        Some(self.last_sweep.map_or(Duration::ZERO, |at| SWEEP_EVERY.saturating_sub(at.elapsed())))
+    }
+
     /// Notes that `channel`'s messages up to `upto` expired: the next sweep overwrites them.
     fn expire(&mut self, channel: &str, upto: u64) {
         let at = self.expired.entry(channel.to_owned()).or_default();
@@ -244,8 +256,7 @@ impl Archive {
     /// Overwrites the text of the expired messages' lines in every archive file, when an expiry
     /// is left to sweep and the last sweep was [`SWEEP_EVERY`] ago (or none was).
     pub(crate) fn sweep_when_due(&mut self) -> io::Result<()> {
-        let due = self.last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_EVERY);
-        if !due || self.expired.iter().all(|(channel, upto)| self.swept.get(channel) >= Some(upto)) {
+        if self.sweep_due_in() != Some(Duration::ZERO) {
             return Ok(());
         }
         self.last_sweep = Some(Instant::now());
@@ -260,7 +271,11 @@ impl Archive {
     /// file it changed.
     fn sweep(&self, expiries: &HashMap<String, u64>, swept: &HashMap<String, u64>) -> io::Result<()> {
         let newest_expired = expiries.values().copied().max().unwrap_or(0);
-        self.edit_lines(|json| {
+        // Lines up to the lowest id a channel left to sweep was swept up to are all done.
+        let swept_upto = |channel: &String| swept.get(channel).copied().unwrap_or(0);
+        let left = expiries.iter().filter(|(channel, &upto)| upto > swept_upto(channel));
+        let done_upto = left.map(|(channel, _)| swept_upto(channel)).min().unwrap_or(0);
+        self.edit_lines(done_upto, |json| {
             let Ok(head) = serde_json::from_slice::<LineHead>(json) else { return Line::Kept };
             if head.id > newest_expired {
                 return Line::RestNewer;
@@ -305,6 +320,30 @@ impl Archive {
 /// database's `meta` tree (a projection's state, beside the channel views).
 pub(crate) struct Checkpoint {
     meta: sled::Tree,
+}
+
+/// The id of the last line of the archive file `path` (`None` when it has no line, or its last
+/// line is longer than the tail read).
+fn last_id(path: &Path) -> io::Result<Option<u64>> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 << 10;
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL)))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
+    let Some(start) = body.iter().rposition(|&b| b == b'\n').map(|n| n + 1).or((len <= TAIL).then_some(0))
+    else {
+        return Ok(None);
+    };
+    let line = &body[start..];
+    let json = &line[line.iter().position(|&b| b == b'{').unwrap_or(line.len())..];
+    Ok(serde_json::from_slice::<LineHead>(json).ok().map(|head| head.id))
 }
 
 const CHECKPOINT_KEY: &[u8] = b"archive_checkpoint";
@@ -396,8 +435,36 @@ pub(crate) fn spawn(
                 Err(e) => error!(shared.logger, "cannot reopen the archive"; "error" => %e),
             }
         }
-        let Some(next) = groups.next(&mut fed, &shared) else { return };
-        upto = next;
+        // An idle relay sweeps when the sweep is due, without waiting for a post.
+        let wait = archive.as_ref().and_then(Archive::sweep_due_in);
+        let Some(next) = groups.next(&mut fed, &shared, wait) else { return };
+        upto = upto.max(next);
     });
     spawned.map_err(|e| StoreError::io("cannot start the archive thread", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_id;
+
+    #[test]
+    fn a_files_last_line_gives_its_id_when_the_tail_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("channel_messages.log");
+        assert_eq!(last_id(&path).unwrap(), None, "no file");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(last_id(&path).unwrap(), None, "no line");
+        let line = |id: u64, text: &str| {
+            format!("2026-12-06 09:00:00 {{\"id\":{id},\"target\":\"c\",\"text\":\"{text}\"}}\n")
+        };
+        std::fs::write(&path, line(3, "one")).unwrap();
+        assert_eq!(last_id(&path).unwrap(), Some(3), "one line");
+        std::fs::write(&path, line(3, "one") + &line(7, "two")).unwrap();
+        assert_eq!(last_id(&path).unwrap(), Some(7));
+        let long = "x".repeat(70 << 10);
+        std::fs::write(&path, line(3, "one") + &line(8, &long)).unwrap();
+        assert_eq!(last_id(&path).unwrap(), None, "a last line longer than the tail read");
+        std::fs::write(&path, line(8, &long) + &line(9, "short")).unwrap();
+        assert_eq!(last_id(&path).unwrap(), Some(9));
+    }
 }

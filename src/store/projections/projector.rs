@@ -17,6 +17,7 @@ use slog::error;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 /// A group of events the views applied, shared with the threads that follow them.
 pub(crate) type Group = Arc<[Event]>;
@@ -59,11 +60,23 @@ impl GroupSender {
 }
 
 impl Groups {
-    /// Waits for the next groups and adds them to `fed`; returns the id the thread should catch
-    /// up to (the last group's, or the views' own when groups were dropped), `None` once the
-    /// projector is gone.
-    pub(crate) fn next(&self, fed: &mut VecDeque<Group>, shared: &Shared) -> Option<u64> {
-        let first = self.rx.recv().ok()?;
+    /// Waits for the next groups (at most `wait`, when given) and adds them to `fed`; returns
+    /// the id the thread should catch up to (the last group's, or the views' own when groups
+    /// were dropped; 0 when the wait passed without one), `None` once the projector is gone.
+    pub(crate) fn next(
+        &self,
+        fed: &mut VecDeque<Group>,
+        shared: &Shared,
+        wait: Option<Duration>,
+    ) -> Option<u64> {
+        let first = match wait {
+            None => self.rx.recv().ok()?,
+            Some(wait) => match self.rx.recv_timeout(wait) {
+                Ok(group) => group,
+                Err(mpsc::RecvTimeoutError::Timeout) => return Some(0),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            },
+        };
         let received: Vec<Group> = std::iter::once(first).chain(self.rx.try_iter()).collect();
         self.waiting.fetch_sub(received.iter().map(|g| g.len()).sum(), Ordering::SeqCst);
         fed.extend(received);

@@ -593,7 +593,7 @@ pub(crate) fn spawn(
             }
         }
         std::thread::sleep(COMMIT_EVERY.saturating_sub(started.elapsed()));
-        let Some(next) = groups.next(&mut fed, &shared) else { return };
+        let Some(next) = groups.next(&mut fed, &shared, None) else { return };
         upto = next;
     });
     spawned.map_err(|e| StoreError::io("cannot start the search thread", e))
