@@ -53,11 +53,10 @@ impl Shared {
     }
 
     /// Makes what the projections wrote durable: the blocks, then the database that names them.
-    pub(super) fn flush_projections(&self) -> Result<(), StoreError> {
+    pub(crate) fn flush_projections(&self) -> Result<(), StoreError> {
         self.channel_views.flush(&self.db)
     }
 
-    /// With the `faults` feature, whether an armed fault fails the projector's next write.
     /// Erases again the records of every message the views know redacted (a log that
     /// erases after its views applied a redaction may have been stopped in between).
     pub(super) fn erase_redacted(&self) -> Result<(), StoreError> {
@@ -65,6 +64,7 @@ impl Shared {
         self.log.erase(&ids)
     }
 
+    /// With the `faults` feature, whether an armed fault fails the projector's next write.
     pub(super) fn injected_write_fault(&self) -> Result<(), StoreError> {
         #[cfg(feature = "faults")]
         self.faults.check(FaultOp::Write)?;

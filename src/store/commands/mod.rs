@@ -363,14 +363,30 @@ fn import_stream(
     max_text_bytes: usize,
 ) -> Result<ImportReport, ImportError> {
     // The whole file is checked before anything is stored.
+    let (mut next, mut gap) = (1, None);
     for item in read_export(path, &|_| None)? {
-        item?;
+        let (line, event) = item?;
+        if event.id() > next && gap.is_none() {
+            gap = Some((line, event.id(), next));
+        }
+        next = event.id() + 1;
     }
     let log = NatsLog::connect(config, max_text_bytes, crate::usage_log::discard())?;
     let last = log.last_id()?;
     let into = format!("the stream {}", config.stream);
     if last > 0 {
         return Err(ImportError::NotEmpty { dir: into, last });
+    }
+    if let Some((line, id, expected)) = gap.filter(|_| !log.erasable()) {
+        return Err(ImportError::Line {
+            path: path.display().to_string(),
+            line,
+            reason: format!(
+                "id {id} where {expected} was next: the stream {} denies deletes (an earlier relay made it), so it \
+                 cannot keep a gap in the ids; import into a new stream, which the relay makes with deletes allowed",
+                config.stream
+            ),
+        });
     }
     let mut report = ImportReport { imported: 0, skipped: 0, into };
     let mut next = 1;

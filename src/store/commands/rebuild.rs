@@ -75,7 +75,7 @@ fn rebuild_archive(
     Archive::remove_files(config).map_err(archive_error)?;
     checkpoint.set(0)?;
     let (mut archive, _) = Archive::open(config).map_err(archive_error)?;
-    archive.follow(log, &mut Default::default(), checkpoint, 0, log.last_id()?)?;
-    // Lines of messages the log still holds though they expired (a NATS stream keeps them).
-    archive.sweep_when_due().map_err(archive_error)
+    let written = archive.follow(log, &mut Default::default(), checkpoint, 0, log.last_id()?)?;
+    // Lines of messages the log still holds though they expired (records a crash left).
+    archive.sweep_when_due(written).map_err(archive_error)
 }

@@ -15,10 +15,11 @@
 //! stays where it was. Done again after a crash, it writes the same bytes.
 //!
 //! Expired messages (`MessagesExpired`, retention) have their lines' text overwritten the same
-//! way, with "expired", by a sweep over every archive file ([`Archive::sweep`]): right after the
-//! first expiry, then at most once a minute (a sweep reads the whole archive), on this thread.
-//! What is left to sweep lives in memory; on start it is taken from the channel views (each
-//! channel's expiry), so a crash only delays it.
+//! way, with "expired", by a sweep of the archive files ([`Archive::sweep`]): right after the
+//! first expiry, then at most once a minute, on this thread, idle or not. A sweep reads the
+//! files newest first, down to the first whose last line an earlier sweep covered. What is left
+//! to sweep lives in memory; on start it is taken from the channel views (each channel's
+//! expiry), so a crash only delays it.
 
 use crate::event::Event;
 use crate::message::{overwrite_text, Message};
@@ -86,7 +87,8 @@ fn repair_and_last_id(path: &Path) -> io::Result<Option<u64>> {
 
 /// An expired message's text in its archive line.
 const EXPIRED_TEXT: &str = "expired";
-/// Sweeps for expired lines are at most this often: each reads the whole archive.
+/// Sweeps for expired lines are at most this often: each reads the files holding lines newer
+/// than what the last one covered.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 pub(crate) struct Archive {
@@ -255,14 +257,16 @@ impl Archive {
 
     /// Overwrites the text of the expired messages' lines in every archive file, when an expiry
     /// is left to sweep and the last sweep was [`SWEEP_EVERY`] ago (or none was).
-    pub(crate) fn sweep_when_due(&mut self) -> io::Result<()> {
+    /// `written`: the id up to which the archive holds the log's lines (expiries may be ahead
+    /// of it: lines written later are swept later).
+    pub(crate) fn sweep_when_due(&mut self, written: u64) -> io::Result<()> {
         if self.sweep_due_in() != Some(Duration::ZERO) {
             return Ok(());
         }
         self.last_sweep = Some(Instant::now());
         let expiries = self.expired.clone();
         self.sweep(&expiries, &self.swept)?;
-        self.swept = expiries;
+        self.swept = expiries.into_iter().map(|(channel, upto)| (channel, upto.min(written))).collect();
         Ok(())
     }
 
@@ -407,7 +411,7 @@ pub(crate) fn spawn(
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match archive.as_mut() {
             Some(archive) => {
                 let at = archive.follow(&*shared.log, &mut fed, &checkpoint, done, upto)?;
-                if let Err(e) = archive.sweep_when_due() {
+                if let Err(e) = archive.sweep_when_due(at) {
                     // Tried again with the next group after a minute.
                     error!(shared.logger, "archive: expired lines not overwritten yet"; "error" => %e);
                 }
@@ -424,6 +428,7 @@ pub(crate) fn spawn(
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some("the rotating writer panicked".to_owned()),
         };
+        let failed = error.is_some();
         if let Some(error) = error {
             // Posts go on. The file may be gone (its directory deleted): start a new one and
             // catch up from the checkpoint, now or after the next commit.
@@ -435,8 +440,9 @@ pub(crate) fn spawn(
                 Err(e) => error!(shared.logger, "cannot reopen the archive"; "error" => %e),
             }
         }
-        // An idle relay sweeps when the sweep is due, without waiting for a post.
-        let wait = archive.as_ref().and_then(Archive::sweep_due_in);
+        // An idle relay sweeps when the sweep is due, without waiting for a post (but for an
+        // archive that just failed: it waits for the next group, as it did before).
+        let wait = archive.as_ref().filter(|_| !failed).and_then(Archive::sweep_due_in);
         let Some(next) = groups.next(&mut fed, &shared, wait) else { return };
         upto = upto.max(next);
     });

@@ -17,6 +17,7 @@ use super::stream::{nats_error, redactions_filter, stream_info};
 use crate::event::{Event, MessageRedacted};
 use crate::store::StoreError;
 use async_nats::jetstream;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use futures_util::StreamExt;
 use slog::{warn, Logger};
 use std::collections::BTreeMap;
@@ -94,8 +95,16 @@ impl Tombstones {
 }
 
 /// Deletes the records `ids` from the stream, a few at a time, each tried again for up to
-/// [`ERASE_PATIENCE`]; a record gone already is erased.
-pub(super) async fn erase(js: jetstream::Context, name: String, ids: Vec<u64>, logger: Logger) {
+/// [`ERASE_PATIENCE`]; a record gone already is erased. `ask_first`: asks the stream's leader
+/// whether each record is still there before deleting it (a read, where every delete is a
+/// proposal the replicas agree on: for erasures done again, mostly of records gone already).
+pub(super) async fn erase(
+    js: jetstream::Context,
+    name: String,
+    ids: Vec<u64>,
+    ask_first: bool,
+    logger: Logger,
+) {
     let started = Instant::now();
     let stream = loop {
         match stream_info(&js, &name).await {
@@ -111,6 +120,12 @@ pub(super) async fn erase(js: jetstream::Context, name: String, ids: Vec<u64>, l
         .for_each_concurrent(ERASING_AT_ONCE, |id| {
             let (stream, logger) = (&stream, &logger);
             async move {
+                if ask_first {
+                    let found = stream.get_raw_message(id).await;
+                    if matches!(found, Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound)) {
+                        return;
+                    }
+                }
                 loop {
                     let why = match stream.delete_message(id).await {
                         Ok(_) => return,

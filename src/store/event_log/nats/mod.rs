@@ -40,7 +40,7 @@ use crate::store::event_log::{Appending, EventLog, Follower};
 use crate::store::StoreError;
 use async_nats::jetstream;
 use erase::Tombstones;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use health::{Health, FAIL_FAST_AFTER};
 use link::{reach, settle, Link, Linking};
 use read::{ordered, read, retrying, set_up_bound, Read};
@@ -244,6 +244,11 @@ impl NatsLog {
         self.publish_as(id, subject, event::encode(&event.with_id(0)), format!("import-{id}"))
     }
 
+    /// Whether the stream lets records be erased (one an earlier relay made does not).
+    pub(crate) fn erasable(&self) -> bool {
+        self.link.get().is_some_and(|link| link.erasable)
+    }
+
     /// Makes the stream's next sequences `from..=to` ones without a record, for an import of a
     /// log with gaps: a record (an expiry of nothing, on a subject no channel has) is stored
     /// under each and erased at once. Needs a stream that lets records be erased.
@@ -262,11 +267,14 @@ impl NatsLog {
             self.publish_as(id, subject, event::encode(&nothing), format!("import-gap-{id}"))?;
             let (js, name) = (link.js.clone(), self.stream.clone());
             self.run(async move {
-                let stream = stream_info(&js, &name).await?;
-                stream
-                    .delete_message(id)
-                    .await
-                    .map_err(|e| nats_error(&format!("erasing id {id} of a gap"), e))
+                retrying(|_| async {
+                    let stream = stream_info(&js, &name).await?;
+                    stream
+                        .delete_message(id)
+                        .await
+                        .map_err(|e| nats_error(&format!("erasing id {id} of a gap"), e))
+                })
+                .await
             })?;
         }
         Ok(())
@@ -382,8 +390,9 @@ async fn holds(stream: &jetstream::stream::Stream, name: &str, from: u64) -> boo
 }
 
 impl NatsLog {
-    /// Erases the records `ids` from the stream, in the background.
-    fn delete_records(&self, ids: &[u64]) {
+    /// Erases the records `ids` from the stream, in the background (see [`erase::erase`] for
+    /// `ask_first`).
+    fn delete_records(&self, ids: &[u64], ask_first: bool) {
         let Some(link) = self.link.get().filter(|_| !ids.is_empty()) else { return };
         if !link.erasable {
             if !self.said_unerasable.swap(true, Ordering::Relaxed) {
@@ -392,7 +401,8 @@ impl NatsLog {
             }
             return;
         }
-        let erasing = erase::erase(link.js.clone(), self.stream.clone(), ids.to_vec(), self.logger.clone());
+        let erasing =
+            erase::erase(link.js.clone(), self.stream.clone(), ids.to_vec(), ask_first, self.logger.clone());
         self.handle.spawn(self.erasing.track_future(erasing));
     }
 }
@@ -488,25 +498,46 @@ impl EventLog for NatsLog {
                             }
                             continue;
                         };
-                        let Some(message) = message else { break };
-                        let message = message.map_err(|e| nats_error("following the stream", e))?;
-                        let sequence =
-                            message.info().map_err(|e| nats_error("reading a stream message", e))?.stream_sequence;
-                        if sequence < next {
-                            continue;
+                        let Some(first) = message else { break };
+                        // With what has come already, so the gaps among them (erased records)
+                        // need at most one look at the redactions.
+                        let mut batch = vec![first];
+                        while batch.len() < FOLLOW_BATCH {
+                            match messages.next().now_or_never() {
+                                Some(Some(message)) => batch.push(message),
+                                _ => break,
+                            }
                         }
-                        if sequence > next {
-                            let gap = Read { events: Vec::new(), end: sequence - 1 };
-                            for tombstone in tombstones.fill(&js, &name, gap, next).await? {
-                                if tx.send(tombstone).is_err() {
-                                    return Ok(true);
+                        let (mut events, mut at, mut failed) = (Vec::with_capacity(batch.len()), next, None);
+                        for message in batch {
+                            let event = message.map_err(|e| nats_error("following the stream", e)).and_then(|m| {
+                                let info = m.info().map_err(|e| nats_error("reading a stream message", e))?;
+                                let sequence = info.stream_sequence;
+                                (sequence >= at).then(|| numbered(sequence, &m.payload)).transpose()
+                            });
+                            match event {
+                                Ok(Some(event)) => {
+                                    at = event.id() + 1;
+                                    events.push(event);
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    failed = Some(e);
+                                    break;
                                 }
                             }
                         }
-                        let event = numbered(sequence, &message.payload)?;
-                        next = sequence + 1;
-                        if tx.send(event).is_err() {
-                            return Ok(true);
+                        if at > next {
+                            let read = Read { events, end: at - 1 };
+                            for event in tombstones.fill(&js, &name, read, next).await? {
+                                if tx.send(event).is_err() {
+                                    return Ok(true);
+                                }
+                            }
+                            next = at;
+                        }
+                        if let Some(e) = failed {
+                            return Err(e);
                         }
                     }
                     Ok::<_, StoreError>(false)
@@ -565,12 +596,13 @@ impl EventLog for NatsLog {
     }
 
     fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
-        self.delete_records(ids);
+        self.delete_records(ids, false);
         Ok(())
     }
 
+    /// Redactions are few, and each start erases every one again: asked about first.
     fn erase(&self, ids: &[u64]) -> Result<(), StoreError> {
-        self.delete_records(ids);
+        self.delete_records(ids, true);
         Ok(())
     }
 

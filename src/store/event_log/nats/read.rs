@@ -99,23 +99,48 @@ pub(super) async fn read(
             .map_err(|e| nats_error("cannot create a consumer of the stream", e))
     };
     let consumer = bounded(bound, "creating a consumer of the stream", creating).await?;
+    let subject = filter.map_or_else(|| format!("relay.{name}.>"), str::to_owned);
     let read = match consumer.cached_info().num_pending {
-        0 => Ok(Read { events: Vec::new(), end: last }),
-        _ => read_upto(&consumer, name, last, limit).await,
+        0 => {
+            nothing_from(&stream, &subject, from, last).await.map(|()| Read { events: Vec::new(), end: last })
+        }
+        _ => read_upto(&consumer, &stream, &subject, last, limit).await,
     };
     // A consumer that cannot be deleted now goes when its inactivity threshold passes.
     let _ = tokio::time::timeout(bound, stream.delete_consumer(&consumer.cached_info().name)).await;
     read
 }
 
-/// The records `consumer` delivers, up to `limit` of them, or as far as the one numbered
-/// `last` (or the stream's end, when records up to `last` were erased).
+/// Ok when the stream's leader holds no record on `subject` from `from` to `last`: a consumer
+/// that saw none there may be on a replica that lags (after a restart of the cluster, say),
+/// and records it has not received yet are not erased ones.
+async fn nothing_from(
+    stream: &stream::Stream,
+    subject: &str,
+    from: u64,
+    last: u64,
+) -> Result<(), StoreError> {
+    match stream.get_first_raw_message_by_subject(subject, from).await {
+        Ok(found) if found.sequence <= last => Err(StoreError::Nats(format!(
+            "the stream's consumer has nothing from {from}, its leader has {}: a replica that lags",
+            found.sequence
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => Ok(()),
+        Err(e) => Err(nats_error("asking the stream's leader for a record", e)),
+    }
+}
+
+/// The records `consumer` delivers (those on `subject`), up to `limit` of them, or as far as
+/// the one numbered `last` (or the stream's end, when records up to `last` were erased).
 async fn read_upto(
     consumer: &consumer::PullConsumer,
-    name: &str,
+    stream: &stream::Stream,
+    subject: &str,
     last: u64,
     limit: usize,
 ) -> Result<Read, StoreError> {
+    let name = &consumer.cached_info().stream_name;
     let mut events: Vec<Event> = Vec::new();
     loop {
         let wanted = (limit - events.len()).min(READ_BATCH);
@@ -135,8 +160,13 @@ async fn read_upto(
                 return Ok(Read { events, end: last });
             }
             events.push(numbered(sequence, &message.payload)?);
-            if sequence == last || pending == 0 {
+            if sequence == last {
                 return Ok(Read { events, end: last });
+            }
+            if pending == 0 {
+                return nothing_from(stream, subject, sequence + 1, last)
+                    .await
+                    .map(|()| Read { events, end: last });
             }
             if events.len() == limit {
                 return Ok(Read { events, end: sequence });
