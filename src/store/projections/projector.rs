@@ -17,7 +17,7 @@ use slog::error;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A group of events the views applied, shared with the threads that follow them.
 pub(crate) type Group = Arc<[Event]>;
@@ -123,17 +123,23 @@ pub(crate) fn redacted(events: &[Event]) -> Vec<u64> {
     events.iter().filter_map(message).collect()
 }
 
+/// How often, at most, the views are made durable after expiries on a log outside the data
+/// directory (sled's own commits do it for the sled log), so the blocks they drop are punched.
+const FLUSH_AFTER_EXPIRY_EVERY: Duration = Duration::from_secs(5);
+
 pub(crate) struct Projector {
     shared: Arc<Shared>,
     channels: Channels,
     /// Given each applied group: the text archive's and the search index's threads, when they
     /// are on.
     followers: Vec<GroupSender>,
+    /// When the views were last made durable here.
+    flushed: Instant,
 }
 
 impl Projector {
     pub(crate) fn new(shared: Arc<Shared>, channels: Channels, followers: Vec<GroupSender>) -> Self {
-        Projector { shared, channels, followers }
+        Projector { shared, channels, followers, flushed: Instant::now() }
     }
 
     /// The projector as the log's follower.
@@ -161,6 +167,13 @@ impl Projector {
         // After the views dropped them (sled recovers a prefix of its writes, so never the
         // deletes without that batch); a crash before leaves the records in the log, where
         // `check` accepts them and export carries them (docs/reliability.md).
+        if !expired.is_empty()
+            && self.shared.log.origin().is_some()
+            && self.flushed.elapsed() >= FLUSH_AFTER_EXPIRY_EVERY
+        {
+            self.shared.flush_projections()?;
+            self.flushed = Instant::now();
+        }
         self.shared.log.forget(&expired)?;
         self.shared.log.erase(&redacted(&events))?;
         let size = events.len();

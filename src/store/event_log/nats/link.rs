@@ -76,10 +76,13 @@ pub(super) async fn reach(
                     info!(logger, "reached the NATS stream"; "stream" => &config.stream, "tries" => attempt);
                 }
                 if !link.erasable {
+                    let stream = &config.stream;
                     warn!(logger, "the NATS stream was made by an earlier relay, with deletes denied: redactions and \
-                        retention hide messages but cannot erase their records from it; to move to a stream that can, \
-                        export it and import the file into a new stream (docs/scale-out.md, \"Erasure\")";
-                        "stream" => &config.stream);
+                        retention hide messages but cannot erase their records from it. To move to a stream that can, \
+                        with every relay stopped: `claude-codex-relay export > {stream}.jsonl`, then \
+                        `CLAUDE_CODEX_NATS_STREAM={stream}2 claude-codex-relay import {stream}.jsonl`, then start the relays \
+                        with nats_stream {stream}2 (docs/scale-out.md, \"Erasure\")";
+                        "stream" => stream);
                 }
                 if let Some(cap) = link.text_cap {
                     warn!(logger, "the NATS servers' max_payload is below the default max_text_bytes: posts are capped";
