@@ -1205,6 +1205,11 @@ fn expired_messages_leave_the_views_and_the_log_and_stay_gone_across_a_reopen() 
     rebuild(dir.path(), None, &mut |_, _| {}).unwrap();
     let check = super::check(dir.path(), &Backend::sled()).unwrap();
     assert!(check.problems.is_empty(), "after rebuild: {:?}", check.problems);
+    // `b`, whose every message the log forgot, is still a channel, known from its expiry.
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    let listed = store.channels().into_iter().find(|c| c.name == "b").expect("b is still listed");
+    assert_eq!((listed.count, store.channel_last_id("b"), store.expired("b")), (0, last_b, last_b));
+    assert_eq!(ids(store.since("a", 0, 1000).unwrap()), a[290..]);
 }
 
 #[test]

@@ -210,7 +210,17 @@ impl ChannelViews {
         work: &mut Applying,
         batch: &mut sled::Batch,
     ) -> Result<bool, StoreError> {
-        let Some(record) = channels.get_mut(&x.target) else { return Ok(false) };
+        let next_no = channels.len() as u32;
+        let Some(record) = channels.get_mut(&x.target) else {
+            // A channel whose every message the log forgot (a rebuild, or an instance that
+            // started after a NATS stream erased them): known again from its expiry.
+            if x.upto > 0 {
+                let record =
+                    ChannelRecord { last_id: x.upto, expired: x.upto, ..ChannelRecord::new(next_no) };
+                channels.insert(x.target.clone(), record);
+            }
+            return Ok(x.upto > 0);
+        };
         if x.upto <= record.expired {
             return Ok(false);
         }
