@@ -97,14 +97,13 @@ impl Events {
     }
 
     /// Takes out the records of messages that expired (written with the next commit's flush).
+    /// One at a time, not in a batch: sled applies a batch under a lock that stops every other
+    /// write and read of the database (the writer's commits, the views' batches, reads), where
+    /// single removes go on beside them. Nothing needs them taken out together: a crash part
+    /// way leaves some, which `check` accepts.
     pub(crate) fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
-        // In batches of a bounded size: a first expiry of a long history may name many.
-        for chunk in ids.chunks(16_384) {
-            let mut batch = sled::Batch::default();
-            for &id in chunk {
-                batch.remove(&key(id));
-            }
-            self.events.apply_batch(batch)?;
+        for &id in ids {
+            self.events.remove(key(id))?;
         }
         Ok(())
     }
