@@ -10,6 +10,8 @@ mod delivery;
 mod diskfull;
 #[cfg(feature = "faults")]
 mod faults;
+#[path = "../support/files.rs"]
+mod files;
 mod fuzz;
 mod guard;
 mod helpers;

@@ -210,7 +210,7 @@ fn two_instances_serve_one_log_and_wake_each_other() {
     // replicas' raft logs at JetStream's next snapshot of the stream (every 2 minutes at most).
     let started = Instant::now();
     let in_files = |within: Duration, raft_logs: bool| loop {
-        let holding: Vec<String> = helpers::files_holding(cluster.dir(), b"through B")
+        let holding: Vec<String> = crate::files::files_holding(cluster.dir(), b"through B")
             .into_iter()
             .filter(|f| raft_logs || !f.contains("/_js_/"))
             .collect();
@@ -832,7 +832,7 @@ fn retention_erases_expired_records_from_the_stream() {
         |addr: SocketAddr| request(addr, "GET", "/api/messages?target=short&since_id=0", &[], None).json();
     let started = Instant::now();
     let in_files = |text: &str| {
-        let holding = helpers::files_holding(cluster.dir(), text.as_bytes());
+        let holding = crate::files::files_holding(cluster.dir(), text.as_bytes());
         holding.into_iter().filter(|f| !f.contains("/_js_/")).collect::<Vec<_>>()
     };
     while !in_files("short-lived 00").is_empty() || !in_files("short-lived 24").is_empty() {

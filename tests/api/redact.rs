@@ -4,7 +4,8 @@
 //! `rebuild` and export then import; bad redactions are refused with nothing changed; with
 //! principals, only the sender, a person who may post there, or an admin may redact.
 
-use crate::helpers::{files_holding, relay_command, request, start_relay, Reply};
+use crate::files::files_holding;
+use crate::helpers::{relay_command, request, start_relay, Reply};
 use crate::principals::{add, call, tool};
 use serde_json::{json, Value};
 use std::net::SocketAddr;

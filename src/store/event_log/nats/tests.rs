@@ -3,6 +3,8 @@
 #[allow(dead_code)] // what the process tests use of it
 #[path = "../../../../tests/support/nats_cluster.rs"]
 pub(crate) mod cluster;
+#[path = "../../../../tests/support/files.rs"]
+mod files;
 
 use super::health::HEALTH_EVERY;
 use super::stream::{event_token, major_minor, wanted, MIN_SERVER};
@@ -11,6 +13,7 @@ use crate::message::{Message, Source};
 use crate::store::tests::new_message;
 use async_nats::jetstream::stream;
 use cluster::{free_port, Cluster};
+use files::files_holding;
 
 /// An instance's settings for `stream` on `cluster`.
 pub(crate) fn config(cluster: &Cluster, stream: &str) -> NatsSettings {
@@ -351,23 +354,6 @@ fn a_damaged_record_stops_the_follower_and_the_instance_says_so() {
     assert!(rx.try_recv().is_err(), "nothing past the damage reached the follower");
 }
 
-/// The files under `dir` whose bytes hold `needle`.
-fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)) {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
-}
-
 fn messages_in(log: &NatsLog) -> u64 {
     let (js, name) = (log.reached().unwrap().js.clone(), log.stream.clone());
     log.run(async move { stream_info(&js, &name).await.map(|s| s.cached_info().state.messages) }).unwrap()
@@ -455,4 +441,33 @@ fn erased_records_leave_gaps_that_reads_and_follows_fill_with_tombstones() {
 fn redacted_message(event: &Event) -> Message {
     let Event::MessageRedacted(r) = event else { panic!("{event:?}") };
     r.tombstone()
+}
+
+#[test]
+fn blocks_an_expiry_drops_are_punched_while_the_instance_runs() {
+    let cluster = Cluster::standalone_on(free_port(), "max_payload: 8MB");
+    let dir = tempfile::tempdir().unwrap();
+    let settings = NatsSettings { replicas: 1, ..config(&cluster, "PUNCH") };
+    let store = nats_store(&dir, &crate::store::Backend::nats(settings));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Four sealed blocks of 64 and 44 open messages, about 26 KB of blocks.
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        ids.push(
+            runtime.block_on(store.append(new_message("a", &format!("a{i} {}", "x".repeat(60))))).unwrap().id,
+        );
+    }
+    let blocks_file = dir.path().join(crate::store::projections::blocks::BLOCKS_FILE);
+    let on_disk = || std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&blocks_file).unwrap()) * 512;
+    // The views are made durable after an expiry once 5 s passed since the last time.
+    std::thread::sleep(Duration::from_secs(5));
+    let allocated = on_disk();
+    let target = crate::values::Name::parse("target", "a").unwrap();
+    runtime.block_on(store.expire(&target, ids[249])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while on_disk() + 3 * 4096 > allocated {
+        assert!(Instant::now() < deadline, "{} bytes on disk, {allocated} before the expiry", on_disk());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(store.since("a", 0, 1000).unwrap().len(), 50);
 }
