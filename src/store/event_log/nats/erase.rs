@@ -59,8 +59,8 @@ impl Known {
 }
 
 impl Tombstones {
-    /// The records `found` by a read from `from`, with the tombstones of redacted messages in its gaps,
-    /// in id order.
+    /// The records `found` by a read from `from`, with the tombstones of redacted messages in
+    /// its gaps, in id order.
     pub(super) async fn fill(
         &self,
         js: &jetstream::Context,
