@@ -62,6 +62,9 @@ const FOLLOW_BATCH: usize = 1024;
 /// heartbeats are missed, which takes far longer).
 const STALL_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a stalled follower waits to learn whether the stream holds more ([`holds`]).
+const HOLDS_BOUND: Duration = Duration::from_millis(250);
+
 /// How long a close waits for erasures under way (those of redactions are done again at the
 /// next start; those of expired messages are not).
 const ERASE_AT_CLOSE: Duration = Duration::from_secs(5);
@@ -382,11 +385,15 @@ async fn publish(
 }
 
 /// Whether the stream holds a record numbered `from` or later (as far as the server asked
-/// knows; an error counts as yes).
+/// knows; an error, or no answer within [`HOLDS_BOUND`], counts as yes: a server stopped
+/// mid-request must not hold up the follower's recovery).
 async fn holds(stream: &jetstream::stream::Stream, name: &str, from: u64) -> bool {
     use jetstream::stream::DirectGetErrorKind;
-    let found = stream.direct_get_next_for_subject(format!("relay.{name}.>"), Some(from)).await;
-    !matches!(found, Err(e) if e.kind() == DirectGetErrorKind::NotFound)
+    let asking = stream.direct_get_next_for_subject(format!("relay.{name}.>"), Some(from));
+    match tokio::time::timeout(HOLDS_BOUND, asking).await {
+        Ok(found) => !matches!(found, Err(e) if e.kind() == DirectGetErrorKind::NotFound),
+        Err(_) => true,
+    }
 }
 
 impl NatsLog {

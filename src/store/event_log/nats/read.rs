@@ -101,10 +101,10 @@ pub(super) async fn read(
     let consumer = bounded(bound, "creating a consumer of the stream", creating).await?;
     let subject = filter.map_or_else(|| format!("relay.{name}.>"), str::to_owned);
     let read = match consumer.cached_info().num_pending {
-        0 => {
-            nothing_from(&stream, &subject, from, last).await.map(|()| Read { events: Vec::new(), end: last })
-        }
-        _ => read_upto(&consumer, &stream, &subject, last, limit).await,
+        0 => bounded(bound, "asking the stream's leader", nothing_from(&stream, &subject, from, last))
+            .await
+            .map(|()| Read { events: Vec::new(), end: last }),
+        _ => read_upto(&consumer, &stream, &subject, last, limit, bound).await,
     };
     // A consumer that cannot be deleted now goes when its inactivity threshold passes.
     let _ = tokio::time::timeout(bound, stream.delete_consumer(&consumer.cached_info().name)).await;
@@ -139,6 +139,7 @@ async fn read_upto(
     subject: &str,
     last: u64,
     limit: usize,
+    bound: Duration,
 ) -> Result<Read, StoreError> {
     let name = &consumer.cached_info().stream_name;
     let mut events: Vec<Event> = Vec::new();
@@ -164,7 +165,8 @@ async fn read_upto(
                 return Ok(Read { events, end: last });
             }
             if pending == 0 {
-                return nothing_from(stream, subject, sequence + 1, last)
+                let asking = nothing_from(stream, subject, sequence + 1, last);
+                return bounded(bound, "asking the stream's leader", asking)
                     .await
                     .map(|()| Read { events, end: last });
             }
