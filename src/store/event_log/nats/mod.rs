@@ -384,16 +384,13 @@ async fn publish(
     )))
 }
 
-/// Whether the stream holds a record numbered `from` or later (as far as the server asked
-/// knows; an error, or no answer within [`HOLDS_BOUND`], counts as yes: a server stopped
-/// mid-request must not hold up the follower's recovery).
+/// Whether the stream holds a record numbered `from` or later, as its leader knows (an error,
+/// or no answer within [`HOLDS_BOUND`], counts as yes: a leader stopped mid-request must not
+/// hold up the follower's recovery).
 async fn holds(stream: &jetstream::stream::Stream, name: &str, from: u64) -> bool {
-    use jetstream::stream::DirectGetErrorKind;
-    let asking = stream.direct_get_next_for_subject(format!("relay.{name}.>"), Some(from));
-    match tokio::time::timeout(HOLDS_BOUND, asking).await {
-        Ok(found) => !matches!(found, Err(e) if e.kind() == DirectGetErrorKind::NotFound),
-        Err(_) => true,
-    }
+    let subject = format!("relay.{name}.>");
+    let asking = read::leaders_first(stream, &subject, from);
+    !matches!(tokio::time::timeout(HOLDS_BOUND, asking).await, Ok(Ok(None)))
 }
 
 impl NatsLog {

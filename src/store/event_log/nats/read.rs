@@ -120,13 +120,24 @@ async fn nothing_from(
     from: u64,
     last: u64,
 ) -> Result<(), StoreError> {
-    match stream.get_first_raw_message_by_subject(subject, from).await {
-        Ok(found) if found.sequence <= last => Err(StoreError::Nats(format!(
-            "the stream's consumer has nothing from {from}, its leader has {}: a replica that lags",
-            found.sequence
+    match leaders_first(stream, subject, from).await? {
+        Some(found) if found <= last => Err(StoreError::Nats(format!(
+            "the stream's consumer has nothing from {from}, its leader has {found}: a replica that lags"
         ))),
-        Ok(_) => Ok(()),
-        Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => Ok(()),
+        _ => Ok(()),
+    }
+}
+
+/// The number of the first record on `subject` from `from` on, as the stream's leader knows
+/// (a direct get may be answered by a replica that lags, which knows fewer records).
+pub(super) async fn leaders_first(
+    stream: &stream::Stream,
+    subject: &str,
+    from: u64,
+) -> Result<Option<u64>, StoreError> {
+    match stream.get_first_raw_message_by_subject(subject, from).await {
+        Ok(found) => Ok(Some(found.sequence)),
+        Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => Ok(None),
         Err(e) => Err(nats_error("asking the stream's leader for a record", e)),
     }
 }
