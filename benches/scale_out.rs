@@ -1,8 +1,11 @@
 //! Scale-out figures, side by side in one run: two relay instances in nats mode on a 3-node
 //! JetStream cluster (R3, every write synced), and one relay in sled mode (fsync on), all
 //! processes on this machine:
-//! - posts/s with 32 posters (through both instances in nats mode);
-//! - wake-up: a REST wait woken by a post (in nats mode, posted through the other instance);
+//! - posts/s with 32 posters (through both instances in nats mode), beside the ceiling: raw
+//!   JetStream publishes of the same size by 32 async-nats tasks over two connections, each
+//!   awaiting its PubAck, to a stream of its own on the same cluster;
+//! - wake-up: a REST wait woken by a post (in nats mode, posted through the other instance),
+//!   beside a raw publish's round trip one at a time;
 //! - pages/s: a page of 200 messages from the local views;
 //! - catch-up: a fresh instance reading the whole stream at start.
 //!
@@ -42,17 +45,23 @@ fn post(addr: SocketAddr, target: &str, text: &str) -> Option<u64> {
     (reply.status == 201).then(|| reply.json()["posted"].as_u64().unwrap())
 }
 
-/// Posts of about 1 KB from [`POSTERS`] threads for `span`, spread over `relays`.
+/// Posts of about 1 KB from [`POSTERS`] threads for `span`, spread over `relays`, each thread
+/// on a connection it keeps (as wrk's posters).
 fn posts_per_second(relays: &[SocketAddr], span: Duration) -> f64 {
-    let text = "x".repeat(1000);
+    let body = serde_json::json!({"target": "bench", "sender": "bench", "text": "x".repeat(1000)});
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let threads: Vec<_> = (0..POSTERS)
         .map(|i| {
-            let (addr, done, text) = (relays[i % relays.len()], done.clone(), text.clone());
+            let (url, done, body) =
+                (format!("http://{}/api/messages", relays[i % relays.len()]), done.clone(), body.clone());
             std::thread::spawn(move || {
+                let agent = ureq::Agent::new_with_defaults();
                 while started.elapsed() < span {
-                    if post(addr, "bench", &text).is_some() {
+                    // The answer read to its end, so the connection serves the next post.
+                    let posted =
+                        agent.post(&url).send_json(&body).and_then(|r| r.into_body().read_to_string());
+                    if posted.is_ok() {
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -133,6 +142,117 @@ fn seed(url: &str, count: u64) {
     });
 }
 
+/// Raw JetStream publishes of `text` for `span` by [`POSTERS`] tasks over one connection per
+/// url, each awaiting its PubAck before the next (what one post needs): publishes/s and each
+/// publish's round trip, sorted. Then `single` publishes one at a time: their round trips.
+/// `followed`: an ordered consumer on each connection reads every publish meanwhile, as each
+/// relay instance's follower does.
+fn raw_publishes(
+    urls: &[&str],
+    text: &str,
+    span: Duration,
+    single: usize,
+    followed: bool,
+) -> (f64, Vec<Duration>, Vec<Duration>) {
+    use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
+    use futures_util::StreamExt;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut contexts = Vec::new();
+        for url in urls {
+            contexts.push(jetstream::new(async_nats::connect(*url).await.unwrap()));
+        }
+        // As the relay makes its stream (R3, file, deduplicated by message id, direct gets).
+        let config = stream::Config {
+            name: "RAW".into(),
+            subjects: vec!["raw.>".into()],
+            num_replicas: 3,
+            duplicate_window: Duration::from_secs(120),
+            allow_direct: true,
+            ..Default::default()
+        };
+        let stream = contexts[0].get_or_create_stream(config).await.unwrap();
+        let mut followers = Vec::new();
+        for js in contexts.iter().filter(|_| followed) {
+            let config = consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::New,
+                ..Default::default()
+            };
+            let stream = js.get_stream(stream.cached_info().config.name.as_str()).await.unwrap();
+            let mut messages = stream.create_consumer(config).await.unwrap().messages().await.unwrap();
+            followers.push(tokio::spawn(async move { while messages.next().await.is_some() {} }));
+        }
+        let payload = bytes::Bytes::from(text.to_owned());
+        let publish = move |js: &jetstream::Context, id: String| {
+            let (js, payload) = (js.clone(), payload.clone());
+            async move {
+                let sent = Instant::now();
+                let message = PublishMessage::build().payload(payload).message_id(id);
+                js.send_publish("raw.bench", message).await.unwrap().await.unwrap();
+                sent.elapsed()
+            }
+        };
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..POSTERS)
+            .map(|task| {
+                let (js, publish) = (contexts[task % contexts.len()].clone(), publish.clone());
+                tokio::spawn(async move {
+                    let mut times = Vec::new();
+                    while started.elapsed() < span {
+                        times.push(publish(&js, format!("{followed}-{task}-{}", times.len())).await);
+                    }
+                    times
+                })
+            })
+            .collect();
+        let mut times = Vec::new();
+        for task in tasks {
+            times.extend(task.await.unwrap());
+        }
+        let rate = times.len() as f64 / started.elapsed().as_secs_f64();
+        followers.iter().for_each(tokio::task::JoinHandle::abort);
+        let mut one_at_a_time = Vec::new();
+        for i in 0..single {
+            one_at_a_time.push(publish(&contexts[0], format!("single-{i}")).await);
+        }
+        times.sort();
+        one_at_a_time.sort();
+        (rate, times, one_at_a_time)
+    })
+}
+
+/// The CPU time (user and system) the processes `pids` used so far, 0 standing for this one
+/// (the bench's clients), in seconds.
+fn cpu_seconds(pids: &[u32]) -> f64 {
+    let used = |pid: &u32| {
+        let path = if *pid == 0 { "/proc/self/stat".to_owned() } else { format!("/proc/{pid}/stat") };
+        let stat = std::fs::read_to_string(path).unwrap();
+        // Past the name in parentheses, from field 3 on: utime and stime are fields 14 and
+        // 15, in clock ticks (100 a second on Linux).
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        (fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()) as f64 / 100.0
+    };
+    pids.iter().map(used).sum()
+}
+
+/// Runs `work`, which does `count(&result)` posts, and says what each cost in CPU: the NATS
+/// servers `nats`, the relays `relays`, the bench's own clients.
+fn cpu_per_post<T>(
+    nats: &[u32],
+    relays: &[u32],
+    work: impl FnOnce() -> T,
+    count: impl Fn(&T) -> f64,
+) -> (T, String) {
+    let groups = [nats, relays, &[0]];
+    let before = groups.map(cpu_seconds);
+    let out = work();
+    let posts = count(&out).max(1.0);
+    let used = groups.map(cpu_seconds);
+    let per = |i: usize| format!("{:.2}", (used[i] - before[i]) * 1000.0 / posts);
+    let cost = format!("CPU ms per post: nats servers {}, relays {}, clients {}", per(0), per(1), per(2));
+    (out, cost)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -154,16 +274,55 @@ fn main() {
     let a = start(dirs[1].path(), &nats_env(&cluster.urls[0]));
     let b = start(dirs[2].path(), &nats_env(&cluster.urls[1]));
 
-    let sled_posts = posts_per_second(&[sled.addr], span);
-    let nats_posts = posts_per_second(&[a.addr, b.addr], span);
+    let pct = |t: &[Duration], p: usize| ms(t[(t.len() * p / 100).min(t.len() - 1)]);
+    let (nats_pids, relays) = (cluster.pids(), [a.child.id(), b.child.id()]);
+    let (sled_posts, sled_cpu) = cpu_per_post(
+        &[],
+        &[sled.child.id()],
+        || posts_per_second(&[sled.addr], span),
+        |r| r * span.as_secs_f64(),
+    );
+    let raw_urls = [cluster.urls[0].as_str(), cluster.urls[1].as_str()];
+    let text = "x".repeat(1000);
+    let ((raw, raw_times, raw_single), raw_cpu) = cpu_per_post(
+        &nats_pids,
+        &[],
+        || raw_publishes(&raw_urls, &text, span, rounds, false),
+        |r| r.1.len() as f64,
+    );
+    let ((followed, followed_times, _), followed_cpu) = cpu_per_post(
+        &nats_pids,
+        &[],
+        || raw_publishes(&raw_urls, &text, span, 0, true),
+        |r| r.1.len() as f64,
+    );
+    let (nats_posts, nats_cpu) = cpu_per_post(
+        &nats_pids,
+        &relays,
+        || posts_per_second(&[a.addr, b.addr], span),
+        |r| r * span.as_secs_f64(),
+    );
     println!(
-        "posts/s, {POSTERS} posters, 1 KB: sled {sled_posts:.0}; nats via 2 instances {nats_posts:.0} ({:.2}x sled)",
-        nats_posts / sled_posts
+        "posts/s, {POSTERS} posters, 1 KB: sled {sled_posts:.0}; nats via 2 instances {nats_posts:.0} ({:.2}x sled, \
+         {:.2}x raw); raw JetStream publishes {raw:.0}/s (p50 {} p99 {})",
+        nats_posts / sled_posts,
+        nats_posts / raw,
+        pct(&raw_times, 50),
+        pct(&raw_times, 99)
+    );
+    println!(
+        "  raw JetStream with an ordered consumer per connection reading along: {followed:.0}/s (p50 {} p99 {}); \
+         the relay in nats mode {:.2}x of that",
+        pct(&followed_times, 50),
+        pct(&followed_times, 99),
+        nats_posts / followed
+    );
+    println!(
+        "  sled: {sled_cpu}\n  raw JetStream: {raw_cpu}\n  raw, followed: {followed_cpu}\n  nats: {nats_cpu}"
     );
 
     let sled_wake = wake_ups(sled.addr, sled.addr, rounds);
     let nats_wake = wake_ups(a.addr, b.addr, rounds);
-    let pct = |t: &[Duration], p: usize| ms(t[(t.len() * p / 100).min(t.len() - 1)]);
     println!(
         "wake-up from sending the post, {rounds} rounds: sled (same instance) p50 {} p99 {}; \
          nats (posted through B, waiting on A) p50 {} p99 {}",
@@ -173,11 +332,14 @@ fn main() {
         pct(&nats_wake.0, 99)
     );
     println!(
-        "  of which the post's own round trip: sled p50 {} p99 {}; nats p50 {} p99 {}",
+        "  of which the post's own round trip: sled p50 {} p99 {}; nats p50 {} p99 {}; \
+         a raw JetStream publish, one at a time: p50 {} p99 {}",
         pct(&sled_wake.1, 50),
         pct(&sled_wake.1, 99),
         pct(&nats_wake.1, 50),
-        pct(&nats_wake.1, 99)
+        pct(&nats_wake.1, 99),
+        pct(&raw_single, 50),
+        pct(&raw_single, 99)
     );
 
     let sled_pages = pages_per_second(sled.addr, span);

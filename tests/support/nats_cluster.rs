@@ -148,6 +148,12 @@ impl Cluster {
         self.nodes[node] = self.spawn(node);
     }
 
+    /// The nodes' process ids (the scale-out bench measures their CPU).
+    #[allow(dead_code)]
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(Child::id).collect()
+    }
+
     /// Sends `signal` (`STOP`, `CONT`) to node `node`: a stopped node stands in for one cut
     /// off by a partition.
     pub fn signal(&self, node: usize, signal: &str) {
