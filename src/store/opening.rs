@@ -140,6 +140,7 @@ impl Inner {
             None => {
                 log.follow(last_id, Projector::new(shared.clone(), channels, followers).into_follower())?;
                 shared.erase_redacted()?;
+                shared.forget_expired()?;
             }
         }
         Ok(Inner {

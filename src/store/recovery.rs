@@ -114,7 +114,8 @@ pub(crate) fn catch_up(
         let Some(last) = events.last() else { break };
         checkpoint = last.id();
         // The log forgets what expired again: a crash may have kept those records.
-        log.forget(&views.apply(&events, &mut channels)?)?;
+        let expired = views.apply(&events, &mut channels)?;
+        log.forget(&expired, views.forgotten(&expired))?;
         log.erase(&redacted(&events))?;
         replayed += events.len() as u64;
         progress(checkpoint, last_id);
@@ -192,7 +193,7 @@ pub(crate) fn attach(
         if log.follow(checkpoint, projector.into_follower()).is_ok() {
             shared.following.store(true, Ordering::Release);
             info!(shared.logger, "the channel views follow the stream"; "from" => checkpoint);
-            let _ = shared.erase_redacted();
+            let _ = shared.erase_redacted().and_then(|()| shared.forget_expired());
         }
     };
     thread::Builder::new()

@@ -13,7 +13,7 @@
 
 use crate::event::Event;
 use crate::event::NewEvent;
-use crate::store::event_log::{Appending, EventLog, Follower};
+use crate::store::event_log::{Appending, EventLog, Follower, Forgotten};
 use crate::store::StoreError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,9 @@ pub enum FaultOp {
     Append,
     /// An append's acknowledgement, lost after the log stored it (either backend).
     Answer,
+    /// Every deletion of expired messages' records, lost before the log made it (as by a
+    /// crash): armed, `nth` and `sticky` do not matter.
+    Forget,
 }
 
 /// Which operation fails, and whether the disk recovers after it.
@@ -87,6 +90,7 @@ impl Faults {
                 FaultOp::Write => "disk write",
                 FaultOp::Flush => "disk flush",
                 FaultOp::Append => "append",
+                FaultOp::Forget => "deletion of expired records",
                 FaultOp::Answer => {
                     return Err(StoreError::Unacknowledged(format!(
                         "injected fault: the acknowledgement of append #{seen} was lost"
@@ -161,8 +165,12 @@ impl EventLog for FaultyLog {
         self.inner.text_cap()
     }
 
-    fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
-        self.inner.forget(ids)
+    /// An armed `Forget` loses the deletes, as a crash before they ran would.
+    fn forget(&self, ids: &[u64], done: Forgotten) -> Result<(), StoreError> {
+        if self.faults.aims_at(FaultOp::Forget) {
+            return Ok(());
+        }
+        self.inner.forget(ids, done)
     }
 
     fn erase(&self, ids: &[u64]) -> Result<(), StoreError> {

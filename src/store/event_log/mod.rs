@@ -20,6 +20,10 @@ use tokio::sync::oneshot;
 /// An answer to come: the event with its id and time once it is durable, or why not.
 pub(crate) type Appending = oneshot::Receiver<Result<Event, StoreError>>;
 
+/// Called once the log has deleted every record it was asked to forget (never, when it could
+/// not: the ids are asked for again at the next start).
+pub(crate) type Forgotten = Box<dyn FnOnce() + Send>;
+
 /// What follows the log: called with each durable group of events, in order.
 pub(crate) type Follower = Box<dyn FnMut(Vec<Event>) + Send>;
 
@@ -65,8 +69,9 @@ pub(crate) trait EventLog: Send + Sync {
     }
 
     /// Deletes the records of messages that expired (`MessagesExpired`), once the views
-    /// dropped them.
-    fn forget(&self, _ids: &[u64]) -> Result<(), StoreError> {
+    /// dropped them, in the background; calls `done` once they are all gone.
+    fn forget(&self, _ids: &[u64], done: Forgotten) -> Result<(), StoreError> {
+        done();
         Ok(())
     }
 

@@ -98,27 +98,29 @@ impl Tombstones {
 /// [`ERASE_PATIENCE`]; a record gone already is erased. `ask_first`: asks the stream's leader
 /// whether each record is still there before deleting it (a read, where every delete is a
 /// proposal the replicas agree on: for erasures done again, mostly of records gone already).
+/// Returns whether every record is gone.
 pub(super) async fn erase(
     js: jetstream::Context,
     name: String,
     ids: Vec<u64>,
     ask_first: bool,
     logger: Logger,
-) {
+) -> bool {
     let started = Instant::now();
     let stream = loop {
         match stream_info(&js, &name).await {
             Ok(stream) => break stream,
             Err(e) if started.elapsed() >= ERASE_PATIENCE => {
-                warn!(logger, "cannot erase records from the stream"; "error" => %e, "records" => ids.len());
-                return;
+                warn!(logger, "cannot erase records from the stream; they are tried again at the next start"; "error" => %e, "records" => ids.len());
+                return false;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     };
+    let all = std::sync::atomic::AtomicBool::new(true);
     futures_util::stream::iter(ids)
         .for_each_concurrent(ERASING_AT_ONCE, |id| {
-            let (stream, logger) = (&stream, &logger);
+            let (stream, logger, all) = (&stream, &logger, &all);
             async move {
                 if ask_first {
                     let found = stream.get_raw_message(id).await;
@@ -133,8 +135,9 @@ pub(super) async fn erase(
                         Err(e) => nats_error("erasing a record", e),
                     };
                     if started.elapsed() >= ERASE_PATIENCE {
-                        warn!(logger, "a record could not be erased from the stream; it will be tried again at the next start when redacted";
+                        warn!(logger, "a record could not be erased from the stream; it is tried again at the next start";
                             "id" => id, "error" => %why);
+                        all.store(false, std::sync::atomic::Ordering::Relaxed);
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -142,4 +145,5 @@ pub(super) async fn erase(
             }
         })
         .await;
+    all.into_inner()
 }

@@ -36,7 +36,7 @@ pub use link::TextLimit;
 pub use stream::{subject, NatsSettings};
 
 use crate::event::{self, Event, NewEvent};
-use crate::store::event_log::{Appending, EventLog, Follower};
+use crate::store::event_log::{Appending, EventLog, Follower, Forgotten};
 use crate::store::StoreError;
 use async_nats::jetstream;
 use erase::Tombstones;
@@ -395,19 +395,23 @@ async fn holds(stream: &jetstream::stream::Stream, name: &str, from: u64) -> boo
 
 impl NatsLog {
     /// Erases the records `ids` from the stream, in the background (see [`erase::erase`] for
-    /// `ask_first`).
-    fn delete_records(&self, ids: &[u64], ask_first: bool) {
-        let Some(link) = self.link.get().filter(|_| !ids.is_empty()) else { return };
+    /// `ask_first`), then calls `done` (at once when there is nothing the stream lets it do).
+    fn delete_records(&self, ids: &[u64], ask_first: bool, done: Forgotten) {
+        let Some(link) = self.link.get().filter(|_| !ids.is_empty()) else { return done() };
         if !link.erasable {
             if !self.said_unerasable.swap(true, Ordering::Relaxed) {
                 warn!(self.logger, "records of redacted or expired messages stay in the NATS stream: it denies deletes (made by an earlier relay)";
                     "stream" => &self.stream);
             }
-            return;
+            return done();
         }
         let erasing =
             erase::erase(link.js.clone(), self.stream.clone(), ids.to_vec(), ask_first, self.logger.clone());
-        self.handle.spawn(self.erasing.track_future(erasing));
+        self.handle.spawn(self.erasing.track_future(async move {
+            if erasing.await {
+                done();
+            }
+        }));
     }
 }
 
@@ -599,14 +603,14 @@ impl EventLog for NatsLog {
         self.link.get().and_then(|link| link.text_cap)
     }
 
-    fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
-        self.delete_records(ids, false);
+    fn forget(&self, ids: &[u64], done: Forgotten) -> Result<(), StoreError> {
+        self.delete_records(ids, false, done);
         Ok(())
     }
 
     /// Redactions are few, and each start erases every one again: asked about first.
     fn erase(&self, ids: &[u64]) -> Result<(), StoreError> {
-        self.delete_records(ids, true);
+        self.delete_records(ids, true, Box::new(|| {}));
         Ok(())
     }
 

@@ -11,7 +11,7 @@ mod writer;
 
 use crate::event::Event;
 use crate::event::NewEvent;
-use crate::store::event_log::{Appending, EventLog, Follower};
+use crate::store::event_log::{Appending, EventLog, Follower, Forgotten};
 use crate::store::StoreError;
 use disk_sync::DiskSync;
 #[cfg(test)]
@@ -25,7 +25,7 @@ pub(crate) use writer::WriterSetup;
 use writer::{Followers, Request, Writer};
 
 /// The forgetting thread: where to send it ids, and its handle.
-type Forgetter = (mpsc::Sender<Vec<u64>>, thread::JoinHandle<()>);
+type Forgetter = (mpsc::Sender<(Vec<u64>, Forgotten)>, thread::JoinHandle<()>);
 
 pub(crate) struct SledLog {
     events: Arc<Events>,
@@ -137,25 +137,27 @@ impl EventLog for SledLog {
     /// writing them did, and the writer need not wait for it. Deleted after the views' batch
     /// that dropped them, so a crash never keeps that batch without them gone (sled recovers
     /// a prefix of its writes); a crash before leaves them in the log (`check` accepts them).
-    fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
+    fn forget(&self, ids: &[u64], done: Forgotten) -> Result<(), StoreError> {
         if let Some(e) = self.forget_failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(StoreError::Crashed(format!("deleting expired messages' records failed: {e}")));
         }
         if ids.is_empty() {
+            done();
             return Ok(());
         }
         let mut forgetter = self.forgetter.lock().unwrap_or_else(|p| p.into_inner());
         if forgetter.is_none() {
-            let (tx, rx) = mpsc::channel::<Vec<u64>>();
+            let (tx, rx) = mpsc::channel::<(Vec<u64>, Forgotten)>();
             let (events, failed) = (self.events.clone(), self.forget_failed.clone());
             let handle = thread::Builder::new()
                 .name("relay-forget".into())
                 .spawn(move || {
-                    for ids in rx {
+                    for (ids, done) in rx {
                         if let Err(e) = events.forget(&ids) {
                             *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                             return;
                         }
+                        done();
                     }
                 })
                 .map_err(|e| StoreError::io("cannot start the thread that deletes expired records", e))?;
@@ -163,7 +165,7 @@ impl EventLog for SledLog {
         }
         if let Some((tx, _)) = forgetter.as_ref() {
             // A thread that stopped said why; the next call reports it.
-            let _ = tx.send(ids.to_vec());
+            let _ = tx.send((ids.to_vec(), done));
         }
         Ok(())
     }

@@ -4,8 +4,8 @@
 //! changed, messages redacted, expired messages dropped, the checkpoint written.
 
 use super::{
-    block_key, channel_key, corrupt, entries, stored, ChannelRecord, ChannelViews, Channels, Open,
-    CHECKPOINT, ENTRY_HEADER, FORMAT, FORMAT_KEY,
+    block_key, channel_key, corrupt, entries, forgetting_entry, stored, ChannelRecord, ChannelViews,
+    Channels, Open, CHECKPOINT, ENTRY_HEADER, FORMAT, FORMAT_KEY,
 };
 use crate::event::{Event, MessageRedacted, MessagesExpired};
 use crate::message::{overwrite_text, Message};
@@ -142,6 +142,9 @@ impl ChannelViews {
             let bytes = bincode::serde::encode_to_vec(channels[name], bincode::config::standard())
                 .map_err(corrupt)?;
             batch.insert(channel_key(name), bytes);
+        }
+        if let Some((key, ids)) = forgetting_entry(&work.expired) {
+            batch.insert(&key, ids);
         }
         Principals::write(&work.principals, &mut batch)?;
         Delivery::write(&work.delivery, &mut batch)?;

@@ -47,7 +47,7 @@ pub(crate) mod apply;
 
 use crate::event::Event;
 use crate::message::{Message, StoredMessage};
-use crate::store::event_log::EventLog;
+use crate::store::event_log::{EventLog, Forgotten};
 use crate::store::projections::blocks::{BlockFile, BlockRef, RECENT_BYTES};
 use crate::store::projections::cursors::Cursors;
 use crate::store::projections::delivery::{Delivery, States};
@@ -67,6 +67,9 @@ const CHANNEL: u8 = 1;
 const BLOCK: u8 = 3;
 const FORMAT_KEY: u8 = 4;
 const ORIGIN_KEY: u8 = 5;
+/// `[12] first id` → the ids of the messages one expiry dropped whose records the log may
+/// still hold: written with the expiry, removed once the log deleted them.
+const FORGETTING: u8 = 12;
 
 /// The layout version, raised whenever the layout changes: views of another version are
 /// rebuilt from the log on open.
@@ -128,6 +131,14 @@ fn channel_key(name: &str) -> Vec<u8> {
     k.push(CHANNEL);
     k.extend_from_slice(name.as_bytes());
     k
+}
+
+/// The entry of the expired messages `ids` (those of one expiry) under [`FORGETTING`], if any.
+fn forgetting_entry(ids: &[u64]) -> Option<([u8; 9], Vec<u8>)> {
+    let &first = ids.first()?;
+    let mut key = [FORGETTING; 9];
+    key[1..].copy_from_slice(&first.to_be_bytes());
+    Some((key, ids.iter().flat_map(|id| id.to_be_bytes()).collect()))
 }
 
 fn keyed(kind: u8, no: u32, id: u64) -> [u8; 13] {
@@ -421,6 +432,25 @@ impl ChannelViews {
     }
 
     /// Empties the views, leaving them in the current layout.
+    /// The expired messages whose records the log may still hold (it was stopped before it
+    /// deleted them), as each expiry dropped them.
+    pub(crate) fn forgetting(&self) -> Result<Vec<Vec<u64>>, StoreError> {
+        let ids =
+            |bytes: &[u8]| bytes.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().unwrap())).collect();
+        self.tree.scan_prefix([FORGETTING]).map(|item| Ok(ids(&item?.1))).collect()
+    }
+
+    /// For the log to call once it deleted the records of `ids` (what one expiry dropped):
+    /// they are not asked for again. Asked again if it fails (deleting twice is harmless).
+    pub(crate) fn forgotten(&self, ids: &[u64]) -> Forgotten {
+        let (tree, entry) = (self.tree.clone(), forgetting_entry(ids));
+        Box::new(move || {
+            if let Some((key, _)) = entry {
+                let _ = tree.remove(key);
+            }
+        })
+    }
+
     pub(crate) fn clear(&self) -> Result<(), StoreError> {
         self.tree.clear()?;
         self.tree.insert([FORMAT_KEY], &[FORMAT])?;
@@ -495,14 +525,18 @@ impl ChannelViews {
         self.blocks.read(BlockRef::decode(at).ok_or_else(|| corrupt("bad block reference"))?)
     }
 
-    /// Loaded from `log`: every key and value, blocks read from the file, then the open messages
-    /// under keys `[2] number id`, for comparing a rebuilt projection with an incremental one.
+    /// Loaded from `log`: every key and value (but the deletes the log has yet to make), blocks
+    /// read from the file, then the open messages under keys `[2] number id`, for comparing a
+    /// rebuilt projection with an incremental one.
     #[cfg(test)]
     pub(crate) fn dump(&self, log: &dyn EventLog) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.load(Some(log)).unwrap();
         let mut out = Vec::new();
         for item in self.tree.iter() {
             let (k, v) = item.unwrap();
+            if k[0] == FORGETTING {
+                continue;
+            }
             let v = if k[0] == BLOCK { self.block(&v).unwrap().to_vec() } else { v.to_vec() };
             out.push((k.to_vec(), v));
         }
