@@ -32,6 +32,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const POSTERS: usize = 32;
+/// How long the CPU of a part is read past its end.
+const SETTLE: Duration = Duration::from_secs(1);
 
 fn post(addr: SocketAddr, target: &str, text: &str) -> Option<u64> {
     let body = serde_json::json!({"target": target, "sender": "bench", "text": text}).to_string();
@@ -236,7 +238,9 @@ fn cpu_seconds(pids: &[u32]) -> f64 {
 }
 
 /// Runs `work`, which does `count(&result)` posts, and says what each cost in CPU: the NATS
-/// servers `nats`, the relays `relays`, the bench's own clients.
+/// servers `nats`, the relays `relays`, the bench's own clients. Read [`SETTLE`] after the work,
+/// so what the processes finish after the last answer (search indexing, the archive, the
+/// replicas) counts too.
 fn cpu_per_post<T>(
     nats: &[u32],
     relays: &[u32],
@@ -247,6 +251,7 @@ fn cpu_per_post<T>(
     let before = groups.map(cpu_seconds);
     let out = work();
     let posts = count(&out).max(1.0);
+    std::thread::sleep(SETTLE);
     let used = groups.map(cpu_seconds);
     let per = |i: usize| format!("{:.2}", (used[i] - before[i]) * 1000.0 / posts);
     let cost = format!("CPU ms per post: nats servers {}, relays {}, clients {}", per(0), per(1), per(2));
