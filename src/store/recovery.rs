@@ -114,8 +114,9 @@ pub(crate) fn catch_up(
         let Some(last) = events.last() else { break };
         checkpoint = last.id();
         // The log forgets what expired again: a crash may have kept those records.
-        let expired = views.apply(&events, &mut channels)?;
-        log.forget(&expired, views.forgotten(&expired))?;
+        for ids in views.apply(&events, &mut channels)? {
+            log.forget(&ids, views.forgotten(&ids))?;
+        }
         log.erase(&redacted(&events))?;
         replayed += events.len() as u64;
         progress(checkpoint, last_id);

@@ -1257,7 +1257,7 @@ fn an_expiry_in_one_group_with_a_redaction_of_a_block_it_drops_leaves_no_view_na
     let expiry = crate::event::MessagesExpired { id: 130, ts: 3.0, target: "c".into(), upto: 64 };
     let group = vec![redaction_in_c(129, 5), Event::MessagesExpired(expiry)];
     log.events().append(&group).unwrap();
-    assert_eq!(views.apply(&group, &mut channels).unwrap(), (1..=64).collect::<Vec<u64>>());
+    assert_eq!(views.apply(&group, &mut channels).unwrap(), [(1..=64).collect::<Vec<u64>>()]);
     // The dropped block is punched once the views without it are durable: every read after
     // that, and a later expiry, find only the second block.
     database.flush().unwrap();
@@ -1267,8 +1267,22 @@ fn an_expiry_in_one_group_with_a_redaction_of_a_block_it_drops_leaves_no_view_na
     let later = crate::event::MessagesExpired { id: 131, ts: 4.0, target: "c".into(), upto: 100 };
     let later = vec![Event::MessagesExpired(later)];
     log.events().append(&later).unwrap();
-    assert_eq!(views.apply(&later, &mut channels).unwrap(), (65..=100).collect::<Vec<u64>>());
+    assert_eq!(views.apply(&later, &mut channels).unwrap(), [(65..=100).collect::<Vec<u64>>()]);
     assert_eq!((channels["c"].count, views.message_count(&channels).unwrap()), (28, 28));
+    // Two expiries in one group: the log is asked to forget each one's messages, and each
+    // answer takes its own entry out of what the next start would ask for again.
+    let expiry = |id: u64, upto: u64| {
+        Event::MessagesExpired(crate::event::MessagesExpired { id, ts: 5.0, target: "c".into(), upto })
+    };
+    let two = vec![expiry(132, 110), expiry(133, 120)];
+    log.events().append(&two).unwrap();
+    let groups = views.apply(&two, &mut channels).unwrap();
+    assert_eq!(groups, [(101..=110).collect::<Vec<u64>>(), (111..=120).collect()]);
+    assert_eq!(views.forgetting().unwrap().len(), 4, "every expiry's ids, until the log is done");
+    for ids in [(1..=64).collect(), (65..=100).collect()].iter().chain(&groups) {
+        views.forgotten(ids)();
+    }
+    assert_eq!(views.forgetting().unwrap(), Vec::<Vec<u64>>::new());
 }
 
 /// A message of channel `c`, as the log holds it.

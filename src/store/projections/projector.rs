@@ -174,7 +174,9 @@ impl Projector {
             self.shared.flush_projections()?;
             self.flushed = Instant::now();
         }
-        self.shared.log.forget(&expired, self.shared.channel_views.forgotten(&expired))?;
+        for ids in &expired {
+            self.shared.log.forget(ids, self.shared.channel_views.forgotten(ids))?;
+        }
         self.shared.log.erase(&redacted(&events))?;
         let size = events.len();
         self.publish(events.into());

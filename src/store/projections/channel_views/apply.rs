@@ -4,8 +4,8 @@
 //! changed, messages redacted, expired messages dropped, the checkpoint written.
 
 use super::{
-    block_key, channel_key, corrupt, entries, forgetting_entry, stored, ChannelRecord, ChannelViews,
-    Channels, Open, CHECKPOINT, ENTRY_HEADER, FORMAT, FORMAT_KEY,
+    block_key, channel_key, corrupt, entries, forgetting_key, stored, ChannelRecord, ChannelViews, Channels,
+    Open, CHECKPOINT, ENTRY_HEADER, FORGET_CHUNK, FORMAT, FORMAT_KEY,
 };
 use crate::event::{Event, MessageRedacted, MessagesExpired};
 use crate::message::{overwrite_text, Message};
@@ -68,8 +68,13 @@ impl ChannelViews {
     /// the messages they name are in the views (open or sealed, in the tree, not in a pending
     /// batch) when they are erased or dropped, no seal in the same batch copies an open message
     /// before that, and no erasure rewrites a block an expiry drops. Returns the ids of the
-    /// messages that expired, for the log to forget.
-    pub(crate) fn apply(&self, events: &[Event], channels: &mut Channels) -> Result<Vec<u64>, StoreError> {
+    /// messages that expired, for the log to forget, in the groups written under
+    /// [`super::FORGETTING`] (one per [`FORGET_CHUNK`] ids of each expiry).
+    pub(crate) fn apply(
+        &self,
+        events: &[Event],
+        channels: &mut Channels,
+    ) -> Result<Vec<Vec<u64>>, StoreError> {
         let redaction = |e: &Event| matches!(e, Event::MessageRedacted(_));
         let expiry = |e: &Event| matches!(e, Event::MessagesExpired(_));
         let (mut rest, mut expired) = (events, Vec::new());
@@ -89,7 +94,7 @@ impl ChannelViews {
     }
 
     /// Applies events in one atomic batch.
-    fn apply_one(&self, events: &[Event], channels: &mut Channels) -> Result<Vec<u64>, StoreError> {
+    fn apply_one(&self, events: &[Event], channels: &mut Channels) -> Result<Vec<Vec<u64>>, StoreError> {
         let end = self.blocks.end();
         let result = self.apply_batch(events, channels);
         if result.is_err() {
@@ -99,7 +104,7 @@ impl ChannelViews {
         result
     }
 
-    fn apply_batch(&self, events: &[Event], channels: &mut Channels) -> Result<Vec<u64>, StoreError> {
+    fn apply_batch(&self, events: &[Event], channels: &mut Channels) -> Result<Vec<Vec<u64>>, StoreError> {
         let Some(last) = events.last() else { return Ok(Vec::new()) };
         let mut batch = sled::Batch::default();
         let mut work = Applying::default();
@@ -143,8 +148,11 @@ impl ChannelViews {
                 .map_err(corrupt)?;
             batch.insert(channel_key(name), bytes);
         }
-        if let Some((key, ids)) = forgetting_entry(&work.expired) {
-            batch.insert(&key, ids);
+        for ids in work.expired.chunks(FORGET_CHUNK) {
+            batch.insert(
+                &forgetting_key(ids[0]),
+                ids.iter().flat_map(|id| id.to_be_bytes()).collect::<Vec<u8>>(),
+            );
         }
         Principals::write(&work.principals, &mut batch)?;
         Delivery::write(&work.delivery, &mut batch)?;
@@ -200,7 +208,7 @@ impl ChannelViews {
         if sealing {
             self.seals.fetch_add(1, Ordering::SeqCst);
         }
-        result.map(|()| work.expired)
+        result.map(|()| work.expired.chunks(FORGET_CHUNK).map(<[u64]>::to_vec).collect())
     }
 
     /// Drops the messages of `x.target` up to `x.upto` (those not dropped yet): each block that

@@ -67,9 +67,12 @@ const CHANNEL: u8 = 1;
 const BLOCK: u8 = 3;
 const FORMAT_KEY: u8 = 4;
 const ORIGIN_KEY: u8 = 5;
-/// `[12] first id` → the ids of the messages one expiry dropped whose records the log may
-/// still hold: written with the expiry, removed once the log deleted them.
+/// `[12] first id` → the ids of messages an expiry dropped (up to [`FORGET_CHUNK`] of them)
+/// whose records the log may still hold: written with the expiry, removed once the log deleted
+/// them.
 const FORGETTING: u8 = 12;
+/// The most ids under one [`FORGETTING`] key, and so in one request to the log to forget.
+pub(crate) const FORGET_CHUNK: usize = 4096;
 
 /// The layout version, raised whenever the layout changes: views of another version are
 /// rebuilt from the log on open.
@@ -133,12 +136,11 @@ fn channel_key(name: &str) -> Vec<u8> {
     k
 }
 
-/// The entry of the expired messages `ids` (those of one expiry) under [`FORGETTING`], if any.
-fn forgetting_entry(ids: &[u64]) -> Option<([u8; 9], Vec<u8>)> {
-    let &first = ids.first()?;
+/// The key under [`FORGETTING`] of expired messages whose first id is `first`.
+fn forgetting_key(first: u64) -> [u8; 9] {
     let mut key = [FORGETTING; 9];
     key[1..].copy_from_slice(&first.to_be_bytes());
-    Some((key, ids.iter().flat_map(|id| id.to_be_bytes()).collect()))
+    key
 }
 
 fn keyed(kind: u8, no: u32, id: u64) -> [u8; 13] {
@@ -431,26 +433,27 @@ impl ChannelViews {
         Ok(n)
     }
 
-    /// Empties the views, leaving them in the current layout.
     /// The expired messages whose records the log may still hold (it was stopped before it
-    /// deleted them), as each expiry dropped them.
+    /// deleted them), in the groups the expiries wrote them.
     pub(crate) fn forgetting(&self) -> Result<Vec<Vec<u64>>, StoreError> {
         let ids =
             |bytes: &[u8]| bytes.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().unwrap())).collect();
         self.tree.scan_prefix([FORGETTING]).map(|item| Ok(ids(&item?.1))).collect()
     }
 
-    /// For the log to call once it deleted the records of `ids` (what one expiry dropped):
-    /// they are not asked for again. Asked again if it fails (deleting twice is harmless).
+    /// For the log to call once it deleted the records of `ids` (one group [`Self::apply`] or
+    /// [`Self::forgetting`] gave): they are not asked for again. Asked again if it fails
+    /// (deleting twice is harmless).
     pub(crate) fn forgotten(&self, ids: &[u64]) -> Forgotten {
-        let (tree, entry) = (self.tree.clone(), forgetting_entry(ids));
+        let (tree, key) = (self.tree.clone(), ids.first().map(|&first| forgetting_key(first)));
         Box::new(move || {
-            if let Some((key, _)) = entry {
+            if let Some(key) = key {
                 let _ = tree.remove(key);
             }
         })
     }
 
+    /// Empties the views, leaving them in the current layout.
     pub(crate) fn clear(&self) -> Result<(), StoreError> {
         self.tree.clear()?;
         self.tree.insert([FORMAT_KEY], &[FORMAT])?;
