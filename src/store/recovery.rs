@@ -114,9 +114,7 @@ pub(crate) fn catch_up(
         let Some(last) = events.last() else { break };
         checkpoint = last.id();
         // The log forgets what expired again: a crash may have kept those records.
-        for ids in views.apply(&events, &mut channels)? {
-            log.forget(&ids, views.forgotten(&ids))?;
-        }
+        views.forget_in(log, views.apply(&events, &mut channels)?)?;
         log.erase(&redacted(&events))?;
         replayed += events.len() as u64;
         progress(checkpoint, last_id);

@@ -67,10 +67,7 @@ impl Shared {
     /// Asks the log again to delete the records of the expired messages the views know it may
     /// still hold (it was stopped before it deleted them: a crash, a stream out of reach).
     pub(super) fn forget_expired(&self) -> Result<(), StoreError> {
-        for ids in self.channel_views.forgetting()? {
-            self.log.forget(&ids, self.channel_views.forgotten(&ids))?;
-        }
-        Ok(())
+        self.channel_views.forget_in(&*self.log, self.channel_views.forgetting()?)
     }
 
     /// With the `faults` feature, whether an armed fault fails the projector's next write.

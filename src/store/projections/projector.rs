@@ -174,9 +174,7 @@ impl Projector {
             self.shared.flush_projections()?;
             self.flushed = Instant::now();
         }
-        for ids in &expired {
-            self.shared.log.forget(ids, self.shared.channel_views.forgotten(ids))?;
-        }
+        self.shared.channel_views.forget_in(&*self.shared.log, expired)?;
         self.shared.log.erase(&redacted(&events))?;
         let size = events.len();
         self.publish(events.into());

@@ -4,8 +4,8 @@
 //! changed, messages redacted, expired messages dropped, the checkpoint written.
 
 use super::{
-    block_key, channel_key, corrupt, entries, forgetting_key, stored, ChannelRecord, ChannelViews, Channels,
-    Open, CHECKPOINT, ENTRY_HEADER, FORGET_CHUNK, FORMAT, FORMAT_KEY,
+    block_key, channel_key, corrupt, entries, forgetting_entry, stored, ChannelRecord, ChannelViews,
+    Channels, Open, CHECKPOINT, ENTRY_HEADER, FORGET_CHUNK, FORMAT, FORMAT_KEY,
 };
 use crate::event::{Event, MessageRedacted, MessagesExpired};
 use crate::message::{overwrite_text, Message};
@@ -148,11 +148,10 @@ impl ChannelViews {
                 .map_err(corrupt)?;
             batch.insert(channel_key(name), bytes);
         }
-        for ids in work.expired.chunks(FORGET_CHUNK) {
-            batch.insert(
-                &forgetting_key(ids[0]),
-                ids.iter().flat_map(|id| id.to_be_bytes()).collect::<Vec<u8>>(),
-            );
+        let forget: Vec<Vec<u64>> = work.expired.chunks(FORGET_CHUNK).map(<[u64]>::to_vec).collect();
+        for ids in &forget {
+            let (key, value) = forgetting_entry(ids);
+            batch.insert(&key, value);
         }
         Principals::write(&work.principals, &mut batch)?;
         Delivery::write(&work.delivery, &mut batch)?;
@@ -208,7 +207,7 @@ impl ChannelViews {
         if sealing {
             self.seals.fetch_add(1, Ordering::SeqCst);
         }
-        result.map(|()| work.expired.chunks(FORGET_CHUNK).map(<[u64]>::to_vec).collect())
+        result.map(|()| forget)
     }
 
     /// Drops the messages of `x.target` up to `x.upto` (those not dropped yet): each block that

@@ -143,6 +143,11 @@ fn forgetting_key(first: u64) -> [u8; 9] {
     key
 }
 
+/// The expired messages `ids` (one group, not empty) as written under [`FORGETTING`].
+fn forgetting_entry(ids: &[u64]) -> ([u8; 9], Vec<u8>) {
+    (forgetting_key(ids[0]), ids.iter().flat_map(|id| id.to_be_bytes()).collect())
+}
+
 fn keyed(kind: u8, no: u32, id: u64) -> [u8; 13] {
     let mut k = [0u8; 13];
     k[0] = kind;
@@ -439,6 +444,12 @@ impl ChannelViews {
         let ids =
             |bytes: &[u8]| bytes.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().unwrap())).collect();
         self.tree.scan_prefix([FORGETTING]).map(|item| Ok(ids(&item?.1))).collect()
+    }
+
+    /// Asks `log` to delete the records of each group of expired messages (as [`Self::apply`]
+    /// or [`Self::forgetting`] gave them), each group's entry taken out once it did.
+    pub(crate) fn forget_in(&self, log: &dyn EventLog, groups: Vec<Vec<u64>>) -> Result<(), StoreError> {
+        groups.iter().try_for_each(|ids| log.forget(ids, self.forgotten(ids)))
     }
 
     /// For the log to call once it deleted the records of `ids` (one group [`Self::apply`] or
