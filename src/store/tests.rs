@@ -1145,10 +1145,29 @@ fn followers_take_applied_groups_and_read_the_log_for_the_rest() {
 #[cfg(feature = "faults")]
 #[test]
 fn expired_records_a_crash_kept_are_deleted_at_the_next_start() {
+    expired_records_a_crash_kept_are_deleted_at_the_next_start_on(&Backend::sled());
+}
+
+/// The same with the log in a NATS stream: the records leave the stream.
+#[cfg(feature = "faults")]
+#[test]
+fn expired_records_a_crash_kept_are_deleted_at_the_next_start_with_the_log_in_nats() {
+    let cluster = nats_log::tests::cluster::Cluster::start();
+    expired_records_a_crash_kept_are_deleted_at_the_next_start_on(&Backend::nats(nats_log::tests::config(
+        &cluster, "OUTBOX",
+    )));
+}
+
+#[cfg(feature = "faults")]
+fn expired_records_a_crash_kept_are_deleted_at_the_next_start_on(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
-    let open = || Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
-    let exported = || export_string(dir.path(), &ExportFilter::default());
+    let open = || Store::open_on(dir.path(), None, Options::default(), backend, quiet()).unwrap();
+    let exported = || {
+        let mut out = Vec::new();
+        super::export(dir.path(), backend, &ExportFilter::default(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
     let store = open();
     let ids: Vec<u64> = (0..20)
         .map(|i| rt.block_on(store.append(new_message("a", &format!("gone{i}")))).unwrap().id)
@@ -1167,7 +1186,7 @@ fn expired_records_a_crash_kept_are_deleted_at_the_next_start() {
     let exported = exported();
     assert!(!exported.contains("\"gone0\"") && !exported.contains("\"gone14\""), "deleted at the start");
     assert!(exported.contains("\"gone15\"") && exported.contains("\"gone19\""));
-    assert!(check(dir.path()).unwrap().problems.is_empty());
+    assert!(super::check(dir.path(), backend).unwrap().problems.is_empty());
 }
 
 #[test]
