@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use std::ops::Bound::{Included, Unbounded};
 use std::path::Path;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, QueryParserError, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, QueryParser, QueryParserError, RangeQuery, TermQuery};
 use tantivy::query_grammar::{UserInputAst, UserInputLeaf, UserInputLiteral};
 use tantivy::schema::IndexRecordOption::{Basic, WithFreqs};
 use tantivy::schema::{
@@ -330,11 +330,8 @@ impl SearchIndex {
                     }
                     // Expired: deleted, and left to tantivy's merges (not erasure).
                     Event::MessagesExpired(x) => {
-                        let channel = TermQuery::new(Term::from_field_text(f.channel, &x.target), Basic);
-                        let ids = RangeQuery::new(Unbounded, Included(Term::from_field_u64(f.id, x.upto)));
-                        let both: Vec<Box<dyn Query>> = vec![Box::new(channel), Box::new(ids)];
                         writer
-                            .delete_query(Box::new(BooleanQuery::intersection(both)))
+                            .delete_query(Box::new(self.upto(&x.target, x.upto)))
                             .map_err(|e| failed("deleting expired messages", e))?;
                         self.expired.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
@@ -536,6 +533,21 @@ impl SearchIndex {
     pub(crate) fn count(&self) -> Result<u64, StoreError> {
         self.reader.reload().map_err(|e| failed("reloading", e))?;
         Ok(self.reader.searcher().num_docs())
+    }
+
+    /// The messages of `channel` up to the id `upto`: what an expiry covers.
+    fn upto(&self, channel: &str, upto: u64) -> BooleanQuery {
+        let f = self.fields;
+        let channel = TermQuery::new(Term::from_field_text(f.channel, channel), Basic);
+        let ids = RangeQuery::new(Unbounded, Included(Term::from_field_u64(f.id, upto)));
+        BooleanQuery::intersection(vec![Box::new(channel), Box::new(ids)])
+    }
+
+    /// How many messages of `channel` up to the id `upto` the index holds.
+    pub(crate) fn count_upto(&self, channel: &str, upto: u64) -> Result<u64, StoreError> {
+        self.reader.reload().map_err(|e| failed("reloading", e))?;
+        let count = self.reader.searcher().search(&self.upto(channel, upto), &tantivy::collector::Count);
+        Ok(count.map_err(|e| failed("counting expired messages", e))? as u64)
     }
 }
 
