@@ -11,6 +11,9 @@ const RESERVED_KEY: &[u8] = b"id_reserved";
 pub(crate) struct Events {
     events: sled::Tree,
     meta: sled::Tree,
+    /// Held by a redaction's rewrite of a record (read, then written in the batch) and by each
+    /// delete of an expired one, so the rewrite never puts back a record deleted meanwhile.
+    rewriting: std::sync::Mutex<()>,
 }
 
 pub(crate) fn key(id: u64) -> [u8; 8] {
@@ -30,7 +33,11 @@ fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
 
 impl Events {
     pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(Events { events: db.open_tree("events")?, meta: db.open_tree("meta")? })
+        Ok(Events {
+            events: db.open_tree("events")?,
+            meta: db.open_tree("meta")?,
+            rewriting: Default::default(),
+        })
     }
 
     /// The id of the last event in the log, 0 when it is empty.
@@ -70,6 +77,8 @@ impl Events {
     /// DESIGN.md, "Forgetting on purpose"); returns those records as they were, for
     /// [`Events::restore`] if the commit fails.
     pub(crate) fn append(&self, events: &[Event]) -> Result<Vec<(u64, sled::IVec)>, StoreError> {
+        let redacts = events.iter().any(|e| matches!(e, Event::MessageRedacted(_)));
+        let _rewriting = redacts.then(|| self.rewriting());
         let mut batch = sled::Batch::default();
         let mut replaced = Vec::new();
         for e in events {
@@ -86,11 +95,14 @@ impl Events {
         Ok(replaced)
     }
 
-    /// Puts back records [`Events::append`] rewrote.
+    /// Puts back records [`Events::append`] rewrote, but for those deleted since.
     pub(crate) fn restore(&self, records: Vec<(u64, sled::IVec)>) -> Result<(), StoreError> {
+        let _rewriting = self.rewriting();
         let mut batch = sled::Batch::default();
         for (id, record) in records {
-            batch.insert(&key(id), record);
+            if self.events.contains_key(key(id))? {
+                batch.insert(&key(id), record);
+            }
         }
         self.events.apply_batch(batch)?;
         Ok(())
@@ -103,9 +115,14 @@ impl Events {
     /// way leaves some, which `check` accepts.
     pub(crate) fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
         for &id in ids {
+            let _rewriting = self.rewriting();
             self.events.remove(key(id))?;
         }
         Ok(())
+    }
+
+    fn rewriting(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.rewriting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Takes out the events `first..=last` (a commit that failed before it was durable).
@@ -146,5 +163,52 @@ impl Events {
             out.push(event::decode(id_of(&k)?, &v)?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{MessageRedacted, Post};
+    use crate::message::{Message, Source};
+
+    /// A redaction's rewrite of a record racing the delete of that record (its message expired
+    /// meanwhile) never puts the record back.
+    #[test]
+    fn a_redaction_racing_a_delete_leaves_the_record_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let events = std::sync::Arc::new(Events::open(&db).unwrap());
+        const N: u64 = 3000;
+        let posts: Vec<Event> = (1..=N)
+            .map(|id| {
+                let (target, sender, text) = ("a".into(), "s".into(), format!("text {id}"));
+                let (source, reply_to, redacted) = (Source::Cli, None, None);
+                Event::MessagePosted(Message {
+                    id,
+                    ts: 1.0,
+                    target,
+                    sender,
+                    text,
+                    source,
+                    reply_to,
+                    redacted,
+                })
+            })
+            .collect();
+        events.append(&posts).unwrap();
+        let forgetting = {
+            let events = events.clone();
+            std::thread::spawn(move || (1..=N).for_each(|id| events.forget(&[id]).unwrap()))
+        };
+        for message in 1..=N {
+            let post = Post { sender: "s".into(), ts: 1.0, source: Source::Cli, reply_to: None };
+            let (target, by, reason) = ("a".into(), "admin".into(), String::new());
+            let redaction = MessageRedacted { id: N + message, ts: 2.0, target, message, post, by, reason };
+            events.append(&[Event::MessageRedacted(redaction)]).unwrap();
+        }
+        forgetting.join().unwrap();
+        let back: Vec<u64> = (1..=N).filter(|id| events.events.contains_key(key(*id)).unwrap()).collect();
+        assert_eq!(back, Vec::<u64>::new(), "records a redaction put back after their delete");
     }
 }
