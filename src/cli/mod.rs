@@ -66,7 +66,7 @@ pub enum Command {
     Export(ExportArgs),
     /// Append an exported log into an empty data dir (or, with --merge, a used one), keeping ids,
     /// then rebuild the views and the archive. The relay must be stopped. In nats mode, into an
-    /// empty stream, keeping ids (the ids of a gap are taken by records erased at once).
+    /// empty stream, keeping ids (the ids of a gap are taken by records taken out at once).
     Import(ImportArgs),
     /// Read the whole log (in nats mode, the stream) and the channel views and report any damage
     /// or difference; changes nothing. Exit 0 when sound, 1 otherwise. The relay must be stopped.

@@ -1140,6 +1140,47 @@ fn followers_take_applied_groups_and_read_the_log_for_the_rest() {
     assert!(fed.is_empty());
 }
 
+/// An import into a stream sends its records in chunks: 1,000 ids over several chunks, with a
+/// gap of 600 ids across chunks' ends and gaps of one id, keep their ids, and the stream
+/// exports the same lines (no record of a gap is left).
+#[test]
+fn an_import_into_a_stream_keeps_every_id_across_chunks_and_gaps() {
+    let cluster = nats_log::tests::cluster::Cluster::standalone_on(
+        nats_log::tests::cluster::free_port(),
+        "max_payload: 8MB",
+    );
+    let settings = nats_log::NatsSettings { replicas: 1, ..nats_log::tests::config(&cluster, "IMPORTED") };
+    let (backend, dir) = (Backend::nats(settings.clone()), tempfile::tempdir().unwrap());
+    let kept: Vec<u64> = (1..=1000).filter(|id| !(301..=900).contains(id) && id % 7 != 0).collect();
+    let lines: String = kept
+        .iter()
+        .map(|&id| {
+            let (target, sender, text) = (format!("c{}", id % 3), "s".into(), format!("m{id}"));
+            let (source, reply_to, redacted) = (Source::Cli, None, None);
+            Event::MessagePosted(Message {
+                id,
+                ts: id as f64,
+                target,
+                sender,
+                text,
+                source,
+                reply_to,
+                redacted,
+            })
+            .to_json_line()
+        })
+        .collect();
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, &lines).unwrap();
+    let report = super::import(dir.path(), &backend, &file, false, None, Options::default()).unwrap();
+    assert_eq!(report.imported, kept.len() as u64);
+    let mut out = Vec::new();
+    super::export(dir.path(), &backend, &ExportFilter::default(), &mut out).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), lines);
+    let log = nats_log::NatsLog::connect(&settings, 1 << 20, quiet()).unwrap();
+    assert_eq!(log.last_id().unwrap(), 1000);
+}
+
 /// Deletes of expired messages' records that a crash cut short (here lost on purpose) are made
 /// at the next start: the views keep the ids until the log says they are gone.
 #[cfg(feature = "faults")]

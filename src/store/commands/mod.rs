@@ -14,7 +14,7 @@ use crate::identity::Grants;
 use crate::message::{summary_line, Redacted};
 use crate::store::database::{Database, Options};
 use crate::store::event_log::backend::Backend;
-use crate::store::event_log::nats::{NatsLog, NatsSettings};
+use crate::store::event_log::nats::{ImportRecord, NatsLog, NatsSettings};
 use crate::store::event_log::EventLog;
 use crate::store::projections::archive::ArchiveConfig;
 use crate::store::projections::redactions;
@@ -356,7 +356,8 @@ pub fn import(
 /// Appends an export to an empty NATS JetStream stream (nats mode), keeping ids, timestamps and
 /// sources. The stream numbers messages itself: each message is published on condition that
 /// the stream's last sequence is the id before it, and the ids of a gap (messages that expired,
-/// or a crash's lost reservations in a sled log) are taken by records erased at once.
+/// or a crash's lost reservations in a sled log) are taken by records taken out at once; sent
+/// [`IMPORT_CHUNK`] at a time.
 fn import_stream(
     config: &NatsSettings,
     path: &Path,
@@ -389,19 +390,36 @@ fn import_stream(
         });
     }
     let mut report = ImportReport { imported: 0, skipped: 0, into };
-    let mut next = 1;
+    let (mut next, mut chunk, mut bytes) = (1, Vec::new(), 0);
+    let mut add = |record: ImportRecord| -> Result<(), StoreError> {
+        bytes += record.size();
+        chunk.push(record);
+        if chunk.len() >= IMPORT_CHUNK || bytes >= IMPORT_CHUNK_BYTES {
+            bytes = 0;
+            log.import_chunk(std::mem::take(&mut chunk))?;
+        }
+        Ok(())
+    };
     for item in read_export(path, &|_| None)? {
         let (_, event) = item?;
         let id = event.id();
-        if id > next {
-            log.import_gap(next, id - 1)?;
+        for gap in next..id {
+            add(log.gap_record(gap))?;
         }
-        log.import(event)?;
+        add(log.import_record(event))?;
         report.imported += 1;
         next = id + 1;
     }
+    if !chunk.is_empty() {
+        log.import_chunk(chunk)?;
+    }
     Ok(report)
 }
+
+/// Records an import into a stream sends before it awaits their acknowledgements, and the
+/// bytes they may hold at most.
+const IMPORT_CHUNK: usize = 256;
+const IMPORT_CHUNK_BYTES: usize = 8 << 20;
 
 /// What `compact` did: the events replayed, and the database's bytes before and after.
 #[derive(Debug, Clone, Copy)]

@@ -235,16 +235,26 @@ impl NatsLog {
         run(&self.handle, work)
     }
 
-    /// Stores an exported event under its own id, which must be the stream's next sequence:
-    /// published on condition that the stream's last sequence is the id before it (so a
-    /// concurrent post cannot shift it), with a Msg-Id naming the id (so a retry is stored once).
-    /// Tried again for up to [`PUBLISH_BOUND`]: a stream just created can answer "no stream
-    /// found" until its leader is known (seen in CI); a wrong last sequence is final.
-    pub(crate) fn import(&self, event: Event) -> Result<(), StoreError> {
+    /// What an import stores under `event`'s id: the event, published on its channel's subject
+    /// with a Msg-Id naming the id (so a retry is stored once).
+    pub(crate) fn import_record(&self, event: Event) -> ImportRecord {
         let redaction = matches!(event, Event::MessageRedacted(_));
-        let subject = event_subject(&self.prefix, event.target(), redaction);
         let id = event.id();
-        self.publish_as(id, subject, event::encode(&event.with_id(0)), format!("import-{id}"))
+        let subject = event_subject(&self.prefix, event.target(), redaction);
+        ImportRecord::new(id, subject, event::encode(&event.with_id(0)), format!("import-{id}"), false)
+    }
+
+    /// What an import stores under `id`, an id of a gap in the file: an expiry of nothing on a
+    /// subject no channel has, erased once stored, so the id stays without a record.
+    pub(crate) fn gap_record(&self, id: u64) -> ImportRecord {
+        let nothing =
+            Event::MessagesExpired(event::MessagesExpired { id: 0, ts: 0.0, target: String::new(), upto: 0 });
+        ImportRecord::new(id, self.gap_subject(), event::encode(&nothing), format!("import-gap-{id}"), true)
+    }
+
+    /// The subject of the records that stand in for the ids of gaps, which no channel has.
+    fn gap_subject(&self) -> String {
+        event_subject(&self.prefix, Some("\0gap"), false)
     }
 
     /// Whether the stream lets records be erased (one an earlier relay made does not).
@@ -252,57 +262,76 @@ impl NatsLog {
         self.link.get().is_some_and(|link| link.erasable)
     }
 
-    /// Makes the stream's next sequences `from..=to` ones without a record, for an import of a
-    /// log with gaps: a record (an expiry of nothing, on a subject no channel has) is stored
-    /// under each and erased at once. Needs a stream that lets records be erased.
-    pub(crate) fn import_gap(&self, from: u64, to: u64) -> Result<(), StoreError> {
+    /// Stores `records` (in id order, the first one's id the stream's next sequence) each under
+    /// its own id, then takes out those of gaps (a purge of their subject, or a delete each
+    /// where the stream denies purges). Each is published on condition that the stream's
+    /// last sequence is the id before it, so a concurrent post cannot shift them. All are sent
+    /// before the first acknowledgement is awaited: a chunk costs about one round trip, not one
+    /// a record. A chunk that fails is sent again one record at a time from the stream's last
+    /// sequence, each tried for up to [`PUBLISH_BOUND`] (a stream just created can answer "no
+    /// stream found" until its leader is known, seen in CI); a wrong last sequence is final.
+    pub(crate) fn import_chunk(&self, records: Vec<ImportRecord>) -> Result<(), StoreError> {
         let link = self.reached()?;
-        if !link.erasable {
+        let gaps: Vec<u64> = records.iter().filter(|r| r.gap).map(|r| r.id).collect();
+        if !gaps.is_empty() && !link.erasable {
             return Err(StoreError::Nats(format!(
                 "the stream {} denies deletes (an earlier relay made it), so an import into it cannot leave gaps in the ids",
                 self.stream
             )));
         }
-        let nothing =
-            Event::MessagesExpired(event::MessagesExpired { id: 0, ts: 0.0, target: String::new(), upto: 0 });
-        for id in from..=to {
-            let subject = event_subject(&self.prefix, Some("\0gap"), false);
-            self.publish_as(id, subject, event::encode(&nothing), format!("import-gap-{id}"))?;
-            let (js, name) = (link.js.clone(), self.stream.clone());
-            self.run(async move {
-                retrying(|_| async {
-                    let stream = stream_info(&js, &name).await?;
-                    stream
-                        .delete_message(id)
-                        .await
-                        .map_err(|e| nats_error(&format!("erasing id {id} of a gap"), e))
-                })
-                .await
-            })?;
+        let js = link.js.clone();
+        let sent = records.clone();
+        let all_stored = self.run(async move {
+            let mut acks = Vec::with_capacity(sent.len());
+            for r in sent {
+                acks.push((r.id, js.send_publish(r.subject.clone(), r.message()).await));
+            }
+            // Every acknowledgement is awaited, so none is in flight when a failure is mended.
+            let mut stored = true;
+            for (id, ack) in acks {
+                let ack = match ack {
+                    Ok(ack) => ack.await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                stored &= ack.is_ok_and(|ack| ack.sequence == id);
+            }
+            stored
+        });
+        if !all_stored {
+            let last = self.last_id()?;
+            for record in records.into_iter().filter(|r| r.id > last) {
+                self.publish_as(record)?;
+            }
+        }
+        if !gaps.is_empty() {
+            // One purge of the gaps' subject takes them all (a delete each is a round trip).
+            let (js, name, subject) = (link.js.clone(), self.stream.clone(), self.gap_subject());
+            let purged = self.run(async move {
+                let purge = stream_info(&js, &name).await?.purge().filter(subject).await;
+                purge.map_err(|e| nats_error("purging the records standing in for gaps", e))
+            });
+            let (js, name, logger) = (link.js.clone(), self.stream.clone(), self.logger.clone());
+            let (first, count) = (gaps[0], gaps.len());
+            if purged.is_err() && !self.run(erase::erase(js, name, gaps, false, logger)) {
+                return Err(StoreError::Nats(format!(
+                    "the records standing in for {count} ids of gaps from id {first} on could not be erased"
+                )));
+            }
         }
         Ok(())
     }
 
-    /// Publishes `payload` as the stream's sequence `id` (see [`NatsLog::import`]).
-    fn publish_as(
-        &self,
-        id: u64,
-        subject: String,
-        payload: Vec<u8>,
-        msg_id: String,
-    ) -> Result<(), StoreError> {
-        let payload = bytes::Bytes::from(payload);
+    /// Publishes `record` as the stream's sequence `record.id`, tried again for up to
+    /// [`PUBLISH_BOUND`] (see [`NatsLog::import_chunk`]).
+    fn publish_as(&self, record: ImportRecord) -> Result<(), StoreError> {
         let js = self.reached()?.js.clone();
+        let id = record.id;
         let stored = self.run(async move {
             let deadline = Instant::now() + PUBLISH_BOUND;
             loop {
-                let message = jetstream::message::PublishMessage::build()
-                    .payload(payload.clone())
-                    .message_id(&msg_id)
-                    .expected_last_sequence(id - 1);
                 let attempt = async {
-                    let ack = js.send_publish(subject.clone(), message).await.map_err(|e| e.to_string())?;
-                    ack.await.map_err(|e| e.to_string())
+                    let ack = js.send_publish(record.subject.clone(), record.message()).await;
+                    ack.map_err(|e| e.to_string())?.await.map_err(|e| e.to_string())
                 };
                 match attempt.await {
                     Ok(ack) => return Ok(ack),
@@ -341,6 +370,35 @@ impl NatsLog {
             .filter(|o| o.since.elapsed() >= FAIL_FAST_AFTER)
             .filter(|_| self.health.publish_failed.load(Ordering::Relaxed))
             .map(|o| o.why.clone())
+    }
+}
+
+/// One record of an import: what [`NatsLog::import_chunk`] publishes under `id`.
+#[derive(Clone)]
+pub(crate) struct ImportRecord {
+    id: u64,
+    subject: String,
+    payload: bytes::Bytes,
+    msg_id: String,
+    /// Stands in for an id of a gap: erased once stored.
+    gap: bool,
+}
+
+impl ImportRecord {
+    fn new(id: u64, subject: String, payload: Vec<u8>, msg_id: String, gap: bool) -> ImportRecord {
+        ImportRecord { id, subject, payload: payload.into(), msg_id, gap }
+    }
+
+    /// The bytes it takes in flight.
+    pub(crate) fn size(&self) -> usize {
+        self.payload.len()
+    }
+
+    fn message(&self) -> jetstream::message::PublishMessage {
+        jetstream::message::PublishMessage::build()
+            .payload(self.payload.clone())
+            .message_id(&self.msg_id)
+            .expected_last_sequence(self.id - 1)
     }
 }
 
