@@ -279,8 +279,9 @@ fn search_problems(dir: &Path, log: &dyn EventLog, problems: &mut Vec<String>) -
     }
     let messages: u64 = held.values().map(|ids| ids.len() as u64).sum();
     if indexed != messages {
+        let above = if later.is_empty() { "" } else { " (both counted above the expiries made after it)" };
         problems.push(format!(
-            "the search index holds {indexed} messages; the log has {messages} up to its checkpoint {checkpoint}"
+            "the search index holds {indexed} messages; the log has {messages} up to its checkpoint {checkpoint}{above}"
         ));
     }
     Ok(())

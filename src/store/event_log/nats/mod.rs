@@ -267,8 +267,9 @@ impl NatsLog {
     /// where the stream denies purges). Each is published on condition that the stream's
     /// last sequence is the id before it, so a concurrent post cannot shift them. All are sent
     /// before the first acknowledgement is awaited: a chunk costs about one round trip, not one
-    /// a record. A chunk that fails is sent again one record at a time from the stream's last
-    /// sequence, each tried for up to [`PUBLISH_BOUND`] (a stream just created can answer "no
+    /// a record. A chunk that fails goes on one record at a time from its first record not
+    /// acknowledged as sent: read back when the stream holds it, else sent again, each tried for
+    /// up to [`PUBLISH_BOUND`] (a stream just created can answer "no
     /// stream found" until its leader is known, seen in CI); a wrong last sequence is final.
     pub(crate) fn import_chunk(&self, records: Vec<ImportRecord>) -> Result<(), StoreError> {
         let link = self.reached()?;
@@ -281,26 +282,32 @@ impl NatsLog {
         }
         let js = link.js.clone();
         let sent = records.clone();
-        let all_stored = self.run(async move {
+        let first_failed = self.run(async move {
             let mut acks = Vec::with_capacity(sent.len());
-            for r in sent {
-                acks.push((r.id, js.send_publish(r.subject.clone(), r.message()).await));
+            for r in &sent {
+                acks.push(js.send_publish(r.subject.clone(), r.message()).await);
             }
-            // Every acknowledgement is awaited, so none is in flight when a failure is mended.
-            let mut stored = true;
-            for (id, ack) in acks {
-                let ack = match ack {
-                    Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                stored &= ack.is_ok_and(|ack| ack.sequence == id);
-            }
-            stored
+            // Awaited together: each waits for its acknowledgement up to the client's timeout,
+            // so a stream that cannot answer costs one timeout, not one a record.
+            let acks = futures_util::future::join_all(acks.into_iter().map(|sending| async move {
+                match sending {
+                    Ok(ack) => ack.await.ok().map(|ack| ack.sequence),
+                    Err(_) => None,
+                }
+            }))
+            .await;
+            sent.iter().zip(acks).position(|(r, stored)| stored != Some(r.id))
         });
-        if !all_stored {
+        // From the first record not stored as sent, one at a time: those the stream holds
+        // already (their acknowledgement lost) are read back and must be the import's (the
+        // server checks the last sequence before the Msg-Id, so sending them again fails).
+        if let Some(first) = first_failed {
             let last = self.last_id()?;
-            for record in records.into_iter().filter(|r| r.id > last) {
-                self.publish_as(record)?;
+            for record in records.into_iter().skip(first) {
+                match record.id <= last {
+                    true => self.stored_already(&record)?,
+                    false => self.publish_as(record)?,
+                }
             }
         }
         if !gaps.is_empty() {
@@ -317,6 +324,25 @@ impl NatsLog {
                     "the records standing in for {count} ids of gaps from id {first} on could not be erased"
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// Whether the stream's record under `record.id` is `record`: anything else there was
+    /// written by someone else during the import.
+    fn stored_already(&self, record: &ImportRecord) -> Result<(), StoreError> {
+        let (js, name, id) = (self.reached()?.js.clone(), self.stream.clone(), record.id);
+        let found = self.run(async move {
+            retrying(|_| async {
+                let found = stream_info(&js, &name).await?.get_raw_message(id).await;
+                found.map_err(|e| nats_error(&format!("reading id {id} back"), e))
+            })
+            .await
+        })?;
+        if found.subject.as_str() != record.subject || found.payload != record.payload {
+            return Err(StoreError::Nats(format!(
+                "id {id} holds a record the import did not send: something else wrote to the stream meanwhile"
+            )));
         }
         Ok(())
     }

@@ -476,3 +476,32 @@ fn blocks_an_expiry_drops_are_punched_while_the_instance_runs() {
     }
     assert_eq!(store.since("a", 0, 1000).unwrap().len(), 50);
 }
+
+/// An import's chunk on a stream something else wrote to meanwhile fails, and says so: a chunk
+/// whose first id another record took is stored around it (each record's condition holds on
+/// top of the other), which the read-back finds.
+#[test]
+fn an_import_chunk_over_a_record_it_did_not_send_fails() {
+    let cluster = Cluster::standalone_on(free_port(), "max_payload: 8MB");
+    let settings = NatsSettings { replicas: 1, ..config(&cluster, "OVERWRITTEN") };
+    let log = NatsLog::connect(&settings, MAX_TEXT, logger()).unwrap();
+    post(&log, "c", "posted during the import").unwrap();
+    let records = (1..=10)
+        .map(|id| {
+            let (target, sender, text) = ("c".into(), "s".into(), format!("imported {id}"));
+            let (source, reply_to, redacted) = (Source::Cli, None, None);
+            log.import_record(Event::MessagePosted(Message {
+                id,
+                ts: 1.0,
+                target,
+                sender,
+                text,
+                source,
+                reply_to,
+                redacted,
+            }))
+        })
+        .collect();
+    let err = log.import_chunk(records).unwrap_err();
+    assert!(err.to_string().contains("id 1 holds a record the import did not send"), "{err}");
+}
