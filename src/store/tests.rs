@@ -49,6 +49,13 @@ pub(super) fn new_message(target: &str, text: &str) -> NewMessage {
     }
 }
 
+/// A message of `s` on `target` as the log holds it, under `id` (posted at `id` seconds).
+pub(crate) fn posted(id: u64, target: &str, text: &str) -> Event {
+    let (target, sender, text) = (target.into(), "s".into(), text.into());
+    let (source, reply_to, redacted) = (Source::Cli, None, None);
+    Event::MessagePosted(Message { id, ts: id as f64, target, sender, text, source, reply_to, redacted })
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
@@ -1154,21 +1161,7 @@ fn an_import_into_a_stream_keeps_every_id_across_chunks_and_gaps() {
     let kept: Vec<u64> = (1..=1000).filter(|id| !(301..=900).contains(id) && id % 7 != 0).collect();
     let lines: String = kept
         .iter()
-        .map(|&id| {
-            let (target, sender, text) = (format!("c{}", id % 3), "s".into(), format!("m{id}"));
-            let (source, reply_to, redacted) = (Source::Cli, None, None);
-            Event::MessagePosted(Message {
-                id,
-                ts: id as f64,
-                target,
-                sender,
-                text,
-                source,
-                reply_to,
-                redacted,
-            })
-            .to_json_line()
-        })
+        .map(|&id| posted(id, &format!("c{}", id % 3), &format!("m{id}")).to_json_line())
         .collect();
     let file = dir.path().join("in.jsonl");
     std::fs::write(&file, &lines).unwrap();

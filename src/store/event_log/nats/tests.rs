@@ -10,7 +10,7 @@ use super::health::HEALTH_EVERY;
 use super::stream::{event_token, major_minor, wanted, MIN_SERVER};
 use super::*;
 use crate::message::{Message, Source};
-use crate::store::tests::new_message;
+use crate::store::tests::{new_message, posted};
 use async_nats::jetstream::stream;
 use cluster::{free_port, Cluster};
 use files::files_holding;
@@ -486,22 +486,7 @@ fn an_import_chunk_over_a_record_it_did_not_send_fails() {
     let settings = NatsSettings { replicas: 1, ..config(&cluster, "OVERWRITTEN") };
     let log = NatsLog::connect(&settings, MAX_TEXT, logger()).unwrap();
     post(&log, "c", "posted during the import").unwrap();
-    let records = (1..=10)
-        .map(|id| {
-            let (target, sender, text) = ("c".into(), "s".into(), format!("imported {id}"));
-            let (source, reply_to, redacted) = (Source::Cli, None, None);
-            log.import_record(Event::MessagePosted(Message {
-                id,
-                ts: 1.0,
-                target,
-                sender,
-                text,
-                source,
-                reply_to,
-                redacted,
-            }))
-        })
-        .collect();
+    let records = (1..=10).map(|id| log.import_record(posted(id, "c", &format!("imported {id}")))).collect();
     let err = log.import_chunk(records).unwrap_err();
     assert!(err.to_string().contains("id 1 holds a record the import did not send"), "{err}");
 }

@@ -170,7 +170,8 @@ impl Events {
 mod tests {
     use super::*;
     use crate::event::{MessageRedacted, Post};
-    use crate::message::{Message, Source};
+    use crate::message::Source;
+    use crate::store::tests::posted;
 
     /// A redaction's rewrite of a record racing the delete of that record (its message expired
     /// meanwhile) never puts the record back.
@@ -180,22 +181,7 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let events = std::sync::Arc::new(Events::open(&db).unwrap());
         const N: u64 = 3000;
-        let posts: Vec<Event> = (1..=N)
-            .map(|id| {
-                let (target, sender, text) = ("a".into(), "s".into(), format!("text {id}"));
-                let (source, reply_to, redacted) = (Source::Cli, None, None);
-                Event::MessagePosted(Message {
-                    id,
-                    ts: 1.0,
-                    target,
-                    sender,
-                    text,
-                    source,
-                    reply_to,
-                    redacted,
-                })
-            })
-            .collect();
+        let posts: Vec<Event> = (1..=N).map(|id| posted(id, "a", &format!("text {id}"))).collect();
         events.append(&posts).unwrap();
         let forgetting = {
             let events = events.clone();
