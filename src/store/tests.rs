@@ -1174,6 +1174,53 @@ fn an_import_into_a_stream_keeps_every_id_across_chunks_and_gaps() {
     assert_eq!(log.last_id().unwrap(), 1000);
 }
 
+/// At start the index's segments are rewritten only when a redaction's deletions may be in
+/// them: an expiry's stay for tantivy's merges (a relay with retention does not open the index's
+/// writer and rewrite segments at each start), and a redaction whose commit a crash left before
+/// the rewrite is erased at the next start.
+#[test]
+fn only_a_redaction_a_crash_left_unerased_has_the_index_rewritten_at_start() {
+    use projections::search::SearchIndex;
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, a) = (runtime(), Name::parse("target", "a").unwrap());
+    let open =
+        |search| Store::open(dir.path(), None, Options { search, ..Options::default() }, quiet()).unwrap();
+    let index = || SearchIndex::open(dir.path()).unwrap();
+    let has_deletes = || index().segments().unwrap().iter().any(|m| m.has_deletes());
+    let store = open(true);
+    let ids: Vec<u64> =
+        (0..20).map(|i| rt.block_on(store.append(new_message("a", &format!("m{i}")))).unwrap().id).collect();
+    // Two of twenty: below the share that has a segment rewritten to reclaim its space.
+    rt.block_on(store.expire(&a, ids[1])).unwrap();
+    store.close().unwrap();
+    drop(store);
+    assert!(has_deletes() && !index().erase_pending().unwrap(), "the expiry deleted documents");
+    open(true).close().unwrap();
+    assert!(has_deletes(), "an expiry's deletions are not rewritten at start");
+
+    // A redaction's commit, then a crash before the rewrite (the index follows by hand here).
+    let store = open(false);
+    let secret = rt.block_on(store.append(new_message("a", "secret"))).unwrap();
+    rt.block_on(store.redact(&a, &[secret], &Name::parse("by", "admin").unwrap(), "oops")).unwrap();
+    store.close().unwrap();
+    drop(store);
+    {
+        let (index, database) = (index(), database::Database::open_existing(dir.path()).unwrap());
+        let (mut writer, last) = (index.writer().unwrap(), database.log.last_id().unwrap());
+        let from = index.checkpoint().unwrap();
+        index.follow(&mut writer, &database.log, &mut Default::default(), from, last).unwrap();
+    }
+    assert!(index().erase_pending().unwrap());
+    let store = open(true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while index().erase_pending().unwrap() {
+        assert!(std::time::Instant::now() < deadline, "erased within 10 s of the start");
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    store.close().unwrap();
+    assert!(!has_deletes(), "the segments were rewritten without the deleted documents");
+}
+
 /// Deletes of expired messages' records that a crash cut short (here lost on purpose) are made
 /// at the next start: the views keep the ids until the log says they are gone.
 #[cfg(feature = "faults")]

@@ -201,7 +201,17 @@ pub(crate) struct SearchIndex {
     /// Set when expired messages' documents were deleted: segments they left mostly empty are
     /// to be rewritten.
     expired: std::sync::atomic::AtomicBool,
+    /// The file [`ERASE_STATE`] names.
+    erase_state: std::path::PathBuf,
 }
+
+/// A file in the data directory that says whether redacted messages' documents may still be in
+/// the index's files: "pending" from before the commit that deletes them (made durable first)
+/// until their segments are rewritten, then "done". Expiries delete documents too, which need
+/// no rewrite; this tells the two apart at start, so a relay with retention does not open the
+/// index's writer and rewrite segments each time it starts. Without the file (an index made
+/// before it existed), any segment with deletions counts as pending.
+const ERASE_STATE: &str = "search.erase";
 
 /// Share of a segment's documents that, once deleted by expiries, has it rewritten: the index
 /// stays within about 1.25x of what it holds.
@@ -264,6 +274,7 @@ impl SearchIndex {
         let path = dir.join(DIR);
         // A removal cut short (below) leaves this: files no index tracks.
         remove(&dir.join(OLD_DIR))?;
+        let existed = path.join("meta.json").exists();
         let open = || {
             std::fs::create_dir_all(&path)
                 .map_err(|e| StoreError::io(format!("cannot create {}", path.display()), e))?;
@@ -288,7 +299,38 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()
             .map_err(|e| failed("opening a reader", e))?;
-        Ok(SearchIndex { index, reader, fields, deleted: Default::default(), expired: Default::default() })
+        let erase_state = dir.join(ERASE_STATE);
+        let (deleted, expired) = Default::default();
+        let opened = SearchIndex { index, reader, fields, deleted, expired, erase_state };
+        if !existed || opened.checkpoint()? == 0 {
+            opened.set_erase_state("done")?;
+        }
+        Ok(opened)
+    }
+
+    /// Whether redacted messages' documents may still be in the index's files (see
+    /// [`ERASE_STATE`]).
+    pub(crate) fn erase_pending(&self) -> Result<bool, StoreError> {
+        match std::fs::read(&self.erase_state) {
+            Ok(state) => Ok(state != b"done"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(self.segments()?.iter().any(|m| m.has_deletes()))
+            }
+            Err(e) => Err(StoreError::io(format!("cannot read {}", self.erase_state.display()), e)),
+        }
+    }
+
+    /// Writes `state` to [`ERASE_STATE`], durably (a torn write reads as pending).
+    fn set_erase_state(&self, state: &str) -> Result<(), StoreError> {
+        let path = &self.erase_state;
+        let written = std::fs::File::create(path).and_then(|mut file| {
+            std::io::Write::write_all(&mut file, state.as_bytes())?;
+            file.sync_all()
+        });
+        let folder = path.parent().map(std::fs::File::open);
+        written
+            .and_then(|()| folder.map_or(Ok(()), |f| f.and_then(|f| f.sync_all())))
+            .map_err(|e| StoreError::io(format!("cannot write {}", path.display()), e))
     }
 
     /// The id of the last event the index holds (0 for a new index).
@@ -312,7 +354,7 @@ impl SearchIndex {
         mut from: u64,
         upto: u64,
     ) -> Result<u64, StoreError> {
-        let start = from;
+        let (start, mut redacted) = (from, false);
         while from < upto {
             let events = events_after(log, fed, from, upto, CHUNK)?;
             let Some(last) = events.last().map(Event::id) else { break };
@@ -326,7 +368,7 @@ impl SearchIndex {
                     }
                     Event::MessageRedacted(r) => {
                         writer.delete_term(Term::from_field_u64(f.id, r.message));
-                        self.deleted.store(true, std::sync::atomic::Ordering::Relaxed);
+                        redacted = true;
                     }
                     // Expired: deleted, and left to tantivy's merges (not erasure).
                     Event::MessagesExpired(x) => {
@@ -340,6 +382,10 @@ impl SearchIndex {
             }
             from = last;
         }
+        if redacted {
+            self.set_erase_state("pending")?;
+            self.deleted.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if from > start {
             let mut commit = writer.prepare_commit().map_err(|e| failed("committing", e))?;
             commit.set_payload(&from.to_string());
@@ -348,7 +394,7 @@ impl SearchIndex {
         Ok(from)
     }
 
-    fn segments(&self) -> Result<Vec<tantivy::index::SegmentMeta>, StoreError> {
+    pub(crate) fn segments(&self) -> Result<Vec<tantivy::index::SegmentMeta>, StoreError> {
         self.index.searchable_segment_metas().map_err(|e| failed("reading its segments", e))
     }
 
@@ -569,7 +615,7 @@ pub(crate) fn spawn(
     let mut writer: Option<IndexWriter> = None;
     // Segments may hold redacted messages still (a crash after the commit that deleted them);
     // only then is the writer opened at start (an idle writer holds memory).
-    let mut erasing = index.segments()?.iter().any(|m| m.has_deletes());
+    let mut erasing = index.erase_pending()?;
     let spawned = std::thread::Builder::new().name("relay-search".into()).spawn(move || loop {
         let started = std::time::Instant::now();
         if (done < upto || erasing) && writer.is_none() {
@@ -593,7 +639,7 @@ pub(crate) fn spawn(
                 }
             }
             if erasing {
-                match index.erase(writer) {
+                match index.erase(writer).and_then(|()| index.set_erase_state("done")) {
                     Ok(()) => erasing = false,
                     Err(e) => slog::error!(shared.logger, "search index: redacted messages not erased yet"; "error" => %e),
                 }
@@ -619,6 +665,7 @@ pub(crate) fn rebuild(dir: &Path, log: &dyn EventLog) -> Result<u64, StoreError>
     let last = log.last_id()?;
     index.follow(&mut writer, log, &mut Default::default(), 0, last)?;
     index.erase(&mut writer)?;
+    index.set_erase_state("done")?;
     writer.wait_merging_threads().map_err(|e| failed("merging", e))?;
     Ok(last)
 }
