@@ -302,7 +302,7 @@ impl SearchIndex {
         let erase_state = dir.join(ERASE_STATE);
         let (deleted, expired) = Default::default();
         let opened = SearchIndex { index, reader, fields, deleted, expired, erase_state };
-        if !existed || opened.checkpoint()? == 0 {
+        if !existed {
             opened.set_erase_state("done")?;
         }
         Ok(opened)
@@ -592,7 +592,7 @@ impl SearchIndex {
     /// How many messages of `channel` up to the id `upto` the index holds.
     pub(crate) fn count_upto(&self, channel: &str, upto: u64) -> Result<u64, StoreError> {
         self.reader.reload().map_err(|e| failed("reloading", e))?;
-        let count = self.reader.searcher().search(&self.upto(channel, upto), &tantivy::collector::Count);
+        let count = self.reader.searcher().search(&self.upto(channel, upto), &Count);
         Ok(count.map_err(|e| failed("counting expired messages", e))? as u64)
     }
 }

@@ -245,7 +245,8 @@ impl NatsLog {
     }
 
     /// What an import stores under `id`, an id of a gap in the file: an expiry of nothing on a
-    /// subject no channel has, erased once stored, so the id stays without a record.
+    /// subject no channel has, taken out once its chunk is stored, so the id stays without a
+    /// record.
     pub(crate) fn gap_record(&self, id: u64) -> ImportRecord {
         let nothing =
             Event::MessagesExpired(event::MessagesExpired { id: 0, ts: 0.0, target: String::new(), upto: 0 });
@@ -268,9 +269,9 @@ impl NatsLog {
     /// last sequence is the id before it, so a concurrent post cannot shift them. All are sent
     /// before the first acknowledgement is awaited: a chunk costs about one round trip, not one
     /// a record. A chunk that fails goes on one record at a time from its first record not
-    /// acknowledged as sent: read back when the stream holds it, else sent again, each tried for
-    /// up to [`PUBLISH_BOUND`] (a stream just created can answer "no
-    /// stream found" until its leader is known, seen in CI); a wrong last sequence is final.
+    /// acknowledged as sent: read back when the stream holds it, else sent again, each tried
+    /// for up to [`PUBLISH_BOUND`] (a stream just created can answer "no stream found" until
+    /// its leader is known, seen in CI); a wrong last sequence is final.
     pub(crate) fn import_chunk(&self, records: Vec<ImportRecord>) -> Result<(), StoreError> {
         let link = self.reached()?;
         let gaps: Vec<u64> = records.iter().filter(|r| r.gap).map(|r| r.id).collect();
@@ -406,7 +407,7 @@ pub(crate) struct ImportRecord {
     subject: String,
     payload: bytes::Bytes,
     msg_id: String,
-    /// Stands in for an id of a gap: erased once stored.
+    /// Stands in for an id of a gap: taken out once its chunk is stored.
     gap: bool,
 }
 
