@@ -510,14 +510,18 @@ mod tests {
             cut in 0usize..200,
         ) {
             let _ = decode(7, &noise);
-            let mut record = encode(&sample(7));
+            let whole = encode(&sample(7));
+            let mut record = whole.clone();
             let i = at % record.len();
             record[i] = byte;
             if let Err(e) = decode(7, &record) {
                 proptest::prop_assert!(e.to_string().contains('7'), "{}", e);
             }
+            // A changed record cut short may still be whole in another layout (its version byte
+            // made 1, its last field gone): only the cut itself must not panic.
             record.truncate(cut % record.len());
-            proptest::prop_assert!(decode(7, &record).is_err());
+            let _ = decode(7, &record);
+            proptest::prop_assert!(decode(7, &whole[..cut % whole.len()]).is_err());
             let _ = Event::from_json_line(&String::from_utf8_lossy(&noise));
         }
     }
