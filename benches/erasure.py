@@ -8,7 +8,9 @@ token zq<ID>zq), starts the relay, waits for search to index everything, redacts
 (by default near the end: sealed in a block, in the archive), and times, from the DELETE, how
 long the blocks file and the archive files keep its token, and until the search index's
 meta.json shows the deletion committed and its segment rewritten (the index's files hold no
-raw token to grep). Figures: docs/benchmarks.md, "Redaction to erasure at 1M messages".
+raw token to grep). sled's files are searched too (a sealed record holds no token), and the
+message's key in data/message-keys is read right after the answer. Figures:
+docs/benchmarks.md, "Redaction to erasure at 1M messages".
 """
 import json, os, socket, subprocess, sys, time, urllib.request
 
@@ -63,12 +65,13 @@ try:
         for root, _, files in os.walk(work):
             for f in files:
                 path = os.path.join(root, f)
-                if "/data/db/" in path or f.endswith(".jsonl"):
+                if f.endswith(".jsonl"):
                     continue
                 try:
                     with open(path, "rb") as fh:
                         if token in fh.read():
-                            kind = "blocks" if f == "blocks" else "archive" if "channel_messages" in f else "search" if "/search/" in path else path
+                            kind = ("blocks" if f == "blocks" else "archive" if "channel_messages" in f
+                                    else "search" if "/search/" in path else "sled" if "/data/db/" in path else path)
                             found.add(kind)
                 except OSError:
                     pass
@@ -83,6 +86,10 @@ try:
         assert r.status == 200
     acked = time.monotonic() - t0
     print(f"redaction acknowledged after {acked * 1000:.0f} ms", flush=True)
+    with open(os.path.join(data, "message-keys"), "rb") as keys:
+        keys.seek(16 * target)
+        key = keys.read(16)
+    print("its key: " + ("erased (zeros) at the answer" if key == bytes(16) else "still there"), flush=True)
     # The index's files hold no raw token to grep (its store is compressed): its erasure is done
     # when its commit recorded the deletion and the merge that drops it has replaced that segment.
     meta = os.path.join(data, "search", "meta.json")
@@ -107,7 +114,7 @@ try:
         time.sleep(0.2)
     for kind, t in sorted(gone.items(), key=lambda kv: kv[1]):
         print(f"erased from {kind} within {t:.1f} s of the DELETE", flush=True)
-    print(f"still holding it after 600 s: {sorted(left)}" if left else "erased everywhere but sled's files", flush=True)
+    print(f"still holding it after 600 s: {sorted(left)}" if left else "erased everywhere", flush=True)
 finally:
     relay.terminate()
     relay.wait()

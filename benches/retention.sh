@@ -16,61 +16,17 @@ seconds="${1:-8}"
 rounds="${2:-3}"
 total="${3:-1000000}"
 keep="${4:-100000}"
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 target="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 cargo build --release --quiet --bin claude-codex-relay
 relay="$target/release/claude-codex-relay"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-# start NAME PORT [VAR=VALUE...]: a relay in its own folder (its own logs), on a fresh store.
-start() {
-  local name="$1" port="$2"; shift 2
-  mkdir -p "$work/$name"
-  (cd "$work/$name" && exec env "$@" "$relay" --port "$port" --data-dir data) >"$work/$name/out" 2>&1 &
-  pids+=($!)
-  until grep -q "listening on" "$work/$name/out" 2>/dev/null; do sleep 0.01; done
-}
-
-# The posts: 1 KB of varied text (64 texts of random letters), to one of CHANNELS channels.
-post_script() {
-  local channels="$1"
-  cat <<LUA
-local texts = {}
-math.randomseed(7)
-for i = 1, 64 do
-  local t = {}
-  for j = 1, 1000 do t[j] = string.char(97 + math.random(0, 25)) end
-  texts[i] = table.concat(t)
-end
-request = function()
-  local body = '{"target":"chan-' .. math.random(0, $channels - 1) .. '","sender":"load","text":"' .. texts[math.random(1, 64)] .. '"}'
-  return wrk.format("POST", "/api/messages", {["Content-Type"] = "application/json"}, body)
-end
-LUA
-}
-
-rate() {
-  wrk -t2 -c32 -d"${seconds}s" -s "$work/posts.lua" "http://127.0.0.1:$1" | awk '/Requests\/sec/ {print $2}'
-}
-
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+. benches/posts.sh
 
 echo "== posts/s, retention off and on (1,000 per channel, 10 channels), $rounds rounds of ${seconds}s"
 post_script 10 >"$work/posts.lua"
 start off 18101
 start on 18102 CLAUDE_CODEX_RETENTION_MESSAGES=1000
-: >"$work/off.rates"; : >"$work/on.rates"
-for round in $(seq "$rounds"); do
-  off=$(rate 18101); on=$(rate 18102)
-  echo "$off" >>"$work/off.rates"; echo "$on" >>"$work/on.rates"
-  printf 'round %s: off %s/s, on %s/s\n' "$round" "$off" "$on"
-done
-off=$(median <"$work/off.rates"); on=$(median <"$work/on.rates")
-printf 'medians: off %s/s, on %s/s: %s\n' "$off" "$on" "$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2fx", a / b}')"
+alternate 18101 18102 off on
 expired=$(grep -c messages_expired "$work/on/log/claude_codex.log" || true)
 printf 'expiries the retained relay appended: %s\n' "$expired"
 kill "${pids[@]}"; wait 2>/dev/null || true; pids=()

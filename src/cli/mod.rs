@@ -53,10 +53,11 @@ pub enum Command {
     /// Drop the channel views and the text archive and rebuild them from the event log (in nats
     /// mode, the stream). The relay must be stopped.
     Rebuild(StoreArgs),
-    /// Erase at once what redactions left in the data directory's files: rebuild every
-    /// projection from the log, then rewrite the database so no old version of a redacted
-    /// message's record stays in its files. The relay must be stopped (a running relay erases
-    /// all else within seconds: see docs/reliability.md).
+    /// Rebuild every projection from the log, then rewrite the database into new files holding
+    /// only live records. A running relay erases a redacted text from every file itself (from
+    /// sled's by erasing the message's key: see docs/reliability.md); this erases the old
+    /// versions of records a relay wrote before it sealed them with keys, and seals those
+    /// records. The relay must be stopped.
     Compact(StoreArgs),
     /// Rebuild like `rebuild`, or with --print list the events as readable lines instead.
     Replay(ReplayArgs),
@@ -78,8 +79,8 @@ pub enum Command {
     /// Take a message back on a running relay (or, with --channel, every message of a channel):
     /// from then on every front door, search and export show it as a tombstone (id, channel,
     /// sender, time, reply link) reading "redacted by NAME: REASON", and its text is erased from
-    /// the relay's files (sled's own by `compact`; in nats mode the stream's record on every
-    /// server, its raft logs at JetStream's next snapshot: see docs/reliability.md). Its sender, a person who may post to the channel, or an admin may
+    /// the relay's files (in nats mode the stream's record on every server, its raft logs at
+    /// JetStream's next snapshot: see docs/reliability.md). Its sender, a person who may post to the channel, or an admin may
     /// (anyone on an open relay). Sends its credential as post does.
     Redact(RedactArgs),
     /// Follow a channel on a running relay: print each new message, optionally run a command per
@@ -308,6 +309,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.before,
                 report.after
             );
+            if report.sealed > 0 {
+                println!("sealed {} messages' records an older relay wrote unsealed", report.sealed);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Replay(args)) if !args.print => rebuild(&args.store),

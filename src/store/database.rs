@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 /// (docs/benchmarks.md, target 7).
 pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// zstd level for new databases: messages are text and compress well at the fast levels.
-const COMPRESSION_LEVEL: i32 = 1;
+/// zstd level for new databases and sealed records: messages are text and compress well at the
+/// fast levels.
+pub(crate) const COMPRESSION_LEVEL: i32 = 1;
 
 /// How long to wait for sled's file lock once the relay's own lock is held (see `open_sled`).
 const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -146,7 +147,7 @@ impl Database {
         recover_compaction(dir)?;
         let found_in = |e: StoreError| e.found_in(&db_dir(dir));
         let db = open_sled(dir, options).map_err(found_in)?;
-        let log = SledLog::open(&db).map_err(found_in)?;
+        let log = SledLog::open(&db, dir).map_err(found_in)?;
         let channel_views = ChannelViews::open(&db, dir).map_err(found_in)?;
         Ok(Database { db, log, channel_views, lock })
     }
@@ -212,10 +213,10 @@ fn recover_compaction(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Rewrites the sled database of `dir` (the relay stopped) into a new one that holds only
-/// what is live, and puts it in the old one's place; returns the bytes before and after. sled
+/// what is live, and puts it in the old one's place. sled
 /// keeps the old versions of a record it rewrote (a redacted message's, for one) in its files
 /// until it reuses their space; the new files hold none of them.
-pub(super) fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
+pub(super) fn compact(dir: &Path) -> Result<Compacted, StoreError> {
     let _lock = lock_dir(dir)?;
     recover_compaction(dir)?;
     if !db_dir(dir).is_dir() {
@@ -223,6 +224,7 @@ pub(super) fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
     }
     let (db, new) = (db_dir(dir), dir.join(COMPACTING_DIR));
     let before = crate::metrics::dir_bytes(&db);
+    let mut sealed = 0;
     {
         let old = open_sled(dir, Options::default())?;
         let copy = sled::Config::new()
@@ -230,18 +232,30 @@ pub(super) fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
             .use_compression(compressed(&db, true))
             .compression_factor(COMPRESSION_LEVEL)
             .open()?;
+        // With the keys, to seal the messages' records an older relay wrote as they are copied.
+        let log = SledLog::open(&copy, dir)?;
         for name in old.tree_names() {
             let (from, to) = (old.open_tree(&name)?, copy.open_tree(&name)?);
-            let (mut batch, mut copied) = (sled::Batch::default(), 0);
-            for item in from.iter() {
-                let (key, value) = item?;
-                batch.insert(key, value);
-                copied += 1;
-                if copied % COMPACT_BATCH == 0 {
-                    to.apply_batch(std::mem::take(&mut batch))?;
+            let (mut records, mut chunk, mut copied) = (from.iter(), Vec::with_capacity(COMPACT_BATCH), 0);
+            loop {
+                let record = records.next().transpose()?;
+                let end = record.is_none();
+                chunk.extend(record.map(|(key, value)| (key, value.to_vec())));
+                if chunk.len() == COMPACT_BATCH || end {
+                    if &*name == b"events" {
+                        sealed += log.events().seal_plain(&mut chunk)?;
+                    }
+                    let mut batch = sled::Batch::default();
+                    copied += chunk.len();
+                    for (key, value) in chunk.drain(..) {
+                        batch.insert(key, value);
+                    }
+                    to.apply_batch(batch)?;
+                }
+                if end {
+                    break;
                 }
             }
-            to.apply_batch(batch)?;
             // The copy is read back whole before it replaces anything.
             if to.iter().filter(Result::is_ok).count() != copied {
                 drop((old, copy));
@@ -264,5 +278,13 @@ pub(super) fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
     sync_dir(dir)?;
     recover_compaction(dir)?;
     sync_dir(dir)?;
-    Ok((before, crate::metrics::dir_bytes(&db)))
+    Ok(Compacted { before, after: crate::metrics::dir_bytes(&db), sealed })
+}
+
+/// What [`compact`] did: the database's bytes before and after, and the messages' records it
+/// sealed (written by a relay before records were sealed).
+pub(super) struct Compacted {
+    pub(super) before: u64,
+    pub(super) after: u64,
+    pub(super) sealed: u64,
 }

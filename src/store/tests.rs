@@ -809,6 +809,62 @@ fn a_redaction_applied_with_the_post_that_seals_its_block_leaves_no_text_in_the_
     assert_eq!(logged.text, "redacted by admin");
 }
 
+/// A redaction durable in the log, with the redacted message's key still there (a crash before
+/// the views applied it): the next start erases the key.
+#[test]
+fn a_key_a_crash_kept_after_its_redaction_is_erased_at_the_next_start() {
+    let dir = filled_store(10);
+    let keys = dir.path().join("message-keys");
+    let key_of = |id: usize| std::fs::read(&keys).unwrap()[id * 16..][..16].to_vec();
+    assert_ne!(key_of(3), [0; 16]);
+    {
+        let database = database::Database::open_existing(dir.path()).unwrap();
+        let events = database.log.events();
+        let Some(Event::MessagePosted(m)) = events.get(3).unwrap() else { panic!("message 3") };
+        let post = crate::event::Post { sender: m.sender, ts: m.ts, source: m.source, reply_to: m.reply_to };
+        let (id, by, reason) = (events.last_id().unwrap() + 1, "admin".to_string(), "a token".to_string());
+        let redaction =
+            crate::event::MessageRedacted { id, ts: m.ts, target: m.target, message: 3, post, by, reason };
+        events.append(&[Event::MessageRedacted(redaction)]).unwrap();
+        database.flush().unwrap();
+    }
+    assert_ne!(key_of(3), [0; 16], "kept, as a crash would");
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    assert_eq!(key_of(3), [0; 16], "erased by the start");
+    assert_ne!(key_of(4), [0; 16], "the others kept");
+    store.close().unwrap();
+}
+
+/// `compact` seals the records of messages an older relay wrote unsealed (here: records put back
+/// in the clear), keeping every event as it was.
+#[test]
+fn compact_seals_the_records_an_older_relay_wrote_unsealed() {
+    let dir = filled_store(50);
+    let events: Vec<Event> = {
+        let database = database::Database::open_existing(dir.path()).unwrap();
+        let events = database.log.events().read_from(1, 100).unwrap();
+        let tree = database.db.open_tree("events").unwrap();
+        for e in &events[..10] {
+            tree.insert(sled_log::key(e.id()), crate::event::encode(e)).unwrap();
+        }
+        database.db.flush().unwrap();
+        events
+    };
+    let report = super::compact(dir.path(), None, &Backend::sled(), &mut |_, _| {}).unwrap();
+    assert_eq!(report.sealed, 10);
+    let database = database::Database::open_existing(dir.path()).unwrap();
+    let tree = database.db.open_tree("events").unwrap();
+    for e in &events[..10] {
+        let raw = tree.get(sled_log::key(e.id())).unwrap().unwrap();
+        assert_ne!(raw[0], crate::event::FORMAT_VERSION, "event {} sealed", e.id());
+    }
+    assert_eq!(database.log.events().read_from(1, 100).unwrap(), events, "every event as it was");
+    drop((tree, database));
+    assert_eq!(check(dir.path()).unwrap().problems, Vec::<String>::new());
+    let again = super::compact(dir.path(), None, &Backend::sled(), &mut |_, _| {}).unwrap();
+    assert_eq!(again.sealed, 0, "nothing left to seal");
+}
+
 #[test]
 fn check_passes_a_sound_store_and_names_a_damaged_record() {
     let dir = filled_store(50);

@@ -828,6 +828,11 @@ fn retention_erases_expired_records_from_the_stream() {
         post(relay.addr, "short", &format!("short-lived {i:02}"));
     }
     let last = post(relay.addr, "long", "kept for good");
+    let data = work.path().join("data");
+    assert!(
+        data.join("db").is_dir() && !data.join("message-keys").exists(),
+        "a log in NATS has no message keys"
+    );
     let page =
         |addr: SocketAddr| request(addr, "GET", "/api/messages?target=short&since_id=0", &[], None).json();
     let started = Instant::now();

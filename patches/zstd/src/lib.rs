@@ -1,6 +1,7 @@
 //! The three calls sled 0.34 makes of the `zstd` crate 0.9 (`block::compress` for each page it
 //! writes, `block::decompress`, `stream::decode_all` for each page it reads), made with one zstd
-//! context per thread, kept, instead of a new context per call.
+//! context per thread, kept, instead of a new context per call. The relay's sled log compresses
+//! its sealed records with the same `block::compress` and `stream::decode_all`.
 //!
 //! Why: a new zstd context asks the processor for its features (two `cpuid` instructions), and
 //! in a virtual machine `cpuid` traps to the hypervisor. On the relay's reference machine that

@@ -421,17 +421,20 @@ fn import_stream(
 const IMPORT_CHUNK: usize = 256;
 const IMPORT_CHUNK_BYTES: usize = 8 << 20;
 
-/// What `compact` did: the events replayed, and the database's bytes before and after.
+/// What `compact` did: the events replayed, the database's bytes before and after, and the
+/// messages' records it sealed (written by a relay before records were sealed).
 #[derive(Debug, Clone, Copy)]
 pub struct CompactReport {
     pub replayed: u64,
     pub before: u64,
     pub after: u64,
+    pub sealed: u64,
 }
 
 /// Erases, on a stopped relay, what redactions left in files: rebuilds every projection from
 /// the log (the channel views and their blocks, the archive, the search index), then rewrites
-/// the database so no old version of a rewritten record stays in its files.
+/// the database so no old version of a rewritten record stays in its files, sealing the
+/// messages' records an older relay wrote unsealed.
 pub fn compact(
     dir: &Path,
     archive: Option<&ArchiveConfig>,
@@ -439,8 +442,9 @@ pub fn compact(
     progress: crate::store::Progress,
 ) -> Result<CompactReport, StoreError> {
     let replayed = rebuild::rebuild(dir, archive, backend, progress)?;
-    let (before, after) = crate::store::database::compact(dir)?;
-    Ok(CompactReport { replayed, before, after })
+    let compacted = crate::store::database::compact(dir)?;
+    let (before, after, sealed) = (compacted.before, compacted.after, compacted.sealed);
+    Ok(CompactReport { replayed, before, after, sealed })
 }
 
 /// Writes each event as a readable line: `#id [sender -> target] first line of text`.

@@ -75,9 +75,10 @@ pub(crate) trait EventLog: Send + Sync {
         Ok(())
     }
 
-    /// Erases the records of messages the views applied redactions of, for a log that does
-    /// not rewrite them as it appends the redaction (a NATS stream deletes them, and its reads
-    /// give their tombstones back).
+    /// Erases what the log still keeps of messages the views applied redactions of: a NATS
+    /// stream deletes their records (its reads give their tombstones back), the sled log, which
+    /// rewrote them with the redaction, erases the keys their old versions were sealed with.
+    /// Called again for every redaction replayed and, at each start, every one the views know.
     fn erase(&self, _ids: &[u64]) -> Result<(), StoreError> {
         Ok(())
     }

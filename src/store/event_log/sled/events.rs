@@ -2,15 +2,22 @@
 //! `meta`, the id reservation: the highest id the relay may hand out before it must durably
 //! reserve more. Because the reservation is flushed before any id under it is used, a crash can
 //! lose unflushed events but never lets their ids be handed out again.
+//!
+//! A message's record is sealed under a key of its own (`keys.rs`). A redaction rewrites the
+//! record as the tombstone, not sealed, and an expiry deletes it; [`Events::erase`] then erases
+//! the key.
 
+use super::keys::{Keys, SEALED};
 use crate::event::{self, Event};
 use crate::store::StoreError;
+use std::path::Path;
 
 const RESERVED_KEY: &[u8] = b"id_reserved";
 
 pub(crate) struct Events {
     events: sled::Tree,
     meta: sled::Tree,
+    keys: Keys,
     /// Held by a redaction's rewrite of a record (read, then written in the batch) and by each
     /// delete of an expired one, so the rewrite never puts back a record deleted meanwhile.
     rewriting: std::sync::Mutex<()>,
@@ -32,12 +39,28 @@ fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
 }
 
 impl Events {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    /// The trees of `db`, with the keys of the data directory `dir`.
+    pub(crate) fn open(db: &sled::Db, dir: &Path) -> Result<Self, StoreError> {
         Ok(Events {
             events: db.open_tree("events")?,
             meta: db.open_tree("meta")?,
+            keys: Keys::open(dir),
             rewriting: Default::default(),
         })
+    }
+
+    /// Decodes the record stored under `id`, opening it first when it is sealed. A sealed
+    /// record read just before a redaction rewrote it, whose key is erased by the time it is
+    /// opened, is read again: the tombstone then.
+    fn decode(&self, id: u64, record: &[u8]) -> Result<Event, event::DecodeError> {
+        let record = match self.keys.open_record(id, record) {
+            Ok(record) => record,
+            Err(reason) => match self.events.get(key(id)) {
+                Ok(Some(now)) if now.first() != Some(&SEALED) => now.to_vec().into(),
+                _ => return Err(event::DecodeError::Body { id, reason }),
+            },
+        };
+        event::decode(id, &record)
     }
 
     /// The id of the last event in the log, 0 when it is empty.
@@ -71,28 +94,76 @@ impl Events {
         self.set_meta_id(RESERVED_KEY, id)
     }
 
-    /// Writes events (in memory until the database is flushed). One sled batch, so a batch is
-    /// applied whole or not at all. A redaction rewrites the record of the message it names in
-    /// the same batch, its text replaced by the tombstone's (the one record the log rewrites:
-    /// DESIGN.md, "Forgetting on purpose"); returns those records as they were, for
+    /// Writes events (in memory until the database is flushed), each message sealed under a new
+    /// key. One sled batch, so a batch is applied whole or not at all. A redaction rewrites the
+    /// record of the message it names in the same batch as its tombstone, not sealed (the one
+    /// record the log rewrites: DESIGN.md, "Forgetting on purpose"); the old record's key is
+    /// erased once that is durable ([`Events::erase`]). Returns those records as they were, for
     /// [`Events::restore`] if the commit fails.
     pub(crate) fn append(&self, events: &[Event]) -> Result<Vec<(u64, sled::IVec)>, StoreError> {
         let redacts = events.iter().any(|e| matches!(e, Event::MessageRedacted(_)));
         let _rewriting = redacts.then(|| self.rewriting());
-        let mut batch = sled::Batch::default();
+        let (mut sealed, mut plain) = (Vec::new(), Vec::new());
         let mut replaced = Vec::new();
         for e in events {
-            batch.insert(&key(e.id()), event::encode(e));
+            let record = (e.id(), event::encode(e));
+            match e {
+                Event::MessagePosted(_) => sealed.push(record),
+                _ => plain.push(record),
+            }
             let Event::MessageRedacted(r) = e else { continue };
             let Some(record) = self.events.get(key(r.message))? else { continue };
-            if let Event::MessagePosted(mut m) = event::decode(r.message, &record)? {
-                m.text = r.tombstone_text();
-                batch.insert(&key(r.message), event::encode(&Event::MessagePosted(m)));
+            // A sealed record is a message's: its tombstone needs no key (nor one still there).
+            let message = record.first() == Some(&SEALED)
+                || matches!(event::decode(r.message, &record)?, Event::MessagePosted(_));
+            if message {
+                plain.push((r.message, event::encode(&Event::MessagePosted(r.tombstone()))));
                 replaced.push((r.message, record));
             }
         }
+        self.keys.seal(&mut sealed)?;
+        let mut batch = sled::Batch::default();
+        for (id, record) in sealed.into_iter().chain(plain) {
+            batch.insert(&key(id), record);
+        }
         self.events.apply_batch(batch)?;
         Ok(replaced)
+    }
+
+    /// Erases the keys of the messages `ids` whose records are no longer sealed (redacted) or
+    /// gone (expired), once that is durable: the old versions sled's files may still hold can
+    /// no longer be read. A key already erased is left alone, so calling it again (each start
+    /// does, for every redaction the views know) costs a read.
+    pub(crate) fn erase(&self, ids: &[u64]) -> Result<(), StoreError> {
+        let mut gone = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if self.events.get(key(id))?.is_none_or(|r| r.first() != Some(&SEALED)) {
+                gone.push(id);
+            }
+        }
+        gone.sort_unstable();
+        self.keys.erase(&gone)
+    }
+
+    /// For `compact`: seals the records among `records` (key, record) that are messages'
+    /// written before records were sealed; returns how many. Their keys are synced.
+    pub(crate) fn seal_plain(&self, records: &mut [(sled::IVec, Vec<u8>)]) -> Result<u64, StoreError> {
+        let mut plain = Vec::new();
+        for (at, (key, record)) in records.iter().enumerate() {
+            let id = id_of(key)?;
+            if record.first() != Some(&SEALED)
+                && matches!(event::decode(id, record)?, Event::MessagePosted(_))
+            {
+                plain.push((at, id));
+            }
+        }
+        let mut sealing: Vec<(u64, Vec<u8>)> =
+            plain.iter().map(|&(at, id)| (id, std::mem::take(&mut records[at].1))).collect();
+        self.keys.seal(&mut sealing)?;
+        for (&(at, _), (_, record)) in plain.iter().zip(sealing) {
+            records[at].1 = record;
+        }
+        Ok(plain.len() as u64)
     }
 
     /// Puts back records [`Events::append`] rewrote, but for those deleted since.
@@ -108,16 +179,29 @@ impl Events {
         Ok(())
     }
 
-    /// Takes out the records of messages that expired (written with the next commit's flush).
-    /// One at a time, not in a batch: sled applies a batch under a lock that stops every other
-    /// write and read of the database (the writer's commits, the views' batches, reads), where
-    /// single removes go on beside them. Nothing needs them taken out together: a crash part
-    /// way leaves some, which `check` accepts.
+    /// Whether each message's key is synced as it is sealed, before its record is written (a
+    /// power cut must not keep a record without its key): on with power safety (`fsync`).
+    pub(crate) fn set_power_safe(&self, on: bool) {
+        self.keys.set_sync_on_seal(on);
+    }
+
+    /// Takes out the records of messages that expired (written with the next commit's flush;
+    /// their keys are erased by [`Events::erase`] once that is durable). One at a time, not in
+    /// a batch: sled applies a batch under a lock that stops every other write and read of the
+    /// database (the writer's commits, the views' batches, reads), where single removes go on
+    /// beside them. Nothing needs them taken out together: a crash part way leaves some, which
+    /// `check` accepts.
     pub(crate) fn forget(&self, ids: &[u64]) -> Result<(), StoreError> {
         for &id in ids {
             let _rewriting = self.rewriting();
             self.events.remove(key(id))?;
         }
+        Ok(())
+    }
+
+    /// Makes every write to the database so far survive a crash (sled's flush).
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.events.flush()?;
         Ok(())
     }
 
@@ -138,7 +222,7 @@ impl Events {
     /// The event with this id, if the log has it.
     pub(crate) fn get(&self, id: u64) -> Result<Option<Event>, StoreError> {
         match self.events.get(key(id))? {
-            Some(v) => Ok(Some(event::decode(id, &v)?)),
+            Some(v) => Ok(Some(self.decode(id, &v)?)),
             None => Ok(None),
         }
     }
@@ -151,7 +235,7 @@ impl Events {
         self.events.iter().map(|item| {
             let (k, v) = item?;
             let id = id_of(&k)?;
-            Ok((id, event::decode(id, &v)))
+            Ok((id, self.decode(id, &v)))
         })
     }
 
@@ -160,7 +244,8 @@ impl Events {
         let mut out = Vec::new();
         for item in self.events.range(key(from)..).take(limit) {
             let (k, v) = item?;
-            out.push(event::decode(id_of(&k)?, &v)?);
+            let id = id_of(&k)?;
+            out.push(self.decode(id, &v)?);
         }
         Ok(out)
     }
@@ -178,8 +263,8 @@ mod tests {
     #[test]
     fn a_redaction_racing_a_delete_leaves_the_record_deleted() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let events = std::sync::Arc::new(Events::open(&db).unwrap());
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let events = std::sync::Arc::new(Events::open(&db, dir.path()).unwrap());
         const N: u64 = 3000;
         let posts: Vec<Event> = (1..=N).map(|id| posted(id, "a", &format!("text {id}"))).collect();
         events.append(&posts).unwrap();
@@ -188,13 +273,48 @@ mod tests {
             std::thread::spawn(move || (1..=N).for_each(|id| events.forget(&[id]).unwrap()))
         };
         for message in 1..=N {
-            let post = Post { sender: "s".into(), ts: 1.0, source: Source::Cli, reply_to: None };
-            let (target, by, reason) = ("a".into(), "admin".into(), String::new());
-            let redaction = MessageRedacted { id: N + message, ts: 2.0, target, message, post, by, reason };
-            events.append(&[Event::MessageRedacted(redaction)]).unwrap();
+            events.append(&[redaction(N + message, message)]).unwrap();
         }
         forgetting.join().unwrap();
         let back: Vec<u64> = (1..=N).filter(|id| events.events.contains_key(key(*id)).unwrap()).collect();
         assert_eq!(back, Vec::<u64>::new(), "records a redaction put back after their delete");
+    }
+
+    fn redaction(id: u64, message: u64) -> Event {
+        let post = Post { sender: "s".into(), ts: 1.0, source: Source::Cli, reply_to: None };
+        let (target, by, reason) = ("a".into(), "admin".into(), String::new());
+        Event::MessageRedacted(MessageRedacted { id, ts: 2.0, target, message, post, by, reason })
+    }
+
+    fn key_of(dir: &std::path::Path, id: u64) -> Vec<u8> {
+        let keys = std::fs::read(dir.join(super::super::keys::FILE)).unwrap();
+        keys[id as usize * 16..][..16].to_vec()
+    }
+
+    /// A message's record never holds its text in the clear; its key is erased once its record is
+    /// rewritten by a redaction or deleted by an expiry, not before, and again costs nothing; a
+    /// sealed record read before its redaction reads as the tombstone once the key is gone.
+    #[test]
+    fn a_key_is_erased_once_its_record_is_no_longer_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let events = Events::open(&db, dir.path()).unwrap();
+        events.append(&[posted(1, "a", "hunter2 one"), posted(2, "a", "hunter2 two")]).unwrap();
+        let raw = events.events.get(key(1)).unwrap().unwrap();
+        assert!(raw[0] == SEALED && !raw.windows(7).any(|w| w == b"hunter2"), "sealed");
+        events.erase(&[1, 2]).unwrap();
+        assert_ne!(key_of(dir.path(), 1), [0; 16], "kept while the record is sealed");
+        let replaced = events.append(&[redaction(3, 1)]).unwrap();
+        assert_eq!(replaced.len(), 1);
+        events.erase(&[1]).unwrap();
+        assert_eq!(key_of(dir.path(), 1), [0; 16], "erased once the tombstone is written");
+        events.erase(&[1]).unwrap();
+        let Event::MessagePosted(before) = events.decode(1, &raw).unwrap() else { panic!("message 1") };
+        assert!(before.text.starts_with("redacted by admin"), "{}", before.text);
+        events.forget(&[2]).unwrap();
+        events.erase(&[2]).unwrap();
+        assert_eq!(key_of(dir.path(), 2), [0; 16], "erased once the record is deleted");
+        let ids: Vec<u64> = events.read_from(1, 10).unwrap().iter().map(Event::id).collect();
+        assert_eq!(ids, [1, 3]);
     }
 }

@@ -7,6 +7,7 @@
 
 mod disk_sync;
 mod events;
+mod keys;
 mod writer;
 
 use crate::event::Event;
@@ -17,8 +18,9 @@ use disk_sync::DiskSync;
 #[cfg(test)]
 pub(crate) use events::key;
 pub(crate) use events::Events;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use tokio::sync::oneshot;
 pub(crate) use writer::WriterSetup;
@@ -39,15 +41,16 @@ pub(crate) struct SledLog {
     /// the first expiry), and what stopped it.
     forgetter: Mutex<Option<Forgetter>>,
     forget_failed: Arc<Mutex<Option<String>>>,
-    /// The writer's, for the tests that check what it synced.
-    #[cfg(test)]
-    disk_sync: Mutex<Option<Arc<Mutex<DiskSync>>>>,
+    /// The writer's syncs for a power cut, once it is started: the forgetting thread syncs
+    /// its deletes with them before it erases their keys.
+    disk_sync: Arc<OnceLock<Arc<Mutex<DiskSync>>>>,
 }
 
 impl SledLog {
-    /// The log in `db`, readable at once; it takes appends once [`SledLog::start`] is called.
-    pub(crate) fn open(db: &sled::Db) -> Result<SledLog, StoreError> {
-        let events = Events::open(db)?;
+    /// The log in `db` (with the message keys of the data directory `dir`), readable at once;
+    /// it takes appends once [`SledLog::start`] is called.
+    pub(crate) fn open(db: &sled::Db, dir: &Path) -> Result<SledLog, StoreError> {
+        let events = Events::open(db, dir)?;
         // What a database holds when it is opened is durable.
         let durable = Arc::new(AtomicU64::new(events.last_id()?));
         Ok(SledLog {
@@ -58,8 +61,7 @@ impl SledLog {
             writer: Mutex::new(None),
             forgetter: Mutex::new(None),
             forget_failed: Arc::default(),
-            #[cfg(test)]
-            disk_sync: Mutex::default(),
+            disk_sync: Arc::default(),
         })
     }
 
@@ -71,8 +73,7 @@ impl SledLog {
     /// How many of sled's blob files the writer has synced.
     #[cfg(test)]
     pub(crate) fn synced_blobs(&self) -> usize {
-        let disk_sync = self.disk_sync.lock().unwrap();
-        disk_sync.as_ref().map_or(0, |d| d.lock().unwrap().synced_blobs())
+        self.disk_sync.get().map_or(0, |d| d.lock().unwrap().synced_blobs())
     }
 
     /// For a command on a stopped store that wrote the trees and flushed the database itself:
@@ -84,16 +85,14 @@ impl SledLog {
 
     /// Starts the writer thread.
     pub(crate) fn start(&self, setup: WriterSetup) -> Result<(), StoreError> {
+        self.events.set_power_safe(setup.power_safe);
         let last_id = self.events.last_id()?;
         let reserved = self.events.reserved()?.max(last_id);
         let dir = &setup.data_dir;
         let mut disk_sync = DiskSync::open(dir, &setup.db_dir).map_err(|e| StoreError::dir(dir, e))?;
         disk_sync.set_enabled(setup.power_safe);
         let disk_sync = Arc::new(Mutex::new(disk_sync));
-        #[cfg(test)]
-        {
-            *self.disk_sync.lock().unwrap() = Some(disk_sync.clone());
-        }
+        let _ = self.disk_sync.set(disk_sync.clone());
         let writer = Writer::new(
             disk_sync,
             self.events.clone(),
@@ -149,11 +148,12 @@ impl EventLog for SledLog {
         if forgetter.is_none() {
             let (tx, rx) = mpsc::channel::<(Vec<u64>, Forgotten)>();
             let (events, failed) = (self.events.clone(), self.forget_failed.clone());
+            let disk_sync = self.disk_sync.clone();
             let handle = thread::Builder::new()
                 .name("relay-forget".into())
                 .spawn(move || {
                     for (ids, done) in rx {
-                        if let Err(e) = events.forget(&ids) {
+                        if let Err(e) = forget_and_erase(&events, &disk_sync, &ids) {
                             *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                             return;
                         }
@@ -168,6 +168,10 @@ impl EventLog for SledLog {
             let _ = tx.send((ids.to_vec(), done));
         }
         Ok(())
+    }
+
+    fn erase(&self, ids: &[u64]) -> Result<(), StoreError> {
+        self.events.erase(ids)
     }
 
     fn follow(&self, after: u64, mut follower: Follower) -> Result<(), StoreError> {
@@ -201,4 +205,20 @@ impl EventLog for SledLog {
         }
         result
     }
+}
+
+/// Deletes the records of expired messages, makes that durable (sled's flush, and with power
+/// safety the writer's syncs), then erases their keys.
+fn forget_and_erase(
+    events: &Events,
+    disk_sync: &OnceLock<Arc<Mutex<DiskSync>>>,
+    ids: &[u64],
+) -> Result<(), StoreError> {
+    events.forget(ids)?;
+    events.flush()?;
+    if let Some(disk_sync) = disk_sync.get() {
+        let mut disk_sync = disk_sync.lock().unwrap_or_else(|p| p.into_inner());
+        disk_sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
+    }
+    events.erase(ids)
 }
