@@ -79,8 +79,9 @@ pub enum Command {
     /// Take a message back on a running relay (or, with --channel, every message of a channel):
     /// from then on every front door, search and export show it as a tombstone (id, channel,
     /// sender, time, reply link) reading "redacted by NAME: REASON", and its text is erased from
-    /// the relay's files (in nats mode the stream's record on every server, its raft logs at
-    /// JetStream's next snapshot: see docs/reliability.md). Its sender, a person who may post to the channel, or an admin may
+    /// the relay's files (from sled's by erasing the key its record was sealed with; a record an
+    /// older relay wrote unsealed only by `compact`; in nats mode the stream's record on every
+    /// server, its raft logs at JetStream's next snapshot: see docs/reliability.md). Its sender, a person who may post to the channel, or an admin may
     /// (anyone on an open relay). Sends its credential as post does.
     Redact(RedactArgs),
     /// Follow a channel on a running relay: print each new message, optionally run a command per
@@ -310,7 +311,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.after
             );
             if report.sealed > 0 {
-                println!("sealed {} messages' records an older relay wrote unsealed", report.sealed);
+                println!("sealed {} records of messages an older relay wrote unsealed", report.sealed);
             }
             Ok(ExitCode::SUCCESS)
         }

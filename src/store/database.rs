@@ -2,7 +2,7 @@
 //! directory's lock held, as the parts the store is made of (the event log, the channel views).
 
 use crate::lock::{acquire, NotLocked};
-use crate::store::event_log::sled::SledLog;
+use crate::store::event_log::sled::{Events, SledLog};
 use crate::store::projections::channel_views::ChannelViews;
 use crate::store::StoreError;
 use std::fs::File;
@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 /// (docs/benchmarks.md, target 7).
 pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// zstd level for new databases and sealed records: messages are text and compress well at the
-/// fast levels.
-pub(crate) const COMPRESSION_LEVEL: i32 = 1;
+/// zstd level for new databases: messages are text and compress well at the fast levels.
+const COMPRESSION_LEVEL: i32 = 1;
 
 /// How long to wait for sled's file lock once the relay's own lock is held (see `open_sled`).
 const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -147,7 +146,7 @@ impl Database {
         recover_compaction(dir)?;
         let found_in = |e: StoreError| e.found_in(&db_dir(dir));
         let db = open_sled(dir, options).map_err(found_in)?;
-        let log = SledLog::open(&db, dir).map_err(found_in)?;
+        let log = SledLog::open(&db, dir, &db_dir(dir)).map_err(found_in)?;
         let channel_views = ChannelViews::open(&db, dir).map_err(found_in)?;
         Ok(Database { db, log, channel_views, lock })
     }
@@ -233,7 +232,7 @@ pub(super) fn compact(dir: &Path) -> Result<Compacted, StoreError> {
             .compression_factor(COMPRESSION_LEVEL)
             .open()?;
         // With the keys, to seal the messages' records an older relay wrote as they are copied.
-        let log = SledLog::open(&copy, dir)?;
+        let events = Events::open(&copy, dir)?;
         for name in old.tree_names() {
             let (from, to) = (old.open_tree(&name)?, copy.open_tree(&name)?);
             let (mut records, mut chunk, mut copied) = (from.iter(), Vec::with_capacity(COMPACT_BATCH), 0);
@@ -243,7 +242,7 @@ pub(super) fn compact(dir: &Path) -> Result<Compacted, StoreError> {
                 chunk.extend(record.map(|(key, value)| (key, value.to_vec())));
                 if chunk.len() == COMPACT_BATCH || end {
                     if &*name == b"events" {
-                        sealed += log.events().seal_plain(&mut chunk)?;
+                        sealed += events.seal_plain(&mut chunk)?;
                     }
                     let mut batch = sled::Batch::default();
                     copied += chunk.len();

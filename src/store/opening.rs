@@ -86,8 +86,6 @@ impl Inner {
             None => {
                 sled_log.start(WriterSetup {
                     db: db.clone(),
-                    data_dir: dir.to_owned(),
-                    db_dir: database::db_dir(dir),
                     power_safe: options.power_safe,
                     // The views' blocks before sled's flush, which may make the views naming them durable.
                     before_flush: Box::new(move |durable| views.sync_blocks(durable)),

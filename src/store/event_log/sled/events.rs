@@ -49,18 +49,20 @@ impl Events {
         })
     }
 
-    /// Decodes the record stored under `id`, opening it first when it is sealed. A sealed
-    /// record read just before a redaction rewrote it, whose key is erased by the time it is
-    /// opened, is read again: the tombstone then.
-    fn decode(&self, id: u64, record: &[u8]) -> Result<Event, event::DecodeError> {
+    /// Decodes the record stored under `id`, opening it first when it is sealed; `None` when
+    /// it was deleted since it was read. A sealed record read just before a redaction rewrote
+    /// it or an expiry deleted it, whose key is erased by the time it is opened, is read again:
+    /// the tombstone then, or nothing.
+    fn decode(&self, id: u64, record: &[u8]) -> Result<Option<Event>, event::DecodeError> {
         let record = match self.keys.open_record(id, record) {
             Ok(record) => record,
             Err(reason) => match self.events.get(key(id)) {
                 Ok(Some(now)) if now.first() != Some(&SEALED) => now.to_vec().into(),
+                Ok(None) => return Ok(None),
                 _ => return Err(event::DecodeError::Body { id, reason }),
             },
         };
-        event::decode(id, &record)
+        event::decode(id, &record).map(Some)
     }
 
     /// The id of the last event in the log, 0 when it is empty.
@@ -112,12 +114,19 @@ impl Events {
                 _ => plain.push(record),
             }
             let Event::MessageRedacted(r) = e else { continue };
+            let tombstone = (r.message, event::encode(&Event::MessagePosted(r.tombstone())));
+            // A message posted in this batch (an import) is written as its tombstone only.
+            if let Some(at) = sealed.iter().position(|(id, _)| *id == r.message) {
+                sealed.remove(at);
+                plain.push(tombstone);
+                continue;
+            }
             let Some(record) = self.events.get(key(r.message))? else { continue };
             // A sealed record is a message's: its tombstone needs no key (nor one still there).
             let message = record.first() == Some(&SEALED)
                 || matches!(event::decode(r.message, &record)?, Event::MessagePosted(_));
             if message {
-                plain.push((r.message, event::encode(&Event::MessagePosted(r.tombstone()))));
+                plain.push(tombstone);
                 replaced.push((r.message, record));
             }
         }
@@ -222,7 +231,7 @@ impl Events {
     /// The event with this id, if the log has it.
     pub(crate) fn get(&self, id: u64) -> Result<Option<Event>, StoreError> {
         match self.events.get(key(id))? {
-            Some(v) => Ok(Some(self.decode(id, &v)?)),
+            Some(v) => Ok(self.decode(id, &v)?),
             None => Ok(None),
         }
     }
@@ -235,7 +244,8 @@ impl Events {
         self.events.iter().map(|item| {
             let (k, v) = item?;
             let id = id_of(&k)?;
-            Ok((id, self.decode(id, &v)))
+            let deleted = || event::DecodeError::Body { id, reason: "deleted while it was read".into() };
+            Ok((id, self.decode(id, &v).and_then(|e| e.ok_or_else(deleted))))
         })
     }
 
@@ -245,7 +255,7 @@ impl Events {
         for item in self.events.range(key(from)..).take(limit) {
             let (k, v) = item?;
             let id = id_of(&k)?;
-            out.push(self.decode(id, &v)?);
+            out.extend(self.decode(id, &v)?);
         }
         Ok(out)
     }
@@ -309,12 +319,17 @@ mod tests {
         events.erase(&[1]).unwrap();
         assert_eq!(key_of(dir.path(), 1), [0; 16], "erased once the tombstone is written");
         events.erase(&[1]).unwrap();
-        let Event::MessagePosted(before) = events.decode(1, &raw).unwrap() else { panic!("message 1") };
+        let Some(Event::MessagePosted(before)) = events.decode(1, &raw).unwrap() else { panic!("message 1") };
         assert!(before.text.starts_with("redacted by admin"), "{}", before.text);
         events.forget(&[2]).unwrap();
         events.erase(&[2]).unwrap();
         assert_eq!(key_of(dir.path(), 2), [0; 16], "erased once the record is deleted");
         let ids: Vec<u64> = events.read_from(1, 10).unwrap().iter().map(Event::id).collect();
         assert_eq!(ids, [1, 3]);
+        // A message and its redaction in one batch (an import): only the tombstone is written.
+        events.append(&[posted(5, "a", "hunter2 five"), redaction(6, 5)]).unwrap();
+        let raw5 = events.events.get(key(5)).unwrap().unwrap();
+        assert!(raw5[0] != SEALED && !raw5.windows(7).any(|w| w == b"hunter2"), "the tombstone only");
+        assert_eq!(events.decode(2, &raw).unwrap(), None, "deleted since it was read");
     }
 }

@@ -10,7 +10,6 @@
 //! or erased). Erased keys are overwritten with zeros, and a file-system page holding no key
 //! any more is punched out of the file, so a log that forgets old messages keeps the file small.
 
-use crate::store::database::COMPRESSION_LEVEL;
 use crate::store::StoreError;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -29,6 +28,8 @@ pub(crate) const FILE: &str = "message-keys";
 pub(super) const SEALED: u8 = 0x80;
 
 const KEY: u64 = 16;
+/// zstd's level for a record before it is sealed: the fast one the database's pages use.
+const ZSTD_LEVEL: i32 = 1;
 const PAGE: u64 = 4096;
 
 type Key = [u8; KEY as usize];
@@ -146,7 +147,7 @@ impl Keys {
             self.sync()?;
         }
         for ((id, record), key) in records.iter_mut().zip(&keys) {
-            let compressed = zstd::block::compress(record, COMPRESSION_LEVEL)
+            let compressed = zstd::block::compress(record, ZSTD_LEVEL)
                 .map_err(|e| StoreError::io(format!("compressing the record of event {id} failed"), e))?;
             let mut sealed = Vec::with_capacity(1 + compressed.len() + AES_128_GCM.tag_len());
             sealed.push(SEALED);

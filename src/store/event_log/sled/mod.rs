@@ -20,7 +20,7 @@ pub(crate) use events::key;
 pub(crate) use events::Events;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use tokio::sync::oneshot;
 pub(crate) use writer::WriterSetup;
@@ -41,17 +41,20 @@ pub(crate) struct SledLog {
     /// the first expiry), and what stopped it.
     forgetter: Mutex<Option<Forgetter>>,
     forget_failed: Arc<Mutex<Option<String>>>,
-    /// The writer's syncs for a power cut, once it is started: the forgetting thread syncs
-    /// its deletes with them before it erases their keys.
-    disk_sync: Arc<OnceLock<Arc<Mutex<DiskSync>>>>,
+    /// The syncs for a power cut: the writer's, and the forgetting thread's before it erases
+    /// keys.
+    disk_sync: Arc<Mutex<DiskSync>>,
 }
 
 impl SledLog {
-    /// The log in `db` (with the message keys of the data directory `dir`), readable at once;
-    /// it takes appends once [`SledLog::start`] is called.
-    pub(crate) fn open(db: &sled::Db, dir: &Path) -> Result<SledLog, StoreError> {
+    /// The log in `db` (sled's directory `db_dir`, with the message keys of the data directory
+    /// `dir`), readable at once; it takes appends once [`SledLog::start`] is called.
+    pub(crate) fn open(db: &sled::Db, dir: &Path, db_dir: &Path) -> Result<SledLog, StoreError> {
         let events = Events::open(db, dir)?;
-        // What a database holds when it is opened is durable.
+        // What a database holds when it is opened is durable: synced first, since a crash may
+        // have left some of it in the page cache only, and keys are erased by what it holds.
+        let mut disk_sync = DiskSync::open(dir, db_dir).map_err(|e| StoreError::dir(dir, e))?;
+        disk_sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
         let durable = Arc::new(AtomicU64::new(events.last_id()?));
         Ok(SledLog {
             events: Arc::new(events),
@@ -61,7 +64,7 @@ impl SledLog {
             writer: Mutex::new(None),
             forgetter: Mutex::new(None),
             forget_failed: Arc::default(),
-            disk_sync: Arc::default(),
+            disk_sync: Arc::new(Mutex::new(disk_sync)),
         })
     }
 
@@ -73,7 +76,7 @@ impl SledLog {
     /// How many of sled's blob files the writer has synced.
     #[cfg(test)]
     pub(crate) fn synced_blobs(&self) -> usize {
-        self.disk_sync.get().map_or(0, |d| d.lock().unwrap().synced_blobs())
+        self.disk_sync.lock().unwrap().synced_blobs()
     }
 
     /// For a command on a stopped store that wrote the trees and flushed the database itself:
@@ -88,13 +91,9 @@ impl SledLog {
         self.events.set_power_safe(setup.power_safe);
         let last_id = self.events.last_id()?;
         let reserved = self.events.reserved()?.max(last_id);
-        let dir = &setup.data_dir;
-        let mut disk_sync = DiskSync::open(dir, &setup.db_dir).map_err(|e| StoreError::dir(dir, e))?;
-        disk_sync.set_enabled(setup.power_safe);
-        let disk_sync = Arc::new(Mutex::new(disk_sync));
-        let _ = self.disk_sync.set(disk_sync.clone());
+        self.disk_sync.lock().unwrap_or_else(|p| p.into_inner()).set_enabled(setup.power_safe);
         let writer = Writer::new(
-            disk_sync,
+            self.disk_sync.clone(),
             self.events.clone(),
             self.followers.clone(),
             self.durable.clone(),
@@ -209,16 +208,11 @@ impl EventLog for SledLog {
 
 /// Deletes the records of expired messages, makes that durable (sled's flush, and with power
 /// safety the writer's syncs), then erases their keys.
-fn forget_and_erase(
-    events: &Events,
-    disk_sync: &OnceLock<Arc<Mutex<DiskSync>>>,
-    ids: &[u64],
-) -> Result<(), StoreError> {
+fn forget_and_erase(events: &Events, disk_sync: &Mutex<DiskSync>, ids: &[u64]) -> Result<(), StoreError> {
     events.forget(ids)?;
     events.flush()?;
-    if let Some(disk_sync) = disk_sync.get() {
-        let mut disk_sync = disk_sync.lock().unwrap_or_else(|p| p.into_inner());
-        disk_sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
-    }
+    let mut disk_sync = disk_sync.lock().unwrap_or_else(|p| p.into_inner());
+    disk_sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
+    drop(disk_sync);
     events.erase(ids)
 }

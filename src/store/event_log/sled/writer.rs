@@ -8,7 +8,6 @@ use crate::event::{Event, NewEvent};
 use crate::store::event_log::Follower;
 use crate::store::StoreError;
 use slog::{error, Logger};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
@@ -33,9 +32,6 @@ pub(super) type Followers = Arc<Mutex<Vec<Follower>>>;
 /// What the writer needs beyond the trees.
 pub(crate) struct WriterSetup {
     pub(crate) db: sled::Db,
-    /// The data directory and sled's directory in it, which the writer syncs when `power_safe`.
-    pub(crate) data_dir: PathBuf,
-    pub(crate) db_dir: PathBuf,
     /// Whether each commit is also made durable against a power cut (see `disk_sync.rs`).
     pub(crate) power_safe: bool,
     /// Run before each flush, told whether power safety is on: what must be on disk before
@@ -195,6 +191,15 @@ impl Writer {
                 replaced = records;
                 self.flush()
             });
+        if result.is_ok() {
+            // The redactions' tombstones are durable: the keys of the records they replaced go
+            // before anyone is answered. Should that fail, the views' erase (each start too)
+            // does it again.
+            let ids: Vec<u64> = replaced.iter().map(|(id, _)| *id).collect();
+            if let Err(e) = self.events.erase(&ids) {
+                error!(self.logger, "erasing a redacted message's key failed"; "error" => %e);
+            }
+        }
         if let Err(e) = &result {
             let undo = self
                 .injected_write_fault()
