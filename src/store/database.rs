@@ -235,29 +235,20 @@ pub(super) fn compact(dir: &Path) -> Result<Compacted, StoreError> {
         let events = Events::open(&copy, dir)?;
         for name in old.tree_names() {
             let (from, to) = (old.open_tree(&name)?, copy.open_tree(&name)?);
-            let (mut records, mut chunk, mut copied) = (from.iter(), Vec::with_capacity(COMPACT_BATCH), 0);
-            loop {
-                let record = records.next().transpose()?;
-                let end = record.is_none();
-                chunk.extend(record.map(|(key, value)| (key, value.to_vec())));
-                if chunk.len() == COMPACT_BATCH || end {
-                    if &*name == b"events" {
-                        sealed += events.seal_plain(&mut chunk)?;
-                    }
-                    let mut batch = sled::Batch::default();
-                    copied += chunk.len();
-                    for (key, value) in chunk.drain(..) {
-                        batch.insert(key, value);
-                    }
-                    to.apply_batch(batch)?;
-                }
-                if end {
-                    break;
+            let sealing = (&*name == b"events").then_some(&events);
+            let (mut chunk, mut copied) = (Vec::with_capacity(COMPACT_BATCH), 0);
+            for item in from.iter() {
+                let (key, value) = item?;
+                chunk.push((key, value.to_vec()));
+                copied += 1;
+                if chunk.len() == COMPACT_BATCH {
+                    sealed += copy_chunk(&to, sealing, &mut chunk)?;
                 }
             }
+            sealed += copy_chunk(&to, sealing, &mut chunk)?;
             // The copy is read back whole before it replaces anything.
             if to.iter().filter(Result::is_ok).count() != copied {
-                drop((old, copy));
+                drop((events, old, copy));
                 let _ = std::fs::remove_dir_all(&new);
                 let tree = String::from_utf8_lossy(&name).into_owned();
                 return Err(StoreError::corrupt(format!(
@@ -278,6 +269,25 @@ pub(super) fn compact(dir: &Path) -> Result<Compacted, StoreError> {
     recover_compaction(dir)?;
     sync_dir(dir)?;
     Ok(Compacted { before, after: crate::metrics::dir_bytes(&db), sealed })
+}
+
+/// Writes `chunk` (key, value) to `to` in one batch and empties it, first sealing, with
+/// `sealing`, the records of messages an older relay wrote unsealed; returns how many it sealed.
+fn copy_chunk(
+    to: &sled::Tree,
+    sealing: Option<&Events>,
+    chunk: &mut Vec<(sled::IVec, Vec<u8>)>,
+) -> Result<u64, StoreError> {
+    let sealed = match sealing {
+        Some(events) => events.seal_plain(chunk)?,
+        None => 0,
+    };
+    let mut batch = sled::Batch::default();
+    for (key, value) in chunk.drain(..) {
+        batch.insert(key, value);
+    }
+    to.apply_batch(batch)?;
+    Ok(sealed)
 }
 
 /// What [`compact`] did: the database's bytes before and after, and the messages' records it

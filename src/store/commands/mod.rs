@@ -442,9 +442,8 @@ pub fn compact(
     progress: crate::store::Progress,
 ) -> Result<CompactReport, StoreError> {
     let replayed = rebuild::rebuild(dir, archive, backend, progress)?;
-    let compacted = crate::store::database::compact(dir)?;
-    let (before, after, sealed) = (compacted.before, compacted.after, compacted.sealed);
-    Ok(CompactReport { replayed, before, after, sealed })
+    let done = crate::store::database::compact(dir)?;
+    Ok(CompactReport { replayed, before: done.before, after: done.after, sealed: done.sealed })
 }
 
 /// Writes each event as a readable line: `#id [sender -> target] first line of text`.
