@@ -34,6 +34,10 @@ use std::time::{Duration, Instant};
 const POSTERS: usize = 32;
 /// How long the CPU of a part is read past its end.
 const SETTLE: Duration = Duration::from_secs(1);
+/// The pause before each wake-up round's post (the wait is parked by then), and before each raw
+/// publish it is compared with: after a pause every process on the way has gone idle, and waking
+/// an idle thread costs more than one already running.
+const PAUSE: Duration = Duration::from_millis(50);
 
 fn post(addr: SocketAddr, target: &str, text: &str) -> Option<u64> {
     let body = serde_json::json!({"target": target, "sender": "bench", "text": text}).to_string();
@@ -86,7 +90,7 @@ fn wake_ups(waiter: SocketAddr, poster: SocketAddr, rounds: usize) -> (Vec<Durat
             let reply = request(waiter, "GET", &path, &[], None);
             (Instant::now(), reply.json()["latest_id"].as_u64().unwrap())
         });
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(PAUSE);
         let sent = Instant::now();
         let id = post(poster, "wake", "ping").unwrap();
         posts.push(sent.elapsed());
@@ -146,7 +150,8 @@ fn seed(url: &str, count: u64) {
 
 /// Raw JetStream publishes of `text` for `span` by [`POSTERS`] tasks over one connection per
 /// url, each awaiting its PubAck before the next (what one post needs): publishes/s and each
-/// publish's round trip, sorted. Then `single` publishes one at a time: their round trips.
+/// publish's round trip, sorted. Then `single` publishes one at a time, and `single` more each
+/// after a [`PAUSE`]: their round trips.
 /// `followed`: an ordered consumer on each connection reads every publish meanwhile, as each
 /// relay instance's follower does.
 fn raw_publishes(
@@ -155,7 +160,7 @@ fn raw_publishes(
     span: Duration,
     single: usize,
     followed: bool,
-) -> (f64, Vec<Duration>, Vec<Duration>) {
+) -> (f64, Vec<Duration>, Vec<Duration>, Vec<Duration>) {
     use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
     use futures_util::StreamExt;
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -213,13 +218,18 @@ fn raw_publishes(
         }
         let rate = times.len() as f64 / started.elapsed().as_secs_f64();
         followers.iter().for_each(tokio::task::JoinHandle::abort);
-        let mut one_at_a_time = Vec::new();
+        let (mut one_at_a_time, mut paused) = (Vec::new(), Vec::new());
         for i in 0..single {
             one_at_a_time.push(publish(&contexts[0], format!("single-{i}")).await);
         }
+        for i in 0..single {
+            tokio::time::sleep(PAUSE).await;
+            paused.push(publish(&contexts[0], format!("paused-{i}")).await);
+        }
         times.sort();
         one_at_a_time.sort();
-        (rate, times, one_at_a_time)
+        paused.sort();
+        (rate, times, one_at_a_time, paused)
     })
 }
 
@@ -289,13 +299,13 @@ fn main() {
     );
     let raw_urls = [cluster.urls[0].as_str(), cluster.urls[1].as_str()];
     let text = "x".repeat(1000);
-    let ((raw, raw_times, raw_single), raw_cpu) = cpu_per_post(
+    let ((raw, raw_times, raw_single, raw_paused), raw_cpu) = cpu_per_post(
         &nats_pids,
         &[],
         || raw_publishes(&raw_urls, &text, span, rounds, false),
         |r| r.1.len() as f64,
     );
-    let ((followed, followed_times, _), followed_cpu) = cpu_per_post(
+    let ((followed, followed_times, ..), followed_cpu) = cpu_per_post(
         &nats_pids,
         &[],
         || raw_publishes(&raw_urls, &text, span, 0, true),
@@ -338,13 +348,15 @@ fn main() {
     );
     println!(
         "  of which the post's own round trip: sled p50 {} p99 {}; nats p50 {} p99 {}; \
-         a raw JetStream publish, one at a time: p50 {} p99 {}",
+         a raw JetStream publish, one at a time: p50 {} p99 {}; each after a pause of {PAUSE:?} as the posts: p50 {} p99 {}",
         pct(&sled_wake.1, 50),
         pct(&sled_wake.1, 99),
         pct(&nats_wake.1, 50),
         pct(&nats_wake.1, 99),
         pct(&raw_single, 50),
-        pct(&raw_single, 99)
+        pct(&raw_single, 99),
+        pct(&raw_paused, 50),
+        pct(&raw_paused, 99)
     );
 
     let sled_pages = pages_per_second(sled.addr, span);

@@ -835,6 +835,43 @@ fn a_key_a_crash_kept_after_its_redaction_is_erased_at_the_next_start() {
     store.close().unwrap();
 }
 
+/// The thread that deletes expired records erases their keys once the deletes are durable, and
+/// only then takes the expiry off the views' list of what the log may still hold: a crash in
+/// between (records gone, keys kept) is finished by the next start, which asks again.
+#[test]
+fn keys_a_crash_kept_after_an_expiry_deleted_their_records_are_erased_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("message-keys");
+    let key_of = |id: usize| std::fs::read(&keys).unwrap()[id * 16..][..16].to_vec();
+    {
+        let database = database::Database::open(dir.path(), Options::default()).unwrap();
+        let (log, views) = (&database.log, &database.channel_views);
+        let (_, mut channels) = views.load(Some(log)).unwrap();
+        let posts: Vec<Event> = (1..=10).map(|id| posted_to_c(id, &format!("m{id}"))).collect();
+        log.events().append(&posts).unwrap();
+        views.apply(&posts, &mut channels).unwrap();
+        let expiry = crate::event::MessagesExpired { id: 11, ts: 2.0, target: "c".into(), upto: 4 };
+        let expiry = vec![Event::MessagesExpired(expiry)];
+        log.events().append(&expiry).unwrap();
+        assert_eq!(views.apply(&expiry, &mut channels).unwrap(), [(1..=4).collect::<Vec<u64>>()]);
+        log.events().forget(&[1, 2, 3, 4]).unwrap();
+        database.flush().unwrap();
+    }
+    assert!((1..=4).all(|id| key_of(id) != [0; 16]), "kept, as a crash before the erase would");
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    let erased = |id: usize| key_of(id) == [0; 16];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(1..=4).all(erased) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!((1..=4).all(erased), "erased after the start (the thread that deletes does it)");
+    assert!((5..=10).all(|id| !erased(id)), "the others kept");
+    store.close().unwrap();
+    drop(store);
+    let database = database::Database::open_existing(dir.path()).unwrap();
+    assert_eq!(database.channel_views.forgetting().unwrap(), Vec::<Vec<u64>>::new(), "asked no more");
+}
+
 /// `compact` seals the records of messages an older relay wrote unsealed (here: records put back
 /// in the clear), keeping every event as it was.
 #[test]
