@@ -1363,6 +1363,47 @@ fn expired_records_a_crash_kept_are_deleted_at_the_next_start_on(backend: &Backe
     assert!(super::check(dir.path(), backend).unwrap().problems.is_empty());
 }
 
+/// A redaction whose commit fails (sled's flush, here an injected fault) is undone whole, in
+/// one batch: the redaction leaves the log and the message's sealed record, with its text and
+/// its key, is back, also after a restart; a redaction made after that works.
+#[cfg(feature = "faults")]
+#[test]
+fn a_redaction_whose_commit_fails_is_undone_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (a, by) = (Name::parse("target", "a").unwrap(), Name::parse("by", "admin").unwrap());
+    let key_of =
+        |id: u64| std::fs::read(dir.path().join("message-keys")).unwrap()[id as usize * 16..][..16].to_vec();
+    let exported = || export_string(dir.path(), &ExportFilter::default());
+    let text = |store: &Store| {
+        let json: serde_json::Value =
+            serde_json::from_slice(store.since("a", 0, 10).unwrap()[0].json()).unwrap();
+        json["text"].as_str().unwrap().to_owned()
+    };
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    let kept = rt.block_on(store.append(new_message("a", "kept text"))).unwrap();
+    store.inject_faults(Some(FaultPlan { op: FaultOp::Flush, nth: 1, sticky: false }));
+    let failed = rt.block_on(store.redact(&a, std::slice::from_ref(&kept), &by, "oops"));
+    assert!(failed.is_err(), "the commit failed: {failed:?}");
+    store.inject_faults(None);
+    assert_eq!(text(&store), "kept text");
+    assert!(store.redaction(kept.id).is_none());
+    assert_ne!(key_of(kept.id), [0; 16], "the key stays with its record");
+    store.close().unwrap();
+    drop(store);
+    let log = exported();
+    assert!(log.contains("kept text") && !log.contains("message_redacted"), "{log}");
+    assert_eq!(check(dir.path()).unwrap().problems, Vec::<String>::new());
+
+    let store = Store::open(dir.path(), None, Options::default(), quiet()).unwrap();
+    assert_eq!(text(&store), "kept text");
+    rt.block_on(store.redact(&a, std::slice::from_ref(&kept), &by, "oops")).unwrap();
+    assert_eq!(key_of(kept.id), [0; 16], "erased once the redaction is durable");
+    store.close().unwrap();
+    drop(store);
+    assert!(!exported().contains("kept text"));
+}
+
 /// `check` after a crash that left the search index behind an expiry the log had applied (here
 /// a relay without search made the expiry): the records the log already forgot are still in
 /// the index, which is not damage; an index that holds other messages still is.

@@ -175,19 +175,6 @@ impl Events {
         Ok(plain.len() as u64)
     }
 
-    /// Puts back records [`Events::append`] rewrote, but for those deleted since.
-    pub(crate) fn restore(&self, records: Vec<(u64, sled::IVec)>) -> Result<(), StoreError> {
-        let _rewriting = self.rewriting();
-        let mut batch = sled::Batch::default();
-        for (id, record) in records {
-            if self.events.contains_key(key(id))? {
-                batch.insert(&key(id), record);
-            }
-        }
-        self.events.apply_batch(batch)?;
-        Ok(())
-    }
-
     /// Whether each message's key is synced as it is sealed, before its record is written (a
     /// power cut must not keep a record without its key): on with power safety (`fsync`).
     pub(crate) fn set_power_safe(&self, on: bool) {
@@ -218,11 +205,24 @@ impl Events {
         self.rewriting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Takes out the events `first..=last` (a commit that failed before it was durable).
-    pub(crate) fn remove(&self, first: u64, last: u64) -> Result<(), StoreError> {
+    /// Undoes a commit that failed before it was durable, in one batch (sled recovers whole
+    /// batches or none): takes out the events `first..=last` and puts back the records
+    /// [`Events::append`] rewrote (`replaced`), but for those deleted since.
+    pub(crate) fn undo(
+        &self,
+        first: u64,
+        last: u64,
+        replaced: Vec<(u64, sled::IVec)>,
+    ) -> Result<(), StoreError> {
+        let _rewriting = self.rewriting();
         let mut batch = sled::Batch::default();
         for id in first..=last {
             batch.remove(&key(id));
+        }
+        for (id, record) in replaced {
+            if !(first..=last).contains(&id) && self.events.contains_key(key(id))? {
+                batch.insert(&key(id), record);
+            }
         }
         self.events.apply_batch(batch)?;
         Ok(())

@@ -203,8 +203,7 @@ impl Writer {
         if let Err(e) = &result {
             let undo = self
                 .injected_write_fault()
-                .and_then(|()| self.events.remove(first, last))
-                .and_then(|()| self.events.restore(std::mem::take(&mut replaced)));
+                .and_then(|()| self.events.undo(first, last, std::mem::take(&mut replaced)));
             if let Err(undo) = undo {
                 self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
             }
