@@ -150,18 +150,10 @@ fn seed(url: &str, count: u64) {
 
 /// Raw JetStream publishes of `text` for `span` by [`POSTERS`] tasks over one connection per
 /// url, each awaiting its PubAck before the next (what one post needs): publishes/s and each
-/// publish's round trip, sorted. Then `single` publishes one at a time, and `single` more each
-/// after a [`PAUSE`]: their round trips.
-/// `followed`: an ordered consumer on each connection reads every publish meanwhile, as each
-/// relay instance's follower does.
-fn raw_publishes(
-    urls: &[&str],
-    text: &str,
-    span: Duration,
-    single: usize,
-    followed: bool,
-) -> (f64, Vec<Duration>, Vec<Duration>, Vec<Duration>) {
-    use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
+/// publish's round trip, sorted. `followed`: an ordered consumer on each connection reads every
+/// publish meanwhile, as each relay instance's follower does.
+fn raw_publishes(urls: &[&str], text: &str, span: Duration, followed: bool) -> (f64, Vec<Duration>) {
+    use async_nats::jetstream::{self, consumer, stream};
     use futures_util::StreamExt;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -190,23 +182,15 @@ fn raw_publishes(
             followers.push(tokio::spawn(async move { while messages.next().await.is_some() {} }));
         }
         let payload = bytes::Bytes::from(text.to_owned());
-        let publish = move |js: &jetstream::Context, id: String| {
-            let (js, payload) = (js.clone(), payload.clone());
-            async move {
-                let sent = Instant::now();
-                let message = PublishMessage::build().payload(payload).message_id(id);
-                js.send_publish("raw.bench", message).await.unwrap().await.unwrap();
-                sent.elapsed()
-            }
-        };
         let started = Instant::now();
         let tasks: Vec<_> = (0..POSTERS)
             .map(|task| {
-                let (js, publish) = (contexts[task % contexts.len()].clone(), publish.clone());
+                let (js, payload) = (contexts[task % contexts.len()].clone(), payload.clone());
                 tokio::spawn(async move {
                     let mut times = Vec::new();
                     while started.elapsed() < span {
-                        times.push(publish(&js, format!("{followed}-{task}-{}", times.len())).await);
+                        let id = format!("{followed}-{task}-{}", times.len());
+                        times.push(raw_publish(&js, payload.clone(), id).await);
                     }
                     times
                 })
@@ -218,18 +202,37 @@ fn raw_publishes(
         }
         let rate = times.len() as f64 / started.elapsed().as_secs_f64();
         followers.iter().for_each(tokio::task::JoinHandle::abort);
-        let (mut one_at_a_time, mut paused) = (Vec::new(), Vec::new());
-        for i in 0..single {
-            one_at_a_time.push(publish(&contexts[0], format!("single-{i}")).await);
-        }
-        for i in 0..single {
-            tokio::time::sleep(PAUSE).await;
-            paused.push(publish(&contexts[0], format!("paused-{i}")).await);
-        }
         times.sort();
-        one_at_a_time.sort();
+        (rate, times)
+    })
+}
+
+/// One raw publish to the stream [`raw_publishes`] made, awaiting its PubAck: its round trip.
+async fn raw_publish(js: &async_nats::jetstream::Context, payload: bytes::Bytes, id: String) -> Duration {
+    let sent = Instant::now();
+    let message = async_nats::jetstream::message::PublishMessage::build().payload(payload).message_id(id);
+    js.send_publish("raw.bench", message).await.unwrap().await.unwrap();
+    sent.elapsed()
+}
+
+/// `rounds` raw publishes of `text` one at a time through `url`, then `rounds` more each after a
+/// [`PAUSE`]: their round trips, sorted each.
+fn raw_one_at_a_time(url: &str, text: &str, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+        let payload = bytes::Bytes::from(text.to_owned());
+        let (mut back_to_back, mut paused) = (Vec::new(), Vec::new());
+        for i in 0..rounds {
+            back_to_back.push(raw_publish(&js, payload.clone(), format!("single-{i}")).await);
+        }
+        for i in 0..rounds {
+            tokio::time::sleep(PAUSE).await;
+            paused.push(raw_publish(&js, payload.clone(), format!("paused-{i}")).await);
+        }
+        back_to_back.sort();
         paused.sort();
-        (rate, times, one_at_a_time, paused)
+        (back_to_back, paused)
     })
 }
 
@@ -299,18 +302,11 @@ fn main() {
     );
     let raw_urls = [cluster.urls[0].as_str(), cluster.urls[1].as_str()];
     let text = "x".repeat(1000);
-    let ((raw, raw_times, raw_single, raw_paused), raw_cpu) = cpu_per_post(
-        &nats_pids,
-        &[],
-        || raw_publishes(&raw_urls, &text, span, rounds, false),
-        |r| r.1.len() as f64,
-    );
-    let ((followed, followed_times, ..), followed_cpu) = cpu_per_post(
-        &nats_pids,
-        &[],
-        || raw_publishes(&raw_urls, &text, span, 0, true),
-        |r| r.1.len() as f64,
-    );
+    let ((raw, raw_times), raw_cpu) =
+        cpu_per_post(&nats_pids, &[], || raw_publishes(&raw_urls, &text, span, false), |r| r.1.len() as f64);
+    let (raw_single, raw_paused) = raw_one_at_a_time(raw_urls[0], &text, rounds);
+    let ((followed, followed_times), followed_cpu) =
+        cpu_per_post(&nats_pids, &[], || raw_publishes(&raw_urls, &text, span, true), |r| r.1.len() as f64);
     let (nats_posts, nats_cpu) = cpu_per_post(
         &nats_pids,
         &relays,

@@ -101,7 +101,7 @@ impl Events {
     /// record of the message it names in the same batch as its tombstone, not sealed (the one
     /// record the log rewrites: DESIGN.md, "Forgetting on purpose"); the old record's key is
     /// erased once that is durable ([`Events::erase`]). Returns those records as they were, for
-    /// [`Events::restore`] if the commit fails.
+    /// [`Events::undo`] if the commit fails.
     pub(crate) fn append(&self, events: &[Event]) -> Result<Vec<(u64, sled::IVec)>, StoreError> {
         let redacts = events.iter().any(|e| matches!(e, Event::MessageRedacted(_)));
         let _rewriting = redacts.then(|| self.rewriting());
