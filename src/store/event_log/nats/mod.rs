@@ -43,7 +43,7 @@ use erase::Tombstones;
 use futures_util::{FutureExt, StreamExt};
 use health::{Health, FAIL_FAST_AFTER};
 use link::{reach, settle, Link, Linking};
-use read::{ordered, read, retrying, set_up_bound, Read};
+use read::{bounded, ordered, read, retrying, set_up_bound, Read};
 use slog::{error, warn, Logger};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -555,7 +555,13 @@ impl EventLog for NatsLog {
     fn last_id(&self) -> Result<u64, StoreError> {
         let (js, name) = (self.reached()?.js.clone(), self.stream.clone());
         self.run(async move {
-            retrying(|_| async { Ok(stream_info(&js, &name).await?.cached_info().state.last_sequence) }).await
+            let (js, name) = (&js, &name);
+            retrying(|tries| async move {
+                let stream =
+                    bounded(set_up_bound(tries), "reading the stream's state", stream_info(js, name));
+                Ok(stream.await?.cached_info().state.last_sequence)
+            })
+            .await
         })
     }
 
@@ -579,11 +585,13 @@ impl EventLog for NatsLog {
         let (name, logger) = (self.stream.clone(), self.logger.clone());
         let (health, tombstones) = (self.health.clone(), self.tombstones.clone());
         let task = self.handle.spawn(async move {
-            let mut next = after + 1;
+            let (mut next, mut failures) = (after + 1, 0);
             loop {
                 let consumed = async {
-                    let stream = stream_info(&js, &name).await?;
-                    let mut messages = ordered(&stream, next).await?;
+                    let bound = set_up_bound(failures);
+                    let stream = bounded(bound, "reading the stream's state", stream_info(&js, &name)).await?;
+                    let mut messages = bounded(bound, "creating the follower's consumer", ordered(&stream, next)).await?;
+                    failures = 0;
                     loop {
                         let Ok(message) = tokio::time::timeout(STALL_AFTER, messages.next()).await else {
                             // Records erased at the stream's end leave it "holding" ids that
@@ -649,7 +657,10 @@ impl EventLog for NatsLog {
                             Some(format!("following the stream stopped at {next}: {e}"));
                         return;
                     }
-                    Err(e) => warn!(logger, "following the stream failed; trying again"; "error" => %e, "from" => next),
+                    Err(e) => {
+                        warn!(logger, "following the stream failed; trying again"; "error" => %e, "from" => next);
+                        failures += 1;
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

@@ -11,24 +11,27 @@ use std::time::{Duration, Instant};
 
 /// The most messages one pull request of a read asks for.
 pub(super) const READ_BATCH: usize = 4096;
-/// How long a read's first try waits for the stream's state and its consumer: right after a
-/// cluster comes back, a request can go unanswered for the client's whole timeout (5 s) where
-/// the next one is answered at once (seen when a whole cluster restarted: the read-back's
-/// consumer). Later tries wait the client's 5 s, so a cluster that is merely slow is still read.
-const FIRST_TRY_BOUND: Duration = Duration::from_secs(1);
-const LATER_TRY_BOUND: Duration = Duration::from_secs(5);
+/// How long a try waits for each request that sets up a read or the follower's consumer: right
+/// after a cluster comes back or elects a new leader, a request can go unanswered for the
+/// client's whole timeout (10 s) where the next one is answered at once (seen when a whole
+/// cluster restarted: the read-back's consumer, 5 s lost to one try; and when a stopped leader
+/// was replaced: the follower's new consumer, which held a post's answer for 10 s). Every third
+/// try waits 5 s, so a cluster that is merely slow is still read.
+const SHORT_TRY_BOUND: Duration = Duration::from_secs(1);
+const LONG_TRY_BOUND: Duration = Duration::from_secs(5);
 
-/// How long try number `tries` (from 0) of a read waits for each request that sets it up.
+/// How long try number `tries` (from 0) waits for each request that sets it up: two short
+/// tries, then a long one, and again.
 pub(super) fn set_up_bound(tries: u32) -> Duration {
-    if tries == 0 {
-        FIRST_TRY_BOUND
+    if tries % 3 == 2 {
+        LONG_TRY_BOUND
     } else {
-        LATER_TRY_BOUND
+        SHORT_TRY_BOUND
     }
 }
 
 /// `work`, or a (retried) error when it takes longer than `bound`.
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     bound: Duration,
     what: &str,
     work: impl Future<Output = Result<T, StoreError>>,
