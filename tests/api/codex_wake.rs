@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 /// The Codex session: the app-server, its scripted model and the client standing in for the TUI.
 struct Session {
     child: Child,
-    commands: ChildStdin,
+    /// Closed when the session is dropped: the client then stops the app-server and exits.
+    commands: Option<ChildStdin>,
     answers: mpsc::Receiver<String>,
     socket: String,
     thread: String,
@@ -34,7 +35,7 @@ impl Session {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let commands = child.stdin.take().unwrap();
+        let commands = child.stdin.take();
         let answers = lines_of(child.stdout.take().unwrap());
         let first: Value =
             serde_json::from_str(&answers.recv_timeout(Duration::from_secs(90)).unwrap()).unwrap();
@@ -43,7 +44,7 @@ impl Session {
     }
 
     fn ask(&mut self, command: &str) -> Value {
-        writeln!(self.commands, "{command}").unwrap();
+        writeln!(self.commands.as_mut().unwrap(), "{command}").unwrap();
         serde_json::from_str(&self.answers.recv_timeout(Duration::from_secs(60)).unwrap()).unwrap()
     }
 
@@ -63,7 +64,14 @@ impl Session {
 }
 
 impl Drop for Session {
+    /// Ends the client by closing its input, so it stops the app-server it started (a kill would
+    /// leave that running); killed only if it has not ended within 15 s.
     fn drop(&mut self) {
+        drop(self.commands.take());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
