@@ -6,6 +6,7 @@
 //! group commit therefore also runs `fdatasync` on the data file, and `fsync` on any new blob
 //! file and on the directories once. Measured cost: docs/reliability.md.
 
+use crate::store::StoreError;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
@@ -49,7 +50,11 @@ impl DiskSync {
     }
 
     /// Makes what the last sled flush wrote durable against a power cut.
-    pub(super) fn sync(&mut self) -> io::Result<()> {
+    pub(super) fn sync(&mut self) -> Result<(), StoreError> {
+        self.sync_files().map_err(|e| StoreError::io("syncing the database to disk failed", e))
+    }
+
+    fn sync_files(&mut self) -> io::Result<()> {
         if !self.enabled {
             return Ok(());
         }

@@ -54,7 +54,7 @@ impl SledLog {
         // What a database holds when it is opened is durable: synced first, since a crash may
         // have left some of it in the page cache only, and keys are erased by what it holds.
         let mut disk_sync = DiskSync::open(dir, db_dir).map_err(|e| StoreError::dir(dir, e))?;
-        disk_sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
+        disk_sync.sync()?;
         let durable = Arc::new(AtomicU64::new(events.last_id()?));
         Ok(SledLog {
             events: Arc::new(events),
@@ -212,7 +212,7 @@ fn forget_and_erase(events: &Events, disk_sync: &Mutex<DiskSync>, ids: &[u64]) -
     events.forget(ids)?;
     events.flush()?;
     let mut disk_sync = disk_sync.lock().unwrap_or_else(|p| p.into_inner());
-    disk_sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
+    disk_sync.sync()?;
     drop(disk_sync);
     events.erase(ids)
 }

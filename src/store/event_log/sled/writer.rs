@@ -123,7 +123,7 @@ impl Writer {
         // What names into other files first: sled's flush makes it durable.
         (self.before_flush)(disk_sync.enabled())?;
         self.db.flush()?;
-        disk_sync.sync().map_err(|e| StoreError::io("syncing the database to disk failed", e))?;
+        disk_sync.sync()?;
         #[cfg(feature = "faults")]
         self.faults.check(crate::store::event_log::faults::FaultOp::Flush)?;
         Ok(())
@@ -191,21 +191,21 @@ impl Writer {
                 replaced = records;
                 self.flush()
             });
-        if result.is_ok() {
-            // The redactions' tombstones are durable: the keys of the records they replaced go
-            // before anyone is answered. Should that fail, the views' erase (each start too)
-            // does it again.
-            let ids: Vec<u64> = replaced.iter().map(|(id, _)| *id).collect();
-            if let Err(e) = self.events.erase(&ids) {
-                error!(self.logger, "erasing a redacted message's key failed"; "error" => %e);
+        match &result {
+            Ok(()) => {
+                // The redactions' tombstones are durable: the keys of the records they replaced
+                // go before anyone is answered. Should that fail, the views' erase (each start
+                // too) does it again.
+                let ids: Vec<u64> = replaced.iter().map(|(id, _)| *id).collect();
+                if let Err(e) = self.events.erase(&ids) {
+                    error!(self.logger, "erasing a redacted message's key failed"; "error" => %e);
+                }
             }
-        }
-        if let Err(e) = &result {
-            let undo = self
-                .injected_write_fault()
-                .and_then(|()| self.events.undo(first, last, std::mem::take(&mut replaced)));
-            if let Err(undo) = undo {
-                self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
+            Err(e) => {
+                let undo = self.injected_write_fault().and_then(|()| self.events.undo(first, last, replaced));
+                if let Err(undo) = undo {
+                    self.failed = Some(format!("{e}; then taking the failed posts out failed too: {undo}"));
+                }
             }
         }
         result
